@@ -1,0 +1,152 @@
+"""Accounts (encrypted keystores) and a node operator's stake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.context import CliError, Ctx, pass_ctx
+from cli.units import AMOUNT, fmt_eth
+from node import keystore
+from node.p2p import peer_id_from_seed
+from scheduler.programs import CAP_HE, CAP_MPC
+
+CAPS = {"mpc": CAP_MPC, "he": CAP_HE}
+
+
+@click.group("account")
+def account() -> None:
+    """Create, import and list keys (standard encrypted JSON keystores)."""
+
+
+@account.command("new")
+@pass_ctx
+def account_new(c: Ctx) -> None:
+    """Create a new key in HOME/keystore."""
+    address, path = keystore.new_account(c.keystore_dir, c.password("New password", confirm=True))
+    c.emit({"address": address, "keystore": str(path)}, f"created {address}\nkeystore {path}")
+
+
+@account.command("import")
+@click.option(
+    "--private-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="File holding a 0x-hex private key (read, never copied in clear).",
+)
+@pass_ctx
+def account_import(c: Ctx, private_key_file: Path) -> None:
+    """Encrypt an existing private key into HOME/keystore."""
+    key = private_key_file.read_text().strip()
+    address, path = keystore.save_key(c.keystore_dir, key, c.password("New password", confirm=True))
+    c.emit({"address": address, "keystore": str(path)}, f"imported {address}\nkeystore {path}")
+
+
+@account.command("list")
+@pass_ctx
+def account_list(c: Ctx) -> None:
+    """List the keys in HOME/keystore."""
+    rows = keystore.list_accounts(c.keystore_dir)
+    c.emit(
+        {"accounts": [{"address": a, "keystore": str(p)} for a, p in rows]},
+        "\n".join(f"{a}  {p}" for a, p in rows) or "no accounts (run `dnode account new`)",
+    )
+
+
+@click.command("stake")
+@click.option("--amount", type=AMOUNT, required=True, help="Stake to add, e.g. 2ether.")
+@click.option("--capabilities", default="mpc", show_default=True, help="Comma-separated: mpc, he.")
+@pass_ctx
+def stake(c: Ctx, amount: int, capabilities: str) -> None:
+    """Register this node (peer id derived from its key) and add stake."""
+    caps = 0
+    for name in filter(None, (s.strip() for s in capabilities.split(","))):
+        if name not in CAPS:
+            raise CliError(f"unknown capability {name!r} (mpc, he)")
+        caps |= CAPS[name]
+    acct = c.account()
+    chain = c.chain(acct)
+    peer_id = peer_id_from_seed(keystore.identity_seed(acct))
+    info = chain.node_info(acct.address)
+    if info.peer_id != peer_id or info.capabilities != caps:
+        chain.register(peer_id, caps)
+    if amount:
+        chain.stake(amount)
+    info = chain.node_info(acct.address)
+    c.emit(
+        {
+            "address": acct.address,
+            "peer_id": peer_id,
+            "stake": info.stake,
+            "locked": info.locked,
+            "capabilities": caps,
+        },
+        f"node {acct.address}\npeer id {peer_id}\nstake {fmt_eth(info.stake)} "
+        f"(locked {fmt_eth(info.locked)})",
+    )
+
+
+@click.command("unbond")
+@click.option("--amount", type=AMOUNT, required=True)
+@pass_ctx
+def unbond(c: Ctx, amount: int) -> None:
+    """Start unbonding free stake; it can be withdrawn after the unbonding delay."""
+    acct = c.account()
+    chain = c.chain(acct)
+    chain.unbond(amount)
+    info = chain.node_info(acct.address)
+    c.emit(
+        {"unbonding": info.unbonding, "unbond_at": info.unbond_at},
+        f"unbonding {fmt_eth(info.unbonding)}, withdrawable after timestamp {info.unbond_at}",
+    )
+
+
+@click.command("withdraw")
+@pass_ctx
+def withdraw(c: Ctx) -> None:
+    """Withdraw rewards, refunds and matured unbonded stake to this account."""
+    acct = c.account()
+    chain = c.chain(acct)
+    info = chain.node_info(acct.address)
+    if info.unbonding and info.unbond_at <= chain.block_timestamp():
+        chain.withdraw_unbonded()
+    amount = chain.credits(acct.address)
+    if amount == 0:
+        raise CliError(f"nothing to withdraw for {acct.address}")
+    chain.withdraw()
+    c.emit({"address": acct.address, "withdrawn": amount}, f"withdrew {fmt_eth(amount)}")
+
+
+@click.command("balance")
+@click.argument("address", required=False)
+@pass_ctx
+def balance(c: Ctx, address: str | None) -> None:
+    """Show an account's ETH balance, stake and credits in the protocol."""
+    chain = c.chain()
+    if address is None:
+        address = (
+            keystore.list_accounts(c.keystore_dir)[0][0]
+            if keystore.list_accounts(c.keystore_dir)
+            else None
+        )
+    if address is None:
+        raise CliError("give an address or create an account")
+    info = chain.node_info(address)
+    eth = c.w3().eth.get_balance(address)
+    credits = chain.credits(address)
+    c.emit(
+        {
+            "address": address,
+            "balance": eth,
+            "stake": info.stake,
+            "locked": info.locked,
+            "unbonding": info.unbonding,
+            "credits": credits,
+        },
+        f"{address}\nbalance {fmt_eth(eth)}\nstake {fmt_eth(info.stake)} (locked "
+        f"{fmt_eth(info.locked)}, unbonding {fmt_eth(info.unbonding)})\ncredits {fmt_eth(credits)}",
+    )
+
+
+COMMANDS = [account, stake, unbond, withdraw, balance]

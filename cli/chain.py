@@ -1,0 +1,107 @@
+"""``dnode chain`` (embedded devnet) and ``dnode deploy`` (compile, deploy, manifest)."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlparse
+
+import click
+
+from cli.context import CliError, Ctx, pass_ctx
+from cli.units import AMOUNT, fmt_eth
+from contracts.deploy import deploy as deploy_contracts
+
+DAY = 86_400
+
+
+@click.command("chain")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8545, show_default=True)
+@click.option("--accounts", default=10, show_default=True, help="Pre-funded dev accounts.")
+@click.option("--chain-id", default=1337, show_default=True)
+@pass_ctx
+def chain(c: Ctx, host: str, port: int, accounts: int, chain_id: int) -> None:
+    """Run an embedded EVM dev chain (py-evm) behind JSON-RPC, mining every transaction."""
+    from contracts import devnet
+
+    net = devnet.Devnet(accounts=accounts, chain_id=chain_id)
+    rows = net.dev_accounts()
+    if c.as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "rpc_url": f"http://{host}:{port}",
+                    "chain_id": chain_id,
+                    "accounts": [{"address": a, "private_key": k} for a, k, _ in rows],
+                }
+            )
+        )
+    else:
+        click.echo(f"dnode devnet: chain id {chain_id}, JSON-RPC on http://{host}:{port}")
+        click.echo("DEV ONLY: these keys are public; never use them on a real network.")
+        for i, (addr, key, bal) in enumerate(rows):
+            click.echo(f"  ({i}) {addr}  {key}  {fmt_eth(bal)}")
+    try:
+        devnet.serve(host=host, port=port, devnet=net)
+    except OSError as e:
+        raise CliError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+
+
+@click.command("deploy")
+@click.option("--min-stake", type=AMOUNT, default="1ether", show_default=True)
+@click.option("--seat-collateral", type=AMOUNT, default="0.1ether", show_default=True)
+@click.option("--unbond-delay", default=7 * DAY, show_default=True, help="Seconds.")
+@click.option("--challenge-period", default=3600, show_default=True, help="Seconds.")
+@click.option(
+    "--dev-account",
+    type=int,
+    default=None,
+    help="Deploy from the embedded devnet's dev account N instead of a keystore.",
+)
+@pass_ctx
+def deploy(
+    c: Ctx,
+    min_stake: int,
+    seat_collateral: int,
+    unbond_delay: int,
+    challenge_period: int,
+    dev_account: int | None,
+) -> None:
+    """Compile the Vyper contracts from source, deploy them, write the manifest."""
+    if seat_collateral > min_stake:
+        raise CliError("--seat-collateral cannot exceed --min-stake")
+    w3 = c.w3()
+    if dev_account is not None:
+        from eth_account import Account
+
+        from contracts import devnet
+
+        keys = devnet.dev_keys(dev_account + 1)
+        acct = Account.from_key(keys[dev_account])
+    else:
+        acct = c.account()
+    dep = deploy_contracts(
+        w3,
+        acct,
+        min_stake=min_stake,
+        seat_collateral=seat_collateral,
+        unbond_delay=unbond_delay,
+        challenge_period=challenge_period,
+    )
+    u = urlparse(c.rpc_url)
+    dep = type(dep)(**{**dep.__dict__, "rpc": f"{u.scheme}://{u.netloc}"})
+    dep.save(c.manifest)
+    c.emit(
+        {
+            "address": dep.address,
+            "chain_id": dep.chain_id,
+            "deploy_block": dep.deploy_block,
+            "manifest": str(c.manifest),
+            "params": dep.params,
+        },
+        f"deployed dnode at {dep.address} on chain {dep.chain_id} (block {dep.deploy_block})\n"
+        f"manifest {c.manifest}",
+    )
+
+
+COMMANDS = [chain, deploy]

@@ -1,0 +1,95 @@
+"""Shared CLI state: where files live, how to reach the chain, how to unlock the account."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from eth_account.signers.local import LocalAccount
+from rich.console import Console
+from web3 import HTTPProvider, Web3
+
+from contracts.client import ChainClient
+from contracts.errors import ChainMismatch, RpcUnreachable
+from contracts.manifest import Deployment
+from node import keystore
+
+DEFAULT_RPC = "http://127.0.0.1:8545"
+
+
+class CliError(click.ClickException):
+    """A user mistake the CLI reports in one line (exit code 1)."""
+
+
+@dataclass
+class Ctx:
+    home: Path
+    rpc_url: str
+    manifest_path: Path | None
+    as_json: bool
+    account_hint: str | None
+    password_file: Path | None
+    console: Console = field(default_factory=lambda: Console(stderr=True))
+    _w3: Web3 | None = None
+
+    @property
+    def keystore_dir(self) -> Path:
+        return self.home / "keystore"
+
+    @property
+    def manifest(self) -> Path:
+        return self.manifest_path or (self.home / "deployment.json")
+
+    def w3(self) -> Web3:
+        if self._w3 is None:
+            w3 = Web3(HTTPProvider(self.rpc_url, request_kwargs={"timeout": 30}))
+            try:
+                w3.eth.chain_id  # noqa: B018 - probe the endpoint once, with a clear error
+            except Exception as e:  # requests/aiohttp/JSON errors all mean "unreachable" here
+                raise RpcUnreachable(self.rpc_url, type(e).__name__) from None
+            self._w3 = w3
+        return self._w3
+
+    def deployment(self) -> Deployment:
+        return Deployment.load(self.manifest)
+
+    def password(self, prompt: str = "Keystore password", confirm: bool = False) -> str:
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text().rstrip("\n")
+            except OSError as e:
+                raise CliError(
+                    f"cannot read password file {self.password_file}: {e.strerror}"
+                ) from None
+        env = os.environ.get("DNODE_PASSWORD")
+        if env is not None:
+            return env
+        if not os.isatty(0):
+            raise CliError("no password: use --password-file, DNODE_PASSWORD, or a terminal")
+        return str(click.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+
+    def account(self) -> LocalAccount:
+        path = keystore.find_keyfile(self.keystore_dir, self.account_hint)
+        return keystore.load_account(path, self.password())
+
+    def chain(self, account: LocalAccount | None = None) -> ChainClient:
+        dep = self.deployment()
+        w3 = self.w3()
+        actual = w3.eth.chain_id
+        if actual != dep.chain_id:
+            raise ChainMismatch(dep.chain_id, actual)
+        return ChainClient(w3, dep, account)
+
+    def emit(self, obj: dict[str, Any], human: str | None = None) -> None:
+        """One result per command: JSON on stdout with --json, else a human line."""
+        if self.as_json:
+            click.echo(json.dumps(obj, indent=None, default=str))
+        elif human is not None:
+            Console().print(human, highlight=False)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)

@@ -1,0 +1,250 @@
+"""A local dnode network of separate OS processes, driven only through the ``dnode`` CLI.
+
+Used by ``dnode demo`` and the end-to-end tests: a chain process (the embedded devnet, or any
+``--rpc-url``), one process per node, and each requester or data owner as its own CLI call,
+each with its own home directory and encrypted keystore, exactly as separate users would be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from eth_account import Account
+
+DEV_PASSWORD = "dev-only-password"  # the demo's keystores protect throwaway devnet keys
+
+
+class ClusterError(RuntimeError):
+    """A cluster process failed; the message names it and the tail of its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+@dataclass
+class Member:
+    """One user of the network: a home directory with one encrypted key."""
+
+    name: str
+    home: Path
+    address: str
+
+
+@dataclass
+class NodeProc:
+    member: Member
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    peer_id: str = ""
+    addrs: list[str] = field(default_factory=list)
+
+
+class DevCluster:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        rpc_url: str | None = None,
+        challenge_period: int = 5,
+        say: Callable[[str], None] = lambda s: None,
+    ) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.external_rpc = rpc_url
+        self.rpc_url = rpc_url or ""
+        self.challenge_period = challenge_period
+        self.say = say
+        self.manifest = workdir / "deployment.json"
+        self.password_file = workdir / "password.txt"
+        self.password_file.write_text(DEV_PASSWORD)
+        self.chain_proc: subprocess.Popen[bytes] | None = None
+        self.nodes: list[NodeProc] = []
+        self.members: dict[str, Member] = {}
+        self._logs: list[IO[bytes]] = []
+        self._next_dev_key = 0
+
+    # ---- processes ------------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("DNODE_PASSWORD", None)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _spawn(self, args: list[str], log_name: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log_path = self.workdir / f"{log_name}.log"
+        log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._logs.append(log)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=self._env(),
+            start_new_session=True,
+        )
+        return proc, log_path
+
+    def dnode(
+        self, member: Member | None, *args: str, timeout: float = 300, check: bool = True
+    ) -> dict[str, Any]:
+        """Run one ``dnode --json`` command as ``member``; returns its JSON output."""
+        cmd = [
+            sys.executable,
+            "-m",
+            "cli",
+            "--json",
+            "--rpc-url",
+            self.rpc_url,
+            "--manifest",
+            str(self.manifest),
+            "--password-file",
+            str(self.password_file),
+        ]
+        if member is not None:
+            cmd += ["--home", str(member.home)]
+        r = subprocess.run([*cmd, *args], capture_output=True, timeout=timeout, env=self._env())
+        if check and r.returncode != 0:
+            raise ClusterError(
+                f"dnode {' '.join(args)} failed: {r.stderr.decode().strip()[-2000:]}"
+            )
+        out = r.stdout.decode().strip().splitlines()
+        return json.loads(out[-1]) if out else {}
+
+    def start_chain(self) -> None:
+        if self.external_rpc:
+            return
+        port = free_port()
+        self.rpc_url = f"http://127.0.0.1:{port}"
+        self.chain_proc, log_path = self._spawn(["chain", "--port", str(port)], "chain")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.chain_proc.poll() is not None:
+                raise ClusterError(f"chain exited: {_tail(log_path)}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+                self.say(f"chain  embedded devnet at {self.rpc_url}")
+                return
+            time.sleep(0.2)
+        raise ClusterError("chain did not start within 60 s")
+
+    def dev_key(self) -> str:
+        from contracts.devnet import dev_keys
+
+        self._next_dev_key += 1
+        return dev_keys(self._next_dev_key + 1)[self._next_dev_key]
+
+    def deploy(self) -> dict[str, Any]:
+        out = self.dnode(
+            None,
+            "--home",
+            str(self.workdir / "deployer"),
+            "deploy",
+            "--dev-account",
+            "0",
+            "--challenge-period",
+            str(self.challenge_period),
+            "--unbond-delay",
+            "60",
+        )
+        self.say(f"deploy dnode contract {out['address']} (compiled from Vyper source)")
+        return out
+
+    def member(self, name: str) -> Member:
+        """A new user with its own home and a funded dev key, imported into its keystore."""
+        home = self.workdir / name
+        key = self.dev_key()
+        keyfile = self.workdir / f".{name}.key"
+        keyfile.write_text(key)
+        try:
+            out = self.dnode(
+                None, "--home", str(home), "account", "import", "--private-key-file", str(keyfile)
+            )
+        finally:
+            keyfile.unlink()
+        m = Member(name, home, out["address"])
+        assert m.address == Account.from_key(key).address
+        self.members[name] = m
+        return m
+
+    def start_node(
+        self, name: str, stake: str = "2ether", bootstrap: list[str] | None = None
+    ) -> NodeProc:
+        m = self.members.get(name) or self.member(name)
+        self.dnode(m, "stake", "--amount", stake)
+        args = [
+            "--rpc-url",
+            self.rpc_url,
+            "--manifest",
+            str(self.manifest),
+            "--home",
+            str(m.home),
+            "--password-file",
+            str(self.password_file),
+            "start",
+        ]
+        for b in bootstrap if bootstrap is not None else self.bootstrap():
+            args += ["--bootstrap", b]
+        proc, log_path = self._spawn(args, name)
+        node = NodeProc(m, proc, log_path)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the daemon prints one JSON line when it serves
+        if not line:
+            raise ClusterError(f"node {name} exited: {_tail(log_path)}")
+        ready = json.loads(line)
+        node.peer_id, node.addrs = ready["peer_id"], ready["addrs"]
+        self.nodes.append(node)
+        self.say(f"node   {name} {m.address} peer {node.peer_id[:16]}… (pid {proc.pid})")
+        return node
+
+    def bootstrap(self) -> list[str]:
+        return [self.nodes[0].addrs[0]] if self.nodes else []
+
+    def kill_node(self, node: NodeProc) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(node.proc.pid, signal.SIGKILL)
+        node.proc.wait(10)
+
+    def stop(self) -> None:
+        procs = [n.proc for n in self.nodes] + ([self.chain_proc] if self.chain_proc else [])
+        for p in procs:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.wait(5)
+        for f in self._logs:
+            f.close()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[DevCluster]:
+        try:
+            self.start_chain()
+            self.deploy()
+            yield self
+        finally:
+            self.stop()

@@ -1,0 +1,276 @@
+"""Requester and data-owner commands: post, contribute, status, result."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+import trio
+from eth_utils import is_address, to_checksum_address
+
+from cli.context import CliError, Ctx, pass_ctx
+from cli.units import AMOUNT, fmt_eth
+from contracts.client import ChainClient, TaskStatus
+from node import peer_client
+from node.mpc.sharing import load_inputs
+from oracle.reader import read_result
+from scheduler.programs import MAX_COMMITTEE, MIN_COMMITTEE, TaskParams, get_program
+
+TERMINAL = {TaskStatus.FINALIZED, TaskStatus.REFUNDED}
+
+
+@click.group("task")
+def task() -> None:
+    """Post compute tasks, contribute inputs, follow them and read attested results."""
+
+
+@task.command("post")
+@click.option("--program", required=True, help="Program id, e.g. mpc.mean or mpc.sum.")
+@click.option(
+    "--owner",
+    "owners",
+    multiple=True,
+    required=True,
+    help="Address of a data owner who will contribute inputs (repeatable).",
+)
+@click.option(
+    "--committee",
+    "committee_size",
+    default=3,
+    show_default=True,
+    help=f"Committee size m ({MIN_COMMITTEE}..{MAX_COMMITTEE}).",
+)
+@click.option("--reward", type=AMOUNT, required=True, help="Escrowed reward, e.g. 0.3ether.")
+@click.option("--kind", type=click.Choice(["int", "fixed"]), default="int", show_default=True)
+@click.option("--frac-bits", default=None, type=int, help="Fractional bits for --kind fixed [16].")
+@click.option("--seat-timeout", default=120, show_default=True, help="Seconds to fill the seats.")
+@click.option(
+    "--report-timeout",
+    default=600,
+    show_default=True,
+    help="Seconds after posting by which the result must be reported.",
+)
+@click.option(
+    "--input-timeout",
+    default=120,
+    show_default=True,
+    help="Seconds nodes wait for the data owners' shares once the committee is formed.",
+)
+@click.option(
+    "--bootstrap",
+    multiple=True,
+    envvar="DNODE_BOOTSTRAP",
+    help="Peer multiaddr to announce the task through (repeatable).",
+)
+@pass_ctx
+def post(
+    c: Ctx,
+    program: str,
+    owners: tuple[str, ...],
+    committee_size: int,
+    reward: int,
+    kind: str,
+    frac_bits: int | None,
+    seat_timeout: int,
+    report_timeout: int,
+    input_timeout: int,
+    bootstrap: tuple[str, ...],
+) -> None:
+    """Escrow a reward and post a task; announce its parameters to the network."""
+    prog = get_program(program)
+    if not MIN_COMMITTEE <= committee_size <= MAX_COMMITTEE:
+        raise CliError(
+            f"committee size must be between {MIN_COMMITTEE} and {MAX_COMMITTEE} "
+            f"(an honest majority needs at least 3), not {committee_size}"
+        )
+    for o in owners:
+        if not is_address(o):
+            raise CliError(f"data owner {o!r} is not an address")
+    if not 0 < seat_timeout < report_timeout:
+        raise CliError("need 0 < --seat-timeout < --report-timeout")
+    params = TaskParams(
+        program=prog.name,
+        owners=tuple(to_checksum_address(o) for o in owners),
+        kind=kind,
+        frac_bits=(frac_bits if frac_bits is not None else 16) if kind == "fixed" else 0,
+        input_timeout=input_timeout,
+    )
+    acct = c.account()
+    chain = c.chain(acct)
+    now = max(int(time.time()), chain.block_timestamp())
+    task_id = chain.post_task(
+        prog.program_id,
+        params.digest,
+        capability=prog.capability,
+        committee_size=committee_size,
+        seat_deadline=now + seat_timeout,
+        report_deadline=now + report_timeout,
+        reward=reward,
+    )
+    announced = 0
+    if bootstrap:
+        announced = trio.run(peer_client.announce, list(bootstrap), task_id, params)
+    c.emit(
+        {
+            "task_id": task_id,
+            "program": prog.name,
+            "params_digest": "0x" + params.digest.hex(),
+            "reward": reward,
+            "announced_to": announced,
+            "params": params.to_dict(),
+        },
+        f"posted task {task_id} ({prog.name}, committee {committee_size}, reward {fmt_eth(reward)})"
+        + (
+            f"; announced to {announced} peer(s)"
+            if bootstrap
+            else "; not announced (no --bootstrap): nodes will not see its parameters"
+        ),
+    )
+
+
+def _wait_for(
+    c: Ctx, chain: ChainClient, task_id: int, want: set[TaskStatus], timeout: float, what: str
+) -> TaskStatus:
+    deadline = time.monotonic() + timeout
+    with c.console.status(f"task {task_id}: {what}") as status:
+        while True:
+            st = chain.task_info(task_id).status
+            status.update(f"task {task_id}: {what} (now {st.name.lower()})")
+            if st in want or st in TERMINAL:
+                return st
+            if time.monotonic() > deadline:
+                raise CliError(
+                    f"task {task_id}: gave up after {timeout:.0f} s waiting ({what}); "
+                    f"status is {st.name.lower()}"
+                )
+            time.sleep(0.5)
+
+
+@task.command("contribute")
+@click.argument("task_id", type=int)
+@click.option(
+    "--inputs",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="File with one number per line (CSV single column; # comments).",
+)
+@click.option(
+    "--bootstrap",
+    multiple=True,
+    envvar="DNODE_BOOTSTRAP",
+    required=True,
+    help="Peer multiaddr to reach the committee through (repeatable).",
+)
+@click.option(
+    "--timeout", default=300.0, show_default=True, help="Seconds to wait for the committee to form."
+)
+@pass_ctx
+def contribute(
+    c: Ctx, task_id: int, inputs: Path, bootstrap: tuple[str, ...], timeout: float
+) -> None:
+    """As a data owner: secret-share your inputs locally and send each seat only its share."""
+    values = load_inputs(inputs)
+    acct = c.account()
+    chain = c.chain(acct)
+    info = chain.task_info(task_id)
+    if info.status == TaskStatus.NONE:
+        raise CliError(f"task {task_id} does not exist")
+
+    async def fetch() -> TaskParams:
+        async with peer_client.ephemeral_host(list(bootstrap)) as host:
+            return await peer_client.fetch_params(host, task_id, info.params_digest)
+
+    params = trio.run(fetch)
+    if not params.is_owner(acct.address):
+        raise CliError(f"{acct.address} is not a data owner of task {task_id}")
+    # check encoding before waiting: a malformed file fails now, not after the committee forms
+    from node.mpc.sharing import encode
+
+    encode(values, params.kind, params.frac_bits, params.bit_length)
+    st = _wait_for(c, chain, task_id, {TaskStatus.COMPUTING}, timeout, "waiting for the committee")
+    if st != TaskStatus.COMPUTING:
+        raise CliError(f"task {task_id} is {st.name.lower()}: no longer accepting inputs")
+    peers = trio.run(peer_client.contribute, list(bootstrap), chain, acct, task_id, params, values)
+    c.emit(
+        {"task_id": task_id, "owner": acct.address, "values": len(values), "seats": peers},
+        f"task {task_id}: {len(values)} value(s) secret-shared to {len(peers)} seats "
+        "(no node received a plaintext value)",
+    )
+
+
+@task.command("status")
+@click.argument("task_id", type=int)
+@pass_ctx
+def status(c: Ctx, task_id: int) -> None:
+    """Show a task's on-chain state."""
+    chain = c.chain()
+    t = chain.task_info(task_id)
+    if t.status == TaskStatus.NONE:
+        raise CliError(f"task {task_id} does not exist")
+    seats = chain.seats(task_id)
+    now = chain.block_timestamp()
+    note = {
+        TaskStatus.OPEN: f"waiting for {t.committee_size - t.seats_taken} of "
+        f"{t.committee_size} seats",
+        TaskStatus.COMPUTING: "committee formed; computing",
+        TaskStatus.REPORTED: "result reported; in challenge window",
+        TaskStatus.FINALIZED: "finalized; rewards credited",
+        TaskStatus.REFUNDED: "refunded to the requester",
+    }[t.status]
+    c.emit(
+        {
+            "task_id": task_id,
+            "status": t.status.name.lower(),
+            "note": note,
+            "requester": t.requester,
+            "committee_size": t.committee_size,
+            "quorum": t.quorum,
+            "seats": seats,
+            "reward": t.reward,
+            "seat_deadline": t.seat_deadline,
+            "report_deadline": t.report_deadline,
+            "reported_at": t.reported_at,
+            "result_digest": "0x" + t.result_digest.hex(),
+            "chain_time": now,
+        },
+        f"task {task_id}: {t.status.name.lower()} ({note})\n"
+        f"reward {fmt_eth(t.reward)}, committee {t.seats_taken}/{t.committee_size}, "
+        f"quorum {t.quorum}\nseats: {', '.join(seats) or '-'}",
+    )
+
+
+@task.command("result")
+@click.argument("task_id", type=int)
+@click.option("--wait", "wait_s", default=0.0, help="Seconds to wait for the attested result.")
+@pass_ctx
+def result(c: Ctx, task_id: int, wait_s: float) -> None:
+    """Read the attested result from the oracle contract and check it against its digest."""
+    chain = c.chain()
+    if wait_s:
+        _wait_for(
+            c,
+            chain,
+            task_id,
+            {TaskStatus.REPORTED, TaskStatus.FINALIZED},
+            wait_s,
+            "waiting for the attested result",
+        )
+    r = read_result(chain, task_id)
+    c.emit(
+        {
+            "task_id": task_id,
+            "status": r.status.name.lower(),
+            "value": str(r.value),
+            "value_scaled": r.value.value,
+            "decimals": r.value.decimals,
+            "count": r.value.count,
+            "result_digest": "0x" + r.digest.hex(),
+            "final": r.final,
+        },
+        f"task {task_id}: {r.value} (over {r.value.count} values; digest 0x{r.digest.hex()[:16]}…, "
+        f"{'final' if r.final else 'in challenge window'})",
+    )
+
+
+COMMANDS = [task]

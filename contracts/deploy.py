@@ -1,0 +1,51 @@
+"""Deploy the dnode contract from source with a locally-held key (any EVM JSON-RPC node)."""
+
+from __future__ import annotations
+
+from eth_abi import encode
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from contracts.client import rpc_guard, send_transaction
+from contracts.compile import compile_contracts
+from contracts.errors import ContractsError
+from contracts.manifest import Deployment
+
+CONTRACT_NAME = "dnode"
+
+
+def deploy(
+    w3: Web3,
+    deployer: LocalAccount,
+    *,
+    min_stake: int,
+    seat_collateral: int,
+    unbond_delay: int,
+    challenge_period: int,
+    rpc: str | None = None,
+) -> Deployment:
+    """Compile, deploy and return the manifest of a fresh dnode contract."""
+    artifact = compile_contracts()[CONTRACT_NAME]
+    params = {
+        "min_stake": int(min_stake),
+        "seat_collateral": int(seat_collateral),
+        "unbond_delay": int(unbond_delay),
+        "challenge_period": int(challenge_period),
+    }
+    args = encode(["uint256"] * 4, list(params.values()))
+    data = artifact["bytecode"] + args.hex()
+    receipt = send_transaction(w3, deployer, "deploy", to=None, data=data)
+    address = receipt.get("contractAddress")
+    if not address:
+        raise ContractsError("deploy: receipt has no contract address")
+    with rpc_guard(w3, "eth_chainId"):
+        chain_id = int(w3.eth.chain_id)
+    uri = getattr(w3.provider, "endpoint_uri", None)
+    return Deployment(
+        chain_id=chain_id,
+        address=Web3.to_checksum_address(address),
+        abi=artifact["abi"],
+        deploy_block=int(receipt["blockNumber"]),
+        params=params,
+        rpc=rpc or (str(uri) if uri else None),
+    )

@@ -1,0 +1,591 @@
+"""The compute node: a long-lived trio service that watches the chain, talks libp2p, runs MPC.
+
+Structure: one nursery supervises the chain watcher, the gossip listener and one worker per
+task in which this node holds a seat. The chain client is synchronous (web3 over JSON-RPC)
+and runs in worker threads; MPyC parties run as child processes whose traffic goes through
+authenticated libp2p tunnels, so only staked committee members can reach them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+from eth_account.signers.local import LocalAccount
+
+from contracts.client import ChainClient, TaskStatus
+from contracts.errors import ContractsError, TransactionReverted
+from node.errors import MpcError, NodeError, ProtocolViolation
+from node.mpc.executor import Executor, MpcJob, SubprocessExecutor, free_port
+from node.mpc.sharing import field_modulus
+from node.protocol import (
+    PROTO_ANNOUNCE,
+    PROTO_PARAMS,
+    PROTO_SHARES,
+    PROTO_SIGNATURE,
+    TOPIC_TASKS,
+    Announcement,
+    Contribution,
+    SignatureMessage,
+    dumps,
+    error,
+    loads,
+    ok,
+)
+from node.transport import Transport
+from node.tunnel import tunnel_forwarders
+from oracle.attestation import sign_report
+from oracle.encoding import AggregateResult
+from oracle.errors import OracleError
+from oracle.reporter import SignatureSet, reporter_rank
+from scheduler.eligibility import NodeView, should_claim
+from scheduler.errors import SchedulerError
+from scheduler.programs import TaskParams, threshold_for
+
+log = logging.getLogger("dnode.node")
+T = TypeVar("T")
+
+REPORT_STAGGER = 4.0  # seconds between a reporter and its backup
+FINALIZE_GRACE = 600.0  # seconds past the window a member keeps trying to finalize
+TERMINAL = (TaskStatus.FINALIZED, TaskStatus.REFUNDED)
+
+
+@dataclass
+class NodeConfig:
+    home: Path
+    account: LocalAccount
+    listen: list[str] = field(default_factory=lambda: ["/ip4/127.0.0.1/tcp/0"])
+    bootstrap: list[str] = field(default_factory=list)
+    mdns: bool = False
+    max_tasks: int = 4
+    poll_interval: float = 0.5
+    mpc_timeout: float = 120.0
+    auto_finalize: bool = True
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "state"
+
+
+@dataclass
+class TaskRuntime:
+    """What the node knows and waits for about one task."""
+
+    task_id: int
+    params: TaskParams | None = None
+    seat: int | None = None
+    committee: list[str] = field(default_factory=list)
+    contributions: dict[str, Contribution] = field(default_factory=dict)
+    signatures: SignatureSet | None = None
+    params_known: trio.Event = field(default_factory=trio.Event)
+    formed: trio.Event = field(default_factory=trio.Event)
+    inputs_complete: trio.Event = field(default_factory=trio.Event)
+    quorum: trio.Event = field(default_factory=trio.Event)
+    reported: trio.Event = field(default_factory=trio.Event)
+    closed: trio.Event = field(default_factory=trio.Event)
+    party_port: int | None = None
+    party_started: trio.Event = field(default_factory=trio.Event)
+    computing: bool = False
+    worker_started: bool = False
+
+
+class NodeDaemon:
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        chain: ChainClient,
+        transport: Transport,
+        executor: Executor | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.chain = chain
+        self.host = transport
+        self.executor = executor or SubprocessExecutor()
+        self.address = cfg.account.address
+        self.tasks: dict[int, TaskRuntime] = {}
+        self._tx_lock = trio.Lock()
+        self._nursery: trio.Nursery | None = None
+        self.chain_id = chain.deployment.chain_id
+        self.contract = chain.deployment.address
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking chain call in a thread so the trio loop keeps serving peers."""
+        return await trio.to_thread.run_sync(fn, *args)
+
+    async def _tx(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self._tx_lock:  # one nonce sequence per account
+            return await self._call(fn, *args)
+
+    def _rt(self, task_id: int) -> TaskRuntime:
+        rt = self.tasks.get(task_id)
+        if rt is None:
+            rt = self.tasks[task_id] = TaskRuntime(task_id)
+        return rt
+
+    def _task_dir(self, task_id: int) -> Path:
+        d = self.cfg.state_dir / f"task-{task_id}"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def _save(self, task_id: int, name: str, obj: Any) -> None:
+        path = self._task_dir(task_id) / name
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
+        tmp.replace(path)
+
+    # ---- service --------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        info = await self._call(self.chain.node_info, self.address)
+        if info.peer_id != self.host.peer_id:
+            log.warning(
+                "this node is not registered with peer id %s; run `dnode stake` to join committees",
+                self.host.peer_id,
+            )
+        self.host.set_handler(PROTO_ANNOUNCE, self._on_announce)
+        self.host.set_handler(PROTO_PARAMS, self._on_params_request)
+        self.host.set_handler(PROTO_SHARES, self._on_contribution)
+        self.host.set_handler(PROTO_SIGNATURE, self._on_signature)
+        self._write_status()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._watch_chain)
+            nursery.start_soon(self._listen_gossip)
+            log.info(
+                "node %s serving as peer %s on %s", self.address, self.host.peer_id, self.host.addrs
+            )
+            task_status.started()
+
+    def _write_status(self) -> None:
+        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        status = {
+            "address": self.address,
+            "peer_id": self.host.peer_id,
+            "addrs": self.host.addrs,
+            "chain_id": self.chain_id,
+            "contract": self.contract,
+        }
+        (self.cfg.state_dir / "node.json").write_text(json.dumps(status, indent=1))
+
+    # ---- chain ----------------------------------------------------------------------------
+
+    async def _watch_chain(self) -> None:
+        start = self.chain.deployment.deploy_block
+        next_block = max(start, await self._call(self.chain.latest_block) - 1000)
+        backoff = self.cfg.poll_interval
+        while True:
+            try:
+                head = await self._call(self.chain.latest_block)
+                if head >= next_block:
+                    events = await self._call(self.chain.events, next_block, head)
+                    for ev in events:
+                        await self._on_chain_event(ev)
+                    next_block = head + 1
+                backoff = self.cfg.poll_interval
+            except ContractsError as e:
+                backoff = min(backoff * 2, 10.0)
+                log.warning("chain poll failed (%s); retrying in %.1f s", e, backoff)
+            await trio.sleep(backoff)
+
+    async def _on_chain_event(self, ev: Any) -> None:
+        name, args = ev.name, ev.args
+        task_id = int(args.get("task_id", 0))
+        if name == "TaskPosted":
+            rt = self._rt(task_id)
+            assert self._nursery is not None
+            self._nursery.start_soon(self._consider_task, rt, args)
+        elif name == "SeatClaimed" and args["node"].lower() == self.address.lower():
+            rt = self._rt(task_id)
+            rt.seat = int(args["seat"])
+            self._start_worker(rt)
+        elif name == "CommitteeFormed":
+            rt = self.tasks.get(task_id)
+            if rt is not None:
+                rt.formed.set()
+        elif name == "ResultReported":
+            rt = self.tasks.get(task_id)
+            if rt is not None:
+                rt.reported.set()
+        elif name in ("TaskFinalized", "TaskRefunded"):
+            rt = self.tasks.get(task_id)
+            if rt is not None:
+                rt.reported.set()
+                rt.closed.set()
+
+    async def _consider_task(self, rt: TaskRuntime, posted: dict[str, Any]) -> None:
+        """Decide whether to take a seat in a newly posted task, and take it."""
+        with trio.move_on_after(30):
+            if rt.params is None:
+                await self._fetch_params(rt)
+            await rt.params_known.wait()
+        if rt.params is None:
+            log.info("task %d: no valid params announced; not taking a seat", rt.task_id)
+            return
+        try:
+            info = await self._call(self.chain.node_info, self.address)
+            task = await self._call(self.chain.task_info, rt.task_id)
+        except ContractsError as e:
+            log.warning("task %d: cannot read chain state: %s", rt.task_id, e)
+            return
+        busy = sum(1 for t in self.tasks.values() if t.seat is not None and not t.closed.is_set())
+        view = NodeView(
+            address=self.address,
+            peer_id=self.host.peer_id,
+            registered_peer_id=info.peer_id,
+            capabilities=info.capabilities,
+            free_stake=info.stake - info.locked,
+            seat_collateral=int(self.chain.deployment.params["seat_collateral"]),
+            running=busy,
+            max_tasks=self.cfg.max_tasks,
+        )
+        decision = should_claim(view, task, rt.params)
+        if not decision.ok:
+            log.info("task %d: not claiming a seat: %s", rt.task_id, decision.reason)
+            return
+        try:
+            await self._tx(self.chain.claim_seat, rt.task_id)
+            log.info("task %d: claimed a seat", rt.task_id)
+        except TransactionReverted as e:
+            log.info("task %d: seat not taken: %s", rt.task_id, e.reason)
+        except ContractsError as e:
+            log.warning("task %d: claim failed: %s", rt.task_id, e)
+
+    # ---- params ---------------------------------------------------------------------------
+
+    async def _accept_params(self, task_id: int, params_bytes: bytes, peer: str) -> TaskParams:
+        task = await self._call(self.chain.task_info, task_id)
+        if task.status == TaskStatus.NONE:
+            raise ProtocolViolation(peer, f"task {task_id} does not exist on-chain")
+        try:
+            params = TaskParams.from_bytes(params_bytes)
+        except SchedulerError as e:
+            raise ProtocolViolation(peer, str(e)) from None
+        if params.digest != task.params_digest:
+            raise ProtocolViolation(peer, f"params do not match task {task_id}'s on-chain digest")
+        if params.capability != task.capability or (
+            params.canonical() != params_bytes and params.digest != task.params_digest
+        ):
+            raise ProtocolViolation(peer, "params disagree with the on-chain task")
+        rt = self._rt(task_id)
+        if rt.params is None:
+            rt.params = params
+            self._save(task_id, "params.json", params.to_dict())
+            rt.params_known.set()
+        return params
+
+    async def _on_announce(self, peer: str, data: bytes) -> bytes:
+        try:
+            ann = Announcement.parse(peer, data)
+            fresh = self._rt(ann.task_id).params is None
+            await self._accept_params(ann.task_id, ann.params, peer)
+        except (ProtocolViolation, ContractsError) as e:
+            log.warning("announce from %s dropped: %s", peer, e)
+            return error(str(e))
+        if fresh:  # relay to the rest of the network
+            with trio.move_on_after(5):
+                try:
+                    await self.host.publish(TOPIC_TASKS, data)
+                except NodeError as e:
+                    log.warning("cannot gossip task %d: %s", ann.task_id, e)
+        return ok()
+
+    async def _listen_gossip(self) -> None:
+        async for peer, data in self.host.subscribe(TOPIC_TASKS):
+            try:
+                ann = Announcement.parse(peer, data)
+                if self._rt(ann.task_id).params is None:
+                    await self._accept_params(ann.task_id, ann.params, peer)
+            except (ProtocolViolation, ContractsError) as e:
+                log.warning("gossip from %s dropped: %s", peer, e)
+
+    async def _on_params_request(self, peer: str, data: bytes) -> bytes:
+        try:
+            obj = loads(peer, data)
+            task_id = obj.get("task_id")
+            if not isinstance(task_id, int):
+                raise ProtocolViolation(peer, "task_id missing")
+        except ProtocolViolation as e:
+            log.warning("%s", e)
+            return error(str(e))
+        rt = self.tasks.get(task_id)
+        if rt is None or rt.params is None:
+            return error(f"params of task {task_id} unknown here")
+        return ok(params="0x" + rt.params.canonical().hex())
+
+    async def _fetch_params(self, rt: TaskRuntime) -> None:
+        """Ask connected peers for params we missed on gossip (e.g. after a restart)."""
+        for peer in list(self.host.connected_peers()):
+            if rt.params is not None:
+                return
+            try:
+                reply = await self.host.request(
+                    peer, PROTO_PARAMS, dumps({"task_id": rt.task_id}), timeout=5
+                )
+                obj = loads(peer, reply)
+                if obj.get("ok") and isinstance(obj.get("params"), str):
+                    await self._accept_params(rt.task_id, bytes.fromhex(obj["params"][2:]), peer)
+            except (NodeError, ContractsError, ValueError) as e:
+                log.debug("params of task %d from %s: %s", rt.task_id, peer, e)
+
+    # ---- inputs ---------------------------------------------------------------------------
+
+    async def _on_contribution(self, peer: str, data: bytes) -> bytes:
+        try:
+            c = Contribution.parse(peer, data)
+            rt = self.tasks.get(c.task_id)
+            if (c.chain_id, c.contract.lower()) != (self.chain_id, self.contract.lower()):
+                raise ProtocolViolation(peer, "contribution is for another chain or contract")
+            if rt is None or rt.seat is None:
+                raise ProtocolViolation(peer, f"this node holds no seat in task {c.task_id}")
+            if rt.params is None:
+                raise ProtocolViolation(peer, f"params of task {c.task_id} not known yet")
+            if c.seat != rt.seat:
+                raise ProtocolViolation(peer, f"shares for seat {c.seat} sent to seat {rt.seat}")
+            if not rt.params.is_owner(c.owner):
+                raise ProtocolViolation(peer, f"{c.owner} is not a data owner of task {c.task_id}")
+            if c.modulus != field_modulus(rt.params.bit_length):
+                raise ProtocolViolation(peer, "shares are over the wrong field")
+            if rt.computing:
+                raise ProtocolViolation(peer, "the computation has already started")
+            prev = rt.contributions.get(c.owner.lower())
+            if prev is not None and prev.shares != c.shares:
+                raise ProtocolViolation(peer, f"{c.owner} already contributed different shares")
+        except ProtocolViolation as e:
+            log.warning("%s", e)
+            return error(e.detail)
+        rt.contributions[c.owner.lower()] = c
+        # what a node stores is its own share of each owner's values, never the values
+        self._save(c.task_id, f"shares-{c.owner.lower()}.json", json.loads(c.to_bytes()))
+        log.info(
+            "task %d: shares from owner %s (%d/%d)",
+            c.task_id,
+            c.owner,
+            len(rt.contributions),
+            len(rt.params.owners),
+        )
+        if len(rt.contributions) == len(rt.params.owners):
+            rt.inputs_complete.set()
+        return ok()
+
+    # ---- the task worker ------------------------------------------------------------------
+
+    def _start_worker(self, rt: TaskRuntime) -> None:
+        if rt.worker_started:
+            return
+        rt.worker_started = True
+        assert self._nursery is not None
+        self._nursery.start_soon(self._task_worker, rt)
+
+    async def _task_worker(self, rt: TaskRuntime) -> None:
+        """Seat held: wait for the committee and inputs, compute, sign, report, finalize."""
+        with trio.CancelScope() as scope:
+            self._nursery_watch_close(rt, scope)
+            try:
+                await self._work(rt)
+            except (MpcError, ContractsError, NodeError, OracleError) as e:
+                log.error("task %d failed on this node: %s", rt.task_id, e)
+                self._save(rt.task_id, "failure.json", {"error": str(e)})
+        if rt.closed.is_set():
+            log.info("task %d closed", rt.task_id)
+
+    def _nursery_watch_close(self, rt: TaskRuntime, scope: trio.CancelScope) -> None:
+        async def watch() -> None:
+            await rt.closed.wait()
+            scope.cancel()
+
+        assert self._nursery is not None
+        self._nursery.start_soon(watch)
+
+    async def _work(self, rt: TaskRuntime) -> None:
+        task = await self._call(self.chain.task_info, rt.task_id)
+        deadline = task.report_deadline
+        await rt.params_known.wait()
+        assert rt.params is not None and rt.seat is not None
+        params = rt.params
+        await rt.formed.wait()
+        rt.committee = await self._call(self.chain.seats, rt.task_id)
+        peers = []
+        for addr in rt.committee:
+            peers.append((await self._call(self.chain.node_info, addr)).peer_id)
+        self._save(rt.task_id, "committee.json", {"seats": rt.committee, "peers": peers})
+        rt.signatures = SignatureSet(
+            self.chain_id, self.contract, rt.task_id, rt.committee, task.quorum
+        )
+        log.info("task %d: committee formed, seat %d; waiting for inputs", rt.task_id, rt.seat)
+        with trio.move_on_after(params.input_timeout):
+            await rt.inputs_complete.wait()
+        if not rt.inputs_complete.is_set():
+            raise MpcError(
+                rt.task_id,
+                f"only {len(rt.contributions)} of {len(params.owners)} data owners "
+                "delivered shares",
+            )
+        result = await self._compute(rt, params, peers, task.committee_size)
+        result_bytes = result.encode()
+        self._save(
+            rt.task_id, "result.json", {"result": "0x" + result_bytes.hex(), "value": str(result)}
+        )
+        sig = sign_report(self.cfg.account, self.chain_id, self.contract, rt.task_id, result_bytes)
+        rt.signatures.add(result_bytes, sig)
+        self._save(
+            rt.task_id,
+            "signature.json",
+            {"result": "0x" + result_bytes.hex(), "signature": "0x" + sig.hex()},
+        )
+        msg = SignatureMessage(rt.task_id, result_bytes, sig).to_bytes()
+        async with trio.open_nursery() as n:
+            for i, peer in enumerate(peers):
+                if i != rt.seat:
+                    n.start_soon(self._send_signature, peer, msg)
+        if rt.signatures.quorum_result() is not None:
+            rt.quorum.set()
+        await self._report(rt, task.committee_size, deadline)
+        await self._finalize(rt)
+
+    async def _compute(
+        self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int
+    ) -> AggregateResult:
+        assert rt.seat is not None and rt.params is not None
+        key = f"mpc:{self.chain_id}:{self.contract.lower()}:{rt.task_id}"
+        members = set(peers)
+        rt.party_port = free_port()
+
+        async def resolve(peer_id: str, k: str) -> tuple[str, int] | None:
+            if k != key or peer_id not in members:
+                log.warning("tunnel for %s from %s refused", k, peer_id)
+                return None
+            with trio.move_on_after(self.cfg.mpc_timeout):
+                await rt.party_started.wait()
+            if not rt.party_started.is_set() or rt.party_port is None:
+                return None
+            return ("127.0.0.1", rt.party_port)
+
+        self.host.set_tunnel_target(key, resolve)
+        remote = {i: p for i, p in enumerate(peers) if i != rt.seat}
+        order = [o.lower() for o in params.owners]
+        shares = [list(rt.contributions[o].shares) for o in order]
+        async with tunnel_forwarders(self.host, key, remote, rt.seat) as ports:
+            parties = [("127.0.0.1", rt.party_port if i == rt.seat else ports[i]) for i in range(m)]
+            job = MpcJob(
+                task_id=rt.task_id,
+                program=params.program,
+                kind=params.kind,
+                frac_bits=params.frac_bits,
+                bit_length=params.bit_length,
+                index=rt.seat,
+                parties=parties,
+                threshold=threshold_for(m),
+                shares=shares,
+            )
+            rt.computing = True
+            log.info("task %d: MPC party %d of %d starting", rt.task_id, rt.seat, m)
+            # tunnels into our party wait for this event: it is set once the party listens
+            out = await self.executor.run_party(
+                job, timeout=self.cfg.mpc_timeout, listening=rt.party_started
+            )
+        value: Fraction = out.mean() if params.program == "mpc.mean" else out.value()
+        log.info("task %d: MPC done", rt.task_id)
+        return AggregateResult.from_fraction(value, out.count)
+
+    async def _send_signature(self, peer: str, msg: bytes) -> None:
+        for attempt in range(5):
+            try:
+                await self.host.request(peer, PROTO_SIGNATURE, msg, timeout=10)
+                return
+            except NodeError as e:
+                log.info("signature to %s not delivered (attempt %d): %s", peer, attempt + 1, e)
+                await trio.sleep(1 + attempt)
+
+    async def _on_signature(self, peer: str, data: bytes) -> bytes:
+        try:
+            msg = SignatureMessage.parse(peer, data)
+            rt = self.tasks.get(msg.task_id)
+            if rt is None or rt.signatures is None:
+                # signatures can outrun our own MPC end; wait briefly for the committee view
+                with trio.move_on_after(30):
+                    while (rt := self.tasks.get(msg.task_id)) is None or rt.signatures is None:
+                        await trio.sleep(0.2)
+            if rt is None or rt.signatures is None:
+                raise ProtocolViolation(peer, f"no committee known for task {msg.task_id}")
+            try:
+                rt.signatures.add(msg.result, msg.signature)
+            except OracleError as e:
+                raise ProtocolViolation(peer, str(e)) from None
+        except ProtocolViolation as e:
+            log.warning("%s", e)
+            return error(e.detail)
+        if rt.signatures.conflicting():
+            log.error("task %d: committee members signed different results", msg.task_id)
+        if rt.signatures.quorum_result() is not None:
+            rt.quorum.set()
+        return ok()
+
+    async def _report(self, rt: TaskRuntime, m: int, deadline: int) -> None:
+        assert rt.seat is not None and rt.signatures is not None
+        rank = reporter_rank(rt.task_id, rt.seat, m)
+        with trio.move_on_after(max(5.0, deadline - await self._chain_now())):
+            await rt.quorum.wait()
+            with trio.move_on_after(rank * REPORT_STAGGER):
+                await rt.reported.wait()
+        if rt.reported.is_set():
+            return
+        status = (await self._call(self.chain.task_info, rt.task_id)).status
+        if status != TaskStatus.COMPUTING:
+            rt.reported.set()
+            return
+        q = rt.signatures.quorum_result()
+        if q is None:
+            raise MpcError(rt.task_id, "no quorum of matching signatures before the deadline")
+        result, sigs = q
+        try:
+            await self._tx(self.chain.report, rt.task_id, result, sigs)
+            log.info("task %d: reported result with %d signatures", rt.task_id, len(sigs))
+        except TransactionReverted as e:
+            log.info("task %d: report not needed: %s", rt.task_id, e.reason)
+        rt.reported.set()
+
+    async def _finalize(self, rt: TaskRuntime) -> None:
+        """Finalize once the challenge window has passed in chain time (backups stagger)."""
+        if not self.cfg.auto_finalize:
+            return
+        period = int(self.chain.deployment.params["challenge_period"])
+        task = await self._call(self.chain.task_info, rt.task_id)
+        if task.status != TaskStatus.REPORTED:
+            return
+        assert rt.seat is not None
+        rank = reporter_rank(rt.task_id, rt.seat, task.committee_size)
+        opens_at = task.reported_at + period
+        give_up = trio.current_time() + period + FINALIZE_GRACE
+        with trio.move_on_after(rank * REPORT_STAGGER):
+            await rt.closed.wait()
+        while not rt.closed.is_set() and trio.current_time() < give_up:
+            now = await self._chain_now()
+            if now < opens_at:
+                with trio.move_on_after(min(opens_at - now, 5)):
+                    await rt.closed.wait()
+                continue
+            try:
+                await self._tx(self.chain.finalize, rt.task_id)
+                log.info("task %d: finalized", rt.task_id)
+                return
+            except TransactionReverted as e:
+                if (await self._call(self.chain.task_info, rt.task_id)).status in TERMINAL:
+                    return
+                log.info("task %d: finalize not yet possible: %s", rt.task_id, e.reason)
+                with trio.move_on_after(2):
+                    await rt.closed.wait()
+
+    async def _chain_now(self) -> int:
+        """The timestamp the next block will carry: chains never go back, and may run ahead of
+        the wall clock (a devnet stamps each block at least one second after its parent)."""
+        latest = await self._call(self.chain.block_timestamp)
+        return max(int(time.time()), latest + 1)

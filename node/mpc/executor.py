@@ -1,0 +1,263 @@
+"""Run one MPyC party of a task session as a subprocess, from trio.
+
+The node daemon (trio) calls :func:`run_party` (or an :class:`Executor`) once per task
+it is a committee member of.  The party runs in its own OS process
+(``python -m node.mpc.party job.json``) because MPyC owns an asyncio event loop, parses
+``sys.argv`` at import and keeps module-global runtime state -- none of which can live
+inside the daemon.
+
+Addresses: ``MpcJob.parties[index]`` is ``(listen_host_as_seen_by_nobody, listen_port)``
+of THIS party; ``parties[j]`` for ``j > index`` is where this party connects to reach
+party ``j`` (e.g. a local libp2p forwarder port); ``parties[j]`` for ``j < index`` is
+unused by this party (party ``j`` connects to us).  See :mod:`node.mpc.party`.
+
+Pass ``listening=trio.Event()`` to learn when this party's MPyC server accepts
+connections; a tunnel delivering peers' connections to it must not dial it earlier
+(MPyC's clients never reconnect after an accepted-then-closed connection).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import trio
+
+from node.errors import MpcError
+from node.mpc.party import CONNECTED_MARKER, KINDS, LISTENING_MARKER, PROGRAMS
+from node.mpc.sharing import field_modulus
+
+__all__ = ["Executor", "MpcJob", "MpcResult", "SubprocessExecutor", "free_port", "run_party"]
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class MpcJob:
+    task_id: int
+    program: str  # "mpc.sum" | "mpc.mean"
+    kind: str  # "int" | "fixed"
+    frac_bits: int  # 0 for kind "int"
+    bit_length: int  # secint(bit_length); shares must be in field_modulus(bit_length)
+    index: int  # this party, 0-based
+    parties: list[tuple[str, int]]  # one (host, port) per party, in party order
+    threshold: int
+    shares: list[list[int]]  # per data-owner contribution: this party's shares
+    listen_host: str = "127.0.0.1"  # interface this party's MPyC server binds
+
+    @property
+    def count(self) -> int:
+        return sum(len(s) for s in self.shares)
+
+    def validate(self) -> None:
+        """Raise MpcError(task_id, ...) if the job cannot run."""
+
+        def bad(detail: str) -> MpcError:
+            return MpcError(self.task_id, f"invalid job: {detail}")
+
+        if self.program not in PROGRAMS:
+            raise bad(f"unknown program {self.program!r}")
+        if self.kind not in KINDS:
+            raise bad(f"unknown kind {self.kind!r}")
+        if self.kind == "int" and self.frac_bits != 0:
+            raise bad("kind 'int' requires frac_bits=0")
+        if not 0 <= self.frac_bits < self.bit_length - 1:
+            raise bad(f"frac_bits={self.frac_bits} invalid for bit_length={self.bit_length}")
+        m = len(self.parties)
+        if not 0 <= self.index < m:
+            raise bad(f"index {self.index} out of range for {m} parties")
+        if self.threshold < 0 or 2 * self.threshold >= m:
+            raise bad(f"threshold {self.threshold} invalid for {m} parties (need 2t < m)")
+        for host, port in self.parties:
+            if not host or not isinstance(port, int) or not 0 < port < 65536:
+                raise bad(f"bad party address {host!r}:{port!r}")
+        p = field_modulus(self.bit_length)
+        for owner in self.shares:
+            if not all(isinstance(x, int) and 0 <= x < p for x in owner):
+                raise bad("a share is not an element of the secint field")
+        if self.program == "mpc.mean" and self.count == 0:
+            raise bad("mpc.mean over zero values")
+
+    def to_json(self, output: str, deadline: float | None) -> dict:
+        return {
+            "task_id": self.task_id,
+            "program": self.program,
+            "kind": self.kind,
+            "frac_bits": self.frac_bits,
+            "bit_length": self.bit_length,
+            "index": self.index,
+            "parties": [f"{h}:{p}" for h, p in self.parties],
+            "threshold": self.threshold,
+            "shares": self.shares,
+            "output": output,
+            "modulus": field_modulus(self.bit_length),
+            "listen_host": self.listen_host,
+            "deadline": deadline,
+        }
+
+
+@dataclass(frozen=True)
+class MpcResult:
+    """The revealed aggregate.  ``sum`` is the integer sum of the encoded values
+    (scaled by ``2**frac_bits`` for kind "fixed")."""
+
+    sum: int
+    count: int
+    frac_bits: int
+    program: str = "mpc.sum"
+    modulus: int | None = field(default=None, compare=False)
+
+    def total(self) -> Fraction:
+        """The exact sum of the original values."""
+        return Fraction(self.sum, 1 << self.frac_bits)
+
+    def mean(self) -> Fraction:
+        """The exact mean (sum / count); ZeroDivisionError if count == 0."""
+        return self.total() / self.count
+
+    def value(self) -> Fraction:
+        """The program's result: total() for mpc.sum, mean() for mpc.mean."""
+        return self.mean() if self.program == "mpc.mean" else self.total()
+
+
+class Executor(Protocol):
+    """What the node needs to run its party of an MPC session (swappable, e.g. in tests).
+
+    ``listening`` (optional) is set once this party's MPyC server accepts connections --
+    only then may a tunnel connect to it (see :mod:`node.mpc.party`, "connection pattern").
+    """
+
+    async def run_party(
+        self, job: MpcJob, *, timeout: float, listening: trio.Event | None = None
+    ) -> MpcResult: ...
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A currently free TCP port on ``host`` (racy by nature: bind it soon)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+_LOG_CAP = 64 * 1024  # keep the tail of a party's output only
+
+
+class SubprocessExecutor:
+    """Runs ``python -m node.mpc.party`` in a fresh private temp dir per job."""
+
+    def __init__(self, python: str = sys.executable, *, grace: float = 10.0) -> None:
+        self.python = python
+        self.grace = grace  # the party's own deadline = timeout + grace (orphan guard)
+
+    async def run_party(
+        self, job: MpcJob, *, timeout: float, listening: trio.Event | None = None
+    ) -> MpcResult:
+        job.validate()
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise MpcError(job.task_id, f"invalid timeout {timeout!r}")
+        workdir = tempfile.mkdtemp(prefix=f"dnode-mpc-{job.task_id}-{job.index}-")
+        try:
+            return await self._run_in(job, timeout, Path(workdir), listening)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    run = run_party  # alias
+
+    async def _run_in(
+        self, job: MpcJob, timeout: float, wd: Path, listening: trio.Event | None
+    ) -> MpcResult:
+        job_path, out_path = wd / "job.json", wd / "result.json"
+        payload = json.dumps(job.to_json(str(out_path), timeout + self.grace))
+
+        def write_job() -> None:
+            fd = os.open(job_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(payload)
+
+        await trio.to_thread.run_sync(write_job)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(_REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        )
+        cmd = [self.python, "-m", "node.mpc.party", str(job_path)]
+        out = bytearray()
+        connected = False
+
+        async def read_output(stream: trio.abc.ReceiveStream) -> None:
+            nonlocal out, connected
+            async for chunk in stream:
+                out += chunk
+                if len(out) > _LOG_CAP:
+                    del out[: len(out) - _LOG_CAP]
+                text = out.decode("utf-8", "replace")
+                if listening is not None and LISTENING_MARKER in text:
+                    listening.set()
+                if CONNECTED_MARKER in text:
+                    connected = True
+
+        proc = await trio.lowlevel.open_process(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(wd),
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                assert proc.stdout is not None
+                nursery.start_soon(read_output, proc.stdout)
+                with trio.move_on_after(timeout) as scope:
+                    await proc.wait()
+                if scope.cancelled_caught:
+                    proc.kill()  # EOF on the pipe then ends read_output
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                with trio.CancelScope(shield=True):
+                    await proc.wait()
+        log_text = out.decode("utf-8", "replace")
+        if scope.cancelled_caught:
+            if connected:
+                what = "(all parties connected, computation stalled)"
+            else:
+                what = "waiting for parties"
+            raise MpcError(job.task_id, f"timed out after {timeout:g} s {what}")
+        if proc.returncode != 0:
+            last = _last_line(log_text) or "(no output)"
+            raise MpcError(job.task_id, f"party {job.index} exited with {proc.returncode}: {last}")
+        try:
+            res = json.loads(out_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise MpcError(job.task_id, f"party {job.index} wrote no result: {e}") from None
+        if res.get("count") != job.count or res.get("frac_bits") != job.frac_bits:
+            raise MpcError(job.task_id, "party result does not match the job")
+        return MpcResult(
+            sum=int(res["sum"]),
+            count=int(res["count"]),
+            frac_bits=int(res["frac_bits"]),
+            program=job.program,
+            modulus=int(res["modulus"]),
+        )
+
+
+async def run_party(
+    job: MpcJob, *, timeout: float, listening: trio.Event | None = None
+) -> MpcResult:
+    """Run this node's party of ``job``; MpcError on timeout, failure or bad job."""
+    return await SubprocessExecutor().run_party(job, timeout=timeout, listening=listening)

@@ -1,0 +1,283 @@
+"""One real MPyC party of one dnode task session.
+
+Usage::
+
+    python -m node.mpc.party JOB.json
+
+The job file (written by :mod:`node.mpc.executor`, mode 0600, it holds secret shares)::
+
+    {
+      "task_id": 7,                      # optional (default 0); checked across parties
+      "program": "mpc.sum" | "mpc.mean",
+      "kind": "int" | "fixed",
+      "frac_bits": 16,                   # 0 for kind "int"
+      "bit_length": 64,                  # secint(bit_length) is used for both kinds
+      "index": 1,                        # this party, 0-based
+      "parties": ["127.0.0.1:40001", "127.0.0.1:40002", "127.0.0.1:40003"],
+      "threshold": 1,
+      "shares": [[...], [...]],          # per data-owner contribution: THIS party's shares
+      "output": "/path/result.json",
+      "modulus": 1237940039285380274899124191,   # optional: expected secint field modulus
+      "listen_host": "127.0.0.1",        # optional: interface this party listens on
+      "deadline": 70.0                   # optional: seconds before the party gives up
+    }
+
+How MPyC connects (``mpyc.runtime.Runtime.start``): party ``i`` LISTENS on the port of
+its own entry ``parties[i]`` (MPyC itself binds all interfaces; we rebind to
+``listen_host``, default loopback, because MPyC unpickles peer data) and accepts the
+connections of all parties ``j < i``; it CONNECTS to ``parties[j]`` (host:port) for
+every ``j > i``, retrying every 0.1 s forever.  Party 0 never listens; party m-1 never
+connects.  Entries ``parties[j]`` for ``j < i`` are not used by party ``i`` (only their
+count matters), so each node may give its party arbitrary addresses, e.g. local
+forwarder ports of a libp2p tunnel to party ``j``'s listen port.  The connecting side
+announces its pid (2 bytes) -- there is no authentication at the MPyC level.
+MPyC never reconnects: if a connection is accepted and then closed (e.g. a tunnel
+forwarder accepts locally, then fails to reach a far party that is not listening yet),
+the client counts that peer as connected and the session hangs until the timeout.  So a
+tunnel must reach party ``j``'s port only after party ``j`` printed LISTENING_MARKER
+(``run_party(..., listening=event)`` sets the event), or retry its far-end dial.
+
+How shares are injected: exactly like ``mpc.input`` does with the shares it receives --
+a secure object whose ``.share`` is this party's field element:
+``secint.array(secint.field.array(my_shares))``.  No party ever sees a plaintext input.
+
+What is revealed: ONLY the secure sum (``mpc.output``), for ``mpc.mean`` too.  The
+number of values is public (every party knows the shape of its shares), so revealing
+the sum is equivalent to revealing the mean; the mean = sum / count is computed exactly
+with :class:`fractions.Fraction` by the consumer (:class:`node.mpc.executor.MpcResult`).
+
+Result JSON: ``{"sum": int (scaled by 2**frac_bits for kind fixed), "count": int,
+"frac_bits": int, ...}``.  Exit codes: 0 ok, 2 bad job file, 3 deadline exceeded,
+4 parties disagree (session mismatch / inconsistent output), 1 anything else.  The last
+stderr line is always a one-line reason on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from node.mpc.sharing import SEC_PARAM
+
+PROGRAMS = ("mpc.sum", "mpc.mean")
+KINDS = ("int", "fixed")
+CONNECTED_MARKER = "dnode-mpc: all parties connected"
+#: Printed (stderr) once this party accepts connections (party 0: right away, it never
+#: listens).  Lower parties / tunnels must not connect before this line (see executor).
+LISTENING_MARKER = "dnode-mpc: listening"
+
+
+class JobError(Exception):
+    pass
+
+
+class DisagreeError(Exception):
+    pass
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def load_job(path: str) -> dict[str, Any]:
+    """Read and validate a job file (no mpyc import)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            job = json.load(f)
+    except (OSError, ValueError) as e:
+        raise JobError(f"cannot read job file {path}: {e}") from None
+    if not isinstance(job, dict):
+        raise JobError("job file must hold a JSON object")
+
+    def need(key: str, typ: type | tuple[type, ...]) -> Any:
+        if key not in job:
+            raise JobError(f"job file lacks {key!r}")
+        v = job[key]
+        if not isinstance(v, typ) or isinstance(v, bool):
+            raise JobError(f"job field {key!r} has the wrong type")
+        return v
+
+    job.setdefault("task_id", 0)
+    need("task_id", int)
+    if need("program", str) not in PROGRAMS:
+        raise JobError(f"unknown program {job['program']!r}")
+    if need("kind", str) not in KINDS:
+        raise JobError(f"unknown kind {job['kind']!r}")
+    fb, bl = need("frac_bits", int), need("bit_length", int)
+    if fb < 0 or bl < 2 or fb >= bl or (job["kind"] == "int" and fb != 0):
+        raise JobError(f"bad frac_bits={fb} / bit_length={bl} for kind {job['kind']}")
+    parties = need("parties", list)
+    m = len(parties)
+    for a in parties:
+        if not isinstance(a, str) or ":" not in a or not a.rsplit(":", 1)[1].isdigit():
+            raise JobError(f"bad party address {a!r} (want host:port)")
+        if not a.rsplit(":", 1)[0]:
+            raise JobError(f"bad party address {a!r} (empty host)")
+    i, t = need("index", int), need("threshold", int)
+    if not 0 <= i < m:
+        raise JobError(f"index {i} out of range for {m} parties")
+    if t < 0 or 2 * t >= m:
+        raise JobError(f"threshold {t} invalid for {m} parties (need 2t < m)")
+    shares = need("shares", list)
+    for owner in shares:
+        if not isinstance(owner, list) or not all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in owner
+        ):
+            raise JobError("shares must be a list of lists of non-negative ints")
+    need("output", str)
+    if job.get("modulus") is not None:
+        need("modulus", int)
+    job.setdefault("listen_host", "127.0.0.1")
+    need("listen_host", str)
+    if job.get("deadline") is not None:
+        need("deadline", (int, float))
+    return job
+
+
+def mpyc_argv(job: dict[str, Any]) -> list[str]:
+    """The argv MPyC parses at import of ``mpyc`` / ``mpyc.runtime``."""
+    argv = [sys.argv[0] if sys.argv else "node.mpc.party", "-I", str(job["index"])]
+    for a in job["parties"]:
+        argv += ["-P", a]
+    argv += ["-T", str(job["threshold"]), "-K", str(SEC_PARAM), "-L", str(job["bit_length"])]
+    argv += ["--no-log"]
+    return argv
+
+
+async def _session(mpc: Any, job: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    m, t = len(job["parties"]), job["threshold"]
+    secint = mpc.SecInt(job["bit_length"])
+    field = secint.field
+    if job.get("modulus") is not None and job["modulus"] != field.modulus:
+        raise JobError(
+            f"field modulus mismatch: shares use {job['modulus']}, "
+            f"secint({job['bit_length']}) uses {field.modulus}"
+        )
+    flat = [x for owner in job["shares"] for x in owner]
+    if any(x >= field.modulus for x in flat):
+        raise JobError("a share is not a field element (>= modulus)")
+    count = len(flat)
+
+    if job["index"] == 0:
+        _say(f"{LISTENING_MARKER} (party 0 never listens)")
+    await mpc.start()
+    _say(f"{CONNECTED_MARKER} ({m}, I am party {job['index']})")
+
+    # Every party must be in the same session with the same public shape of inputs;
+    # otherwise the program counters diverge and the result would be garbage.
+    fingerprint = (
+        job["task_id"],
+        job["program"],
+        job["kind"],
+        job["frac_bits"],
+        job["bit_length"],
+        m,
+        t,
+        tuple(len(owner) for owner in job["shares"]),
+    )
+    fps = await mpc.transfer(fingerprint)
+    if any(fp != fingerprint for fp in fps):
+        bad = [j for j, fp in enumerate(fps) if fp != fingerprint]
+        raise DisagreeError(f"parties {bad} are in a different session or hold other inputs")
+
+    if count:
+        shares = secint.array(field.array(np.array(flat, dtype=object)))
+        total = mpc.np_sum(shares)  # local: addition of shares needs no communication
+    else:
+        total = secint(0)
+    revealed = await mpc.output(total)  # the ONLY value revealed
+    revealed = int(revealed)
+
+    # Each party recombined from a different set of t+1 shares; compare so an
+    # inconsistent (degree > t) sharing by a data owner cannot go unnoticed.
+    outs = await mpc.transfer(revealed)
+    if any(o != revealed for o in outs):
+        raise DisagreeError("parties obtained different outputs (inconsistent input shares)")
+    await mpc.shutdown()
+    return {
+        "task_id": job["task_id"],
+        "program": job["program"],
+        "kind": job["kind"],
+        "sum": revealed,
+        "count": count,
+        "frac_bits": job["frac_bits"],
+        "bit_length": job["bit_length"],
+        "modulus": field.modulus,
+        "parties": m,
+        "threshold": t,
+        "index": job["index"],
+    }
+
+
+def _write_json(path: str, obj: dict[str, Any]) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+def main(args: list[str] | None = None) -> int:
+    args = sys.argv[1:] if args is None else args
+    if len(args) != 1:
+        _say("usage: python -m node.mpc.party JOB.json")
+        return 2
+    try:
+        job = load_job(args[0])
+    except JobError as e:
+        _say(f"dnode-mpc: bad job: {e}")
+        return 2
+
+    # MPyC parses sys.argv when mpyc / mpyc.runtime is imported: set it first, and make
+    # sure nothing of our own command line leaks into it.
+    sys.argv = mpyc_argv(job)
+    import asyncio
+    import functools
+
+    from mpyc.runtime import mpc
+
+    # MPyC's server binds every interface; peers' pickled messages are unpickled, so
+    # listen on listen_host only (loopback by default: remote peers come via tunnels).
+    loop = mpc._loop
+    create_server = functools.partial(loop.create_server, host=job["listen_host"])
+
+    async def create_server_bound(*a: Any, **kw: Any) -> Any:
+        server = await create_server(*a, **kw)
+        _say(f"{LISTENING_MARKER} on {job['listen_host']}:{kw.get('port')}")
+        return server
+
+    loop.create_server = create_server_bound
+
+    t0 = time.monotonic()
+    coro = _session(mpc, job)
+    if job.get("deadline") is not None:
+        coro = asyncio.wait_for(coro, job["deadline"])
+    try:
+        result = mpc.run(coro)
+    except TimeoutError:
+        _say(f"dnode-mpc: party {job['index']}: deadline of {job['deadline']:g} s exceeded")
+        return 3
+    except JobError as e:
+        _say(f"dnode-mpc: bad job: {e}")
+        return 2
+    except DisagreeError as e:
+        _say(f"dnode-mpc: {e}")
+        return 4
+    except Exception as e:  # noqa: BLE001 - one-line reason for the executor
+        _say(f"dnode-mpc: party {job['index']} failed: {type(e).__name__}: {e}")
+        return 1
+    result["elapsed"] = round(time.monotonic() - t0, 3)
+    _write_json(job["output"], result)
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: MPyC may leave pending callbacks/transports on failure.
+    os._exit(code)

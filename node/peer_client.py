@@ -1,0 +1,121 @@
+"""Short-lived libp2p clients for requesters and data owners (no daemon, no stake needed).
+
+A data owner's plaintext never leaves this process: values are encoded and Shamir-shared here,
+and each committee seat receives only its own share over a Noise-encrypted stream to the
+peer id the seat holder registered on-chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+from eth_account.signers.local import LocalAccount
+
+from contracts.client import ChainClient
+from node.errors import NodeError, P2PError
+from node.mpc.sharing import encode, field_modulus, share
+from node.p2p import P2PHost, open_host
+from node.protocol import (
+    PROTO_ANNOUNCE,
+    PROTO_PARAMS,
+    PROTO_SHARES,
+    Announcement,
+    Contribution,
+    check_reply,
+    dumps,
+)
+from scheduler.programs import TaskParams, threshold_for
+
+log = logging.getLogger("dnode.client")
+
+
+@asynccontextmanager
+async def ephemeral_host(bootstrap: list[str]) -> AsyncIterator[P2PHost]:
+    if not bootstrap:
+        raise P2PError("no --bootstrap peer given: a client reaches the network through one")
+    async with open_host(secrets.token_bytes(32), ["/ip4/127.0.0.1/tcp/0"], bootstrap) as host:
+        with trio.move_on_after(15):
+            while not host.connected_peers():
+                await trio.sleep(0.1)
+        if not host.connected_peers():
+            raise P2PError(f"cannot reach any bootstrap peer of {', '.join(bootstrap)}")
+        yield host
+
+
+async def announce(bootstrap: list[str], task_id: int, params: TaskParams) -> int:
+    """Tell the bootstrap peers about the task; they check it on-chain and gossip it on."""
+    msg = Announcement(task_id, params.canonical()).to_bytes()
+    accepted = 0
+    async with ephemeral_host(bootstrap) as host:
+        for peer in host.connected_peers():
+            try:
+                check_reply(peer, await host.request(peer, PROTO_ANNOUNCE, msg, timeout=15))
+                accepted += 1
+            except NodeError as e:
+                log.warning("announce to %s failed: %s", peer, e)
+    if not accepted:
+        raise P2PError("no peer accepted the task announcement")
+    return accepted
+
+
+async def fetch_params(host: P2PHost, task_id: int, digest: bytes) -> TaskParams:
+    for peer in host.connected_peers():
+        try:
+            obj = check_reply(
+                peer,
+                await host.request(peer, PROTO_PARAMS, dumps({"task_id": task_id}), timeout=10),
+            )
+            params = TaskParams.from_bytes(bytes.fromhex(str(obj["params"])[2:]))
+            if params.digest == digest:
+                return params
+            log.warning("peer %s sent params that do not match the chain", peer)
+        except (NodeError, ValueError, KeyError) as e:
+            log.info("params from %s: %s", peer, e)
+    raise P2PError(f"no peer knows the params of task {task_id}")
+
+
+async def contribute(
+    bootstrap: list[str],
+    chain: ChainClient,
+    account: LocalAccount,
+    task_id: int,
+    params: TaskParams,
+    values: list[str],
+) -> list[str]:
+    """Share ``values`` among the committee of ``task_id``; returns the seat holders' peer ids."""
+    task = chain.task_info(task_id)
+    m = task.committee_size
+    modulus = field_modulus(params.bit_length)
+    encoded = encode(values, params.kind, params.frac_bits, params.bit_length)
+    shares = share(encoded, m, threshold_for(m), modulus)
+    seats = chain.seats(task_id)
+    peers = [chain.node_info(a).peer_id for a in seats]
+    async with ephemeral_host(bootstrap) as host, trio.open_nursery() as nursery:
+        for seat, peer in enumerate(peers):
+            c = Contribution(
+                chain.deployment.chain_id,
+                chain.deployment.address,
+                task_id,
+                account.address,
+                seat,
+                modulus,
+                tuple(shares[seat]),
+            ).signed(account)
+            nursery.start_soon(_deliver, host, peer, c)
+    return peers
+
+
+async def _deliver(host: P2PHost, peer: str, c: Contribution) -> None:
+    last: Exception | None = None
+    for attempt in range(5):
+        try:
+            check_reply(peer, await host.request(peer, PROTO_SHARES, c.to_bytes(), timeout=20))
+            return
+        except NodeError as e:
+            last = e
+            await trio.sleep(1 + attempt)
+    raise P2PError(f"could not deliver shares to seat {c.seat} ({peer}): {last}")

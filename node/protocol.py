@@ -1,0 +1,185 @@
+"""Wire messages between requesters, data owners and nodes, and their validation.
+
+Every inbound message is parsed here; anything malformed or unauthenticated raises
+``ProtocolViolation`` so the caller can log one line, drop it and keep serving.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_utils import keccak, to_checksum_address
+
+from node.errors import ProtocolViolation, RequestRefused
+
+TOPIC_TASKS = "dnode/tasks/1"
+PROTO_ANNOUNCE = "/dnode/announce/1.0.0"
+PROTO_PARAMS = "/dnode/params/1.0.0"
+PROTO_SHARES = "/dnode/shares/1.0.0"
+PROTO_SIGNATURE = "/dnode/signature/1.0.0"
+
+MAX_SHARES_PER_OWNER = 1_000_000
+
+
+def dumps(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def loads(peer: str, data: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolViolation(peer, "not JSON") from None
+    if not isinstance(obj, dict):
+        raise ProtocolViolation(peer, "not a JSON object")
+    return obj
+
+
+def _int(peer: str, obj: dict[str, Any], key: str, lo: int = 0, hi: int | None = None) -> int:
+    v = obj.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):
+        raise ProtocolViolation(peer, f"field {key!r} missing or out of range")
+    return v
+
+
+def _hex(peer: str, obj: dict[str, Any], key: str) -> bytes:
+    v = obj.get(key)
+    try:
+        if not isinstance(v, str) or not v.startswith("0x"):
+            raise ValueError
+        return bytes.fromhex(v[2:])
+    except ValueError:
+        raise ProtocolViolation(peer, f"field {key!r} is not 0x-hex") from None
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A requester tells the network a task's off-chain params (checked against the chain)."""
+
+    task_id: int
+    params: bytes
+
+    def to_bytes(self) -> bytes:
+        return dumps({"task_id": self.task_id, "params": "0x" + self.params.hex()})
+
+    @classmethod
+    def parse(cls, peer: str, data: bytes) -> Announcement:
+        obj = loads(peer, data)
+        return cls(_int(peer, obj, "task_id", 1), _hex(peer, obj, "params"))
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One data owner's Shamir shares for ONE committee seat, signed by the owner's key."""
+
+    chain_id: int
+    contract: str
+    task_id: int
+    owner: str
+    seat: int
+    modulus: int
+    shares: tuple[int, ...]
+    signature: bytes = b""
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "contract": to_checksum_address(self.contract),
+            "task_id": self.task_id,
+            "owner": to_checksum_address(self.owner),
+            "seat": self.seat,
+            "modulus": self.modulus,
+            "shares": list(self.shares),
+        }
+
+    def signing_hash(self) -> bytes:
+        return keccak(b"dnode.contribution.v1" + dumps(self.body()))
+
+    def signed(self, account: Any) -> Contribution:
+        sig = account.sign_message(encode_defunct(primitive=self.signing_hash())).signature
+        return Contribution(**{**self.__dict__, "signature": bytes(sig)})
+
+    def to_bytes(self) -> bytes:
+        return dumps({**self.body(), "signature": "0x" + self.signature.hex()})
+
+    @classmethod
+    def parse(cls, peer: str, data: bytes) -> Contribution:
+        obj = loads(peer, data)
+        shares = obj.get("shares")
+        if not isinstance(shares, list) or not 1 <= len(shares) <= MAX_SHARES_PER_OWNER:
+            raise ProtocolViolation(peer, "field 'shares' must be a non-empty list")
+        modulus = _int(peer, obj, "modulus", 3)
+        if not all(
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < modulus for s in shares
+        ):
+            raise ProtocolViolation(peer, "shares must be field elements")
+        try:
+            owner = to_checksum_address(str(obj.get("owner")))
+            contract = to_checksum_address(str(obj.get("contract")))
+        except ValueError:
+            raise ProtocolViolation(peer, "owner/contract is not an address") from None
+        c = cls(
+            chain_id=_int(peer, obj, "chain_id", 1),
+            contract=contract,
+            task_id=_int(peer, obj, "task_id", 1),
+            owner=owner,
+            seat=_int(peer, obj, "seat", 0, 15),
+            modulus=modulus,
+            shares=tuple(shares),
+            signature=_hex(peer, obj, "signature"),
+        )
+        try:
+            signer = Account.recover_message(
+                encode_defunct(primitive=c.signing_hash()), signature=c.signature
+            )
+        except Exception:  # eth-keys raises several types for junk signatures
+            raise ProtocolViolation(peer, "contribution signature is malformed") from None
+        if signer.lower() != owner.lower():
+            raise ProtocolViolation(peer, f"contribution is not signed by its owner {owner}")
+        return c
+
+
+@dataclass(frozen=True)
+class SignatureMessage:
+    """A committee member's signature over the result it computed."""
+
+    task_id: int
+    result: bytes
+    signature: bytes
+
+    def to_bytes(self) -> bytes:
+        return dumps(
+            {
+                "task_id": self.task_id,
+                "result": "0x" + self.result.hex(),
+                "signature": "0x" + self.signature.hex(),
+            }
+        )
+
+    @classmethod
+    def parse(cls, peer: str, data: bytes) -> SignatureMessage:
+        obj = loads(peer, data)
+        result = _hex(peer, obj, "result")
+        sig = _hex(peer, obj, "signature")
+        if len(result) > 1024 or len(sig) != 65:
+            raise ProtocolViolation(peer, "result or signature has the wrong size")
+        return cls(_int(peer, obj, "task_id", 1), result, sig)
+
+
+def ok(**extra: Any) -> bytes:
+    return dumps({"ok": True, **extra})
+
+
+def error(detail: str) -> bytes:
+    return dumps({"ok": False, "error": detail})
+
+
+def check_reply(peer: str, data: bytes) -> dict[str, Any]:
+    obj = loads(peer, data)
+    if not obj.get("ok"):
+        raise RequestRefused(peer, str(obj.get("error", "request refused")))
+    return obj

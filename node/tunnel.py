@@ -1,0 +1,319 @@
+"""TCP-over-libp2p tunnels: local TCP programs (MPyC parties) talk through
+authenticated libp2p streams.
+
+Wire protocol on ``/dnode/tunnel/1.0.0`` (one stream per TCP connection):
+
+1. dialer -> listener: header frame = 4-byte big-endian length + UTF-8 JSON
+   ``{"key": "<key>", "index": <dialer's party index>}`` (at most 4 KiB);
+2. listener asks the resolver registered for ``key`` whether the (Noise-authenticated)
+   dialing peer may tunnel for it; on refusal / unknown key / resolver error /
+   unreachable local target the stream is **reset** (and a log line written);
+3. otherwise the listener connects to the resolved local (host, port) (retrying
+   refusals for up to 30 s: the local program may still be starting) and answers one
+   byte ``0x01`` (accepted); from then on raw bytes are piped both ways.
+
+EOF is propagated as a half-close in each direction (TCP ``shutdown(SHUT_WR)`` <->
+yamux FIN); an error on either side resets the stream and closes the socket.
+
+Dialer side::
+
+    async with tunnel_forwarders(host, "task:7", {1: peer_b, 2: peer_c}, local_index=0) as ports:
+        # ports == {1: 40123, 2: 40124}: connect to 127.0.0.1:ports[i] to reach party i
+        ...
+
+Listener side::
+
+    async def resolver(peer_id: str, key: str) -> tuple[str, int] | None:
+        return ("127.0.0.1", mpyc_port) if peer_id in committee else None
+    host.set_tunnel_target("task:7", resolver)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+
+import trio
+
+from node.errors import P2PError, ProtocolViolation
+from node.transport import ByteStream, Transport, TunnelResolver
+
+log = logging.getLogger("dnode.tunnel")
+
+TUNNEL_PROTOCOL = "/dnode/tunnel/1.0.0"
+MAX_HEADER = 4096
+ACCEPT = b"\x01"
+CHUNK = 64 * 1024
+HEADER_TIMEOUT = 10.0
+LOCAL_CONNECT_TIMEOUT = 30.0
+OPEN_TIMEOUT = 15.0
+# The listener's resolver may legitimately wait (e.g. until its MPC party is up)
+# before accepting; the dialer waits a bit longer than the listener lets it.
+RESOLVE_TIMEOUT = 110.0
+ACCEPT_TIMEOUT = 150.0  # > RESOLVE_TIMEOUT + LOCAL_CONNECT_TIMEOUT
+
+# A resolver registered under this key is consulted for keys without their own resolver.
+ANY_KEY = "*"
+
+
+def encode_header(key: str, index: int) -> bytes:
+    body = json.dumps({"key": key, "index": int(index)}, separators=(",", ":")).encode()
+    if len(body) > MAX_HEADER:
+        raise P2PError(f"tunnel key too long ({len(body)} bytes)")
+    return struct.pack(">I", len(body)) + body
+
+
+async def _read_exactly(stream: ByteStream, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = await stream.read(n - len(buf))
+        if not chunk:
+            raise EOFError(f"EOF after {len(buf)} of {n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+async def read_header(stream: ByteStream) -> tuple[str, int]:
+    """Parse a tunnel header; raises ProtocolViolation / EOFError / P2PError."""
+    (length,) = struct.unpack(">I", await _read_exactly(stream, 4))
+    if length > MAX_HEADER:
+        raise ProtocolViolation(stream.peer_id, f"tunnel header of {length} bytes")
+    try:
+        obj = json.loads(await _read_exactly(stream, length))
+        key, index = obj["key"], obj["index"]
+        if not isinstance(key, str) or not isinstance(index, int) or isinstance(index, bool):
+            raise TypeError("bad field types")
+    except (ValueError, KeyError, TypeError) as e:
+        raise ProtocolViolation(stream.peer_id, f"malformed tunnel header: {e}") from e
+    return key, index
+
+
+async def _quiet_reset(stream: ByteStream) -> None:
+    with trio.CancelScope(shield=True), suppress(Exception):
+        await stream.reset()
+
+
+async def pipe(tcp: trio.SocketStream, stream: ByteStream, label: str) -> None:
+    """Copy bytes both ways until both directions reached EOF (or one side failed).
+
+    Closes the socket in all cases; closes the stream on a clean finish and resets it
+    on error or cancellation.
+    """
+    sent = received = 0
+
+    async def tcp_to_stream() -> None:
+        nonlocal sent
+        while True:
+            data = await tcp.receive_some(CHUNK)
+            if not data:
+                await stream.close_write()
+                return
+            await stream.write(data)
+            sent += len(data)
+
+    async def stream_to_tcp() -> None:
+        nonlocal received
+        while True:
+            data = await stream.read(CHUNK)
+            if not data:
+                with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await tcp.send_eof()
+                return
+            await tcp.send_all(data)
+            received += len(data)
+
+    clean = False
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(tcp_to_stream)
+            nursery.start_soon(stream_to_tcp)
+        clean = True
+    except Exception as e:  # noqa: BLE001 - includes ExceptionGroup of I/O errors
+        log.info("tunnel %s aborted after %d/%d bytes out/in: %r", label, sent, received, e)
+    finally:
+        if clean:
+            log.debug("tunnel %s closed cleanly (%d/%d bytes out/in)", label, sent, received)
+            with trio.CancelScope(shield=True), suppress(Exception):
+                await stream.close()
+        else:
+            await _quiet_reset(stream)
+        with trio.CancelScope(shield=True):
+            await tcp.aclose()
+
+
+async def _connect_local(host: str, port: int) -> trio.SocketStream:
+    """Connect to the local target, retrying refusals for a while: the local program
+    (an MPyC party being started) may not be listening yet when the resolver answers."""
+    delay = 0.05
+    with trio.fail_after(LOCAL_CONNECT_TIMEOUT):
+        while True:
+            try:
+                return await trio.open_tcp_stream(host, port)
+            except OSError:
+                await trio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+
+class TunnelService:
+    """Listener side: serves ``/dnode/tunnel/1.0.0`` streams on a host."""
+
+    def __init__(self, host: Transport) -> None:
+        self._host = host
+        self._targets: dict[str, TunnelResolver] = {}
+        host.set_stream_handler(TUNNEL_PROTOCOL, self._handle)
+
+    def set_target(self, key: str, resolver: TunnelResolver) -> None:
+        self._targets[key] = resolver
+
+    def remove_target(self, key: str) -> None:
+        self._targets.pop(key, None)
+
+    async def _handle(self, peer_id: str, stream: ByteStream) -> None:
+        try:
+            with trio.fail_after(HEADER_TIMEOUT):
+                key, index = await read_header(stream)
+        except (ProtocolViolation, EOFError, P2PError, trio.TooSlowError) as e:
+            log.warning("tunnel from %s: bad header (%r); reset", peer_id, e)
+            await _quiet_reset(stream)
+            return
+        resolver = self._targets.get(key) or self._targets.get(ANY_KEY)
+        target = None
+        if resolver is not None:
+            try:
+                with trio.fail_after(RESOLVE_TIMEOUT):
+                    target = await resolver(peer_id, key)
+            except trio.TooSlowError:
+                log.warning("tunnel resolver for key %r timed out (peer %s)", key, peer_id)
+                target = None
+            except Exception:
+                log.exception("tunnel resolver for key %r raised (peer %s)", key, peer_id)
+                target = None
+        if target is None:
+            log.warning(
+                "tunnel refused: peer %s (party %d) key %r%s; reset",
+                peer_id,
+                index,
+                key,
+                "" if resolver else " (no such key)",
+            )
+            await _quiet_reset(stream)
+            return
+        host, port = target
+        try:
+            tcp = await _connect_local(host, port)
+        except (OSError, trio.TooSlowError) as e:
+            log.warning(
+                "tunnel %r from %s: local target %s:%s unreachable (%r); reset",
+                key,
+                peer_id,
+                host,
+                port,
+                e,
+            )
+            await _quiet_reset(stream)
+            return
+        try:
+            await stream.write(ACCEPT)
+        except Exception as e:  # noqa: BLE001
+            log.info("tunnel %r from %s: accept failed (%r)", key, peer_id, e)
+            await _quiet_reset(stream)
+            with trio.CancelScope(shield=True):
+                await tcp.aclose()
+            return
+        log.info("tunnel %r: party %d (%s) -> %s:%s", key, index, peer_id, host, port)
+        await pipe(tcp, stream, f"{key} party {index} <- {peer_id[:12]}")
+
+
+async def _forward_one(
+    host: Transport, key: str, peer_id: str, index: int, local_index: int, tcp: trio.SocketStream
+) -> None:
+    label = f"{key} -> party {index} ({peer_id[:12]})"
+    stream: ByteStream | None = None
+    try:
+        with trio.fail_after(OPEN_TIMEOUT):
+            stream = await host.open_stream(peer_id, TUNNEL_PROTOCOL, timeout=OPEN_TIMEOUT)
+            await stream.write(encode_header(key, local_index))
+        with trio.fail_after(ACCEPT_TIMEOUT):
+            ack = await stream.read(1)
+        if ack != ACCEPT:
+            raise P2PError(f"tunnel not accepted (got {ack!r})")
+    except (P2PError, trio.TooSlowError) as e:
+        log.warning("tunnel %s: could not open (%r); closing local connection", label, e)
+        if stream is not None:
+            await _quiet_reset(stream)
+        with trio.CancelScope(shield=True):
+            await tcp.aclose()
+        return
+    except BaseException:
+        if stream is not None:
+            await _quiet_reset(stream)
+        with trio.CancelScope(shield=True):
+            await tcp.aclose()
+        raise
+    log.debug("tunnel %s open", label)
+    await pipe(tcp, stream, label)
+
+
+async def open_forwarders(
+    nursery: trio.Nursery,
+    host: Transport,
+    key: str,
+    peers: Mapping[int, str],
+    local_index: int,
+) -> dict[int, int]:
+    """Bind one 127.0.0.1:0 listener per remote party and serve it in ``nursery``.
+
+    Returns ``{party_index: local_port}``.  Every TCP connection accepted on a
+    listener opens a tunnel stream to that party's peer (header: key, local_index)
+    and pipes bytes both ways.  Cancelling ``nursery`` closes listeners and tunnels.
+    """
+    ports: dict[int, int] = {}
+    listeners: list[trio.SocketListener] = []
+    try:
+        for index, _peer_id in sorted(peers.items()):
+            (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            listeners.append(listener)
+            ports[index] = listener.socket.getsockname()[1]
+    except BaseException:
+        for listener in listeners:
+            await listener.aclose()
+        raise
+    for (index, peer_id), listener in zip(sorted(peers.items()), listeners, strict=True):
+        nursery.start_soon(_serve_listener, host, key, peer_id, index, local_index, listener)
+    log.info("tunnel forwarders for %r (local party %d): %s", key, local_index, ports)
+    return ports
+
+
+async def _serve_listener(
+    host: Transport,
+    key: str,
+    peer_id: str,
+    index: int,
+    local_index: int,
+    listener: trio.SocketListener,
+) -> None:
+    async with listener, trio.open_nursery() as conns:
+        while True:
+            try:
+                tcp = await listener.accept()
+            except (OSError, trio.ClosedResourceError) as e:
+                log.warning("tunnel %r listener for party %d stopped: %r", key, index, e)
+                return
+            conns.start_soon(_forward_one, host, key, peer_id, index, local_index, tcp)
+
+
+@asynccontextmanager
+async def tunnel_forwarders(
+    host: Transport, key: str, peers: Mapping[int, str], local_index: int
+) -> AsyncIterator[dict[int, int]]:
+    """Context-managed :func:`open_forwarders`: yields ``{party_index: local_port}``;
+    leaving the block closes all listeners and tunnels."""
+    async with trio.open_nursery() as nursery:
+        ports = await open_forwarders(nursery, host, key, peers, local_index)
+        try:
+            yield ports
+        finally:
+            nursery.cancel_scope.cancel()

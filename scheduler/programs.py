@@ -1,0 +1,144 @@
+"""The programs a task can name, and the canonical task parameters every party hashes.
+
+The chain stores only ``keccak(program name)`` and ``keccak(canonical params)``; the params
+travel off-chain (gossip, request/response) and every receiver re-hashes them before use, so
+a peer cannot make a node or data owner act on parameters the requester did not post.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_utils import is_checksum_address, is_hex_address, keccak, to_checksum_address
+
+from scheduler.errors import InvalidTaskParams, UnknownProgram
+
+CAP_MPC = 1
+CAP_HE = 2
+
+MIN_COMMITTEE = 3
+MAX_COMMITTEE = 16
+MAX_OWNERS = 64
+PARAMS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    capability: int
+    description: str
+
+    @property
+    def program_id(self) -> bytes:
+        return keccak(text=self.name)
+
+
+PROGRAMS: dict[str, Program] = {
+    p.name: p
+    for p in (
+        Program("mpc.sum", CAP_MPC, "secure sum of every data owner's values"),
+        Program("mpc.mean", CAP_MPC, "secure mean of every data owner's values"),
+    )
+}
+
+
+def get_program(name: str) -> Program:
+    try:
+        return PROGRAMS[name]
+    except KeyError:
+        raise UnknownProgram(name, sorted(PROGRAMS)) from None
+
+
+def program_by_id(program_id: bytes) -> Program | None:
+    for p in PROGRAMS.values():
+        if p.program_id == program_id:
+            return p
+    return None
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    """What the committee and the data owners need beyond the on-chain record."""
+
+    program: str
+    owners: tuple[str, ...]
+    kind: str = "int"  # "int" or "fixed"
+    frac_bits: int = 0
+    bit_length: int = 64
+    input_timeout: int = 120  # seconds nodes wait for all owners' shares after the committee forms
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        get_program(self.program)
+        if self.kind not in ("int", "fixed"):
+            raise InvalidTaskParams(f"kind must be 'int' or 'fixed', not {self.kind!r}")
+        if self.kind == "int" and self.frac_bits != 0:
+            raise InvalidTaskParams("frac_bits must be 0 for integer inputs")
+        if self.kind == "fixed" and not 1 <= self.frac_bits <= 32:
+            raise InvalidTaskParams("frac_bits must be between 1 and 32 for fixed-point inputs")
+        if not 16 <= self.bit_length <= 128:
+            raise InvalidTaskParams("bit_length must be between 16 and 128")
+        if not 1 <= len(self.owners) <= MAX_OWNERS:
+            raise InvalidTaskParams(f"a task needs between 1 and {MAX_OWNERS} data owners")
+        for o in self.owners:
+            if not (is_hex_address(o) and is_checksum_address(to_checksum_address(o))):
+                raise InvalidTaskParams(f"data owner {o!r} is not an address")
+        if len({o.lower() for o in self.owners}) != len(self.owners):
+            raise InvalidTaskParams("data owners must be distinct")
+        if not 10 <= self.input_timeout <= 86_400:
+            raise InvalidTaskParams("input_timeout must be between 10 s and 1 day")
+
+    @property
+    def capability(self) -> int:
+        return get_program(self.program).capability
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": PARAMS_VERSION,
+            "program": self.program,
+            "owners": [to_checksum_address(o) for o in self.owners],
+            "kind": self.kind,
+            "frac_bits": self.frac_bits,
+            "bit_length": self.bit_length,
+            "input_timeout": self.input_timeout,
+            "extra": self.extra,
+        }
+
+    def canonical(self) -> bytes:
+        """Byte-exact encoding that is hashed on-chain: sorted keys, no whitespace."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+    @property
+    def digest(self) -> bytes:
+        return keccak(self.canonical())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TaskParams:
+        try:
+            d = json.loads(data)
+            if not isinstance(d, dict) or d.get("v") != PARAMS_VERSION:
+                raise InvalidTaskParams(f"unsupported params version {d.get('v')!r}")
+            return cls(
+                program=str(d["program"]),
+                owners=tuple(str(o) for o in d["owners"]),
+                kind=str(d["kind"]),
+                frac_bits=int(d["frac_bits"]),
+                bit_length=int(d["bit_length"]),
+                input_timeout=int(d["input_timeout"]),
+                extra=dict(d.get("extra") or {}),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise InvalidTaskParams(f"malformed params: {e}") from None
+
+    def is_owner(self, address: str) -> bool:
+        return address.lower() in {o.lower() for o in self.owners}
+
+    def owner_index(self, address: str) -> int:
+        return [o.lower() for o in self.owners].index(address.lower())
+
+
+def threshold_for(committee_size: int) -> int:
+    """Shamir degree t with an honest majority: t < m/2, the largest such t."""
+    return (committee_size - 1) // 2

@@ -1,0 +1,136 @@
+"""User mistakes get one clear line on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.devcluster import DevCluster, free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    c = DevCluster(tmp_path_factory.mktemp("cli"))
+    with c.running():
+        c.member("alice")
+        yield c
+
+
+def run(
+    c: DevCluster,
+    home: Path | None,
+    *args: str,
+    password: Path | None = None,
+    rpc: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "cli",
+        "--rpc-url",
+        rpc or c.rpc_url,
+        "--manifest",
+        str(c.manifest),
+        "--password-file",
+        str(password or c.password_file),
+    ]
+    if home:
+        cmd += ["--home", str(home)]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120)
+
+
+def one_line_error(r: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert r.returncode != 0, r.stdout
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert needle in lines[0], lines[0]
+
+
+def post(c: DevCluster, *extra: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    alice = c.members["alice"]
+    return run(c, alice.home, "task", "post", "--owner", alice.address, *extra, **kw)  # type: ignore[arg-type]
+
+
+def test_unknown_program(cluster: DevCluster) -> None:
+    one_line_error(
+        post(cluster, "--program", "mpc.median", "--reward", "1ether"),
+        "unknown program 'mpc.median'",
+    )
+
+
+def test_committee_below_three(cluster: DevCluster) -> None:
+    one_line_error(
+        post(cluster, "--program", "mpc.mean", "--reward", "1ether", "--committee", "2"),
+        "committee size must be between 3 and 16",
+    )
+
+
+def test_reward_the_account_cannot_pay(cluster: DevCluster) -> None:
+    one_line_error(post(cluster, "--program", "mpc.mean", "--reward", "1000000ether"), "cannot pay")
+
+
+def test_bad_reward_amount(cluster: DevCluster) -> None:
+    one_line_error(post(cluster, "--program", "mpc.mean", "--reward", "lots"), "not an amount")
+
+
+def test_unreachable_rpc(cluster: DevCluster) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    one_line_error(
+        post(cluster, "--program", "mpc.mean", "--reward", "1ether", rpc=dead),
+        f"cannot reach the chain at {dead}",
+    )
+
+
+def test_wrong_keystore_password(cluster: DevCluster, tmp_path: Path) -> None:
+    bad = tmp_path / "pw"
+    bad.write_text("not-the-password")
+    one_line_error(
+        post(cluster, "--program", "mpc.mean", "--reward", "1ether", password=bad), "wrong password"
+    )
+
+
+def test_malformed_inputs_file(cluster: DevCluster, tmp_path: Path) -> None:
+    r = post(cluster, "--program", "mpc.mean", "--reward", "0.1ether", "--json")
+    assert r.returncode == 0, r.stderr
+    task_id = r.stdout.strip().splitlines()[-1].split('"task_id": ')[1].split(",")[0]
+    bad = tmp_path / "inputs.csv"
+    bad.write_text("12\n13\nabc\n")
+    alice = cluster.members["alice"]
+    r = run(
+        cluster,
+        alice.home,
+        "task",
+        "contribute",
+        task_id,
+        "--inputs",
+        str(bad),
+        "--bootstrap",
+        "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
+    )
+    one_line_error(r, "line 3")
+
+
+def test_missing_manifest(cluster: DevCluster, tmp_path: Path) -> None:
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "--rpc-url",
+            cluster.rpc_url,
+            "--home",
+            str(tmp_path),
+            "task",
+            "status",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    one_line_error(r, "file not found")

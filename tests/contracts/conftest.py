@@ -1,0 +1,27 @@
+"""Fixtures for the contract tests (helpers live in dnode_chain.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from dnode_chain import Chain, make_account, new_chain
+
+from contracts.client import ChainClient
+
+
+@pytest.fixture
+def chain() -> Chain:
+    return new_chain()
+
+
+@pytest.fixture
+def funded(chain: Chain) -> Callable[[str], ChainClient]:
+    """Factory: a ChainClient for a freshly funded deterministic account."""
+
+    def make(label: str) -> ChainClient:
+        acct = make_account(label)
+        chain.fund(acct)
+        return chain.client(acct)
+
+    return make

@@ -1,0 +1,101 @@
+"""Test helpers: an in-process eth-tester chain with a fresh dnode deployment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_tester import EthereumTester, PyEVMBackend
+from eth_utils import keccak
+from hypothesis import HealthCheck, settings
+from web3 import EthereumTesterProvider, Web3
+
+from contracts.client import ChainClient
+from contracts.compile import compile_file
+from contracts.deploy import deploy
+from contracts.manifest import Deployment
+
+ETHER = 10**18
+MIN_STAKE = ETHER
+SEAT_COLLATERAL = ETHER // 10
+UNBOND_DELAY = 3600
+CHALLENGE_PERIOD = 600
+FUNDING = 1000 * ETHER
+ATTACKERS = Path(__file__).parent / "attackers"
+
+settings.register_profile(
+    "ci",
+    # each stateful step is ~2 txs + ~20 RPC reads on py-evm: 10 x 30 keeps CI near 45 s
+    max_examples=10,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "soak",
+    max_examples=500,
+    stateful_step_count=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("DNODE_HYPOTHESIS_PROFILE", "ci"))
+
+
+def make_account(label: str) -> LocalAccount:
+    """Deterministic throwaway key, so failures reproduce."""
+    return Account.from_key(keccak(text=f"dnode-test/{label}"))
+
+
+@dataclass
+class Chain:
+    """Handle on one in-process test chain with a deployed dnode contract."""
+
+    tester: EthereumTester
+    w3: Web3
+    deployment: Deployment
+    deployer: LocalAccount
+
+    def fund(self, account: LocalAccount, wei: int = FUNDING) -> None:
+        self.w3.eth.send_transaction(
+            {"from": self.w3.eth.accounts[0], "to": account.address, "value": wei}
+        )
+
+    def client(self, account: LocalAccount | None) -> ChainClient:
+        return ChainClient(self.w3, self.deployment, account)
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def travel_to(self, timestamp: int) -> None:
+        """Make the next block (and the next transaction) execute at ``timestamp``."""
+        self.tester.time_travel(timestamp)
+
+    def advance(self, seconds: int) -> None:
+        self.travel_to(self.now() + seconds)
+
+    def deploy_vyper(self, path: Path, *args: Any, value: int = 0) -> Any:
+        art = compile_file(path)
+        factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        tx = factory.constructor(*args).transact({"from": self.w3.eth.accounts[0]})
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx)
+        return self.w3.eth.contract(address=receipt["contractAddress"], abi=art["abi"])
+
+
+def new_chain(**params: int) -> Chain:
+    tester = EthereumTester(PyEVMBackend())
+    w3 = Web3(EthereumTesterProvider(tester))
+    deployer = make_account("deployer")
+    w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": deployer.address, "value": FUNDING})
+    kwargs = {
+        "min_stake": MIN_STAKE,
+        "seat_collateral": SEAT_COLLATERAL,
+        "unbond_delay": UNBOND_DELAY,
+        "challenge_period": CHALLENGE_PERIOD,
+        **params,
+    }
+    dep = deploy(w3, deployer, **kwargs)
+    return Chain(tester, w3, dep, deployer)

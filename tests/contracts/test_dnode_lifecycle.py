@@ -1,0 +1,157 @@
+"""End-to-end task lifecycle on an in-process chain, with gas accounting per step."""
+
+from __future__ import annotations
+
+import pytest
+from dnode_chain import CHALLENGE_PERIOD, ETHER, SEAT_COLLATERAL, Chain, make_account
+
+from contracts.client import ChainClient, TaskStatus
+from contracts.errors import TransactionReverted
+from oracle.attestation import recover_signer, result_digest, sign_report
+
+PROGRAM = b"\x01" * 32
+PARAMS = b"\x02" * 32
+
+
+def setup_nodes(chain: Chain, funded, n: int, stake: int = 2 * ETHER) -> list[ChainClient]:
+    nodes = []
+    for i in range(n):
+        c = funded(f"node{i}")
+        c.register(f"12D3KooWnode{i}", 1)
+        c.stake(stake)
+        nodes.append(c)
+    return nodes
+
+
+def post(chain: Chain, requester: ChainClient, m: int = 3, reward: int = ETHER) -> int:
+    now = chain.now()
+    return requester.post_task(
+        PROGRAM,
+        PARAMS,
+        capability=1,
+        committee_size=m,
+        seat_deadline=now + 100,
+        report_deadline=now + 1000,
+        reward=reward,
+    )
+
+
+def sign_all(chain: Chain, nodes: list[ChainClient], task_id: int, result: bytes) -> list[bytes]:
+    dep = chain.deployment
+    return [sign_report(n.account, dep.chain_id, dep.address, task_id, result) for n in nodes]
+
+
+def accounted(chain: Chain, clients: list[ChainClient], open_escrow: int) -> int:
+    """escrows + stakes + unbonding + credits over the given accounts."""
+    total = open_escrow
+    for c in clients:
+        info = c.node_info()
+        total += info.stake + info.unbonding + c.credits()
+    return total
+
+
+def test_full_lifecycle_m3(chain: Chain, funded) -> None:
+    gas: dict[str, int] = {}
+    nodes = setup_nodes(chain, funded, 4)
+    gas["register"] = 0
+    requester = funded("requester")
+    reward = ETHER + 1  # not divisible by 3: dust goes to the first signer
+
+    task_id = post(chain, requester, 3, reward)
+    gas["post_task"] = requester.last_tx.gas_used
+    assert task_id == 1 and requester.task_count() == 1
+    info = requester.task_info(task_id)
+    assert info.status == TaskStatus.OPEN
+    assert (info.committee_size, info.quorum, info.reward) == (3, 2, reward)
+    assert info.requester == requester.account.address
+    assert (info.program_id, info.params_digest) == (PROGRAM, PARAMS)
+
+    for i, n in enumerate(nodes[:3]):
+        n.claim_seat(task_id)
+        gas[f"claim_seat[{i}]"] = n.last_tx.gas_used
+        assert n.node_info().locked == SEAT_COLLATERAL
+        assert n.seat_index(task_id, n.account.address) == i
+    assert nodes[3].seat_index(task_id, nodes[3].account.address) is None
+    info = requester.task_info(task_id)
+    assert info.status == TaskStatus.COMPUTING and info.seats_taken == 3
+    assert requester.seats(task_id) == [n.account.address for n in nodes[:3]]
+
+    result = b"mean=42.000000;count=3"
+    sigs = sign_all(chain, nodes[:3], task_id, result)
+    for n, s in zip(nodes[:3], sigs, strict=True):
+        signer = recover_signer(
+            chain.deployment.chain_id,
+            chain.deployment.address,
+            task_id,
+            result_digest(result),
+            s,
+        )
+        assert signer == n.account.address
+    # seats 0 and 2 sign (a quorum of 2 out of 3)
+    nodes[0].report(task_id, result, [sigs[2], sigs[0]])
+    gas["report(2 sigs)"] = nodes[0].last_tx.gas_used
+    status, digest, stored = requester.result_of(task_id)
+    assert status == TaskStatus.REPORTED and digest == result_digest(result) and stored == result
+    assert requester.signers_bitmap(task_id) == 0b101
+    assert requester.task_info(task_id).reported_at > 0
+
+    chain.advance(CHALLENGE_PERIOD + 1)
+    requester.finalize(task_id)
+    gas["finalize"] = requester.last_tx.gas_used
+    assert requester.task_info(task_id).status == TaskStatus.FINALIZED
+
+    share = reward // 2
+    assert nodes[0].credits() == share + (reward - 2 * share)
+    assert nodes[1].credits() == 0
+    assert nodes[2].credits() == share
+    for n in nodes:
+        assert n.node_info().locked == 0
+    assert chain.w3.eth.get_balance(chain.deployment.address) == accounted(
+        chain, [*nodes, requester], 0
+    )
+
+    before = chain.w3.eth.get_balance(nodes[2].account.address)
+    nodes[2].withdraw()
+    gas["withdraw"] = nodes[2].last_tx.gas_used
+    paid_gas = (
+        nodes[2].last_tx.gas_used
+        * chain.w3.eth.get_transaction_receipt(nodes[2].last_tx.tx_hash)["effectiveGasPrice"]
+    )
+    after = chain.w3.eth.get_balance(nodes[2].account.address)
+    assert after - before == share - paid_gas
+    assert nodes[2].credits() == 0
+
+    # events are decoded in chain order
+    names = [e.name for e in requester.events(chain.deployment.deploy_block)]
+    for expected in ("TaskPosted", "SeatClaimed", "CommitteeFormed", "ResultReported"):
+        assert expected in names
+    assert names.index("TaskFinalized") > names.index("ResultReported")
+    posted = next(e for e in requester.events(0) if e.name == "TaskPosted")
+    assert posted.args["task_id"] == task_id and posted.args["reward"] == reward
+
+    gas.pop("register")
+    lifecycle = sum(v for k, v in gas.items() if k != "withdraw")
+    print("\ngas per lifecycle step (m=3):")
+    for k, v in gas.items():
+        print(f"  {k:<16} {v:>8}")
+    print(f"  {'post..finalize':<16} {lifecycle:>8}  (target < 250000)")
+
+
+def test_registry_views_and_peer_ownership(chain: Chain, funded) -> None:
+    a, b = funded("a"), funded("b")
+    a.register("12D3KooWpeerA", 3)
+    assert a.node_of_peer("12D3KooWpeerA") == a.account.address
+    info = a.node_info()
+    assert (info.peer_id, info.capabilities, info.stake) == ("12D3KooWpeerA", 3, 0)
+    with pytest.raises(TransactionReverted, match="registry: peer id taken"):
+        b.register("12D3KooWpeerA", 1)
+    # re-register under a new peer id frees the old one
+    a.register("12D3KooWpeerA2", 1)
+    assert a.node_of_peer("12D3KooWpeerA") is None
+    b.register("12D3KooWpeerA", 1)
+    assert a.node_of_peer("12D3KooWpeerA") == b.account.address
+    assert not a.is_active(a.account.address)
+    a.stake(ETHER)
+    assert a.is_active(a.account.address)
+    assert chain.client(None).params()["seat_collateral"] == SEAT_COLLATERAL
+    assert make_account("a").address == a.account.address

@@ -1,0 +1,87 @@
+"""compile / manifest / deploy / client plumbing: the failure modes users will actually hit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from dnode_chain import Chain
+from web3 import Web3
+
+from contracts.client import ChainClient, decode_revert_reason
+from contracts.compile import compile_contracts, compile_file
+from contracts.errors import ChainMismatch, CompileError, ManifestError, RpcUnreachable
+from contracts.manifest import Deployment
+
+
+def test_compile_is_cached_and_complete() -> None:
+    a = compile_contracts()
+    assert a is compile_contracts()
+    art = a["dnode"]
+    assert art["bytecode"].startswith("0x")
+    names = {i.get("name") for i in art["abi"]}
+    for fn in ("register", "post_task", "claim_seat", "report", "finalize", "refund", "withdraw"):
+        assert fn in names
+
+
+def test_compile_error_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.vy"
+    bad.write_text("# pragma version 0.4.3\n@external\ndef f() -> uint256:\n    return x\n")
+    with pytest.raises(CompileError) as err:
+        compile_file(bad)
+    assert "bad.vy" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(CompileError, match="not found"):
+        compile_file(tmp_path / "missing.vy")
+
+
+def test_manifest_round_trip_and_errors(chain: Chain, tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "deployment.json"
+    chain.deployment.save(path)
+    loaded = Deployment.load(path)
+    assert loaded == chain.deployment
+    assert loaded.params["challenge_period"] == 600
+    with pytest.raises(ManifestError, match="file not found"):
+        Deployment.load(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ManifestError, match="invalid JSON"):
+        Deployment.load(tmp_path / "bad.json")
+    data = json.loads(path.read_text())
+    del data["address"]
+    (tmp_path / "partial.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="missing field"):
+        Deployment.load(tmp_path / "partial.json")
+
+
+def test_chain_mismatch(chain: Chain) -> None:
+    dep = chain.deployment
+    wrong = Deployment(dep.chain_id + 1, dep.address, dep.abi, dep.deploy_block, dep.params)
+    with pytest.raises(ChainMismatch):
+        ChainClient(chain.w3, wrong, None)
+
+
+def test_rpc_unreachable(chain: Chain) -> None:
+    w3 = Web3(Web3.HTTPProvider("http://127.0.0.1:9", request_kwargs={"timeout": 2}))
+    with pytest.raises(RpcUnreachable, match="127.0.0.1:9"):
+        ChainClient(w3, chain.deployment, None)
+
+
+def test_decode_revert_reason_from_error_data() -> None:
+    from eth_abi import encode
+    from web3.exceptions import ContractLogicError
+
+    data = "0x08c379a0" + encode(["string"], ["market: zero reward"]).hex()
+    exc = ContractLogicError("execution reverted", data=data)
+    assert decode_revert_reason(exc) == "market: zero reward"
+    assert decode_revert_reason(ContractLogicError("execution reverted: oracle: x")) == "oracle: x"
+
+
+def test_events_decode_all_kinds(chain: Chain, funded) -> None:
+    c = funded("ev")
+    c.register("12D3KooWev", 1)
+    c.stake(10**18)
+    evs = c.events(chain.deployment.deploy_block, c.latest_block())
+    assert [e.name for e in evs] == ["NodeRegistered", "Staked"]
+    assert evs[0].args["peer_id"] == "12D3KooWev"
+    assert evs[1].tx_hash.startswith("0x") and evs[1].block_number > evs[0].block_number
+    assert c.block_timestamp() > 0

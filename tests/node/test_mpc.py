@@ -1,0 +1,381 @@
+"""Tests for node.mpc: data-owner sharing, MPyC compatibility, real multi-process parties."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import trio
+
+from node.errors import InputError, MpcError
+from node.mpc import sharing as S
+from node.mpc.executor import MpcJob, MpcResult, free_port, run_party
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _run_mpyc_script(code: str, data: object) -> object:
+    """Run code in a fresh interpreter with a clean argv (importing mpyc parses argv and
+    configures logging, so it never happens inside the test process)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), "--no-log"],
+        input=json.dumps(data),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _owner_shares(owners: list[list[str]], kind: str, fb: int, m: int, t: int, bl: int = 64):
+    p = S.field_modulus(bl)
+    enc = [S.encode(o, kind, fb, bit_length=bl) for o in owners]
+    return [S.share(e, m, t, p) for e in enc]  # [owner][party][value]
+
+
+def _jobs(task_id, program, kind, fb, owners, m, t, bl=64, parties=None):
+    sh = _owner_shares(owners, kind, fb, m, t, bl)
+    parties = parties or [[("127.0.0.1", port) for port in [free_port() for _ in range(m)]]] * m
+    return [
+        MpcJob(task_id, program, kind, fb, bl, i, parties[i], t, [s[i] for s in sh])
+        for i in range(m)
+    ]
+
+
+async def _run_all(jobs, timeout=30.0, skip=()):
+    results: list[object] = [None] * len(jobs)
+
+    async def one(i):
+        try:
+            results[i] = await run_party(jobs[i], timeout=timeout)
+        except MpcError as e:
+            results[i] = e
+
+    async with trio.open_nursery() as n:
+        for i in range(len(jobs)):
+            if i not in skip:
+                n.start_soon(one, i)
+    return results
+
+
+def _plain(owners):
+    vals = [Fraction(x) for o in owners for x in o]
+    return sum(vals), len(vals)
+
+
+# ------------------------------------------------------------------ sharing (no mpyc)
+
+
+def test_sharing_does_not_import_mpyc():
+    code = (
+        "import sys; import node.mpc.sharing, node.mpc.executor; "
+        "print([k for k in sys.modules if k.startswith('mpyc')])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("m,t", [(1, 0), (3, 1), (5, 2), (7, 3)])
+def test_share_reconstruct_roundtrip(m, t):
+    p = S.field_modulus(64)
+    vals = [0, 1, -1, 2**62, -(2**62), 123456789]
+    sh = S.share(vals, m, t, p)
+    assert len(sh) == m and all(len(row) == len(vals) for row in sh)
+    assert S.reconstruct(dict(enumerate(sh)), t, p) == vals  # all parties (checks degree)
+    rnd = random.Random(m)
+    for _ in range(5):
+        subset = rnd.sample(range(m), t + 1)
+        assert S.reconstruct({i: sh[i] for i in subset}, t, p) == vals
+    if t:
+        with pytest.raises(ValueError):
+            S.reconstruct({i: sh[i] for i in range(t)}, t, p)
+        bad = {i: list(row) for i, row in enumerate(sh)}
+        bad[m - 1][0] = (bad[m - 1][0] + 1) % p
+        with pytest.raises(ValueError, match="inconsistent"):
+            S.reconstruct(bad, t, p)
+
+
+def test_share_rejects_bad_threshold():
+    with pytest.raises(ValueError):
+        S.share([1], 3, 2, S.field_modulus(32))
+
+
+def test_single_share_reveals_nothing():
+    p = S.field_modulus(64)
+    # fresh randomness: the same secret gets different shares each time
+    a, b = S.share([42], 3, 1, p), S.share([42], 3, 1, p)
+    assert a[0] != b[0] and a[1] != b[1]
+    # perfect secrecy, exhaustively over a toy field: for t=1 the distribution of party
+    # 0's share over all coefficients is the same (uniform) for every secret
+    q = 11
+
+    class Fixed:
+        def __init__(self, c):
+            self.c = c
+
+        def randbelow(self, n):
+            return self.c
+
+    dists = {
+        s: sorted(S.share([s], 3, 1, q, rng=Fixed(c))[0][0] for c in range(q)) for s in range(q)
+    }
+    assert all(d == list(range(q)) for d in dists.values())
+    # any t shares are consistent with EVERY secret: complete them to a full sharing
+    m, t = 5, 2
+    sh = S.share([7], m, t, p)
+    seen = {1: sh[1], 3: sh[3]}  # what a coalition of t parties holds
+    for s2 in (7, 0, -5, 10**9):
+        xs, ys = [0, 2, 4], [s2 % p, seen[1][0], seen[3][0]]
+        full = {}
+        for i in range(m):
+            vec = S._lagrange_at(xs, i + 1, p)
+            full[i] = [sum(c * y for c, y in zip(vec, ys, strict=True)) % p]
+        assert full[1] == seen[1] and full[3] == seen[3]
+        assert S.reconstruct(full, t, p) == [s2]
+
+
+def test_field_modulus_and_shares_match_mpyc():
+    bls = [2, 8, 16, 32, 64, 100, 128]
+    mine = {str(bl): S.field_modulus(bl) for bl in bls}
+    assert all(p % 4 == 3 for p in mine.values())
+    m, t = 5, 2
+    p64 = S.field_modulus(64)
+    my_sh = S.share([5, -9, 2**40], m, t, p64)
+    theirs = _run_mpyc_script(
+        """
+        import json, sys
+        data = json.loads(sys.stdin.read())
+        from mpyc.runtime import mpc           # a runtime, as a party has it
+        from mpyc import finfields, thresha
+        out = {"mod": {bl: mpc.SecInt(int(bl)).field.modulus for bl in data["bls"]}}
+        F = mpc.SecInt(64).field
+        pts = [(i + 1, [F(x) for x in row]) for i, row in enumerate(data["sh"])][2:]
+        out["recombined"] = [int(v) for v in thresha.recombine(F, pts)]
+        out["theirs"] = thresha.random_split(F, [F(11), F(-3)], 2, 5)
+        print(json.dumps(out))
+        """,
+        {"bls": bls, "sh": my_sh},
+    )
+    assert theirs["mod"] == mine
+    # our shares open correctly with MPyC's recombination (from parties 2, 3, 4) ...
+    assert theirs["recombined"] == [5, -9, 2**40]
+    # ... and MPyC's own shares reconstruct with ours
+    assert S.reconstruct(dict(enumerate(theirs["theirs"])), 2, p64) == [11, -3]
+
+
+# ------------------------------------------------------------------ inputs
+
+
+def test_encode_exact():
+    assert S.encode(["3", "-7", "2.0", "1e3"], "int", 0) == [3, -7, 2, 1000]
+    assert S.encode(["1.5", "-0.25", "0.1"], "fixed", 4) == [24, -4, 2]  # 1.6 -> 2
+    assert S.encode(["0.1"], "fixed", 16) == [round(Fraction(1, 10) * 2**16)]
+    with pytest.raises(InputError, match="value 2: '1.5' is not an integer"):
+        S.encode(["1", "1.5"], "int", 0, source="owner.txt")
+    with pytest.raises(InputError, match="out of range"):
+        S.encode([str(2**40)], "int", 0, bit_length=32, max_values=4)
+    with pytest.raises(InputError, match="not a number"):
+        S.encode(["nan"], "fixed", 8)
+    with pytest.raises(ValueError):
+        S.encode(["1"], "int", 3)
+    # the bound guarantees that max_values values sum inside secint(bit_length)
+    b = S.value_bound(32, 4)
+    assert 4 * b < 2**31
+
+
+def test_load_inputs(tmp_path):
+    f = tmp_path / "ok.csv"
+    f.write_text('# my values\n1\n\n -2.5 \n3,\n"4"\n7  # trailing comment\n')
+    assert S.load_inputs(f) == ["1", "-2.5", "3", "4", "7"]
+
+    def bad(text, match):
+        g = tmp_path / "bad.txt"
+        g.write_text(text)
+        with pytest.raises(InputError, match=match) as ei:
+            S.load_inputs(g)
+        assert str(g) in str(ei.value) and "\n" not in str(ei.value)
+
+    bad("1\n2\nabc\n", r"line 3: 'abc' is not a number")
+    bad("1,2\n", r"line 1: expected a single column, got 2 cells")
+    bad("value\n1\n", r"line 1: 'value' is not a number")
+    bad("# nothing\n\n", r"no values")
+    bad("1\ninf\n", r"line 2: 'inf' is not a number")
+    with pytest.raises(InputError, match="cannot read"):
+        S.load_inputs(tmp_path / "missing.txt")
+
+
+def test_result_helpers():
+    r = MpcResult(sum=811008, count=5, frac_bits=16, program="mpc.mean")
+    assert r.total() == Fraction(99, 8) and r.mean() == Fraction(99, 40) == r.value()
+    assert MpcResult(sum=-3, count=2, frac_bits=0).value() == -3
+
+
+# ------------------------------------------------------------------ real MPyC parties
+
+
+OWNERS_INT = [["5", "-3", "12"], ["100"], ["-7", "0", "2"]]
+OWNERS_FIX = [["1.5", "-2.25", "0.1"], ["3"], ["0.125", "-10.0625", "1e2"]]
+
+
+@pytest.mark.parametrize(
+    "kind,fb,owners", [("int", 0, OWNERS_INT), ("fixed", 16, OWNERS_FIX)], ids=["int", "fixed"]
+)
+def test_three_parties_sum_and_mean(kind, fb, owners):
+    total, count = _plain(owners)
+    for program in ("mpc.sum", "mpc.mean"):
+        jobs = _jobs(11, program, kind, fb, owners, 3, 1)
+        t0 = time.monotonic()
+        res = trio.run(_run_all, jobs)
+        assert time.monotonic() - t0 < 20
+        assert all(isinstance(r, MpcResult) for r in res), res
+        assert res[0] == res[1] == res[2]
+        r = res[0]
+        assert r.count == count and r.modulus == S.field_modulus(64)  # MPyC's secint(64)
+        if kind == "int":
+            assert r.sum == total
+        else:  # fixed point: exact sum of the rounded encodings
+            assert r.sum == sum(S.encode(o, "fixed", fb)[k] for o in owners for k in range(len(o)))
+            assert abs(r.total() - total) <= Fraction(count, 2 ** (fb + 1))
+        want = total if program == "mpc.sum" else total / count
+        if kind == "int":
+            assert r.value() == want
+        else:
+            assert abs(r.value() - want) <= Fraction(1, 2 ** (fb + 1))
+
+
+def test_five_parties_threshold_two():
+    owners = [["1", "2", "3"], ["-40"], ["1000", "7"]]
+    jobs = _jobs(12, "mpc.mean", "int", 0, owners, 5, 2)
+    res = trio.run(_run_all, jobs)
+    assert all(isinstance(r, MpcResult) for r in res), res
+    assert len(set(res)) == 1 and res[0].value() == Fraction(973, 6)
+
+
+async def _forward(listener: trio.SocketListener, target_port: int, ready: trio.Event):
+    """A stand-in for a libp2p tunnel: TCP forwarder to 127.0.0.1:target_port.
+
+    Like node/tunnel.py it dials the far end ONCE per accepted connection; it must not
+    do so before the far party is listening (``ready``, from run_party(listening=...)):
+    closing an accepted connection would make MPyC's client believe it is connected and
+    then lose the peer for good (MPyC never reconnects) -> the session hangs."""
+
+    async def pipe(a, b):
+        try:
+            async for chunk in a:
+                await b.send_all(chunk)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            await b.aclose()
+
+    async def handle(client):
+        await ready.wait()
+        upstream = await trio.open_tcp_stream("127.0.0.1", target_port)
+        async with trio.open_nursery() as n:
+            n.start_soon(pipe, client, upstream)
+            n.start_soon(pipe, upstream, client)
+
+    await trio.serve_listeners(handle, [listener])
+
+
+def test_parties_reach_each_other_through_forwarders():
+    """Each party listens on its own port; it reaches higher parties through per-party
+    forwarder ports; entries of lower parties are never used (bogus here)."""
+    m, t = 3, 1
+    owners = [["4", "5"], ["-1"], ["10"]]
+    listen = [free_port() for _ in range(m)]
+    ready = [trio.Event() for _ in range(m)]
+
+    async def main():
+        async with trio.open_nursery() as n:
+            views = []
+            for i in range(m):
+                view = []
+                for j in range(m):
+                    if j == i:
+                        view.append(("127.0.0.1", listen[i]))
+                    elif j < i:
+                        view.append(("unused.invalid", 9))
+                    else:
+                        (lst,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+                        n.start_soon(_forward, lst, listen[j], ready[j])
+                        view.append(("127.0.0.1", lst.socket.getsockname()[1]))
+                views.append(view)
+            jobs = _jobs(13, "mpc.sum", "int", 0, owners, m, t, parties=views)
+            res: list[object] = [None] * m
+
+            async def one(i):
+                res[i] = await run_party(jobs[i], timeout=30, listening=ready[i])
+
+            async with trio.open_nursery() as parties:
+                for i in range(m):
+                    parties.start_soon(one, i)
+            n.cancel_scope.cancel()
+        return res
+
+    res = trio.run(main)
+    assert all(isinstance(r, MpcResult) for r in res), res
+    assert [r.sum for r in res] == [18, 18, 18]
+    assert all(e.is_set() for e in ready)
+
+
+def test_missing_party_times_out():
+    jobs = _jobs(14, "mpc.sum", "int", 0, OWNERS_INT, 3, 1)
+    t0 = time.monotonic()
+    res = trio.run(_run_all, jobs, 5.0, {2})  # party 2 is never started
+    elapsed = time.monotonic() - t0
+    assert 4.5 < elapsed < 9
+    for r in res[:2]:
+        assert isinstance(r, MpcError) and r.task_id == 14
+        assert str(r) == "MPC for task 14 failed: timed out after 5 s waiting for parties"
+
+
+def test_session_mismatch_fails_fast():
+    jobs = _jobs(15, "mpc.sum", "int", 0, OWNERS_INT, 3, 1)
+    j2 = jobs[2]
+    jobs[2] = MpcJob(
+        99,
+        j2.program,
+        j2.kind,
+        j2.frac_bits,
+        j2.bit_length,
+        j2.index,
+        j2.parties,
+        j2.threshold,
+        j2.shares,
+    )
+    t0 = time.monotonic()
+    res = trio.run(_run_all, jobs, 20.0)
+    assert time.monotonic() - t0 < 10
+    assert all(isinstance(r, MpcError) for r in res), res
+    assert "different session" in str(res[0]) and "\n" not in str(res[0])
+
+
+def test_invalid_job_rejected():
+    job = _jobs(16, "mpc.mean", "int", 0, [[]], 3, 1)[0]
+    with pytest.raises(MpcError, match="mpc.mean over zero values"):
+        trio.run(lambda: run_party(job, timeout=5))
+    job = MpcJob(17, "mpc.sum", "int", 0, 64, 0, [("127.0.0.1", 1)] * 3, 1, [[2**200]])
+    with pytest.raises(MpcError, match="not an element"):
+        trio.run(lambda: run_party(job, timeout=5))
