@@ -90,6 +90,7 @@ class DevCluster:
         env = dict(os.environ)
         env.pop("DNODE_PASSWORD", None)
         env["PYTHONUNBUFFERED"] = "1"
+        env["DNODE_DEBUG"] = "1"  # a bug in a cluster process leaves its traceback in its log
         return env
 
     def _spawn(self, args: list[str], log_name: str) -> tuple[subprocess.Popen[bytes], Path]:

@@ -118,7 +118,20 @@ register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli.main(args=argv, prog_name="dnode")
+    """Entry point: every error, usage mistakes included, is one line on stderr."""
+    try:
+        cli.main(args=argv, prog_name="dnode", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        msg = " ".join(e.format_message().split())
+        if isinstance(e, click.UsageError) and e.ctx is not None:
+            msg += f" (see '{e.ctx.command_path} --help')"
+        click.echo(f"error: {msg}", err=True)
+        sys.exit(e.exit_code)
 
 
 def run_async(fn: Callable[..., Any], *args: Any) -> Any:

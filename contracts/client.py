@@ -210,7 +210,9 @@ def send_transaction(
         # nodes refuse to estimate a tx the sender cannot afford: check the floor first
         if balance < value + BASE_TX_GAS * fee_per_gas:
             raise InsufficientFunds(sender, value + BASE_TX_GAS * fee_per_gas, balance)
-        estimate = int(w3.eth.estimate_gas(call))  # reverts surface here with the reason
+        # estimate against the block the tx will land in: on an automining chain with no traffic
+        # "latest" keeps a stale timestamp, so time-gated calls (finalize) would never pass
+        estimate = int(w3.eth.estimate_gas(call, "pending"))  # reverts surface with the reason
         gas = min(
             estimate * GAS_MARGIN_NUM // GAS_MARGIN_DEN + GAS_MARGIN_ADD,
             int(w3.eth.get_block("latest")["gasLimit"]),

@@ -34,7 +34,7 @@ class ChainMismatch(ContractsError):
 
 
 class TransactionReverted(ContractsError):
-    """A transaction or call was rejected by the contract; ``reason`` is the namespaced revert string."""
+    """The contract rejected a transaction or call; ``reason`` is its namespaced revert string."""
 
     def __init__(self, action: str, reason: str) -> None:
         self.action, self.reason = action, reason
@@ -45,7 +45,8 @@ class InsufficientFunds(ContractsError):
     def __init__(self, account: str, needed_wei: int, balance_wei: int) -> None:
         self.account, self.needed_wei, self.balance_wei = account, needed_wei, balance_wei
         super().__init__(
-            f"account {account} cannot pay {needed_wei} wei (balance {balance_wei} wei, gas included)"
+            f"account {account} cannot pay {needed_wei} wei "
+            f"(balance {balance_wei} wei, gas included)"
         )
 
 

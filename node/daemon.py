@@ -188,7 +188,10 @@ class NodeDaemon:
                 if head >= next_block:
                     events = await self._call(self.chain.events, next_block, head)
                     for ev in events:
-                        await self._on_chain_event(ev)
+                        try:
+                            await self._on_chain_event(ev)
+                        except ContractsError as e:
+                            log.warning("event %s not handled: %s", ev.name, e)
                     next_block = head + 1
                 backoff = self.cfg.poll_interval
             except ContractsError as e:
@@ -223,6 +226,12 @@ class NodeDaemon:
 
     async def _consider_task(self, rt: TaskRuntime, posted: dict[str, Any]) -> None:
         """Decide whether to take a seat in a newly posted task, and take it."""
+        try:
+            await self._consider(rt)
+        except Exception as e:  # never take the node down over one task
+            log.error("task %d: seat decision failed", rt.task_id, exc_info=e)
+
+    async def _consider(self, rt: TaskRuntime) -> None:
         with trio.move_on_after(30):
             if rt.params is None:
                 await self._fetch_params(rt)
@@ -306,6 +315,8 @@ class NodeDaemon:
                     await self._accept_params(ann.task_id, ann.params, peer)
             except (ProtocolViolation, ContractsError) as e:
                 log.warning("gossip from %s dropped: %s", peer, e)
+            except Exception as e:  # a bug must not stop the gossip listener
+                log.error("gossip from %s not handled", peer, exc_info=e)
 
     async def _on_params_request(self, peer: str, data: bytes) -> bytes:
         try:
@@ -391,9 +402,16 @@ class NodeDaemon:
             self._nursery_watch_close(rt, scope)
             try:
                 await self._work(rt)
-            except (MpcError, ContractsError, NodeError, OracleError) as e:
-                log.error("task %d failed on this node: %s", rt.task_id, e)
-                self._save(rt.task_id, "failure.json", {"error": str(e)})
+            except Exception as e:  # one task failing must never take the node down
+                errors = _leaves(e)
+                for err in errors:
+                    if isinstance(err, (MpcError, ContractsError, NodeError, OracleError)):
+                        log.error("task %d failed on this node: %s", rt.task_id, err)
+                    else:
+                        log.error("task %d failed on this node (bug)", rt.task_id, exc_info=err)
+                self._save(rt.task_id, "failure.json", {"error": "; ".join(map(str, errors))})
+            finally:
+                self.host.remove_tunnel_target(self._tunnel_key(rt.task_id))
         if rt.closed.is_set():
             log.info("task %d closed", rt.task_id)
 
@@ -417,6 +435,7 @@ class NodeDaemon:
         for addr in rt.committee:
             peers.append((await self._call(self.chain.node_info, addr)).peer_id)
         self._save(rt.task_id, "committee.json", {"seats": rt.committee, "peers": peers})
+        self._accept_tunnels(rt, peers)
         rt.signatures = SignatureSet(
             self.chain_id, self.contract, rt.task_id, rt.committee, task.quorum
         )
@@ -451,11 +470,12 @@ class NodeDaemon:
         await self._report(rt, task.committee_size, deadline)
         await self._finalize(rt)
 
-    async def _compute(
-        self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int
-    ) -> AggregateResult:
-        assert rt.seat is not None and rt.params is not None
-        key = f"mpc:{self.chain_id}:{self.contract.lower()}:{rt.task_id}"
+    def _tunnel_key(self, task_id: int) -> str:
+        return f"mpc:{self.chain_id}:{self.contract.lower()}:{task_id}"
+
+    def _accept_tunnels(self, rt: TaskRuntime, peers: list[str]) -> None:
+        """Let exactly this task's committee members reach our MPyC party, once it listens."""
+        key = self._tunnel_key(rt.task_id)
         members = set(peers)
         rt.party_port = free_port()
 
@@ -470,6 +490,12 @@ class NodeDaemon:
             return ("127.0.0.1", rt.party_port)
 
         self.host.set_tunnel_target(key, resolve)
+
+    async def _compute(
+        self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int
+    ) -> AggregateResult:
+        assert rt.seat is not None and rt.params is not None
+        key = self._tunnel_key(rt.task_id)
         remote = {i: p for i, p in enumerate(peers) if i != rt.seat}
         order = [o.lower() for o in params.owners]
         shares = [list(rt.contributions[o].shares) for o in order]
@@ -589,3 +615,10 @@ class NodeDaemon:
         the wall clock (a devnet stamps each block at least one second after its parent)."""
         latest = await self._call(self.chain.block_timestamp)
         return max(int(time.time()), latest + 1)
+
+
+def _leaves(e: BaseException) -> list[BaseException]:
+    """The real errors inside (possibly nested) exception groups from trio nurseries."""
+    if isinstance(e, BaseExceptionGroup):
+        return [leaf for sub in e.exceptions for leaf in _leaves(sub)]
+    return [e]

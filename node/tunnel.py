@@ -48,12 +48,13 @@ MAX_HEADER = 4096
 ACCEPT = b"\x01"
 CHUNK = 64 * 1024
 HEADER_TIMEOUT = 10.0
+UNKNOWN_KEY_WAIT = 60.0  # seconds an incoming tunnel waits for its key to be registered
 LOCAL_CONNECT_TIMEOUT = 30.0
 OPEN_TIMEOUT = 15.0
 # The listener's resolver may legitimately wait (e.g. until its MPC party is up)
 # before accepting; the dialer waits a bit longer than the listener lets it.
 RESOLVE_TIMEOUT = 110.0
-ACCEPT_TIMEOUT = 150.0  # > RESOLVE_TIMEOUT + LOCAL_CONNECT_TIMEOUT
+ACCEPT_TIMEOUT = 210.0  # > UNKNOWN_KEY_WAIT + RESOLVE_TIMEOUT + LOCAL_CONNECT_TIMEOUT
 
 # A resolver registered under this key is consulted for keys without their own resolver.
 ANY_KEY = "*"
@@ -163,10 +164,25 @@ class TunnelService:
     def __init__(self, host: Transport) -> None:
         self._host = host
         self._targets: dict[str, TunnelResolver] = {}
+        self._awaited: dict[str, trio.Event] = {}
         host.set_stream_handler(TUNNEL_PROTOCOL, self._handle)
 
     def set_target(self, key: str, resolver: TunnelResolver) -> None:
         self._targets[key] = resolver
+        ev = self._awaited.pop(key, None)
+        if ev is not None:
+            ev.set()
+
+    async def _resolver_for(self, key: str) -> TunnelResolver | None:
+        """A peer may dial before this node has learnt of the session (it saw the chain event
+        first); MPyC never redials a dropped connection, so wait a while instead of refusing."""
+        resolver = self._targets.get(key) or self._targets.get(ANY_KEY)
+        if resolver is None:
+            ev = self._awaited.setdefault(key, trio.Event())
+            with trio.move_on_after(UNKNOWN_KEY_WAIT):
+                await ev.wait()
+            resolver = self._targets.get(key)
+        return resolver
 
     def remove_target(self, key: str) -> None:
         self._targets.pop(key, None)
@@ -179,7 +195,7 @@ class TunnelService:
             log.warning("tunnel from %s: bad header (%r); reset", peer_id, e)
             await _quiet_reset(stream)
             return
-        resolver = self._targets.get(key) or self._targets.get(ANY_KEY)
+        resolver = await self._resolver_for(key)
         target = None
         if resolver is not None:
             try:

@@ -96,12 +96,12 @@ def test_wrong_keystore_password(cluster: DevCluster, tmp_path: Path) -> None:
 
 
 def test_malformed_inputs_file(cluster: DevCluster, tmp_path: Path) -> None:
-    r = post(cluster, "--program", "mpc.mean", "--reward", "0.1ether", "--json")
-    assert r.returncode == 0, r.stderr
-    task_id = r.stdout.strip().splitlines()[-1].split('"task_id": ')[1].split(",")[0]
+    alice = cluster.members["alice"]
+    out = cluster.dnode(alice, "task", "post", "--program", "mpc.mean", "--reward", "0.1ether",
+                        "--owner", alice.address)
+    task_id = str(out["task_id"])
     bad = tmp_path / "inputs.csv"
     bad.write_text("12\n13\nabc\n")
-    alice = cluster.members["alice"]
     r = run(
         cluster,
         alice.home,

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
-from dnode_chain import Chain, make_account, new_chain
+from dnode_chain import Chain, make_account, new_chain, shutdown_all
 
 from contracts.client import ChainClient
 
 
 @pytest.fixture
-def chain() -> Chain:
-    return new_chain()
+def chain() -> Iterator[Chain]:
+    yield new_chain()
+    shutdown_all()
 
 
 @pytest.fixture

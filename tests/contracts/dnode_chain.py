@@ -1,4 +1,8 @@
-"""Test helpers: an in-process eth-tester chain with a fresh dnode deployment."""
+"""Test helpers: the embedded devnet served over HTTP JSON-RPC, with a fresh deployment.
+
+Tests reach the chain exactly as the node and CLI do (web3 HTTPProvider), so what passes
+here also exercises the devnet's RPC surface.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,14 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_tester import EthereumTester, PyEVMBackend
 from eth_utils import keccak
 from hypothesis import HealthCheck, settings
-from web3 import EthereumTesterProvider, Web3
+from web3 import HTTPProvider, Web3
 
 from contracts.client import ChainClient
 from contracts.compile import compile_file
 from contracts.deploy import deploy
+from contracts.devnet import DevnetServer, start_in_thread
 from contracts.manifest import Deployment
 
 ETHER = 10**18
@@ -52,9 +56,9 @@ def make_account(label: str) -> LocalAccount:
 
 @dataclass
 class Chain:
-    """Handle on one in-process test chain with a deployed dnode contract."""
+    """Handle on one devnet (served on a loopback port) with a deployed dnode contract."""
 
-    tester: EthereumTester
+    server: DevnetServer
     w3: Web3
     deployment: Deployment
     deployer: LocalAccount
@@ -70,9 +74,24 @@ class Chain:
     def now(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
+    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
+        resp = self.w3.provider.make_request(method, params or [])  # type: ignore[arg-type]
+        if "error" in resp:
+            raise RuntimeError(f"{method}: {resp['error']}")
+        return resp["result"]
+
     def travel_to(self, timestamp: int) -> None:
-        """Make the next block (and the next transaction) execute at ``timestamp``."""
-        self.tester.time_travel(timestamp)
+        """Mine an empty block at ``timestamp`` (as eth-tester's time_travel does), so calls
+        and gas estimates at "latest" already see the new time."""
+        self.rpc("evm_mine", [timestamp])
+
+    def take_snapshot(self) -> str:
+        return str(self.rpc("evm_snapshot"))
+
+    def revert_to_snapshot(self, snap: str) -> str:
+        """Revert (snapshots are single-use, as in ganache/hardhat); returns a fresh one."""
+        assert self.rpc("evm_revert", [snap]) is True
+        return self.take_snapshot()
 
     def advance(self, seconds: int) -> None:
         self.travel_to(self.now() + seconds)
@@ -86,8 +105,9 @@ class Chain:
 
 
 def new_chain(**params: int) -> Chain:
-    tester = EthereumTester(PyEVMBackend())
-    w3 = Web3(EthereumTesterProvider(tester))
+    server, url = start_in_thread(port=0)
+    _servers.append(server)
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 60}))
     deployer = make_account("deployer")
     w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": deployer.address, "value": FUNDING})
     kwargs = {
@@ -98,4 +118,12 @@ def new_chain(**params: int) -> Chain:
         **params,
     }
     dep = deploy(w3, deployer, **kwargs)
-    return Chain(tester, w3, dep, deployer)
+    return Chain(server, w3, dep, deployer)
+
+
+_servers: list[DevnetServer] = []
+
+
+def shutdown_all() -> None:
+    while _servers:
+        _servers.pop().shutdown()

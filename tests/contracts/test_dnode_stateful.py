@@ -38,7 +38,7 @@ def base_world() -> tuple[Chain, int]:
         for j in range(N_REQUESTERS):
             chain.fund(make_account(f"sm-req{j}"))
         _base["chain"] = chain
-        _base["snap"] = chain.tester.take_snapshot()
+        _base["snap"] = chain.take_snapshot()
     return _base["chain"], _base["snap"]  # type: ignore[return-value]
 
 
@@ -73,7 +73,7 @@ class DnodeMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.chain, snap = base_world()
-        self.chain.tester.revert_to_snapshot(snap)
+        _base["snap"] = self.chain.revert_to_snapshot(snap)
         self.nodes = [self.chain.client(make_account(f"sm-node{i}")) for i in range(N_NODES)]
         self.reqs = [self.chain.client(make_account(f"sm-req{j}")) for j in range(N_REQUESTERS)]
         self.by_addr: dict[str, ChainClient] = {
