@@ -25,6 +25,17 @@ from eth_account import Account
 DEV_PASSWORD = "dev-only-password"  # the demo's keystores protect throwaway devnet keys
 
 
+ANVIL_DIR = Path(__file__).resolve().parents[1] / "scripts" / "anvil"
+
+
+def anvil_path() -> Path:
+    """anvil as installed from the npm registry by scripts/install_anvil.sh."""
+    path = ANVIL_DIR / "node_modules" / ".bin" / "anvil"
+    if not path.exists():
+        raise ClusterError(f"anvil is not installed (run scripts/install_anvil.sh): {path}")
+    return path
+
+
 class ClusterError(RuntimeError):
     """A cluster process failed; the message names it and the tail of its log."""
 
@@ -66,12 +77,14 @@ class DevCluster:
         workdir: Path,
         *,
         rpc_url: str | None = None,
+        engine: str = "devnet",
         challenge_period: int = 5,
         say: Callable[[str], None] = lambda s: None,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.external_rpc = rpc_url
+        self.engine = engine
         self.rpc_url = rpc_url or ""
         self.challenge_period = challenge_period
         self.say = say
@@ -93,12 +106,14 @@ class DevCluster:
         env["DNODE_DEBUG"] = "1"  # a bug in a cluster process leaves its traceback in its log
         return env
 
-    def _spawn(self, args: list[str], log_name: str) -> tuple[subprocess.Popen[bytes], Path]:
+    def _spawn(
+        self, args: list[str], log_name: str, python: bool = True
+    ) -> tuple[subprocess.Popen[bytes], Path]:
         log_path = self.workdir / f"{log_name}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", *args],
+            [sys.executable, "-m", "cli", *args] if python else args,
             stdout=subprocess.PIPE,
             stderr=log,
             env=self._env(),
@@ -137,13 +152,18 @@ class DevCluster:
             return
         port = free_port()
         self.rpc_url = f"http://127.0.0.1:{port}"
-        self.chain_proc, log_path = self._spawn(["chain", "--port", str(port)], "chain")
+        if self.engine == "anvil":
+            cmd = [str(anvil_path()), "--host", "127.0.0.1", "--port", str(port)]
+            self.chain_proc, log_path = self._spawn(cmd, "chain", python=False)
+        else:
+            self.chain_proc, log_path = self._spawn(["chain", "--port", str(port)], "chain")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.chain_proc.poll() is not None:
                 raise ClusterError(f"chain exited: {_tail(log_path)}")
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-                self.say(f"chain  embedded devnet at {self.rpc_url}")
+                name = "anvil" if self.engine == "anvil" else "embedded devnet"
+                self.say(f"chain  {name} at {self.rpc_url}")
                 return
             time.sleep(0.2)
         raise ClusterError("chain did not start within 60 s")

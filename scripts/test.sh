@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+bash scripts/install_anvil.sh
 .venv/bin/ruff check contracts node scheduler oracle cli scripts tests
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -44,7 +44,11 @@ async def _send_junk(bootstrap: str, peer: str) -> list[dict]:
 
 
 def test_mpc_mean_end_to_end(tmp_path: Path) -> None:
-    cluster = DevCluster(tmp_path, challenge_period=4)
+    run_mpc_mean(DevCluster(tmp_path, challenge_period=4), tmp_path)
+
+
+def run_mpc_mean(cluster: DevCluster, tmp_path: Path) -> None:
+    """The scenario, against whichever chain engine ``cluster`` runs (devnet or anvil)."""
     with cluster.running():
         nodes = [cluster.start_node(f"node-{i}") for i in range(1, 4)]
         requester = cluster.member("requester")

@@ -97,8 +97,17 @@ def test_wrong_keystore_password(cluster: DevCluster, tmp_path: Path) -> None:
 
 def test_malformed_inputs_file(cluster: DevCluster, tmp_path: Path) -> None:
     alice = cluster.members["alice"]
-    out = cluster.dnode(alice, "task", "post", "--program", "mpc.mean", "--reward", "0.1ether",
-                        "--owner", alice.address)
+    out = cluster.dnode(
+        alice,
+        "task",
+        "post",
+        "--program",
+        "mpc.mean",
+        "--reward",
+        "0.1ether",
+        "--owner",
+        alice.address,
+    )
     task_id = str(out["task_id"])
     bad = tmp_path / "inputs.csv"
     bad.write_text("12\n13\nabc\n")
