@@ -116,6 +116,7 @@ class MpcResult:
     frac_bits: int
     program: str = "mpc.sum"
     modulus: int | None = field(default=None, compare=False)
+    sum_sq: int | None = None  # sum of squared encoded values (scaled by 4**frac_bits)
 
     def total(self) -> Fraction:
         """The exact sum of the original values."""
@@ -125,9 +126,21 @@ class MpcResult:
         """The exact mean (sum / count); ZeroDivisionError if count == 0."""
         return self.total() / self.count
 
+    def variance(self) -> Fraction:
+        """The exact population variance (mpc.variance only)."""
+        if self.sum_sq is None:
+            raise ValueError(f"{self.program} does not reveal a sum of squares")
+        return Fraction(self.sum_sq, 1 << (2 * self.frac_bits)) / self.count - self.mean() ** 2
+
     def value(self) -> Fraction:
-        """The program's result: total() for mpc.sum, mean() for mpc.mean."""
-        return self.mean() if self.program == "mpc.mean" else self.total()
+        """The program's first result: total() for mpc.sum, mean() otherwise."""
+        return self.total() if self.program == "mpc.sum" else self.mean()
+
+    def values(self) -> list[Fraction]:
+        """Every result of the program, in its documented order."""
+        if self.program == "mpc.variance":
+            return [self.mean(), self.variance()]
+        return [self.value()]
 
 
 class Executor(Protocol):
@@ -253,6 +266,7 @@ class SubprocessExecutor:
             frac_bits=int(res["frac_bits"]),
             program=job.program,
             modulus=int(res["modulus"]),
+            sum_sq=None if res.get("sum_sq") is None else int(res["sum_sq"]),
         )
 
 

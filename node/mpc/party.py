@@ -8,7 +8,7 @@ The job file (written by :mod:`node.mpc.executor`, mode 0600, it holds secret sh
 
     {
       "task_id": 7,                      # optional (default 0); checked across parties
-      "program": "mpc.sum" | "mpc.mean",
+      "program": "mpc.sum" | "mpc.mean" | "mpc.variance",
       "kind": "int" | "fixed",
       "frac_bits": 16,                   # 0 for kind "int"
       "bit_length": 64,                  # secint(bit_length) is used for both kinds
@@ -41,10 +41,12 @@ How shares are injected: exactly like ``mpc.input`` does with the shares it rece
 a secure object whose ``.share`` is this party's field element:
 ``secint.array(secint.field.array(my_shares))``.  No party ever sees a plaintext input.
 
-What is revealed: ONLY the secure sum (``mpc.output``), for ``mpc.mean`` too.  The
-number of values is public (every party knows the shape of its shares), so revealing
-the sum is equivalent to revealing the mean; the mean = sum / count is computed exactly
-with :class:`fractions.Fraction` by the consumer (:class:`node.mpc.executor.MpcResult`).
+What is revealed: ONLY the secure sum (``mpc.output``), for ``mpc.mean`` too, plus the
+secure sum of squares for ``mpc.variance``.  The number of values is public (every party
+knows the shape of its shares), so revealing the sum is equivalent to revealing the mean,
+and the sum of squares to revealing the variance; mean = sum / count and variance =
+sum_sq / count - mean**2 are computed exactly with :class:`fractions.Fraction` by the
+consumer (:class:`node.mpc.executor.MpcResult`).
 
 Result JSON: ``{"sum": int (scaled by 2**frac_bits for kind fixed), "count": int,
 "frac_bits": int, ...}``.  Exit codes: 0 ok, 2 bad job file, 3 deadline exceeded,
@@ -62,7 +64,7 @@ from typing import Any
 
 from node.mpc.sharing import SEC_PARAM
 
-PROGRAMS = ("mpc.sum", "mpc.mean")
+PROGRAMS = ("mpc.sum", "mpc.mean", "mpc.variance")
 KINDS = ("int", "fixed")
 CONNECTED_MARKER = "dnode-mpc: all parties connected"
 #: Printed (stderr) once this party accepts connections (party 0: right away, it never
@@ -185,18 +187,24 @@ async def _session(mpc: Any, job: dict[str, Any]) -> dict[str, Any]:
         bad = [j for j, fp in enumerate(fps) if fp != fingerprint]
         raise DisagreeError(f"parties {bad} are in a different session or hold other inputs")
 
+    squares = job["program"] == "mpc.variance"
     if count:
         shares = secint.array(field.array(np.array(flat, dtype=object)))
         total = mpc.np_sum(shares)  # local: addition of shares needs no communication
+        # one secure elementwise product (a degree reduction for the whole vector at once)
+        sumsq = mpc.np_sum(shares * shares) if squares else None
     else:
         total = secint(0)
-    revealed = await mpc.output(total)  # the ONLY value revealed
-    revealed = int(revealed)
+        sumsq = secint(0) if squares else None
+    # the ONLY values revealed: the sum, and for mpc.variance the sum of squares
+    opened = await mpc.output([total] if sumsq is None else [total, sumsq])
+    revealed = int(opened[0])
+    revealed_sq = int(opened[1]) if sumsq is not None else None
 
     # Each party recombined from a different set of t+1 shares; compare so an
     # inconsistent (degree > t) sharing by a data owner cannot go unnoticed.
-    outs = await mpc.transfer(revealed)
-    if any(o != revealed for o in outs):
+    outs = await mpc.transfer((revealed, revealed_sq))
+    if any(o != (revealed, revealed_sq) for o in outs):
         raise DisagreeError("parties obtained different outputs (inconsistent input shares)")
     await mpc.shutdown()
     return {
@@ -204,6 +212,7 @@ async def _session(mpc: Any, job: dict[str, Any]) -> dict[str, Any]:
         "program": job["program"],
         "kind": job["kind"],
         "sum": revealed,
+        "sum_sq": revealed_sq,
         "count": count,
         "frac_bits": job["frac_bits"],
         "bit_length": job["bit_length"],

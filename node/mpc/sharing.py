@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import math
 import secrets
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -158,9 +159,13 @@ def encode(
     bit_length: int = DEFAULT_BIT_LENGTH,
     *,
     max_values: int = DEFAULT_MAX_VALUES,
+    squares: bool = False,
     source: str = "<inputs>",
 ) -> list[int]:
     """Encode decimal strings exactly as the (signed) integers the MPC sums.
+
+    With ``squares`` (programs such as ``mpc.variance`` that also sum ``x**2``, scaled by
+    ``2**(2*frac_bits)``) the bound is ``isqrt(value_bound)`` so the sum of squares fits too.
 
     * ``kind="int"``: every value must be integral (``'3'``, ``'-7'``, ``'2.0'``, ``'1e3'``);
       ``frac_bits`` must be 0.
@@ -181,6 +186,8 @@ def encode(
     if frac_bits >= bit_length - 1:
         raise ValueError(f"frac_bits={frac_bits} leaves no integer bits in bit_length={bit_length}")
     bound = value_bound(bit_length, max_values)
+    if squares:
+        bound = math.isqrt(bound)
     scale = 1 << frac_bits
     out: list[int] = []
     for n, text in enumerate(values, 1):
