@@ -15,7 +15,13 @@ from contracts.client import ChainClient, TaskStatus
 from node import peer_client
 from node.mpc.sharing import load_inputs
 from oracle.reader import read_result
-from scheduler.programs import MAX_COMMITTEE, MIN_COMMITTEE, TaskParams, get_program
+from scheduler.programs import (
+    MAX_COMMITTEE,
+    MIN_COMMITTEE,
+    TaskParams,
+    get_program,
+    program_by_id,
+)
 
 TERMINAL = {TaskStatus.FINALIZED, TaskStatus.REFUNDED}
 
@@ -58,6 +64,12 @@ def task() -> None:
     help="Seconds nodes wait for the data owners' shares once the committee is formed.",
 )
 @click.option(
+    "--max-values",
+    default=1 << 16,
+    show_default=True,
+    help="Most values all owners together may contribute (bounds each value's range).",
+)
+@click.option(
     "--bootstrap",
     multiple=True,
     envvar="DNODE_BOOTSTRAP",
@@ -75,6 +87,7 @@ def post(
     seat_timeout: int,
     report_timeout: int,
     input_timeout: int,
+    max_values: int,
     bootstrap: tuple[str, ...],
 ) -> None:
     """Escrow a reward and post a task; announce its parameters to the network."""
@@ -95,6 +108,7 @@ def post(
         kind=kind,
         frac_bits=(frac_bits if frac_bits is not None else 16) if kind == "fixed" else 0,
         input_timeout=input_timeout,
+        max_values=max_values,
     )
     acct = c.account()
     chain = c.chain(acct)
@@ -185,9 +199,7 @@ def contribute(
     if not params.is_owner(acct.address):
         raise CliError(f"{acct.address} is not a data owner of task {task_id}")
     # check encoding before waiting: a malformed file fails now, not after the committee forms
-    from node.mpc.sharing import encode
-
-    encode(values, params.kind, params.frac_bits, params.bit_length)
+    params.encode_inputs(values, source=str(inputs))
     st = _wait_for(c, chain, task_id, {TaskStatus.COMPUTING}, timeout, "waiting for the committee")
     if st != TaskStatus.COMPUTING:
         raise CliError(f"task {task_id} is {st.name.lower()}: no longer accepting inputs")
@@ -257,19 +269,26 @@ def result(c: Ctx, task_id: int, wait_s: float) -> None:
             "waiting for the attested result",
         )
     r = read_result(chain, task_id)
+    prog = program_by_id(chain.task_info(task_id).program_id)
+    names = prog.outputs if prog and len(prog.outputs) == len(r.value.values) else None
+    names = names or tuple(f"value{i}" for i in range(len(r.value.values)))
+    shown = ", ".join(f"{n} {v}" for n, v in zip(names, r.value.texts(), strict=True))
     c.emit(
         {
             "task_id": task_id,
+            "program": prog.name if prog else None,
             "status": r.status.name.lower(),
-            "value": str(r.value),
+            "value": r.value.texts()[0],
             "value_scaled": r.value.value,
+            "values": dict(zip(names, r.value.texts(), strict=True)),
+            "values_scaled": list(r.value.values),
             "decimals": r.value.decimals,
             "count": r.value.count,
             "result_digest": "0x" + r.digest.hex(),
             "final": r.final,
         },
-        f"task {task_id}: {r.value} (over {r.value.count} values; digest 0x{r.digest.hex()[:16]}…, "
-        f"{'final' if r.final else 'in challenge window'})",
+        f"task {task_id}: {shown} (over {r.value.count} values; "
+        f"digest 0x{r.digest.hex()[:16]}…, {'final' if r.final else 'in challenge window'})",
     )
 
 

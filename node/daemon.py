@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -518,9 +517,8 @@ class NodeDaemon:
             out = await self.executor.run_party(
                 job, timeout=self.cfg.mpc_timeout, listening=rt.party_started
             )
-        value: Fraction = out.mean() if params.program == "mpc.mean" else out.value()
         log.info("task %d: MPC done", rt.task_id)
-        return AggregateResult.from_fraction(value, out.count)
+        return AggregateResult.from_fractions(out.values(), out.count)
 
     async def _send_signature(self, peer: str, msg: bytes) -> None:
         for attempt in range(5):

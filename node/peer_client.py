@@ -17,7 +17,7 @@ from eth_account.signers.local import LocalAccount
 
 from contracts.client import ChainClient
 from node.errors import NodeError, P2PError
-from node.mpc.sharing import encode, field_modulus, share
+from node.mpc.sharing import field_modulus, share
 from node.p2p import P2PHost, open_host
 from node.protocol import (
     PROTO_ANNOUNCE,
@@ -90,7 +90,7 @@ async def contribute(
     task = chain.task_info(task_id)
     m = task.committee_size
     modulus = field_modulus(params.bit_length)
-    encoded = encode(values, params.kind, params.frac_bits, params.bit_length)
+    encoded = params.encode_inputs(values)
     shares = share(encoded, m, threshold_for(m), modulus)
     seats = chain.seats(task_id)
     peers = [chain.node_info(a).peer_id for a in seats]

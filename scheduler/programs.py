@@ -21,6 +21,7 @@ CAP_HE = 2
 MIN_COMMITTEE = 3
 MAX_COMMITTEE = 16
 MAX_OWNERS = 64
+MAX_VALUES = 1 << 24
 PARAMS_VERSION = 1
 
 
@@ -29,6 +30,8 @@ class Program:
     name: str
     capability: int
     description: str
+    outputs: tuple[str, ...] = ("value",)
+    squares: bool = False  # the program multiplies inputs by themselves (tighter input range)
 
     @property
     def program_id(self) -> bytes:
@@ -38,8 +41,15 @@ class Program:
 PROGRAMS: dict[str, Program] = {
     p.name: p
     for p in (
-        Program("mpc.sum", CAP_MPC, "secure sum of every data owner's values"),
-        Program("mpc.mean", CAP_MPC, "secure mean of every data owner's values"),
+        Program("mpc.sum", CAP_MPC, "secure sum of every data owner's values", ("sum",)),
+        Program("mpc.mean", CAP_MPC, "secure mean of every data owner's values", ("mean",)),
+        Program(
+            "mpc.variance",
+            CAP_MPC,
+            "secure mean and population variance of every data owner's values",
+            ("mean", "variance"),
+            squares=True,
+        ),
     )
 }
 
@@ -68,6 +78,7 @@ class TaskParams:
     frac_bits: int = 0
     bit_length: int = 64
     input_timeout: int = 120  # seconds nodes wait for all owners' shares after the committee forms
+    max_values: int = 1 << 16  # values over all owners; bounds each value so the sum cannot wrap
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -89,6 +100,8 @@ class TaskParams:
             raise InvalidTaskParams("data owners must be distinct")
         if not 10 <= self.input_timeout <= 86_400:
             raise InvalidTaskParams("input_timeout must be between 10 s and 1 day")
+        if not 1 <= self.max_values <= MAX_VALUES:
+            raise InvalidTaskParams(f"max_values must be between 1 and {MAX_VALUES}")
 
     @property
     def capability(self) -> int:
@@ -103,6 +116,7 @@ class TaskParams:
             "frac_bits": self.frac_bits,
             "bit_length": self.bit_length,
             "input_timeout": self.input_timeout,
+            "max_values": self.max_values,
             "extra": self.extra,
         }
 
@@ -127,10 +141,25 @@ class TaskParams:
                 frac_bits=int(d["frac_bits"]),
                 bit_length=int(d["bit_length"]),
                 input_timeout=int(d["input_timeout"]),
+                max_values=int(d["max_values"]),
                 extra=dict(d.get("extra") or {}),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise InvalidTaskParams(f"malformed params: {e}") from None
+
+    def encode_inputs(self, values: list[str], source: str = "<inputs>") -> list[int]:
+        """A data owner's values as the integers the MPC computes on (range-checked)."""
+        from node.mpc.sharing import encode
+
+        return encode(
+            values,
+            "fixed" if self.kind == "fixed" else "int",
+            self.frac_bits,
+            self.bit_length,
+            max_values=self.max_values,
+            squares=get_program(self.program).squares,
+            source=source,
+        )
 
     def is_owner(self, address: str) -> bool:
         return address.lower() in {o.lower() for o in self.owners}
