@@ -208,7 +208,11 @@ class DevCluster:
         return m
 
     def start_node(
-        self, name: str, stake: str = "2ether", bootstrap: list[str] | None = None
+        self,
+        name: str,
+        stake: str = "2ether",
+        bootstrap: list[str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> NodeProc:
         m = self.members.get(name) or self.member(name)
         self.dnode(m, "stake", "--amount", stake)
@@ -225,6 +229,7 @@ class DevCluster:
         ]
         for b in bootstrap if bootstrap is not None else self.bootstrap():
             args += ["--bootstrap", b]
+        args += extra_args or []
         proc, log_path = self._spawn(args, name)
         node = NodeProc(m, proc, log_path)
         assert proc.stdout is not None
