@@ -15,14 +15,8 @@ import sys
 import time
 
 import numpy as np
+from bench_data import owner_values
 from mpyc.runtime import mpc
-
-
-def owner_values(n: int, seed: int, owner: int, owners: int = 3) -> list[int]:
-    """Owner ``owner``'s share of the benchmark data (the same function feeds dnode)."""
-    sizes = [n // owners + (1 if i < n % owners else 0) for i in range(owners)]
-    rng = np.random.default_rng([seed, owner])
-    return [int(v) for v in rng.integers(0, 1000, size=sizes[owner])]
 
 
 async def main() -> None:

@@ -278,6 +278,12 @@ def test_three_parties_variance(kind, fb, owners):
     assert r.values() == [mean, sum((x - mean) ** 2 for x in xs) / len(xs)]
 
 
+@pytest.mark.parametrize("junk", ["--5", "-", "5-", "+-1", "- 5"])
+def test_integer_fast_path_rejects_junk(junk):
+    with pytest.raises(InputError, match="value 1"):
+        S.encode([junk], "int", 0)
+
+
 def test_squares_bound_is_enforced():
     big = str(2**32)  # fits a 64-bit sum, but its square does not
     assert S.encode([big], "int", 0) == [2**32]

@@ -1,0 +1,233 @@
+"""What does the network cost over hand-run MPyC? Mean and variance of N values, 3 data owners.
+
+Side by side in ONE run, on the same data (scripts/mpc_bare.py:owner_values):
+  (a) bare MPyC: 3 local party processes, each the owner of a third of the data (mpc.input);
+  (b) dnode: the embedded devnet, 3 node processes, an ``mpc.variance`` task posted with the
+      CLI, each owner contributing with ``dnode task contribute`` (3 processes in parallel),
+      until the result is attested on-chain (the report transaction).
+Prints b/a and dnode's fixed overhead: post -> MPC start and MPC end -> attested result, in
+seconds and in blocks. Timestamps come from the node logs (ms) and the chain's events.
+
+    python scripts/bench_mpc.py --json            # N = 10,000 and 1,000,000
+    python scripts/bench_mpc.py --n 10000         # one size
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from web3 import HTTPProvider, Web3
+
+from cli.devcluster import DevCluster, free_port
+from contracts.client import ChainClient
+from contracts.manifest import Deployment
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_data import owner_values  # noqa: E402
+
+LOG_TS = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*task (\d+): (.*)$")
+
+
+def run_bare(n: int, seed: int) -> dict[str, Any]:
+    ports = [free_port() for _ in range(3)]
+    addr = [a for p in ports for a in ("-P", f"127.0.0.1:{p}")]
+    env = {**os.environ, "BENCH_N": str(n), "BENCH_SEED": str(seed)}
+    t0 = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(HERE / "mpc_bare.py"), "-M3", f"-I{i}", *addr, "--no-log"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        for i in range(3)
+    ]
+    outs = [p.communicate(timeout=1800) for p in procs]
+    wall = time.perf_counter() - t0
+    for p, (_, err) in zip(procs, outs, strict=True):
+        if p.returncode:
+            raise RuntimeError(f"bare MPyC party failed: {err.decode()[-500:]}")
+    res = json.loads(outs[0][0].decode().strip().splitlines()[-1])
+    return {
+        "wall_s": wall,
+        "mpc_compute_s": res["compute_s"],
+        "sum": res["sum"],
+        "sum_sq": res["sum_sq"],
+    }
+
+
+def _log_times(path: Path, task_id: int) -> dict[str, float]:
+    """First time each node-log event happened for ``task_id`` (epoch seconds)."""
+    marks = {"starting": "mpc_start", "MPC done": "mpc_end", "reported result": "reported"}
+    out: dict[str, float] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        m = LOG_TS.match(line)
+        if not m or int(m.group(2)) != task_id:
+            continue
+        for needle, key in marks.items():
+            if needle in m.group(3) and key not in out:
+                out[key] = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    return out
+
+
+def run_dnode(cluster: DevCluster, n: int, seed: int, workdir: Path) -> dict[str, Any]:
+    requester, owners = (
+        cluster.members["requester"],
+        [cluster.members[f"owner-{i}"] for i in range(3)],
+    )
+    files = []
+    for i in range(3):
+        f = workdir / f"owner-{i}-{n}.csv"
+        f.write_text("\n".join(map(str, owner_values(n, seed, i))) + "\n")
+        files.append(f)
+    boot = cluster.bootstrap()[0]
+    args = [
+        "task",
+        "post",
+        "--program",
+        "mpc.variance",
+        "--reward",
+        "0.3ether",
+        "--max-values",
+        str(n),
+        "--input-timeout",
+        "600",
+        "--report-timeout",
+        "1800",
+        "--bootstrap",
+        boot,
+    ]
+    for o in owners:
+        args += ["--owner", o.address]
+    t_post = time.time()
+    task_id = cluster.dnode(requester, *args)["task_id"]
+    t_contrib = time.time()
+    with ThreadPoolExecutor(3) as pool:
+        list(
+            pool.map(
+                lambda i: cluster.dnode(
+                    owners[i],
+                    "task",
+                    "contribute",
+                    str(task_id),
+                    "--inputs",
+                    str(files[i]),
+                    "--bootstrap",
+                    boot,
+                    timeout=1800,
+                ),
+                range(3),
+            )
+        )
+    t_contrib_done = time.time()
+    res = cluster.dnode(requester, "task", "result", str(task_id), "--wait", "1800", timeout=1900)
+    times = [_log_times(nd.log_path, task_id) for nd in cluster.nodes]
+    mpc_start = min(t["mpc_start"] for t in times if "mpc_start" in t)
+    mpc_end = max(t["mpc_end"] for t in times if "mpc_end" in t)
+    reported = min(t["reported"] for t in times if "reported" in t)
+    dep = Deployment.load(cluster.manifest)
+    chain = ChainClient(Web3(HTTPProvider(cluster.rpc_url)), dep)
+    blocks = {
+        e.name: e.block_number
+        for e in chain.events(dep.deploy_block)
+        if e.args.get("task_id") == task_id
+    }
+    return {
+        "task_id": task_id,
+        "total_s": reported - t_post,
+        "post_to_mpc_start_s": mpc_start - t_post,
+        "mpc_s": mpc_end - mpc_start,
+        "mpc_end_to_attested_s": reported - mpc_end,
+        "contribute_wall_s": t_contrib_done - t_contrib,
+        "blocks": {
+            "post_to_committee": blocks.get("CommitteeFormed", 0) - blocks.get("TaskPosted", 0),
+            "post_to_attested": blocks.get("ResultReported", 0) - blocks.get("TaskPosted", 0),
+        },
+        "values": res["values"],
+        "count": res["count"],
+    }
+
+
+def expected(n: int, seed: int) -> dict[str, str]:
+    xs = [Fraction(v) for i in range(3) for v in owner_values(n, seed, i)]
+    mean = sum(xs) / len(xs)
+    var = sum(x * x for x in xs) / len(xs) - mean * mean
+    from oracle.encoding import AggregateResult
+
+    r = AggregateResult.from_fractions([mean, var], len(xs))
+    return dict(zip(("mean", "variance"), r.texts(), strict=True))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, action="append", help="values in total (repeatable)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    sizes = args.n or [10_000, 1_000_000]
+    workdir = Path(tempfile.mkdtemp(prefix="dnode-bench-mpc-"))
+    rows = []
+    cluster = DevCluster(workdir, challenge_period=3600)
+    with cluster.running():
+        for i in range(3):
+            cluster.start_node(f"node-{i + 1}", extra_args=["--mpc-timeout", "1800"])
+        cluster.member("requester")
+        for i in range(3):
+            cluster.member(f"owner-{i}")
+        for n in sizes:
+            a = run_bare(n, args.seed)
+            b = run_dnode(cluster, n, args.seed, workdir)
+            want = expected(n, args.seed)
+            rows.append(
+                {
+                    "n": n,
+                    "bare": a,
+                    "dnode": b,
+                    "ratio_b_over_a": b["total_s"] / a["wall_s"],
+                    "correct": b["values"] == want,
+                    "expected": want,
+                }
+            )
+    report = {
+        "benchmark": "mean and variance of N values from 3 data owners, committee of 3",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "rows": rows,
+        "workdir": str(workdir),
+    }
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    print(
+        f"{'N':>10} {'bare s':>8} {'dnode s':>8} {'b/a':>6} {'post→MPC':>9} {'MPC':>7} "
+        f"{'MPC→attested':>13} {'blocks':>7} ok"
+    )
+    for r in rows:
+        d = r["dnode"]
+        print(
+            f"{r['n']:>10} {r['bare']['wall_s']:>8.2f} {d['total_s']:>8.2f} "
+            f"{r['ratio_b_over_a']:>6.2f} {d['post_to_mpc_start_s']:>9.2f} {d['mpc_s']:>7.2f} "
+            f"{d['mpc_end_to_attested_s']:>13.2f} {d['blocks']['post_to_attested']:>7} "
+            f"{r['correct']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
