@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ class DevCluster:
         rpc_url: str | None = None,
         engine: str = "devnet",
         challenge_period: int = 5,
+        accounts: int = 10,
         say: Callable[[str], None] = lambda s: None,
     ) -> None:
         self.workdir = workdir
@@ -87,6 +89,7 @@ class DevCluster:
         self.engine = engine
         self.rpc_url = rpc_url or ""
         self.challenge_period = challenge_period
+        self.accounts = accounts  # pre-funded dev accounts of the embedded devnet
         self.say = say
         self.manifest = workdir / "deployment.json"
         self.password_file = workdir / "password.txt"
@@ -96,6 +99,7 @@ class DevCluster:
         self.members: dict[str, Member] = {}
         self._logs: list[IO[bytes]] = []
         self._next_dev_key = 0
+        self._key_lock = threading.Lock()  # members may be created from several threads
 
     # ---- processes ------------------------------------------------------------------------
 
@@ -154,9 +158,12 @@ class DevCluster:
         self.rpc_url = f"http://127.0.0.1:{port}"
         if self.engine == "anvil":
             cmd = [str(anvil_path()), "--host", "127.0.0.1", "--port", str(port)]
+            cmd += ["--accounts", str(self.accounts)]
             self.chain_proc, log_path = self._spawn(cmd, "chain", python=False)
         else:
-            self.chain_proc, log_path = self._spawn(["chain", "--port", str(port)], "chain")
+            self.chain_proc, log_path = self._spawn(
+                ["chain", "--port", str(port), "--accounts", str(self.accounts)], "chain"
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.chain_proc.poll() is not None:
@@ -171,8 +178,12 @@ class DevCluster:
     def dev_key(self) -> str:
         from contracts.devnet import dev_keys
 
-        self._next_dev_key += 1
-        return dev_keys(self._next_dev_key + 1)[self._next_dev_key]
+        with self._key_lock:
+            self._next_dev_key += 1
+            n = self._next_dev_key
+        if n >= self.accounts and not self.external_rpc:
+            raise ClusterError(f"the devnet funds only {self.accounts} dev accounts")
+        return dev_keys(n + 1)[n]
 
     def deploy(self) -> dict[str, Any]:
         out = self.dnode(
@@ -214,6 +225,7 @@ class DevCluster:
         bootstrap: list[str] | None = None,
         extra_args: list[str] | None = None,
     ) -> NodeProc:
+        """Stake and start a node; ``extra_args`` go to ``dnode start`` (e.g. --max-tasks)."""
         m = self.members.get(name) or self.member(name)
         self.dnode(m, "stake", "--amount", stake)
         args = [
