@@ -47,6 +47,7 @@ TUNNEL_PROTOCOL = "/dnode/tunnel/1.0.0"
 MAX_HEADER = 4096
 ACCEPT = b"\x01"
 CHUNK = 64 * 1024
+DRAIN_GRACE = 10.0  # seconds open tunnels may finish after their session ended
 HEADER_TIMEOUT = 10.0
 UNKNOWN_KEY_WAIT = 60.0  # seconds an incoming tunnel waits for its key to be registered
 LOCAL_CONNECT_TIMEOUT = 30.0
@@ -108,7 +109,13 @@ async def pipe(tcp: trio.SocketStream, stream: ByteStream, label: str) -> None:
     async def tcp_to_stream() -> None:
         nonlocal sent
         while True:
-            data = await tcp.receive_some(CHUNK)
+            try:
+                data = await tcp.receive_some(CHUNK)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                # the local program went away (e.g. exited with unread input: RST). What it
+                # sent before is already on the stream; a reset could discard it in flight,
+                # so end our direction cleanly instead.
+                data = b""
             if not data:
                 await stream.close_write()
                 return
@@ -117,14 +124,20 @@ async def pipe(tcp: trio.SocketStream, stream: ByteStream, label: str) -> None:
 
     async def stream_to_tcp() -> None:
         nonlocal received
+        local_open = True
         while True:
             data = await stream.read(CHUNK)
             if not data:
-                with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await tcp.send_eof()
+                if local_open:
+                    with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                        await tcp.send_eof()
                 return
-            await tcp.send_all(data)
             received += len(data)
+            if local_open:
+                try:
+                    await tcp.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    local_open = False  # nobody left to read: drain until the remote ends
 
     clean = False
     try:
@@ -279,6 +292,7 @@ async def open_forwarders(
     key: str,
     peers: Mapping[int, str],
     local_index: int,
+    serving: set[trio.SocketListener] | None = None,
 ) -> dict[int, int]:
     """Bind one 127.0.0.1:0 listener per remote party and serve it in ``nursery``.
 
@@ -298,7 +312,9 @@ async def open_forwarders(
             await listener.aclose()
         raise
     for (index, peer_id), listener in zip(sorted(peers.items()), listeners, strict=True):
-        nursery.start_soon(_serve_listener, host, key, peer_id, index, local_index, listener)
+        nursery.start_soon(
+            _serve_listener, host, key, peer_id, index, local_index, listener, serving
+        )
     log.info("tunnel forwarders for %r (local party %d): %s", key, local_index, ports)
     return ports
 
@@ -310,12 +326,17 @@ async def _serve_listener(
     index: int,
     local_index: int,
     listener: trio.SocketListener,
+    serving: set[trio.SocketListener] | None = None,
 ) -> None:
+    if serving is not None:
+        serving.add(listener)
     async with listener, trio.open_nursery() as conns:
         while True:
             try:
                 tcp = await listener.accept()
-            except (OSError, trio.ClosedResourceError) as e:
+            except trio.ClosedResourceError:
+                return  # closed by tunnel_forwarders: the open tunnels finish in `conns`
+            except OSError as e:
                 log.warning("tunnel %r listener for party %d stopped: %r", key, index, e)
                 return
             conns.start_soon(_forward_one, host, key, peer_id, index, local_index, tcp)
@@ -325,11 +346,20 @@ async def _serve_listener(
 async def tunnel_forwarders(
     host: Transport, key: str, peers: Mapping[int, str], local_index: int
 ) -> AsyncIterator[dict[int, int]]:
-    """Context-managed :func:`open_forwarders`: yields ``{party_index: local_port}``;
-    leaving the block closes all listeners and tunnels."""
+    """Context-managed :func:`open_forwarders`: yields ``{party_index: local_port}``.
+
+    Leaving the block normally stops accepting and lets open tunnels finish for up to
+    DRAIN_GRACE seconds (our party may exit while its last bytes are still on the way to
+    the others; cancelling would reset those streams and strand the peers). Leaving with
+    an error or a cancellation closes everything at once."""
+    serving: set[trio.SocketListener] = set()
     async with trio.open_nursery() as nursery:
-        ports = await open_forwarders(nursery, host, key, peers, local_index)
+        ports = await open_forwarders(nursery, host, key, peers, local_index, serving)
         try:
             yield ports
-        finally:
+        except BaseException:
             nursery.cancel_scope.cancel()
+            raise
+        nursery.cancel_scope.deadline = trio.current_time() + DRAIN_GRACE
+        for listener in serving:
+            await listener.aclose()
