@@ -38,6 +38,8 @@ class Program:
         return keccak(text=self.name)
 
 
+_HE_OUTPUTS = ("result_digest", "locator")
+
 PROGRAMS: dict[str, Program] = {
     p.name: p
     for p in (
@@ -49,6 +51,23 @@ PROGRAMS: dict[str, Program] = {
             "secure mean and population variance of every data owner's values",
             ("mean", "variance"),
             squares=True,
+        ),
+        # homomorphic encryption (node.he): the requester encrypts, the committee evaluates;
+        # the on-chain result is abi.encode(bytes32 result_digest, string locator)
+        *(
+            Program(name, CAP_HE, desc, _HE_OUTPUTS)
+            for name, desc in (
+                ("he.sum", "sum of an encrypted tensor"),
+                ("he.mean", "mean of an encrypted tensor, optionally along an axis"),
+                ("he.dot", "weighted sum of an encrypted tensor (plaintext weights)"),
+                ("he.matmul", "encrypted rows x plaintext matrix (+ bias, + polynomial)"),
+                ("he.poly", "element-wise polynomial, e.g. a sigmoid approximation"),
+                ("he.add", "element-wise add of a scalar, plaintext or ciphertext"),
+                ("he.sub", "element-wise subtract of a scalar, plaintext or ciphertext"),
+                ("he.mul", "element-wise multiply by a scalar, plaintext or ciphertext"),
+                ("he.div", "element-wise divide by a scalar or plaintext (CKKS)"),
+                ("he.transpose", "transpose of an encrypted matrix"),
+            )
         ),
     )
 }
@@ -100,6 +119,9 @@ class TaskParams:
             raise InvalidTaskParams("data owners must be distinct")
         if not 10 <= self.input_timeout <= 86_400:
             raise InvalidTaskParams("input_timeout must be between 10 s and 1 day")
+        if self.capability == CAP_HE and not isinstance(self.extra.get("he"), dict):
+            # full validation (security, depth, shapes): node.he.task.HeTask.from_task_params
+            raise InvalidTaskParams("an HE task needs its HE parameters in extra['he']")
         if not 1 <= self.max_values <= MAX_VALUES:
             raise InvalidTaskParams(f"max_values must be between 1 and {MAX_VALUES}")
 
