@@ -53,6 +53,15 @@ def chain(c: Ctx, host: str, port: int, accounts: int, chain_id: int) -> None:
 @click.option("--unbond-delay", default=7 * DAY, show_default=True, help="Seconds.")
 @click.option("--challenge-period", default=3600, show_default=True, help="Seconds.")
 @click.option(
+    "--dispute-bond", type=AMOUNT, default=None, help="Bond a disputer posts [= seat collateral]."
+)
+@click.option(
+    "--dispute-period",
+    type=int,
+    default=None,
+    help="Seconds a re-execution has [max(4 x challenge period, 40)].",
+)
+@click.option(
     "--dev-account",
     type=int,
     default=None,
@@ -65,6 +74,8 @@ def deploy(
     seat_collateral: int,
     unbond_delay: int,
     challenge_period: int,
+    dispute_bond: int | None,
+    dispute_period: int | None,
     dev_account: int | None,
 ) -> None:
     """Compile the Vyper contracts from source, deploy them, write the manifest."""
@@ -87,6 +98,8 @@ def deploy(
         seat_collateral=seat_collateral,
         unbond_delay=unbond_delay,
         challenge_period=challenge_period,
+        dispute_bond=dispute_bond,
+        dispute_period=dispute_period,
     )
     u = urlparse(c.rpc_url)
     dep = type(dep)(**{**dep.__dict__, "rpc": f"{u.scheme}://{u.netloc}"})

@@ -11,7 +11,7 @@ from eth_utils import is_address, to_checksum_address
 
 from cli.context import CliError, Ctx, pass_ctx
 from cli.units import AMOUNT, fmt_eth
-from contracts.client import ChainClient, TaskStatus
+from contracts.client import TERMINAL_STATUSES, ChainClient, TaskStatus
 from node import peer_client
 from node.mpc.sharing import load_inputs
 from oracle.reader import read_result
@@ -23,7 +23,7 @@ from scheduler.programs import (
     program_by_id,
 )
 
-TERMINAL = {TaskStatus.FINALIZED, TaskStatus.REFUNDED}
+TERMINAL = set(TERMINAL_STATUSES)
 
 
 @click.group("task")
@@ -229,6 +229,9 @@ def status(c: Ctx, task_id: int) -> None:
         TaskStatus.REPORTED: "result reported; in challenge window",
         TaskStatus.FINALIZED: "finalized; rewards credited",
         TaskStatus.REFUNDED: "refunded to the requester",
+        TaskStatus.DISPUTED: "result disputed; waiting for a re-execution committee",
+        TaskStatus.RECOMPUTING: "result disputed; re-execution committee computing",
+        TaskStatus.OVERTURNED: "dispute upheld: re-executed result is final, signers slashed",
     }[t.status]
     c.emit(
         {
@@ -289,6 +292,44 @@ def result(c: Ctx, task_id: int, wait_s: float) -> None:
         },
         f"task {task_id}: {shown} (over {r.value.count} values; "
         f"digest 0x{r.digest.hex()[:16]}…, {'final' if r.final else 'in challenge window'})",
+    )
+
+
+@task.command("cancel")
+@click.argument("task_id", type=int)
+@pass_ctx
+def cancel(c: Ctx, task_id: int) -> None:
+    """Refund a task whose committee missed its deadline (non-delivering seats are slashed)."""
+    chain = c.chain(c.account())
+    t = chain.task_info(task_id)
+    if t.status == TaskStatus.NONE:
+        raise CliError(f"task {task_id} does not exist")
+    chain.cancel(task_id)
+    c.emit(
+        {"task_id": task_id, "status": "refunded", "requester": t.requester},
+        f"task {task_id} cancelled; the escrow was credited to {t.requester} (dnode withdraw)",
+    )
+
+
+@task.command("dispute")
+@click.argument("task_id", type=int)
+@pass_ctx
+def dispute(c: Ctx, task_id: int) -> None:
+    """Challenge a reported result within the challenge window, posting the dispute bond."""
+    chain = c.chain(c.account())
+    bond = chain.params()["dispute_bond"]
+    chain.dispute(task_id)
+    d = chain.task_info(task_id).dispute
+    c.emit(
+        {
+            "task_id": task_id,
+            "status": "disputed",
+            "bond": bond,
+            "rerun_seat_deadline": d.seat_deadline if d else None,
+            "rerun_report_deadline": d.report_deadline if d else None,
+        },
+        f"task {task_id} disputed with a bond of {fmt_eth(bond)}; a re-execution committee "
+        "now recomputes it",
     )
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils import event_abi_to_log_topic, keccak, to_checksum_address
 from web3 import Web3
 from web3.exceptions import (
     ContractLogicError,
@@ -52,6 +53,98 @@ class TaskStatus(IntEnum):
     REPORTED = 3
     FINALIZED = 4
     REFUNDED = 5
+    DISPUTED = 6
+    RECOMPUTING = 7
+    OVERTURNED = 8
+
+
+TERMINAL_STATUSES = (TaskStatus.FINALIZED, TaskStatus.REFUNDED, TaskStatus.OVERTURNED)
+SIG_LEN = 65
+RERUN_EXTRA = 2
+
+# packed Task.meta / Dispute.meta layouts (see contracts/vyper/market.vy)
+CAP_OFF, SIZE_OFF, SEAT_DL_OFF, REPORT_DL_OFF = 0, 8, 16, 80
+REPORTED_AT_OFF, SIGNERS_OFF, DECLINED_OFF = 144, 208, 224
+D_SEAT_DL_OFF, D_REPORT_DL_OFF, D_SIGNERS_OFF, D_DECLINED_OFF = 0, 64, 128, 160
+TASK_ABI_TYPE = "(address,uint256,bytes32,uint256,address[],bytes32)"
+DISPUTE_ABI_TYPE = "(address,uint256,address[],bytes32)"
+TASK_EVENTS = frozenset(
+    {
+        "TaskPosted",
+        "CommitteeFormed",
+        "SeatDeclined",
+        "ResultReported",
+        "TaskFinalized",
+        "TaskRefunded",
+        "TaskDisputed",
+        "DisputeResolved",
+        "Slashed",
+    }
+)
+
+
+def _bits(word: int, off: int, width: int) -> int:
+    return (word >> off) & ((1 << width) - 1)
+
+
+@dataclass
+class TaskRecord:
+    """The Task struct the contract stores as a digest; passed in calldata on every call."""
+
+    requester: str
+    reward: int
+    spec: bytes
+    meta: int
+    committee: list[str] = field(default_factory=list)
+    result_digest: bytes = b"\0" * 32
+
+    def as_abi(self) -> tuple[Any, ...]:
+        return (
+            self.requester,
+            self.reward,
+            self.spec,
+            self.meta,
+            list(self.committee),
+            self.result_digest,
+        )
+
+    def digest(self) -> int:
+        """What the contract stores (status byte cleared)."""
+        enc = abi_encode([TASK_ABI_TYPE], [self.as_abi()])
+        return int.from_bytes(keccak(enc), "big") & ~0xFF
+
+
+@dataclass
+class DisputeRecord:
+    disputer: str
+    meta: int
+    committee: list[str] = field(default_factory=list)
+    result_digest: bytes = b"\0" * 32
+
+    def as_abi(self) -> tuple[Any, ...]:
+        return (self.disputer, self.meta, list(self.committee), self.result_digest)
+
+    def digest(self) -> bytes:
+        return keccak(abi_encode([DISPUTE_ABI_TYPE], [self.as_abi()]))
+
+    @property
+    def seat_deadline(self) -> int:
+        return _bits(self.meta, D_SEAT_DL_OFF, 64)
+
+    @property
+    def report_deadline(self) -> int:
+        return _bits(self.meta, D_REPORT_DL_OFF, 64)
+
+    @property
+    def signers_bitmap(self) -> int:
+        return _bits(self.meta, D_SIGNERS_OFF, 32)
+
+    @property
+    def declined_bitmap(self) -> int:
+        return _bits(self.meta, D_DECLINED_OFF, 32)
+
+
+EMPTY_DISPUTE = DisputeRecord("0x" + "00" * 20, 0)
 
 
 @dataclass(frozen=True)
@@ -89,6 +182,13 @@ class TaskInfo:
     seats_taken: int
     reported_at: int
     result_digest: bytes
+    committee: tuple[str, ...] = ()
+    signers_bitmap: int = 0
+    declined_bitmap: int = 0
+    result: bytes | None = None
+    record: TaskRecord | None = None
+    dispute: DisputeRecord | None = None
+    rerun_result: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -367,21 +467,95 @@ class ChainClient:
             return int(ev["args"]["task_id"])
         raise ContractsError("post_task: receipt has no TaskPosted event")
 
-    def claim_seat(self, task_id: int) -> TxOutcome:
-        self._transact("claim_seat", "claim_seat", task_id)
+    def join_signature(self, task_id: int, round: int = 0) -> bytes:
+        """This account's signed intent to sit on ``task_id``'s committee (round 1: rerun)."""
+        from oracle.attestation import sign_join
+
+        account = self._require_account("join_signature")
+        return sign_join(account, self.deployment.chain_id, self.address, task_id, round)
+
+    def form_committee(
+        self, task_id: int, members: list[str], signatures: list[bytes | None]
+    ) -> TxOutcome:
+        """Bind the committee in one transaction (the sender's own signature may be None)."""
+        rec = self.task_record(task_id)
+        self._transact(
+            "form_committee",
+            "form_committee",
+            task_id,
+            rec.as_abi(),
+            [to_checksum_address(m) for m in members],
+            _pack_sigs(signatures),
+        )
         return self._last()
 
     def report(self, task_id: int, result: bytes, signatures: list[bytes]) -> TxOutcome:
         """Submit the committee result with seat-holder signatures (see oracle.attestation)."""
-        self._transact("report", "report", task_id, bytes(result), [bytes(s) for s in signatures])
+        rec = self.task_record(task_id)
+        self._transact(
+            "report", "report", task_id, rec.as_abi(), bytes(result), _pack_sigs(signatures)
+        )
         return self._last()
 
     def finalize(self, task_id: int) -> TxOutcome:
-        self._transact("finalize", "finalize", task_id)
+        self._transact("finalize", "finalize", task_id, self.task_record(task_id).as_abi())
         return self._last()
 
-    def refund(self, task_id: int) -> TxOutcome:
-        self._transact("refund", "refund", task_id)
+    def cancel(self, task_id: int) -> TxOutcome:
+        """Refund a task whose committee missed a deadline (slashing non-delivering seats)."""
+        self._transact("cancel", "cancel", task_id, self.task_record(task_id).as_abi())
+        return self._last()
+
+    refund = cancel  # the name the 0.1 client used
+
+    def decline(self, task_id: int, reason: str) -> TxOutcome:
+        """Give up this account's seat (original or re-execution committee) with a reason."""
+        rec, disp = self.task_records(task_id)
+        d = (disp or EMPTY_DISPUTE).as_abi()
+        self._transact("decline", "decline", task_id, rec.as_abi(), d, reason[:128])
+        return self._last()
+
+    def dispute(self, task_id: int) -> TxOutcome:
+        """Challenge the reported result, posting the dispute bond."""
+        bond = int(self._call("dispute_bond"))
+        rec = self.task_record(task_id)
+        self._transact("dispute", "dispute", task_id, rec.as_abi(), value=bond)
+        return self._last()
+
+    def form_rerun_committee(
+        self, task_id: int, members: list[str], signatures: list[bytes | None]
+    ) -> TxOutcome:
+        rec, disp = self.task_records(task_id)
+        disp = disp or EMPTY_DISPUTE
+        self._transact(
+            "form_rerun_committee",
+            "form_rerun_committee",
+            task_id,
+            rec.as_abi(),
+            disp.as_abi(),
+            [to_checksum_address(m) for m in members],
+            _pack_sigs(signatures),
+        )
+        return self._last()
+
+    def report_rerun(self, task_id: int, result: bytes, signatures: list[bytes]) -> TxOutcome:
+        rec, disp = self.task_records(task_id)
+        disp = disp or EMPTY_DISPUTE
+        self._transact(
+            "report_rerun",
+            "report_rerun",
+            task_id,
+            rec.as_abi(),
+            disp.as_abi(),
+            bytes(result),
+            _pack_sigs(signatures),
+        )
+        return self._last()
+
+    def resolve_dispute(self, task_id: int) -> TxOutcome:
+        rec, disp = self.task_records(task_id)
+        disp = disp or EMPTY_DISPUTE
+        self._transact("resolve_dispute", "resolve_dispute", task_id, rec.as_abi(), disp.as_abi())
         return self._last()
 
     def _last(self) -> TxOutcome:
@@ -402,50 +576,164 @@ class ChainClient:
     def is_active(self, address: str) -> bool:
         return bool(self._call("is_active", to_checksum_address(address)))
 
-    def task_info(self, task_id: int) -> TaskInfo:
-        r = self._call("task_info", task_id)
+    def task_status(self, task_id: int) -> TaskStatus:
+        return TaskStatus(int(self._call("task_status", task_id)))
+
+    def _task_logs(self, task_id: int) -> list[ChainEvent]:
+        topic = "0x" + task_id.to_bytes(32, "big").hex()
+        with rpc_guard(self.w3, "eth_getLogs"):
+            logs = self.w3.eth.get_logs(
+                {
+                    "address": self.address,
+                    "fromBlock": self.deployment.deploy_block,
+                    "toBlock": "latest",
+                    "topics": [None, topic],
+                }
+            )
+        return [e for e in self._decode(logs) if e.name in TASK_EVENTS]
+
+    def _rebuild(self, task_id: int) -> TaskInfo | None:
+        """Replay the task's events into its record (and dispute record), checked on-chain."""
+        word = int(self._call("tasks", task_id))
+        if word == 0:
+            return None
+        rec: TaskRecord | None = None
+        disp: DisputeRecord | None = None
+        posted: dict[str, Any] = {}
+        result: bytes | None = None
+        rerun_result: bytes | None = None
+        for ev in self._task_logs(task_id):
+            a = ev.args
+            if ev.name == "TaskPosted":
+                posted = a
+                rec = TaskRecord(
+                    requester=to_checksum_address(a["requester"]),
+                    reward=int(a["reward"]),
+                    spec=keccak(
+                        abi_encode(["bytes32", "bytes32"], [a["program_id"], a["params_digest"]])
+                    ),
+                    meta=int(a["capability"])
+                    | int(a["committee_size"]) << SIZE_OFF
+                    | int(a["seat_deadline"]) << SEAT_DL_OFF
+                    | int(a["report_deadline"]) << REPORT_DL_OFF,
+                )
+            elif rec is None:
+                continue
+            elif ev.name == "CommitteeFormed":
+                members = [to_checksum_address(m) for m in a["members"]]
+                if a["round"] == 0:
+                    rec.committee = members
+                elif disp is not None:
+                    disp.committee = members
+            elif ev.name == "SeatDeclined":
+                if a["round"] == 0:
+                    rec.meta |= 1 << (DECLINED_OFF + int(a["seat"]))
+                elif disp is not None:
+                    disp.meta |= 1 << (D_DECLINED_OFF + int(a["seat"]))
+            elif ev.name == "ResultReported":
+                if a["round"] == 0:
+                    result = bytes(a["result"])
+                    rec.meta |= int(a["signers_bitmap"]) << SIGNERS_OFF
+                    rec.meta |= int(a["reported_at"]) << REPORTED_AT_OFF
+                    rec.result_digest = keccak(result)
+                elif disp is not None:
+                    rerun_result = bytes(a["result"])
+                    disp.meta |= int(a["signers_bitmap"]) << D_SIGNERS_OFF
+                    disp.result_digest = keccak(rerun_result)
+            elif ev.name == "TaskDisputed":
+                disp = DisputeRecord(
+                    to_checksum_address(a["disputer"]),
+                    int(a["seat_deadline"]) << D_SEAT_DL_OFF
+                    | int(a["report_deadline"]) << D_REPORT_DL_OFF,
+                )
+        if rec is None or rec.digest() != word & ~0xFF:
+            raise ContractsError(
+                f"task {task_id}: the events do not rebuild the on-chain record "
+                "(node not fully synced?)"
+            )
+        if disp is not None and disp.digest() != bytes(self._call("disputes", task_id)):
+            raise ContractsError(f"task {task_id}: the events do not rebuild the dispute record")
+        m = _bits(rec.meta, SIZE_OFF, 8)
         return TaskInfo(
             task_id=task_id,
-            requester=to_checksum_address(r[0]),
-            program_id=bytes(r[1]),
-            params_digest=bytes(r[2]),
-            capability=r[3],
-            committee_size=r[4],
-            quorum=r[5],
-            reward=r[6],
-            seat_deadline=r[7],
-            report_deadline=r[8],
-            status=TaskStatus(r[9]),
-            seats_taken=r[10],
-            reported_at=r[11],
-            result_digest=bytes(r[12]),
+            requester=rec.requester,
+            program_id=bytes(posted["program_id"]),
+            params_digest=bytes(posted["params_digest"]),
+            capability=_bits(rec.meta, CAP_OFF, 8),
+            committee_size=m,
+            quorum=m // 2 + 1,
+            reward=rec.reward,
+            seat_deadline=_bits(rec.meta, SEAT_DL_OFF, 64),
+            report_deadline=_bits(rec.meta, REPORT_DL_OFF, 64),
+            status=TaskStatus(word & 0xFF),
+            seats_taken=len(rec.committee),
+            reported_at=_bits(rec.meta, REPORTED_AT_OFF, 64),
+            result_digest=rec.result_digest,
+            committee=tuple(rec.committee),
+            signers_bitmap=_bits(rec.meta, SIGNERS_OFF, 16),
+            declined_bitmap=_bits(rec.meta, DECLINED_OFF, 16),
+            result=result,
+            record=rec,
+            dispute=disp,
+            rerun_result=rerun_result,
         )
 
+    def task_info(self, task_id: int) -> TaskInfo:
+        info = self._rebuild(task_id)
+        if info is None:
+            z = b"\0" * 32
+            return TaskInfo(task_id, "0x" + "00" * 20, z, z, 0, 0, 0, 0, 0, 0,
+                            TaskStatus.NONE, 0, 0, z)  # fmt: skip
+        return info
+
+    def task_records(self, task_id: int) -> tuple[TaskRecord, DisputeRecord | None]:
+        info = self._rebuild(task_id)
+        if info is None or info.record is None:
+            raise TransactionReverted("task", "market: unknown task")
+        return info.record, info.dispute
+
+    def task_record(self, task_id: int) -> TaskRecord:
+        return self.task_records(task_id)[0]
+
     def seats(self, task_id: int) -> list[str]:
-        taken = self.task_info(task_id).seats_taken
-        return [to_checksum_address(self._call("seat", task_id, i)) for i in range(taken)]
+        return list(self.task_info(task_id).committee)
+
+    def rerun_seats(self, task_id: int) -> list[str]:
+        d = self.task_info(task_id).dispute
+        return list(d.committee) if d else []
 
     def seat_index(self, task_id: int, address: str) -> int | None:
-        idx = int(self._call("seat_index", task_id, to_checksum_address(address)))
-        return None if idx < 0 else idx
+        members = [a.lower() for a in self.seats(task_id)]
+        return members.index(address.lower()) if address.lower() in members else None
 
     def signers_bitmap(self, task_id: int) -> int:
-        return int(self._call("signers_bitmap", task_id))
+        return self.task_info(task_id).signers_bitmap
 
     def credits(self, address: str | None = None) -> int:
         addr = to_checksum_address(address or self._require_account("credits").address)
         return int(self._call("credits", addr))
 
     def result_of(self, task_id: int) -> tuple[TaskStatus, bytes, bytes]:
-        status, digest, result = self._call("result_of", task_id)
-        return TaskStatus(status), bytes(digest), bytes(result)
+        """(status, digest, result bytes) of the attested result: the committee's, or the
+        re-execution committee's when a dispute overturned it (empty if none yet)."""
+        info = self.task_info(task_id)
+        if info.status == TaskStatus.OVERTURNED and info.dispute and info.rerun_result:
+            return info.status, info.dispute.result_digest, info.rerun_result
+        return info.status, info.result_digest, info.result or b""
 
     def task_count(self) -> int:
         return int(self._call("task_count"))
 
     def params(self) -> dict[str, int]:
         """The immutable network parameters as deployed."""
-        names = ("min_stake", "seat_collateral", "unbond_delay", "challenge_period")
+        names = (
+            "min_stake",
+            "seat_collateral",
+            "unbond_delay",
+            "challenge_period",
+            "dispute_bond",
+            "dispute_period",
+        )
         return {n: int(self._call(n)) for n in names}
 
     def balance_of_contract(self) -> int:
@@ -466,6 +754,9 @@ class ChainClient:
             logs = self.w3.eth.get_logs(
                 {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
             )
+        return self._decode(logs)
+
+    def _decode(self, logs: Any) -> list[ChainEvent]:
         out: list[ChainEvent] = []
         for log in logs:
             topics = log.get("topics") or []
@@ -486,6 +777,14 @@ class ChainClient:
             )
         out.sort(key=lambda e: (e.block_number, e.log_index))
         return out
+
+
+def _pack_sigs(signatures: list[bytes | None]) -> bytes:
+    """Concatenate 65-byte signatures; None (the sender's own seat) becomes 65 zero bytes."""
+    out = b""
+    for sig in signatures:
+        out += bytes(sig) if sig else b"\0" * SIG_LEN
+    return out
 
 
 def _bytes32(value: bytes | str) -> bytes:

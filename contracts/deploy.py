@@ -22,17 +22,27 @@ def deploy(
     seat_collateral: int,
     unbond_delay: int,
     challenge_period: int,
+    dispute_bond: int | None = None,
+    dispute_period: int | None = None,
     rpc: str | None = None,
 ) -> Deployment:
-    """Compile, deploy and return the manifest of a fresh dnode contract."""
+    """Compile, deploy and return the manifest of a fresh dnode contract.
+
+    Defaults: the dispute bond equals the seat collateral; a re-execution gets
+    max(4 * challenge_period, 40) seconds (its committee must form in the first quarter).
+    """
     artifact = compile_contracts()[CONTRACT_NAME]
     params = {
         "min_stake": int(min_stake),
         "seat_collateral": int(seat_collateral),
         "unbond_delay": int(unbond_delay),
         "challenge_period": int(challenge_period),
+        "dispute_bond": int(seat_collateral if dispute_bond is None else dispute_bond),
+        "dispute_period": int(
+            max(4 * int(challenge_period), 40) if dispute_period is None else dispute_period
+        ),
     }
-    args = encode(["uint256"] * 4, list(params.values()))
+    args = encode(["uint256"] * len(params), list(params.values()))
     data = artifact["bytecode"] + args.hex()
     receipt = send_transaction(w3, deployer, "deploy", to=None, data=data)
     address = receipt.get("contractAddress")

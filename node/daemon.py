@@ -19,19 +19,21 @@ from typing import Any, TypeVar
 import trio
 from eth_account.signers.local import LocalAccount
 
-from contracts.client import ChainClient, TaskStatus
+from contracts.client import TERMINAL_STATUSES, ChainClient, TaskStatus
 from contracts.errors import ContractsError, TransactionReverted
 from node.errors import MpcError, NodeError, ProtocolViolation
 from node.mpc.executor import Executor, MpcJob, SubprocessExecutor, free_port
 from node.mpc.sharing import field_modulus
 from node.protocol import (
     PROTO_ANNOUNCE,
+    PROTO_JOIN,
     PROTO_PARAMS,
     PROTO_SHARES,
     PROTO_SIGNATURE,
     TOPIC_TASKS,
     Announcement,
     Contribution,
+    JoinIntent,
     SignatureMessage,
     dumps,
     error,
@@ -40,7 +42,7 @@ from node.protocol import (
 )
 from node.transport import Transport
 from node.tunnel import tunnel_forwarders
-from oracle.attestation import sign_report
+from oracle.attestation import sign_join, sign_report
 from oracle.encoding import AggregateResult
 from oracle.errors import OracleError
 from oracle.reporter import SignatureSet, reporter_rank
@@ -53,7 +55,10 @@ T = TypeVar("T")
 
 REPORT_STAGGER = 4.0  # seconds between a reporter and its backup
 FINALIZE_GRACE = 600.0  # seconds past the window a member keeps trying to finalize
-TERMINAL = (TaskStatus.FINALIZED, TaskStatus.REFUNDED)
+JOIN_SETTLE = 1.5  # seconds a node waits for more join intents once m are known
+JOIN_STAGGER = 3.0  # seconds between the committee's submitter and its backups
+JOIN_REPEAT = 2.0  # seconds between re-broadcasts of a node's own join intent
+TERMINAL = TERMINAL_STATUSES
 
 
 @dataclass
@@ -82,6 +87,8 @@ class TaskRuntime:
     seat: int | None = None
     committee: list[str] = field(default_factory=list)
     contributions: dict[str, Contribution] = field(default_factory=dict)
+    intents: dict[str, bytes] = field(default_factory=dict)  # address (lower) -> join sig
+    intent_added: trio.Event = field(default_factory=trio.Event)
     signatures: SignatureSet | None = None
     params_known: trio.Event = field(default_factory=trio.Event)
     formed: trio.Event = field(default_factory=trio.Event)
@@ -154,6 +161,7 @@ class NodeDaemon:
         self.host.set_handler(PROTO_PARAMS, self._on_params_request)
         self.host.set_handler(PROTO_SHARES, self._on_contribution)
         self.host.set_handler(PROTO_SIGNATURE, self._on_signature)
+        self.host.set_handler(PROTO_JOIN, self._on_join_request)
         self._write_status()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -205,19 +213,21 @@ class NodeDaemon:
             rt = self._rt(task_id)
             assert self._nursery is not None
             self._nursery.start_soon(self._consider_task, rt, args)
-        elif name == "SeatClaimed" and args["node"].lower() == self.address.lower():
+        elif name == "CommitteeFormed" and int(args["round"]) == 0:
             rt = self._rt(task_id)
-            rt.seat = int(args["seat"])
-            self._start_worker(rt)
+            members = [a.lower() for a in args["members"]]
+            if self.address.lower() in members:
+                rt.seat = members.index(self.address.lower())
+                self._start_worker(rt)
+            rt.formed.set()
         elif name == "CommitteeFormed":
-            rt = self.tasks.get(task_id)
-            if rt is not None:
-                rt.formed.set()
+            # re-execution committees (disputes) are not run by this node version
+            log.info("task %d: re-execution committee formed (not handled here)", task_id)
         elif name == "ResultReported":
             rt = self.tasks.get(task_id)
             if rt is not None:
                 rt.reported.set()
-        elif name in ("TaskFinalized", "TaskRefunded"):
+        elif name in ("TaskFinalized", "TaskRefunded", "DisputeResolved"):
             rt = self.tasks.get(task_id)
             if rt is not None:
                 rt.reported.set()
@@ -259,13 +269,107 @@ class NodeDaemon:
         if not decision.ok:
             log.info("task %d: not claiming a seat: %s", rt.task_id, decision.reason)
             return
+        await self._join(rt, task)
+
+    # ---- committee formation (one transaction from signed join intents) -----------------
+
+    async def _join(self, rt: TaskRuntime, task: Any) -> None:
+        """Sign a join intent, share it, and help bind the committee on-chain.
+
+        Every candidate ranks the intents it knows by keccak(task id, address); the first m
+        form the committee. The best-ranked member submits form_committee after a short
+        settle time, the others back it up in order; the first transaction wins.
+        """
+        sig = sign_join(self.cfg.account, self.chain_id, self.contract, rt.task_id, 0)
+        me = self.address.lower()
+        rt.intents[me] = sig
+        msg = JoinIntent(rt.task_id, 0, self.address, sig).to_bytes()
+        m = task.committee_size
+        log.info("task %d: offering to join the committee", rt.task_id)
+        last_sent = -JOIN_REPEAT
+        while not rt.formed.is_set():
+            now = await self._chain_now()
+            if now > task.seat_deadline:
+                log.info("task %d: committee did not form before the seat deadline", rt.task_id)
+                return
+            if trio.current_time() - last_sent >= JOIN_REPEAT:
+                last_sent = trio.current_time()
+                self._nursery_spawn(self._broadcast_join, msg)
+            if len(rt.intents) >= m:
+                chosen = sorted(rt.intents, key=lambda a: _join_rank(rt.task_id, a))[:m]
+                if me in chosen:
+                    rank = chosen.index(me)
+                    with trio.move_on_after(JOIN_SETTLE + rank * JOIN_STAGGER):
+                        await rt.formed.wait()
+                    if rt.formed.is_set():
+                        return
+                    chosen = sorted(rt.intents, key=lambda a: _join_rank(rt.task_id, a))[:m]
+                    if me in chosen and await self._submit_committee(rt, chosen):
+                        return
+                    continue
+            with trio.move_on_after(0.5):
+                await rt.formed.wait()
+            rt.intent_added = trio.Event()
+
+    async def _submit_committee(self, rt: TaskRuntime, chosen: list[str]) -> bool:
+        if await self._call(self.chain.task_status, rt.task_id) != TaskStatus.OPEN:
+            return True
+        me = self.address.lower()
+        sigs = [None if a == me else rt.intents[a] for a in chosen]
         try:
-            await self._tx(self.chain.claim_seat, rt.task_id)
-            log.info("task %d: claimed a seat", rt.task_id)
+            await self._tx(self.chain.form_committee, rt.task_id, chosen, sigs)
+            log.info("task %d: committee bound on-chain (%d members)", rt.task_id, len(chosen))
+            return True
         except TransactionReverted as e:
-            log.info("task %d: seat not taken: %s", rt.task_id, e.reason)
+            log.info("task %d: committee not bound: %s", rt.task_id, e.reason)
+            if "not active" in e.reason or "not registered" in e.reason:
+                # drop members that are no longer eligible and try again later
+                for a in chosen:
+                    if a != me and not await self._call(self.chain.is_active, a):
+                        rt.intents.pop(a, None)
+            return False
         except ContractsError as e:
-            log.warning("task %d: claim failed: %s", rt.task_id, e)
+            log.warning("task %d: form_committee failed: %s", rt.task_id, e)
+            return False
+
+    def _nursery_spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(fn, *args)
+
+    async def _broadcast_join(self, msg: bytes) -> None:
+        with trio.move_on_after(10):
+            try:
+                await self.host.publish(TOPIC_TASKS, msg)
+            except NodeError as e:
+                log.debug("join intent not gossiped: %s", e)
+            for peer in list(self.host.connected_peers()):
+                try:
+                    await self.host.request(peer, PROTO_JOIN, msg, timeout=5)
+                except NodeError as e:
+                    log.debug("join intent to %s not delivered: %s", peer, e)
+
+    async def _accept_join(self, peer: str, data: bytes) -> None:
+        intent = JoinIntent.parse(peer, data, self.chain_id, self.contract)
+        if intent.round != 0:
+            raise ProtocolViolation(peer, "re-execution committees are not formed by this node")
+        rt = self._rt(intent.task_id)
+        key = intent.node.lower()
+        if key in rt.intents or rt.formed.is_set():
+            return
+        if rt.params is not None and rt.params.is_owner(intent.node):
+            raise ProtocolViolation(peer, f"{intent.node} is a data owner of the task")
+        if not await self._call(self.chain.is_active, intent.node):
+            raise ProtocolViolation(peer, f"{intent.node} is not an active node")
+        rt.intents[key] = intent.signature
+        rt.intent_added.set()
+
+    async def _on_join_request(self, peer: str, data: bytes) -> bytes:
+        try:
+            await self._accept_join(peer, data)
+        except (ProtocolViolation, ContractsError) as e:
+            log.info("join intent from %s dropped: %s", peer, e)
+            return error(str(e))
+        return ok()
 
     # ---- params ---------------------------------------------------------------------------
 
@@ -309,6 +413,9 @@ class NodeDaemon:
     async def _listen_gossip(self) -> None:
         async for peer, data in self.host.subscribe(TOPIC_TASKS):
             try:
+                if b'"kind":"join"' in data:
+                    await self._accept_join(peer, data)
+                    continue
                 ann = Announcement.parse(peer, data)
                 if self._rt(ann.task_id).params is None:
                     await self._accept_params(ann.task_id, ann.params, peer)
@@ -562,7 +669,7 @@ class NodeDaemon:
                 await rt.reported.wait()
         if rt.reported.is_set():
             return
-        status = (await self._call(self.chain.task_info, rt.task_id)).status
+        status = await self._call(self.chain.task_status, rt.task_id)
         if status != TaskStatus.COMPUTING:
             rt.reported.set()
             return
@@ -602,7 +709,7 @@ class NodeDaemon:
                 log.info("task %d: finalized", rt.task_id)
                 return
             except TransactionReverted as e:
-                if (await self._call(self.chain.task_info, rt.task_id)).status in TERMINAL:
+                if await self._call(self.chain.task_status, rt.task_id) in TERMINAL:
                     return
                 log.info("task %d: finalize not yet possible: %s", rt.task_id, e.reason)
                 with trio.move_on_after(2):
@@ -613,6 +720,13 @@ class NodeDaemon:
         the wall clock (a devnet stamps each block at least one second after its parent)."""
         latest = await self._call(self.chain.block_timestamp)
         return max(int(time.time()), latest + 1)
+
+
+def _join_rank(task_id: int, address: str) -> bytes:
+    """Deterministic per-task order of candidates (every node computes the same one)."""
+    from eth_utils import keccak
+
+    return keccak(task_id.to_bytes(32, "big") + bytes.fromhex(address.lower()[2:]))
 
 
 def _leaves(e: BaseException) -> list[BaseException]:

@@ -21,6 +21,7 @@ PROTO_ANNOUNCE = "/dnode/announce/1.0.0"
 PROTO_PARAMS = "/dnode/params/1.0.0"
 PROTO_SHARES = "/dnode/shares/1.0.0"
 PROTO_SIGNATURE = "/dnode/signature/1.0.0"
+PROTO_JOIN = "/dnode/join/1.0.0"
 
 MAX_SHARES_PER_OWNER = 1_000_000
 
@@ -168,6 +169,58 @@ class SignatureMessage:
         if len(result) > 1024 or len(sig) != 65:
             raise ProtocolViolation(peer, "result or signature has the wrong size")
         return cls(_int(peer, obj, "task_id", 1), result, sig)
+
+
+@dataclass(frozen=True)
+class JoinIntent:
+    """A node's signed consent to a committee seat (round 0) or a re-execution seat (round 1).
+
+    Nodes exchange these (gossip on ``TOPIC_TASKS`` and direct ``PROTO_JOIN`` requests); one
+    member then binds the whole committee on-chain in a single ``form_committee``.
+    """
+
+    task_id: int
+    round: int
+    node: str
+    signature: bytes
+
+    def to_bytes(self) -> bytes:
+        return dumps(
+            {
+                "kind": "join",
+                "task_id": self.task_id,
+                "round": self.round,
+                "node": to_checksum_address(self.node),
+                "signature": "0x" + self.signature.hex(),
+            }
+        )
+
+    @classmethod
+    def parse(cls, peer: str, data: bytes, chain_id: int, contract: str) -> JoinIntent:
+        """Parse and authenticate: the signature must recover to ``node``."""
+        from oracle.attestation import recover_join
+        from oracle.errors import BadSignature
+
+        obj = loads(peer, data)
+        if obj.get("kind") != "join":
+            raise ProtocolViolation(peer, "not a join intent")
+        try:
+            node = to_checksum_address(str(obj.get("node")))
+        except ValueError:
+            raise ProtocolViolation(peer, "node is not an address") from None
+        msg = cls(
+            _int(peer, obj, "task_id", 1),
+            _int(peer, obj, "round", 0, 1),
+            node,
+            _hex(peer, obj, "signature"),
+        )
+        try:
+            signer = recover_join(chain_id, contract, msg.task_id, msg.round, msg.signature)
+        except BadSignature as e:
+            raise ProtocolViolation(peer, str(e)) from None
+        if signer.lower() != node.lower():
+            raise ProtocolViolation(peer, f"join intent is not signed by {node}")
+        return msg
 
 
 def ok(**extra: Any) -> bytes:

@@ -85,3 +85,45 @@ def recover_signer(
     except Exception as exc:  # eth_keys raises BadSignature/ValidationError variants
         raise BadSignature(f"cannot recover signer: {exc}") from exc
     return pub.to_checksum_address()
+
+
+JOIN_TAG = keccak(text="dnode.join.v1")
+
+
+def join_digest(chain_id: int, contract: str, task_id: int, round: int = 0) -> bytes:
+    """The message a node signs to consent to a committee seat (round 0) or a re-execution
+    seat (round 1): keccak256(abi_encode(keccak256("dnode.join.v1"), chain_id, contract,
+    task_id, round)), EIP-191 prefixed like reports."""
+    return keccak(
+        encode(
+            ["bytes32", "uint256", "address", "uint256", "uint256"],
+            [JOIN_TAG, chain_id, to_checksum_address(contract), task_id, round],
+        )
+    )
+
+
+def sign_join(account_or_key: Any, chain_id: int, contract: str, task_id: int, round: int = 0):
+    """65-byte r||s||v join intent, accepted by form_committee / form_rerun_committee."""
+    key = getattr(account_or_key, "key", account_or_key)
+    signed = Account.sign_message(
+        encode_defunct(primitive=join_digest(chain_id, contract, task_id, round)), key
+    )
+    v = signed.v if signed.v >= 27 else signed.v + 27
+    return signed.r.to_bytes(32, "big") + signed.s.to_bytes(32, "big") + bytes([v])
+
+
+def recover_join(chain_id: int, contract: str, task_id: int, round: int, signature: bytes) -> str:
+    """Signer of a join intent (raises BadSignature on junk)."""
+    signature = bytes(signature)
+    if len(signature) != 65 or signature[64] not in (27, 28):
+        raise BadSignature("join signature must be 65 bytes with v in {27, 28}")
+    s = int.from_bytes(signature[32:64], "big")
+    if s == 0 or s > HALF_N:
+        raise BadSignature("high-s (malleable) or zero s")
+    try:
+        return Account.recover_message(
+            encode_defunct(primitive=join_digest(chain_id, contract, task_id, round)),
+            signature=signature,
+        )
+    except Exception as exc:  # eth_keys raises several types for junk
+        raise BadSignature(f"cannot recover signer: {exc}") from exc

@@ -23,7 +23,7 @@ def read_result(chain: ChainClient, task_id: int) -> AttestedResult:
     """Read the report from the oracle contract and re-check its digest before decoding."""
     status, digest, result = chain.result_of(task_id)
     status = TaskStatus(status)
-    if status not in (TaskStatus.REPORTED, TaskStatus.FINALIZED):
+    if status not in (TaskStatus.REPORTED, TaskStatus.FINALIZED, TaskStatus.OVERTURNED):
         raise ResultNotAvailable(task_id, status.name.lower())
     if result_digest(result) != digest:
         raise ResultMismatch(task_id, "0x" + digest.hex(), "0x" + result_digest(result).hex())
@@ -33,5 +33,5 @@ def read_result(chain: ChainClient, task_id: int) -> AttestedResult:
         digest,
         result,
         AggregateResult.decode(result),
-        status == TaskStatus.FINALIZED,
+        status in (TaskStatus.FINALIZED, TaskStatus.OVERTURNED),
     )

@@ -1,20 +1,21 @@
 # pragma version 0.4.3
+# pragma optimize codesize
 """
 @title dnode
-@notice The single deployed contract: node registry + compute market + result oracle.
-        It holds all money, so balance == escrows + stakes + unbonding + credits.
-@dev Composed from the registry, market and oracle modules. Access control lives in the
-     modules' asserts: there is no owner/admin; every action is permissionless or bound to
-     msg.sender (its own stake/credits/seat).
+@notice The single deployed contract: node registry + compute market + result oracle +
+        litigation. It holds all money, so at every point
+        balance == escrows + stakes + unbonding + credits + dispute bonds.
+@dev Composed from the registry and market modules. Access control lives in one place per
+     action (the asserts at the top of each external function); there is no owner/admin:
+     every action is permissionless (deadline-driven), bound to msg.sender (its own stake,
+     credits or seat), or authorised by the signatures it carries.
 """
 
 import registry
 import market
-import oracle
 
 initializes: registry
 initializes: market[registry := registry]
-initializes: oracle[registry := registry, market := market]
 
 exports: (
     registry.register,
@@ -26,34 +27,48 @@ exports: (
     registry.node_of_peer,
     registry.is_active,
     registry.credits,
+    registry.seats_held,
     registry.min_stake,
     registry.seat_collateral,
     registry.unbond_delay,
     market.post_task,
-    market.claim_seat,
-    market.refund,
-    market.task_info,
-    market.signers_bitmap,
-    market.seat,
-    market.seat_index,
+    market.form_committee,
+    market.report,
+    market.finalize,
+    market.cancel,
+    market.decline,
+    market.dispute,
+    market.form_rerun_committee,
+    market.report_rerun,
+    market.resolve_dispute,
+    market.task_status,
+    market.tasks,
+    market.disputes,
     market.task_count,
-    oracle.report,
-    oracle.finalize,
-    oracle.result_of,
-    oracle.challenge_period,
+    market.challenge_period,
+    market.dispute_bond,
+    market.dispute_period,
 )
 
 
 @deploy
 def __init__(
-    min_stake: uint256, seat_collateral: uint256, unbond_delay: uint256, challenge_period: uint256
+    min_stake: uint256,
+    seat_collateral: uint256,
+    unbond_delay: uint256,
+    challenge_period: uint256,
+    dispute_bond: uint256,
+    dispute_period: uint256,
 ):
     """
     @notice Deploy with the network parameters (all immutable).
     @param min_stake minimum bonded stake for a node to be active
-    @param seat_collateral stake locked per committee seat
+    @param seat_collateral stake locked per committee seat, and the amount slashed per seat
     @param unbond_delay seconds between unbond() and withdraw_unbonded()
-    @param challenge_period seconds between a report and finalize()
+    @param challenge_period seconds between a report and finalize() (disputes allowed before)
+    @param dispute_bond wei a disputer must post
+    @param dispute_period seconds a re-execution has to report (its committee must form
+           within the first quarter)
     """
     registry.__init__(min_stake, seat_collateral, unbond_delay)
-    oracle.__init__(challenge_period)
+    market.__init__(challenge_period, dispute_bond, dispute_period)

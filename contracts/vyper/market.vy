@@ -1,10 +1,18 @@
 # pragma version 0.4.3
 """
-@title dnode compute market
-@notice Requesters post tasks with escrowed reward; active nodes claim committee seats by
-        locking seat collateral; unfilled or unreported tasks are refunded.
-@dev Per-task scalars are packed into two words (`head`, `meta`) to keep the lifecycle cheap;
-     see the layout constants below.
+@title dnode compute market, result oracle and litigation
+@notice Requesters post tasks with escrowed reward; a committee is bound in one transaction
+        from the members' signed join intents; a quorum-signed result is reported; after the
+        challenge window it is finalized. Within the window the requester or any staked node
+        may dispute by posting a bond: a larger committee, disjoint from the first,
+        re-executes the task and its result settles the dispute (slashing the original
+        signers if it differs). Deadline misses are cancelled with a full refund and the
+        seats that never delivered are slashed.
+@dev Gas design: a task is stored as ONE word, `(keccak256(abi_encode(Task)) & ~255) | status`.
+     Every later call passes the Task record in calldata and the contract checks it against
+     that word, so each step costs one non-zero -> non-zero SSTORE for the task plus one per
+     committee member (the packed account word in `registry`). Off-chain readers rebuild the
+     record from this contract's events (see contracts/client.py).
 """
 
 import registry
@@ -13,34 +21,66 @@ uses: registry
 
 MAX_COMMITTEE: constant(uint256) = 16
 MIN_COMMITTEE: constant(uint256) = 3
+RERUN_EXTRA: constant(uint256) = 2  # a re-execution committee has m + 2 seats
+MAX_SEATS: constant(uint256) = MAX_COMMITTEE + RERUN_EXTRA
 
 # task status (numbers are part of the public interface)
-ST_NONE: constant(uint256) = 0  # never written; default of unknown ids
+ST_NONE: constant(uint256) = 0  # unknown task id
 OPEN: constant(uint256) = 1
 COMPUTING: constant(uint256) = 2
 REPORTED: constant(uint256) = 3
 FINALIZED: constant(uint256) = 4
 REFUNDED: constant(uint256) = 5
+DISPUTED: constant(uint256) = 6
+RECOMPUTING: constant(uint256) = 7
+OVERTURNED: constant(uint256) = 8
 
-# head = requester (bits 0..159) | reward (bits 160..255)
+# dispute outcomes (DisputeResolved.outcome)
+UPHELD: constant(uint256) = 1
+REVERSED: constant(uint256) = 2
+RERUN_FAILED: constant(uint256) = 3
+
 MAX_REWARD: constant(uint256) = (1 << 96) - 1
-# meta layout: (offset, width)
-ST_OFF: constant(uint256) = 0
-CAP_OFF: constant(uint256) = 8
-SIZE_OFF: constant(uint256) = 16
-TAKEN_OFF: constant(uint256) = 24
-SIGNERS_OFF: constant(uint256) = 32
-SEAT_DL_OFF: constant(uint256) = 48
-REPORT_DL_OFF: constant(uint256) = 112
-REPORTED_AT_OFF: constant(uint256) = 176
 MAX_TIME: constant(uint256) = (1 << 64) - 1
+STATUS_MASK: constant(uint256) = 255
+
+# Task.meta layout (offset, width)
+CAP_OFF: constant(uint256) = 0  # 8
+SIZE_OFF: constant(uint256) = 8  # 8
+SEAT_DL_OFF: constant(uint256) = 16  # 64
+REPORT_DL_OFF: constant(uint256) = 80  # 64
+REPORTED_AT_OFF: constant(uint256) = 144  # 64
+SIGNERS_OFF: constant(uint256) = 208  # 16
+DECLINED_OFF: constant(uint256) = 224  # 16
+
+# Dispute.meta layout
+D_SEAT_DL_OFF: constant(uint256) = 0  # 64
+D_REPORT_DL_OFF: constant(uint256) = 64  # 64
+D_SIGNERS_OFF: constant(uint256) = 128  # 32
+D_DECLINED_OFF: constant(uint256) = 160  # 32
+
+JOIN_TAG: constant(bytes32) = keccak256("dnode.join.v1")
+REPORT_TAG: constant(bytes32) = keccak256("dnode.report.v1")
+# secp256k1 order / 2: larger s values are the malleable twin and are rejected
+HALF_N: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
+NOT_SEATED: constant(uint256) = max_value(uint256)
+SIG_LEN: constant(uint256) = 65
+SIGS_BYTES: constant(uint256) = SIG_LEN * MAX_SEATS
 
 
 struct Task:
-    head: uint256
-    program_id: bytes32
-    params_digest: bytes32
+    requester: address
+    reward: uint256
+    spec: bytes32  # keccak256(abi_encode(program_id, params_digest))
     meta: uint256
+    committee: DynArray[address, MAX_SEATS]
+    result_digest: bytes32
+
+
+struct Dispute:
+    disputer: address
+    meta: uint256
+    committee: DynArray[address, MAX_SEATS]
     result_digest: bytes32
 
 
@@ -55,27 +95,77 @@ event TaskPosted:
     seat_deadline: uint256
     report_deadline: uint256
 
-event SeatClaimed:
-    task_id: indexed(uint256)
-    node: indexed(address)
-    seat: uint256
-
 event CommitteeFormed:
     task_id: indexed(uint256)
+    round: uint256
+    members: DynArray[address, MAX_SEATS]
+
+event SeatDeclined:
+    task_id: indexed(uint256)
+    node: indexed(address)
+    round: uint256
+    seat: uint256
+    reason: String[128]
+
+event ResultReported:
+    task_id: indexed(uint256)
+    round: uint256
+    result: Bytes[1024]
+    signers_bitmap: uint256
+    reported_at: uint256
+
+event TaskFinalized:
+    task_id: indexed(uint256)
+    share: uint256
+    extra_share: uint256
 
 event TaskRefunded:
     task_id: indexed(uint256)
     requester: indexed(address)
     amount: uint256
+    slashed_seats: uint256
+
+event TaskDisputed:
+    task_id: indexed(uint256)
+    disputer: indexed(address)
+    bond: uint256
+    seat_deadline: uint256
+    report_deadline: uint256
+
+event DisputeResolved:
+    task_id: indexed(uint256)
+    outcome: uint256
+    slashed_seats: uint256
+    to_disputer: uint256
+    to_requester: uint256
+
+event Slashed:
+    node: indexed(address)
+    task_id: indexed(uint256)
+    amount: uint256
 
 
-tasks: HashMap[uint256, Task]
-seats: HashMap[uint256, address[MAX_COMMITTEE]]
-results: HashMap[uint256, Bytes[1024]]
+dispute_bond: public(immutable(uint256))
+dispute_period: public(immutable(uint256))
+challenge_period: public(immutable(uint256))
+
+# (keccak256(abi_encode(Task)) & ~255) | status; 0 = unknown task
+tasks: public(HashMap[uint256, uint256])
+# keccak256(abi_encode(Dispute)) of a disputed task
+disputes: public(HashMap[uint256, bytes32])
 task_count: public(uint256)
 
 
-# ---------------------------------------------------------------- packing helpers
+@deploy
+def __init__(_challenge_period: uint256, _dispute_bond: uint256, _dispute_period: uint256):
+    assert _dispute_bond > 0, "market: zero dispute bond"
+    assert _dispute_period >= 4, "market: dispute period too short"
+    challenge_period = _challenge_period
+    dispute_bond = _dispute_bond
+    dispute_period = _dispute_period
+
+
+# ---------------------------------------------------------------- helpers
 
 
 @internal
@@ -93,53 +183,184 @@ def _put(word: uint256, off: uint256, width: uint256, val: uint256) -> uint256:
 
 @internal
 @pure
-def _requester(head: uint256) -> address:
-    return convert(convert(head % (1 << 160), uint160), address)
+def _popcount(x: uint256) -> uint256:
+    n: uint256 = 0
+    v: uint256 = x
+    for i: uint256 in range(MAX_SEATS):
+        if v == 0:
+            break
+        v &= v - 1
+        n += 1
+    return n
 
 
 @internal
 @pure
-def _reward(head: uint256) -> uint256:
-    return head >> 160
+def _task_hash(t: Task) -> uint256:
+    return convert(keccak256(abi_encode(t)), uint256) & ~STATUS_MASK
 
 
 @internal
 @pure
-def _status(meta: uint256) -> uint256:
-    return meta & 255
+def _dispute_hash(d: Dispute) -> bytes32:
+    return keccak256(abi_encode(d))
+
+
+@internal
+@view
+def _load(task_id: uint256, t: Task) -> uint256:
+    """Check the calldata record against the stored digest; return the status."""
+    word: uint256 = self.tasks[task_id]
+    assert word != 0, "market: unknown task"
+    assert word & ~STATUS_MASK == self._task_hash(t), "market: bad task record"
+    return word & STATUS_MASK
+
+
+@internal
+@view
+def _load_dispute(task_id: uint256, d: Dispute):
+    assert self.disputes[task_id] == self._dispute_hash(d), "market: bad dispute record"
+
+
+@internal
+def _store(task_id: uint256, t: Task, status: uint256):
+    self.tasks[task_id] = self._task_hash(t) | status
+
+
+@internal
+def _set_status(task_id: uint256, status: uint256):
+    self.tasks[task_id] = (self.tasks[task_id] & ~STATUS_MASK) | status
+
+
+@internal
+@view
+def _eip191(digest: bytes32) -> bytes32:
+    return keccak256(concat(b"\x19Ethereum Signed Message:\n32", digest))
 
 
 @internal
 @pure
-def _size(meta: uint256) -> uint256:
-    return (meta >> SIZE_OFF) & 255
+def _recover(h: bytes32, sigs: Bytes[SIGS_BYTES], i: uint256) -> address:
+    """Recover the signer of the i-th 65-byte r || s || v signature in `sigs`."""
+    off: uint256 = i * SIG_LEN
+    r: uint256 = convert(extract32(sigs, off), uint256)
+    s: uint256 = convert(extract32(sigs, off + 32), uint256)
+    v: uint256 = convert(slice(sigs, off + 64, 1), uint256)
+    assert v == 27 or v == 28, "market: bad signature v"
+    assert s != 0 and s <= HALF_N, "market: high-s signature"
+    signer: address = ecrecover(h, v, r, s)
+    assert signer != empty(address), "market: invalid signature"
+    return signer
 
 
 @internal
-@pure
-def _taken(meta: uint256) -> uint256:
-    return (meta >> TAKEN_OFF) & 255
+def _bind_committee(
+    task_id: uint256,
+    round: uint256,
+    size: uint256,
+    capability: uint256,
+    members: DynArray[address, MAX_SEATS],
+    sigs: Bytes[SIGS_BYTES],
+    excluded: DynArray[address, MAX_SEATS],
+):
+    """
+    Seat `members` in order: each one consented (its join signature, or it sent the tx),
+    passes the per-seat eligibility check and gets one seat's collateral locked.
+    """
+    assert len(members) == size, "market: wrong committee size"
+    assert len(sigs) == size * SIG_LEN, "market: one signature per member"
+    h: bytes32 = self._eip191(
+        keccak256(abi_encode(JOIN_TAG, chain.id, self, task_id, round))
+    )
+    for i: uint256 in range(size, bound=MAX_SEATS):
+        member: address = members[i]
+        for j: uint256 in range(i, bound=MAX_SEATS):
+            assert members[j] != member, "market: duplicate member"
+        for x: address in excluded:
+            assert x != member, "market: member not eligible"
+        if member != msg.sender:
+            assert self._recover(h, sigs, i) == member, "market: bad join signature"
+        # per-seat eligibility (stake-weighted sortition adds its O(1) check here)
+        registry._lock_seat(member, capability)
 
 
 @internal
-@pure
-def _signers(meta: uint256) -> uint256:
-    return (meta >> SIGNERS_OFF) & 65535
+def _pay_signers(
+    committee: DynArray[address, MAX_SEATS],
+    signers: uint256,
+    declined: uint256,
+    amount: uint256,
+    extra: uint256,
+) -> (uint256, uint256):
+    """Release every non-declined seat; credit signers amount/n (+ extra/n), dust to the first."""
+    n: uint256 = self._popcount(signers)
+    share: uint256 = amount // n
+    extra_share: uint256 = extra // n
+    dust: uint256 = amount + extra - (share + extra_share) * n
+    for i: uint256 in range(len(committee), bound=MAX_SEATS):
+        bit: uint256 = 1 << i
+        if signers & bit != 0:
+            registry._release_seat(committee[i], share + extra_share + dust)
+            dust = 0
+        elif declined & bit == 0:
+            registry._release_seat(committee[i], 0)
+    return share, extra_share
 
 
 @internal
-@pure
-def _with_status(meta: uint256, status: uint256) -> uint256:
-    return (meta & ~convert(255, uint256)) | status
+def _release_rerun(d: Dispute, declined: uint256):
+    for i: uint256 in range(len(d.committee), bound=MAX_SEATS):
+        if declined & (1 << i) == 0:
+            registry._release_seat(d.committee[i], 0)
 
 
 @internal
-def _unlock_all(task_id: uint256, taken: uint256):
-    for i: uint256 in range(taken, bound=MAX_COMMITTEE):
-        registry._unlock_seat(self.seats[task_id][i])
+def _slash_undelivered(
+    task_id: uint256, members: DynArray[address, MAX_SEATS], declined: uint256
+) -> uint256:
+    """Slash every non-declined seat; returns the number slashed."""
+    n: uint256 = 0
+    for i: uint256 in range(len(members), bound=MAX_SEATS):
+        if declined & (1 << i) == 0:
+            amount: uint256 = registry._slash_seat(members[i])
+            log Slashed(node=members[i], task_id=task_id, amount=amount)
+            n += 1
+    return n
 
 
-# ---------------------------------------------------------------- external
+@internal
+def _check_signatures(
+    task_id: uint256,
+    result: Bytes[1024],
+    sigs: Bytes[SIGS_BYTES],
+    committee: DynArray[address, MAX_SEATS],
+    declined: uint256,
+) -> uint256:
+    """Recover each signature once; every signer must be a distinct, non-declined seat."""
+    quorum: uint256 = len(committee) // 2 + 1
+    assert len(sigs) % SIG_LEN == 0, "oracle: malformed signature"
+    n: uint256 = len(sigs) // SIG_LEN
+    assert n >= quorum, "oracle: no quorum"
+    h: bytes32 = self._eip191(
+        keccak256(abi_encode(REPORT_TAG, chain.id, self, task_id, keccak256(result)))
+    )
+    bitmap: uint256 = 0
+    for k: uint256 in range(n, bound=MAX_SEATS):
+        signer: address = self._recover(h, sigs, k)
+        idx: uint256 = NOT_SEATED
+        for i: uint256 in range(len(committee), bound=MAX_SEATS):
+            if committee[i] == signer:
+                idx = i
+                break
+        assert idx != NOT_SEATED, "oracle: signer not in committee"
+        bit: uint256 = 1 << idx
+        assert bitmap & bit == 0, "oracle: duplicate signer"
+        assert declined & bit == 0, "oracle: signer declined"
+        bitmap |= bit
+    return bitmap
+
+
+# ---------------------------------------------------------------- task lifecycle
 
 
 @external
@@ -159,7 +380,7 @@ def post_task(
     @param params_digest digest of the (off-chain) task parameters
     @param capability required node capability bit (MPC=1 or HE=2)
     @param committee_size number of seats m, 3..16; quorum is m // 2 + 1
-    @param seat_deadline absolute timestamp until which seats may be claimed
+    @param seat_deadline absolute timestamp until which the committee may be formed
     @param report_deadline absolute timestamp until which a result may be reported
     @return the new task id (ids start at 1)
     """
@@ -174,18 +395,20 @@ def post_task(
 
     task_id: uint256 = self.task_count + 1
     self.task_count = task_id
-    meta: uint256 = (
-        OPEN
-        | (capability << CAP_OFF)
-        | (committee_size << SIZE_OFF)
-        | (seat_deadline << SEAT_DL_OFF)
-        | (report_deadline << REPORT_DL_OFF)
+    t: Task = Task(
+        requester=msg.sender,
+        reward=msg.value,
+        spec=keccak256(abi_encode(program_id, params_digest)),
+        meta=(
+            capability
+            | (committee_size << SIZE_OFF)
+            | (seat_deadline << SEAT_DL_OFF)
+            | (report_deadline << REPORT_DL_OFF)
+        ),
+        committee=[],
+        result_digest=empty(bytes32),
     )
-    # field-wise writes: skips the zero result_digest slot
-    self.tasks[task_id].head = convert(msg.sender, uint256) | (msg.value << 160)
-    self.tasks[task_id].program_id = program_id
-    self.tasks[task_id].params_digest = params_digest
-    self.tasks[task_id].meta = meta
+    self._store(task_id, t, OPEN)
     log TaskPosted(
         task_id=task_id,
         requester=msg.sender,
@@ -202,123 +425,414 @@ def post_task(
 
 @external
 @nonreentrant
-def claim_seat(task_id: uint256):
+def form_committee(
+    task_id: uint256,
+    t: Task,
+    members: DynArray[address, MAX_SEATS],
+    sigs: Bytes[SIGS_BYTES],
+):
     """
-    @notice Take the next free committee seat of an open task, locking seat_collateral.
-    @dev Seat index = claim order. Taking the last seat moves the task to COMPUTING.
-    @param task_id task to join
+    @notice Bind the whole committee of an open task in one transaction.
+    @dev Seat i is members[i]. Each member either sends this transaction or signed the join
+         intent keccak256(abi_encode(keccak256("dnode.join.v1"), chain.id, this, task_id, 0))
+         (EIP-191); its signature slot may be empty when it is msg.sender. Each member must be
+         an active node with the capability and one seat's collateral free, which is locked.
+    @param task_id task to staff
+    @param t the task record (as rebuilt from events)
+    @param members the m seat holders, in seat order
+    @param sigs join signatures, aligned with members
     """
-    meta: uint256 = self.tasks[task_id].meta
-    status: uint256 = self._status(meta)
-    assert status != COMPUTING, "market: committee full"
-    assert status == OPEN, "market: task not open"
-    assert block.timestamp <= self._get(meta, SEAT_DL_OFF, 64), "market: seat deadline passed"
-    assert registry._is_registered(msg.sender), "market: not registered"
-    cap: uint256 = self._get(meta, CAP_OFF, 8)
-    assert registry._capabilities(msg.sender) & cap == cap, "market: missing capability"
-    assert registry._is_active(msg.sender), "market: node not active"
-    taken: uint256 = self._taken(meta)
-    for i: uint256 in range(taken, bound=MAX_COMMITTEE):
-        assert self.seats[task_id][i] != msg.sender, "market: already seated"
-
-    registry._lock_seat(msg.sender)
-    self.seats[task_id][taken] = msg.sender
-    log SeatClaimed(task_id=task_id, node=msg.sender, seat=taken)
-    taken += 1
-    meta = self._put(meta, TAKEN_OFF, 8, taken)
-    if taken == self._size(meta):
-        meta = self._with_status(meta, COMPUTING)
-        log CommitteeFormed(task_id=task_id)
-    self.tasks[task_id].meta = meta
+    assert self._load(task_id, t) == OPEN, "market: task not open"
+    assert block.timestamp <= self._get(t.meta, SEAT_DL_OFF, 64), "market: seat deadline passed"
+    excluded: DynArray[address, MAX_SEATS] = [t.requester]
+    self._bind_committee(
+        task_id,
+        0,
+        self._get(t.meta, SIZE_OFF, 8),
+        self._get(t.meta, CAP_OFF, 8),
+        members,
+        sigs,
+        excluded,
+    )
+    nt: Task = t
+    nt.committee = members
+    self._store(task_id, nt, COMPUTING)
+    log CommitteeFormed(task_id=task_id, round=0, members=members)
 
 
 @external
 @nonreentrant
-def refund(task_id: uint256):
+def report(task_id: uint256, t: Task, result: Bytes[1024], sigs: Bytes[SIGS_BYTES]):
     """
-    @notice Return the escrow of a task that missed a deadline to its requester's credits.
-    @dev Allowed when OPEN after seat_deadline, or COMPUTING after report_deadline.
-         Seat collateral is unlocked (slashing of non-delivering seats is future work).
-    @param task_id task to refund
+    @notice Submit the committee's result with a quorum of seat-holder signatures.
+    @dev Signed message: keccak256(abi_encode(keccak256("dnode.report.v1"), chain.id, this,
+         task_id, keccak256(result))), EIP-191 prefixed, 65-byte r||s||v, low s. Any invalid,
+         foreign, duplicate or declined signer rejects the whole report; only one report is
+         ever accepted.
+    @param task_id task the result belongs to
+    @param t the task record
+    @param result public result bytes (emitted; only its digest is kept)
+    @param sigs signatures over the report hash, one per signer
     """
-    t: Task = self.tasks[task_id]
-    meta: uint256 = t.meta
-    status: uint256 = self._status(meta)
-    if status == OPEN:
-        assert block.timestamp > self._get(meta, SEAT_DL_OFF, 64), "market: seating still open"
-    elif status == COMPUTING:
-        assert block.timestamp > self._get(meta, REPORT_DL_OFF, 64), "market: report still due"
-    else:
-        raise "market: not refundable"
-    self.tasks[task_id].meta = self._with_status(meta, REFUNDED)
-    self._unlock_all(task_id, self._taken(meta))
-    requester: address = self._requester(t.head)
-    amount: uint256 = self._reward(t.head)
-    registry._credit(requester, task_id, amount)
-    log TaskRefunded(task_id=task_id, requester=requester, amount=amount)
-
-
-@external
-@view
-def task_info(task_id: uint256) -> (
-    address, bytes32, bytes32, uint256, uint256, uint256, uint256, uint256, uint256, uint256,
-    uint256, uint256, bytes32
-):
-    """
-    @notice All fields of a task.
-    @return (requester, program_id, params_digest, capability, committee_size, quorum, reward,
-             seat_deadline, report_deadline, status, seats_taken, reported_at, result_digest)
-    """
-    t: Task = self.tasks[task_id]
-    m: uint256 = self._size(t.meta)
-    quorum: uint256 = 0
-    if m > 0:
-        quorum = m // 2 + 1
-    return (
-        self._requester(t.head),
-        t.program_id,
-        t.params_digest,
-        self._get(t.meta, CAP_OFF, 8),
-        m,
-        quorum,
-        self._reward(t.head),
-        self._get(t.meta, SEAT_DL_OFF, 64),
-        self._get(t.meta, REPORT_DL_OFF, 64),
-        self._status(t.meta),
-        self._taken(t.meta),
-        self._get(t.meta, REPORTED_AT_OFF, 64),
-        t.result_digest,
+    status: uint256 = self._load(task_id, t)
+    assert status == COMPUTING, "oracle: task not computing"
+    assert block.timestamp <= self._get(t.meta, REPORT_DL_OFF, 64), (
+        "oracle: report deadline passed"
+    )
+    bitmap: uint256 = self._check_signatures(
+        task_id, result, sigs, t.committee, self._get(t.meta, DECLINED_OFF, 16)
+    )
+    nt: Task = t
+    meta: uint256 = self._put(t.meta, SIGNERS_OFF, 16, bitmap)
+    nt.meta = self._put(meta, REPORTED_AT_OFF, 64, block.timestamp)
+    nt.result_digest = keccak256(result)
+    self._store(task_id, nt, REPORTED)
+    log ResultReported(
+        task_id=task_id, round=0, result=result, signers_bitmap=bitmap, reported_at=block.timestamp
     )
 
 
 @external
-@view
-def signers_bitmap(task_id: uint256) -> uint256:
+@nonreentrant
+def finalize(task_id: uint256, t: Task):
     """
-    @notice Bitmap of seat indexes whose signatures were in the accepted report.
+    @notice Pay an undisputed report after the challenge window: the reward is split equally
+            among the signing seats (rounding dust to the lowest signing seat) and every
+            non-declined seat's collateral is unlocked.
+    @param task_id task to finalize
+    @param t the task record
     """
-    return self._signers(self.tasks[task_id].meta)
+    status: uint256 = self._load(task_id, t)
+    assert status != FINALIZED, "oracle: already finalized"
+    assert status == REPORTED, "oracle: not reported"
+    reported_at: uint256 = self._get(t.meta, REPORTED_AT_OFF, 64)
+    assert block.timestamp >= reported_at + challenge_period, "oracle: challenge period active"
+    self._set_status(task_id, FINALIZED)
+    share: uint256 = 0
+    extra: uint256 = 0
+    share, extra = self._pay_signers(
+        t.committee,
+        self._get(t.meta, SIGNERS_OFF, 16),
+        self._get(t.meta, DECLINED_OFF, 16),
+        t.reward,
+        0,
+    )
+    log TaskFinalized(task_id=task_id, share=share, extra_share=extra)
+
+
+@external
+@nonreentrant
+def cancel(task_id: uint256, t: Task):
+    """
+    @notice Refund a task whose committee missed a deadline (anyone may call; the escrow
+            always goes to the requester's credits).
+    @dev OPEN after seat_deadline: full refund. COMPUTING after report_deadline: full refund
+         and every seat that neither reported nor declined is slashed one seat_collateral,
+         credited to the requester. COMPUTING when so many seats declined that no quorum is
+         possible: full refund at once, nobody slashed.
+    @param task_id task to cancel
+    @param t the task record
+    """
+    status: uint256 = self._load(task_id, t)
+    slashed: uint256 = 0
+    if status == OPEN:
+        assert block.timestamp > self._get(t.meta, SEAT_DL_OFF, 64), "market: seating still open"
+    elif status == COMPUTING:
+        m: uint256 = len(t.committee)
+        declined: uint256 = self._get(t.meta, DECLINED_OFF, 16)
+        if self._popcount(declined) > m - (m // 2 + 1):
+            for i: uint256 in range(m, bound=MAX_SEATS):
+                if declined & (1 << i) == 0:
+                    registry._release_seat(t.committee[i], 0)
+        else:
+            assert block.timestamp > self._get(t.meta, REPORT_DL_OFF, 64), (
+                "market: report still due"
+            )
+            slashed = self._slash_undelivered(task_id, t.committee, declined)
+    else:
+        raise "market: not cancellable"
+    self._set_status(task_id, REFUNDED)
+    amount: uint256 = t.reward + slashed * registry.seat_collateral
+    registry._credit(t.requester, amount)
+    log TaskRefunded(task_id=task_id, requester=t.requester, amount=amount, slashed_seats=slashed)
+
+
+@external
+@nonreentrant
+def decline(task_id: uint256, t: Task, d: Dispute, reason: String[128]):
+    """
+    @notice A seat holder that cannot run the task gives up its seat before the report
+            deadline, stating why; its collateral is unlocked and it is never slashed for it.
+    @dev Works for the original committee (status COMPUTING; `d` is ignored) and for the
+         re-execution committee (status RECOMPUTING; `d` must be the dispute record).
+    @param task_id task
+    @param t the task record
+    @param d the dispute record (any value when not disputed)
+    @param reason failure-indicating message (emitted)
+    """
+    status: uint256 = self._load(task_id, t)
+    idx: uint256 = NOT_SEATED
+    round: uint256 = 0
+    if status == COMPUTING:
+        assert block.timestamp <= self._get(t.meta, REPORT_DL_OFF, 64), (
+            "market: report deadline passed"
+        )
+        for i: uint256 in range(len(t.committee), bound=MAX_SEATS):
+            if t.committee[i] == msg.sender:
+                idx = i
+                break
+        assert idx != NOT_SEATED, "market: not a seat holder"
+        declined: uint256 = self._get(t.meta, DECLINED_OFF, 16)
+        assert declined & (1 << idx) == 0, "market: already declined"
+        nt: Task = t
+        nt.meta = self._put(t.meta, DECLINED_OFF, 16, declined | (1 << idx))
+        self._store(task_id, nt, COMPUTING)
+    elif status == RECOMPUTING:
+        self._load_dispute(task_id, d)
+        assert block.timestamp <= self._get(d.meta, D_REPORT_DL_OFF, 64), (
+            "market: report deadline passed"
+        )
+        for i: uint256 in range(len(d.committee), bound=MAX_SEATS):
+            if d.committee[i] == msg.sender:
+                idx = i
+                break
+        assert idx != NOT_SEATED, "market: not a seat holder"
+        declined: uint256 = self._get(d.meta, D_DECLINED_OFF, 32)
+        assert declined & (1 << idx) == 0, "market: already declined"
+        nd: Dispute = d
+        nd.meta = self._put(d.meta, D_DECLINED_OFF, 32, declined | (1 << idx))
+        self.disputes[task_id] = self._dispute_hash(nd)
+        round = 1
+    else:
+        raise "market: not computing"
+    registry._release_seat(msg.sender, 0)
+    log SeatDeclined(task_id=task_id, node=msg.sender, round=round, seat=idx, reason=reason)
+
+
+# ---------------------------------------------------------------- litigation
+
+
+@external
+@payable
+@nonreentrant
+def dispute(task_id: uint256, t: Task):
+    """
+    @notice Challenge a reported result within the challenge window by posting exactly
+            `dispute_bond`. A re-execution committee of m + 2 seats, disjoint from the first
+            committee, must then form by now + dispute_period // 4 and report by
+            now + dispute_period.
+    @dev Only the requester or a staked node (registered, stake >= min_stake) may dispute.
+    @param task_id task whose report is disputed
+    @param t the task record
+    """
+    assert self._load(task_id, t) == REPORTED, "market: not reported"
+    reported_at: uint256 = self._get(t.meta, REPORTED_AT_OFF, 64)
+    assert block.timestamp < reported_at + challenge_period, "market: challenge window closed"
+    assert msg.sender == t.requester or registry._is_staked(msg.sender), (
+        "market: disputer not requester or staked node"
+    )
+    assert msg.value == dispute_bond, "market: wrong bond"
+    seat_dl: uint256 = block.timestamp + dispute_period // 4
+    report_dl: uint256 = block.timestamp + dispute_period
+    d: Dispute = Dispute(
+        disputer=msg.sender,
+        meta=(seat_dl << D_SEAT_DL_OFF) | (report_dl << D_REPORT_DL_OFF),
+        committee=[],
+        result_digest=empty(bytes32),
+    )
+    self.disputes[task_id] = self._dispute_hash(d)
+    self._set_status(task_id, DISPUTED)
+    log TaskDisputed(
+        task_id=task_id,
+        disputer=msg.sender,
+        bond=msg.value,
+        seat_deadline=seat_dl,
+        report_deadline=report_dl,
+    )
+
+
+@external
+@nonreentrant
+def form_rerun_committee(
+    task_id: uint256,
+    t: Task,
+    d: Dispute,
+    members: DynArray[address, MAX_SEATS],
+    sigs: Bytes[SIGS_BYTES],
+):
+    """
+    @notice Bind the re-execution committee of a disputed task (m + 2 seats) in one
+            transaction; members sign the join intent with round = 1.
+    @dev Members must be disjoint from the original committee and differ from the requester
+         and the disputer; the same eligibility and collateral rules as form_committee apply.
+    @param task_id disputed task
+    @param t the task record
+    @param d the dispute record
+    @param members the m + 2 seat holders, in seat order
+    @param sigs join signatures, aligned with members
+    """
+    assert self._load(task_id, t) == DISPUTED, "market: not disputed"
+    self._load_dispute(task_id, d)
+    assert block.timestamp <= self._get(d.meta, D_SEAT_DL_OFF, 64), "market: seat deadline passed"
+    excluded: DynArray[address, MAX_SEATS] = t.committee
+    excluded.append(t.requester)
+    excluded.append(d.disputer)
+    self._bind_committee(
+        task_id,
+        1,
+        len(t.committee) + RERUN_EXTRA,
+        self._get(t.meta, CAP_OFF, 8),
+        members,
+        sigs,
+        excluded,
+    )
+    nd: Dispute = d
+    nd.committee = members
+    self.disputes[task_id] = self._dispute_hash(nd)
+    self._set_status(task_id, RECOMPUTING)
+    log CommitteeFormed(task_id=task_id, round=1, members=members)
+
+
+@external
+@nonreentrant
+def report_rerun(
+    task_id: uint256,
+    t: Task,
+    d: Dispute,
+    result: Bytes[1024],
+    sigs: Bytes[SIGS_BYTES],
+):
+    """
+    @notice Submit the re-execution committee's result (quorum of its m + 2 seats, same
+            signature format as report) and settle the dispute at once.
+    @dev Same digest as the original report: the original signers are paid the reward plus
+         the disputer's bond (UPHELD, status FINALIZED). Different digest: each original
+         signer is slashed one seat_collateral; half of the slashed total (rounded down) and
+         the bond go to the disputer, the reward and the other half to the requester
+         (REVERSED, status OVERTURNED). The re-execution seats are unlocked either way.
+    @param task_id disputed task
+    @param t the task record
+    @param d the dispute record
+    @param result the re-execution result bytes (emitted)
+    @param sigs signatures of the re-execution committee
+    """
+    assert self._load(task_id, t) == RECOMPUTING, "oracle: not recomputing"
+    self._load_dispute(task_id, d)
+    assert block.timestamp <= self._get(d.meta, D_REPORT_DL_OFF, 64), (
+        "oracle: report deadline passed"
+    )
+    declined: uint256 = self._get(d.meta, D_DECLINED_OFF, 32)
+    bitmap: uint256 = self._check_signatures(task_id, result, sigs, d.committee, declined)
+    digest: bytes32 = keccak256(result)
+    nd: Dispute = d
+    nd.meta = self._put(d.meta, D_SIGNERS_OFF, 32, bitmap)
+    nd.result_digest = digest
+    self.disputes[task_id] = self._dispute_hash(nd)
+    log ResultReported(
+        task_id=task_id, round=1, result=result, signers_bitmap=bitmap, reported_at=block.timestamp
+    )
+    self._release_rerun(d, declined)
+    signers: uint256 = self._get(t.meta, SIGNERS_OFF, 16)
+    t_declined: uint256 = self._get(t.meta, DECLINED_OFF, 16)
+    if digest == t.result_digest:
+        self._set_status(task_id, FINALIZED)
+        share: uint256 = 0
+        extra: uint256 = 0
+        share, extra = self._pay_signers(t.committee, signers, t_declined, t.reward, dispute_bond)
+        log DisputeResolved(
+            task_id=task_id, outcome=UPHELD, slashed_seats=0, to_disputer=0, to_requester=0
+        )
+        log TaskFinalized(task_id=task_id, share=share, extra_share=extra)
+        return
+    self._set_status(task_id, OVERTURNED)
+    slashed: uint256 = 0
+    for i: uint256 in range(len(t.committee), bound=MAX_SEATS):
+        bit: uint256 = 1 << i
+        node: address = t.committee[i]
+        if signers & bit != 0:
+            amount: uint256 = registry._slash_seat(node)
+            log Slashed(node=node, task_id=task_id, amount=amount)
+            slashed += 1
+        elif t_declined & bit == 0:
+            registry._release_seat(node, 0)
+    total: uint256 = slashed * registry.seat_collateral
+    to_disputer: uint256 = total // 2 + dispute_bond
+    to_requester: uint256 = total - total // 2 + t.reward
+    registry._credit(d.disputer, to_disputer)
+    registry._credit(t.requester, to_requester)
+    log DisputeResolved(
+        task_id=task_id,
+        outcome=REVERSED,
+        slashed_seats=slashed,
+        to_disputer=to_disputer,
+        to_requester=to_requester,
+    )
+
+
+@external
+@nonreentrant
+def resolve_dispute(task_id: uint256, t: Task, d: Dispute):
+    """
+    @notice Settle a dispute whose re-execution did not happen: the original result stands
+            (FINALIZED, reward to its signers) and the bond returns to the disputer.
+    @dev DISPUTED after the re-execution seat deadline (no committee formed): nobody slashed.
+         RECOMPUTING after the re-execution report deadline: every re-execution seat that
+         did not decline is slashed one seat_collateral, paid to the original signers with
+         the reward. RECOMPUTING with so many declines that no quorum is possible: at once,
+         nobody slashed.
+    @param task_id disputed task
+    @param t the task record
+    @param d the dispute record
+    """
+    status: uint256 = self._load(task_id, t)
+    assert status == DISPUTED or status == RECOMPUTING, "market: no dispute to resolve"
+    self._load_dispute(task_id, d)
+    slashed: uint256 = 0
+    if status == DISPUTED:
+        assert block.timestamp > self._get(d.meta, D_SEAT_DL_OFF, 64), (
+            "market: re-execution seating open"
+        )
+    elif status == RECOMPUTING:
+        m2: uint256 = len(d.committee)
+        declined: uint256 = self._get(d.meta, D_DECLINED_OFF, 32)
+        if self._popcount(declined) > m2 - (m2 // 2 + 1):
+            self._release_rerun(d, declined)
+        else:
+            assert block.timestamp > self._get(d.meta, D_REPORT_DL_OFF, 64), (
+                "market: re-execution still due"
+            )
+            slashed = self._slash_undelivered(task_id, d.committee, declined)
+    else:
+        raise "market: no dispute to resolve"
+    self._set_status(task_id, FINALIZED)
+    share: uint256 = 0
+    extra: uint256 = 0
+    share, extra = self._pay_signers(
+        t.committee,
+        self._get(t.meta, SIGNERS_OFF, 16),
+        self._get(t.meta, DECLINED_OFF, 16),
+        t.reward,
+        slashed * registry.seat_collateral,
+    )
+    registry._credit(d.disputer, dispute_bond)
+    log DisputeResolved(
+        task_id=task_id,
+        outcome=RERUN_FAILED,
+        slashed_seats=slashed,
+        to_disputer=dispute_bond,
+        to_requester=0,
+    )
+    log TaskFinalized(task_id=task_id, share=share, extra_share=extra)
+
+
+# ---------------------------------------------------------------- views
 
 
 @external
 @view
-def seat(task_id: uint256, index: uint256) -> address:
+def task_status(task_id: uint256) -> uint256:
     """
-    @notice Holder of seat `index` (zero address if not taken).
+    @notice Status of a task (0 unknown, 1 open, 2 computing, 3 reported, 4 finalized,
+            5 refunded, 6 disputed, 7 recomputing, 8 overturned).
     """
-    if index >= MAX_COMMITTEE:
-        return empty(address)
-    return self.seats[task_id][index]
-
-
-@external
-@view
-def seat_index(task_id: uint256, node: address) -> int256:
-    """
-    @notice Seat index held by `node` in the task, or -1 if it holds none.
-    """
-    taken: uint256 = self._taken(self.tasks[task_id].meta)
-    for i: uint256 in range(taken, bound=MAX_COMMITTEE):
-        if self.seats[task_id][i] == node:
-            return convert(i, int256)
-    return -1
+    return self.tasks[task_id] & STATUS_MASK

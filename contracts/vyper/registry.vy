@@ -1,22 +1,30 @@
 # pragma version 0.4.3
 """
-@title dnode node registry
-@notice Node operators register a libp2p peer id, stake ETH, and bond/unbond it.
-        Also owns the pull-payment ledger (`credits`) that every other module pays into,
-        so all money-moving code paths end in the single `withdraw()` below.
+@title dnode accounts: node registry, stake, seat collateral, slashing, pull payments
+@notice Node operators register a libp2p peer id and stake ETH. Every account (node,
+        requester, disputer) has one packed word holding its stake, credits and the number
+        of committee seats whose collateral is locked, so the task lifecycle touches one
+        storage slot per member per step. All money leaves through the single `withdraw()`.
+@dev Account word layout (bits): stake 0..95 | credits 96..191 | seats 192..207 |
+     capabilities 208..215 | registered 216. locked = seats * seat_collateral <= stake.
 """
 
 MPC: constant(uint256) = 1
 HE: constant(uint256) = 2
 KNOWN_CAPABILITIES: constant(uint256) = 3
 
+AMOUNT_MASK: constant(uint256) = (1 << 96) - 1
+STAKE_OFF: constant(uint256) = 0
+CREDIT_OFF: constant(uint256) = 96
+SEATS_OFF: constant(uint256) = 192
+SEATS_MASK: constant(uint256) = (1 << 16) - 1
+CAPS_OFF: constant(uint256) = 208
+REG_BIT: constant(uint256) = 1 << 216
+ONE_SEAT: constant(uint256) = 1 << SEATS_OFF
 
-struct Node:
-    peer_id: String[64]
-    capabilities: uint256
-    stake: uint256
-    locked: uint256
-    unbonding: uint256
+
+struct Unbond:
+    amount: uint256
     unbond_at: uint256
 
 
@@ -40,11 +48,6 @@ event Unbonded:
     node: indexed(address)
     amount: uint256
 
-event Credited:
-    account: indexed(address)
-    task_id: indexed(uint256)
-    amount: uint256
-
 event Withdrawn:
     account: indexed(address)
     amount: uint256
@@ -54,18 +57,60 @@ min_stake: public(immutable(uint256))
 seat_collateral: public(immutable(uint256))
 unbond_delay: public(immutable(uint256))
 
-nodes: HashMap[address, Node]
+accounts: HashMap[address, uint256]
+peer_ids: HashMap[address, String[64]]
 # keccak256(peer_id) -> operator address
 peer_owner: HashMap[bytes32, address]
-credits: public(HashMap[address, uint256])
+unbonds: HashMap[address, Unbond]
 
 
 @deploy
 def __init__(_min_stake: uint256, _seat_collateral: uint256, _unbond_delay: uint256):
     assert _seat_collateral > 0, "registry: zero seat collateral"
+    assert _seat_collateral <= AMOUNT_MASK and _min_stake <= AMOUNT_MASK, "registry: too large"
     min_stake = _min_stake
     seat_collateral = _seat_collateral
     unbond_delay = _unbond_delay
+
+
+# ---------------------------------------------------------------- word helpers
+
+
+@internal
+@pure
+def _stake_of(word: uint256) -> uint256:
+    return word & AMOUNT_MASK
+
+
+@internal
+@pure
+def _credits_of(word: uint256) -> uint256:
+    return (word >> CREDIT_OFF) & AMOUNT_MASK
+
+
+@internal
+@pure
+def _seats_of(word: uint256) -> uint256:
+    return (word >> SEATS_OFF) & SEATS_MASK
+
+
+@internal
+@pure
+def _add_credit(word: uint256, amount: uint256) -> uint256:
+    credits: uint256 = ((word >> CREDIT_OFF) & AMOUNT_MASK) + amount
+    assert credits <= AMOUNT_MASK, "registry: credit overflow"
+    return (word & ~(AMOUNT_MASK << CREDIT_OFF)) | (credits << CREDIT_OFF)
+
+
+@internal
+@view
+def _active_word(word: uint256) -> bool:
+    """Registered, at least min_stake bonded and one more seat's collateral free."""
+    if word & REG_BIT == 0:
+        return False
+    stake: uint256 = word & AMOUNT_MASK
+    locked: uint256 = ((word >> SEATS_OFF) & SEATS_MASK) * seat_collateral
+    return stake >= min_stake and stake - locked >= seat_collateral
 
 
 # ---------------------------------------------------------------- internal API for modules
@@ -73,46 +118,49 @@ def __init__(_min_stake: uint256, _seat_collateral: uint256, _unbond_delay: uint
 
 @internal
 @view
-def _is_registered(addr: address) -> bool:
-    return len(self.nodes[addr].peer_id) > 0
+def _is_staked(addr: address) -> bool:
+    """Registered with at least min_stake bonded (locked or not)."""
+    word: uint256 = self.accounts[addr]
+    return word & REG_BIT != 0 and word & AMOUNT_MASK >= min_stake and word & AMOUNT_MASK > 0
 
 
 @internal
-@view
-def _is_active(addr: address) -> bool:
-    """Registered, at least min_stake bonded and one seat's collateral free."""
-    n: Node = self.nodes[addr]
-    if len(n.peer_id) == 0:
-        return False
-    return n.stake >= min_stake and n.stake - n.locked >= seat_collateral
+def _lock_seat(addr: address, capability: uint256):
+    """Per-seat eligibility (registered, capability, free collateral) and the lock itself."""
+    word: uint256 = self.accounts[addr]
+    assert word & REG_BIT != 0, "registry: not registered"
+    assert (word >> CAPS_OFF) & capability == capability, "registry: missing capability"
+    assert self._active_word(word), "registry: node not active"
+    self.accounts[addr] = word + ONE_SEAT
 
 
 @internal
-@view
-def _capabilities(addr: address) -> uint256:
-    return self.nodes[addr].capabilities
+def _release_seat(addr: address, credit: uint256):
+    """Unlock one seat's collateral and credit `credit` wei (one storage write)."""
+    word: uint256 = self.accounts[addr] - ONE_SEAT
+    if credit > 0:
+        word = self._add_credit(word, credit)
+    self.accounts[addr] = word
 
 
 @internal
-def _lock_seat(addr: address):
-    self.nodes[addr].locked += seat_collateral
+def _slash_seat(addr: address) -> uint256:
+    """Burn one locked seat: its collateral leaves the node's stake. Returns the amount."""
+    # seats * C <= stake, so stake >= C here and locked stays <= stake afterwards
+    self.accounts[addr] = self.accounts[addr] - ONE_SEAT - seat_collateral
+    return seat_collateral
 
 
 @internal
-def _unlock_seat(addr: address):
-    self.nodes[addr].locked -= seat_collateral
-
-
-@internal
-def _credit(account: address, task_id: uint256, amount: uint256):
-    self.credits[account] += amount
-    log Credited(account=account, task_id=task_id, amount=amount)
+def _credit(addr: address, amount: uint256):
+    self.accounts[addr] = self._add_credit(self.accounts[addr], amount)
 
 
 # ---------------------------------------------------------------- external
 
 
 @external
+@nonreentrant
 def register(peer_id: String[64], capabilities: uint256):
     """
     @notice Register (or update) the caller as a node operator.
@@ -126,14 +174,15 @@ def register(peer_id: String[64], capabilities: uint256):
     key: bytes32 = keccak256(peer_id)
     owner: address = self.peer_owner[key]
     assert owner == empty(address) or owner == msg.sender, "registry: peer id taken"
-    old: String[64] = self.nodes[msg.sender].peer_id
+    old: String[64] = self.peer_ids[msg.sender]
     if len(old) > 0:
         old_key: bytes32 = keccak256(old)
         if old_key != key:
             self.peer_owner[old_key] = empty(address)
     self.peer_owner[key] = msg.sender
-    self.nodes[msg.sender].peer_id = peer_id
-    self.nodes[msg.sender].capabilities = capabilities
+    self.peer_ids[msg.sender] = peer_id
+    word: uint256 = self.accounts[msg.sender] & ~(convert(255, uint256) << CAPS_OFF)
+    self.accounts[msg.sender] = word | (capabilities << CAPS_OFF) | REG_BIT
     log NodeRegistered(node=msg.sender, peer_id=peer_id, capabilities=capabilities)
 
 
@@ -142,12 +191,14 @@ def register(peer_id: String[64], capabilities: uint256):
 @nonreentrant
 def stake():
     """
-    @notice Add msg.value to the caller's bonded stake.
+    @notice Add msg.value to the caller's bonded stake (registered nodes only).
     """
     assert msg.value > 0, "registry: zero stake"
-    assert self._is_registered(msg.sender), "registry: not registered"
-    total: uint256 = self.nodes[msg.sender].stake + msg.value
-    self.nodes[msg.sender].stake = total
+    word: uint256 = self.accounts[msg.sender]
+    assert word & REG_BIT != 0, "registry: not registered"
+    total: uint256 = (word & AMOUNT_MASK) + msg.value
+    assert total <= AMOUNT_MASK, "registry: stake too large"
+    self.accounts[msg.sender] = (word & ~AMOUNT_MASK) | total
     log Staked(node=msg.sender, amount=msg.value, total=total)
 
 
@@ -157,17 +208,20 @@ def unbond(amount: uint256):
     """
     @notice Move free (unlocked) stake into the unbonding bucket.
     @dev The whole unbonding bucket matures at block.timestamp + unbond_delay (the clock
-         restarts on every call).
+         restarts on every call). Locked collateral cannot be unbonded, so a node cannot
+         escape a slash by unbonding.
     @param amount wei to unbond; must not exceed stake - locked
     """
     assert amount > 0, "registry: zero amount"
-    n: Node = self.nodes[msg.sender]
-    assert n.stake - n.locked >= amount, "registry: stake locked or insufficient"
-    unbonding: uint256 = n.unbonding + amount
+    word: uint256 = self.accounts[msg.sender]
+    stake: uint256 = word & AMOUNT_MASK
+    locked: uint256 = self._seats_of(word) * seat_collateral
+    assert stake - locked >= amount, "registry: stake locked or insufficient"
+    u: Unbond = self.unbonds[msg.sender]
+    unbonding: uint256 = u.amount + amount
     unbond_at: uint256 = block.timestamp + unbond_delay
-    self.nodes[msg.sender].stake = n.stake - amount
-    self.nodes[msg.sender].unbonding = unbonding
-    self.nodes[msg.sender].unbond_at = unbond_at
+    self.accounts[msg.sender] = word - amount
+    self.unbonds[msg.sender] = Unbond(amount=unbonding, unbond_at=unbond_at)
     log Unbonding(node=msg.sender, amount=amount, unbonding=unbonding, unbond_at=unbond_at)
 
 
@@ -177,27 +231,27 @@ def withdraw_unbonded():
     """
     @notice Move matured unbonding stake into the caller's withdrawable credits.
     """
-    amount: uint256 = self.nodes[msg.sender].unbonding
-    assert amount > 0, "registry: nothing unbonding"
-    assert block.timestamp >= self.nodes[msg.sender].unbond_at, "registry: unbonding not matured"
-    self.nodes[msg.sender].unbonding = 0
-    self.nodes[msg.sender].unbond_at = 0
-    self.credits[msg.sender] += amount
-    log Unbonded(node=msg.sender, amount=amount)
-    log Credited(account=msg.sender, task_id=0, amount=amount)
+    u: Unbond = self.unbonds[msg.sender]
+    assert u.amount > 0, "registry: nothing unbonding"
+    assert block.timestamp >= u.unbond_at, "registry: unbonding not matured"
+    self.unbonds[msg.sender] = empty(Unbond)
+    self._credit(msg.sender, u.amount)
+    log Unbonded(node=msg.sender, amount=u.amount)
 
 
 @external
 @nonreentrant
 def withdraw():
     """
-    @notice Send all of the caller's credits to the caller (pull payment).
-    @dev Credits are zeroed before the call; if the transfer fails the whole transaction
-         reverts with "registry: transfer failed", so the credits are kept.
+    @notice Send all of the caller's credits (rewards, refunds, bonds, slash shares,
+            unbonded stake; accumulated over any number of tasks) to the caller.
+    @dev Pull payment. Credits are zeroed before the call; if the transfer fails the whole
+         transaction reverts with "registry: transfer failed", so the credits are kept.
     """
-    amount: uint256 = self.credits[msg.sender]
+    word: uint256 = self.accounts[msg.sender]
+    amount: uint256 = self._credits_of(word)
     assert amount > 0, "registry: nothing to withdraw"
-    self.credits[msg.sender] = 0
+    self.accounts[msg.sender] = word & ~(AMOUNT_MASK << CREDIT_OFF)
     ok: bool = raw_call(msg.sender, b"", value=amount, revert_on_failure=False)
     assert ok, "registry: transfer failed"
     log Withdrawn(account=msg.sender, amount=amount)
@@ -207,11 +261,37 @@ def withdraw():
 @view
 def node_info(addr: address) -> (String[64], uint256, uint256, uint256, uint256, uint256):
     """
-    @notice Full registry record of a node operator.
+    @notice Full registry record of an account.
     @return (peer_id, capabilities, stake, locked, unbonding, unbond_at)
     """
-    n: Node = self.nodes[addr]
-    return n.peer_id, n.capabilities, n.stake, n.locked, n.unbonding, n.unbond_at
+    word: uint256 = self.accounts[addr]
+    u: Unbond = self.unbonds[addr]
+    return (
+        self.peer_ids[addr],
+        (word >> CAPS_OFF) & 255,
+        word & AMOUNT_MASK,
+        self._seats_of(word) * seat_collateral,
+        u.amount,
+        u.unbond_at,
+    )
+
+
+@external
+@view
+def credits(addr: address) -> uint256:
+    """
+    @notice Wei the account can withdraw now.
+    """
+    return self._credits_of(self.accounts[addr])
+
+
+@external
+@view
+def seats_held(addr: address) -> uint256:
+    """
+    @notice Number of committee seats whose collateral the account has locked.
+    """
+    return self._seats_of(self.accounts[addr])
 
 
 @external
@@ -227,6 +307,6 @@ def node_of_peer(peer_id: String[64]) -> address:
 @view
 def is_active(addr: address) -> bool:
     """
-    @notice Whether the node could take a seat right now (ignoring task capability).
+    @notice Whether the node could take one more seat right now (ignoring capability).
     """
-    return self._is_active(addr)
+    return self._active_word(self.accounts[addr])

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from dnode_chain import CHALLENGE_PERIOD, ETHER, SEAT_COLLATERAL, UNBOND_DELAY, Chain
-from test_dnode_lifecycle import PARAMS, PROGRAM, post, setup_nodes, sign_all
+from dnode_chain import (
+    CHALLENGE_PERIOD,
+    ETHER,
+    SEAT_COLLATERAL,
+    UNBOND_DELAY,
+    Chain,
+    make_account,
+    new_chain,
+    shutdown_all,
+)
+from test_dnode_lifecycle import PARAMS, PROGRAM, form, joins, post, setup_nodes, sign_all
 
 from contracts.client import ChainClient, TaskStatus
 from contracts.errors import InsufficientFunds, TransactionReverted
@@ -24,8 +33,7 @@ def world(chain: Chain, funded):
 
 def computing_task(chain: Chain, nodes: list[ChainClient], requester: ChainClient) -> int:
     task_id = post(chain, requester, 3)
-    for n in nodes[:3]:
-        n.claim_seat(task_id)
+    form(chain, nodes[:3], task_id)
     return task_id
 
 
@@ -59,39 +67,81 @@ def test_post_task_validation(chain: Chain, world) -> None:
     assert requester.task_count() == 0
 
 
-def test_claim_rules(chain: Chain, funded, world) -> None:
+def test_committee_formation_rules(chain: Chain, funded, world) -> None:
     nodes, requester = world
     task_id = post(chain, requester, 3)
-    nodes[0].claim_seat(task_id)
-    with reverts("market: already seated"):
-        nodes[0].claim_seat(task_id)
+    addrs = [n.account.address for n in nodes]
+    sigs = joins(chain, nodes, task_id)
+    with reverts("market: wrong committee size"):
+        nodes[0].form_committee(task_id, addrs[:2], [None, sigs[1]])
+    with reverts("market: duplicate member"):
+        nodes[0].form_committee(task_id, [addrs[0], addrs[1], addrs[1]], [None, sigs[1], sigs[1]])
+    # a member who did not sign (and is not the sender) cannot be seated
+    with reverts("market: bad join signature"):
+        nodes[0].form_committee(task_id, addrs[:3], [None, sigs[1], sigs[3]])
+    # a join intent for another task or round is not consent for this one
+    other = post(chain, requester, 3)
+    with reverts("market: bad join signature"):
+        nodes[0].form_committee(task_id, addrs[:3], [None, sigs[1], joins(chain, nodes, other)[2]])
+    with reverts("market: bad join signature"):
+        rerun = joins(chain, nodes, task_id, 1)
+        nodes[0].form_committee(task_id, addrs[:3], [None, sigs[1], rerun[2]])
     stranger = funded("stranger")
-    with reverts("market: not registered"):
-        stranger.claim_seat(task_id)
+    s_sig = joins(chain, [stranger], task_id)[0]
+    with reverts("registry: not registered"):
+        nodes[0].form_committee(task_id, [addrs[0], addrs[1], stranger.account.address],
+                                [None, sigs[1], s_sig])  # fmt: skip
     stranger.register("12D3KooWstranger", 1)
-    with reverts("market: node not active"):
-        stranger.claim_seat(task_id)
+    with reverts("registry: node not active"):
+        nodes[0].form_committee(task_id, [addrs[0], addrs[1], stranger.account.address],
+                                [None, sigs[1], s_sig])  # fmt: skip
     he_only = funded("he")
     he_only.register("12D3KooWhe", 2)
     he_only.stake(2 * ETHER)
-    with reverts("market: missing capability"):
-        he_only.claim_seat(task_id)
-    nodes[1].claim_seat(task_id)
-    nodes[2].claim_seat(task_id)
-    with reverts("market: committee full"):
-        nodes[3].claim_seat(task_id)
+    he_sig = joins(chain, [he_only], task_id)[0]
+    with reverts("registry: missing capability"):
+        nodes[0].form_committee(task_id, [addrs[0], addrs[1], he_only.account.address],
+                                [None, sigs[1], he_sig])  # fmt: skip
+    # the requester never sits on its own task's committee
+    requester.register("12D3KooWreq", 1)
+    requester.stake(2 * ETHER)
+    r_sig = joins(chain, [requester], task_id)[0]
+    with reverts("market: member not eligible"):
+        nodes[0].form_committee(task_id, [addrs[0], addrs[1], requester.account.address],
+                                [None, sigs[1], r_sig])  # fmt: skip
+    # anyone may submit when every member signed
+    he_only.form_committee(task_id, addrs[:3], sigs[:3])
+    assert requester.task_info(task_id).status == TaskStatus.COMPUTING
     with reverts("market: task not open"):
-        nodes[3].claim_seat(99)
+        nodes[3].form_committee(task_id, addrs[2:5], [sigs[2], None, sigs[4]])
     late = post(chain, requester, 3)
     chain.advance(200)
     with reverts("market: seat deadline passed"):
-        nodes[0].claim_seat(late)
+        form(chain, nodes[:3], late)
+
+
+def test_collateral_limits_concurrent_seats() -> None:
+    # min stake = collateral, stake = 2 collaterals: exactly two concurrent seats
+    chain = new_chain(min_stake=SEAT_COLLATERAL)
+
+    def funded(label: str) -> ChainClient:
+        acct = make_account(label)
+        chain.fund(acct)
+        return chain.client(acct)
+
+    nodes = setup_nodes(chain, funded, 3, stake=2 * SEAT_COLLATERAL)
+    requester = funded("requester")
+    for _ in range(2):
+        form(chain, nodes, post(chain, requester))
+    assert nodes[0].node_info().locked == 2 * SEAT_COLLATERAL
+    with reverts("registry: node not active"):
+        form(chain, nodes, post(chain, requester))
+    shutdown_all()
 
 
 def test_locked_stake_cannot_be_unbonded(chain: Chain, world) -> None:
     nodes, requester = world
-    task_id = post(chain, requester, 3)
-    nodes[0].claim_seat(task_id)
+    computing_task(chain, nodes, requester)
     stake = nodes[0].node_info().stake
     with reverts("registry: stake locked or insufficient"):
         nodes[0].unbond(stake - SEAT_COLLATERAL + 1)
@@ -109,72 +159,109 @@ def test_report_rejections(chain: Chain, funded, world) -> None:
     sigs = sign_all(chain, nodes[:3], task_id, result)
     outsider_sig = sign_all(chain, nodes[3:4], task_id, result)
 
+    # signed by a non-member
     with reverts("oracle: signer not in committee"):
         nodes[3].report(task_id, result, [sigs[0], outsider_sig[0]])
+    # the same signature twice
     with reverts("oracle: duplicate signer"):
         nodes[0].report(task_id, result, [sigs[0], sigs[0]])
     with reverts("oracle: no quorum"):
         nodes[0].report(task_id, result, [sigs[0]])
-    # signatures are bound to the task id: valid sigs for task_id cannot report `other`
+    # replayed for another task (same committee): the task id is in the signed message
     with reverts("oracle: signer not in committee"):
         nodes[0].report(other, result, sigs[:2])
-    # and to the result bytes
+    # and the result bytes are bound too
     with reverts("oracle: signer not in committee"):
         nodes[0].report(task_id, b"forged", sigs[:2])
     bad_v = sigs[1][:64] + bytes([29])
-    with reverts("oracle: bad signature v"):
+    with reverts("market: bad signature v"):
         nodes[0].report(task_id, result, [sigs[0], bad_v])
     with reverts("oracle: malformed signature"):
-        nodes[0].report(task_id, result, [sigs[0], sigs[1][:64]])
+        nodes[0]._transact(
+            "report",
+            "report",
+            task_id,
+            nodes[0].task_record(task_id).as_abi(),
+            result,
+            sigs[0] + sigs[1][:64],
+        )
     # malleated twin (s -> n - s, v flipped) recovers the same signer but is rejected
     n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     s = int.from_bytes(sigs[1][32:64], "big")
     twin = sigs[1][:32] + (n - s).to_bytes(32, "big") + bytes([55 - sigs[1][64]])
-    with reverts("oracle: high-s signature"):
+    with reverts("market: high-s signature"):
         nodes[0].report(task_id, result, [sigs[0], twin])
-    # a signature for another chain id is just a foreign signer
+    # replayed from another chain id, or for another deployment: a foreign signer
     dep = chain.deployment
     foreign = sign_report(nodes[1].account, dep.chain_id + 1, dep.address, task_id, result)
     with reverts("oracle: signer not in committee"):
         nodes[0].report(task_id, result, [sigs[0], foreign])
+    elsewhere = sign_report(nodes[1].account, dep.chain_id, "0x" + "11" * 20, task_id, result)
+    with reverts("oracle: signer not in committee"):
+        nodes[0].report(task_id, result, [sigs[0], elsewhere])
 
     nodes[0].report(task_id, result, sigs)
     assert requester.signers_bitmap(task_id) == 0b111
-    with reverts("oracle: already reported"):
-        nodes[0].report(task_id, result, sigs)
     with reverts("oracle: task not computing"):
-        nodes[0].report(999, result, sigs)
+        nodes[0].report(task_id, result, sigs)
+    with reverts("market: unknown task"):
+        nodes[0]._transact("finalize", "finalize", 999, nodes[0].task_record(task_id).as_abi())
 
 
-def test_late_report_and_refund(chain: Chain, world) -> None:
+def test_late_report_cancel_slashes_undelivered(chain: Chain, world) -> None:
     nodes, requester = world
     task_id = computing_task(chain, nodes, requester)
     sigs = sign_all(chain, nodes[:3], task_id, b"x")
+    nodes[2].decline(task_id, "mpc: out of memory")
+    with reverts("market: already declined"):
+        nodes[2].decline(task_id, "again")
+    with reverts("market: not a seat holder"):
+        nodes[3].decline(task_id, "not mine")
+    with reverts("oracle: signer declined"):
+        nodes[0].report(task_id, b"x", [sigs[0], sigs[2]])
     with reverts("market: report still due"):
-        requester.refund(task_id)
+        requester.cancel(task_id)
+    stakes = [n.node_info().stake for n in nodes]
     chain.advance(1001)
     with reverts("oracle: report deadline passed"):
-        nodes[0].report(task_id, b"x", sigs)
-    before = requester.credits()
-    nodes[4].refund(task_id)  # anyone may trigger it; the requester is credited
-    assert requester.credits() == before + ETHER
+        nodes[0].report(task_id, b"x", sigs[:2])
+    with reverts("market: report deadline passed"):
+        nodes[1].decline(task_id, "too late")
+    nodes[4].cancel(task_id)  # anyone may trigger it; the requester is credited
+    # the two seats that neither reported nor declined lose one collateral each
+    assert requester.credits() == ETHER + 2 * SEAT_COLLATERAL
+    assert [n.node_info().stake for n in nodes] == [
+        stakes[0] - SEAT_COLLATERAL,
+        stakes[1] - SEAT_COLLATERAL,
+        *stakes[2:],
+    ]
     assert requester.task_info(task_id).status == TaskStatus.REFUNDED
     assert all(n.node_info().locked == 0 for n in nodes)
-    with reverts("market: not refundable"):
-        requester.refund(task_id)
+    with reverts("market: not cancellable"):
+        requester.cancel(task_id)
     with reverts("oracle: not reported"):
         requester.finalize(task_id)
 
 
-def test_refund_of_unfilled_task(chain: Chain, world) -> None:
+def test_declines_that_break_quorum_allow_immediate_cancel(chain: Chain, world) -> None:
     nodes, requester = world
+    task_id = computing_task(chain, nodes, requester)
+    nodes[0].decline(task_id, "program not installed")
+    with reverts("market: report still due"):
+        requester.cancel(task_id)
+    nodes[1].decline(task_id, "capacity")
+    requester.cancel(task_id)  # no quorum possible any more: no slashing, full refund
+    assert requester.credits() == ETHER
+    assert all(n.node_info().stake == 2 * ETHER and n.node_info().locked == 0 for n in nodes)
+
+
+def test_cancel_unformed_task(chain: Chain, world) -> None:
+    _, requester = world
     task_id = post(chain, requester, 4)
-    nodes[0].claim_seat(task_id)
     with reverts("market: seating still open"):
-        requester.refund(task_id)
+        requester.cancel(task_id)
     chain.advance(101)
-    requester.refund(task_id)
-    assert nodes[0].node_info().locked == 0
+    requester.cancel(task_id)
     assert requester.credits() == ETHER
     balance = chain.w3.eth.get_balance(requester.account.address)
     requester.withdraw()
@@ -191,14 +278,18 @@ def test_finalize_rules(chain: Chain, world) -> None:
     nodes[0].report(task_id, b"ok", sign_all(chain, nodes[:3], task_id, b"ok"))
     with reverts("oracle: challenge period active"):
         requester.finalize(task_id)
-    with reverts("market: not refundable"):
-        requester.refund(task_id)
+    with reverts("market: not cancellable"):
+        requester.cancel(task_id)
     chain.advance(CHALLENGE_PERIOD + 1)
     requester.finalize(task_id)
+    # double finalize
     with reverts("oracle: already finalized"):
         requester.finalize(task_id)
-    with reverts("market: not refundable"):
-        requester.refund(task_id)
+    with reverts("market: not cancellable"):
+        requester.cancel(task_id)
+    # a dispute after the window
+    with reverts("market: not reported"):
+        requester.dispute(task_id)
     assert sum(n.credits() for n in nodes[:3]) == ETHER
 
 

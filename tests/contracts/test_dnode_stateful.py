@@ -1,9 +1,13 @@
-"""Hypothesis state machine over the public actions, checked against a small reference model.
+"""Hypothesis state machine over every public action (time travel included), checked against
+a Python reference model after every step.
 
-After every step: contract balance == open escrows + stakes + unbonding + credits (model and
-chain agree account by account), locked <= stake, and no task is both paid and refunded.
-Budget comes from the settings profile in dnode_chain.py ("ci" by default; set
-DNODE_HYPOTHESIS_PROFILE=soak for a long run).
+Invariants: contract balance == escrows + stakes + unbonding + credits + dispute bonds
+(exactly, and account by account); locked <= stake; no task both paid and refunded; every
+status change follows an edge documented in docs/protocol.md.
+
+Budgets (DNODE_HYPOTHESIS_PROFILE, see dnode_chain.py):
+  ci   (default)   6 examples x 25 steps   ~30 s
+  soak            30 examples x 40 steps   by hand, ~4 min: pass --timeout 0 (pytest-timeout)
 """
 
 from __future__ import annotations
@@ -11,23 +15,55 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from dnode_chain import ETHER, SEAT_COLLATERAL, UNBOND_DELAY, Chain, make_account, new_chain
+from dnode_chain import (
+    CHALLENGE_PERIOD,
+    ETHER,
+    MIN_STAKE,
+    SEAT_COLLATERAL,
+    UNBOND_DELAY,
+    Chain,
+    make_account,
+    new_chain,
+)
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from contracts.client import ChainClient, TaskStatus
 from contracts.errors import TransactionReverted
-from oracle.attestation import sign_report
+from oracle.attestation import sign_join, sign_report
 
-N_NODES = 5
+S = TaskStatus
+N_NODES = 9
 N_REQUESTERS = 2
+M = 3
+RERUN = M + 2
 PROGRAM = b"\x07" * 32
 SLACK = 3  # seconds of uncertainty between "latest block" and the next tx's timestamp
+C = SEAT_COLLATERAL
+
+# the edges of docs/protocol.md ("Task lifecycle")
+EDGES = {
+    (S.NONE, S.OPEN),
+    (S.OPEN, S.COMPUTING),
+    (S.OPEN, S.REFUNDED),
+    (S.COMPUTING, S.COMPUTING),  # decline
+    (S.COMPUTING, S.REPORTED),
+    (S.COMPUTING, S.REFUNDED),
+    (S.REPORTED, S.FINALIZED),
+    (S.REPORTED, S.DISPUTED),
+    (S.DISPUTED, S.RECOMPUTING),
+    (S.DISPUTED, S.FINALIZED),
+    (S.RECOMPUTING, S.RECOMPUTING),  # decline
+    (S.RECOMPUTING, S.FINALIZED),
+    (S.RECOMPUTING, S.OVERTURNED),
+}
+ESCROWED = (S.OPEN, S.COMPUTING, S.REPORTED, S.DISPUTED, S.RECOMPUTING)
+BONDED = (S.DISPUTED, S.RECOMPUTING)
 
 _base: dict[str, object] = {}
 
 
-def base_world() -> tuple[Chain, int]:
+def base_world() -> tuple[Chain, str]:
     """One chain per session with registered nodes; each example reverts to its snapshot."""
     if not _base:
         chain = new_chain()
@@ -45,28 +81,34 @@ def base_world() -> tuple[Chain, int]:
 @dataclass
 class MTask:
     requester: str
-    m: int
     reward: int
     seat_dl: int
     report_dl: int
-    status: TaskStatus = TaskStatus.OPEN
-    seats: list[str] = field(default_factory=list)
+    status: S = S.OPEN
+    committee: list[str] = field(default_factory=list)
+    declined: set[int] = field(default_factory=set)
+    signers: set[int] = field(default_factory=set)
     reported_at: int = 0
-    signers: set[str] = field(default_factory=set)
+    result: bytes = b""
+    disputer: str = ""
+    d_seat_dl: int = 0
+    d_report_dl: int = 0
+    rerun: list[str] = field(default_factory=list)
+    rerun_declined: set[int] = field(default_factory=set)
 
 
 def when(boundary: int, now: int) -> bool | None:
-    """Predict ``ts <= boundary`` for the next tx; None when it could go either way.
-
-    The next block's timestamp lies in [latest, max(latest, wall clock) + SLACK]: eth-tester
-    stamps blocks with the wall clock unless time travel moved the chain ahead of it.
-    """
+    """Predict ``ts <= boundary`` for the next tx; None when it could go either way."""
     hi = max(now, int(time.time())) + SLACK
     if hi <= boundary:
         return True
-    if now > boundary:
+    if now >= boundary:
         return False
     return None
+
+
+def negate(x: bool | None) -> bool | None:
+    return None if x is None else not x
 
 
 class DnodeMachine(RuleBasedStateMachine):
@@ -79,62 +121,90 @@ class DnodeMachine(RuleBasedStateMachine):
         self.by_addr: dict[str, ChainClient] = {
             c.account.address: c for c in [*self.nodes, *self.reqs]
         }
-        self.stake = {n.account.address: 0 for n in self.nodes}
-        self.locked = {n.account.address: 0 for n in self.nodes}
-        self.unbonding = {n.account.address: 0 for n in self.nodes}
-        self.unbond_at = {n.account.address: 0 for n in self.nodes}
+        self.node_addrs = [n.account.address for n in self.nodes]
+        self.stake = dict.fromkeys(self.node_addrs, 0)
+        self.seats = dict.fromkeys(self.node_addrs, 0)
+        self.unbonding = dict.fromkeys(self.node_addrs, 0)
+        self.unbond_at = dict.fromkeys(self.node_addrs, 0)
         self.credits = dict.fromkeys(self.by_addr, 0)
         self.tasks: dict[int, MTask] = {}
         self.paid: set[int] = set()
         self.refunded: set[int] = set()
+        self.bond = int(self.nodes[0].params()["dispute_bond"])
+        self.dispute_period = int(self.nodes[0].params()["dispute_period"])
+        dep = self.chain.deployment
+        self.chain_id, self.contract = dep.chain_id, dep.address
 
     # ---------------------------------------------------------------- helpers
 
     def now(self) -> int:
         return self.chain.now()
 
-    def attempt(self, expected: bool | None, fn, *args, **kw):
-        """Run a tx; if the model is sure of the outcome, insist on it. Returns success."""
+    def attempt(self, expected: bool | None, fn, *args, **kw) -> bool:
+        """Run a tx; if the model is sure of the outcome, insist on it."""
         try:
-            out = fn(*args, **kw)
+            fn(*args, **kw)
         except TransactionReverted as err:
-            assert expected is not True, f"unexpected revert: {err}"
-            return False, None
+            assert expected is not True, f"{fn.__name__}: unexpected revert: {err}"
+            return False
         assert expected is not False, f"{fn.__name__} should have reverted"
-        return True, out
+        return True
 
-    def tasks_in(self, *statuses: TaskStatus) -> list[int]:
-        return sorted(t for t, m in self.tasks.items() if m.status in statuses)
+    def move(self, task_id: int, to: S) -> None:
+        t = self.tasks[task_id]
+        assert (t.status, to) in EDGES, f"undocumented edge {t.status.name} -> {to.name}"
+        t.status = to
+
+    def active(self, a: str) -> bool:
+        return self.stake[a] >= MIN_STAKE and self.stake[a] - self.seats[a] * C >= C
+
+    def pay_signers(
+        self, members: list[str], signers: set[int], declined: set[int], amount: int, extra: int
+    ) -> None:
+        n = len(signers)
+        share, extra_share = amount // n, extra // n
+        dust = amount + extra - (share + extra_share) * n
+        for i, a in enumerate(members):
+            if i in signers:
+                self.seats[a] -= 1
+                self.credits[a] += share + extra_share + dust
+                dust = 0
+            elif i not in declined:
+                self.seats[a] -= 1
+
+    def slash(self, a: str) -> int:
+        self.seats[a] -= 1
+        self.stake[a] -= C
+        return C
+
+    def pick_task(self, data: st.DataObject) -> int:
+        return data.draw(st.sampled_from(sorted(self.tasks)))
 
     # ---------------------------------------------------------------- registry rules
 
     @rule(i=st.integers(0, N_NODES - 1), amount=st.integers(1, 3 * ETHER))
     def stake_(self, i: int, amount: int) -> None:
-        node = self.nodes[i]
-        node.stake(amount)
-        self.stake[node.account.address] += amount
+        self.nodes[i].stake(amount)
+        self.stake[self.node_addrs[i]] += amount
 
     @rule(i=st.integers(0, N_NODES - 1), frac=st.integers(1, 110))
     def unbond(self, i: int, frac: int) -> None:
-        a = self.nodes[i].account.address
-        free = self.stake[a] - self.locked[a]
+        a = self.node_addrs[i]
+        free = self.stake[a] - self.seats[a] * C
         amount = max(1, free * frac // 100)
-        ok, _ = self.attempt(amount <= free, self.nodes[i].unbond, amount)
-        if ok:
+        if self.attempt(amount <= free, self.nodes[i].unbond, amount):
             self.stake[a] -= amount
             self.unbonding[a] += amount
             self.unbond_at[a] = self.nodes[i].node_info().unbond_at
 
     @rule(i=st.integers(0, N_NODES - 1))
     def withdraw_unbonded(self, i: int) -> None:
-        a = self.nodes[i].account.address
+        a = self.node_addrs[i]
         if self.unbonding[a] == 0:
             expected: bool | None = False
         else:
-            before = when(self.unbond_at[a] - 1, self.now())  # ts <= unbond_at - 1: too early
-            expected = None if before is None else not before
-        ok, _ = self.attempt(expected, self.nodes[i].withdraw_unbonded)
-        if ok:
+            expected = negate(when(self.unbond_at[a] - 1, self.now()))
+        if self.attempt(expected, self.nodes[i].withdraw_unbonded):
             self.credits[a] += self.unbonding[a]
             self.unbonding[a] = 0
 
@@ -143,23 +213,21 @@ class DnodeMachine(RuleBasedStateMachine):
         c = [*self.nodes, *self.reqs][who]
         a = c.account.address
         before = self.chain.w3.eth.get_balance(a)
-        ok, _ = self.attempt(self.credits[a] > 0, c.withdraw)
-        if ok:
+        if self.attempt(self.credits[a] > 0, c.withdraw):
             receipt = self.chain.w3.eth.get_transaction_receipt(c.last_tx.tx_hash)
             fee = receipt["gasUsed"] * receipt["effectiveGasPrice"]
             assert self.chain.w3.eth.get_balance(a) == before + self.credits[a] - fee
             self.credits[a] = 0
 
-    # ---------------------------------------------------------------- market rules
+    # ---------------------------------------------------------------- task rules
 
     @rule(
         j=st.integers(0, N_REQUESTERS - 1),
-        m=st.integers(3, 5),
         reward=st.integers(1, 5 * ETHER),
         seat_window=st.integers(20, 600),
         report_window=st.integers(20, 1500),
     )
-    def post(self, j: int, m: int, reward: int, seat_window: int, report_window: int) -> None:
+    def post(self, j: int, reward: int, seat_window: int, report_window: int) -> None:
         now = max(self.now(), int(time.time()))
         seat_dl = now + SLACK + seat_window
         report_dl = seat_dl + report_window
@@ -168,111 +236,257 @@ class DnodeMachine(RuleBasedStateMachine):
             PROGRAM,
             PROGRAM,
             capability=1,
-            committee_size=m,
+            committee_size=M,
             seat_deadline=seat_dl,
             report_deadline=report_dl,
             reward=reward,
         )
         assert task_id == len(self.tasks) + 1
-        self.tasks[task_id] = MTask(c.account.address, m, reward, seat_dl, report_dl)
+        self.tasks[task_id] = MTask(c.account.address, reward, seat_dl, report_dl)
+        assert (S.NONE, S.OPEN) in EDGES
+        assert c.task_status(task_id) == S.OPEN
 
     @precondition(lambda self: self.tasks)
-    @rule(data=st.data(), i=st.integers(0, N_NODES - 1))
-    def claim(self, data: st.DataObject, i: int) -> None:
-        task_id = data.draw(st.sampled_from(sorted(self.tasks)))
+    @rule(data=st.data(), idx=st.permutations(range(N_NODES)))
+    def form(self, data: st.DataObject, idx: list[int]) -> None:
+        task_id = self.pick_task(data)
         t = self.tasks[task_id]
-        a = self.nodes[i].account.address
-        if t.status != TaskStatus.OPEN or a in t.seats:
+        members = [self.node_addrs[i] for i in idx[:M]]
+        sigs = [None] + [
+            sign_join(self.nodes[i].account, self.chain_id, self.contract, task_id, 0)
+            for i in idx[1:M]
+        ]
+        if t.status != S.OPEN or not all(self.active(a) for a in members):
             expected: bool | None = False
-        elif self.stake[a] < ETHER or self.stake[a] - self.locked[a] < SEAT_COLLATERAL:
-            expected = False
         else:
             expected = when(t.seat_dl, self.now())
-        ok, _ = self.attempt(expected, self.nodes[i].claim_seat, task_id)
-        if ok:
-            t.seats.append(a)
-            self.locked[a] += SEAT_COLLATERAL
-            if len(t.seats) == t.m:
-                t.status = TaskStatus.COMPUTING
-            assert self.nodes[i].seat_index(task_id, a) == len(t.seats) - 1
+        if self.attempt(expected, self.nodes[idx[0]].form_committee, task_id, members, sigs):
+            for a in members:
+                self.seats[a] += 1
+            t.committee = members
+            self.move(task_id, S.COMPUTING)
+
+    @precondition(lambda self: self.tasks)
+    @rule(data=st.data(), seat=st.integers(0, RERUN - 1))
+    def decline(self, data: st.DataObject, seat: int) -> None:
+        task_id = self.pick_task(data)
+        t = self.tasks[task_id]
+        if t.status == S.RECOMPUTING:
+            members, declined, dl = t.rerun, t.rerun_declined, t.d_report_dl
+        else:
+            members, declined, dl = t.committee, t.declined, t.report_dl
+        if not members:
+            return
+        seat %= len(members)
+        a = members[seat]
+        if t.status not in (S.COMPUTING, S.RECOMPUTING) or seat in declined:
+            expected: bool | None = False
+        else:
+            expected = when(dl, self.now())
+        if self.attempt(expected, self.by_addr[a].decline, task_id, "cannot run it"):
+            declined.add(seat)
+            self.seats[a] -= 1
+            self.move(task_id, t.status)
+
+    def _sign(self, task_id: int, members: list[str], picks: list[int], result: bytes):
+        chosen = sorted({p % len(members) for p in picks})
+        sigs = [
+            sign_report(
+                self.by_addr[members[k]].account, self.chain_id, self.contract, task_id, result
+            )  # fmt: skip
+            for k in chosen
+        ]
+        return chosen, sigs
 
     @precondition(lambda self: self.tasks)
     @rule(
         data=st.data(),
-        n_signers=st.integers(1, 5),
+        picks=st.lists(st.integers(0, RERUN - 1), min_size=1, max_size=RERUN),
         outsider=st.booleans(),
-        result=st.binary(max_size=80),
+        result=st.sampled_from([b"A", b"B"]),
     )
-    def report(self, data: st.DataObject, n_signers: int, outsider: bool, result: bytes) -> None:
-        task_id = data.draw(st.sampled_from(sorted(self.tasks)))
+    def report(self, data: st.DataObject, picks: list[int], outsider: bool, result: bytes) -> None:
+        task_id = self.pick_task(data)
         t = self.tasks[task_id]
-        dep = self.chain.deployment
-        signers = t.seats[: min(n_signers, len(t.seats))]
+        members = t.committee or self.node_addrs[:M]
+        chosen, sigs = self._sign(task_id, members, picks, result)
         if outsider:
-            signers = [*signers, next(a for a in self.stake if a not in t.seats)]
-        if not signers:
-            signers = [self.nodes[0].account.address]
-        sigs = [
-            sign_report(self.by_addr[a].account, dep.chain_id, dep.address, task_id, result)
-            for a in signers
-        ]
-        quorum = t.m // 2 + 1
-        if t.status != TaskStatus.COMPUTING or outsider or len(signers) < quorum:
+            stranger = next(a for a in self.node_addrs if a not in members)
+            sigs.append(
+                sign_report(
+                    self.by_addr[stranger].account, self.chain_id, self.contract, task_id, result
+                )  # fmt: skip
+            )
+        if (
+            t.status != S.COMPUTING
+            or outsider
+            or len(chosen) < M // 2 + 1
+            or set(chosen) & t.declined
+        ):
             expected: bool | None = False
-        elif not set(signers) <= set(t.seats):
-            expected = False
         else:
             expected = when(t.report_dl, self.now())
-        ok, _ = self.attempt(expected, self.nodes[0].report, task_id, result, sigs)
-        if ok:
-            t.status = TaskStatus.REPORTED
-            t.signers = set(signers)
+        if self.attempt(expected, self.nodes[0].report, task_id, result, sigs):
+            t.signers = set(chosen)
+            t.result = result
             t.reported_at = self.nodes[0].task_info(task_id).reported_at
-            status, _, stored = self.nodes[0].result_of(task_id)
-            assert status == TaskStatus.REPORTED and stored == result
+            self.move(task_id, S.REPORTED)
 
     @precondition(lambda self: self.tasks)
     @rule(data=st.data())
     def finalize(self, data: st.DataObject) -> None:
-        task_id = data.draw(st.sampled_from(sorted(self.tasks)))
+        task_id = self.pick_task(data)
         t = self.tasks[task_id]
-        period = int(self.chain.deployment.params["challenge_period"])
-        if t.status != TaskStatus.REPORTED:
+        if t.status != S.REPORTED:
             expected: bool | None = False
         else:
-            early = when(t.reported_at + period - 1, self.now())
-            expected = None if early is None else not early
-        ok, _ = self.attempt(expected, self.reqs[0].finalize, task_id)
-        if ok:
-            t.status = TaskStatus.FINALIZED
+            expected = negate(when(t.reported_at + CHALLENGE_PERIOD - 1, self.now()))
+        if self.attempt(expected, self.reqs[0].finalize, task_id):
+            self.pay_signers(t.committee, t.signers, t.declined, t.reward, 0)
             self.paid.add(task_id)
-            ordered = [a for a in t.seats if a in t.signers]
-            share = t.reward // len(ordered)
-            for k, a in enumerate(ordered):
-                self.credits[a] += share + (t.reward - share * len(ordered) if k == 0 else 0)
-            for a in t.seats:
-                self.locked[a] -= SEAT_COLLATERAL
+            self.move(task_id, S.FINALIZED)
 
     @precondition(lambda self: self.tasks)
     @rule(data=st.data())
-    def refund(self, data: st.DataObject) -> None:
-        task_id = data.draw(st.sampled_from(sorted(self.tasks)))
+    def cancel(self, data: st.DataObject) -> None:
+        task_id = self.pick_task(data)
         t = self.tasks[task_id]
         now = self.now()
-        if t.status == TaskStatus.OPEN:
-            on_time = when(t.seat_dl, now)
-        elif t.status == TaskStatus.COMPUTING:
-            on_time = when(t.report_dl, now)
+        quorum_dead = len(t.declined) > M - (M // 2 + 1)
+        if t.status == S.OPEN:
+            expected = negate(when(t.seat_dl, now))
+        elif t.status == S.COMPUTING:
+            expected = True if quorum_dead else negate(when(t.report_dl, now))
         else:
-            on_time = True
-        expected = None if on_time is None else not on_time
-        ok, _ = self.attempt(expected, self.reqs[1].refund, task_id)
-        if ok:
-            t.status = TaskStatus.REFUNDED
+            expected = False
+        if self.attempt(expected, self.reqs[1].cancel, task_id):
+            slashed = 0
+            for i, a in enumerate(t.committee):
+                if i in t.declined:
+                    continue
+                if quorum_dead:
+                    self.seats[a] -= 1
+                else:
+                    slashed += self.slash(a)
+            self.credits[t.requester] += t.reward + slashed
             self.refunded.add(task_id)
-            self.credits[t.requester] += t.reward
-            for a in t.seats:
-                self.locked[a] -= SEAT_COLLATERAL
+            self.move(task_id, S.REFUNDED)
+
+    # ---------------------------------------------------------------- litigation rules
+
+    @precondition(lambda self: self.tasks)
+    @rule(data=st.data(), who=st.integers(-1, N_NODES - 1))
+    def dispute(self, data: st.DataObject, who: int) -> None:
+        task_id = self.pick_task(data)
+        t = self.tasks[task_id]
+        c = self.by_addr[t.requester] if who < 0 else self.nodes[who]
+        a = c.account.address
+        allowed = a == t.requester or self.stake.get(a, 0) >= MIN_STAKE
+        if t.status != S.REPORTED or not allowed:
+            expected: bool | None = False
+        else:
+            expected = when(t.reported_at + CHALLENGE_PERIOD - 1, self.now())
+        if self.attempt(expected, c.dispute, task_id):
+            d = c.task_info(task_id).dispute
+            assert d is not None
+            t.disputer, t.d_seat_dl, t.d_report_dl = a, d.seat_deadline, d.report_deadline
+            assert t.d_report_dl - t.d_seat_dl == self.dispute_period - self.dispute_period // 4
+            self.move(task_id, S.DISPUTED)
+
+    @precondition(lambda self: self.tasks)
+    @rule(data=st.data(), idx=st.permutations(range(N_NODES)))
+    def form_rerun(self, data: st.DataObject, idx: list[int]) -> None:
+        task_id = self.pick_task(data)
+        t = self.tasks[task_id]
+        members = [self.node_addrs[i] for i in idx[:RERUN]]
+        sigs = [None] + [
+            sign_join(self.by_addr[a].account, self.chain_id, self.contract, task_id, 1)
+            for a in members[1:]
+        ]
+        excluded = {*t.committee, t.requester, t.disputer}
+        if (
+            t.status != S.DISPUTED
+            or excluded & set(members)
+            or not all(self.active(a) for a in members)
+        ):
+            expected: bool | None = False
+        else:
+            expected = when(t.d_seat_dl, self.now())
+        submit = self.by_addr[members[0]]
+        if self.attempt(expected, submit.form_rerun_committee, task_id, members, sigs):
+            for a in members:
+                self.seats[a] += 1
+            t.rerun = members
+            self.move(task_id, S.RECOMPUTING)
+
+    @precondition(lambda self: self.tasks)
+    @rule(
+        data=st.data(),
+        picks=st.lists(st.integers(0, RERUN - 1), min_size=1, max_size=RERUN),
+        result=st.sampled_from([b"A", b"B"]),
+    )
+    def report_rerun(self, data: st.DataObject, picks: list[int], result: bytes) -> None:
+        task_id = self.pick_task(data)
+        t = self.tasks[task_id]
+        members = t.rerun or self.node_addrs[:RERUN]
+        chosen, sigs = self._sign(task_id, members, picks, result)
+        if (
+            t.status != S.RECOMPUTING
+            or len(chosen) < RERUN // 2 + 1
+            or set(chosen) & t.rerun_declined
+        ):
+            expected: bool | None = False
+        else:
+            expected = when(t.d_report_dl, self.now())
+        if not self.attempt(expected, self.nodes[0].report_rerun, task_id, result, sigs):
+            return
+        for i, a in enumerate(t.rerun):
+            if i not in t.rerun_declined:
+                self.seats[a] -= 1
+        if result == t.result:
+            self.pay_signers(t.committee, t.signers, t.declined, t.reward, self.bond)
+            self.paid.add(task_id)
+            self.move(task_id, S.FINALIZED)
+        else:
+            slashed = 0
+            for i, a in enumerate(t.committee):
+                if i in t.signers:
+                    slashed += self.slash(a)
+                elif i not in t.declined:
+                    self.seats[a] -= 1
+            self.credits[t.disputer] += slashed // 2 + self.bond
+            self.credits[t.requester] += slashed - slashed // 2 + t.reward
+            self.refunded.add(task_id)
+            self.move(task_id, S.OVERTURNED)
+            assert self.nodes[0].result_of(task_id)[2] == result
+
+    @precondition(lambda self: self.tasks)
+    @rule(data=st.data())
+    def resolve(self, data: st.DataObject) -> None:
+        task_id = self.pick_task(data)
+        t = self.tasks[task_id]
+        now = self.now()
+        quorum_dead = len(t.rerun_declined) > RERUN - (RERUN // 2 + 1)
+        if t.status == S.DISPUTED:
+            expected = negate(when(t.d_seat_dl, now))
+        elif t.status == S.RECOMPUTING:
+            expected = True if quorum_dead else negate(when(t.d_report_dl, now))
+        else:
+            expected = False
+        if not self.attempt(expected, self.reqs[0].resolve_dispute, task_id):
+            return
+        slashed = 0
+        for i, a in enumerate(t.rerun):
+            if i in t.rerun_declined:
+                continue
+            if quorum_dead:
+                self.seats[a] -= 1
+            else:
+                slashed += self.slash(a)
+        self.pay_signers(t.committee, t.signers, t.declined, t.reward, slashed)
+        self.credits[t.disputer] += self.bond
+        self.paid.add(task_id)
+        self.move(task_id, S.FINALIZED)
 
     @rule(seconds=st.sampled_from([1, 30, 200, 700, 2000, UNBOND_DELAY + 5]))
     def time_travel(self, seconds: int) -> None:
@@ -282,13 +496,11 @@ class DnodeMachine(RuleBasedStateMachine):
 
     @invariant()
     def money_is_conserved(self) -> None:
-        escrow = sum(
-            t.reward
-            for t in self.tasks.values()
-            if t.status in (TaskStatus.OPEN, TaskStatus.COMPUTING, TaskStatus.REPORTED)
-        )
+        escrow = sum(t.reward for t in self.tasks.values() if t.status in ESCROWED)
+        bonds = self.bond * sum(1 for t in self.tasks.values() if t.status in BONDED)
         expected = (
             escrow
+            + bonds
             + sum(self.stake.values())
             + sum(self.unbonding.values())
             + sum(self.credits.values())
@@ -303,13 +515,13 @@ class DnodeMachine(RuleBasedStateMachine):
             assert info.locked <= info.stake
             assert (info.stake, info.locked, info.unbonding) == (
                 self.stake[a],
-                self.locked[a],
+                self.seats[a] * C,
                 self.unbonding[a],
             )
         for a, c in self.by_addr.items():
             assert c.credits(a) == self.credits[a]
         for task_id, t in self.tasks.items():
-            assert self.nodes[0].task_info(task_id).status == t.status
+            assert self.nodes[0].task_status(task_id) == t.status
 
     @invariant()
     def never_paid_and_refunded(self) -> None:

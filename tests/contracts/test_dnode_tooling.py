@@ -21,7 +21,16 @@ def test_compile_is_cached_and_complete() -> None:
     art = a["dnode"]
     assert art["bytecode"].startswith("0x")
     names = {i.get("name") for i in art["abi"]}
-    for fn in ("register", "post_task", "claim_seat", "report", "finalize", "refund", "withdraw"):
+    for fn in (
+        "register",
+        "post_task",
+        "form_committee",
+        "report",
+        "finalize",
+        "cancel",
+        "dispute",
+        "withdraw",
+    ):
         assert fn in names
 
 

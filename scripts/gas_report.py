@@ -1,0 +1,191 @@
+"""Gas of the dnode task lifecycle (m = 3), measured on the embedded devnet over JSON-RPC.
+
+For each registry size (default 10 and 1000 registered nodes) the script deploys a fresh
+contract, registers the nodes, then runs 10 tasks back to back through the happy path:
+
+    post_task -> form_committee (one tx, 3 members) -> report (2 of 3 signatures)
+    -> finalize (after the challenge window)
+
+and finally each of the 3 committee members withdraws once: its credits from all 10 tasks
+(pull payments batch across tasks). The lifecycle cost per task is the mean of each step over
+the 10 tasks plus the 3 withdrawals divided by 10. Posting and reporting must cost the same
+(within 5%) whatever the number of registered nodes.
+
+    python scripts/gas_report.py            # table
+    python scripts/gas_report.py --json     # machine-readable
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from eth_account import Account  # noqa: E402
+from eth_utils import keccak  # noqa: E402
+from web3 import HTTPProvider, Web3  # noqa: E402
+
+from contracts.client import ChainClient  # noqa: E402
+from contracts.deploy import deploy  # noqa: E402
+from contracts.devnet import start_in_thread  # noqa: E402
+from oracle.attestation import sign_join, sign_report  # noqa: E402
+
+ETHER = 10**18
+BUDGET = 250_000
+TASKS = 10
+M = 3
+CHALLENGE = 60
+STEPS = ("post_task", "form_committee", "report", "finalize")
+RESULT = bytes.fromhex("00" * 31 + "2a" + "00" * 31 + "12" + "00" * 31 + "0f")  # 96-byte aggregate
+
+
+def _acct(label: str):
+    return Account.from_key(keccak(text=f"dnode-gas/{label}"))
+
+
+def _fill_registry(w3: Web3, client_for, count: int) -> None:
+    """Register `count` extra nodes (funded, registered, staked) so the registry is large."""
+    funder = w3.eth.accounts[0]
+    for i in range(count):
+        acct = _acct(f"filler{i}")
+        w3.eth.send_transaction({"from": funder, "to": acct.address, "value": 2 * ETHER})
+        c = client_for(acct)
+        c.register(f"12D3KooWfiller{i}", 1)
+        c.stake(ETHER)
+
+
+def measure(n_nodes: int) -> dict:
+    server, url = start_in_thread(port=0)
+    try:
+        w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 120}))
+        deployer = _acct("deployer")
+        w3.eth.send_transaction(
+            {"from": w3.eth.accounts[0], "to": deployer.address, "value": 100 * ETHER}
+        )
+        dep = deploy(
+            w3,
+            deployer,
+            min_stake=ETHER,
+            seat_collateral=ETHER // 10,
+            unbond_delay=3600,
+            challenge_period=CHALLENGE,
+        )
+
+        def client_for(acct) -> ChainClient:
+            return ChainClient(w3, dep, acct)
+
+        members = []
+        for i in range(M):
+            acct = _acct(f"member{i}")
+            w3.eth.send_transaction(
+                {"from": w3.eth.accounts[0], "to": acct.address, "value": 100 * ETHER}
+            )
+            c = client_for(acct)
+            c.register(f"12D3KooWmember{i}", 1)
+            c.stake(2 * ETHER)
+            members.append(c)
+        _fill_registry(w3, client_for, n_nodes - M)
+        requester_acct = _acct("requester")
+        w3.eth.send_transaction(
+            {"from": w3.eth.accounts[0], "to": requester_acct.address, "value": 100 * ETHER}
+        )
+        requester = client_for(requester_acct)
+
+        gas: dict[str, list[int]] = {s: [] for s in STEPS}
+        for k in range(TASKS):
+            now = int(w3.eth.get_block("latest")["timestamp"])
+            task_id = requester.post_task(
+                b"\x01" * 32,
+                keccak(text=f"params-{k}"),
+                capability=1,
+                committee_size=M,
+                seat_deadline=now + 100,
+                report_deadline=now + 1000,
+                reward=3 * 10**17 + k,
+            )
+            gas["post_task"].append(requester.last_tx.gas_used)
+            submitter = members[k % M]
+            sigs = [
+                None
+                if c is submitter
+                else sign_join(c.account, dep.chain_id, dep.address, task_id, 0)
+                for c in members
+            ]
+            submitter.form_committee(task_id, [c.account.address for c in members], sigs)
+            gas["form_committee"].append(submitter.last_tx.gas_used)
+            # two of three sign, rotating, so every member earns and withdraws
+            signers = [members[k % M], members[(k + 1) % M]]
+            report_sigs = [
+                sign_report(c.account, dep.chain_id, dep.address, task_id, RESULT) for c in signers
+            ]
+            submitter.report(task_id, RESULT, report_sigs)
+            gas["report"].append(submitter.last_tx.gas_used)
+            w3.provider.make_request(
+                "evm_mine", [int(w3.eth.get_block("latest")["timestamp"]) + CHALLENGE + 1]
+            )
+            submitter.finalize(task_id)
+            gas["finalize"].append(submitter.last_tx.gas_used)
+        withdrawals = []
+        for c in members:
+            if c.credits() > 0:
+                c.withdraw()
+                withdrawals.append(c.last_tx.gas_used)
+        per_step = {s: round(statistics.mean(v)) for s, v in gas.items()}
+        per_step["withdraw (amortized)"] = round(sum(withdrawals) / TASKS)
+        return {
+            "registered_nodes": n_nodes,
+            "tasks": TASKS,
+            "committee_size": M,
+            "result_bytes": len(RESULT),
+            "report_signatures": 2,
+            "steps": per_step,
+            "first_task": {s: v[0] for s, v in gas.items()},
+            "withdrawals": withdrawals,
+            "total_per_task": sum(per_step.values()),
+        }
+    finally:
+        server.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print JSON")
+    ap.add_argument(
+        "--nodes", type=int, nargs="+", default=[10, 1000], help="registry sizes to measure"
+    )
+    args = ap.parse_args(argv)
+    started = time.monotonic()
+    runs = [measure(n) for n in args.nodes]
+    lo, hi = runs[0], runs[-1]
+    flat = {
+        s: abs(hi["steps"][s] - lo["steps"][s]) / lo["steps"][s] <= 0.05
+        for s in ("post_task", "report")
+    }
+    out = {
+        "budget": BUDGET,
+        "runs": runs,
+        "within_budget": all(r["total_per_task"] <= BUDGET for r in runs),
+        "flat_within_5pct": flat,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        names = list(lo["steps"])
+        header = f"{'step':<22}" + "".join(f"{r['registered_nodes']:>10} nodes" for r in runs)
+        print(f"dnode lifecycle gas, m={M}, mean over {TASKS} tasks (devnet, py-evm, Prague)")
+        print(header)
+        for s in names:
+            print(f"{s:<22}" + "".join(f"{r['steps'][s]:>16}" for r in runs))
+        print(f"{'total per task':<22}" + "".join(f"{r['total_per_task']:>16}" for r in runs))
+        print(f"budget {BUDGET}: {'OK' if out['within_budget'] else 'EXCEEDED'}; flat: {flat}")
+    return 0 if out["within_budget"] and all(flat.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
