@@ -271,6 +271,7 @@ def post_he(
             "program": prog.name,
             "params_digest": "0x" + params.digest.hex(),
             "context_digest": "0x" + prep.task.context.digest.hex(),
+            "context_bytes": prep.task.context.size,
             "reward": reward,
             "announced_to": announced,
             "uploaded_to": peers,

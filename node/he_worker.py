@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dnode.node.he")
 
 SEAT_GRACE = 15.0  # seconds a push may precede our own view of the seat we hold
-REFETCH_EVERY = 3.0  # seconds between attempts to fetch missing blobs from other seat holders
+REFETCH_EVERY = 5.0  # seconds between attempts to fetch missing blobs from other seat holders
 EVAL_TIMEOUT = 600.0
 MAX_BLOB = 1 << 30
 
@@ -117,19 +117,18 @@ class HeWorker:
         """Until every declared blob is in the store: pushed to us, or fetched from a peer."""
         want = task.blobs()
         others = [p for p in peers if p != self.host.peer_id]
-        while True:
-            missing = {d: n for d, n in want.items() if not self.store.has(d)}
-            if not missing:
-                return
+        next_fetch = trio.current_time() + REFETCH_EVERY  # pushes normally arrive first
+        while missing := {d: n for d, n in want.items() if not self.store.has(d)}:
+            if trio.current_time() < next_fetch:
+                await trio.sleep(0.2)
+                continue
             for d, n in missing.items():
                 try:
                     await fetch_into(self.host, others, d, self.store, max_size=n, timeout=30)
                     log.info("task %d: fetched blob 0x%s from a peer", rt.task_id, d.hex()[:16])
                 except (BlobError, P2PError) as e:
                     log.debug("task %d: blob 0x%s not yet available: %s", rt.task_id, d.hex(), e)
-            if all(self.store.has(d) for d in want):
-                return
-            await trio.sleep(REFETCH_EVERY)
+            next_fetch = trio.current_time() + REFETCH_EVERY
 
     async def compute(
         self, rt: TaskRuntime, params: TaskParams, peers: list[str], task_dir: Path
