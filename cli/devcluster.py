@@ -224,10 +224,11 @@ class DevCluster:
         stake: str = "2ether",
         bootstrap: list[str] | None = None,
         extra_args: list[str] | None = None,
+        capabilities: str = "mpc",
     ) -> NodeProc:
         """Stake and start a node; ``extra_args`` go to ``dnode start`` (e.g. --max-tasks)."""
         m = self.members.get(name) or self.member(name)
-        self.dnode(m, "stake", "--amount", stake)
+        self.dnode(m, "stake", "--amount", stake, "--capabilities", capabilities)
         args = [
             "--rpc-url",
             self.rpc_url,

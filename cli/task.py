@@ -9,6 +9,7 @@ import click
 import trio
 from eth_utils import is_address, to_checksum_address
 
+from cli import he
 from cli.context import CliError, Ctx, pass_ctx
 from cli.units import AMOUNT, fmt_eth
 from contracts.client import TERMINAL_STATUSES, ChainClient, TaskStatus
@@ -16,6 +17,7 @@ from node import peer_client
 from node.mpc.sharing import load_inputs
 from oracle.reader import read_result
 from scheduler.programs import (
+    CAP_HE,
     MAX_COMMITTEE,
     MIN_COMMITTEE,
     TaskParams,
@@ -32,13 +34,12 @@ def task() -> None:
 
 
 @task.command("post")
-@click.option("--program", required=True, help="Program id, e.g. mpc.mean or mpc.sum.")
+@click.option("--program", required=True, help="Program id, e.g. mpc.mean or he.mean.")
 @click.option(
     "--owner",
     "owners",
     multiple=True,
-    required=True,
-    help="Address of a data owner who will contribute inputs (repeatable).",
+    help="MPC: address of a data owner who will contribute inputs (repeatable, required).",
 )
 @click.option(
     "--committee",
@@ -75,6 +76,25 @@ def task() -> None:
     envvar="DNODE_BOOTSTRAP",
     help="Peer multiaddr to announce the task through (repeatable).",
 )
+@click.option(
+    "--data",
+    multiple=True,
+    help="HE: file to encrypt locally (CSV or .npy) as input x; or x=FILE / y=FILE.",
+)
+@click.option("--args", "args_opt", help="HE: program arguments, a JSON file or '{...}'.")
+@click.option(
+    "--arg",
+    "arg_items",
+    multiple=True,
+    help="HE: one program argument NAME=JSON or NAME=@FILE.csv, e.g. matrix=@weights.csv.",
+)
+@click.option("--scheme", type=click.Choice(["ckks", "bfv"]), default="ckks", show_default=True)
+@click.option(
+    "--upload/--no-upload",
+    default=True,
+    show_default=True,
+    help="HE: wait for the committee and push it the public context and ciphertexts.",
+)
 @pass_ctx
 def post(
     c: Ctx,
@@ -89,19 +109,49 @@ def post(
     input_timeout: int,
     max_values: int,
     bootstrap: tuple[str, ...],
+    data: tuple[str, ...],
+    args_opt: str | None,
+    arg_items: tuple[str, ...],
+    scheme: str,
+    upload: bool,
 ) -> None:
-    """Escrow a reward and post a task; announce its parameters to the network."""
+    """Escrow a reward and post a task; announce its parameters to the network.
+
+    HE programs (he.*) encrypt --data locally, keep the secret key under HOME/he-keys, and
+    push the public context and ciphertexts to the committee once it forms."""
     prog = get_program(program)
     if not MIN_COMMITTEE <= committee_size <= MAX_COMMITTEE:
         raise CliError(
             f"committee size must be between {MIN_COMMITTEE} and {MAX_COMMITTEE} "
             f"(an honest majority needs at least 3), not {committee_size}"
         )
+    if not 0 < seat_timeout < report_timeout:
+        raise CliError("need 0 < --seat-timeout < --report-timeout")
+    if prog.capability == CAP_HE:
+        if owners:
+            raise CliError("an HE task has no --owner: the requester encrypts its own --data")
+        return he.post_he(
+            c,
+            prog,
+            committee_size=committee_size,
+            reward=reward,
+            seat_timeout=seat_timeout,
+            report_timeout=report_timeout,
+            input_timeout=input_timeout,
+            bootstrap=bootstrap,
+            data=data,
+            args_opt=args_opt,
+            arg_items=arg_items,
+            scheme=scheme,
+            upload=upload,
+        )
+    if data or args_opt or arg_items:
+        raise CliError(f"--data/--args/--arg are for HE programs, not {prog.name}")
+    if not owners:
+        raise CliError(f"{prog.name} needs at least one --owner (a data owner's address)")
     for o in owners:
         if not is_address(o):
             raise CliError(f"data owner {o!r} is not an address")
-    if not 0 < seat_timeout < report_timeout:
-        raise CliError("need 0 < --seat-timeout < --report-timeout")
     params = TaskParams(
         program=prog.name,
         owners=tuple(to_checksum_address(o) for o in owners),
@@ -258,9 +308,18 @@ def status(c: Ctx, task_id: int) -> None:
 @task.command("result")
 @click.argument("task_id", type=int)
 @click.option("--wait", "wait_s", default=0.0, help="Seconds to wait for the attested result.")
+@click.option(
+    "--bootstrap",
+    multiple=True,
+    envvar="DNODE_BOOTSTRAP",
+    help="HE: peer multiaddr to fetch the result ciphertext through (repeatable).",
+)
 @pass_ctx
-def result(c: Ctx, task_id: int, wait_s: float) -> None:
-    """Read the attested result from the oracle contract and check it against its digest."""
+def result(c: Ctx, task_id: int, wait_s: float, bootstrap: tuple[str, ...]) -> None:
+    """Read the attested result from the oracle contract and check it against its digest.
+
+    HE tasks: fetch the result ciphertext from a committee member, check it against the
+    attested digest, and decrypt it with the secret key kept under HOME/he-keys."""
     chain = c.chain()
     if wait_s:
         _wait_for(
@@ -271,6 +330,9 @@ def result(c: Ctx, task_id: int, wait_s: float) -> None:
             wait_s,
             "waiting for the attested result",
         )
+    posted = program_by_id(chain.task_info(task_id).program_id)
+    if posted is not None and posted.capability == CAP_HE:
+        return he.result_he(c, chain, task_id, bootstrap)
     r = read_result(chain, task_id)
     prog = program_by_id(chain.task_info(task_id).program_id)
     names = prog.outputs if prog and len(prog.outputs) == len(r.value.values) else None
@@ -332,5 +394,7 @@ def dispute(c: Ctx, task_id: int) -> None:
         "now recomputes it",
     )
 
+
+task.add_command(he.upload)
 
 COMMANDS = [task]

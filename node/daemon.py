@@ -22,6 +22,7 @@ from eth_account.signers.local import LocalAccount
 from contracts.client import TERMINAL_STATUSES, ChainClient, TaskStatus
 from contracts.errors import ContractsError, TransactionReverted
 from node.errors import MpcError, NodeError, ProtocolViolation
+from node.he_worker import HeWorker, is_he
 from node.mpc.executor import Executor, MpcJob, SubprocessExecutor, free_port
 from node.mpc.sharing import field_modulus
 from node.protocol import (
@@ -120,6 +121,9 @@ class NodeDaemon:
         self._nursery: trio.Nursery | None = None
         self.chain_id = chain.deployment.chain_id
         self.contract = chain.deployment.address
+        self.he = HeWorker(
+            transport, cfg.state_dir, self.tasks.get, lambda: list(self.tasks.values())
+        )
 
     # ---- plumbing -------------------------------------------------------------------------
 
@@ -162,6 +166,7 @@ class NodeDaemon:
         self.host.set_handler(PROTO_SHARES, self._on_contribution)
         self.host.set_handler(PROTO_SIGNATURE, self._on_signature)
         self.host.set_handler(PROTO_JOIN, self._on_join_request)
+        self.he.serve()  # /dnode/blob/1.0.0: HE contexts, ciphertexts and results
         self._write_status()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -247,6 +252,8 @@ class NodeDaemon:
             await rt.params_known.wait()
         if rt.params is None:
             log.info("task %d: no valid params announced; not taking a seat", rt.task_id)
+            return
+        if is_he(rt.params) and self.he.validate(rt.task_id, rt.params) is None:
             return
         try:
             info = await self._call(self.chain.node_info, self.address)
@@ -541,24 +548,19 @@ class NodeDaemon:
         for addr in rt.committee:
             peers.append((await self._call(self.chain.node_info, addr)).peer_id)
         self._save(rt.task_id, "committee.json", {"seats": rt.committee, "peers": peers})
-        self._accept_tunnels(rt, peers)
+        if not is_he(params):
+            self._accept_tunnels(rt, peers)
         rt.signatures = SignatureSet(
             self.chain_id, self.contract, rt.task_id, rt.committee, task.quorum
         )
         log.info("task %d: committee formed, seat %d; waiting for inputs", rt.task_id, rt.seat)
-        with trio.move_on_after(params.input_timeout):
-            await rt.inputs_complete.wait()
-        if not rt.inputs_complete.is_set():
-            raise MpcError(
-                rt.task_id,
-                f"only {len(rt.contributions)} of {len(params.owners)} data owners "
-                "delivered shares",
+        if is_he(params):  # the compute step is pluggable; signing and reporting are shared
+            result_bytes, record = await self.he.compute(
+                rt, params, peers, self._task_dir(rt.task_id)
             )
-        result = await self._compute(rt, params, peers, task.committee_size)
-        result_bytes = result.encode()
-        self._save(
-            rt.task_id, "result.json", {"result": "0x" + result_bytes.hex(), "value": str(result)}
-        )
+        else:
+            result_bytes, record = await self._mpc_compute(rt, params, peers, task.committee_size)
+        self._save(rt.task_id, "result.json", record)
         sig = sign_report(self.cfg.account, self.chain_id, self.contract, rt.task_id, result_bytes)
         rt.signatures.add(result_bytes, sig)
         self._save(
@@ -575,6 +577,21 @@ class NodeDaemon:
             rt.quorum.set()
         await self._report(rt, task.committee_size, deadline)
         await self._finalize(rt)
+
+    async def _mpc_compute(
+        self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int
+    ) -> tuple[bytes, dict[str, Any]]:
+        with trio.move_on_after(params.input_timeout):
+            await rt.inputs_complete.wait()
+        if not rt.inputs_complete.is_set():
+            raise MpcError(
+                rt.task_id,
+                f"only {len(rt.contributions)} of {len(params.owners)} data owners "
+                "delivered shares",
+            )
+        result = await self._compute(rt, params, peers, m)
+        result_bytes = result.encode()
+        return result_bytes, {"result": "0x" + result_bytes.hex(), "value": str(result)}
 
     def _tunnel_key(self, task_id: int) -> str:
         return f"mpc:{self.chain_id}:{self.contract.lower()}:{task_id}"

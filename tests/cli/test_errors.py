@@ -143,3 +143,27 @@ def test_missing_manifest(cluster: DevCluster, tmp_path: Path) -> None:
         text=True,
     )
     one_line_error(r, "file not found")
+
+
+BOOT = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--data", "{bad}"], "line 2: not a number"),
+        (["--data", "{good}", "--owner", "0x" + "11" * 20], "an HE task has no --owner"),
+        (["--data", "{good}", "--arg", "matrix=notjson"], "--arg matrix: 'notjson' is not JSON"),
+        (["--data", "{good}", "--args", "[1, 2]"], "--args"),
+        (["--data", "{good}", "--program", "he.matmul"], "matrix"),
+    ],
+)
+def test_he_post_bad_input(cluster: DevCluster, tmp_path: Path, extra: list[str], needle: str):
+    alice = cluster.members["alice"]
+    (tmp_path / "bad.csv").write_text("1.5\n2,x\n")
+    (tmp_path / "good.csv").write_text("1.5\n2.5\n")
+    extra = [e.format(bad=tmp_path / "bad.csv", good=tmp_path / "good.csv") for e in extra]
+    if "--program" not in extra:
+        extra = ["--program", "he.mean", *extra]
+    r = run(cluster, alice.home, "task", "post", "--reward", "1ether", "--bootstrap", BOOT, *extra)
+    one_line_error(r, needle)
