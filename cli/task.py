@@ -241,19 +241,30 @@ def contribute(
     if info.status == TaskStatus.NONE:
         raise CliError(f"task {task_id} does not exist")
 
-    async def fetch() -> TaskParams:
+    async def flow() -> list[str]:
+        # one libp2p host for the whole command: fetch the params, wait, deliver
         async with peer_client.ephemeral_host(list(bootstrap)) as host:
-            return await peer_client.fetch_params(host, task_id, info.params_digest)
+            params = await peer_client.fetch_params(host, task_id, info.params_digest)
+            if not params.is_owner(acct.address):
+                raise CliError(f"{acct.address} is not a data owner of task {task_id}")
+            # encode once, before waiting: a malformed file fails now, not after the committee
+            encoded = params.encode_inputs(values, source=str(inputs))
+            st = await trio.to_thread.run_sync(
+                _wait_for,
+                c,
+                chain,
+                task_id,
+                {TaskStatus.COMPUTING},
+                timeout,
+                "waiting for the committee",
+            )
+            if st != TaskStatus.COMPUTING:
+                raise CliError(f"task {task_id} is {st.name.lower()}: no longer accepting inputs")
+            return await peer_client.contribute_to_committee(
+                host, chain, acct, task_id, params, encoded
+            )
 
-    params = trio.run(fetch)
-    if not params.is_owner(acct.address):
-        raise CliError(f"{acct.address} is not a data owner of task {task_id}")
-    # check encoding before waiting: a malformed file fails now, not after the committee forms
-    params.encode_inputs(values, source=str(inputs))
-    st = _wait_for(c, chain, task_id, {TaskStatus.COMPUTING}, timeout, "waiting for the committee")
-    if st != TaskStatus.COMPUTING:
-        raise CliError(f"task {task_id} is {st.name.lower()}: no longer accepting inputs")
-    peers = trio.run(peer_client.contribute, list(bootstrap), chain, acct, task_id, params, values)
+    peers = trio.run(flow)
     c.emit(
         {"task_id": task_id, "owner": acct.address, "values": len(values), "seats": peers},
         f"task {task_id}: {len(values)} value(s) secret-shared to {len(peers)} seats "

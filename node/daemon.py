@@ -380,7 +380,9 @@ class NodeDaemon:
 
     # ---- params ---------------------------------------------------------------------------
 
-    async def _accept_params(self, task_id: int, params_bytes: bytes, peer: str) -> TaskParams:
+    async def _accept_params(
+        self, task_id: int, params_bytes: bytes, peer: str, how: str = "announce"
+    ) -> TaskParams:
         task = await self._call(self.chain.task_info, task_id)
         if task.status == TaskStatus.NONE:
             raise ProtocolViolation(peer, f"task {task_id} does not exist on-chain")
@@ -399,6 +401,8 @@ class NodeDaemon:
             rt.params = params
             self._save(task_id, "params.json", params.to_dict())
             rt.params_known.set()
+            # scripts/bench_network.py reads this line's timestamp (gossip latency)
+            log.info("task %d: params known (via %s from %s)", task_id, how, peer)
         return params
 
     async def _on_announce(self, peer: str, data: bytes) -> bytes:
@@ -425,7 +429,7 @@ class NodeDaemon:
                     continue
                 ann = Announcement.parse(peer, data)
                 if self._rt(ann.task_id).params is None:
-                    await self._accept_params(ann.task_id, ann.params, peer)
+                    await self._accept_params(ann.task_id, ann.params, peer, "gossip")
             except (ProtocolViolation, ContractsError) as e:
                 log.warning("gossip from %s dropped: %s", peer, e)
             except Exception as e:  # a bug must not stop the gossip listener
@@ -456,7 +460,8 @@ class NodeDaemon:
                 )
                 obj = loads(peer, reply)
                 if obj.get("ok") and isinstance(obj.get("params"), str):
-                    await self._accept_params(rt.task_id, bytes.fromhex(obj["params"][2:]), peer)
+                    params = bytes.fromhex(obj["params"][2:])
+                    await self._accept_params(rt.task_id, params, peer, "fetch")
             except (NodeError, ContractsError, ValueError) as e:
                 log.debug("params of task %d from %s: %s", rt.task_id, peer, e)
 

@@ -48,17 +48,23 @@ async def ephemeral_host(bootstrap: list[str]) -> AsyncIterator[P2PHost]:
 
 async def announce(bootstrap: list[str], task_id: int, params: TaskParams) -> int:
     """Tell the bootstrap peers about the task; they check it on-chain and gossip it on."""
-    msg = Announcement(task_id, params.canonical()).to_bytes()
-    accepted = 0
     async with ephemeral_host(bootstrap) as host:
-        for peer in host.connected_peers():
-            try:
-                check_reply(peer, await host.request(peer, PROTO_ANNOUNCE, msg, timeout=15))
-                accepted += 1
-            except NodeError as e:
-                log.warning("announce to %s failed: %s", peer, e)
+        accepted = await announce_via(host, host.connected_peers(), task_id, params)
     if not accepted:
         raise P2PError("no peer accepted the task announcement")
+    return accepted
+
+
+async def announce_via(host: P2PHost, peers: list[str], task_id: int, params: TaskParams) -> int:
+    """Announce on an already open host (long-lived clients); returns how many peers accepted."""
+    msg = Announcement(task_id, params.canonical()).to_bytes()
+    accepted = 0
+    for peer in peers:
+        try:
+            check_reply(peer, await host.request(peer, PROTO_ANNOUNCE, msg, timeout=15))
+            accepted += 1
+        except NodeError as e:
+            log.warning("announce to %s failed: %s", peer, e)
     return accepted
 
 
@@ -87,26 +93,58 @@ async def contribute(
     values: list[str],
 ) -> list[str]:
     """Share ``values`` among the committee of ``task_id``; returns the seat holders' peer ids."""
-    task = chain.task_info(task_id)
-    m = task.committee_size
-    modulus = field_modulus(params.bit_length)
     encoded = params.encode_inputs(values)
+    async with ephemeral_host(bootstrap) as host:
+        return await contribute_to_committee(host, chain, account, task_id, params, encoded)
+
+
+async def contribute_to_committee(
+    host: P2PHost,
+    chain: ChainClient,
+    account: LocalAccount,
+    task_id: int,
+    params: TaskParams,
+    encoded: list[int],
+) -> list[str]:
+    """Deliver already encoded values to the formed committee of ``task_id`` over ``host``."""
+    task = chain.task_info(task_id)
+    peers = [chain.node_info(a).peer_id for a in chain.seats(task_id)]
+    await contribute_via(
+        host,
+        chain.deployment.chain_id,
+        chain.deployment.address,
+        account,
+        task_id,
+        params,
+        encoded,
+        peers,
+        task.committee_size,
+    )
+    return peers
+
+
+async def contribute_via(
+    host: P2PHost,
+    chain_id: int,
+    contract: str,
+    account: LocalAccount,
+    task_id: int,
+    params: TaskParams,
+    encoded: list[int],
+    peers: list[str],
+    m: int | None = None,
+) -> None:
+    """Shamir-share ``encoded`` values (``params.encode_inputs``) here and send seat i (held by
+    ``peers[i]``) only its share, on an already open host; ``m`` is the committee size."""
+    m = len(peers) if m is None else m
+    modulus = field_modulus(params.bit_length)
     shares = share(encoded, m, threshold_for(m), modulus)
-    seats = chain.seats(task_id)
-    peers = [chain.node_info(a).peer_id for a in seats]
-    async with ephemeral_host(bootstrap) as host, trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
         for seat, peer in enumerate(peers):
             c = Contribution(
-                chain.deployment.chain_id,
-                chain.deployment.address,
-                task_id,
-                account.address,
-                seat,
-                modulus,
-                tuple(shares[seat]),
+                chain_id, contract, task_id, account.address, seat, modulus, tuple(shares[seat])
             ).signed(account)
             nursery.start_soon(_deliver, host, peer, c)
-    return peers
 
 
 async def _deliver(host: P2PHost, peer: str, c: Contribution) -> None:
