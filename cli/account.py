@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from eth_utils import to_checksum_address
 
 from cli.context import CliError, Ctx, pass_ctx
 from cli.units import AMOUNT, fmt_eth
@@ -133,7 +134,7 @@ def balance(c: Ctx, address: str | None) -> None:
     if address is None:
         raise CliError("give an address or create an account")
     info = chain.node_info(address)
-    eth = c.w3().eth.get_balance(address)
+    eth = c.w3().eth.get_balance(to_checksum_address(address))
     credits = chain.credits(address)
     c.emit(
         {

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
+from eth_typing import ABIEvent, BlockIdentifier
 from eth_utils import event_abi_to_log_topic, keccak, to_checksum_address
 from web3 import Web3
 from web3.exceptions import (
@@ -26,6 +27,7 @@ from web3.exceptions import (
     TimeExhausted,
     TransactionNotFound,
 )
+from web3.types import TxParams
 
 from contracts.errors import (
     ChainMismatch,
@@ -312,7 +314,9 @@ def send_transaction(
             raise InsufficientFunds(sender, value + BASE_TX_GAS * fee_per_gas, balance)
         # estimate against the block the tx will land in: on an automining chain with no traffic
         # "latest" keeps a stale timestamp, so time-gated calls (finalize) would never pass
-        estimate = int(w3.eth.estimate_gas(call, "pending"))  # reverts surface with the reason
+        estimate = int(
+            w3.eth.estimate_gas(cast(TxParams, call), "pending")
+        )  # reverts surface with the reason
         gas = min(
             estimate * GAS_MARGIN_NUM // GAS_MARGIN_DEN + GAS_MARGIN_ADD,
             int(w3.eth.get_block("latest")["gasLimit"]),
@@ -326,7 +330,7 @@ def send_transaction(
             tx = {**call, "gas": gas, "nonce": nonce, "chainId": chain_id, **fees}
             if fees.get("maxFeePerGas") is not None:
                 tx["type"] = 2
-            signed = account.sign_transaction(tx)
+            signed = account.sign_transaction(cast(dict[str, Any], tx))
             tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
         try:
             receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=receipt_timeout)
@@ -342,7 +346,7 @@ def send_transaction(
 def _replay_reason(w3: Web3, call: dict[str, Any], receipt: Any) -> str:
     """A tx that estimated fine but failed on-chain: re-run it as a call to recover the reason."""
     try:
-        w3.eth.call(call, receipt["blockNumber"] - 1)
+        w3.eth.call(cast(TxParams, call), receipt["blockNumber"] - 1)
     except REVERT_ERRORS as exc:
         return decode_revert_reason(exc)
     except Exception:  # noqa: BLE001 - best effort only
@@ -372,7 +376,7 @@ class ChainClient:
         self._topics: dict[bytes, Any] = {}
         for item in deployment.abi:
             if item.get("type") == "event":
-                self._topics[event_abi_to_log_topic(item)] = getattr(
+                self._topics[event_abi_to_log_topic(cast(ABIEvent, item))] = getattr(
                     self.contract.events, item["name"]
                 )
         if check_chain:
@@ -620,7 +624,7 @@ class ChainClient:
             elif rec is None:
                 continue
             elif ev.name == "CommitteeFormed":
-                members = [to_checksum_address(m) for m in a["members"]]
+                members: list[str] = [to_checksum_address(m) for m in a["members"]]
                 if a["round"] == 0:
                     rec.committee = members
                 elif disp is not None:
@@ -746,13 +750,17 @@ class ChainClient:
 
     def block_timestamp(self, block: int | str = "latest") -> int:
         with rpc_guard(self.w3, "eth_getBlockByNumber"):
-            return int(self.w3.eth.get_block(block)["timestamp"])
+            return int(self.w3.eth.get_block(cast(BlockIdentifier, block))["timestamp"])
 
     def events(self, from_block: int, to_block: int | str = "latest") -> list[ChainEvent]:
         """Decoded contract logs in [from_block, to_block], in chain order."""
         with rpc_guard(self.w3, "eth_getLogs"):
             logs = self.w3.eth.get_logs(
-                {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
+                {
+                    "address": self.address,
+                    "fromBlock": from_block,
+                    "toBlock": cast(BlockIdentifier, to_block),
+                }
             )
         return self._decode(logs)
 
@@ -779,7 +787,7 @@ class ChainClient:
         return out
 
 
-def _pack_sigs(signatures: list[bytes | None]) -> bytes:
+def _pack_sigs(signatures: Sequence[bytes | None]) -> bytes:
     """Concatenate 65-byte signatures; None (the sender's own seat) becomes 65 zero bytes."""
     out = b""
     for sig in signatures:

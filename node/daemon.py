@@ -229,14 +229,14 @@ class NodeDaemon:
             # re-execution committees (disputes) are not run by this node version
             log.info("task %d: re-execution committee formed (not handled here)", task_id)
         elif name == "ResultReported":
-            rt = self.tasks.get(task_id)
-            if rt is not None:
-                rt.reported.set()
+            known = self.tasks.get(task_id)
+            if known is not None:
+                known.reported.set()
         elif name in ("TaskFinalized", "TaskRefunded", "DisputeResolved"):
-            rt = self.tasks.get(task_id)
-            if rt is not None:
-                rt.reported.set()
-                rt.closed.set()
+            known = self.tasks.get(task_id)
+            if known is not None:
+                known.reported.set()
+                known.closed.set()
 
     async def _consider_task(self, rt: TaskRuntime, posted: dict[str, Any]) -> None:
         """Decide whether to take a seat in a newly posted task, and take it."""
@@ -628,7 +628,9 @@ class NodeDaemon:
         order = [o.lower() for o in params.owners]
         shares = [list(rt.contributions[o].shares) for o in order]
         async with tunnel_forwarders(self.host, key, remote, rt.seat) as ports:
-            parties = [("127.0.0.1", rt.party_port if i == rt.seat else ports[i]) for i in range(m)]
+            assert rt.party_port is not None  # set when the committee formed
+            own = rt.party_port
+            parties = [("127.0.0.1", own if i == rt.seat else ports[i]) for i in range(m)]
             job = MpcJob(
                 task_id=rt.task_id,
                 program=params.program,

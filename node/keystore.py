@@ -85,7 +85,7 @@ def load_account(path: Path, password: str) -> LocalAccount:
 
 
 def list_accounts(directory: Path) -> list[tuple[str, Path]]:
-    out = []
+    out: list[tuple[str, Path]] = []
     for f in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         try:
             out.append((to_checksum_address("0x" + json.loads(f.read_text())["address"]), f))

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# README command 2: install, lint, and run the test suite (slow end-to-end tests included).
+# README command 2: install, lint (ruff, mypy), and run the test suite (end-to-end tests included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 bash scripts/install_anvil.sh
 .venv/bin/ruff check contracts node scheduler oracle cli scripts tests
+.venv/bin/ruff format --check --quiet contracts node scheduler oracle cli scripts tests
+.venv/bin/mypy contracts node scheduler oracle cli
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

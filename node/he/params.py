@@ -417,7 +417,7 @@ def check_program(
             depth += _poly_depth(args["poly"], False)
     elif program == "he.poly":
         _check_keys(args, {"coeffs"}, program)
-        depth = _poly_depth(args.get("coeffs"), integer)
+        depth = _poly_depth(args["coeffs"], integer)
     else:  # he.add / he.sub / he.mul / he.div
         _check_keys(args, {"operand"}, program)
         op = args.get("operand")

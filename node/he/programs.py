@@ -195,6 +195,7 @@ def _run(
         phys_axis = axis if h.order == "C" else 1 - axis
         if phys_axis == 0:  # over physical rows: chunk-wise additions, no rotation
             out = [_add_all([xs[r * h.chunks + c] for r in range(rows)]) for c in range(h.chunks)]
+            shape: tuple[int, ...]
             count, shape, chunks, width = rows, (cols,), h.chunks, h.width
         else:  # within each physical row: rotate-and-sum
             out = [_add_all(xs[r * h.chunks : (r + 1) * h.chunks]).sum() for r in range(rows)]
