@@ -247,9 +247,11 @@ class NodeDaemon:
 
     async def _consider(self, rt: TaskRuntime) -> None:
         with trio.move_on_after(30):
-            if rt.params is None:
+            # gossip may have passed us by; ask peers again until someone knows (bounded)
+            while rt.params is None:
                 await self._fetch_params(rt)
-            await rt.params_known.wait()
+                with trio.move_on_after(2):
+                    await rt.params_known.wait()
         if rt.params is None:
             log.info("task %d: no valid params announced; not taking a seat", rt.task_id)
             return
