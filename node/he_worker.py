@@ -103,7 +103,7 @@ class HeWorker:
                 peer,
             )
             return False
-        with trio.move_on_after(SEAT_GRACE):  # the push may race our own SeatClaimed event
+        with trio.move_on_after(SEAT_GRACE):  # the push may race our own CommitteeFormed event
             while not any(rt.seat is not None for rt, _ in matches):
                 await trio.sleep(0.2)
         if not any(rt.seat is not None for rt, _ in matches):
