@@ -619,6 +619,11 @@ class NodeDaemon:
         """One committee's flow; round 1 is the same for the re-execution committee of a
         disputed task (its own seats, quorum, deadline, tunnels and shares)."""
         task = await self._call(self.chain.task_info, rt.task_id)
+        if rt.round and rt.params is None:  # e.g. a restart: the seat is replayed from the log
+            first = self._rt(rt.task_id)
+            await first.params_known.wait()
+            rt.params = first.params
+            rt.params_known.set()
         await rt.params_known.wait()
         assert rt.params is not None and rt.seat is not None
         params = rt.params
