@@ -80,6 +80,7 @@ class DevCluster:
         rpc_url: str | None = None,
         engine: str = "devnet",
         challenge_period: int = 5,
+        dispute_period: int | None = None,
         accounts: int = 10,
         say: Callable[[str], None] = lambda s: None,
     ) -> None:
@@ -89,6 +90,7 @@ class DevCluster:
         self.engine = engine
         self.rpc_url = rpc_url or ""
         self.challenge_period = challenge_period
+        self.dispute_period = dispute_period  # None: the deploy default
         self.accounts = accounts  # pre-funded dev accounts of the embedded devnet
         self.say = say
         self.manifest = workdir / "deployment.json"
@@ -197,6 +199,7 @@ class DevCluster:
             str(self.challenge_period),
             "--unbond-delay",
             "60",
+            *(["--dispute-period", str(self.dispute_period)] if self.dispute_period else []),
         )
         self.say(f"deploy dnode contract {out['address']} (compiled from Vyper source)")
         return out

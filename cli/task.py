@@ -229,9 +229,22 @@ def _wait_for(
 @click.option(
     "--timeout", default=300.0, show_default=True, help="Seconds to wait for the committee to form."
 )
+@click.option(
+    "--round",
+    "round_",
+    type=click.IntRange(0, 1),
+    default=None,
+    help="0: the task's committee; 1: the re-execution committee of a disputed task "
+    "(fresh shares for its m + 2 seats). Default: 1 if the task is disputed, else 0.",
+)
 @pass_ctx
 def contribute(
-    c: Ctx, task_id: int, inputs: Path, bootstrap: tuple[str, ...], timeout: float
+    c: Ctx,
+    task_id: int,
+    inputs: Path,
+    bootstrap: tuple[str, ...],
+    timeout: float,
+    round_: int | None,
 ) -> None:
     """As a data owner: secret-share your inputs locally and send each seat only its share."""
     values = load_inputs(inputs)
@@ -240,6 +253,11 @@ def contribute(
     info = chain.task_info(task_id)
     if info.status == TaskStatus.NONE:
         raise CliError(f"task {task_id} does not exist")
+    rnd = round_
+    if rnd is None:
+        rnd = 1 if info.status in (TaskStatus.DISPUTED, TaskStatus.RECOMPUTING) else 0
+    forming = TaskStatus.RECOMPUTING if rnd else TaskStatus.COMPUTING
+    committee = "re-execution committee" if rnd else "committee"
 
     async def flow() -> list[str]:
         # one libp2p host for the whole command: fetch the params, wait, deliver
@@ -250,24 +268,27 @@ def contribute(
             # encode once, before waiting: a malformed file fails now, not after the committee
             encoded = params.encode_inputs(values, source=str(inputs))
             st = await trio.to_thread.run_sync(
-                _wait_for,
-                c,
-                chain,
-                task_id,
-                {TaskStatus.COMPUTING},
-                timeout,
-                "waiting for the committee",
+                _wait_for, c, chain, task_id, {forming}, timeout, f"waiting for the {committee}"
             )
-            if st != TaskStatus.COMPUTING:
-                raise CliError(f"task {task_id} is {st.name.lower()}: no longer accepting inputs")
+            if st != forming:
+                raise CliError(
+                    f"task {task_id} is {st.name.lower()}: the {committee} accepts no inputs"
+                )
             return await peer_client.contribute_to_committee(
-                host, chain, acct, task_id, params, encoded
+                host, chain, acct, task_id, params, encoded, rnd
             )
 
     peers = trio.run(flow)
     c.emit(
-        {"task_id": task_id, "owner": acct.address, "values": len(values), "seats": peers},
+        {
+            "task_id": task_id,
+            "round": rnd,
+            "owner": acct.address,
+            "values": len(values),
+            "seats": peers,
+        },
         f"task {task_id}: {len(values)} value(s) secret-shared to {len(peers)} seats "
+        f"of the {committee} "
         "(no node received a plaintext value)",
     )
 

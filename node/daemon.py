@@ -84,6 +84,7 @@ class TaskRuntime:
     """What the node knows and waits for about one task."""
 
     task_id: int
+    round: int = 0  # 0: the task's committee; 1: its re-execution committee (a dispute)
     params: TaskParams | None = None
     seat: int | None = None
     committee: list[str] = field(default_factory=list)
@@ -116,7 +117,8 @@ class NodeDaemon:
         self.host = transport
         self.executor = executor or SubprocessExecutor()
         self.address = cfg.account.address
-        self.tasks: dict[int, TaskRuntime] = {}
+        self.tasks: dict[int, TaskRuntime] = {}  # round 0
+        self.reruns: dict[int, TaskRuntime] = {}  # round 1: re-execution of a disputed task
         self._tx_lock = trio.Lock()
         self._nursery: trio.Nursery | None = None
         self.chain_id = chain.deployment.chain_id
@@ -135,19 +137,23 @@ class NodeDaemon:
         async with self._tx_lock:  # one nonce sequence per account
             return await self._call(fn, *args)
 
-    def _rt(self, task_id: int) -> TaskRuntime:
-        rt = self.tasks.get(task_id)
+    def _rt(self, task_id: int, round: int = 0) -> TaskRuntime:
+        table = self.reruns if round else self.tasks
+        rt = table.get(task_id)
         if rt is None:
-            rt = self.tasks[task_id] = TaskRuntime(task_id)
+            rt = table[task_id] = TaskRuntime(task_id, round)
         return rt
 
-    def _task_dir(self, task_id: int) -> Path:
-        d = self.cfg.state_dir / f"task-{task_id}"
+    def _known(self, task_id: int, round: int = 0) -> TaskRuntime | None:
+        return (self.reruns if round else self.tasks).get(task_id)
+
+    def _task_dir(self, task_id: int, round: int = 0) -> Path:
+        d = self.cfg.state_dir / (f"task-{task_id}-rerun" if round else f"task-{task_id}")
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def _save(self, task_id: int, name: str, obj: Any) -> None:
-        path = self._task_dir(task_id) / name
+    def _save(self, task_id: int, name: str, obj: Any, round: int = 0) -> None:
+        path = self._task_dir(task_id, round) / name
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
         tmp.replace(path)
@@ -218,30 +224,35 @@ class NodeDaemon:
             rt = self._rt(task_id)
             assert self._nursery is not None
             self._nursery.start_soon(self._consider_task, rt, args)
-        elif name == "CommitteeFormed" and int(args["round"]) == 0:
-            rt = self._rt(task_id)
+        elif name == "CommitteeFormed":
+            rnd = int(args["round"])
+            rt = self._rt(task_id, rnd)
             members = [a.lower() for a in args["members"]]
             if self.address.lower() in members:
                 rt.seat = members.index(self.address.lower())
+                if rnd:
+                    log.info("task %d: re-execution seat %d", task_id, rt.seat)
                 self._start_worker(rt)
             rt.formed.set()
-        elif name == "CommitteeFormed":
-            # re-execution committees (disputes) are not run by this node version
-            log.info("task %d: re-execution committee formed (not handled here)", task_id)
+        elif name == "TaskDisputed":
+            log.info("task %d disputed by %s", task_id, args["disputer"])
+            rt = self._rt(task_id, 1)
+            assert self._nursery is not None
+            self._nursery.start_soon(self._consider_task, rt, args)
         elif name == "ResultReported":
-            known = self.tasks.get(task_id)
+            known = self._known(task_id, int(args.get("round", 0)))
             if known is not None:
                 known.reported.set()
         elif name in ("TaskFinalized", "TaskRefunded", "DisputeResolved"):
-            known = self.tasks.get(task_id)
-            if known is not None:
-                known.reported.set()
-                known.closed.set()
+            for known in (self.tasks.get(task_id), self.reruns.get(task_id)):
+                if known is not None:
+                    known.reported.set()
+                    known.closed.set()
 
     async def _consider_task(self, rt: TaskRuntime, posted: dict[str, Any]) -> None:
         """Decide whether to take a seat in a newly posted task, and take it."""
         try:
-            await self._consider(rt)
+            await (self._consider_rerun(rt) if rt.round else self._consider(rt))
         except Exception as e:  # never take the node down over one task
             log.error("task %d: seat decision failed", rt.task_id, exc_info=e)
 
@@ -263,8 +274,17 @@ class NodeDaemon:
         except ContractsError as e:
             log.warning("task %d: cannot read chain state: %s", rt.task_id, e)
             return
-        busy = sum(1 for t in self.tasks.values() if t.seat is not None and not t.closed.is_set())
-        view = NodeView(
+        view = await self._view(info)
+        decision = should_claim(view, task, rt.params)
+        if not decision.ok:
+            log.info("task %d: not claiming a seat: %s", rt.task_id, decision.reason)
+            return
+        await self._join(rt, task.committee_size, task.seat_deadline)
+
+    async def _view(self, info: Any) -> NodeView:
+        runtimes = [*self.tasks.values(), *self.reruns.values()]
+        busy = sum(1 for t in runtimes if t.seat is not None and not t.closed.is_set())
+        return NodeView(
             address=self.address,
             peer_id=self.host.peer_id,
             registered_peer_id=info.peer_id,
@@ -274,32 +294,73 @@ class NodeDaemon:
             running=busy,
             max_tasks=self.cfg.max_tasks,
         )
-        decision = should_claim(view, task, rt.params)
-        if not decision.ok:
-            log.info("task %d: not claiming a seat: %s", rt.task_id, decision.reason)
+
+    async def _consider_rerun(self, rt: TaskRuntime) -> None:
+        """A task was disputed: offer a re-execution seat if this node may hold one (not in
+        the original committee, not the requester, disputer or a data owner)."""
+        first = self._rt(rt.task_id)
+        with trio.move_on_after(30):
+            if first.params is None:
+                await self._fetch_params(first)
+            await first.params_known.wait()
+        if first.params is None:
+            log.info("task %d: params unknown; not joining the re-execution", rt.task_id)
             return
-        await self._join(rt, task)
+        if is_he(first.params):
+            log.info("task %d: HE re-execution is not run by this node version", rt.task_id)
+            return
+        rt.params = first.params
+        rt.params_known.set()
+        try:
+            info = await self._call(self.chain.node_info, self.address)
+            task = await self._call(self.chain.task_info, rt.task_id)
+        except ContractsError as e:
+            log.warning("task %d: cannot read chain state: %s", rt.task_id, e)
+            return
+        reason = self._rerun_ineligible(task, self.address)
+        if reason is None:
+            # should_claim's node-side checks, with the task viewed as open for the rerun
+            view = await self._view(info)
+            open_view = _OpenView(task.capability, task.committee_size + 2)
+            decision = should_claim(view, open_view, rt.params)
+            reason = None if decision.ok else decision.reason
+        if reason is not None or task.dispute is None:
+            log.info("task %d: not joining the re-execution: %s", rt.task_id, reason)
+            return
+        await self._join(rt, task.committee_size + 2, task.dispute.seat_deadline)
+
+    def _rerun_ineligible(self, task: Any, address: str) -> str | None:
+        if task.status != TaskStatus.DISPUTED:
+            return f"task is {task.status.name.lower()}"
+        a = address.lower()
+        if a in (c.lower() for c in task.committee):
+            return "in the original committee"
+        if a == task.requester.lower():
+            return "the requester"
+        if task.dispute is not None and a == task.dispute.disputer.lower():
+            return "the disputer"
+        return None
 
     # ---- committee formation (one transaction from signed join intents) -----------------
 
-    async def _join(self, rt: TaskRuntime, task: Any) -> None:
+    async def _join(self, rt: TaskRuntime, m: int, seat_deadline: int) -> None:
         """Sign a join intent, share it, and help bind the committee on-chain.
 
         Every candidate ranks the intents it knows by keccak(task id, address); the first m
         form the committee. The best-ranked member submits form_committee after a short
         settle time, the others back it up in order; the first transaction wins.
         """
-        sig = sign_join(self.cfg.account, self.chain_id, self.contract, rt.task_id, 0)
+        sig = sign_join(self.cfg.account, self.chain_id, self.contract, rt.task_id, rt.round)
         me = self.address.lower()
         rt.intents[me] = sig
-        msg = JoinIntent(rt.task_id, 0, self.address, sig).to_bytes()
-        m = task.committee_size
-        log.info("task %d: offering to join the committee", rt.task_id)
+        msg = JoinIntent(rt.task_id, rt.round, self.address, sig).to_bytes()
+        what = "re-execution committee" if rt.round else "committee"
+        log.info("task %d: offering to join the %s", rt.task_id, what)
         last_sent = -JOIN_REPEAT
         while not rt.formed.is_set():
             now = await self._chain_now()
-            if now > task.seat_deadline:
-                log.info("task %d: committee did not form before the seat deadline", rt.task_id)
+            if now > seat_deadline:
+                log.info("task %d: %s did not form before its seat deadline", rt.task_id, what)
                 return
             if trio.current_time() - last_sent >= JOIN_REPEAT:
                 last_sent = trio.current_time()
@@ -321,13 +382,20 @@ class NodeDaemon:
             rt.intent_added = trio.Event()
 
     async def _submit_committee(self, rt: TaskRuntime, chosen: list[str]) -> bool:
-        if await self._call(self.chain.task_status, rt.task_id) != TaskStatus.OPEN:
+        forming = TaskStatus.DISPUTED if rt.round else TaskStatus.OPEN
+        if await self._call(self.chain.task_status, rt.task_id) != forming:
             return True
         me = self.address.lower()
         sigs = [None if a == me else rt.intents[a] for a in chosen]
+        form = self.chain.form_rerun_committee if rt.round else self.chain.form_committee
         try:
-            await self._tx(self.chain.form_committee, rt.task_id, chosen, sigs)
-            log.info("task %d: committee bound on-chain (%d members)", rt.task_id, len(chosen))
+            await self._tx(form, rt.task_id, chosen, sigs)
+            log.info(
+                "task %d: round %d committee bound on-chain (%d members)",
+                rt.task_id,
+                rt.round,
+                len(chosen),
+            )
             return True
         except TransactionReverted as e:
             log.info("task %d: committee not bound: %s", rt.task_id, e.reason)
@@ -359,14 +427,18 @@ class NodeDaemon:
 
     async def _accept_join(self, peer: str, data: bytes) -> None:
         intent = JoinIntent.parse(peer, data, self.chain_id, self.contract)
-        if intent.round != 0:
-            raise ProtocolViolation(peer, "re-execution committees are not formed by this node")
-        rt = self._rt(intent.task_id)
+        rt = self._rt(intent.task_id, intent.round)
         key = intent.node.lower()
         if key in rt.intents or rt.formed.is_set():
             return
-        if rt.params is not None and rt.params.is_owner(intent.node):
+        params = self._rt(intent.task_id).params
+        if params is not None and params.is_owner(intent.node):
             raise ProtocolViolation(peer, f"{intent.node} is a data owner of the task")
+        if intent.round:
+            task = await self._call(self.chain.task_info, intent.task_id)
+            reason = self._rerun_ineligible(task, intent.node)
+            if reason is not None:
+                raise ProtocolViolation(peer, f"{intent.node} cannot re-execute: {reason}")
         if not await self._call(self.chain.is_active, intent.node):
             raise ProtocolViolation(peer, f"{intent.node} is not an active node")
         rt.intents[key] = intent.signature
@@ -472,7 +544,7 @@ class NodeDaemon:
     async def _on_contribution(self, peer: str, data: bytes) -> bytes:
         try:
             c = Contribution.parse(peer, data)
-            rt = self.tasks.get(c.task_id)
+            rt = self._known(c.task_id, c.round)
             if (c.chain_id, c.contract.lower()) != (self.chain_id, self.contract.lower()):
                 raise ProtocolViolation(peer, "contribution is for another chain or contract")
             if rt is None or rt.seat is None:
@@ -495,10 +567,11 @@ class NodeDaemon:
             return error(e.detail)
         rt.contributions[c.owner.lower()] = c
         # what a node stores is its own share of each owner's values, never the values
-        self._save(c.task_id, f"shares-{c.owner.lower()}.json", json.loads(c.to_bytes()))
+        self._save(c.task_id, f"shares-{c.owner.lower()}.json", json.loads(c.to_bytes()), c.round)
         log.info(
-            "task %d: shares from owner %s (%d/%d)",
+            "task %d round %d: shares from owner %s (%d/%d)",
             c.task_id,
+            c.round,
             c.owner,
             len(rt.contributions),
             len(rt.params.owners),
@@ -529,9 +602,10 @@ class NodeDaemon:
                         log.error("task %d failed on this node: %s", rt.task_id, err)
                     else:
                         log.error("task %d failed on this node (bug)", rt.task_id, exc_info=err)
-                self._save(rt.task_id, "failure.json", {"error": "; ".join(map(str, errors))})
+                failure = {"error": "; ".join(map(str, errors))}
+                self._save(rt.task_id, "failure.json", failure, rt.round)
             finally:
-                self.host.remove_tunnel_target(self._tunnel_key(rt.task_id))
+                self.host.remove_tunnel_target(self._tunnel_key(rt.task_id, rt.round))
         if rt.closed.is_set():
             log.info("task %d closed", rt.task_id)
 
@@ -544,46 +618,68 @@ class NodeDaemon:
         self._nursery.start_soon(watch)
 
     async def _work(self, rt: TaskRuntime) -> None:
+        """One committee's flow; round 1 is the same for the re-execution committee of a
+        disputed task (its own seats, quorum, deadline, tunnels and shares)."""
         task = await self._call(self.chain.task_info, rt.task_id)
-        deadline = task.report_deadline
+        if rt.round and rt.params is None:  # e.g. a restart: the seat is replayed from the log
+            first = self._rt(rt.task_id)
+            await first.params_known.wait()
+            rt.params = first.params
+            rt.params_known.set()
         await rt.params_known.wait()
         assert rt.params is not None and rt.seat is not None
         params = rt.params
         await rt.formed.wait()
-        rt.committee = await self._call(self.chain.seats, rt.task_id)
+        if rt.round:
+            task = await self._call(self.chain.task_info, rt.task_id)
+            assert task.dispute is not None
+            deadline = task.dispute.report_deadline
+            rt.committee = await self._call(self.chain.rerun_seats, rt.task_id)
+        else:
+            deadline = task.report_deadline
+            rt.committee = await self._call(self.chain.seats, rt.task_id)
+        m = len(rt.committee)
+        quorum = m // 2 + 1  # the contract's rule for both rounds
         peers = []
         for addr in rt.committee:
             peers.append((await self._call(self.chain.node_info, addr)).peer_id)
-        self._save(rt.task_id, "committee.json", {"seats": rt.committee, "peers": peers})
+        committee = {"seats": rt.committee, "peers": peers}
+        self._save(rt.task_id, "committee.json", committee, rt.round)
         if not is_he(params):
             self._accept_tunnels(rt, peers)
-        rt.signatures = SignatureSet(
-            self.chain_id, self.contract, rt.task_id, rt.committee, task.quorum
+        rt.signatures = SignatureSet(self.chain_id, self.contract, rt.task_id, rt.committee, quorum)
+        log.info(
+            "task %d: round %d committee formed, seat %d of %d; waiting for inputs",
+            rt.task_id,
+            rt.round,
+            rt.seat,
+            m,
         )
-        log.info("task %d: committee formed, seat %d; waiting for inputs", rt.task_id, rt.seat)
         if is_he(params):  # the compute step is pluggable; signing and reporting are shared
             result_bytes, record = await self.he.compute(
                 rt, params, peers, self._task_dir(rt.task_id)
             )
         else:
-            result_bytes, record = await self._mpc_compute(rt, params, peers, task.committee_size)
-        self._save(rt.task_id, "result.json", record)
+            result_bytes, record = await self._mpc_compute(rt, params, peers, m)
+        self._save(rt.task_id, "result.json", record, rt.round)
         sig = sign_report(self.cfg.account, self.chain_id, self.contract, rt.task_id, result_bytes)
         rt.signatures.add(result_bytes, sig)
         self._save(
             rt.task_id,
             "signature.json",
             {"result": "0x" + result_bytes.hex(), "signature": "0x" + sig.hex()},
+            rt.round,
         )
-        msg = SignatureMessage(rt.task_id, result_bytes, sig).to_bytes()
+        msg = SignatureMessage(rt.task_id, result_bytes, sig, rt.round).to_bytes()
         async with trio.open_nursery() as n:
             for i, peer in enumerate(peers):
                 if i != rt.seat:
                     n.start_soon(self._send_signature, peer, msg)
         if rt.signatures.quorum_result() is not None:
             rt.quorum.set()
-        await self._report(rt, task.committee_size, deadline)
-        await self._finalize(rt)
+        await self._report(rt, m, deadline)
+        if rt.round == 0:
+            await self._finalize(rt)  # an upheld or overturned re-execution settles at report
 
     async def _mpc_compute(
         self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int
@@ -600,12 +696,12 @@ class NodeDaemon:
         result_bytes = result.encode()
         return result_bytes, {"result": "0x" + result_bytes.hex(), "value": str(result)}
 
-    def _tunnel_key(self, task_id: int) -> str:
-        return f"mpc:{self.chain_id}:{self.contract.lower()}:{task_id}"
+    def _tunnel_key(self, task_id: int, round: int = 0) -> str:
+        return f"mpc:{self.chain_id}:{self.contract.lower()}:{task_id}:{round}"
 
     def _accept_tunnels(self, rt: TaskRuntime, peers: list[str]) -> None:
         """Let exactly this task's committee members reach our MPyC party, once it listens."""
-        key = self._tunnel_key(rt.task_id)
+        key = self._tunnel_key(rt.task_id, rt.round)
         members = set(peers)
         rt.party_port = free_port()
 
@@ -625,7 +721,7 @@ class NodeDaemon:
         self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int
     ) -> AggregateResult:
         assert rt.seat is not None and rt.params is not None
-        key = self._tunnel_key(rt.task_id)
+        key = self._tunnel_key(rt.task_id, rt.round)
         remote = {i: p for i, p in enumerate(peers) if i != rt.seat}
         order = [o.lower() for o in params.owners]
         shares = [list(rt.contributions[o].shares) for o in order]
@@ -665,11 +761,13 @@ class NodeDaemon:
     async def _on_signature(self, peer: str, data: bytes) -> bytes:
         try:
             msg = SignatureMessage.parse(peer, data)
-            rt = self.tasks.get(msg.task_id)
+            rt = self._known(msg.task_id, msg.round)
             if rt is None or rt.signatures is None:
                 # signatures can outrun our own MPC end; wait briefly for the committee view
                 with trio.move_on_after(30):
-                    while (rt := self.tasks.get(msg.task_id)) is None or rt.signatures is None:
+                    while (
+                        rt := self._known(msg.task_id, msg.round)
+                    ) is None or rt.signatures is None:
                         await trio.sleep(0.2)
             if rt is None or rt.signatures is None:
                 raise ProtocolViolation(peer, f"no committee known for task {msg.task_id}")
@@ -696,16 +794,22 @@ class NodeDaemon:
         if rt.reported.is_set():
             return
         status = await self._call(self.chain.task_status, rt.task_id)
-        if status != TaskStatus.COMPUTING:
+        if status != (TaskStatus.RECOMPUTING if rt.round else TaskStatus.COMPUTING):
             rt.reported.set()
             return
         q = rt.signatures.quorum_result()
         if q is None:
             raise MpcError(rt.task_id, "no quorum of matching signatures before the deadline")
         result, sigs = q
+        submit = self.chain.report_rerun if rt.round else self.chain.report
         try:
-            await self._tx(self.chain.report, rt.task_id, result, sigs)
-            log.info("task %d: reported result with %d signatures", rt.task_id, len(sigs))
+            await self._tx(submit, rt.task_id, result, sigs)
+            log.info(
+                "task %d: round %d result reported with %d signatures",
+                rt.task_id,
+                rt.round,
+                len(sigs),
+            )
         except TransactionReverted as e:
             log.info("task %d: report not needed: %s", rt.task_id, e.reason)
         rt.reported.set()
@@ -735,9 +839,38 @@ class NodeDaemon:
                 log.info("task %d: finalized", rt.task_id)
                 return
             except TransactionReverted as e:
-                if await self._call(self.chain.task_status, rt.task_id) in TERMINAL:
+                st = await self._call(self.chain.task_status, rt.task_id)
+                if st in TERMINAL:
+                    return
+                if st in (TaskStatus.DISPUTED, TaskStatus.RECOMPUTING):
+                    await self._settle_dispute(rt, rank)
                     return
                 log.info("task %d: finalize not yet possible: %s", rt.task_id, e.reason)
+                with trio.move_on_after(2):
+                    await rt.closed.wait()
+
+    async def _settle_dispute(self, rt: TaskRuntime, rank: int) -> None:
+        """The result was disputed. A re-execution report settles it at once; if the
+        re-execution committee never forms or never reports, an original member calls
+        resolve_dispute once its deadline has passed (backups stagger)."""
+        log.info("task %d: result disputed; waiting for the re-execution", rt.task_id)
+        while not rt.closed.is_set():
+            task = await self._call(self.chain.task_info, rt.task_id)
+            if task.status in TERMINAL or task.dispute is None:
+                return
+            d = task.dispute
+            due = d.seat_deadline if task.status == TaskStatus.DISPUTED else d.report_deadline
+            wait = due + 1 + rank * REPORT_STAGGER - await self._chain_now()
+            if wait > 0:
+                with trio.move_on_after(min(wait, 5)):
+                    await rt.closed.wait()
+                continue
+            try:
+                await self._tx(self.chain.resolve_dispute, rt.task_id)
+                log.info("task %d: dispute resolved (re-execution missed its deadline)", rt.task_id)
+                return
+            except TransactionReverted as e:
+                log.info("task %d: resolve_dispute not possible: %s", rt.task_id, e.reason)
                 with trio.move_on_after(2):
                     await rt.closed.wait()
 
@@ -746,6 +879,16 @@ class NodeDaemon:
         the wall clock (a devnet stamps each block at least one second after its parent)."""
         latest = await self._call(self.chain.block_timestamp)
         return max(int(time.time()), latest + 1)
+
+
+@dataclass(frozen=True)
+class _OpenView:
+    """A disputed task as ``should_claim`` sees a seat on its re-execution committee."""
+
+    capability: int
+    committee_size: int
+    status: TaskStatus = TaskStatus.OPEN
+    seats_taken: int = 0
 
 
 def _join_rank(task_id: int, address: str) -> bytes:

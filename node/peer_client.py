@@ -105,10 +105,15 @@ async def contribute_to_committee(
     task_id: int,
     params: TaskParams,
     encoded: list[int],
+    round: int = 0,
 ) -> list[str]:
-    """Deliver already encoded values to the formed committee of ``task_id`` over ``host``."""
+    """Deliver already encoded values to the formed committee of ``task_id`` over ``host``.
+
+    ``round`` 1: to the re-execution committee of a disputed task (its m + 2 seats), with
+    fresh shares: the original committee's shares are never reused."""
     task = chain.task_info(task_id)
-    peers = [chain.node_info(a).peer_id for a in chain.seats(task_id)]
+    seats = chain.rerun_seats(task_id) if round else chain.seats(task_id)
+    peers = [chain.node_info(a).peer_id for a in seats]
     await contribute_via(
         host,
         chain.deployment.chain_id,
@@ -118,7 +123,8 @@ async def contribute_to_committee(
         params,
         encoded,
         peers,
-        task.committee_size,
+        len(seats) if round else task.committee_size,
+        round,
     )
     return peers
 
@@ -133,6 +139,7 @@ async def contribute_via(
     encoded: list[int],
     peers: list[str],
     m: int | None = None,
+    round: int = 0,
 ) -> None:
     """Shamir-share ``encoded`` values (``params.encode_inputs``) here and send seat i (held by
     ``peers[i]``) only its share, on an already open host; ``m`` is the committee size."""
@@ -142,7 +149,14 @@ async def contribute_via(
     async with trio.open_nursery() as nursery:
         for seat, peer in enumerate(peers):
             c = Contribution(
-                chain_id, contract, task_id, account.address, seat, modulus, tuple(shares[seat])
+                chain_id,
+                contract,
+                task_id,
+                account.address,
+                seat,
+                modulus,
+                tuple(shares[seat]),
+                round=round,
             ).signed(account)
             nursery.start_soon(_deliver, host, peer, c)
 

@@ -85,12 +85,14 @@ class Contribution:
     modulus: int
     shares: tuple[int, ...]
     signature: bytes = b""
+    round: int = 0  # 0: the task's committee; 1: its re-execution committee (a dispute)
 
     def body(self) -> dict[str, Any]:
         return {
             "chain_id": self.chain_id,
             "contract": to_checksum_address(self.contract),
             "task_id": self.task_id,
+            "round": self.round,
             "owner": to_checksum_address(self.owner),
             "seat": self.seat,
             "modulus": self.modulus,
@@ -132,6 +134,7 @@ class Contribution:
             modulus=modulus,
             shares=tuple(shares),
             signature=_hex(peer, obj, "signature"),
+            round=_int(peer, obj, "round", 0, 1),
         )
         try:
             signer = Account.recover_message(
@@ -146,16 +149,18 @@ class Contribution:
 
 @dataclass(frozen=True)
 class SignatureMessage:
-    """A committee member's signature over the result it computed."""
+    """A committee member's signature over the result it computed (round 1: re-execution)."""
 
     task_id: int
     result: bytes
     signature: bytes
+    round: int = 0
 
     def to_bytes(self) -> bytes:
         return dumps(
             {
                 "task_id": self.task_id,
+                "round": self.round,
                 "result": "0x" + self.result.hex(),
                 "signature": "0x" + self.signature.hex(),
             }
@@ -168,7 +173,7 @@ class SignatureMessage:
         sig = _hex(peer, obj, "signature")
         if len(result) > 1024 or len(sig) != 65:
             raise ProtocolViolation(peer, "result or signature has the wrong size")
-        return cls(_int(peer, obj, "task_id", 1), result, sig)
+        return cls(_int(peer, obj, "task_id", 1), result, sig, _int(peer, obj, "round", 0, 1))
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,12 @@ def test_signed_contribution_roundtrips() -> None:
     assert Contribution.parse("p", c.to_bytes()) == c
 
 
+def test_rerun_contribution_roundtrips() -> None:
+    c = contribution(round=1, seat=4)
+    assert Contribution.parse("p", c.to_bytes()) == c
+    assert c.signing_hash() != contribution(seat=4).signing_hash()
+
+
 def tamper(c: Contribution, **changes: object) -> bytes:
     obj = json.loads(c.to_bytes())
     obj.update(changes)
@@ -49,6 +55,8 @@ def tamper(c: Contribution, **changes: object) -> bytes:
         ({"signature": "0x" + "00" * 65}, "malformed"),
         ({"signature": "zz"}, "0x-hex"),
         ({"task_id": "1"}, "task_id"),
+        ({"round": 1}, "not signed by its owner"),  # shares for one committee only
+        ({"round": 2}, "round"),
     ],
 )
 def test_tampered_contributions_are_dropped(changes: dict, needle: str) -> None:
@@ -65,6 +73,8 @@ def test_junk_announcements(junk: bytes) -> None:
 def test_signature_message_sizes() -> None:
     good = SignatureMessage(3, b"r", b"\x01" * 65)
     assert SignatureMessage.parse("p", good.to_bytes()) == good
+    rerun = SignatureMessage(3, b"r", b"\x01" * 65, round=1)
+    assert SignatureMessage.parse("p", rerun.to_bytes()) == rerun
     with pytest.raises(ProtocolViolation, match="wrong size"):
         SignatureMessage.parse("p", SignatureMessage(3, b"r", b"\x01" * 64).to_bytes())
 

@@ -1,0 +1,33 @@
+"""Who may offer a re-execution seat (round 1) of a disputed task."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import cast
+
+from contracts.client import TaskStatus
+from node.daemon import NodeDaemon
+
+A, B, C, REQ, DISP, OTHER = (f"0x{i:040x}" for i in range(1, 7))
+
+
+def task(status: TaskStatus = TaskStatus.DISPUTED) -> SimpleNamespace:
+    return SimpleNamespace(
+        status=status,
+        committee=(A, B, C),
+        requester=REQ,
+        dispute=SimpleNamespace(disputer=DISP),
+    )
+
+
+def check(t: SimpleNamespace, address: str) -> str | None:
+    return NodeDaemon._rerun_ineligible(cast(NodeDaemon, None), t, address)
+
+
+def test_rerun_eligibility() -> None:
+    assert check(task(), OTHER) is None
+    assert check(task(), OTHER.upper().replace("0X", "0x")) is None
+    assert check(task(), B) == "in the original committee"
+    assert check(task(), REQ) == "the requester"
+    assert check(task(), DISP) == "the disputer"
+    assert check(task(TaskStatus.RECOMPUTING), OTHER) == "task is recomputing"
