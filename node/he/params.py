@@ -28,6 +28,7 @@ from node.he.errors import (
     InvalidProgramArgs,
     UnsupportedOperation,
 )
+from node.mpc.sharing import is_probable_prime
 
 # max total coeff-modulus bits for classical 128-bit security (ternary secret), per N
 SECURITY_128: dict[int, int] = {4096: 109, 8192: 218, 16384: 438, 32768: 881}
@@ -65,28 +66,6 @@ HE_PROGRAMS = (
 )
 # programs whose evaluation rotates slots (needs Galois keys), see needs_galois()
 _ROTATING = {"he.sum", "he.dot", "he.matmul"}
-
-
-def _is_prime(n: int) -> bool:
-    if n < 2:
-        return False
-    for p in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37):
-        if n % p == 0:
-            return n == p
-    d, s = n - 1, 0
-    while d % 2 == 0:
-        d, s = d // 2, s + 1
-    for a in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37):  # deterministic below 3.3e24
-        x = pow(a, d, n)
-        if x in (1, n - 1):
-            continue
-        for _ in range(s - 1):
-            x = x * x % n
-            if x == n - 1:
-                break
-        else:
-            return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -146,7 +125,7 @@ class HeParams:
             if self.scale_bits:
                 raise InsecureParams("scale_bits is a CKKS parameter")
             t = self.plain_modulus
-            if not isinstance(t, int) or not 2**16 < t < 2**60 or not _is_prime(t):
+            if not isinstance(t, int) or not 2**16 < t < 2**60 or not is_probable_prime(t):
                 raise InsecureParams("BFV plain_modulus must be a prime between 2^16 and 2^60")
             if t % (2 * n) != 1:
                 raise InsecureParams(f"BFV plain_modulus must be 1 mod 2N = {2 * n} (batching)")
@@ -263,7 +242,7 @@ def default_params(scheme: str = "ckks", depth: int = 1, min_slots: int = 1) -> 
 
 def _bfv_plain_modulus(n: int, bits: int = 20) -> int:
     t = (2**bits // (2 * n)) * 2 * n + 1
-    while not _is_prime(t):
+    while not is_probable_prime(t):
         t += 2 * n
     return t
 

@@ -42,6 +42,7 @@ __all__ = [
     "RandomSource",
     "encode",
     "field_modulus",
+    "is_probable_prime",
     "load_inputs",
     "parse_number",
     "reconstruct",
@@ -67,7 +68,7 @@ class RandomSource(Protocol):
 # --------------------------------------------------------------------------- field
 
 
-def _is_probable_prime(n: int) -> bool:
+def is_probable_prime(n: int) -> bool:
     """Miller-Rabin: deterministic bases (exact below 3.3e24) plus 16 random bases."""
     if n < 2:
         return False
@@ -110,7 +111,7 @@ def field_modulus(bit_length: int, *, sec_param: int = SEC_PARAM) -> int:
         return 3
     p = (1 << bits) - 1  # odd; 2**bits - 1 is 3 mod 4
     while True:
-        if p % 4 == 3 and _is_probable_prime(p):
+        if p % 4 == 3 and is_probable_prime(p):
             return p
         p -= 2
 
