@@ -11,10 +11,9 @@ from typing import Any
 import click
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
-from web3 import HTTPProvider, Web3
-from web3.types import RPCEndpoint
+from web3 import Web3
 
-from contracts.client import ChainClient
+from contracts.client import ChainClient, connect
 from contracts.errors import ChainMismatch, RpcUnreachable
 from contracts.manifest import Deployment
 from node import keystore
@@ -47,15 +46,7 @@ class Ctx:
 
     def w3(self) -> Web3:
         if self._w3 is None:
-            # web3's validation middleware asks eth_chainId before every eth_call/estimateGas;
-            # the id of an endpoint does not change, so cache it (halves a node's view calls)
-            provider = HTTPProvider(
-                self.rpc_url,
-                request_kwargs={"timeout": 30},
-                cache_allowed_requests=True,
-                cacheable_requests={RPCEndpoint("eth_chainId")},
-            )
-            w3 = Web3(provider)
+            w3 = connect(self.rpc_url)
             try:
                 w3.eth.chain_id  # noqa: B018 - probe the endpoint once, with a clear error
             except Exception as e:  # requests/aiohttp/JSON errors all mean "unreachable" here

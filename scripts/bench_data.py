@@ -3,6 +3,11 @@ mpyc parses sys.argv when imported)."""
 
 from __future__ import annotations
 
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 
@@ -11,3 +16,23 @@ def owner_values(n: int, seed: int, owner: int, owners: int = 3) -> list[int]:
     sizes = [n // owners + (1 if i < n % owners else 0) for i in range(owners)]
     rng = np.random.default_rng([seed, owner])
     return [int(v) for v in rng.integers(0, 1000, size=sizes[owner])]
+
+
+def machine_info(**extra: Any) -> dict[str, Any]:
+    """What every benchmark reports about the machine it ran on (figures are noisy here)."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        **extra,
+    }

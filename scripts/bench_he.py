@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -32,6 +31,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_data import machine_info  # noqa: E402
 
 from node.he import (  # noqa: E402
     evaluate,
@@ -55,24 +57,9 @@ def timed(fn, repeat: int):  # type: ignore[no-untyped-def]
 
 
 def machine() -> dict:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import tenseal
 
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "tenseal": tenseal.__version__,
-        "loadavg_at_start": list(os.getloadavg()),
-    }
+    return machine_info(tenseal=tenseal.__version__)
 
 
 # ------------------------------------------------------------------------------------------

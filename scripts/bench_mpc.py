@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -29,15 +28,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from web3 import HTTPProvider, Web3
-
 from cli.devcluster import DevCluster, free_port
-from contracts.client import ChainClient
+from contracts.client import ChainClient, connect
 from contracts.manifest import Deployment
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_data import owner_values  # noqa: E402
+from bench_data import machine_info, owner_values  # noqa: E402
 
 LOG_TS = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*task (\d+): (.*)$")
 
@@ -72,7 +69,7 @@ def run_bare(n: int, seed: int) -> dict[str, Any]:
 
 def _log_times(path: Path, task_id: int) -> dict[str, float]:
     """First time each node-log event happened for ``task_id`` (epoch seconds)."""
-    marks = {"starting": "mpc_start", "MPC done": "mpc_end", "reported result": "reported"}
+    marks = {"starting": "mpc_start", "MPC done": "mpc_end", "result reported": "reported"}
     out: dict[str, float] = {}
     for line in path.read_text(errors="replace").splitlines():
         m = LOG_TS.match(line)
@@ -140,7 +137,7 @@ def run_dnode(cluster: DevCluster, n: int, seed: int, workdir: Path) -> dict[str
     mpc_end = max(t["mpc_end"] for t in times if "mpc_end" in t)
     reported = min(t["reported"] for t in times if "reported" in t)
     dep = Deployment.load(cluster.manifest)
-    chain = ChainClient(Web3(HTTPProvider(cluster.rpc_url)), dep)
+    chain = ChainClient(connect(cluster.rpc_url), dep)
     blocks = {
         e.name: e.block_number
         for e in chain.events(dep.deploy_block)
@@ -204,11 +201,7 @@ def main() -> None:
             )
     report = {
         "benchmark": "mean and variance of N values from 3 data owners, committee of 3",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine_info(),
         "rows": rows,
         "workdir": str(workdir),
     }

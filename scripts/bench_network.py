@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import resource
@@ -54,16 +53,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's packages, not an installed copy
+sys.path.insert(0, str(ROOT / "scripts"))
 
 import requests  # noqa: E402
 import trio  # noqa: E402
+from bench_data import machine_info  # noqa: E402
 from eth_account import Account  # noqa: E402
 from eth_account.signers.local import LocalAccount  # noqa: E402
-from web3 import HTTPProvider, Web3  # noqa: E402
-from web3.types import RPCEndpoint  # noqa: E402
 
 from cli.devcluster import DevCluster, NodeProc  # noqa: E402
-from contracts.client import ChainClient  # noqa: E402
+from contracts.client import ChainClient, connect  # noqa: E402
 from contracts.manifest import Deployment  # noqa: E402
 from node.peer_client import announce_via, contribute_via, ephemeral_host  # noqa: E402
 from oracle.reader import read_result  # noqa: E402
@@ -96,24 +95,6 @@ def med(xs: list[float]) -> float | None:
 
 def r3(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
-
-
-def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def proc_cpu(pid: int) -> float:
@@ -170,13 +151,7 @@ def start_nodes(
 
 
 def chain_client(cluster: DevCluster, key: str | None = None) -> ChainClient:
-    provider = HTTPProvider(
-        cluster.rpc_url,
-        request_kwargs={"timeout": 60},
-        cache_allowed_requests=True,
-        cacheable_requests={RPCEndpoint("eth_chainId")},
-    )
-    w3 = Web3(provider)
+    w3 = connect(cluster.rpc_url, timeout=60)
     acct = Account.from_key(key) if key else None
     return ChainClient(w3, Deployment.load(cluster.manifest), acct, receipt_timeout=120)
 
@@ -362,7 +337,7 @@ def node_phases(nodes: list[NodeProc], task_ids: set[int]) -> dict[str, Any]:
                 ("formed", "committee formed"),
                 ("mpc_start", "MPC party"),
                 ("mpc_done", "MPC done"),
-                ("reported", "reported result"),
+                ("reported", "result reported"),
                 ("finalized", "finalized"),
             ):
                 if msg.startswith(prefix):
@@ -707,7 +682,7 @@ def run_gossip(a: argparse.Namespace, workdir: Path, say: Callable[[str], None])
 def human(res: dict[str, Any]) -> str:
     m = res["machine"]
     lines = [
-        f"dnode network benchmark — {m['nproc']} CPU(s) {m['cpu']}, Python {m['python']}",
+        f"dnode network benchmark — {m['cores']} CPU(s) {m['cpu']}, Python {m['python']}",
         f"command: {res['command']}",
         "",
     ]
@@ -807,7 +782,7 @@ def main() -> None:
     res: dict[str, Any] = {
         "benchmark": "network",
         "command": "python scripts/bench_network.py " + " ".join(sys.argv[1:]),
-        "machine": machine(),
+        "machine": machine_info(),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "workdir": str(workdir),
     }

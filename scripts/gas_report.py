@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eth_account import Account  # noqa: E402
 from eth_utils import keccak  # noqa: E402
-from web3 import HTTPProvider, Web3  # noqa: E402
+from web3 import Web3  # noqa: E402
 
-from contracts.client import ChainClient  # noqa: E402
+from contracts.client import ChainClient, connect  # noqa: E402
 from contracts.deploy import deploy  # noqa: E402
 from contracts.devnet import start_in_thread  # noqa: E402
 from oracle.attestation import sign_join, sign_report  # noqa: E402
@@ -62,7 +62,7 @@ def _fill_registry(w3: Web3, client_for, count: int) -> None:
 def measure(n_nodes: int) -> dict:
     server, url = start_in_thread(port=0)
     try:
-        w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 120}))
+        w3 = connect(url, timeout=120)
         deployer = _acct("deployer")
         w3.eth.send_transaction(
             {"from": w3.eth.accounts[0], "to": deployer.address, "value": 100 * ETHER}
