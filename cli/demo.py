@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -51,51 +50,13 @@ def demo(c: Ctx, nodes: int, workdir: Path | None) -> None:
                 cluster.start_node(f"node-{i + 1}")
             requester = cluster.member("requester")
             owners = {name: cluster.member(name) for name in DEMO_INPUTS}
-            boot = cluster.bootstrap()
-            post_args = [
-                "task",
-                "post",
-                "--program",
-                "mpc.mean",
-                "--committee",
-                "3",
-                "--reward",
-                "0.3ether",
-                "--bootstrap",
-                boot[0],
-            ]
-            for m in owners.values():
-                post_args += ["--owner", m.address]
-            posted = cluster.dnode(requester, *post_args)
-            task_id = posted["task_id"]
+            task_id = cluster.post_mpc(requester, list(owners.values()))
             say(f"task   {task_id} posted: mpc.mean over 3 data owners, reward 0.3 ETH escrowed")
-            files = {}
-            for name, values in DEMO_INPUTS.items():
-                f = workdir / f"{name}-inputs.csv"
-                f.write_text(
-                    "# private values: never leave this machine\n"
-                    + "\n".join(map(str, values))
-                    + "\n"
-                )
-                files[name] = f
-            with ThreadPoolExecutor(len(owners)) as pool:
-                futs = [
-                    pool.submit(
-                        cluster.dnode,
-                        m,
-                        "task",
-                        "contribute",
-                        str(task_id),
-                        "--inputs",
-                        str(files[n]),
-                        "--bootstrap",
-                        boot[0],
-                    )
-                    for n, m in owners.items()
-                ]
-                for n, fut in zip(owners, futs, strict=True):
-                    out = fut.result()
-                    say(f"owner  {n} shared {out['values']} values to {len(out['seats'])} seats")
+            files = cluster.write_inputs(
+                DEMO_INPUTS, header="# private values: never leave this machine\n"
+            )
+            for n, out in cluster.contribute_all(task_id, owners, files).items():
+                say(f"owner  {n} shared {out['values']} values to {len(out['seats'])} seats")
             res = cluster.dnode(requester, "task", "result", str(task_id), "--wait", "300")
             say(f"oracle result reported on-chain, digest {res['result_digest'][:18]}…")
             final = cluster.dnode(requester, "task", "result", str(task_id), "--wait", "120")

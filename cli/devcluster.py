@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -257,6 +258,54 @@ class DevCluster:
         self.nodes.append(node)
         self.say(f"node   {name} {m.address} peer {node.peer_id[:16]}… (pid {proc.pid})")
         return node
+
+    def post_mpc(
+        self,
+        requester: Member,
+        owners: Sequence[Member],
+        program: str = "mpc.mean",
+        reward: str = "0.3ether",
+    ) -> int:
+        """``dnode task post`` as ``requester``, announced through the first node."""
+        args = ["task", "post", "--program", program, "--reward", reward]
+        args += ["--bootstrap", self.bootstrap()[0]]
+        for m in owners:
+            args += ["--owner", m.address]
+        return int(self.dnode(requester, *args)["task_id"])
+
+    def write_inputs(
+        self, inputs: Mapping[str, Sequence[object]], header: str = ""
+    ) -> dict[str, Path]:
+        """One inputs file per data owner (one value per line), in the cluster's workdir."""
+        files = {}
+        for name, values in inputs.items():
+            files[name] = self.workdir / f"{name}-inputs.csv"
+            files[name].write_text(header + "\n".join(map(str, values)) + "\n")
+        return files
+
+    def contribute(self, owner: Member, task_id: int, inputs: Path, *extra: str) -> dict[str, Any]:
+        """``dnode task contribute`` as ``owner``, through the first node."""
+        return self.dnode(
+            owner,
+            "task",
+            "contribute",
+            str(task_id),
+            "--inputs",
+            str(inputs),
+            "--bootstrap",
+            self.bootstrap()[0],
+            *extra,
+        )
+
+    def contribute_all(
+        self, task_id: int, owners: Mapping[str, Member], files: Mapping[str, Path]
+    ) -> dict[str, dict[str, Any]]:
+        """Every owner contributes at once, each as its own CLI process."""
+        with ThreadPoolExecutor(max(1, len(owners))) as pool:
+            futs = {
+                n: pool.submit(self.contribute, m, task_id, files[n]) for n, m in owners.items()
+            }
+            return {n: f.result() for n, f in futs.items()}
 
     def bootstrap(self) -> list[str]:
         return [self.nodes[0].addrs[0]] if self.nodes else []

@@ -331,29 +331,31 @@ def node_phases(nodes: list[NodeProc], task_ids: set[int]) -> dict[str, Any]:
             if tid not in task_ids:
                 continue
             d = ev.setdefault(tid, {})
-            for key, prefix in (
+            # markers, not prefixes: round-aware lines read "round 0 committee formed, ..."
+            for key, marker in (
                 ("params", "params known"),
-                ("claimed", "claimed a seat"),
+                ("offered", "offering to join"),
                 ("formed", "committee formed"),
                 ("mpc_start", "MPC party"),
                 ("mpc_done", "MPC done"),
                 ("reported", "result reported"),
-                ("finalized", "finalized"),
+                ("finalized", ": finalized"),
             ):
-                if msg.startswith(prefix):
+                if marker in (": " + msg if marker.startswith(":") else msg):
                     d.setdefault(key, []).append(t)
     gaps: dict[str, list[float]] = {
         k: []
         for k in (
-            "params_to_last_claim",
+            "params_to_last_join_offer",
             "committee_seen_to_last_mpc_start",
             "mpc_party_run",
             "last_mpc_done_to_reported",
         )
     }
     for d in ev.values():
-        if d.get("params") and d.get("claimed") and len(d["claimed"]) >= COMMITTEE:
-            gaps["params_to_last_claim"].append(max(d["claimed"]) - min(d["params"]))
+        if d.get("params") and d.get("offered") and len(d["offered"]) >= COMMITTEE:
+            offers = sorted(d["offered"])[:COMMITTEE]  # the first m offers can form it
+            gaps["params_to_last_join_offer"].append(max(offers) - min(d["params"]))
         if d.get("formed") and d.get("mpc_start"):
             gaps["committee_seen_to_last_mpc_start"].append(max(d["mpc_start"]) - min(d["formed"]))
         if d.get("mpc_start") and d.get("mpc_done") and len(d["mpc_done"]) == len(d["mpc_start"]):

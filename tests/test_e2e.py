@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -44,10 +43,10 @@ async def _send_junk(bootstrap: str, peer: str) -> list[dict]:
 
 
 def test_mpc_mean_end_to_end(tmp_path: Path) -> None:
-    run_mpc_mean(DevCluster(tmp_path, challenge_period=4), tmp_path)
+    run_mpc_mean(DevCluster(tmp_path, challenge_period=4))
 
 
-def run_mpc_mean(cluster: DevCluster, tmp_path: Path) -> None:
+def run_mpc_mean(cluster: DevCluster) -> None:
     """The scenario, against whichever chain engine ``cluster`` runs (devnet or anvil)."""
     with cluster.running():
         nodes = [cluster.start_node(f"node-{i}") for i in range(1, 4)]
@@ -59,40 +58,9 @@ def run_mpc_mean(cluster: DevCluster, tmp_path: Path) -> None:
         replies = trio.run(_send_junk, boot, nodes[0].peer_id)
         assert all(r["ok"] is False for r in replies), replies
 
-        args = [
-            "task",
-            "post",
-            "--program",
-            "mpc.mean",
-            "--reward",
-            "0.3ether",
-            "--bootstrap",
-            boot,
-        ]
-        for m in owners.values():
-            args += ["--owner", m.address]
-        task_id = cluster.dnode(requester, *args)["task_id"]
-
-        files = {}
-        for name, values in INPUTS.items():
-            files[name] = tmp_path / f"{name}.csv"
-            files[name].write_text("\n".join(values) + "\n")
-        with ThreadPoolExecutor(3) as pool:
-            outs = list(
-                pool.map(
-                    lambda n: cluster.dnode(
-                        owners[n],
-                        "task",
-                        "contribute",
-                        str(task_id),
-                        "--inputs",
-                        str(files[n]),
-                        "--bootstrap",
-                        boot,
-                    ),
-                    INPUTS,
-                )
-            )
+        task_id = cluster.post_mpc(requester, list(owners.values()))
+        files = cluster.write_inputs(INPUTS)
+        outs = list(cluster.contribute_all(task_id, owners, files).values())
         assert all(len(o["seats"]) == 3 for o in outs)
 
         res = cluster.dnode(requester, "task", "result", str(task_id), "--wait", "240")

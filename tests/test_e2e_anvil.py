@@ -14,4 +14,4 @@ pytestmark = pytest.mark.slow
 
 def test_mpc_mean_end_to_end_on_anvil(tmp_path: Path) -> None:
     anvil_path()  # fails (not skips) when missing: scripts/test.sh installs it
-    run_mpc_mean(DevCluster(tmp_path, engine="anvil", challenge_period=4), tmp_path)
+    run_mpc_mean(DevCluster(tmp_path, engine="anvil", challenge_period=4))

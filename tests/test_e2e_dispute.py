@@ -46,30 +46,11 @@ def test_dispute_upheld_end_to_end(tmp_path: Path) -> None:
         nodes = [cluster.start_node(f"node-{i}") for i in range(1, 9)]
         requester = cluster.member("requester")
         owners = {n: cluster.member(n) for n in INPUTS}
-        boot = cluster.bootstrap()[0]
-        args = ["task", "post", "--program", "mpc.mean", "--reward", "0.3ether"]
-        args += ["--bootstrap", boot]
-        for m in owners.values():
-            args += ["--owner", m.address]
-        task_id = cluster.dnode(requester, *args)["task_id"]
-
-        files = {}
-        for name, values in INPUTS.items():
-            files[name] = tmp_path / f"{name}.csv"
-            files[name].write_text("\n".join(values) + "\n")
+        task_id = cluster.post_mpc(requester, list(owners.values()))
+        files = cluster.write_inputs(INPUTS)
 
         def contribute(name: str, *extra: str) -> dict:
-            return cluster.dnode(
-                owners[name],
-                "task",
-                "contribute",
-                str(task_id),
-                "--inputs",
-                str(files[name]),
-                "--bootstrap",
-                boot,
-                *extra,
-            )
+            return cluster.contribute(owners[name], task_id, files[name], *extra)
 
         with ThreadPoolExecutor(3) as pool:
             outs = list(pool.map(contribute, INPUTS))
