@@ -54,16 +54,11 @@ def job_spec(
     }
 
 
-def _limit(memory_limit: int | None):  # type: ignore[no-untyped-def]
-    def pre() -> None:
-        if memory_limit:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-
-    return pre
-
-
-def _command() -> list[str]:
-    return [sys.executable, "-m", "node.he.runner"]
+def _command(memory_limit: int | None) -> list[str]:
+    # the child applies the limit itself: a preexec_fn would run Python between fork and exec,
+    # which can crash in a process with other threads (the node has worker threads; a
+    # GC in the forked child segfaulted once in CI)
+    return [sys.executable, "-m", "node.he.runner", str(memory_limit or 0)]
 
 
 def _env() -> dict[str, str]:
@@ -105,11 +100,10 @@ def evaluate_subprocess(
     """Blocking: run ``job`` in a child; returns the result digest (blob at ``job["out"]``)."""
     try:
         p = subprocess.run(
-            _command(),
+            _command(memory_limit),
             input=json.dumps(job).encode(),
             capture_output=True,
             timeout=timeout,
-            preexec_fn=_limit(memory_limit),  # noqa: PLW1509 - no threads in this call path
             env=_env(),
         )
     except subprocess.TimeoutExpired:
@@ -129,12 +123,11 @@ async def evaluate_isolated(
     try:
         with trio.fail_after(timeout):
             p = await trio.run_process(
-                _command(),
+                _command(memory_limit),
                 stdin=json.dumps(job).encode(),
                 capture_stdout=True,
                 capture_stderr=True,
                 check=False,
-                preexec_fn=_limit(memory_limit),
                 env=_env(),
             )
     except trio.TooSlowError:
@@ -143,6 +136,9 @@ async def evaluate_isolated(
 
 
 def _main() -> int:
+    limit = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    if limit:  # before anything large is loaded
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     from node.he.encode import keccak256
     from node.he.programs import evaluate
 

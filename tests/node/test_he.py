@@ -449,3 +449,20 @@ def test_subprocess_runner_and_cross_process_determinism(tmp_path, ckks_keys):
     with pytest.raises(EvaluationFailed):
         evaluate_subprocess(job, timeout=60)
     assert not (tmp_path / "o").exists()
+
+
+def test_evaluator_sets_its_own_memory_limit():
+    """The limit is applied inside the child (no preexec_fn: unsafe with threads)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, sys\n"
+        "sys.argv = ['runner', '300000000']\n"
+        "sys.stdin = open('/dev/null')\n"
+        "import node.he.runner as r\n"
+        "r._main()\n"
+        "print(resource.getrlimit(resource.RLIMIT_AS))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "(300000000, 300000000)"
