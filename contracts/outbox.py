@@ -340,10 +340,12 @@ class TxOutbox:
             last = self._attempts(rid)[-1]
             if last.broadcast_at is None:
                 self._broadcast(w3, account, rid)
-            elif time.time() - last.created >= self.stuck_after:
-                if len(self._attempts(rid)) < MAX_ATTEMPTS:
-                    self._replace(w3, account, rid)
-                    self._broadcast(w3, account, rid)
+            elif (
+                time.time() - last.created >= self.stuck_after
+                and len(self._attempts(rid)) < MAX_ATTEMPTS
+            ):  # stuck: same nonce, higher fees
+                self._replace(w3, account, rid)
+                self._broadcast(w3, account, rid)
             if time.monotonic() >= deadline:
                 raise TxPending(action, last.tx_hash, nonce, f"no receipt within {timeout:.0f} s")
             time.sleep(self.poll_interval)

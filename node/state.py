@@ -235,7 +235,8 @@ class NodeState:
     def save_result(self, task_id: int, round: int, result: bytes, record: dict[str, Any]) -> None:
         with self._txn() as db:
             db.execute(
-                "INSERT OR IGNORE INTO results (task_id, round, result, record) VALUES (?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO results (task_id, round, result, record) "
+                "VALUES (?, ?, ?, ?)",
                 (task_id, round, result, json.dumps(record, sort_keys=True)),
             )
             db.execute(

@@ -124,9 +124,7 @@ def test_underpriced_attempt_is_replaced_with_the_same_nonce(
     _check_gapless(chain, box, node, first)
 
 
-def test_nonce_used_by_another_wallet_is_marked_lost(
-    chain: Chain, funded, tmp_path: Path
-) -> None:
+def test_nonce_used_by_another_wallet_is_marked_lost(chain: Chain, funded, tmp_path: Path) -> None:
     node = funded("outbox-f")
     box = TxOutbox(tmp_path / "node.db")
     rid = _record_register(box, chain, node, "12D3KooWf1")
