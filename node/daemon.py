@@ -583,6 +583,7 @@ class NodeDaemon:
         # what a node stores is its own share of each owner's values, never the values;
         # committed before the owner hears "ok", so a restart still has them
         self.state.save_shares(c.task_id, c.round, c.owner, c.to_bytes())
+        self._save(c.task_id, f"shares-{c.owner.lower()}.json", json.loads(c.to_bytes()), c.round)
         rt.contributions[c.owner.lower()] = c
         log.info(
             "task %d round %d: shares from owner %s (%d/%d)",
