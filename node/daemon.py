@@ -61,6 +61,9 @@ FINALIZE_GRACE = 600.0  # seconds past the window a member keeps trying to final
 JOIN_SETTLE = 1.5  # seconds a node waits for more join intents once m are known
 JOIN_STAGGER = 3.0  # seconds between the committee's submitter and its backups
 JOIN_REPEAT = 2.0  # seconds between re-broadcasts of a node's own join intent
+MPC_SLOT_GAP = 5.0  # seconds between the end of one MPC attempt slot and the next
+MPC_REPORT_MARGIN = 30.0  # seconds kept before the report deadline to sign and report
+MPC_MIN_ATTEMPT = 15.0  # shortest MPC attempt worth starting
 TERMINAL = TERMINAL_STATUSES
 
 
@@ -106,6 +109,7 @@ class TaskRuntime:
     computing: bool = False
     worker_started: bool = False
     restored: bool = False  # the seat was held before this process started (crash/restart)
+    peer_declined: trio.Event = field(default_factory=trio.Event)  # no full MPC possible
 
 
 class NodeDaemon:
@@ -253,6 +257,10 @@ class NodeDaemon:
             rt = self._rt(task_id, 1)
             assert self._nursery is not None
             self._nursery.start_soon(self._consider_task, rt, args)
+        elif name == "SeatDeclined":
+            known = self._known(task_id, int(args.get("round", 0)))
+            if known is not None and str(args["node"]).lower() != self.address.lower():
+                known.peer_declined.set()  # every party is needed: stop retrying the MPC
         elif name == "ResultReported":
             known = self._known(task_id, int(args.get("round", 0)))
             if known is not None:
@@ -703,14 +711,18 @@ class NodeDaemon:
         if task.status == working:
             signed = self.state.signature(task_id) is not None
             computed = self.state.result(task_id, rnd) is not None
-            rerun = rt.params is not None and rt.inputs_complete.is_set() and not is_he(rt.params)
+            # MPC: with every share stored the party reruns in the next retry slot; with some
+            # missing it waits (bounded by input_timeout) for owners that have not sent yet
+            rerun = rt.params is not None and not is_he(rt.params)
             if signed or computed or rerun:
                 how = "signed" if signed else "computed" if computed else "rerunning the MPC"
+                if not (signed or computed or rt.inputs_complete.is_set()):
+                    how = "waiting for inputs"
                 log.info("task %d: resuming round %d seat %d (%s)", task_id, rnd, held.seat, how)
                 self._nursery_spawn(self._task_worker, rt)
             else:
                 log.info("task %d: cannot resume round %d seat (inputs lost)", task_id, rnd)
-                await self._abandon(rt, "restarted without the data owners' shares")
+                await self._abandon(rt, "restarted without the task's inputs")
         elif rnd == 0 and task.status == TaskStatus.REPORTED:
             log.info("task %d: resuming (reported; finalizing when the window closes)", task_id)
             self._nursery_spawn(self._resume_settle, rt)
@@ -788,7 +800,7 @@ class NodeDaemon:
                 rt, params, peers, self._task_dir(rt.task_id)
             )
         else:
-            result_bytes, record = await self._mpc_compute(rt, params, peers, m)
+            result_bytes, record = await self._mpc_compute(rt, params, peers, m, deadline)
         self.state.save_result(rt.task_id, rt.round, result_bytes, record)
         self._save(rt.task_id, "result.json", record, rt.round)
         sig = self._sign_once(rt, result_bytes)
@@ -811,8 +823,10 @@ class NodeDaemon:
             await self._finalize(rt)  # an upheld or overturned re-execution settles at report
 
     async def _mpc_compute(
-        self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int
+        self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int, deadline: int
     ) -> tuple[bytes, dict[str, Any]]:
+        # restarted with every share: the others' session broke, they retry in the slots
+        aligned = rt.restored and rt.inputs_complete.is_set()
         with trio.move_on_after(params.input_timeout):
             await rt.inputs_complete.wait()
         if not rt.inputs_complete.is_set():
@@ -821,9 +835,52 @@ class NodeDaemon:
                 f"only {len(rt.contributions)} of {len(params.owners)} data owners "
                 "delivered shares",
             )
-        result = await self._compute(rt, params, peers, m)
+        if aligned:
+            await self._await_mpc_slot(rt, deadline)
+        while True:
+            try:
+                timeout = await self._attempt_timeout(deadline)
+                result = await self._compute(rt, params, peers, m, timeout)
+                break
+            except MpcError as e:  # e.g. a party was killed: every party retries in step
+                log.info("task %d: MPC attempt failed (%s)", rt.task_id, e.detail)
+                await self._await_mpc_slot(rt, deadline, e)
         result_bytes = result.encode()
         return result_bytes, {"result": "0x" + result_bytes.hex(), "value": str(result)}
+
+    async def _await_mpc_slot(
+        self, rt: TaskRuntime, deadline: int, failed: MpcError | None = None
+    ) -> None:
+        """Sleep until the next MPC retry slot, or raise ``failed`` if none is left.
+
+        Slots are a grid every ``mpc_timeout + MPC_SLOT_GAP`` seconds counted back from the
+        report deadline (minus a margin to sign and report), identical on every member, so a
+        restarted member and the ones whose session broke start fresh parties together and no
+        stale party is left listening (each attempt ends before the next slot)."""
+        slot = self.cfg.mpc_timeout + MPC_SLOT_GAP
+        last = deadline - MPC_REPORT_MARGIN  # no attempt may run past this chain time
+        now = await self._chain_now()
+        k = int((last - now) // slot)
+        if k >= 1 and not rt.peer_declined.is_set():
+            start = last - k * slot
+            log.info("task %d: next MPC attempt in %.0f s (slot %d)", rt.task_id, start - now, k)
+            with trio.move_on_after(max(0.0, start - now)):
+                await rt.peer_declined.wait()
+        if k < 1 or rt.peer_declined.is_set():
+            why = "a member declined its seat" if k >= 1 else "no time left before the deadline"
+            raise MpcError(rt.task_id, f"{failed.detail + '; ' if failed else ''}{why}")
+        rt.party_port = free_port()  # a fresh party; tunnels resolve to it once it listens
+        rt.party_started = trio.Event()
+
+    async def _attempt_timeout(self, deadline: int) -> float:
+        """An MPC attempt ends just before the first slot boundary at least MPC_MIN_ATTEMPT s
+        away (at most mpc_timeout), so it never overlaps the next retry slot."""
+        slot = self.cfg.mpc_timeout + MPC_SLOT_GAP
+        last = deadline - MPC_REPORT_MARGIN
+        now = await self._chain_now()
+        k = int((last - now - MPC_MIN_ATTEMPT) // slot)
+        end = last - max(k, 0) * slot
+        return max(MPC_MIN_ATTEMPT, min(self.cfg.mpc_timeout, end - now - 1))
 
     def _tunnel_key(self, task_id: int, round: int = 0) -> str:
         return f"mpc:{self.chain_id}:{self.contract.lower()}:{task_id}:{round}"
@@ -847,7 +904,7 @@ class NodeDaemon:
         self.host.set_tunnel_target(key, resolve)
 
     async def _compute(
-        self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int
+        self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int, timeout: float
     ) -> AggregateResult:
         assert rt.seat is not None and rt.params is not None
         key = self._tunnel_key(rt.task_id, rt.round)
@@ -872,9 +929,7 @@ class NodeDaemon:
             rt.computing = True
             log.info("task %d: MPC party %d of %d starting", rt.task_id, rt.seat, m)
             # tunnels into our party wait for this event: it is set once the party listens
-            out = await self.executor.run_party(
-                job, timeout=self.cfg.mpc_timeout, listening=rt.party_started
-            )
+            out = await self.executor.run_party(job, timeout=timeout, listening=rt.party_started)
         log.info("task %d: MPC done", rt.task_id)
         return AggregateResult.from_fractions(out.values(), out.count)
 
