@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import trio
 from eth_account.signers.local import LocalAccount
@@ -656,13 +656,22 @@ class NodeDaemon:
             log.info("task %d: signed already; keeping the seat (deadlines decide)", rt.task_id)
             return
         working = TaskStatus.RECOMPUTING if rt.round else TaskStatus.COMPUTING
-        try:
-            with trio.move_on_after(120):
-                if await self._call(self.chain.task_status, rt.task_id) == working:
-                    await self._tx(self.chain.decline, rt.task_id, reason[:120])
-                    log.info("task %d: declined round %d seat: %s", rt.task_id, rt.round, reason)
-        except ContractsError as e:
-            log.warning("task %d: could not decline the seat: %s", rt.task_id, e)
+        with trio.move_on_after(120):
+            for _ in range(3):  # another member's decline may change the record under us
+                try:
+                    if await self._call(self.chain.task_status, rt.task_id) == working:
+                        await self._tx(self.chain.decline, rt.task_id, reason[:120])
+                        log.info(
+                            "task %d: declined round %d seat: %s", rt.task_id, rt.round, reason
+                        )
+                    break
+                except TransactionReverted as e:
+                    if "bad task record" not in e.reason and "bad dispute" not in e.reason:
+                        log.warning("task %d: could not decline the seat: %s", rt.task_id, e)
+                        break
+                except ContractsError as e:
+                    log.warning("task %d: could not decline the seat: %s", rt.task_id, e)
+                    break
         self.state.set_seat_state(rt.task_id, rt.round, "abandoned", reason)
 
     # ---- restart --------------------------------------------------------------------------
@@ -838,13 +847,21 @@ class NodeDaemon:
         if aligned:
             await self._await_mpc_slot(rt, deadline)
         while True:
+            failed: MpcError | None = None
             try:
                 timeout = await self._attempt_timeout(deadline)
                 result = await self._compute(rt, params, peers, m, timeout)
-                break
             except MpcError as e:  # e.g. a party was killed: every party retries in step
-                log.info("task %d: MPC attempt failed (%s)", rt.task_id, e.detail)
-                await self._await_mpc_slot(rt, deadline, e)
+                failed = e
+            except BaseExceptionGroup as eg:  # raised through the tunnels' nursery
+                leaves = _leaves(eg)
+                if not all(isinstance(x, MpcError) for x in leaves):
+                    raise
+                failed = cast(MpcError, leaves[0])
+            if failed is None:
+                break
+            log.info("task %d: MPC attempt failed (%s)", rt.task_id, failed.detail)
+            await self._await_mpc_slot(rt, deadline, failed)
         result_bytes = result.encode()
         return result_bytes, {"result": "0x" + result_bytes.hex(), "value": str(result)}
 

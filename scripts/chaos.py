@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import signal
 import sys
 import tempfile
 import threading
@@ -105,7 +107,10 @@ class Chaos:
             time.sleep(self.args.settle)
             wall = time.monotonic() - t0
             report = self._audit(chain)
-            c.stop()  # the nodes' dbs are read below with every writer gone
+            for n in c.nodes:  # the nodes' dbs are read with every writer gone
+                if n.alive:
+                    os.killpg(n.proc.pid, signal.SIGTERM)
+                    n.proc.wait(30)
             report.update(self._db_audit(chain))
         report.update(
             {
@@ -220,7 +225,8 @@ class Chaos:
                 if t.status in TERMINAL_STATUSES:
                     continue
                 open_ids.append(task_id)
-                now = chain.block_timestamp() + 1
+                # the next block's time: a devnet only stamps blocks when it mines one
+                now = max(int(time.time()), chain.block_timestamp() + 1)
                 m = t.committee_size
                 declined = bin(t.declined_bitmap).count("1")
                 action = None
