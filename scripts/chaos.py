@@ -306,6 +306,7 @@ class Chaos:
         conflicts = 0
         refusals = 0
         gaps: dict[str, int] = {}
+        outbox = {"txs": 0, "reverted": 0, "replacements": 0}
         reported: dict[int, tuple[bytes, list[str]]] = {}
         for ev in chain.events(chain.deployment.deploy_block):
             if ev.name == "ResultReported" and ev.args["round"] == 0:
@@ -338,19 +339,31 @@ class Chaos:
                 1 for r in rows if r.mined_hash and tx_nonce(chain.w3, r.mined_hash) != r.nonce
             )
             gaps[n.member.name] = len(missing) + len(pending) + wrong
+            outbox["txs"] += len(rows)
+            outbox["reverted"] += sum(1 for r in rows if r.state == "reverted")
+            outbox["replacements"] += sum(len(r.tx_hashes) - 1 for r in rows)
             box.close()
         return {
             "conflicting_signatures": conflicts,
             "signing_refusals": refusals,
             "nonce_gaps_per_node": gaps,
             "nonce_gaps": sum(gaps.values()),
+            "outbox_txs": outbox["txs"],
+            "outbox_reverted_onchain": outbox["reverted"],
+            "outbox_fee_replacements": outbox["replacements"],
         }
 
     def _log_counts(self) -> dict[str, int]:
-        counts = {"seats_resumed": 0, "seats_abandoned_after_restart": 0, "seats_declined": 0}
+        counts = {
+            "seats_resumed": 0,
+            "seats_resumed_mpc_rerun": 0,
+            "seats_abandoned_after_restart": 0,
+            "seats_declined": 0,
+        }
         for n in self.cluster.nodes:
             text = n.log_path.read_text(errors="replace")
             counts["seats_resumed"] += text.count(": resuming")
+            counts["seats_resumed_mpc_rerun"] += text.count("(rerunning the MPC)")
             counts["seats_abandoned_after_restart"] += text.count("cannot resume round")
             counts["seats_declined"] += text.count("declined round")
         return counts
