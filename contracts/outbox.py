@@ -26,6 +26,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -82,6 +83,7 @@ CREATE TABLE IF NOT EXISTS tx_attempts (
 
 KNOWN = ("already known", "known transaction", "already imported", "alreadyknown")
 NONCE_LOW = ("nonce too low", "nonce is too low", "oldnonce")
+NONCE_HIGH = ("nonce too high", "gapped", "future transaction")
 UNDERPRICED = (
     "underpriced",
     "fee too low",
@@ -139,14 +141,36 @@ def _hex(h: Any) -> str:
     return "0x" + bytes(h).hex().removeprefix("0x") if not isinstance(h, str) else h.lower()
 
 
+def connect_db(path: Path) -> sqlite3.Connection:
+    """A connection with the durability settings every writer of a node's state file uses."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so checks and writes are atomic
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA busy_timeout=30000")
+    return db
+
+
+@contextlib.contextmanager
+def write_txn(db: sqlite3.Connection, lock: threading.Lock) -> Iterator[sqlite3.Connection]:
+    """One durable write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on error."""
+    with lock:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
 class TxOutbox:
     """One account's (or several accounts') outbox in a SQLite file; thread-safe."""
 
     def __init__(
         self, path: Path, *, stuck_after: float = 30.0, poll_interval: float = 0.25
     ) -> None:
-        from node.state import connect_db  # same durability settings as the node state
-
         self.path = path
         self.stuck_after = stuck_after
         self.poll_interval = poll_interval
@@ -160,12 +184,8 @@ class TxOutbox:
 
     # ---- database -------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _txn(self) -> Any:
-        from node.state import write_txn
-
-        with write_txn(self.db, self._mu) as db:
-            yield db
+    def _txn(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return write_txn(self.db, self._mu)
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._mu:
@@ -227,27 +247,40 @@ class TxOutbox:
 
         Raises TransactionReverted (deterministic: never recorded), InsufficientFunds."""
         _, unsigned = prepare_transaction(w3, account, action, to=to, data=data, value=value)
+        with _nonce_lock(account.address):
+            return self._record_locked(w3, account, action, unsigned, data, value, to)
+
+    def _record_locked(
+        self,
+        w3: Web3,
+        account: LocalAccount,
+        action: str,
+        unsigned: dict[str, Any],
+        data: bytes | str,
+        value: int,
+        to: str | None,
+    ) -> int:
+        """Assign the nonce, sign and commit; the caller holds ``_nonce_lock(sender)``."""
         sender = account.address.lower()
-        with _nonce_lock(sender):
-            with rpc_guard(w3, action):
-                chain_next = int(w3.eth.get_transaction_count(account.address, "pending"))
-            with self._txn() as db:
-                top = db.execute(
-                    "SELECT MAX(nonce) FROM outbox WHERE sender = ?", (sender,)
-                ).fetchone()[0]
-                nonce = max(chain_next, 0 if top is None else int(top) + 1)
-                tx = {**unsigned, "nonce": nonce}
-                signed = account.sign_transaction(cast(dict[str, Any], tx))
-                fields = {k: v for k, v in tx.items() if k not in FEE_KEYS and k != "from"}
-                fields["data"] = data if isinstance(data, str) else "0x" + bytes(data).hex()
-                fields["value"] = str(value)
-                cur = db.execute(
-                    "INSERT INTO outbox (sender, nonce, action, to_addr, tx, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (sender, nonce, action, to, json.dumps(fields), time.time()),
-                )
-                rid = int(cast(int, cur.lastrowid))
-                self._insert_attempt(db, rid, signed, unsigned)
+        with rpc_guard(w3, action):
+            chain_next = int(w3.eth.get_transaction_count(account.address, "pending"))
+        with self._txn() as db:
+            top = db.execute(
+                "SELECT MAX(nonce) FROM outbox WHERE sender = ?", (sender,)
+            ).fetchone()[0]
+            nonce = max(chain_next, 0 if top is None else int(top) + 1)
+            tx = {**unsigned, "nonce": nonce}
+            signed = account.sign_transaction(cast(dict[str, Any], tx))
+            fields = {k: v for k, v in tx.items() if k not in FEE_KEYS and k != "from"}
+            fields["data"] = data if isinstance(data, str) else "0x" + bytes(data).hex()
+            fields["value"] = str(value)
+            cur = db.execute(
+                "INSERT INTO outbox (sender, nonce, action, to_addr, tx, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (sender, nonce, action, to, json.dumps(fields), time.time()),
+            )
+            rid = int(cast(int, cur.lastrowid))
+            self._insert_attempt(db, rid, signed, unsigned)
         return rid
 
     def _insert_attempt(self, db: sqlite3.Connection, rid: int, signed: Any, tx: Any) -> None:
@@ -285,6 +318,8 @@ class TxOutbox:
                 msg = _message(exc)
                 if any(k in msg for k in KNOWN) or any(k in msg for k in NONCE_LOW):
                     pass  # possibly sent: the receipt (or the chain nonce) decides in _settle
+                elif any(k in msg for k in NONCE_HIGH):
+                    return  # an earlier nonce is not in the pool yet: _settle sends it again
                 elif any(k in msg for k in UNDERPRICED):
                     self._replace(w3, account, rid)
                     continue
@@ -363,8 +398,9 @@ class TxOutbox:
     ) -> Any:
         """Drop-in for ``contracts.client.send_transaction``: record, broadcast, settle."""
         self._redrive_unsent(w3, account)
-        rid = self.record(w3, account, action, to=to, data=data, value=value)
-        with _nonce_lock(account.address):
+        _, unsigned = prepare_transaction(w3, account, action, to=to, data=data, value=value)
+        with _nonce_lock(account.address):  # nonce order == broadcast order
+            rid = self._record_locked(w3, account, action, unsigned, data, value, to)
             self._broadcast(w3, account, rid)
         receipt = self._settle(w3, account, rid, receipt_timeout)
         if receipt["status"] != 1:

@@ -26,13 +26,14 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from eth_utils import keccak
 
+from contracts.outbox import connect_db, write_txn
 from node.errors import DoubleSignRefused, StateError, StateLocked
 
 DB_NAME = "node.db"
@@ -88,30 +89,6 @@ CREATE TABLE IF NOT EXISTS refusals (
 
 # seat states: seated -> computed -> signed -> reported -> closed | abandoned
 OPEN_SEAT_STATES = ("seated", "computed", "signed", "reported")
-
-
-def connect_db(path: Path) -> sqlite3.Connection:
-    """A connection with the durability settings every writer of the state file uses."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so checks and writes are atomic
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA busy_timeout=30000")
-    return db
-
-
-@contextlib.contextmanager
-def write_txn(db: sqlite3.Connection, lock: threading.Lock) -> Iterator[sqlite3.Connection]:
-    """One durable write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on error."""
-    with lock:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
 
 @dataclass(frozen=True)

@@ -147,3 +147,24 @@ def test_bump_fees_meets_the_replacement_floor() -> None:
         "maxPriorityFeePerGas": 400,
     }
     assert bump_fees({"gasPrice": 8}, {"gasPrice": 1})["gasPrice"] >= 9
+
+
+def test_out_of_order_broadcast_waits_for_the_earlier_nonce(
+    chain: Chain, funded, tmp_path: Path
+) -> None:
+    """Two recorded txs, the later one broadcast first (answered "nonce too high" by a node
+    without a queue): it stays unsent, and a restart sends both, in nonce order."""
+    node = funded("outbox-g")
+    box = TxOutbox(tmp_path / "node.db")
+    first = _nonce(chain, node)
+    _record_register(box, chain, node, "12D3KooWg1")
+    later = _record_register(box, chain, node, "12D3KooWg2")
+    box._broadcast(chain.w3, node.account, later)
+    assert _nonce(chain, node) == first and box._attempts(later)[-1].broadcast_at is None
+    del box
+
+    box = TxOutbox(tmp_path / "node.db")
+    rows = box.recover(chain.w3, node.account)
+    assert [(r.nonce, r.state) for r in rows] == [(first, "mined"), (first + 1, "mined")]
+    assert node.node_info().peer_id == "12D3KooWg2"
+    _check_gapless(chain, box, node, first)
