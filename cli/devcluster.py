@@ -71,6 +71,12 @@ class NodeProc:
     log_path: Path
     peer_id: str = ""
     addrs: list[str] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)  # the `dnode ... start` command, to restart
+    restarts: int = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
 
 class DevCluster:
@@ -114,10 +120,10 @@ class DevCluster:
         return env
 
     def _spawn(
-        self, args: list[str], log_name: str, python: bool = True
+        self, args: list[str], log_name: str, python: bool = True, append: bool = False
     ) -> tuple[subprocess.Popen[bytes], Path]:
         log_path = self.workdir / f"{log_name}.log"
-        log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        log = open(log_path, "ab" if append else "wb")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli", *args] if python else args,
@@ -248,16 +254,42 @@ class DevCluster:
             args += ["--bootstrap", b]
         args += extra_args or []
         proc, log_path = self._spawn(args, name)
-        node = NodeProc(m, proc, log_path)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # the daemon prints one JSON line when it serves
-        if not line:
-            raise ClusterError(f"node {name} exited: {_tail(log_path)}")
-        ready = json.loads(line)
-        node.peer_id, node.addrs = ready["peer_id"], ready["addrs"]
+        node = NodeProc(m, proc, log_path, args=args)
+        self._await_ready(node)
         self.nodes.append(node)
         self.say(f"node   {name} {m.address} peer {node.peer_id[:16]}… (pid {proc.pid})")
         return node
+
+    def _await_ready(self, node: NodeProc) -> None:
+        proc = node.proc
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the daemon prints one JSON line when it serves
+        if not line:
+            raise ClusterError(f"node {node.member.name} exited: {_tail(node.log_path)}")
+        ready = json.loads(line)
+        node.peer_id, node.addrs = ready["peer_id"], ready["addrs"]
+
+    def restart_node(self, node: NodeProc, bootstrap: Sequence[str] = ()) -> None:
+        """Start a stopped (or killed) node again with the same home, key and arguments; its
+        bootstrap peers are replaced by ``bootstrap`` when given (e.g. the live nodes)."""
+        if node.alive:
+            raise ClusterError(f"node {node.member.name} is still running")
+        args = list(node.args)
+        if bootstrap:
+            keep, skip = [], False
+            for a in args:
+                if skip:
+                    skip = False
+                elif a == "--bootstrap":
+                    skip = True
+                else:
+                    keep.append(a)
+            i = keep.index("start") + 1
+            args = keep[:i] + [x for b in bootstrap for x in ("--bootstrap", b)] + keep[i:]
+        node.proc, _ = self._spawn(args, node.member.name, append=True)
+        node.restarts += 1
+        self._await_ready(node)
+        self.say(f"node   {node.member.name} restarted (pid {node.proc.pid})")
 
     def post_mpc(
         self,
@@ -265,9 +297,11 @@ class DevCluster:
         owners: Sequence[Member],
         program: str = "mpc.mean",
         reward: str = "0.3ether",
+        extra: Sequence[str] = (),
     ) -> int:
-        """``dnode task post`` as ``requester``, announced through the first node."""
-        args = ["task", "post", "--program", program, "--reward", reward]
+        """``dnode task post`` as ``requester``, announced through the first live node;
+        ``extra`` goes to ``dnode task post`` (e.g. --seat-timeout)."""
+        args = ["task", "post", "--program", program, "--reward", reward, *extra]
         args += ["--bootstrap", self.bootstrap()[0]]
         for m in owners:
             args += ["--owner", m.address]
@@ -308,7 +342,9 @@ class DevCluster:
             return {n: f.result() for n, f in futs.items()}
 
     def bootstrap(self) -> list[str]:
-        return [self.nodes[0].addrs[0]] if self.nodes else []
+        """The first live node's address (the first node's while all run)."""
+        live = [n for n in self.nodes if n.alive] or self.nodes
+        return [live[0].addrs[0]] if live else []
 
     def kill_node(self, node: NodeProc) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -14,6 +14,7 @@ from node import keystore
 from node.daemon import NodeConfig, NodeDaemon
 from node.p2p import open_host
 from node.protocol import TOPIC_TASKS
+from node.state import open_state
 
 log = logging.getLogger("dnode.node")
 
@@ -56,6 +57,8 @@ def start(
     """Run a compute node: libp2p host, chain watcher, committee work."""
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)  # a daemon says what it does
+    # first: a second instance on this home must stop before it touches the key or the chain
+    state = open_state(c.home / "state")
     acct = c.account()
     chain = c.chain(acct)
     cfg = NodeConfig(
@@ -74,7 +77,7 @@ def start(
         async with open_host(
             seed, cfg.listen, cfg.bootstrap, mdns=mdns, topics=[TOPIC_TASKS]
         ) as host:
-            daemon = NodeDaemon(cfg, chain, host)
+            daemon = NodeDaemon(cfg, chain, host, state=state)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(daemon.run)

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -37,6 +37,9 @@ from contracts.errors import (
     TransactionReverted,
 )
 from contracts.manifest import Deployment
+
+if TYPE_CHECKING:
+    from contracts.outbox import TxOutbox
 
 ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
@@ -294,7 +297,7 @@ def fee_fields(w3: Web3) -> dict[str, int]:
     return {"maxFeePerGas": 2 * int(base_fee) + priority, "maxPriorityFeePerGas": priority}
 
 
-def send_transaction(
+def prepare_transaction(
     w3: Web3,
     account: LocalAccount,
     action: str,
@@ -302,13 +305,9 @@ def send_transaction(
     to: str | None,
     data: bytes | str,
     value: int = 0,
-    receipt_timeout: float = 120.0,
-) -> Any:
-    """Estimate, sign locally, send raw and wait for a successful receipt.
-
-    Raises TransactionReverted (at estimate time or on a failed receipt), InsufficientFunds,
-    RpcUnreachable. Returns the web3 receipt.
-    """
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check funds and estimate gas (a deterministic revert raises TransactionReverted here and
+    must not be retried); returns (call, unsigned tx fields without the nonce)."""
     sender = account.address
     call: dict[str, Any] = {"from": sender, "data": data, "value": value}
     if to is not None:
@@ -333,11 +332,34 @@ def send_transaction(
         if balance < needed:
             raise InsufficientFunds(sender, needed, balance)
         chain_id = int(w3.eth.chain_id)
+    tx = {**call, "gas": gas, "chainId": chain_id, **fees}
+    if fees.get("maxFeePerGas") is not None:
+        tx["type"] = 2
+    return call, tx
+
+
+def send_transaction(
+    w3: Web3,
+    account: LocalAccount,
+    action: str,
+    *,
+    to: str | None,
+    data: bytes | str,
+    value: int = 0,
+    receipt_timeout: float = 120.0,
+) -> Any:
+    """Estimate, sign locally, send raw and wait for a successful receipt.
+
+    Raises TransactionReverted (at estimate time or on a failed receipt), InsufficientFunds,
+    RpcUnreachable. Returns the web3 receipt. (Long-lived nodes send through
+    ``contracts.outbox.TxOutbox`` instead: recorded before broadcast, gapless nonces.)
+    """
+    sender = account.address
+    call, unsigned = prepare_transaction(w3, account, action, to=to, data=data, value=value)
+    with rpc_guard(w3, action):
         with _nonce_lock(sender):
             nonce = int(w3.eth.get_transaction_count(sender, "pending"))
-            tx = {**call, "gas": gas, "nonce": nonce, "chainId": chain_id, **fees}
-            if fees.get("maxFeePerGas") is not None:
-                tx["type"] = 2
+            tx = {**unsigned, "nonce": nonce}
             signed = account.sign_transaction(cast(dict[str, Any], tx))
             tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
         try:
@@ -347,11 +369,11 @@ def send_transaction(
                 f"{action}: no receipt for {tx_hash.hex()} within {receipt_timeout:.0f}s"
             ) from exc
     if receipt["status"] != 1:
-        raise TransactionReverted(action, _replay_reason(w3, call, receipt))
+        raise TransactionReverted(action, replay_reason(w3, call, receipt))
     return receipt
 
 
-def _replay_reason(w3: Web3, call: dict[str, Any], receipt: Any) -> str:
+def replay_reason(w3: Web3, call: dict[str, Any], receipt: Any) -> str:
     """A tx that estimated fine but failed on-chain: re-run it as a call to recover the reason."""
     try:
         w3.eth.call(cast(TxParams, call), receipt["blockNumber"] - 1)
@@ -397,6 +419,8 @@ class ChainClient:
         self.address = to_checksum_address(deployment.address)
         self.contract = w3.eth.contract(address=self.address, abi=deployment.abi)
         self.last_tx: TxOutcome | None = None
+        # set by a long-lived node: every tx is recorded before broadcast (contracts.outbox)
+        self.outbox: TxOutbox | None = None
         self._topics: dict[bytes, Any] = {}
         for item in deployment.abi:
             if item.get("type") == "event":
@@ -422,7 +446,8 @@ class ChainClient:
     def _transact(self, action: str, fn: str, *args: Any, value: int = 0) -> Any:
         account = self._require_account(action)
         data = self.contract.encode_abi(fn, args=list(args))
-        receipt = send_transaction(
+        send = self.outbox.send if self.outbox is not None else send_transaction
+        receipt = send(
             self.w3,
             account,
             action,

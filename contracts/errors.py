@@ -52,3 +52,27 @@ class InsufficientFunds(ContractsError):
 
 class DevnetError(ContractsError):
     """The embedded dev chain (``dnode chain``) cannot start or was misconfigured."""
+
+
+class OutboxError(ContractsError):
+    """The transaction outbox (crash-safe nonce manager) could not settle a transaction."""
+
+
+class NonceConsumed(OutboxError):
+    """A nonce this outbox assigned was used by a transaction it never signed (the key is
+    used elsewhere): the recorded transaction can never be mined."""
+
+    def __init__(self, sender: str, nonce: int, action: str) -> None:
+        self.sender, self.nonce, self.action = sender, nonce, action
+        super().__init__(
+            f"{action}: nonce {nonce} of {sender} was used by another transaction "
+            "(is the key used by another wallet?)"
+        )
+
+
+class TxPending(OutboxError):
+    """Broadcast but not mined in time; it stays in the outbox and is re-driven later."""
+
+    def __init__(self, action: str, tx_hash: str, nonce: int, detail: str) -> None:
+        self.action, self.tx_hash, self.nonce, self.detail = action, tx_hash, nonce, detail
+        super().__init__(f"{action}: tx {tx_hash} (nonce {nonce}) still pending: {detail}")

@@ -14,14 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import trio
 from eth_account.signers.local import LocalAccount
 
 from contracts.client import TERMINAL_STATUSES, ChainClient, TaskStatus
 from contracts.errors import ContractsError, TransactionReverted
-from node.errors import MpcError, NodeError, ProtocolViolation
+from contracts.outbox import TxOutbox
+from node.errors import DoubleSignRefused, MpcError, NodeError, ProtocolViolation
 from node.he_worker import HeWorker, is_he
 from node.mpc.executor import Executor, MpcJob, SubprocessExecutor, free_port
 from node.mpc.sharing import field_modulus
@@ -41,6 +42,7 @@ from node.protocol import (
     loads,
     ok,
 )
+from node.state import OPEN_SEAT_STATES, HeldSeat, NodeState, open_state
 from node.transport import Transport
 from node.tunnel import tunnel_forwarders
 from oracle.attestation import sign_join, sign_report
@@ -59,6 +61,9 @@ FINALIZE_GRACE = 600.0  # seconds past the window a member keeps trying to final
 JOIN_SETTLE = 1.5  # seconds a node waits for more join intents once m are known
 JOIN_STAGGER = 3.0  # seconds between the committee's submitter and its backups
 JOIN_REPEAT = 2.0  # seconds between re-broadcasts of a node's own join intent
+MPC_SLOT_GAP = 5.0  # seconds between the end of one MPC attempt slot and the next
+MPC_REPORT_MARGIN = 30.0  # seconds kept before the report deadline to sign and report
+MPC_MIN_ATTEMPT = 15.0  # shortest MPC attempt worth starting
 TERMINAL = TERMINAL_STATUSES
 
 
@@ -73,6 +78,7 @@ class NodeConfig:
     poll_interval: float = 0.5
     mpc_timeout: float = 120.0
     auto_finalize: bool = True
+    tx_stuck_after: float = 30.0  # seconds before a pending tx is re-sent with higher fees
 
     @property
     def state_dir(self) -> Path:
@@ -102,6 +108,8 @@ class TaskRuntime:
     party_started: trio.Event = field(default_factory=trio.Event)
     computing: bool = False
     worker_started: bool = False
+    restored: bool = False  # the seat was held before this process started (crash/restart)
+    peer_declined: trio.Event = field(default_factory=trio.Event)  # no full MPC possible
 
 
 class NodeDaemon:
@@ -111,9 +119,14 @@ class NodeDaemon:
         chain: ChainClient,
         transport: Transport,
         executor: Executor | None = None,
+        state: NodeState | None = None,
     ) -> None:
         self.cfg = cfg
         self.chain = chain
+        # crash-safe memory (seats, shares, results, signatures) and the tx outbox, one file
+        self.state = state or open_state(cfg.state_dir)
+        if chain.outbox is None:
+            chain.outbox = TxOutbox(self.state.path, stuck_after=cfg.tx_stuck_after)
         self.host = transport
         self.executor = executor or SubprocessExecutor()
         self.address = cfg.account.address
@@ -176,6 +189,7 @@ class NodeDaemon:
         self._write_status()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            await self._recover()
             nursery.start_soon(self._watch_chain)
             nursery.start_soon(self._listen_gossip)
             log.info(
@@ -232,13 +246,21 @@ class NodeDaemon:
                 rt.seat = members.index(self.address.lower())
                 if rnd:
                     log.info("task %d: re-execution seat %d", task_id, rt.seat)
-                self._start_worker(rt)
+                held = self.state.seat(task_id, rnd)
+                if held is None:  # committed before any work on the seat
+                    self.state.hold_seat(task_id, rnd, rt.seat)
+                if held is None or held.state in OPEN_SEAT_STATES:
+                    self._start_worker(rt)
             rt.formed.set()
         elif name == "TaskDisputed":
             log.info("task %d disputed by %s", task_id, args["disputer"])
             rt = self._rt(task_id, 1)
             assert self._nursery is not None
             self._nursery.start_soon(self._consider_task, rt, args)
+        elif name == "SeatDeclined":
+            known = self._known(task_id, int(args.get("round", 0)))
+            if known is not None and str(args["node"]).lower() != self.address.lower():
+                known.peer_declined.set()  # every party is needed: stop retrying the MPC
         elif name == "ResultReported":
             known = self._known(task_id, int(args.get("round", 0)))
             if known is not None:
@@ -474,6 +496,7 @@ class NodeDaemon:
         if rt.params is None:
             rt.params = params
             self._save(task_id, "params.json", params.to_dict())
+            self.state.save_params(task_id, params.canonical())
             rt.params_known.set()
             # scripts/bench_network.py reads this line's timestamp (gossip latency)
             log.info("task %d: params known (via %s from %s)", task_id, how, peer)
@@ -565,9 +588,11 @@ class NodeDaemon:
         except ProtocolViolation as e:
             log.warning("%s", e)
             return error(e.detail)
-        rt.contributions[c.owner.lower()] = c
-        # what a node stores is its own share of each owner's values, never the values
+        # what a node stores is its own share of each owner's values, never the values;
+        # committed before the owner hears "ok", so a restart still has them
+        self.state.save_shares(c.task_id, c.round, c.owner, c.to_bytes())
         self._save(c.task_id, f"shares-{c.owner.lower()}.json", json.loads(c.to_bytes()), c.round)
+        rt.contributions[c.owner.lower()] = c
         log.info(
             "task %d round %d: shares from owner %s (%d/%d)",
             c.task_id,
@@ -595,6 +620,7 @@ class NodeDaemon:
             self._nursery_watch_close(rt, scope)
             try:
                 await self._work(rt)
+                self.state.set_seat_state(rt.task_id, rt.round, "closed")
             except Exception as e:  # one task failing must never take the node down
                 errors = _leaves(e)
                 for err in errors:
@@ -604,10 +630,128 @@ class NodeDaemon:
                         log.error("task %d failed on this node (bug)", rt.task_id, exc_info=err)
                 failure = {"error": "; ".join(map(str, errors))}
                 self._save(rt.task_id, "failure.json", failure, rt.round)
+                await self._abandon(rt, f"failed on this node: {errors[0]}")
             finally:
                 self.host.remove_tunnel_target(self._tunnel_key(rt.task_id, rt.round))
         if rt.closed.is_set():
+            self.state.set_seat_state(rt.task_id, rt.round, "closed")
             log.info("task %d closed", rt.task_id)
+
+    def _sign_once(self, rt: TaskRuntime, result: bytes) -> bytes:
+        """The report signature, through the signing-protection table (never two results)."""
+
+        def sign(r: bytes) -> bytes:
+            return sign_report(self.cfg.account, self.chain_id, self.contract, rt.task_id, r)
+
+        try:
+            return self.state.sign_once(rt.task_id, rt.round, result, sign)
+        except DoubleSignRefused as e:
+            log.error("signing protection: %s", e)
+            raise
+
+    async def _abandon(self, rt: TaskRuntime, reason: str) -> None:
+        """Give the seat up on-chain (never slashed for it) unless this node already signed a
+        result: that signature may be in a report, and a declined signer voids the report."""
+        if self.state.signature(rt.task_id) is not None:
+            log.info("task %d: signed already; keeping the seat (deadlines decide)", rt.task_id)
+            return
+        working = TaskStatus.RECOMPUTING if rt.round else TaskStatus.COMPUTING
+        with trio.move_on_after(120):
+            for _ in range(3):  # another member's decline may change the record under us
+                try:
+                    if await self._call(self.chain.task_status, rt.task_id) == working:
+                        await self._tx(self.chain.decline, rt.task_id, reason[:120])
+                        log.info(
+                            "task %d: declined round %d seat: %s", rt.task_id, rt.round, reason
+                        )
+                    break
+                except TransactionReverted as e:
+                    if "bad task record" not in e.reason and "bad dispute" not in e.reason:
+                        log.warning("task %d: could not decline the seat: %s", rt.task_id, e)
+                        break
+                except ContractsError as e:
+                    log.warning("task %d: could not decline the seat: %s", rt.task_id, e)
+                    break
+        self.state.set_seat_state(rt.task_id, rt.round, "abandoned", reason)
+
+    # ---- restart --------------------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        """After a restart (or kill -9): settle the outbox, then resume or abandon each seat
+        the state db says this node held (see docs/protocol.md, "Restarts")."""
+        outbox = self.chain.outbox
+        if outbox is not None and outbox.pending(self.address):
+            try:
+                rows = await self._call(outbox.recover, self.chain.w3, self.cfg.account, 60.0)
+                for r in rows:
+                    log.info("outbox: %s nonce %d after restart: %s", r.action, r.nonce, r.state)
+            except ContractsError as e:
+                log.warning("outbox not settled yet: %s", e)
+        for held in self.state.open_seats():
+            try:
+                await self._resume_seat(held)
+            except (ContractsError, NodeError, SchedulerError) as e:
+                log.warning("task %d: seat not resumed: %s", held.task_id, e)
+
+    async def _resume_seat(self, held: HeldSeat) -> None:
+        task_id, rnd = held.task_id, held.round
+        rt = self._rt(task_id, rnd)
+        rt.seat, rt.restored, rt.worker_started = held.seat, True, True
+        canonical = self.state.params(task_id)
+        if canonical is not None:
+            params = TaskParams.from_bytes(canonical)
+            for r in (self._rt(task_id), rt):
+                if r.params is None:
+                    r.params = params
+                    r.params_known.set()
+        for owner, data in self.state.shares(task_id, rnd).items():
+            rt.contributions[owner] = Contribution.parse("state-db", data)
+        if rt.params is not None and len(rt.contributions) == len(rt.params.owners):
+            rt.inputs_complete.set()
+        task = await self._call(self.chain.task_info, task_id)
+        seats = task.dispute.committee if rnd and task.dispute else list(task.committee)
+        declined = task.dispute.declined_bitmap if rnd and task.dispute else task.declined_bitmap
+        seated = held.seat < len(seats) and seats[held.seat].lower() == self.address.lower()
+        if task.status in TERMINAL or not seated or declined >> held.seat & 1:
+            self.state.set_seat_state(task_id, rnd, "closed", f"{task.status.name.lower()}")
+            return
+        working = TaskStatus.RECOMPUTING if rnd else TaskStatus.COMPUTING
+        rt.formed.set()
+        if task.status == working:
+            signed = self.state.signature(task_id) is not None
+            computed = self.state.result(task_id, rnd) is not None
+            # MPC: with every share stored the party reruns in the next retry slot; with some
+            # missing it waits (bounded by input_timeout) for owners that have not sent yet
+            rerun = rt.params is not None and not is_he(rt.params)
+            if signed or computed or rerun:
+                how = "signed" if signed else "computed" if computed else "rerunning the MPC"
+                if not (signed or computed or rt.inputs_complete.is_set()):
+                    how = "waiting for inputs"
+                log.info("task %d: resuming round %d seat %d (%s)", task_id, rnd, held.seat, how)
+                self._nursery_spawn(self._task_worker, rt)
+            else:
+                log.info("task %d: cannot resume round %d seat (inputs lost)", task_id, rnd)
+                await self._abandon(rt, "restarted without the task's inputs")
+        elif rnd == 0 and task.status == TaskStatus.REPORTED:
+            log.info("task %d: resuming (reported; finalizing when the window closes)", task_id)
+            self._nursery_spawn(self._resume_settle, rt)
+        elif rnd == 0 and task.status in (TaskStatus.DISPUTED, TaskStatus.RECOMPUTING):
+            self._nursery_spawn(self._resume_settle, rt)
+
+    async def _resume_settle(self, rt: TaskRuntime) -> None:
+        """A reported (or disputed) task this node sat on: finalize or settle, as before."""
+        try:
+            task = await self._call(self.chain.task_info, rt.task_id)
+            assert rt.seat is not None
+            if task.status == TaskStatus.REPORTED:
+                await self._finalize(rt)
+            else:
+                await self._settle_dispute(
+                    rt, reporter_rank(rt.task_id, rt.seat, len(task.committee))
+                )
+            self.state.set_seat_state(rt.task_id, rt.round, "closed")
+        except ContractsError as e:
+            log.warning("task %d: settling after restart failed: %s", rt.task_id, e)
 
     def _nursery_watch_close(self, rt: TaskRuntime, scope: trio.CancelScope) -> None:
         async def watch() -> None:
@@ -645,6 +789,7 @@ class NodeDaemon:
             peers.append((await self._call(self.chain.node_info, addr)).peer_id)
         committee = {"seats": rt.committee, "peers": peers}
         self._save(rt.task_id, "committee.json", committee, rt.round)
+        self.state.set_committee(rt.task_id, rt.round, rt.committee)
         if not is_he(params):
             self._accept_tunnels(rt, peers)
         rt.signatures = SignatureSet(self.chain_id, self.contract, rt.task_id, rt.committee, quorum)
@@ -655,14 +800,19 @@ class NodeDaemon:
             rt.seat,
             m,
         )
-        if is_he(params):  # the compute step is pluggable; signing and reporting are shared
+        stored = self.state.result(rt.task_id, rt.round)
+        if stored is not None:  # computed before a restart: never recompute, never re-sign
+            result_bytes, record = stored
+            log.info("task %d: round %d result restored from the state db", rt.task_id, rt.round)
+        elif is_he(params):  # the compute step is pluggable; signing and reporting are shared
             result_bytes, record = await self.he.compute(
                 rt, params, peers, self._task_dir(rt.task_id)
             )
         else:
-            result_bytes, record = await self._mpc_compute(rt, params, peers, m)
+            result_bytes, record = await self._mpc_compute(rt, params, peers, m, deadline)
+        self.state.save_result(rt.task_id, rt.round, result_bytes, record)
         self._save(rt.task_id, "result.json", record, rt.round)
-        sig = sign_report(self.cfg.account, self.chain_id, self.contract, rt.task_id, result_bytes)
+        sig = self._sign_once(rt, result_bytes)
         rt.signatures.add(result_bytes, sig)
         self._save(
             rt.task_id,
@@ -682,8 +832,10 @@ class NodeDaemon:
             await self._finalize(rt)  # an upheld or overturned re-execution settles at report
 
     async def _mpc_compute(
-        self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int
+        self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int, deadline: int
     ) -> tuple[bytes, dict[str, Any]]:
+        # restarted with every share: the others' session broke, they retry in the slots
+        aligned = rt.restored and rt.inputs_complete.is_set()
         with trio.move_on_after(params.input_timeout):
             await rt.inputs_complete.wait()
         if not rt.inputs_complete.is_set():
@@ -692,9 +844,60 @@ class NodeDaemon:
                 f"only {len(rt.contributions)} of {len(params.owners)} data owners "
                 "delivered shares",
             )
-        result = await self._compute(rt, params, peers, m)
+        if aligned:
+            await self._await_mpc_slot(rt, deadline)
+        while True:
+            failed: MpcError | None = None
+            try:
+                timeout = await self._attempt_timeout(deadline)
+                result = await self._compute(rt, params, peers, m, timeout)
+            except MpcError as e:  # e.g. a party was killed: every party retries in step
+                failed = e
+            except BaseExceptionGroup as eg:  # raised through the tunnels' nursery
+                leaves = _leaves(eg)
+                if not all(isinstance(x, MpcError) for x in leaves):
+                    raise
+                failed = cast(MpcError, leaves[0])
+            if failed is None:
+                break
+            log.info("task %d: MPC attempt failed (%s)", rt.task_id, failed.detail)
+            await self._await_mpc_slot(rt, deadline, failed)
         result_bytes = result.encode()
         return result_bytes, {"result": "0x" + result_bytes.hex(), "value": str(result)}
+
+    async def _await_mpc_slot(
+        self, rt: TaskRuntime, deadline: int, failed: MpcError | None = None
+    ) -> None:
+        """Sleep until the next MPC retry slot, or raise ``failed`` if none is left.
+
+        Slots are a grid every ``mpc_timeout + MPC_SLOT_GAP`` seconds counted back from the
+        report deadline (minus a margin to sign and report), identical on every member, so a
+        restarted member and the ones whose session broke start fresh parties together and no
+        stale party is left listening (each attempt ends before the next slot)."""
+        slot = self.cfg.mpc_timeout + MPC_SLOT_GAP
+        last = deadline - MPC_REPORT_MARGIN  # no attempt may run past this chain time
+        now = await self._chain_now()
+        k = int((last - now) // slot)
+        if k >= 1 and not rt.peer_declined.is_set():
+            start = last - k * slot
+            log.info("task %d: next MPC attempt in %.0f s (slot %d)", rt.task_id, start - now, k)
+            with trio.move_on_after(max(0.0, start - now)):
+                await rt.peer_declined.wait()
+        if k < 1 or rt.peer_declined.is_set():
+            why = "a member declined its seat" if k >= 1 else "no time left before the deadline"
+            raise MpcError(rt.task_id, f"{failed.detail + '; ' if failed else ''}{why}")
+        rt.party_port = free_port()  # a fresh party; tunnels resolve to it once it listens
+        rt.party_started = trio.Event()
+
+    async def _attempt_timeout(self, deadline: int) -> float:
+        """An MPC attempt ends just before the first slot boundary at least MPC_MIN_ATTEMPT s
+        away (at most mpc_timeout), so it never overlaps the next retry slot."""
+        slot = self.cfg.mpc_timeout + MPC_SLOT_GAP
+        last = deadline - MPC_REPORT_MARGIN
+        now = await self._chain_now()
+        k = int((last - now - MPC_MIN_ATTEMPT) // slot)
+        end = last - max(k, 0) * slot
+        return max(MPC_MIN_ATTEMPT, min(self.cfg.mpc_timeout, end - now - 1))
 
     def _tunnel_key(self, task_id: int, round: int = 0) -> str:
         return f"mpc:{self.chain_id}:{self.contract.lower()}:{task_id}:{round}"
@@ -718,7 +921,7 @@ class NodeDaemon:
         self.host.set_tunnel_target(key, resolve)
 
     async def _compute(
-        self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int
+        self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int, timeout: float
     ) -> AggregateResult:
         assert rt.seat is not None and rt.params is not None
         key = self._tunnel_key(rt.task_id, rt.round)
@@ -743,9 +946,7 @@ class NodeDaemon:
             rt.computing = True
             log.info("task %d: MPC party %d of %d starting", rt.task_id, rt.seat, m)
             # tunnels into our party wait for this event: it is set once the party listens
-            out = await self.executor.run_party(
-                job, timeout=self.cfg.mpc_timeout, listening=rt.party_started
-            )
+            out = await self.executor.run_party(job, timeout=timeout, listening=rt.party_started)
         log.info("task %d: MPC done", rt.task_id)
         return AggregateResult.from_fractions(out.values(), out.count)
 

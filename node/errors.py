@@ -52,3 +52,28 @@ class RequestRefused(NodeError):
     def __init__(self, peer: str, detail: str) -> None:
         self.peer, self.detail = peer, detail
         super().__init__(f"peer {peer} refused: {detail}")
+
+
+class StateError(NodeError):
+    """The node's crash-safe local state (state dir, SQLite) cannot be used as asked."""
+
+
+class StateLocked(StateError):
+    """Another process already runs a node on this state directory (same key, same home)."""
+
+    def __init__(self, path: str, holder: str = "") -> None:
+        self.path, self.holder = path, holder
+        who = f" (held by {holder})" if holder else ""
+        super().__init__(f"another node is already running on {path}{who}; stop it first")
+
+
+class DoubleSignRefused(StateError):
+    """Signing protection: this node already signed a different result for the task."""
+
+    def __init__(self, task_id: int, round: int, signed_digest: bytes, requested: bytes) -> None:
+        self.task_id, self.round = task_id, round
+        self.signed_digest, self.requested = signed_digest, requested
+        super().__init__(
+            f"task {task_id} round {round}: refusing to sign result 0x{requested.hex()[:16]}…, "
+            f"already signed 0x{signed_digest.hex()[:16]}…"
+        )
