@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from dnode_chain import ATTACKERS, CHALLENGE_PERIOD, ETHER, SEAT_COLLATERAL, Chain
-from test_dnode_disputes import BOND, balance_ok, form_rerun
+from test_dnode_disputes import balance_ok, form_rerun
 from test_dnode_lifecycle import joins, setup_nodes, sign_all
 
 from contracts.client import MAX_CALLBACK_GAS, ChainClient, TaskStatus
@@ -31,9 +31,7 @@ class Consumer:
 
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
-        self.contract = chain.deploy_vyper(
-            ATTACKERS / "bad_consumer.vy", chain.deployment.address
-        )
+        self.contract = chain.deploy_vyper(ATTACKERS / "bad_consumer.vy", chain.deployment.address)
         self.address = self.contract.address
         self.dnode = chain.client(None).contract
         self.sender = chain.w3.eth.accounts[0]
@@ -188,9 +186,7 @@ def test_misbehaving_consumer_blocks_nobody(chain: Chain, nodes, mode: int) -> N
     nodes[4].finalize(task_id)
     assert nodes[0].task_status(task_id) == TaskStatus.FINALIZED
     ok = mode == HUGE
-    assert delivered(chain, task_id) == [
-        {"task_id": task_id, "callback": c.address, "success": ok}
-    ]
+    assert delivered(chain, task_id) == [{"task_id": task_id, "callback": c.address, "success": ok}]
     assert c.view("calls") == (1 if ok else 0)  # a failed callback's writes are undone
     if mode == BURN:  # the consumer really had its whole cap to burn
         assert nodes[4].last_tx.gas_used > CAP  # type: ignore[union-attr]
@@ -256,7 +252,8 @@ def test_callback_on_dispute_paths_that_finalize(chain: Chain, nodes, how: str) 
     if how == "upheld":
         rerun = nodes[3:8]
         form_rerun(chain, rerun, task_id)
-        rerun[0].report_rerun(task_id, MEAN.encode(), sign_all(chain, rerun[:3], task_id, MEAN.encode()))
+        sigs = sign_all(chain, rerun[:3], task_id, MEAN.encode())
+        rerun[0].report_rerun(task_id, MEAN.encode(), sigs)
     else:
         chain.advance(int(nodes[0].params()["dispute_period"]))
         nodes[1].resolve_dispute(task_id)
@@ -312,5 +309,26 @@ def test_post_task_callback_rules_and_plain_tasks_unchanged(chain: Chain, nodes,
     assert req.stored_result(plain) == (TaskStatus.FINALIZED, b"\0" * 32, b"")
     assert req.result_of(plain)[2] == MEAN.encode()
     assert req.stored_result(99) == (TaskStatus.NONE, b"\0" * 32, b"")
-    names = {e["name"] for e in chain.deployment.abi if e.get("type") == "function"}
-    assert {"result_of", "post_task", "task_status", "withdraw"} <= names
+
+
+def test_manifest_carries_the_consumer_interface(chain: Chain, tmp_path: Path) -> None:
+    dep = chain.deployment
+    dep.save(tmp_path / "deployment.json")
+    loaded = type(dep).load(tmp_path / "deployment.json")
+    assert loaded.interfaces == dep.interfaces
+    (consumer,) = loaded.interfaces["IDnodeConsumer"]
+    assert consumer["name"] == "on_task_result"
+    assert [i["type"] for i in consumer["inputs"]] == ["uint256", "bytes"]
+
+    def sig(e: dict[str, Any]) -> tuple[Any, ...]:
+        return (e["name"], tuple(i["type"] for i in e["inputs"]),
+                tuple(o["type"] for o in e["outputs"]), e["stateMutability"])  # fmt: skip
+
+    # every IDnodeOracle function is in dnode's ABI, with the same types (dnode.vy also
+    # declares `implements: IDnodeOracle`, so the compiler checks it too)
+    main = {sig(e) for e in loaded.abi if e.get("type") == "function"}
+    oracle = loaded.interfaces["IDnodeOracle"]
+    assert {e["name"] for e in oracle} == {
+        "post_task", "result_of", "task_status", "credits", "withdraw"
+    }  # fmt: skip
+    assert {sig(e) for e in oracle} <= main
