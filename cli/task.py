@@ -433,11 +433,15 @@ def status(c: Ctx, task_id: int) -> None:
             "report_deadline": t.report_deadline,
             "reported_at": t.reported_at,
             "result_digest": "0x" + t.result_digest.hex(),
+            "callback": t.callback,
+            "callback_gas": t.callback_gas,
+            "callback_ok": t.callback_ok,
             "chain_time": now,
         },
         f"task {task_id}: {t.status.name.lower()} ({note})\n"
         f"reward {fmt_eth(t.reward)}, committee {t.seats_taken}/{t.committee_size}, "
-        f"quorum {t.quorum}\nseats: {', '.join(seats) or '-'}",
+        f"quorum {t.quorum}\nseats: {', '.join(seats) or '-'}"
+        + (f"\ncallback: {t.callback} (gas cap {t.callback_gas})" if t.callback else ""),
     )
 
 

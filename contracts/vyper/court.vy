@@ -152,7 +152,7 @@ def report_rerun(
             task_id=task_id, outcome=market.UPHELD, slashed_seats=0, to_disputer=0, to_requester=0
         )
         log market.TaskFinalized(task_id=task_id, share=share, extra_share=extra)
-        market._deliver(task_id, t)
+        market._deliver(task_id, t.ext)
         return
     market._set_status(task_id, market.OVERTURNED)
     if t.ext & market.ADDR_MASK != 0:
@@ -236,4 +236,4 @@ def resolve_dispute(task_id: uint256, t: market.Task, d: market.Dispute):
         to_requester=0,
     )
     log market.TaskFinalized(task_id=task_id, share=share, extra_share=extra)
-    market._deliver(task_id, t)
+    market._deliver(task_id, t.ext)

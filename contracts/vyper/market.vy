@@ -386,17 +386,17 @@ def _check_signatures(
 
 
 @internal
-def _deliver(task_id: uint256, t: Task):
+def _deliver(task_id: uint256, ext: uint256):
     """
     Call the task's consumer back with its final result: last step of every path that ends
     FINALIZED, after all state changes and credits. The consumer gets exactly its gas cap (the
     caller must hold cap * 64/63 + margin, EIP-150) and its failure is only logged, so a
     reverting or gas-burning consumer cannot block finalization or anyone's payment.
     """
-    gas: uint256 = self._get(t.ext, CALLBACK_GAS_OFF, 32)
+    gas: uint256 = self._get(ext, CALLBACK_GAS_OFF, 32)
     if gas == 0:
         return  # no callback (or publish-only: the result is stored for result_of)
-    callback: address = convert(convert(t.ext & ADDR_MASK, uint160), address)
+    callback: address = convert(convert(ext & ADDR_MASK, uint160), address)
     payload: Bytes[1124] = abi_encode(
         task_id, self.results[task_id], method_id=method_id("on_task_result(uint256,bytes)")
     )
@@ -585,7 +585,7 @@ def finalize(task_id: uint256, t: Task):
         0,
     )
     log TaskFinalized(task_id=task_id, share=share, extra_share=extra)
-    self._deliver(task_id, t)
+    self._deliver(task_id, t.ext)
 
 
 @external
