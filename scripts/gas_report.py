@@ -50,7 +50,7 @@ CHALLENGE = 60
 STEPS = ("post_task", "form_committee", "report", "finalize")
 CONSUMER_TASKS = 5
 CONSUMER_STEPS = ("request (post_task via the dApp)", "report (+ stores result)",
-                  "finalize (+ callback)")  # fmt: skip
+                  "finalize (+ callback)", "report (plain task, same result)")  # fmt: skip
 # what the dApp decodes: abi(int256[] [42.5 * 10**18], uint8 18, uint256 15), 160 bytes
 MEAN_RESULT = AggregateResult((425 * 10**17,), 18, 15).encode()
 EXAMPLE = Path(__file__).resolve().parent.parent / "contracts" / "examples" / "price_feed.vy"
@@ -176,14 +176,27 @@ def _consumer_tasks(w3: Web3, dep, operator, members: list[ChainClient]) -> dict
     feed = w3.eth.contract(address=receipt["contractAddress"], abi=art["abi"])
     gas: dict[str, list[int]] = {s: [] for s in CONSUMER_STEPS}
     delivered = 0
-    for k in range(CONSUMER_TASKS):
-        data = feed.encode_abi("request", args=[keccak(text=f"feed-{k}"), M, 100, 1000])
-        receipt = send_transaction(
-            w3, operator, "request", to=feed.address, data=data, value=3 * 10**17
-        )
-        gas[CONSUMER_STEPS[0]].append(int(receipt["gasUsed"]))
-        (ev,) = feed.events.PriceRequested().process_receipt(receipt)
-        task_id = int(ev["args"]["task_id"])
+    requester = ChainClient(w3, dep, operator)
+    for k in range(2 * CONSUMER_TASKS):
+        consumer = k % 2 == 0  # alternate with plain tasks reporting the same bytes
+        if consumer:
+            data = feed.encode_abi("request", args=[keccak(text=f"feed-{k}"), M, 100, 1000])
+            receipt = send_transaction(
+                w3, operator, "request", to=feed.address, data=data, value=3 * 10**17
+            )
+            gas[CONSUMER_STEPS[0]].append(int(receipt["gasUsed"]))
+            (ev,) = feed.events.PriceRequested().process_receipt(receipt)
+            task_id = int(ev["args"]["task_id"])
+        else:
+            now = int(w3.eth.get_block("latest")["timestamp"])
+            task_id = requester.post_task(
+                keccak(text="mpc.mean"),
+                keccak(text=f"plain-{k}"),
+                committee_size=M,
+                seat_deadline=now + 100,
+                report_deadline=now + 1000,
+                reward=3 * 10**17,
+            )
         submitter = members[k % M]
         sigs = [
             None if c is submitter else sign_join(c.account, dep.chain_id, dep.address, task_id, 0)
@@ -195,13 +208,14 @@ def _consumer_tasks(w3: Web3, dep, operator, members: list[ChainClient]) -> dict
             sign_report(c.account, dep.chain_id, dep.address, task_id, MEAN_RESULT) for c in signers
         ]
         submitter.report(task_id, MEAN_RESULT, report_sigs)
-        gas[CONSUMER_STEPS[1]].append(submitter.last_tx.gas_used)
+        gas[CONSUMER_STEPS[1 if consumer else 3]].append(submitter.last_tx.gas_used)
         w3.provider.make_request(
             "evm_mine", [int(w3.eth.get_block("latest")["timestamp"]) + CHALLENGE + 1]
         )
         submitter.finalize(task_id)
-        gas[CONSUMER_STEPS[2]].append(submitter.last_tx.gas_used)
-        delivered += submitter.task_info(task_id).callback_ok is True
+        if consumer:
+            gas[CONSUMER_STEPS[2]].append(submitter.last_tx.gas_used)
+            delivered += submitter.task_info(task_id).callback_ok is True
     if delivered != CONSUMER_TASKS or feed.functions.price().call() != 425 * 10**17:
         raise SystemExit(f"consumer callbacks: only {delivered}/{CONSUMER_TASKS} delivered")
     return {

@@ -332,3 +332,48 @@ def test_manifest_carries_the_consumer_interface(chain: Chain, tmp_path: Path) -
         "post_task", "result_of", "task_status", "credits", "withdraw"
     }  # fmt: skip
     assert {sig(e) for e in oracle} <= main
+
+
+def test_reader_decodes_public_and_private_results_and_watches(chain: Chain, nodes, funded):
+    """oracle.reader: a public aggregate decodes to its values, an HE result to its blob digest
+    and locator only; watch yields final results in chain order, bounded by a count."""
+    from node.he.result import blob_locator, encode_report
+    from oracle.errors import ResultNotAvailable, UnknownTask
+    from oracle.reader import read, watch
+
+    he_nodes = []
+    for i in range(3):
+        n = funded(f"he{i}")
+        n.register(f"12D3KooWhe{i}", 3)
+        n.stake(2 * ETHER)
+        he_nodes.append(n)
+    req = funded("requester")
+    now = chain.now()
+    kw: dict[str, Any] = {"seat_deadline": now + 100, "report_deadline": now + 1000}
+    public = req.post_task(MEAN_ID, PARAMS, reward=ETHER, **kw)
+    private = req.post_task(get_program("he.mean").program_id, PARAMS, capability=2,
+                            reward=ETHER, **kw)  # fmt: skip
+    blob = b"\x5a" * 32
+    form_and_report(chain, nodes, public)
+    form_and_report(chain, he_nodes, private, encode_report(blob))
+    with pytest.raises(UnknownTask, match="task 9 does not exist"):
+        read(req, 9)
+    r = read(req, public)
+    assert (r.status, r.final, r.value, r.private) == (TaskStatus.REPORTED, False, MEAN, None)
+    assert r.program == "mpc.mean" and r.callback is None and "420.85" in r.line()
+    chain.advance(CHALLENGE_PERIOD + 1)
+    start = chain.w3.eth.block_number
+    nodes[0].finalize(public)
+    he_nodes[0].finalize(private)
+    got = list(watch(req, from_block=start, limit=2, timeout=60, poll=0.1))
+    assert [g.task_id for g in got] == [public, private]
+    assert got[0].value == MEAN and got[0].final
+    assert got[1].value is None and got[1].private is not None
+    assert got[1].private.blob_digest == blob and got[1].private.locator == blob_locator(blob)
+    assert got[1].to_json()["kind"] == "private" and got[1].program == "he.mean"
+    third = req.post_task(MEAN_ID, PARAMS, reward=ETHER, seat_deadline=chain.now() + 100,
+                          report_deadline=chain.now() + 1000)  # fmt: skip
+    with pytest.raises(ResultNotAvailable, match="status: open"):
+        read(req, third)
+    # nothing final after the head: a bounded watch returns empty-handed
+    assert list(watch(req, timeout=0.5, poll=0.1)) == []
