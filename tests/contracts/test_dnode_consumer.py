@@ -377,3 +377,19 @@ def test_reader_decodes_public_and_private_results_and_watches(chain: Chain, nod
         read(req, third)
     # nothing final after the head: a bounded watch returns empty-handed
     assert list(watch(req, timeout=0.5, poll=0.1)) == []
+
+
+def test_protocol_doc_example_runs(chain: Chain, nodes, tmp_path: Path) -> None:
+    """The copyable example in docs/protocol.md compiles and receives the mean."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    section = doc[doc.index("### Example: a price set by the mean of private inputs") :]
+    source = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "doc_feed.vy").write_text(source)
+    feed = chain.deploy_vyper(tmp_path / "doc_feed.vy", chain.deployment.address, MEAN_ID)
+    tx = feed.functions.request(PARAMS).transact({"from": chain.w3.eth.accounts[0], "value": 1})
+    chain.w3.eth.wait_for_transaction_receipt(tx)
+    form_and_report(chain, nodes, 1)
+    chain.advance(CHALLENGE_PERIOD + 1)
+    nodes[0].finalize(1)
+    assert delivered(chain, 1)[0]["success"] is True
+    assert (feed.functions.price().call(), feed.functions.decimals().call()) == (MEAN.value, 18)
