@@ -18,7 +18,7 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 from web3.logs import DISCARD
 
-from cli.devcluster import DevCluster
+from cli.devcluster import DevCluster, anvil_path
 from contracts.client import ChainClient, connect, send_transaction
 from contracts.compile import VYPER_DIR, compile_file
 from contracts.manifest import Deployment
@@ -61,7 +61,17 @@ class Feed:
 
 
 def test_dapp_receives_the_mpc_mean_by_callback(tmp_path: Path) -> None:
-    cluster = DevCluster(tmp_path, challenge_period=4)
+    run_consumer(DevCluster(tmp_path, challenge_period=4))
+
+
+def test_dapp_receives_the_mpc_mean_by_callback_on_anvil(tmp_path: Path) -> None:
+    anvil_path()  # fails (not skips) when missing: scripts/test.sh installs it
+    run_consumer(DevCluster(tmp_path, engine="anvil", challenge_period=4))
+
+
+def run_consumer(cluster: DevCluster) -> None:
+    """The scenario, against whichever chain engine ``cluster`` runs (devnet or anvil)."""
+    tmp_path = cluster.workdir
     with cluster.running():
         nodes = [cluster.start_node(f"node-{i}") for i in range(1, 4)]
         owners = {n: cluster.member(n) for n in INPUTS}
