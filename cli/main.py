@@ -107,9 +107,9 @@ def cli(
 
 
 def register_commands() -> None:
-    from cli import account, chain, demo, node, task
+    from cli import account, chain, demo, node, oracle, task
 
-    for mod in (chain, account, node, task, demo):
+    for mod in (chain, account, node, task, oracle, demo):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)
 

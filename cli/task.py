@@ -147,19 +147,7 @@ def post(
         )
     if data or args_opt or arg_items:
         raise CliError(f"--data/--args/--arg are for HE programs, not {prog.name}")
-    if not owners:
-        raise CliError(f"{prog.name} needs at least one --owner (a data owner's address)")
-    for o in owners:
-        if not is_address(o):
-            raise CliError(f"data owner {o!r} is not an address")
-    params = TaskParams(
-        program=prog.name,
-        owners=tuple(to_checksum_address(o) for o in owners),
-        kind=kind,
-        frac_bits=(frac_bits if frac_bits is not None else 16) if kind == "fixed" else 0,
-        input_timeout=input_timeout,
-        max_values=max_values,
-    )
+    params = _mpc_params(prog.name, owners, kind, frac_bits, input_timeout, max_values)
     acct = c.account()
     chain = c.chain(acct)
     now = max(int(time.time()), chain.block_timestamp())
@@ -190,6 +178,122 @@ def post(
             if bootstrap
             else "; not announced (no --bootstrap): nodes will not see its parameters"
         ),
+    )
+
+
+def _mpc_params(
+    program: str,
+    owners: tuple[str, ...],
+    kind: str,
+    frac_bits: int | None,
+    input_timeout: int,
+    max_values: int,
+) -> TaskParams:
+    """The params of an MPC task, from the command-line options (one-line errors)."""
+    prog = get_program(program)
+    if prog.capability == CAP_HE:
+        raise CliError(f"{prog.name} is an HE program: post it with dnode task post --data")
+    if not owners:
+        raise CliError(f"{prog.name} needs at least one --owner (a data owner's address)")
+    for o in owners:
+        if not is_address(o):
+            raise CliError(f"data owner {o!r} is not an address")
+    return TaskParams(
+        program=prog.name,
+        owners=tuple(to_checksum_address(o) for o in owners),
+        kind=kind,
+        frac_bits=(frac_bits if frac_bits is not None else 16) if kind == "fixed" else 0,
+        input_timeout=input_timeout,
+        max_values=max_values,
+    )
+
+
+@task.command("params")
+@click.option("--program", required=True, help="MPC program id, e.g. mpc.mean.")
+@click.option(
+    "--owner", "owners", multiple=True, help="Address of a data owner (repeatable, required)."
+)
+@click.option("--kind", type=click.Choice(["int", "fixed"]), default="int", show_default=True)
+@click.option("--frac-bits", default=None, type=int, help="Fractional bits for --kind fixed [16].")
+@click.option("--input-timeout", default=120, show_default=True)
+@click.option("--max-values", default=1 << 16, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="File to write the canonical params to (announce them with dnode task announce).",
+)
+@pass_ctx
+def params_cmd(
+    c: Ctx,
+    program: str,
+    owners: tuple[str, ...],
+    kind: str,
+    frac_bits: int | None,
+    input_timeout: int,
+    max_values: int,
+    out: Path,
+) -> None:
+    """Write an MPC task's params without posting it, and print their digest: what a consumer
+    contract passes to post_task (e.g. the example PriceFeed's request)."""
+    params = _mpc_params(program, owners, kind, frac_bits, input_timeout, max_values)
+    try:
+        out.write_bytes(params.canonical())
+    except OSError as e:
+        raise CliError(f"cannot write {out}: {e.strerror or e}") from None
+    digest = "0x" + params.digest.hex()
+    c.emit(
+        {
+            "program": params.program,
+            "program_id": "0x" + get_program(params.program).program_id.hex(),
+            "params_digest": digest,
+            "file": str(out),
+        },
+        f"params of {params.program} written to {out}; params digest {digest}",
+    )
+
+
+@task.command("announce")
+@click.argument("task_id", type=click.IntRange(min=1))
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The task's params (from dnode task params --out, or task post --json).",
+)
+@click.option(
+    "--bootstrap",
+    multiple=True,
+    envvar="DNODE_BOOTSTRAP",
+    required=True,
+    help="Peer multiaddr to announce the task through (repeatable).",
+)
+@pass_ctx
+def announce(c: Ctx, task_id: int, params_file: Path, bootstrap: tuple[str, ...]) -> None:
+    """Announce the params of an already posted task, e.g. one a consumer contract posted.
+
+    Anyone holding the params may announce them: nodes accept them only if they hash to the
+    task's on-chain params digest, which only the requester chose."""
+    try:
+        raw = params_file.read_bytes()
+    except OSError as e:
+        raise CliError(f"cannot read {params_file}: {e.strerror or e}") from None
+    params = TaskParams.from_bytes(raw)
+    info = c.chain().task_info(task_id)
+    if info.status == TaskStatus.NONE:
+        raise CliError(f"task {task_id} does not exist")
+    if params.digest != info.params_digest:
+        raise CliError(
+            f"{params_file} hashes to 0x{params.digest.hex()}, task {task_id} was posted with "
+            f"params digest 0x{info.params_digest.hex()}"
+        )
+    if info.status in TERMINAL:
+        raise CliError(f"task {task_id} is {info.status.name.lower()}: nothing to announce")
+    accepted = trio.run(peer_client.announce, list(bootstrap), task_id, params)
+    c.emit(
+        {"task_id": task_id, "params_digest": "0x" + params.digest.hex(), "announced_to": accepted},
+        f"task {task_id}: params announced to {accepted} peer(s)",
     )
 
 
@@ -329,11 +433,15 @@ def status(c: Ctx, task_id: int) -> None:
             "report_deadline": t.report_deadline,
             "reported_at": t.reported_at,
             "result_digest": "0x" + t.result_digest.hex(),
+            "callback": t.callback,
+            "callback_gas": t.callback_gas,
+            "callback_ok": t.callback_ok,
             "chain_time": now,
         },
         f"task {task_id}: {t.status.name.lower()} ({note})\n"
         f"reward {fmt_eth(t.reward)}, committee {t.seats_taken}/{t.committee_size}, "
-        f"quorum {t.quorum}\nseats: {', '.join(seats) or '-'}",
+        f"quorum {t.quorum}\nseats: {', '.join(seats) or '-'}"
+        + (f"\ncallback: {t.callback} (gas cap {t.callback_gas})" if t.callback else ""),
     )
 
 

@@ -85,8 +85,11 @@ TASK_EVENTS = frozenset(
         "TaskDisputed",
         "DisputeResolved",
         "Slashed",
+        "CallbackRegistered",
+        "CallbackDelivered",
     }
 )
+MAX_CALLBACK_GAS = 1_000_000  # market.vy
 
 
 def _bits(word: int, off: int, width: int) -> int:
@@ -109,6 +112,16 @@ class TaskRecord:
     def seed_block(self) -> int:
         """The block whose hash seeds this task's committee sortition (post block + 1)."""
         return _bits(self.ext, SEED_BLOCK_OFF, 64)
+
+    @property
+    def callback(self) -> str | None:
+        """The consumer contract called back at finalization (None: a plain task)."""
+        addr = _bits(self.ext, 0, 160)
+        return to_checksum_address(addr.to_bytes(20, "big")) if addr else None
+
+    @property
+    def callback_gas(self) -> int:
+        return _bits(self.ext, CALLBACK_GAS_OFF, 32)
 
     def as_abi(self) -> tuple[Any, ...]:
         return (
@@ -202,6 +215,9 @@ class TaskInfo:
     record: TaskRecord | None = None
     dispute: DisputeRecord | None = None
     rerun_result: bytes | None = None
+    callback: str | None = None
+    callback_gas: int = 0
+    callback_ok: bool | None = None  # CallbackDelivered.success (None: no call made yet)
 
 
 @dataclass(frozen=True)
@@ -503,8 +519,16 @@ class ChainClient:
         seat_deadline: int,
         report_deadline: int,
         reward: int,
+        callback: str | None = None,
+        callback_gas: int = 0,
     ) -> int:
-        """Post a task escrowing ``reward`` wei; returns the task id from the TaskPosted log."""
+        """Post a task escrowing ``reward`` wei; returns the task id from the TaskPosted log.
+
+        ``callback``: a consumer contract called with the result at finalization (with
+        ``callback_gas`` gas; 0 stores the result for ``result_of`` without a call)."""
+        extra: tuple[Any, ...] = ()
+        if callback is not None:
+            extra = (to_checksum_address(callback), callback_gas)
         receipt = self._transact(
             "post_task",
             "post_task",
@@ -514,6 +538,7 @@ class ChainClient:
             committee_size,
             seat_deadline,
             report_deadline,
+            *extra,
             value=reward,
         )
         for ev in self.contract.events.TaskPosted().process_receipt(receipt, errors=_DISCARD):
@@ -655,6 +680,7 @@ class ChainClient:
         posted: dict[str, Any] = {}
         result: bytes | None = None
         rerun_result: bytes | None = None
+        callback_ok: bool | None = None
         for ev in self._task_logs(task_id):
             a = ev.args
             if ev.name == "TaskPosted":
@@ -673,6 +699,10 @@ class ChainClient:
                 )
             elif rec is None:
                 continue
+            elif ev.name == "CallbackRegistered":
+                rec.ext |= int(a["callback"], 16) | int(a["callback_gas"]) << CALLBACK_GAS_OFF
+            elif ev.name == "CallbackDelivered":
+                callback_ok = bool(a["success"])
             elif ev.name == "CommitteeFormed":
                 members: list[str] = [to_checksum_address(m) for m in a["members"]]
                 if a["round"] == 0:
@@ -730,6 +760,9 @@ class ChainClient:
             record=rec,
             dispute=disp,
             rerun_result=rerun_result,
+            callback=rec.callback,
+            callback_gas=rec.callback_gas,
+            callback_ok=callback_ok,
         )
 
     def task_info(self, task_id: int) -> TaskInfo:
@@ -774,6 +807,12 @@ class ChainClient:
         if info.status == TaskStatus.OVERTURNED and info.dispute and info.rerun_result:
             return info.status, info.dispute.result_digest, info.rerun_result
         return info.status, info.result_digest, info.result or b""
+
+    def stored_result(self, task_id: int) -> tuple[TaskStatus, bytes, bytes]:
+        """The contract's own ``result_of`` view: (status, digest, bytes) for tasks that named
+        a callback; empty digest and bytes for the others (read those with ``result_of``)."""
+        status, digest, result = self._call("result_of", task_id)
+        return TaskStatus(int(status)), bytes(digest), bytes(result)
 
     def task_count(self) -> int:
         return int(self._call("task_count"))

@@ -12,6 +12,8 @@ VYPER_DIR = Path(__file__).resolve().parent / "vyper"
 # deployable contracts; modules (registry/market/court) are pulled in via imports.
 # dnode_court is the code-only extension dnode delegates its litigation functions to.
 MAIN_CONTRACTS = ("dnode", "dnode_court")
+# the documented consumer interface (docs/protocol.md, "Consuming results"), in the manifest
+INTERFACES = ("IDnodeConsumer", "IDnodeOracle")
 
 _cache: dict[tuple[str, ...], dict[str, dict[str, Any]]] = {}
 _lock = threading.Lock()
@@ -49,3 +51,21 @@ def compile_contracts(names: tuple[str, ...] = MAIN_CONTRACTS) -> dict[str, dict
         if key not in _cache:
             _cache[key] = {name: compile_file(VYPER_DIR / f"{name}.vy") for name in names}
         return _cache[key]
+
+
+def interface_abis() -> dict[str, list[dict[str, Any]]]:
+    """ABI of each consumer interface (contracts/vyper/interfaces/*.vyi), for the manifest."""
+    from vyper.compiler import compile_from_file_input
+    from vyper.compiler.input_bundle import FilesystemInputBundle
+
+    bundle = FilesystemInputBundle([VYPER_DIR])
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name in INTERFACES:
+        path = f"interfaces/{name}.vyi"
+        try:
+            out[name] = compile_from_file_input(
+                bundle.load_file(path), input_bundle=bundle, output_formats=["abi"]
+            )["abi"]
+        except Exception as exc:  # same one-line reporting as compile_file
+            raise CompileError(str(VYPER_DIR / path), f"{type(exc).__name__}: {exc}") from exc
+    return out

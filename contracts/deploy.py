@@ -9,7 +9,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from contracts.client import rpc_guard, send_transaction
-from contracts.compile import compile_contracts
+from contracts.compile import compile_contracts, interface_abis
 from contracts.errors import ContractsError
 from contracts.manifest import Deployment
 
@@ -83,4 +83,5 @@ def deploy(
         deploy_block=int(receipt["blockNumber"]),
         params=params,
         rpc=rpc or (str(uri) if uri else None),
+        interfaces=interface_abis(),
     )

@@ -24,6 +24,9 @@ class Deployment:
     deploy_block: int
     params: dict[str, int] = field(default_factory=dict)
     rpc: str | None = None  # hint only; the caller's configured endpoint wins
+    # ABIs of the consumer interfaces (IDnodeConsumer: what a dApp implements; IDnodeOracle:
+    # what it calls on `address`); see docs/protocol.md, "Consuming results"
+    interfaces: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": MANIFEST_VERSION, **asdict(self)}
@@ -62,6 +65,11 @@ class Deployment:
         except (TypeError, ValueError) as exc:
             raise ManifestError(source, f"params values must be integers ({exc})") from exc
         rpc = data.get("rpc")
+        interfaces = data.get("interfaces") or {}
+        if not isinstance(interfaces, dict) or not all(
+            isinstance(v, list) for v in interfaces.values()
+        ):
+            raise ManifestError(source, "interfaces must map names to ABI lists")
         return cls(
             chain_id=chain_id,
             address=address,
@@ -69,6 +77,7 @@ class Deployment:
             deploy_block=deploy_block,
             params=clean_params,
             rpc=rpc if isinstance(rpc, str) else None,
+            interfaces={str(k): v for k, v in interfaces.items()},
         )
 
     @classmethod

@@ -25,3 +25,9 @@ class ResultNotAvailable(OracleError):
     def __init__(self, task_id: int, status: str) -> None:
         self.task_id, self.status = task_id, status
         super().__init__(f"task {task_id} has no attested result (status: {status})")
+
+
+class UnknownTask(OracleError):
+    def __init__(self, task_id: int) -> None:
+        self.task_id = task_id
+        super().__init__(f"task {task_id} does not exist on-chain")

@@ -11,6 +11,11 @@ and finally each of the 3 committee members withdraws once: its credits from all
 the 10 tasks plus the 3 withdrawals divided by 10. Posting and reporting must cost the same
 (within 5%) whatever the number of registered nodes.
 
+Then 5 consumer tasks (docs/protocol.md, "Consuming results") through the example dApp
+contracts/examples/price_feed.vy: `request` (the dApp posts with itself as callback, cap
+150k), `report` (which also stores the result bytes), `finalize` (which calls the dApp back;
+it decodes the mean and sets its price). Plain tasks do not pay for any of this.
+
     python scripts/gas_report.py            # table
     python scripts/gas_report.py --json     # machine-readable
 """
@@ -29,11 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from eth_account import Account  # noqa: E402
 from eth_utils import keccak  # noqa: E402
 from web3 import Web3  # noqa: E402
+from web3.logs import DISCARD  # noqa: E402
 
-from contracts.client import ChainClient, connect  # noqa: E402
+from contracts.client import ChainClient, connect, send_transaction  # noqa: E402
+from contracts.compile import VYPER_DIR, compile_file  # noqa: E402
 from contracts.deploy import deploy  # noqa: E402
 from contracts.devnet import start_in_thread  # noqa: E402
 from oracle.attestation import sign_join, sign_report  # noqa: E402
+from oracle.encoding import AggregateResult  # noqa: E402
 
 ETHER = 10**18
 BUDGET = 250_000
@@ -41,6 +49,12 @@ TASKS = 10
 M = 3
 CHALLENGE = 60
 STEPS = ("post_task", "form_committee", "report", "finalize")
+CONSUMER_TASKS = 5
+CONSUMER_STEPS = ("request (post_task via the dApp)", "report (+ stores result)",
+                  "finalize (+ callback)", "report (plain task, same result)")  # fmt: skip
+# what the dApp decodes: abi(int256[] [42.5 * 10**18], uint8 18, uint256 15), 160 bytes
+MEAN_RESULT = AggregateResult((425 * 10**17,), 18, 15).encode()
+EXAMPLE = Path(__file__).resolve().parent.parent / "contracts" / "examples" / "price_feed.vy"
 RESULT = bytes.fromhex("00" * 31 + "2a" + "00" * 31 + "12" + "00" * 31 + "0f")  # 96-byte aggregate
 
 
@@ -137,6 +151,7 @@ def measure(n_nodes: int) -> dict:
                 withdrawals.append(c.last_tx.gas_used)
         per_step = {s: round(statistics.mean(v)) for s, v in gas.items()}
         per_step["withdraw (amortized)"] = round(sum(withdrawals) / TASKS)
+        consumer = _consumer_tasks(w3, dep, deployer, members)
         return {
             "registered_nodes": n_nodes,
             "tasks": TASKS,
@@ -147,9 +162,69 @@ def measure(n_nodes: int) -> dict:
             "first_task": {s: v[0] for s, v in gas.items()},
             "withdrawals": withdrawals,
             "total_per_task": sum(per_step.values()),
+            "consumer": consumer,
         }
     finally:
         server.shutdown()
+
+
+def _consumer_tasks(w3: Web3, dep, operator, members: list[ChainClient]) -> dict:
+    """Mean gas of the consumer-task steps, through the PriceFeed example dApp."""
+    art = compile_file(EXAMPLE, [VYPER_DIR])
+    factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+    ctor = factory.constructor(dep.address, keccak(text="mpc.mean"))
+    receipt = send_transaction(w3, operator, "deploy", to=None, data=ctor.data_in_transaction)
+    feed = w3.eth.contract(address=receipt["contractAddress"], abi=art["abi"])
+    gas: dict[str, list[int]] = {s: [] for s in CONSUMER_STEPS}
+    delivered = 0
+    requester = ChainClient(w3, dep, operator)
+    for k in range(2 * CONSUMER_TASKS):
+        consumer = k % 2 == 0  # alternate with plain tasks reporting the same bytes
+        if consumer:
+            data = feed.encode_abi("request", args=[keccak(text=f"feed-{k}"), M, 100, 1000])
+            receipt = send_transaction(
+                w3, operator, "request", to=feed.address, data=data, value=3 * 10**17
+            )
+            gas[CONSUMER_STEPS[0]].append(int(receipt["gasUsed"]))
+            (ev,) = feed.events.PriceRequested().process_receipt(receipt, errors=DISCARD)
+            task_id = int(ev["args"]["task_id"])
+        else:
+            now = int(w3.eth.get_block("latest")["timestamp"])
+            task_id = requester.post_task(
+                keccak(text="mpc.mean"),
+                keccak(text=f"plain-{k}"),
+                committee_size=M,
+                seat_deadline=now + 100,
+                report_deadline=now + 1000,
+                reward=3 * 10**17,
+            )
+        submitter = members[k % M]
+        sigs = [
+            None if c is submitter else sign_join(c.account, dep.chain_id, dep.address, task_id, 0)
+            for c in members
+        ]
+        submitter.form_committee(task_id, [c.account.address for c in members], sigs)
+        signers = [members[k % M], members[(k + 1) % M]]
+        report_sigs = [
+            sign_report(c.account, dep.chain_id, dep.address, task_id, MEAN_RESULT) for c in signers
+        ]
+        submitter.report(task_id, MEAN_RESULT, report_sigs)
+        gas[CONSUMER_STEPS[1 if consumer else 3]].append(submitter.last_tx.gas_used)
+        w3.provider.make_request(
+            "evm_mine", [int(w3.eth.get_block("latest")["timestamp"]) + CHALLENGE + 1]
+        )
+        submitter.finalize(task_id)
+        if consumer:
+            gas[CONSUMER_STEPS[2]].append(submitter.last_tx.gas_used)
+            delivered += submitter.task_info(task_id).callback_ok is True
+    if delivered != CONSUMER_TASKS or feed.functions.price().call() != 425 * 10**17:
+        raise SystemExit(f"consumer callbacks: only {delivered}/{CONSUMER_TASKS} delivered")
+    return {
+        "tasks": CONSUMER_TASKS,
+        "result_bytes": len(MEAN_RESULT),
+        "callback_gas_cap": 150_000,
+        "steps": {s: round(statistics.mean(v)) for s, v in gas.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{s:<22}" + "".join(f"{r['steps'][s]:>16}" for r in runs))
         print(f"{'total per task':<22}" + "".join(f"{r['total_per_task']:>16}" for r in runs))
         print(f"budget {BUDGET}: {'OK' if out['within_budget'] else 'EXCEEDED'}; flat: {flat}")
+        print(f"consumer task (PriceFeed example), mean over {CONSUMER_TASKS} tasks")
+        for s in CONSUMER_STEPS:
+            print(f"{s:<34}" + "".join(f"{r['consumer']['steps'][s]:>12}" for r in runs))
     return 0 if out["within_budget"] and all(flat.values()) else 1
 
 

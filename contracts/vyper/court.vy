@@ -117,6 +117,8 @@ def report_rerun(
          signer is slashed one seat_collateral; half of the slashed total (rounded down) and
          the bond go to the disputer, the reward and the other half to the requester
          (market.REVERSED, status market.OVERTURNED). The re-execution seats are unlocked either way.
+         A consumer callback runs only when the result stands (FINALIZED); an overturned
+         task's consumer gets no call, result_of serves the re-execution's result.
     @param task_id disputed task
     @param t the task record
     @param d the dispute record
@@ -150,8 +152,11 @@ def report_rerun(
             task_id=task_id, outcome=market.UPHELD, slashed_seats=0, to_disputer=0, to_requester=0
         )
         log market.TaskFinalized(task_id=task_id, share=share, extra_share=extra)
+        market._deliver(task_id, t.ext)
         return
     market._set_status(task_id, market.OVERTURNED)
+    if t.ext & market.ADDR_MASK != 0:
+        market.results[task_id] = result  # result_of now serves the re-execution's result
     slashed: uint256 = 0
     for i: uint256 in range(len(t.committee), bound=market.MAX_SEATS):
         bit: uint256 = 1 << i
@@ -181,7 +186,8 @@ def report_rerun(
 def resolve_dispute(task_id: uint256, t: market.Task, d: market.Dispute):
     """
     @notice Settle a dispute whose re-execution did not happen: the original result stands
-            (market.FINALIZED, reward to its signers) and the bond returns to the disputer.
+            (market.FINALIZED, reward to its signers, consumer called back) and the bond
+            returns to the disputer.
     @dev market.DISPUTED after the re-execution seat deadline (no committee formed): nobody slashed.
          market.RECOMPUTING after the re-execution report deadline: every re-execution seat that
          did not decline is slashed one seat_collateral, paid to the original signers with
@@ -230,3 +236,4 @@ def resolve_dispute(task_id: uint256, t: market.Task, d: market.Dispute):
         to_requester=0,
     )
     log market.TaskFinalized(task_id=task_id, share=share, extra_share=extra)
+    market._deliver(task_id, t.ext)

@@ -18,6 +18,10 @@ import market
 initializes: registry
 initializes: market[registry := registry]
 
+from interfaces import IDnodeOracle
+
+implements: IDnodeOracle
+
 exports: (
     registry.register,
     registry.stake,
@@ -33,6 +37,7 @@ exports: (
     registry.seat_collateral,
     registry.unbond_delay,
     market.post_task,
+    market.result_of,
     market.form_committee,
     market.report,
     market.finalize,

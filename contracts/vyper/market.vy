@@ -54,8 +54,15 @@ SIGNERS_OFF: constant(uint256) = 208  # 16
 DECLINED_OFF: constant(uint256) = 224  # 16
 
 # Task.ext layout
+ADDR_MASK: constant(uint256) = (1 << 160) - 1  # callback address: bits 0..159
 CALLBACK_GAS_OFF: constant(uint256) = 160  # 32
 SEED_BLOCK_OFF: constant(uint256) = 192  # 64
+
+# consumer callbacks (docs/protocol.md, "Consuming results")
+MAX_CALLBACK_GAS: constant(uint256) = 1_000_000
+# gas a finalizer must hold beyond cap * 64 / 63 when the callback is made: the CALL itself
+# (cold account 2600) and what runs after it (event, return)
+CALLBACK_MARGIN: constant(uint256) = 15_000
 
 # Dispute.meta layout
 D_SEAT_DL_OFF: constant(uint256) = 0  # 64
@@ -120,6 +127,16 @@ event ResultReported:
     signers_bitmap: uint256
     reported_at: uint256
 
+event CallbackRegistered:
+    task_id: indexed(uint256)
+    callback: indexed(address)
+    callback_gas: uint256
+
+event CallbackDelivered:
+    task_id: indexed(uint256)
+    callback: indexed(address)
+    success: bool
+
 event TaskFinalized:
     task_id: indexed(uint256)
     share: uint256
@@ -160,6 +177,8 @@ tasks: public(HashMap[uint256, uint256])
 # keccak256(abi_encode(Dispute)) of a disputed task
 disputes: public(HashMap[uint256, bytes32])
 task_count: public(uint256)
+# result bytes of the tasks that named a callback (opt-in; other tasks' results are only emitted)
+results: HashMap[uint256, Bytes[1024]]
 
 
 @deploy
@@ -366,6 +385,26 @@ def _check_signatures(
     return bitmap
 
 
+@internal
+def _deliver(task_id: uint256, ext: uint256):
+    """
+    Call the task's consumer back with its final result: last step of every path that ends
+    FINALIZED, after all state changes and credits. The consumer gets exactly its gas cap (the
+    caller must hold cap * 64/63 + margin, EIP-150) and its failure is only logged, so a
+    reverting or gas-burning consumer cannot block finalization or anyone's payment.
+    """
+    gas: uint256 = self._get(ext, CALLBACK_GAS_OFF, 32)
+    if gas == 0:
+        return  # no callback (or publish-only: the result is stored for result_of)
+    callback: address = convert(convert(ext & ADDR_MASK, uint160), address)
+    payload: Bytes[1124] = abi_encode(
+        task_id, self.results[task_id], method_id=method_id("on_task_result(uint256,bytes)")
+    )
+    assert msg.gas >= gas * 64 // 63 + CALLBACK_MARGIN, "oracle: gas below callback cap"
+    ok: bool = raw_call(callback, payload, gas=gas, max_outsize=0, revert_on_failure=False)
+    log CallbackDelivered(task_id=task_id, callback=callback, success=ok)
+
+
 # ---------------------------------------------------------------- task lifecycle
 
 
@@ -379,15 +418,23 @@ def post_task(
     committee_size: uint256,
     seat_deadline: uint256,
     report_deadline: uint256,
+    callback: address = empty(address),
+    callback_gas: uint256 = 0,
 ) -> uint256:
     """
-    @notice Post a compute task, escrowing msg.value as the committee's reward.
+    @notice Post a compute task, escrowing msg.value as the committee's reward. A consumer
+            contract names itself as `callback`: the result bytes are then stored (readable
+            with result_of) and, if callback_gas > 0, the finalizing transaction calls
+            callback.on_task_result(task_id, result) with exactly callback_gas gas.
     @param program_id identifier of the program the committee runs
     @param params_digest digest of the (off-chain) task parameters
     @param capability required node capability bit (MPC=1 or HE=2)
     @param committee_size number of seats m, 3..16; quorum is m // 2 + 1
     @param seat_deadline absolute timestamp until which the committee may be formed
     @param report_deadline absolute timestamp until which a result may be reported
+    @param callback consumer contract (IDnodeConsumer), or empty for a plain task
+    @param callback_gas gas cap of the callback, <= MAX_CALLBACK_GAS (0: store the result
+           for result_of but make no call)
     @return the new task id (ids start at 1)
     """
     assert msg.value > 0, "market: zero reward"
@@ -398,6 +445,8 @@ def post_task(
     assert seat_deadline > block.timestamp, "market: seat deadline in the past"
     assert report_deadline > seat_deadline, "market: report deadline before seat deadline"
     assert report_deadline <= MAX_TIME, "market: deadline too far"
+    assert callback_gas <= MAX_CALLBACK_GAS, "market: callback gas too high"
+    assert callback != empty(address) or callback_gas == 0, "market: callback gas without callback"
 
     task_id: uint256 = self.task_count + 1
     self.task_count = task_id
@@ -411,7 +460,11 @@ def post_task(
             | (seat_deadline << SEAT_DL_OFF)
             | (report_deadline << REPORT_DL_OFF)
         ),
-        ext=(block.number + 1) << SEED_BLOCK_OFF,
+        ext=(
+            convert(callback, uint256)
+            | (callback_gas << CALLBACK_GAS_OFF)
+            | ((block.number + 1) << SEED_BLOCK_OFF)
+        ),
         committee=[],
         result_digest=empty(bytes32),
     )
@@ -428,6 +481,8 @@ def post_task(
         report_deadline=report_deadline,
         seed_block=block.number + 1,
     )
+    if callback != empty(address):
+        log CallbackRegistered(task_id=task_id, callback=callback, callback_gas=callback_gas)
     return task_id
 
 
@@ -479,7 +534,8 @@ def report(task_id: uint256, t: Task, result: Bytes[1024], sigs: Bytes[SIGS_BYTE
          ever accepted.
     @param task_id task the result belongs to
     @param t the task record
-    @param result public result bytes (emitted; only its digest is kept)
+    @param result public result bytes (emitted; only its digest is kept, and the bytes
+           themselves when the task named a callback)
     @param sigs signatures over the report hash, one per signer
     """
     status: uint256 = self._load(task_id, t)
@@ -495,6 +551,8 @@ def report(task_id: uint256, t: Task, result: Bytes[1024], sigs: Bytes[SIGS_BYTE
     nt.meta = self._put(meta, REPORTED_AT_OFF, 64, block.timestamp)
     nt.result_digest = keccak256(result)
     self._store(task_id, nt, REPORTED)
+    if t.ext & ADDR_MASK != 0:
+        self.results[task_id] = result
     log ResultReported(
         task_id=task_id, round=0, result=result, signers_bitmap=bitmap, reported_at=block.timestamp
     )
@@ -506,7 +564,8 @@ def finalize(task_id: uint256, t: Task):
     """
     @notice Pay an undisputed report after the challenge window: the reward is split equally
             among the signing seats (rounding dust to the lowest signing seat) and every
-            non-declined seat's collateral is unlocked.
+            non-declined seat's collateral is unlocked. Then the task's consumer, if any, is
+            called back (see _deliver): the transaction must carry its gas cap.
     @param task_id task to finalize
     @param t the task record
     """
@@ -526,6 +585,7 @@ def finalize(task_id: uint256, t: Task):
         0,
     )
     log TaskFinalized(task_id=task_id, share=share, extra_share=extra)
+    self._deliver(task_id, t.ext)
 
 
 @external
@@ -628,3 +688,20 @@ def task_status(task_id: uint256) -> uint256:
             5 refunded, 6 disputed, 7 recomputing, 8 overturned).
     """
     return self.tasks[task_id] & STATUS_MASK
+
+
+@external
+@view
+def result_of(task_id: uint256) -> (uint256, bytes32, Bytes[1024]):
+    """
+    @notice (status, digest, result bytes) of a task that named a callback: the committee's
+            result once reported, the re-execution committee's once a dispute overturned it.
+            Other tasks' results are only emitted (ResultReported): for them, and before a
+            report, digest and bytes are empty.
+    @dev Public results are abi.encode(int256[] values, uint8 decimals, uint256 count); HE
+         results abi.encode(bytes32 blob_digest, string locator). See docs/protocol.md.
+    """
+    r: Bytes[1024] = self.results[task_id]
+    if len(r) == 0:
+        return self.tasks[task_id] & STATUS_MASK, empty(bytes32), b""
+    return self.tasks[task_id] & STATUS_MASK, keccak256(r), r

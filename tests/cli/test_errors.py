@@ -167,3 +167,25 @@ def test_he_post_bad_input(cluster: DevCluster, tmp_path: Path, extra: list[str]
         extra = ["--program", "he.mean", *extra]
     r = run(cluster, alice.home, "task", "post", "--reward", "1ether", "--bootstrap", BOOT, *extra)
     one_line_error(r, needle)
+
+
+def test_oracle_and_announce_bad_input(cluster: DevCluster, tmp_path: Path) -> None:
+    home = cluster.members["alice"].home
+    alice = cluster.members["alice"].address
+    one_line_error(run(cluster, home, "oracle", "get", "0"), "0 is not in the range")
+    one_line_error(run(cluster, home, "oracle", "get", "99"), "task 99 does not exist")
+    watch = ["oracle", "watch", "--from-block", "99999999"]
+    one_line_error(run(cluster, home, *watch), "past the chain head")
+    params = tmp_path / "p.json"
+    make = ["task", "params", "--program", "mpc.mean", "--out", str(params)]
+    r = run(cluster, home, "--json", *make, "--owner", alice)
+    assert r.returncode == 0, r.stderr
+    one_line_error(run(cluster, home, *make), "needs at least one --owner")
+    (tmp_path / "junk.json").write_text("{not json")
+    announce = ["task", "announce", "--bootstrap", "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWAbc"]
+    for task_id, file, needle in [
+        ("1", tmp_path / "none.json", "cannot read"),
+        ("7", params, "task 7 does not exist"),
+        ("1", tmp_path / "junk.json", "malformed params"),
+    ]:
+        one_line_error(run(cluster, home, *announce, task_id, "--params", str(file)), needle)

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from web3 import HTTPProvider, Web3
 
 from contracts.client import ChainClient
-from contracts.compile import compile_file
+from contracts.compile import VYPER_DIR, compile_file
 from contracts.deploy import deploy
 from contracts.devnet import DevnetServer, start_in_thread
 from contracts.manifest import Deployment
@@ -97,7 +97,9 @@ class Chain:
         self.travel_to(self.now() + seconds)
 
     def deploy_vyper(self, path: Path, *args: Any, value: int = 0) -> Any:
-        art = compile_file(path)
+        """Compile (with contracts/vyper on the search path, for the dnode interfaces) and
+        deploy from the devnet's first dev account."""
+        art = compile_file(path, [VYPER_DIR])
         factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
         tx = factory.constructor(*args).transact({"from": self.w3.eth.accounts[0]})
         receipt = self.w3.eth.wait_for_transaction_receipt(tx)

@@ -95,6 +95,7 @@ class MTask:
     d_report_dl: int = 0
     rerun: list[str] = field(default_factory=list)
     rerun_declined: set[int] = field(default_factory=set)
+    consumer: bool = False  # posted with a callback: the result bytes are stored on-chain
 
 
 def when(boundary: int, now: int) -> bool | None:
@@ -226,8 +227,11 @@ class DnodeMachine(RuleBasedStateMachine):
         reward=st.integers(1, 5 * ETHER),
         seat_window=st.integers(20, 600),
         report_window=st.integers(20, 1500),
+        consumer=st.booleans(),
     )
-    def post(self, j: int, reward: int, seat_window: int, report_window: int) -> None:
+    def post(
+        self, j: int, reward: int, seat_window: int, report_window: int, consumer: bool
+    ) -> None:
         now = max(self.now(), int(time.time()))
         seat_dl = now + SLACK + seat_window
         report_dl = seat_dl + report_window
@@ -240,9 +244,13 @@ class DnodeMachine(RuleBasedStateMachine):
             seat_deadline=seat_dl,
             report_deadline=report_dl,
             reward=reward,
+            # an EOA as callback: the call succeeds and moves no money, like any consumer
+            callback=c.account.address if consumer else None,
+            callback_gas=50_000 if consumer else 0,
         )
         assert task_id == len(self.tasks) + 1
         self.tasks[task_id] = MTask(c.account.address, reward, seat_dl, report_dl)
+        self.tasks[task_id].consumer = consumer
         assert (S.NONE, S.OPEN) in EDGES
         assert c.task_status(task_id) == S.OPEN
 
@@ -457,6 +465,7 @@ class DnodeMachine(RuleBasedStateMachine):
             self.credits[t.disputer] += slashed // 2 + self.bond
             self.credits[t.requester] += slashed - slashed // 2 + t.reward
             self.refunded.add(task_id)
+            t.result = result  # the result that stands
             self.move(task_id, S.OVERTURNED)
             assert self.nodes[0].result_of(task_id)[2] == result
 
@@ -522,6 +531,16 @@ class DnodeMachine(RuleBasedStateMachine):
             assert c.credits(a) == self.credits[a]
         for task_id, t in self.tasks.items():
             assert self.nodes[0].task_status(task_id) == t.status
+
+    @invariant()
+    def consumer_results_stored(self) -> None:
+        """result_of serves the result that stands for consumer tasks, nothing for others."""
+        for task_id, t in self.tasks.items():
+            status, _, stored = self.nodes[0].stored_result(task_id)
+            assert status == t.status
+            has_result = t.status in (S.REPORTED, S.DISPUTED, S.RECOMPUTING, S.FINALIZED,
+                                      S.OVERTURNED)  # fmt: skip
+            assert stored == (t.result if t.consumer and has_result else b"")
 
     @invariant()
     def never_paid_and_refunded(self) -> None:
