@@ -52,3 +52,21 @@ class InsufficientFunds(ContractsError):
 
 class DevnetError(ContractsError):
     """The embedded dev chain (``dnode chain``) cannot start or was misconfigured."""
+
+
+class RpcRetriesExhausted(RpcUnreachable):
+    """Every attempt of one JSON-RPC call failed with a transient error (all endpoints tried)."""
+
+    def __init__(self, endpoints: str, method: str, attempts: int, kind: str, detail: str) -> None:
+        self.endpoints, self.method, self.attempts, self.kind = endpoints, method, attempts, kind
+        super().__init__(endpoints, f"{method} failed {attempts} times (last: {kind}: {detail})")
+
+
+class EndpointChainMismatch(ContractsError):
+    """Two configured RPC endpoints serve different chains (a configuration mistake)."""
+
+    def __init__(self, endpoint: str, expected: int, actual: int) -> None:
+        self.endpoint, self.expected, self.actual = endpoint, expected, actual
+        super().__init__(
+            f"RPC endpoint {endpoint} reports chain id {actual}, the others {expected}"
+        )
