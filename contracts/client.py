@@ -773,6 +773,11 @@ class ChainClient:
         )
         return {n: int(self._call(n)) for n in names}
 
+    def balance_of(self, address: str) -> int:
+        """ETH balance of an account (a node pays gas from it)."""
+        with rpc_guard(self.w3, "eth_getBalance"):
+            return int(self.w3.eth.get_balance(to_checksum_address(address)))
+
     def balance_of_contract(self) -> int:
         with rpc_guard(self.w3, "eth_getBalance"):
             return int(self.w3.eth.get_balance(self.address))

@@ -49,7 +49,7 @@ DETERMINISTIC_HINTS = ("revert", "invalid", "nonce too", "insufficient funds", "
 class RetryPolicy:
     """How hard one call tries before it fails with ``RpcRetriesExhausted``."""
 
-    attempts: int = 6  # total tries across all endpoints
+    attempts: int = 8  # total tries across all endpoints
     base_delay: float = 0.2  # seconds; doubles per retry
     max_delay: float = 5.0
     timeout: float = 30.0  # per HTTP request

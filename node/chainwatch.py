@@ -103,7 +103,9 @@ class ChainFollower:
             if not self._read(self.next_block, to, batch):
                 break  # the chain moved under us: the next poll re-checks
         if self.suspect and self.confirmed >= self._suspect_until:
-            batch.orphaned = sorted(self.suspect.values(), key=lambda e: (e.block_number, e.log_index))
+            batch.orphaned = sorted(
+                self.suspect.values(), key=lambda e: (e.block_number, e.log_index)
+            )
             self.orphaned_total += len(batch.orphaned)
             self.suspect.clear()
         batch.confirmed = self.confirmed

@@ -91,9 +91,10 @@ def test_endpoints_must_agree_on_the_chain_id(devnet: str) -> None:
             provider.check_chain_ids()
         assert info.value.actual == 4242 and info.value.endpoint == other_url
         # an unreachable endpoint is no mismatch: it is checked when first used
-        assert ResilientHTTPProvider([devnet, DEAD]).check_chain_ids() == Web3(
-            ResilientHTTPProvider([devnet])
-        ).eth.chain_id
+        assert (
+            ResilientHTTPProvider([devnet, DEAD]).check_chain_ids()
+            == Web3(ResilientHTTPProvider([devnet])).eth.chain_id
+        )
     finally:
         other.shutdown()
 
