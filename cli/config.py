@@ -95,9 +95,16 @@ def check_value(key: Key, value: Any, where: str) -> Any:
 def load(path: Path) -> dict[str, Any]:
     """The settings a config file sets (only those), type-checked."""
     try:
-        raw = tomllib.loads(path.read_text())
+        text = path.read_text()
     except OSError as e:
         raise ConfigError(path, e.strerror or str(e)) from None
+    return load_text(text, path)
+
+
+def load_text(text: str, path: Path) -> dict[str, Any]:
+    """Like :func:`load` for text already read (``path`` names it in errors)."""
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(path, f"not valid TOML: {e}") from None
     out: dict[str, Any] = {}

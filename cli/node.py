@@ -106,11 +106,15 @@ def _opt(name: str, *decls: str, **kw: Any) -> Any:
 @_opt("log_format", "--log-format", type=click.Choice(["text", "json"]))
 @_opt("rpc_timeout", "--rpc-timeout", type=click.FloatRange(min=0.1))
 @_opt("rpc_attempts", "--rpc-attempts", type=click.IntRange(min=1))
+@click.option("--print-config", is_flag=True, help="Print the resolved settings as JSON and exit.")
 @click.pass_context
-def start(ctx: click.Context, config_path: Path | None, **flags: Any) -> None:
+def start(ctx: click.Context, config_path: Path | None, print_config: bool, **flags: Any) -> None:
     """Run a compute node: libp2p host, chain watcher, committee work."""
     c: Ctx = ctx.obj
     s = _settings(ctx, flags, config_path)
+    if print_config:
+        click.echo(json.dumps(s))
+        return
     use_log_format(s["log_format"])
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)  # a daemon says what it does

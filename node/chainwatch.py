@@ -157,7 +157,7 @@ class ChainFollower:
                 self.suspect[key] = self.delivered.pop(key)
         self._suspect_until = max(self._suspect_until, processed_to)
         self.next_block = fork + 1
-        log.warning(
+        log.debug(
             "chain reorg: blocks %d..%d were replaced; re-reading from block %d",
             fork + 1,
             processed_to,

@@ -137,7 +137,6 @@ class NodeDaemon:
         )
         self.follower: ChainFollower | None = None
         self.metrics = node_metrics()
-        self.metrics.on_collect(self._collect_metrics)
         self.metrics_server: MetricsServer | None = None
         self.account_figures: dict[str, int] = {}
         self.last_errors: deque[dict[str, Any]] = deque(maxlen=10)
@@ -191,8 +190,15 @@ class NodeDaemon:
         self.he.serve()  # /dnode/blob/1.0.0: HE contexts, ciphertexts and results
         logging.getLogger("dnode").addHandler(self._error_handler)
         if self.cfg.metrics_port is not None:
+            token = trio.lowlevel.current_trio_token()
+
+            def on_trio(fn: Callable[[], T]) -> Callable[[], T]:
+                # the HTTP thread reads daemon state on the trio thread, never concurrently
+                return lambda: trio.from_thread.run_sync(fn, trio_token=token)
+
+            self.metrics.on_collect(on_trio(self._collect_metrics))
             self.metrics_server = MetricsServer(
-                self.metrics, self.status, self.cfg.metrics_port
+                self.metrics, on_trio(self.status), self.cfg.metrics_port
             ).start()
         try:
             self._write_status()
@@ -631,7 +637,8 @@ class NodeDaemon:
     async def _on_announce(self, peer: str, data: bytes) -> bytes:
         try:
             ann = Announcement.parse(peer, data)
-            fresh = self._rt(ann.task_id).params is None
+            known = self._rt(ann.task_id).params
+            fresh = known is None or known.canonical() != ann.params
             await self._accept_params(ann.task_id, ann.params, peer)
         except (ProtocolViolation, ContractsError) as e:
             log.warning("announce from %s dropped: %s", peer, e)

@@ -146,14 +146,18 @@ class MetricsServer:
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    body = metrics.render().encode()
-                    ctype = "text/plain; version=0.0.4; charset=utf-8"
-                elif path == "/status":
-                    body = json.dumps(status(), default=str).encode()
-                    ctype = "application/json"
-                else:
-                    self.send_error(404)
+                try:
+                    if path == "/metrics":
+                        body = metrics.render().encode()
+                        ctype = "text/plain; version=0.0.4; charset=utf-8"
+                    elif path == "/status":
+                        body = json.dumps(status(), default=str).encode()
+                        ctype = "application/json"
+                    else:
+                        self.send_error(404)
+                        return
+                except Exception as e:  # noqa: BLE001 - e.g. the node is shutting down
+                    self.send_error(503, f"{type(e).__name__}")
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)

@@ -32,7 +32,9 @@ class ChaosCluster(DevCluster):
 
     def deploy(self) -> dict[str, Any]:
         out = super().deploy()
-        self.proxy = ChaosProxy(self.rpc_url, fault_rate=0.3, seed=20261121).start()
+        self.proxy = ChaosProxy(
+            self.rpc_url, fault_rate=0.3, seed=20261121, delay=(0.05, 0.6)
+        ).start()
         self.rpc_url = self.proxy.url
         return out
 
