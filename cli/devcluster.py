@@ -147,14 +147,17 @@ class DevCluster:
         return env
 
     def _spawn(
-        self, args: list[str], log_name: str, python: bool = True
+        self, args: list[str], log_name: str, python: bool = True, pipe_stdout: bool = True
     ) -> tuple[subprocess.Popen[bytes], Path]:
+        """Start a process logging to WORKDIR/<log_name>.log. Only nodes keep stdout as a pipe
+        (one ready line); a chain logs to stdout without end, and an undrained pipe would fill
+        up and block it (anvil then stops answering)."""
         log_path = self.workdir / f"{log_name}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli", *args] if python else args,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if pipe_stdout else log,
             stderr=log,
             env=self._env(),
             start_new_session=True,
@@ -195,12 +198,13 @@ class DevCluster:
         if self.engine == "anvil":
             cmd = [str(anvil_path()), "--host", "127.0.0.1", "--port", str(port)]
             cmd += ["--accounts", str(self.accounts)]
-            self.chain_proc, log_path = self._spawn(cmd, "chain", python=False)
+            self.chain_proc, log_path = self._spawn(cmd, "chain", python=False, pipe_stdout=False)
         else:
             self.chain_proc, log_path = self._spawn(
                 ["chain", "--port", str(port), "--accounts", str(self.accounts)]
                 + ["--block-time", str(self.block_time or 0)],
                 "chain",
+                pipe_stdout=False,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -145,8 +146,12 @@ class NodeDaemon:
     # ---- plumbing -------------------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking chain call in a thread so the trio loop keeps serving peers."""
-        return await trio.to_thread.run_sync(fn, *args)
+        """Run a blocking chain call in a thread so the trio loop keeps serving peers.
+
+        On cancellation (task closed, SIGTERM) the thread is abandoned rather than awaited: a
+        hanging endpoint may take attempts x rpc_timeout to give up, and shutdown must not."""
+        run = trio.to_thread.run_sync  # (a stale trio stub lacks abandon_on_cancel)
+        return await run(partial(fn, *args), abandon_on_cancel=True)  # type: ignore[call-arg]
 
     async def _tx(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._tx_lock:  # one nonce sequence per account

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -105,10 +106,25 @@ def _confirmed(n: NodeProc) -> float:
     return _metrics(n).get("dnode_confirmed_block", -1)
 
 
-def test_status_metrics_json_logs_and_sigterm(tmp_path: Path) -> None:
-    cluster = DevCluster(tmp_path)
+def _children(pid: int) -> set[int]:
+    """Direct child processes of ``pid`` (Linux /proc)."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.add(int(d.name))
+    return out
+
+
+def test_status_metrics_json_logs_and_sigterm_during_mpc(tmp_path: Path) -> None:
+    cluster = DevCluster(tmp_path, challenge_period=4)
     with cluster.running():
         node = cluster.start_node("node-1", extra_args=["--log-format", "json"])
+        others = [cluster.start_node(f"node-{i}") for i in (2, 3)]
         m = node.member
         assert node.metrics and node.metrics.startswith("http://127.0.0.1:")
 
@@ -118,7 +134,7 @@ def test_status_metrics_json_logs_and_sigterm(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert got["dnode_stake_wei"] == 2 * 10**18
         assert got["dnode_head_block"] >= got["dnode_confirmed_block"] >= 0
-        assert got["dnode_peers"] == 0 and got["dnode_rpc_requests_total"] > 0
+        assert got["dnode_peers"] >= 1 and got["dnode_rpc_requests_total"] > 0
         assert 'dnode_tasks{state="watching"}' in got
 
         st = cluster.dnode(m, "status")
@@ -126,19 +142,50 @@ def test_status_metrics_json_logs_and_sigterm(tmp_path: Path) -> None:
         assert st["peer_id"] == node.peer_id and st["address"] == m.address
         assert st["stake_wei"] == 2 * 10**18 and st["tasks"]["computing"] == 0
 
-        # every log line on stderr is one JSON object
-        lines = [ln for ln in node.log_path.read_text().splitlines() if ln.strip()]
-        records = [json.loads(ln) for ln in lines]
-        assert {"ts", "level", "logger", "msg"} <= set(records[0])
-        assert any("serving as peer" in r["msg"] for r in records)
+        # a task whose third seat dies once the committee formed: the other two start their
+        # MPC parties, which wait for the missing party (up to --mpc-timeout)
+        requester = cluster.member("requester")
+        owners = {n: cluster.member(n) for n in INPUTS}
+        task_id = cluster.post_mpc(requester, list(owners.values()))
+        deadline = time.monotonic() + 120
+        while cluster.dnode(requester, "task", "status", str(task_id))["status"] != "computing":
+            assert time.monotonic() < deadline, "committee did not form"
+            time.sleep(1)
+        cluster.kill_node(others[1])
+        files = cluster.write_inputs(INPUTS)
+        with ThreadPoolExecutor(len(owners)) as pool:  # seat 3 is unreachable: check=False
+            for name, owner in owners.items():
+                args = ["task", "contribute", str(task_id), "--inputs", str(files[name])]
+                args += ["--bootstrap", cluster.bootstrap()[0]]
+                pool.submit(cluster.dnode, owner, *args, check=False)
+        deadline = time.monotonic() + 120
+        while "MPC party" not in node.log_path.read_text():
+            assert time.monotonic() < deadline, "node-1 never started its MPC party"
+            time.sleep(0.5)
+        children = _children(node.proc.pid)
+        assert children, "the MPC party child process is running"
+        assert _metrics(node)['dnode_tasks{state="computing"}'] == 1
 
         os.kill(node.proc.pid, signal.SIGTERM)
         assert node.proc.wait(60) == 0
+        for pid in children:  # the MPC party went with it
+            assert not Path(f"/proc/{pid}").exists() or "Z" in _state(pid)
         with pytest.raises(ProcessLookupError):  # nothing left in its process group
             os.killpg(node.proc.pid, 0)
+
+        # every log line on stderr was one JSON object
         records = [json.loads(ln) for ln in node.log_path.read_text().splitlines() if ln.strip()]
+        assert {"ts", "level", "logger", "msg"} <= set(records[0])
+        assert any("serving as peer" in r["msg"] for r in records)
+        assert any("received SIGTERM" in r["msg"] for r in records)
         assert records[-1]["msg"] == "node stopped"
-        assert not any(r["level"] == "ERROR" for r in records), records
 
         st = cluster.dnode(m, "status")
         assert st["running"] is False and st["stale"] is True
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

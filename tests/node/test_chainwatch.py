@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(params=["anvil", "devnet"])
 def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ChainClient]:
-    cluster = DevCluster(tmp_path, engine=request.param)
+    cluster = DevCluster(tmp_path, engine=request.param, block_time=None)  # we mine
     with cluster.running():
         w3 = connect(cluster.rpc_url)
         acct = Account.from_key(dev_keys(4)[3])
