@@ -42,9 +42,19 @@ class JsonLogFormatter(logging.Formatter):
 
 
 def use_log_format(fmt: str) -> None:
+    """Every log line in one format. py-libp2p detaches its "libp2p" logger from the root
+    (propagate off, no handler), so its warnings reached stderr bare through
+    logging.lastResort; it gets the root's handlers too."""
+    root = logging.getLogger()
     if fmt == "json":
-        for handler in logging.getLogger().handlers:
+        for handler in root.handlers:
             handler.setFormatter(JsonLogFormatter())
+    import libp2p  # noqa: F401 - its import resets the "libp2p" logger: do that first
+
+    p2p_log = logging.getLogger("libp2p")
+    for handler in root.handlers:
+        if handler not in p2p_log.handlers:
+            p2p_log.addHandler(handler)
 
 
 def _settings(
