@@ -112,7 +112,7 @@ def status(c: Ctx) -> None:
     if st.get("metrics"):
         lines.append(f"metrics   {st['metrics']}/metrics")
     errors = st.get("last_errors") or []
-    lines.append(f"errors    {'none' if not errors else ''}")
+    lines.append("errors    " + (f"last {min(5, len(errors))}:" if errors else "none"))
     for e in errors[-5:]:
         lines.append(f"  {_ago(e.get('at'))} {e.get('level')}: {e.get('message')}")
     click.echo("\n".join(lines))
