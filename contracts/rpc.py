@@ -51,7 +51,7 @@ class RetryPolicy:
 
     attempts: int = 8  # total tries across all endpoints
     base_delay: float = 0.2  # seconds; doubles per retry
-    max_delay: float = 5.0
+    max_delay: float = 2.0
     timeout: float = 30.0  # per HTTP request
 
 
