@@ -19,9 +19,18 @@ DAY = 86_400
 @click.option("--port", default=8545, show_default=True)
 @click.option("--accounts", default=10, show_default=True, help="Pre-funded dev accounts.")
 @click.option("--chain-id", default=1337, show_default=True)
+@click.option(
+    "--block-time",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Also mine an empty block every so many seconds (0: only on transactions), so "
+    "events reach the nodes' confirmation depth without traffic.",
+)
 @pass_ctx
-def chain(c: Ctx, host: str, port: int, accounts: int, chain_id: int) -> None:
+def chain(c: Ctx, host: str, port: int, accounts: int, chain_id: int, block_time: float) -> None:
     """Run an embedded EVM dev chain (py-evm) behind JSON-RPC, mining every transaction."""
+    from cli.devcluster import BlockTicker
     from contracts import devnet
 
     net = devnet.Devnet(accounts=accounts, chain_id=chain_id)
@@ -41,7 +50,10 @@ def chain(c: Ctx, host: str, port: int, accounts: int, chain_id: int) -> None:
         click.echo("DEV ONLY: these keys are public; never use them on a real network.")
         for i, (addr, key, bal) in enumerate(rows):
             click.echo(f"  ({i}) {addr}  {key}  {fmt_eth(bal)}")
+    ticker = BlockTicker(f"http://{host}:{port}", block_time) if block_time else None
     try:
+        if ticker is not None:
+            ticker.start()  # its first block comes once the server listens
         devnet.serve(host=host, port=port, devnet=net)
     except OSError as e:
         raise CliError(f"cannot listen on {host}:{port}: {e.strerror}") from None

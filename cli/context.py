@@ -14,8 +14,9 @@ from rich.console import Console
 from web3 import Web3
 
 from contracts.client import ChainClient, connect
-from contracts.errors import ChainMismatch, RpcUnreachable
+from contracts.errors import ChainMismatch, ContractsError, RpcUnreachable
 from contracts.manifest import Deployment
+from contracts.rpc import ResilientHTTPProvider, RetryPolicy
 from node import keystore
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
@@ -28,13 +29,18 @@ class CliError(click.ClickException):
 @dataclass
 class Ctx:
     home: Path
-    rpc_url: str
+    rpc_urls: list[str]  # one chain; the first is used until it fails (failover)
     manifest_path: Path | None
     as_json: bool
     account_hint: str | None
     password_file: Path | None
     console: Console = field(default_factory=lambda: Console(stderr=True))
     _w3: Web3 | None = None
+    rpc_policy: RetryPolicy | None = None
+
+    @property
+    def rpc_url(self) -> str:
+        return self.rpc_urls[0]
 
     @property
     def keystore_dir(self) -> Path:
@@ -46,11 +52,16 @@ class Ctx:
 
     def w3(self) -> Web3:
         if self._w3 is None:
-            w3 = connect(self.rpc_url)
+            w3 = connect(self.rpc_urls, policy=self.rpc_policy)
+            if len(self.rpc_urls) > 1:
+                assert isinstance(w3.provider, ResilientHTTPProvider)
+                w3.provider.check_chain_ids()  # every endpoint must serve the same chain
             try:
                 w3.eth.chain_id  # noqa: B018 - probe the endpoint once, with a clear error
+            except ContractsError:
+                raise
             except Exception as e:  # requests/aiohttp/JSON errors all mean "unreachable" here
-                raise RpcUnreachable(self.rpc_url, type(e).__name__) from None
+                raise RpcUnreachable(", ".join(self.rpc_urls), type(e).__name__) from None
             self._w3 = w3
         return self._w3
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +41,34 @@ def anvil_path() -> Path:
 
 class ClusterError(RuntimeError):
     """A cluster process failed; the message names it and the tail of its log."""
+
+
+class BlockTicker:
+    """Mines an empty block every ``interval`` seconds (``evm_mine``) on an automining dev
+    chain, so blocks keep coming without traffic and events reach their confirmation depth
+    (a real chain produces blocks on its own)."""
+
+    def __init__(self, rpc_url: str, interval: float) -> None:
+        self.rpc_url, self.interval = rpc_url, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="block-ticker", daemon=True)
+
+    def _run(self) -> None:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []})
+        while not self._stop.wait(self.interval):
+            req = urllib.request.Request(
+                self.rpc_url, data=body.encode(), headers={"Content-Type": "application/json"}
+            )
+            with contextlib.suppress(OSError, ValueError):
+                urllib.request.urlopen(req, timeout=10).close()
+
+    def start(self) -> BlockTicker:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(15)
 
 
 def free_port() -> int:
@@ -73,6 +102,7 @@ class NodeProc:
     addrs: list[str] = field(default_factory=list)
     args: list[str] = field(default_factory=list)  # the `dnode ... start` command, to restart
     restarts: int = 0
+    metrics: str | None = None  # http://127.0.0.1:port of its /metrics and /status
 
     @property
     def alive(self) -> bool:
@@ -89,6 +119,7 @@ class DevCluster:
         challenge_period: int = 5,
         dispute_period: int | None = None,
         accounts: int = 10,
+        block_time: float | None = 1.0,
         say: Callable[[str], None] = lambda s: None,
     ) -> None:
         self.workdir = workdir
@@ -99,6 +130,8 @@ class DevCluster:
         self.challenge_period = challenge_period
         self.dispute_period = dispute_period  # None: the deploy default
         self.accounts = accounts  # pre-funded dev accounts of the embedded devnet
+        self.block_time = block_time  # empty block every so often on a chain we start
+        self.ticker: BlockTicker | None = None
         self.say = say
         self.manifest = workdir / "deployment.json"
         self.password_file = workdir / "password.txt"
@@ -120,14 +153,22 @@ class DevCluster:
         return env
 
     def _spawn(
-        self, args: list[str], log_name: str, python: bool = True, append: bool = False
+        self,
+        args: list[str],
+        log_name: str,
+        python: bool = True,
+        append: bool = False,
+        pipe_stdout: bool = True,
     ) -> tuple[subprocess.Popen[bytes], Path]:
+        """Start a process logging to WORKDIR/<log_name>.log. Only nodes keep stdout as a pipe
+        (one ready line); a chain logs to stdout without end, and an undrained pipe would fill
+        up and block it (anvil then stops answering)."""
         log_path = self.workdir / f"{log_name}.log"
         log = open(log_path, "ab" if append else "wb")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli", *args] if python else args,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if pipe_stdout else log,
             stderr=log,
             env=self._env(),
             start_new_session=True,
@@ -168,10 +209,13 @@ class DevCluster:
         if self.engine == "anvil":
             cmd = [str(anvil_path()), "--host", "127.0.0.1", "--port", str(port)]
             cmd += ["--accounts", str(self.accounts)]
-            self.chain_proc, log_path = self._spawn(cmd, "chain", python=False)
+            self.chain_proc, log_path = self._spawn(cmd, "chain", python=False, pipe_stdout=False)
         else:
             self.chain_proc, log_path = self._spawn(
-                ["chain", "--port", str(port), "--accounts", str(self.accounts)], "chain"
+                ["chain", "--port", str(port), "--accounts", str(self.accounts)]
+                + ["--block-time", str(self.block_time or 0)],
+                "chain",
+                pipe_stdout=False,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -180,6 +224,8 @@ class DevCluster:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
                 name = "anvil" if self.engine == "anvil" else "embedded devnet"
                 self.say(f"chain  {name} at {self.rpc_url}")
+                if self.block_time and self.engine == "anvil":  # `dnode chain` ticks itself
+                    self.ticker = BlockTicker(self.rpc_url, self.block_time).start()
                 return
             time.sleep(0.2)
         raise ClusterError("chain did not start within 60 s")
@@ -268,6 +314,7 @@ class DevCluster:
             raise ClusterError(f"node {node.member.name} exited: {_tail(node.log_path)}")
         ready = json.loads(line)
         node.peer_id, node.addrs = ready["peer_id"], ready["addrs"]
+        node.metrics = ready.get("metrics")
 
     def restart_node(self, node: NodeProc, bootstrap: Sequence[str] = ()) -> None:
         """Start a stopped (or killed) node again with the same home, key and arguments; its
@@ -352,6 +399,8 @@ class DevCluster:
         node.proc.wait(10)
 
     def stop(self) -> None:
+        if self.ticker is not None:
+            self.ticker.stop()
         procs = [n.proc for n in self.nodes] + ([self.chain_proc] if self.chain_proc else [])
         for p in procs:
             if p.poll() is None:

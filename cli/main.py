@@ -52,10 +52,11 @@ class DnodeGroup(click.Group):
 )
 @click.option(
     "--rpc-url",
+    "rpc_urls",
+    multiple=True,
     envvar="DNODE_RPC_URL",
-    default=DEFAULT_RPC,
-    show_default=True,
-    help="Any EVM JSON-RPC endpoint (the embedded devnet, anvil, geth, ...).",
+    help="Any EVM JSON-RPC endpoint (the embedded devnet, anvil, geth, ...); repeat it for "
+    f"failover endpoints of the same chain  [default: {DEFAULT_RPC}]",
 )
 @click.option(
     "--manifest",
@@ -84,7 +85,7 @@ class DnodeGroup(click.Group):
 def cli(
     ctx: click.Context,
     home: Path,
-    rpc_url: str,
+    rpc_urls: tuple[str, ...],
     manifest: Path | None,
     account_hint: str | None,
     password_file: Path | None,
@@ -98,7 +99,7 @@ def cli(
     )
     ctx.obj = Ctx(
         home=home,
-        rpc_url=rpc_url,
+        rpc_urls=list(rpc_urls) or [DEFAULT_RPC],
         manifest_path=manifest,
         as_json=as_json,
         account_hint=account_hint,
@@ -107,9 +108,9 @@ def cli(
 
 
 def register_commands() -> None:
-    from cli import account, chain, demo, node, oracle, task
+    from cli import account, chain, demo, node, ops, oracle, task
 
-    for mod in (chain, account, node, task, oracle, demo):
+    for mod in (chain, account, node, ops, task, oracle, demo):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)
 

@@ -171,6 +171,7 @@ def post(
             "reward": reward,
             "announced_to": announced,
             "params": params.to_dict(),
+            "tx": chain.last_tx.tx_hash if chain.last_tx else None,
         },
         f"posted task {task_id} ({prog.name}, committee {committee_size}, reward {fmt_eth(reward)})"
         + (

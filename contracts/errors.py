@@ -76,3 +76,21 @@ class TxPending(OutboxError):
     def __init__(self, action: str, tx_hash: str, nonce: int, detail: str) -> None:
         self.action, self.tx_hash, self.nonce, self.detail = action, tx_hash, nonce, detail
         super().__init__(f"{action}: tx {tx_hash} (nonce {nonce}) still pending: {detail}")
+
+
+class RpcRetriesExhausted(RpcUnreachable):
+    """Every attempt of one JSON-RPC call failed with a transient error (all endpoints tried)."""
+
+    def __init__(self, endpoints: str, method: str, attempts: int, kind: str, detail: str) -> None:
+        self.endpoints, self.method, self.attempts, self.kind = endpoints, method, attempts, kind
+        super().__init__(endpoints, f"{method} failed {attempts} times (last: {kind}: {detail})")
+
+
+class EndpointChainMismatch(ContractsError):
+    """Two configured RPC endpoints serve different chains (a configuration mistake)."""
+
+    def __init__(self, endpoint: str, expected: int, actual: int) -> None:
+        self.endpoint, self.expected, self.actual = endpoint, expected, actual
+        super().__init__(
+            f"RPC endpoint {endpoint} reports chain id {actual}, the others {expected}"
+        )

@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import trio
 from eth_account.signers.local import LocalAccount
 
-from contracts.client import TERMINAL_STATUSES, ChainClient, TaskStatus
+from contracts.client import TERMINAL_STATUSES, ChainClient, ChainEvent, TaskStatus, rpc_stats
 from contracts.errors import ContractsError, TransactionReverted
 from contracts.outbox import TxOutbox
+from node.chainwatch import DEFAULT_CONFIRMATIONS, Batch, ChainFollower
 from node.errors import DoubleSignRefused, MpcError, NodeError, ProtocolViolation
 from node.he_worker import HeWorker, is_he
+from node.metrics import Metrics, MetricsServer
 from node.mpc.executor import Executor, MpcJob, SubprocessExecutor, free_port
 from node.mpc.sharing import field_modulus
 from node.protocol import (
@@ -64,6 +69,8 @@ JOIN_REPEAT = 2.0  # seconds between re-broadcasts of a node's own join intent
 MPC_SLOT_GAP = 5.0  # seconds between the end of one MPC attempt slot and the next
 MPC_REPORT_MARGIN = 30.0  # seconds kept before the report deadline to sign and report
 MPC_MIN_ATTEMPT = 15.0  # shortest MPC attempt worth starting
+STATUS_EVERY = 5.0  # seconds between refreshes of account figures and state/node.json
+START_LOOKBACK = 1000  # blocks of history a starting node replays
 TERMINAL = TERMINAL_STATUSES
 
 
@@ -79,6 +86,8 @@ class NodeConfig:
     mpc_timeout: float = 120.0
     auto_finalize: bool = True
     tx_stuck_after: float = 30.0  # seconds before a pending tx is re-sent with higher fees
+    confirmations: int = DEFAULT_CONFIRMATIONS  # blocks below the head before acting on events
+    metrics_port: int | None = 0  # 127.0.0.1 port of /metrics and /status; 0: any, None: off
 
     @property
     def state_dir(self) -> Path:
@@ -110,6 +119,7 @@ class TaskRuntime:
     worker_started: bool = False
     restored: bool = False  # the seat was held before this process started (crash/restart)
     peer_declined: trio.Event = field(default_factory=trio.Event)  # no full MPC possible
+    failed: bool = False
 
 
 class NodeDaemon:
@@ -139,12 +149,22 @@ class NodeDaemon:
         self.he = HeWorker(
             transport, cfg.state_dir, self.tasks.get, lambda: list(self.tasks.values())
         )
+        self.follower: ChainFollower | None = None
+        self.metrics = node_metrics()
+        self.metrics_server: MetricsServer | None = None
+        self.account_figures: dict[str, int] = {}
+        self.last_errors: deque[dict[str, Any]] = deque(maxlen=10)
+        self._error_handler = _RecentErrors(self.last_errors)
 
     # ---- plumbing -------------------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking chain call in a thread so the trio loop keeps serving peers."""
-        return await trio.to_thread.run_sync(fn, *args)
+        """Run a blocking chain call in a thread so the trio loop keeps serving peers.
+
+        On cancellation (task closed, SIGTERM) the thread is abandoned rather than awaited: a
+        hanging endpoint may take attempts x rpc_timeout to give up, and shutdown must not."""
+        run = trio.to_thread.run_sync  # (a stale trio stub lacks abandon_on_cancel)
+        return await run(partial(fn, *args), abandon_on_cancel=True)  # type: ignore[call-arg]
 
     async def _tx(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._tx_lock:  # one nonce sequence per account
@@ -186,56 +206,193 @@ class NodeDaemon:
         self.host.set_handler(PROTO_SIGNATURE, self._on_signature)
         self.host.set_handler(PROTO_JOIN, self._on_join_request)
         self.he.serve()  # /dnode/blob/1.0.0: HE contexts, ciphertexts and results
-        self._write_status()
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            await self._recover()
-            nursery.start_soon(self._watch_chain)
-            nursery.start_soon(self._listen_gossip)
-            log.info(
-                "node %s serving as peer %s on %s", self.address, self.host.peer_id, self.host.addrs
-            )
-            task_status.started()
+        logging.getLogger("dnode").addHandler(self._error_handler)
+        if self.cfg.metrics_port is not None:
+            token = trio.lowlevel.current_trio_token()
 
-    def _write_status(self) -> None:
-        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        status = {
+            def on_trio(fn: Callable[[], T]) -> Callable[[], T]:
+                # the HTTP thread reads daemon state on the trio thread, never concurrently
+                return lambda: trio.from_thread.run_sync(fn, trio_token=token)
+
+            self.metrics.on_collect(on_trio(self._collect_metrics))
+            self.metrics_server = MetricsServer(
+                self.metrics, on_trio(self.status), self.cfg.metrics_port
+            ).start()
+        try:
+            self._write_status()
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._recover()
+                nursery.start_soon(self._watch_chain)
+                nursery.start_soon(self._listen_gossip)
+                nursery.start_soon(self._refresh_status)
+                log.info(
+                    "node %s serving as peer %s on %s",
+                    self.address,
+                    self.host.peer_id,
+                    self.host.addrs,
+                )
+                task_status.started()
+        finally:
+            logging.getLogger("dnode").removeHandler(self._error_handler)
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
+
+    @property
+    def metrics_url(self) -> str | None:
+        return self.metrics_server.url if self.metrics_server else None
+
+    def tasks_by_state(self) -> dict[str, int]:
+        counts = dict.fromkeys(TASK_STATES, 0)
+        for rt in [*self.tasks.values(), *self.reruns.values()]:
+            counts[_task_state(rt)] += 1
+        return counts
+
+    def status(self) -> dict[str, Any]:
+        """What ``dnode status`` shows (also written to state/node.json)."""
+        f = self.follower
+        return {
             "address": self.address,
             "peer_id": self.host.peer_id,
             "addrs": self.host.addrs,
             "chain_id": self.chain_id,
             "contract": self.contract,
+            "pid": os.getpid(),
+            "metrics": self.metrics_url,
+            "head_block": f.head if f else None,
+            "confirmed_block": f.confirmed if f else None,
+            "confirmations": self.cfg.confirmations,
+            "peers": len(self.host.connected_peers()),
+            "tasks": self.tasks_by_state(),
+            **self.account_figures,
+            "rpc": _rpc_summary(self.chain),
+            "last_errors": list(self.last_errors),
+            "updated_at": int(time.time()),
         }
-        (self.cfg.state_dir / "node.json").write_text(json.dumps(status, indent=1))
+
+    def _write_status(self) -> None:
+        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.cfg.state_dir / "node.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.status(), indent=1, default=str))
+        tmp.replace(path)
+
+    async def _refresh_status(self) -> None:
+        """Account figures for metrics and status, and state/node.json, every few seconds."""
+        while True:
+            try:
+                info = await self._call(self.chain.node_info, self.address)
+                credits = await self._call(self.chain.credits, self.address)
+                balance = await self._call(self.chain.balance_of, self.address)
+                self.account_figures = {
+                    "stake_wei": info.stake,
+                    "locked_wei": info.locked,
+                    "credits_wei": credits,
+                    "balance_wei": balance,
+                }
+            except ContractsError as e:
+                log.warning("cannot refresh account figures: %s", e)
+            self._write_status()
+            await trio.sleep(STATUS_EVERY)
+
+    def _collect_metrics(self) -> None:
+        """Refresh the gauges that are read from state rather than counted (per scrape)."""
+        m = self.metrics
+        m.replace("tasks", {k: float(v) for k, v in self.tasks_by_state().items()}, "state")
+        m.set("peers", len(self.host.connected_peers()))
+        f = self.follower
+        if f is not None:
+            m.set("head_block", f.head)
+            m.set("confirmed_block", f.confirmed)
+            m.set("reorgs_total", f.reorgs)
+            m.set("orphaned_events_total", f.orphaned_total)
+        for key, name in (
+            ("stake_wei", "stake_wei"),
+            ("locked_wei", "locked_stake_wei"),
+            ("credits_wei", "credits_wei"),
+            ("balance_wei", "balance_wei"),
+        ):
+            if key in self.account_figures:
+                m.set(name, self.account_figures[key])
+        stats = rpc_stats(self.chain.w3)
+        if stats is not None:
+            m.set("rpc_requests_total", stats.requests)
+            m.set("rpc_retries_total", stats.retries)
+            m.set("rpc_failovers_total", stats.failovers)
+            m.set("rpc_exhausted_total", stats.exhausted)
+            m.replace("rpc_errors_total", {k: float(v) for k, v in stats.errors.items()}, "kind")
 
     # ---- chain ----------------------------------------------------------------------------
 
     async def _watch_chain(self) -> None:
-        start = self.chain.deployment.deploy_block
-        next_block = max(start, await self._call(self.chain.latest_block) - 1000)
+        """Act on the contract's events once ``confirmations`` blocks deep (see chainwatch)."""
         backoff = self.cfg.poll_interval
         while True:
             try:
-                head = await self._call(self.chain.latest_block)
-                if head >= next_block:
-                    events = await self._call(self.chain.events, next_block, head)
-                    for ev in events:
-                        try:
-                            await self._on_chain_event(ev)
-                        except ContractsError as e:
-                            log.warning("event %s not handled: %s", ev.name, e)
-                    next_block = head + 1
+                if self.follower is None:
+                    head = await self._call(self.chain.latest_block)
+                    start = max(self.chain.deployment.deploy_block, head - START_LOOKBACK)
+                    self.follower = ChainFollower(self.chain, start, self.cfg.confirmations)
+                batch = await self._call(self.follower.poll)
                 backoff = self.cfg.poll_interval
             except ContractsError as e:
                 backoff = min(backoff * 2, 10.0)
+                self.metrics.inc("chain_poll_errors_total")
                 log.warning("chain poll failed (%s); retrying in %.1f s", e, backoff)
+                await trio.sleep(backoff)
+                continue
+            await self._handle_batch(batch)
             await trio.sleep(backoff)
+
+    async def _handle_batch(self, batch: Batch) -> None:
+        if batch.reorg is not None:
+            log.warning(
+                "chain reorg %d deep below block %d: re-read from block %d",
+                batch.reorg.depth,
+                batch.reorg.processed_to,
+                batch.reorg.fork_block + 1,
+            )
+        for ev in batch.orphaned:
+            self._on_orphaned(ev)
+        for ev in batch.events:
+            try:
+                await self._on_chain_event(ev)
+            except ContractsError as e:
+                log.warning("event %s not handled: %s", ev.name, e)
+
+    def _on_orphaned(self, ev: ChainEvent) -> None:
+        """An event this node acted on was reorged out (a reorg deeper than the confirmation
+        depth). Forget what it started; if the chain replays the task, it starts afresh."""
+        task_id = int(ev.args.get("task_id", 0))
+        log.warning(
+            "orphaned event %s of task %d (block %d, tx %s) was reorged out",
+            ev.name,
+            task_id,
+            ev.block_number,
+            ev.tx_hash,
+        )
+        if ev.name in ("TaskPosted", "TaskDisputed"):
+            rnd = 1 if ev.name == "TaskDisputed" else 0
+            rt = (self.reruns if rnd else self.tasks).pop(task_id, None)
+            if rt is not None:
+                rt.closed.set()  # stops its worker; tunnels and parties go with it
 
     async def _on_chain_event(self, ev: Any) -> None:
         name, args = ev.name, ev.args
         task_id = int(args.get("task_id", 0))
         if name == "TaskPosted":
             rt = self._rt(task_id)
+            if rt.params is not None and rt.params.digest != bytes(args["params_digest"]):
+                # params learnt for a task that was reorged out before it was confirmed
+                rt.params = None
+                rt.params_known = trio.Event()
+            # scripts and tests read this line: the block and tx the node acts on
+            log.info(
+                "task %d posted in block %d (tx %s); considering a seat",
+                task_id,
+                ev.block_number,
+                ev.tx_hash,
+            )
             assert self._nursery is not None
             self._nursery.start_soon(self._consider_task, rt, args)
         elif name == "CommitteeFormed":
@@ -493,6 +650,9 @@ class NodeDaemon:
         ):
             raise ProtocolViolation(peer, "params disagree with the on-chain task")
         rt = self._rt(task_id)
+        if rt.params is not None and rt.params.digest != task.params_digest:
+            rt.params = None  # stale: learnt for a task id that a reorg reassigned
+            rt.params_known = trio.Event()
         if rt.params is None:
             rt.params = params
             self._save(task_id, "params.json", params.to_dict())
@@ -505,7 +665,8 @@ class NodeDaemon:
     async def _on_announce(self, peer: str, data: bytes) -> bytes:
         try:
             ann = Announcement.parse(peer, data)
-            fresh = self._rt(ann.task_id).params is None
+            known = self._rt(ann.task_id).params
+            fresh = known is None or known.canonical() != ann.params
             await self._accept_params(ann.task_id, ann.params, peer)
         except (ProtocolViolation, ContractsError) as e:
             log.warning("announce from %s dropped: %s", peer, e)
@@ -628,6 +789,8 @@ class NodeDaemon:
                         log.error("task %d failed on this node: %s", rt.task_id, err)
                     else:
                         log.error("task %d failed on this node (bug)", rt.task_id, exc_info=err)
+                rt.failed = True
+                self.metrics.inc("task_failures_total")
                 failure = {"error": "; ".join(map(str, errors))}
                 self._save(rt.task_id, "failure.json", failure, rt.round)
                 await self._abandon(rt, f"failed on this node: {errors[0]}")
@@ -805,9 +968,11 @@ class NodeDaemon:
             result_bytes, record = stored
             log.info("task %d: round %d result restored from the state db", rt.task_id, rt.round)
         elif is_he(params):  # the compute step is pluggable; signing and reporting are shared
+            t0 = time.monotonic()
             result_bytes, record = await self.he.compute(
                 rt, params, peers, self._task_dir(rt.task_id)
             )
+            self.metrics.observe("he_seconds", time.monotonic() - t0)
         else:
             result_bytes, record = await self._mpc_compute(rt, params, peers, m, deadline)
         self.state.save_result(rt.task_id, rt.round, result_bytes, record)
@@ -945,8 +1110,10 @@ class NodeDaemon:
             )
             rt.computing = True
             log.info("task %d: MPC party %d of %d starting", rt.task_id, rt.seat, m)
+            t0 = time.monotonic()
             # tunnels into our party wait for this event: it is set once the party listens
             out = await self.executor.run_party(job, timeout=timeout, listening=rt.party_started)
+            self.metrics.observe("mpc_seconds", time.monotonic() - t0)
         log.info("task %d: MPC done", rt.task_id)
         return AggregateResult.from_fractions(out.values(), out.count)
 
@@ -1080,6 +1247,74 @@ class NodeDaemon:
         the wall clock (a devnet stamps each block at least one second after its parent)."""
         latest = await self._call(self.chain.block_timestamp)
         return max(int(time.time()), latest + 1)
+
+
+TASK_STATES = ("watching", "seated", "computing", "reported", "closed", "failed")
+
+
+def _task_state(rt: TaskRuntime) -> str:
+    if rt.failed:
+        return "failed"
+    if rt.closed.is_set():
+        return "closed"
+    if rt.reported.is_set():
+        return "reported"
+    if rt.computing:
+        return "computing"
+    return "seated" if rt.seat is not None else "watching"
+
+
+def node_metrics() -> Metrics:
+    """Every metric a node exports (names are documented in docs/operations.md)."""
+    m = Metrics()
+    m.gauge("tasks", "Tasks this node knows, by state of its runtime.")
+    m.histogram("mpc_seconds", "Duration of this node's MPC party runs.")
+    m.histogram("he_seconds", "Duration of this node's HE evaluations.")
+    m.counter("task_failures_total", "Tasks that failed on this node.")
+    m.gauge("peers", "Connected libp2p peers.")
+    m.gauge("stake_wei", "Stake bonded in the registry.")
+    m.gauge("locked_stake_wei", "Stake locked as seat collateral.")
+    m.gauge("credits_wei", "Rewards credited and not yet withdrawn.")
+    m.gauge("balance_wei", "The node account's ETH balance (pays gas).")
+    m.gauge("head_block", "Chain head seen at the last poll.")
+    m.gauge("confirmed_block", "Newest block whose events were acted on.")
+    m.counter("reorgs_total", "Reorgs detected below the confirmation depth.")
+    m.counter("orphaned_events_total", "Acted-on events that a reorg removed.")
+    m.counter("chain_poll_errors_total", "Chain polls that failed after RPC retries.")
+    m.counter("rpc_requests_total", "JSON-RPC calls made (each may take several attempts).")
+    m.counter("rpc_retries_total", "JSON-RPC attempts retried after a transient error.")
+    m.counter("rpc_failovers_total", "Switches to the next RPC endpoint.")
+    m.counter("rpc_exhausted_total", "JSON-RPC calls that failed on every attempt.")
+    m.counter("rpc_errors_total", "Transient JSON-RPC errors, by kind.")
+    return m
+
+
+def _rpc_summary(chain: ChainClient) -> dict[str, Any]:
+    stats = rpc_stats(chain.w3)
+    provider = chain.w3.provider
+    endpoint = getattr(provider, "active_endpoint", getattr(provider, "endpoint_uri", None))
+    if stats is None:
+        return {"endpoint": str(endpoint)}
+    return {
+        "endpoint": str(endpoint),
+        "requests": stats.requests,
+        "retries": stats.retries,
+        "failovers": stats.failovers,
+        "errors": dict(stats.errors),
+    }
+
+
+class _RecentErrors(logging.Handler):
+    """Keeps the last warnings and errors for ``dnode status``."""
+
+    def __init__(self, sink: deque[dict[str, Any]]) -> None:
+        super().__init__(logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(
+            {"at": int(record.created), "level": record.levelname, "message": record.getMessage()}
+        )
 
 
 @dataclass(frozen=True)

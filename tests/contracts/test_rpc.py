@@ -1,0 +1,122 @@
+"""ResilientHTTPProvider against the real devnet, through a misbehaving HTTP proxy."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from contracts.client import connect, rpc_stats
+from contracts.devnet import dev_keys, start_in_thread
+from contracts.errors import EndpointChainMismatch, RpcRetriesExhausted
+from contracts.rpc import ResilientHTTPProvider, RetryPolicy
+from tests.rpc_chaos_proxy import ChaosProxy
+
+DEAD = "http://127.0.0.1:9"  # discard port: connection refused
+
+
+@pytest.fixture(scope="module")
+def devnet() -> Iterator[str]:
+    server, url = start_in_thread(port=0)
+    yield url
+    server.shutdown()
+
+
+def _w3(*urls: str, attempts: int = 6) -> Web3:
+    policy = RetryPolicy(attempts=attempts, base_delay=0.01, max_delay=0.05, timeout=5)
+    return connect(list(urls), policy=policy)
+
+
+def test_transient_faults_are_retried(devnet: str) -> None:
+    with ChaosProxy(devnet, fault_rate=0.5, seed=7, delay=(0.01, 0.05)).running() as proxy:
+        w3 = _w3(proxy.url, attempts=10)
+        heads = [w3.eth.block_number for _ in range(40)]
+    stats = rpc_stats(w3)
+    assert stats is not None
+    assert all(h >= 0 for h in heads)
+    assert proxy.counts["reset"] and proxy.counts["http_502"] and proxy.counts["lost_reply"]
+    # every reset, 502 and lost reply cost exactly one retry; delays cost none
+    lost = proxy.counts["reset"] + proxy.counts["http_502"] + proxy.counts["lost_reply"]
+    assert stats.retries == lost
+    assert stats.errors.get("connection", 0) + stats.errors.get("http_502", 0) == lost
+
+
+def test_failover_to_the_next_endpoint(devnet: str) -> None:
+    w3 = _w3(DEAD, devnet)
+    assert w3.eth.block_number >= 0
+    stats = rpc_stats(w3)
+    assert stats is not None and stats.failovers == 1
+    assert isinstance(w3.provider, ResilientHTTPProvider)
+    assert w3.provider.active_endpoint == devnet
+    w3.eth.block_number  # noqa: B018 - stays on the healthy endpoint
+    assert stats.failovers == 1
+
+
+def test_deterministic_errors_are_not_retried(devnet: str) -> None:
+    with ChaosProxy(devnet, fault_rate=0.0).running() as proxy:
+        w3 = _w3(proxy.url)
+        resp = w3.provider.make_request("eth_getBalance", ["not an address", "latest"])  # type: ignore[arg-type]
+        assert "error" in resp
+    assert proxy.counts["forwarded"] == 1
+    stats = rpc_stats(w3)
+    assert stats is not None and stats.retries == 0
+
+
+def test_all_endpoints_down_is_one_typed_error() -> None:
+    sleeps: list[float] = []
+    provider = ResilientHTTPProvider(
+        [DEAD, "http://127.0.0.1:7"],
+        RetryPolicy(attempts=5, base_delay=1.0, max_delay=3.0, timeout=2),
+        rng=random.Random(1),
+        sleep=sleeps.append,
+    )
+    with pytest.raises(RpcRetriesExhausted) as info:
+        Web3(provider).eth.block_number  # noqa: B018
+    assert info.value.attempts == 5 and info.value.method == "eth_blockNumber"
+    assert info.value.kind == "connection"
+    # exponential backoff with full jitter: each pause within [0, min(cap, base * 2^i)]
+    assert len(sleeps) == 4
+    assert all(0 <= s <= min(3.0, 2**i) for i, s in enumerate(sleeps))
+    assert provider.stats.failovers == 4 and provider.stats.exhausted == 1
+
+
+def test_endpoints_must_agree_on_the_chain_id(devnet: str) -> None:
+    other, other_url = start_in_thread(port=0, chain_id=4242)
+    try:
+        provider = ResilientHTTPProvider([devnet, other_url])
+        with pytest.raises(EndpointChainMismatch) as info:
+            provider.check_chain_ids()
+        assert info.value.actual == 4242 and info.value.endpoint == other_url
+        # an unreachable endpoint is no mismatch: it is checked when first used
+        assert (
+            ResilientHTTPProvider([devnet, DEAD]).check_chain_ids()
+            == Web3(ResilientHTTPProvider([devnet])).eth.chain_id
+        )
+    finally:
+        other.shutdown()
+
+
+def test_lost_reply_to_a_raw_transaction_is_not_a_failure(devnet: str) -> None:
+    key = dev_keys(3)[2]
+    acct = Account.from_key(key)
+    plain = _w3(devnet)
+    tx = {
+        "to": "0x" + "11" * 20,
+        "value": 1,
+        "gas": 21_000,
+        "gasPrice": plain.eth.gas_price,
+        "nonce": plain.eth.get_transaction_count(acct.address, "pending"),
+        "chainId": plain.eth.chain_id,
+    }
+    signed = acct.sign_transaction(tx)
+    # the first send reaches the chain but its reply is lost; the retry is refused as a
+    # duplicate ("already known" / "nonce too low"): the provider recognises its own tx
+    with ChaosProxy(devnet, fault_rate=0.0, plan=["lost_reply"]).running() as proxy:
+        w3 = _w3(proxy.url)
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    assert proxy.counts["lost_reply"] == 1 and proxy.counts["forwarded"] >= 3
+    assert tx_hash == signed.hash
+    assert plain.eth.wait_for_transaction_receipt(tx_hash, timeout=10)["status"] == 1
