@@ -19,9 +19,17 @@ DAY = 86_400
 @click.option("--port", default=8545, show_default=True)
 @click.option("--accounts", default=10, show_default=True, help="Pre-funded dev accounts.")
 @click.option("--chain-id", default=1337, show_default=True)
+@click.option(
+    "--block-time",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Also mine an empty block after this many idle seconds (0: only on transactions).",
+)
 @pass_ctx
-def chain(c: Ctx, host: str, port: int, accounts: int, chain_id: int) -> None:
-    """Run an embedded EVM dev chain (py-evm) behind JSON-RPC, mining every transaction."""
+def chain(c: Ctx, host: str, port: int, accounts: int, chain_id: int, block_time: float) -> None:
+    """Run an embedded EVM dev chain (py-evm) behind JSON-RPC, mining every transaction at once
+    and an empty block whenever it was idle for --block-time seconds."""
     from contracts import devnet
 
     net = devnet.Devnet(accounts=accounts, chain_id=chain_id)
@@ -42,7 +50,7 @@ def chain(c: Ctx, host: str, port: int, accounts: int, chain_id: int) -> None:
         for i, (addr, key, bal) in enumerate(rows):
             click.echo(f"  ({i}) {addr}  {key}  {fmt_eth(bal)}")
     try:
-        devnet.serve(host=host, port=port, devnet=net)
+        devnet.serve(host=host, port=port, devnet=net, block_time=block_time)
     except OSError as e:
         raise CliError(f"cannot listen on {host}:{port}: {e.strerror}") from None
 

@@ -162,6 +162,9 @@ class DevCluster:
         if self.engine == "anvil":
             cmd = [str(anvil_path()), "--host", "127.0.0.1", "--port", str(port)]
             cmd += ["--accounts", str(self.accounts)]
+            # blocks every second even when idle (sortition seeds are a later block's hash),
+            # and transactions still mine at once
+            cmd += ["--block-time", "1", "--mixed-mining"]
             self.chain_proc, log_path = self._spawn(cmd, "chain", python=False)
         else:
             self.chain_proc, log_path = self._spawn(
@@ -229,10 +232,14 @@ class DevCluster:
         bootstrap: list[str] | None = None,
         extra_args: list[str] | None = None,
         capabilities: str = "mpc",
+        price: str = "0",
+        capacity: int = 4,
     ) -> NodeProc:
-        """Stake and start a node; ``extra_args`` go to ``dnode start`` (e.g. --max-tasks)."""
+        """Stake (declaring price and capacity) and start a node; ``extra_args`` go to
+        ``dnode start`` (e.g. --max-tasks)."""
         m = self.members.get(name) or self.member(name)
-        self.dnode(m, "stake", "--amount", stake, "--capabilities", capabilities)
+        self.dnode(m, "stake", "--amount", stake, "--capabilities", capabilities,
+                   "--price", price, "--capacity", str(capacity))  # fmt: skip
         args = [
             "--rpc-url",
             self.rpc_url,

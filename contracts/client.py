@@ -169,6 +169,25 @@ class NodeInfo:
 
 
 @dataclass(frozen=True)
+class NodeTerms:
+    """A node's declared price per seat and capacity (undeclared: 0 and unbounded)."""
+
+    price: int
+    capacity: int
+    declared: bool
+
+    def admits(self, offer: int, seats_held: int) -> str | None:
+        """None if a seat at ``offer`` wei fits these terms, else why not."""
+        if not self.declared:
+            return None
+        if self.price > offer:
+            return "price"
+        if seats_held >= self.capacity:
+            return "capacity"
+        return None
+
+
+@dataclass(frozen=True)
 class TaskInfo:
     task_id: int
     requester: str
@@ -454,6 +473,17 @@ class ChainClient:
         self._transact("withdraw_unbonded", "withdraw_unbonded")
         return self._last()
 
+    def set_terms(self, price: int, capacity: int) -> TxOutcome:
+        """Declare this node's price per seat (wei) and how many seats it holds at once."""
+        self._transact("set_terms", "set_terms", price, capacity)
+        return self._last()
+
+    def sync_slots(self, node: str | None = None) -> TxOutcome:
+        """Append up to 64 more of a node's owed sortition slots (stake() appends the first 64)."""
+        addr = to_checksum_address(node or self._require_account("sync_slots").address)
+        self._transact("sync_slots", "sync_slots", addr)
+        return self._last()
+
     def withdraw(self) -> TxOutcome:
         self._transact("withdraw", "withdraw")
         return self._last()
@@ -592,6 +622,29 @@ class ChainClient:
     def node_of_peer(self, peer_id: str) -> str | None:
         addr = self._call("node_of_peer", peer_id)
         return None if int(addr, 16) == 0 else to_checksum_address(addr)
+
+    def node_terms(self, address: str) -> NodeTerms:
+        price, capacity, declared = self._call("node_terms", to_checksum_address(address))
+        return NodeTerms(int(price), int(capacity), bool(declared))
+
+    def slot_count(self) -> int:
+        """Number of sortition slots ever appended (valid or stale)."""
+        return int(self._call("slot_count"))
+
+    def slot_holder(self, pos: int) -> str | None:
+        """Owner of sortition slot ``pos`` if it counts, else None (a miss)."""
+        addr = self._call("slot_holder", pos)
+        return None if int(addr, 16) == 0 else to_checksum_address(addr)
+
+    def slots_owned(self, address: str) -> int:
+        return int(self._call("slots_owned", to_checksum_address(address)))
+
+    def block_hash(self, number: int) -> bytes | None:
+        """Hash of block ``number``, or None if it is not mined yet."""
+        with rpc_guard(self.w3, "eth_getBlockByNumber"):
+            if number > int(self.w3.eth.block_number):
+                return None
+            return bytes(self.w3.eth.get_block(number)["hash"])
 
     def is_active(self, address: str) -> bool:
         return bool(self._call("is_active", to_checksum_address(address)))

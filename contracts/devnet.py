@@ -12,6 +12,9 @@ Design notes
   raw revert data).
 * Every transaction is mined into its own block immediately (instant mining, no mempool).
   Consequently a nonce that is not exactly the account's next nonce is rejected rather than queued.
+  With a block time (``dnode chain --block-time``, default 1 s) an empty block is also mined
+  whenever no block was mined for that long, so block numbers advance on an idle chain (task
+  sortition seeds are the hash of a block after the posting one).
 * Block timestamps follow the wall clock plus the ``evm_increaseTime`` offset and always
   strictly increase (parent + 1 at least).
 * py-evm is not thread-safe: one lock serialises every RPC call.
@@ -378,6 +381,16 @@ class Devnet:
         (block_hash,) = self.backend.mine_blocks(1)
         self._refresh_pending()
         return block_hash
+
+    def mine_if_idle(self, block_time: float) -> bool:
+        """Mine an empty block when the head is at least ``block_time`` seconds old (interval
+        mining); returns whether one was mined."""
+        with self._lock:
+            head = self._chain.get_canonical_head().timestamp
+            if int(time.time()) + self._time_offset - head < block_time:
+                return False
+            self._mine()
+            return True
 
     def _state_at(self, header: Any, free: bool = False) -> Any:
         vm = self._chain.get_vm(at_header=header)
@@ -1457,6 +1470,15 @@ def start_in_thread(
     return server, server.url
 
 
+def _interval_miner(devnet: Devnet, block_time: float, stop: threading.Event) -> None:
+    """Mine an empty block whenever the chain was idle for ``block_time`` seconds."""
+    while not stop.wait(max(block_time / 4, 0.05)):
+        try:
+            devnet.mine_if_idle(block_time)
+        except Exception as exc:  # noqa: BLE001 - the miner must outlive one bad block
+            log.warning("interval mining failed: %s", exc)
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8545,
@@ -1465,16 +1487,24 @@ def serve(
     ready: threading.Event | None = None,
     *,
     devnet: Devnet | None = None,
+    block_time: float = 0,
 ) -> None:
     """Run the dev chain JSON-RPC server until interrupted (Ctrl-C) or ``shutdown()``.
 
-    ``ready`` is set once the socket is listening. Raises :class:`DevnetError` if the address
-    cannot be bound.
+    ``ready`` is set once the socket is listening. ``block_time`` > 0 also mines an empty
+    block whenever the chain was idle that long (transactions still mine at once). Raises
+    :class:`DevnetError` if the address cannot be bound.
     """
     if devnet is None:
         devnet = Devnet(accounts=accounts, chain_id=chain_id)
     server = DevnetServer(devnet, host, port)
     log.info("dev chain (chain id %d) listening on %s", devnet.chain_id, server.url)
+    stop = threading.Event()
+    if block_time > 0:
+        miner = threading.Thread(
+            target=_interval_miner, args=(devnet, block_time, stop), name="dnode-miner", daemon=True
+        )
+        miner.start()
     if ready is not None:
         ready.set()
     try:
@@ -1482,6 +1512,7 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
         server._closed = True
         with server._conn_lock:
             conns = list(server._connections)

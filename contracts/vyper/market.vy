@@ -281,7 +281,7 @@ def _bind_committee(
         if member != msg.sender:
             assert self._recover(h, sigs, i) == member, "market: bad join signature"
         # per-seat eligibility (stake-weighted sortition adds its O(1) check here)
-        registry._lock_seat(member, capability)
+        registry._lock_seat(member, capability, max_value(uint256))
 
 
 @internal
