@@ -68,7 +68,8 @@ RERUN_EXTRA = 2
 CAP_OFF, SIZE_OFF, SEAT_DL_OFF, REPORT_DL_OFF = 0, 8, 16, 80
 REPORTED_AT_OFF, SIGNERS_OFF, DECLINED_OFF = 144, 208, 224
 D_SEAT_DL_OFF, D_REPORT_DL_OFF, D_SIGNERS_OFF, D_DECLINED_OFF = 0, 64, 128, 160
-TASK_ABI_TYPE = "(address,uint256,bytes32,uint256,address[],bytes32)"
+SEED_OFF, D_SEED_OFF = 192, 192  # Task.ext / Dispute.meta: sortition seed block
+TASK_ABI_TYPE = "(address,uint256,bytes32,uint256,uint256,address[],bytes32)"
 DISPUTE_ABI_TYPE = "(address,uint256,address[],bytes32)"
 TASK_EVENTS = frozenset(
     {
@@ -97,6 +98,7 @@ class TaskRecord:
     reward: int
     spec: bytes
     meta: int
+    ext: int = 0
     committee: list[str] = field(default_factory=list)
     result_digest: bytes = b"\0" * 32
 
@@ -106,6 +108,7 @@ class TaskRecord:
             self.reward,
             self.spec,
             self.meta,
+            self.ext,
             list(self.committee),
             self.result_digest,
         )
@@ -144,6 +147,10 @@ class DisputeRecord:
     @property
     def declined_bitmap(self) -> int:
         return _bits(self.meta, D_DECLINED_OFF, 32)
+
+    @property
+    def seed_block(self) -> int:
+        return _bits(self.meta, D_SEED_OFF, 64)
 
 
 EMPTY_DISPUTE = DisputeRecord("0x" + "00" * 20, 0)
@@ -210,6 +217,8 @@ class TaskInfo:
     record: TaskRecord | None = None
     dispute: DisputeRecord | None = None
     rerun_result: bytes | None = None
+    seed_block: int = 0  # the sortition seed is this block's hash
+    refund_reason: str = ""  # TaskRefunded.reason (see docs/protocol.md)
 
 
 @dataclass(frozen=True)
@@ -525,19 +534,39 @@ class ChainClient:
         return sign_join(account, self.deployment.chain_id, self.address, task_id, round)
 
     def form_committee(
-        self, task_id: int, members: list[str], signatures: list[bytes | None]
+        self,
+        task_id: int,
+        members: list[str],
+        signatures: list[bytes | None],
+        draws: list[int] | None = None,
     ) -> TxOutcome:
-        """Bind the committee in one transaction (the sender's own signature may be None)."""
-        rec = self.task_record(task_id)
+        """Bind the committee in one transaction (the sender's own signature may be None).
+
+        ``draws``: the sortition draw each member claims; None looks up each member's first
+        draw within the current window (a member never drawn claims draw 0, which the
+        contract rejects)."""
+        info = self.task_info(task_id)
+        if info.record is None:
+            raise TransactionReverted("form_committee", "market: unknown task")
+        if draws is None:
+            draws = self._draws_for(info, 0, members)
         self._transact(
             "form_committee",
             "form_committee",
             task_id,
-            rec.as_abi(),
+            info.record.as_abi(),
             [to_checksum_address(m) for m in members],
             _pack_sigs(signatures),
+            list(draws),
         )
         return self._last()
+
+    def _draws_for(self, info: TaskInfo, round: int, members: list[str]) -> list[int]:
+        from scheduler.candidates import candidates_for
+
+        cands = candidates_for(self, info, round)
+        found = cands.draws_for(members) if cands is not None else {}
+        return [found.get(m.lower(), 0) for m in members]
 
     def report(self, task_id: int, result: bytes, signatures: list[bytes]) -> TxOutcome:
         """Submit the committee result with seat-holder signatures (see oracle.attestation)."""
@@ -573,18 +602,28 @@ class ChainClient:
         return self._last()
 
     def form_rerun_committee(
-        self, task_id: int, members: list[str], signatures: list[bytes | None]
+        self,
+        task_id: int,
+        members: list[str],
+        signatures: list[bytes | None],
+        draws: list[int] | None = None,
     ) -> TxOutcome:
-        rec, disp = self.task_records(task_id)
-        disp = disp or EMPTY_DISPUTE
+        """Bind the re-execution committee (round 1; ``draws`` as for form_committee)."""
+        info = self.task_info(task_id)
+        if info.record is None:
+            raise TransactionReverted("form_rerun_committee", "market: unknown task")
+        disp = info.dispute or EMPTY_DISPUTE
+        if draws is None:
+            draws = self._draws_for(info, 1, members)
         self._transact(
             "form_rerun_committee",
             "form_rerun_committee",
             task_id,
-            rec.as_abi(),
+            info.record.as_abi(),
             disp.as_abi(),
             [to_checksum_address(m) for m in members],
             _pack_sigs(signatures),
+            list(draws),
         )
         return self._last()
 
@@ -675,6 +714,7 @@ class ChainClient:
         posted: dict[str, Any] = {}
         result: bytes | None = None
         rerun_result: bytes | None = None
+        refund_reason = ""
         for ev in self._task_logs(task_id):
             a = ev.args
             if ev.name == "TaskPosted":
@@ -689,6 +729,7 @@ class ChainClient:
                     | int(a["committee_size"]) << SIZE_OFF
                     | int(a["seat_deadline"]) << SEAT_DL_OFF
                     | int(a["report_deadline"]) << REPORT_DL_OFF,
+                    ext=int(a["seed_block"]) << SEED_OFF,
                 )
             elif rec is None:
                 continue
@@ -717,8 +758,11 @@ class ChainClient:
                 disp = DisputeRecord(
                     to_checksum_address(a["disputer"]),
                     int(a["seat_deadline"]) << D_SEAT_DL_OFF
-                    | int(a["report_deadline"]) << D_REPORT_DL_OFF,
+                    | int(a["report_deadline"]) << D_REPORT_DL_OFF
+                    | (ev.block_number + 1) << D_SEED_OFF,
                 )
+            elif ev.name == "TaskRefunded":
+                refund_reason = str(a.get("reason", ""))
         if rec is None or rec.digest() != word & ~0xFF:
             raise ContractsError(
                 f"task {task_id}: the events do not rebuild the on-chain record "
@@ -749,6 +793,8 @@ class ChainClient:
             record=rec,
             dispute=disp,
             rerun_result=rerun_result,
+            seed_block=_bits(rec.ext, SEED_OFF, 64),
+            refund_reason=refund_reason,
         )
 
     def task_info(self, task_id: int) -> TaskInfo:
