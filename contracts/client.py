@@ -68,7 +68,8 @@ RERUN_EXTRA = 2
 CAP_OFF, SIZE_OFF, SEAT_DL_OFF, REPORT_DL_OFF = 0, 8, 16, 80
 REPORTED_AT_OFF, SIGNERS_OFF, DECLINED_OFF = 144, 208, 224
 D_SEAT_DL_OFF, D_REPORT_DL_OFF, D_SIGNERS_OFF, D_DECLINED_OFF = 0, 64, 128, 160
-SEED_OFF, D_SEED_OFF = 192, 192  # Task.ext / Dispute.meta: sortition seed block
+CALLBACK_GAS_OFF, SEED_BLOCK_OFF = 160, 192  # Task.ext: callback | gas << 160 | seed << 192
+D_SEED_OFF = 192  # Dispute.meta: the re-execution's sortition seed block
 TASK_ABI_TYPE = "(address,uint256,bytes32,uint256,uint256,address[],bytes32)"
 DISPUTE_ABI_TYPE = "(address,uint256,address[],bytes32)"
 TASK_EVENTS = frozenset(
@@ -101,6 +102,11 @@ class TaskRecord:
     ext: int = 0
     committee: list[str] = field(default_factory=list)
     result_digest: bytes = b"\0" * 32
+
+    @property
+    def seed_block(self) -> int:
+        """The block whose hash seeds this task's committee sortition (post block + 1)."""
+        return _bits(self.ext, SEED_BLOCK_OFF, 64)
 
     def as_abi(self) -> tuple[Any, ...]:
         return (
@@ -729,7 +735,7 @@ class ChainClient:
                     | int(a["committee_size"]) << SIZE_OFF
                     | int(a["seat_deadline"]) << SEAT_DL_OFF
                     | int(a["report_deadline"]) << REPORT_DL_OFF,
-                    ext=int(a["seed_block"]) << SEED_OFF,
+                    ext=int(a["seed_block"]) << SEED_BLOCK_OFF,
                 )
             elif rec is None:
                 continue
@@ -793,7 +799,7 @@ class ChainClient:
             record=rec,
             dispute=disp,
             rerun_result=rerun_result,
-            seed_block=_bits(rec.ext, SEED_OFF, 64),
+            seed_block=_bits(rec.ext, SEED_BLOCK_OFF, 64),
             refund_reason=refund_reason,
         )
 

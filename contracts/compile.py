@@ -9,8 +9,9 @@ from typing import Any
 from contracts.errors import CompileError
 
 VYPER_DIR = Path(__file__).resolve().parent / "vyper"
-# deployable contracts; modules (registry/market/oracle) are pulled in via imports
-MAIN_CONTRACTS = ("dnode",)
+# deployable contracts; modules (registry/market/court) are pulled in via imports.
+# dnode_court is the code-only extension dnode delegates its litigation functions to.
+MAIN_CONTRACTS = ("dnode", "dnode_court")
 
 _cache: dict[tuple[str, ...], dict[str, dict[str, Any]]] = {}
 _lock = threading.Lock()

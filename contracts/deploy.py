@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from eth_abi import encode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -12,6 +14,21 @@ from contracts.errors import ContractsError
 from contracts.manifest import Deployment
 
 CONTRACT_NAME = "dnode"
+COURT_NAME = "dnode_court"
+
+
+def combined_abi(
+    main: list[dict[str, Any]], extension: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The ABI clients use at dnode's address: its own entries plus the extension's functions
+    and events (reached through dnode's DELEGATECALL fallback), without duplicates."""
+    seen = {(e.get("type"), e.get("name")) for e in main}
+    extra = [
+        e
+        for e in extension
+        if e.get("type") in ("function", "event") and (e.get("type"), e.get("name")) not in seen
+    ]
+    return [*main, *extra]
 
 
 def deploy(
@@ -31,7 +48,8 @@ def deploy(
     Defaults: the dispute bond equals the seat collateral; a re-execution gets
     max(4 * challenge_period, 40) seconds (its committee must form in the first quarter).
     """
-    artifact = compile_contracts()[CONTRACT_NAME]
+    artifacts = compile_contracts()
+    artifact, court = artifacts[CONTRACT_NAME], artifacts[COURT_NAME]
     params = {
         "min_stake": int(min_stake),
         "seat_collateral": int(seat_collateral),
@@ -43,6 +61,13 @@ def deploy(
         ),
     }
     args = encode(["uint256"] * len(params), list(params.values()))
+    # the extension first: dnode's constructor takes its address (same parameters, so the
+    # immutables both copies of the modules read agree)
+    receipt = send_transaction(w3, deployer, "deploy", to=None, data=court["bytecode"] + args.hex())
+    court_address = receipt.get("contractAddress")
+    if not court_address:
+        raise ContractsError("deploy: receipt has no court address")
+    args += encode(["address"], [court_address])
     data = artifact["bytecode"] + args.hex()
     receipt = send_transaction(w3, deployer, "deploy", to=None, data=data)
     address = receipt.get("contractAddress")
@@ -54,7 +79,7 @@ def deploy(
     return Deployment(
         chain_id=chain_id,
         address=Web3.to_checksum_address(address),
-        abi=artifact["abi"],
+        abi=combined_abi(artifact["abi"], court["abi"]),
         deploy_block=int(receipt["blockNumber"]),
         params=params,
         rpc=rpc or (str(uri) if uri else None),

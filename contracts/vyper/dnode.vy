@@ -2,9 +2,10 @@
 # pragma optimize codesize
 """
 @title dnode
-@notice The single deployed contract: node registry + compute market + result oracle +
-        litigation. It holds all money, so at every point
-        balance == escrows + stakes + unbonding + credits + dispute bonds.
+@notice The contract that holds all money: node registry + compute market + result oracle,
+        with litigation (dispute, form_rerun_committee, report_rerun, resolve_dispute)
+        executed from the `dnode_court` extension by DELEGATECALL in this contract's storage.
+        At every point balance == escrows + stakes + unbonding + credits + dispute bonds.
 @dev Composed from the registry and market modules. Access control lives in one place per
      action (the asserts at the top of each external function); there is no owner/admin:
      every action is permissionless (deadline-driven), bound to msg.sender (its own stake,
@@ -43,10 +44,6 @@ exports: (
     market.finalize,
     market.cancel,
     market.decline,
-    market.dispute,
-    market.form_rerun_committee,
-    market.report_rerun,
-    market.resolve_dispute,
     market.task_status,
     market.tasks,
     market.disputes,
@@ -55,6 +52,9 @@ exports: (
     market.dispute_bond,
     market.dispute_period,
 )
+
+# code-only extension holding the litigation functions (contract size, EIP-170)
+court: public(immutable(address))
 
 
 @deploy
@@ -65,6 +65,7 @@ def __init__(
     challenge_period: uint256,
     dispute_bond: uint256,
     dispute_period: uint256,
+    _court: address,
 ):
     """
     @notice Deploy with the network parameters (all immutable).
@@ -75,6 +76,21 @@ def __init__(
     @param dispute_bond wei a disputer must post
     @param dispute_period seconds a re-execution has to report (its committee must form
            within the first quarter)
+    @param _court the dnode_court extension, deployed with the same parameters
     """
+    assert _court.is_contract, "dnode: court is not a contract"
+    court = _court
     registry.__init__(min_stake, seat_collateral, unbond_delay)
     market.__init__(challenge_period, dispute_bond, dispute_period)
+
+
+@external
+@payable
+def __default__():
+    """
+    @notice Runs the litigation functions (see court.vy) in this contract's storage; any other
+            call, including plain ETH transfers, reverts.
+    @dev The extension's functions carry their own @nonreentrant, which shares this
+         contract's lock (same transient slot); revert reasons bubble up unchanged.
+    """
+    raw_call(court, msg.data, max_outsize=0, is_delegate_call=True)

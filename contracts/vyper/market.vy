@@ -1,6 +1,6 @@
 # pragma version 0.4.3
 """
-@title dnode compute market, result oracle and litigation
+@title dnode compute market and result oracle
 @notice Requesters post tasks with escrowed reward; a committee is bound in one transaction
         from the members' signed join intents; a quorum-signed result is reported; after the
         challenge window it is finalized. Within the window the requester or any staked node
@@ -53,7 +53,9 @@ REPORTED_AT_OFF: constant(uint256) = 144  # 64
 SIGNERS_OFF: constant(uint256) = 208  # 16
 DECLINED_OFF: constant(uint256) = 224  # 16
 
-SEED_OFF: constant(uint256) = 192  # Task.ext: seed block, 64 bits
+# Task.ext layout
+CALLBACK_GAS_OFF: constant(uint256) = 160  # 32
+SEED_BLOCK_OFF: constant(uint256) = 192  # 64
 
 # Dispute.meta layout
 D_SEAT_DL_OFF: constant(uint256) = 0  # 64
@@ -82,7 +84,7 @@ struct Task:
     reward: uint256
     spec: bytes32  # keccak256(abi_encode(program_id, params_digest))
     meta: uint256
-    ext: uint256  # seed_block 192..255 (sortition seed = blockhash(seed_block))
+    ext: uint256  # callback (bits 0..159) | callback gas (160..191) | seed block (192..255)
     committee: DynArray[address, MAX_SEATS]
     result_digest: bytes32
 
@@ -445,7 +447,7 @@ def post_task(
             | (seat_deadline << SEAT_DL_OFF)
             | (report_deadline << REPORT_DL_OFF)
         ),
-        ext=(block.number + 1) << SEED_OFF,
+        ext=(block.number + 1) << SEED_BLOCK_OFF,
         committee=[],
         result_digest=empty(bytes32),
     )
@@ -503,7 +505,7 @@ def form_committee(
         sigs,
         excluded,
         draws,
-        t.ext >> SEED_OFF,
+        t.ext >> SEED_BLOCK_OFF,
         t.reward // size,
     )
     nt: Task = t
@@ -591,7 +593,7 @@ def cancel(task_id: uint256, t: Task):
     slashed: uint256 = 0
     reason: String[32] = ""
     if status == OPEN:
-        if block.number > (t.ext >> SEED_OFF) + SEED_LIFETIME:
+        if block.number > (t.ext >> SEED_BLOCK_OFF) + SEED_LIFETIME:
             reason = "sortition: seed expired"
         else:
             assert block.timestamp > self._get(t.meta, SEAT_DL_OFF, 64), (
@@ -672,233 +674,6 @@ def decline(task_id: uint256, t: Task, d: Dispute, reason: String[128]):
         raise "market: not computing"
     registry._release_seat(msg.sender, 0)
     log SeatDeclined(task_id=task_id, node=msg.sender, round=round, seat=idx, reason=reason)
-
-
-# ---------------------------------------------------------------- litigation
-
-
-@external
-@payable
-@nonreentrant
-def dispute(task_id: uint256, t: Task):
-    """
-    @notice Challenge a reported result within the challenge window by posting exactly
-            `dispute_bond`. A re-execution committee of m + 2 seats, disjoint from the first
-            committee, must then form by now + dispute_period // 4 and report by
-            now + dispute_period.
-    @dev Only the requester or a staked node (registered, stake >= min_stake) may dispute.
-    @param task_id task whose report is disputed
-    @param t the task record
-    """
-    assert self._load(task_id, t) == REPORTED, "market: not reported"
-    reported_at: uint256 = self._get(t.meta, REPORTED_AT_OFF, 64)
-    assert block.timestamp < reported_at + challenge_period, "market: challenge window closed"
-    assert msg.sender == t.requester or registry._is_staked(msg.sender), (
-        "market: disputer not requester or staked node"
-    )
-    assert msg.value == dispute_bond, "market: wrong bond"
-    seat_dl: uint256 = block.timestamp + dispute_period // 4
-    report_dl: uint256 = block.timestamp + dispute_period
-    d: Dispute = Dispute(
-        disputer=msg.sender,
-        meta=(
-            (seat_dl << D_SEAT_DL_OFF)
-            | (report_dl << D_REPORT_DL_OFF)
-            | ((block.number + 1) << D_SEED_OFF)
-        ),
-        committee=[],
-        result_digest=empty(bytes32),
-    )
-    self.disputes[task_id] = self._dispute_hash(d)
-    self._set_status(task_id, DISPUTED)
-    log TaskDisputed(
-        task_id=task_id,
-        disputer=msg.sender,
-        bond=msg.value,
-        seat_deadline=seat_dl,
-        report_deadline=report_dl,
-    )
-
-
-@external
-@nonreentrant
-def form_rerun_committee(
-    task_id: uint256,
-    t: Task,
-    d: Dispute,
-    members: DynArray[address, MAX_SEATS],
-    sigs: Bytes[SIGS_BYTES],
-    draws: DynArray[uint256, MAX_SEATS],
-):
-    """
-    @notice Bind the re-execution committee of a disputed task (m + 2 seats) in one
-            transaction; members sign the join intent with round = 1.
-    @dev Members must be disjoint from the original committee and differ from the requester
-         and the disputer; the same eligibility, collateral and sortition rules as
-         form_committee apply (round 1, seeded by the block after the dispute; no price
-         check: the re-execution is not paid from the reward).
-    @param task_id disputed task
-    @param t the task record
-    @param d the dispute record
-    @param members the m + 2 seat holders, in seat order
-    @param sigs join signatures, aligned with members
-    @param draws the sortition draw index each member claims, aligned with members
-    """
-    assert self._load(task_id, t) == DISPUTED, "market: not disputed"
-    self._load_dispute(task_id, d)
-    assert block.timestamp <= self._get(d.meta, D_SEAT_DL_OFF, 64), "market: seat deadline passed"
-    excluded: DynArray[address, MAX_SEATS] = t.committee
-    excluded.append(t.requester)
-    excluded.append(d.disputer)
-    self._bind_committee(
-        task_id,
-        1,
-        len(t.committee) + RERUN_EXTRA,
-        self._get(t.meta, CAP_OFF, 8),
-        members,
-        sigs,
-        excluded,
-        draws,
-        self._get(d.meta, D_SEED_OFF, 64),
-        max_value(uint256),
-    )
-    nd: Dispute = d
-    nd.committee = members
-    self.disputes[task_id] = self._dispute_hash(nd)
-    self._set_status(task_id, RECOMPUTING)
-    log CommitteeFormed(task_id=task_id, round=1, members=members)
-
-
-@external
-@nonreentrant
-def report_rerun(
-    task_id: uint256,
-    t: Task,
-    d: Dispute,
-    result: Bytes[1024],
-    sigs: Bytes[SIGS_BYTES],
-):
-    """
-    @notice Submit the re-execution committee's result (quorum of its m + 2 seats, same
-            signature format as report) and settle the dispute at once.
-    @dev Same digest as the original report: the original signers are paid the reward plus
-         the disputer's bond (UPHELD, status FINALIZED). Different digest: each original
-         signer is slashed one seat_collateral; half of the slashed total (rounded down) and
-         the bond go to the disputer, the reward and the other half to the requester
-         (REVERSED, status OVERTURNED). The re-execution seats are unlocked either way.
-    @param task_id disputed task
-    @param t the task record
-    @param d the dispute record
-    @param result the re-execution result bytes (emitted)
-    @param sigs signatures of the re-execution committee
-    """
-    assert self._load(task_id, t) == RECOMPUTING, "oracle: not recomputing"
-    self._load_dispute(task_id, d)
-    assert block.timestamp <= self._get(d.meta, D_REPORT_DL_OFF, 64), (
-        "oracle: report deadline passed"
-    )
-    declined: uint256 = self._get(d.meta, D_DECLINED_OFF, 32)
-    bitmap: uint256 = self._check_signatures(task_id, result, sigs, d.committee, declined)
-    digest: bytes32 = keccak256(result)
-    nd: Dispute = d
-    nd.meta = self._put(d.meta, D_SIGNERS_OFF, 32, bitmap)
-    nd.result_digest = digest
-    self.disputes[task_id] = self._dispute_hash(nd)
-    log ResultReported(
-        task_id=task_id, round=1, result=result, signers_bitmap=bitmap, reported_at=block.timestamp
-    )
-    self._release_rerun(d, declined)
-    signers: uint256 = self._get(t.meta, SIGNERS_OFF, 16)
-    t_declined: uint256 = self._get(t.meta, DECLINED_OFF, 16)
-    if digest == t.result_digest:
-        self._set_status(task_id, FINALIZED)
-        share: uint256 = 0
-        extra: uint256 = 0
-        share, extra = self._pay_signers(t.committee, signers, t_declined, t.reward, dispute_bond)
-        log DisputeResolved(
-            task_id=task_id, outcome=UPHELD, slashed_seats=0, to_disputer=0, to_requester=0
-        )
-        log TaskFinalized(task_id=task_id, share=share, extra_share=extra)
-        return
-    self._set_status(task_id, OVERTURNED)
-    slashed: uint256 = 0
-    for i: uint256 in range(len(t.committee), bound=MAX_SEATS):
-        bit: uint256 = 1 << i
-        node: address = t.committee[i]
-        if signers & bit != 0:
-            amount: uint256 = registry._slash_seat(node)
-            log Slashed(node=node, task_id=task_id, amount=amount)
-            slashed += 1
-        elif t_declined & bit == 0:
-            registry._release_seat(node, 0)
-    total: uint256 = slashed * registry.seat_collateral
-    to_disputer: uint256 = total // 2 + dispute_bond
-    to_requester: uint256 = total - total // 2 + t.reward
-    registry._credit(d.disputer, to_disputer)
-    registry._credit(t.requester, to_requester)
-    log DisputeResolved(
-        task_id=task_id,
-        outcome=REVERSED,
-        slashed_seats=slashed,
-        to_disputer=to_disputer,
-        to_requester=to_requester,
-    )
-
-
-@external
-@nonreentrant
-def resolve_dispute(task_id: uint256, t: Task, d: Dispute):
-    """
-    @notice Settle a dispute whose re-execution did not happen: the original result stands
-            (FINALIZED, reward to its signers) and the bond returns to the disputer.
-    @dev DISPUTED after the re-execution seat deadline (no committee formed): nobody slashed.
-         RECOMPUTING after the re-execution report deadline: every re-execution seat that
-         did not decline is slashed one seat_collateral, paid to the original signers with
-         the reward. RECOMPUTING with so many declines that no quorum is possible: at once,
-         nobody slashed.
-    @param task_id disputed task
-    @param t the task record
-    @param d the dispute record
-    """
-    status: uint256 = self._load(task_id, t)
-    assert status == DISPUTED or status == RECOMPUTING, "market: no dispute to resolve"
-    self._load_dispute(task_id, d)
-    slashed: uint256 = 0
-    if status == DISPUTED:
-        assert block.timestamp > self._get(d.meta, D_SEAT_DL_OFF, 64), (
-            "market: re-execution seating open"
-        )
-    elif status == RECOMPUTING:
-        m2: uint256 = len(d.committee)
-        declined: uint256 = self._get(d.meta, D_DECLINED_OFF, 32)
-        if self._popcount(declined) > m2 - (m2 // 2 + 1):
-            self._release_rerun(d, declined)
-        else:
-            assert block.timestamp > self._get(d.meta, D_REPORT_DL_OFF, 64), (
-                "market: re-execution still due"
-            )
-            slashed = self._slash_undelivered(task_id, d.committee, declined)
-    else:
-        raise "market: no dispute to resolve"
-    self._set_status(task_id, FINALIZED)
-    share: uint256 = 0
-    extra: uint256 = 0
-    share, extra = self._pay_signers(
-        t.committee,
-        self._get(t.meta, SIGNERS_OFF, 16),
-        self._get(t.meta, DECLINED_OFF, 16),
-        t.reward,
-        slashed * registry.seat_collateral,
-    )
-    registry._credit(d.disputer, dispute_bond)
-    log DisputeResolved(
-        task_id=task_id,
-        outcome=RERUN_FAILED,
-        slashed_seats=slashed,
-        to_disputer=dispute_bond,
-        to_requester=0,
-    )
-    log TaskFinalized(task_id=task_id, share=share, extra_share=extra)
 
 
 # ---------------------------------------------------------------- views

@@ -184,7 +184,7 @@ def test_cannot_slash_or_pay_an_unrelated_node(chain: Chain, world) -> None:
     chain.advance(1001)
     rec = requester.task_record(task_id)
     forged = rec.as_abi()
-    forged = (*forged[:4], [nodes[5].account.address, *forged[4][1:]], forged[5])
+    forged = (*forged[:5], [nodes[5].account.address, *forged[5][1:]], forged[6])
     stake = nodes[5].node_info().stake
     with pytest.raises(TransactionReverted, match="market: bad task record"):
         requester._transact("cancel", "cancel", task_id, forged)
@@ -197,11 +197,48 @@ def test_cannot_slash_or_pay_an_unrelated_node(chain: Chain, world) -> None:
     assert [n.node_info().stake for n in nodes[:3]] == [2 * ETHER - SEAT_COLLATERAL] * 3
 
 
-def test_initcode_fits_eip3860() -> None:
-    code = bytes.fromhex(compile_contracts()["dnode"]["bytecode"][2:])
+@pytest.mark.parametrize("name", ["dnode", "dnode_court"])
+def test_initcode_fits_eip3860(name: str) -> None:
+    code = bytes.fromhex(compile_contracts()[name]["bytecode"][2:])
     assert len(code) <= 49152
 
 
 def test_deployed_runtime_fits_eip170(chain: Chain) -> None:
-    code = chain.w3.eth.get_code(chain.deployment.address)
-    assert len(code) <= 24576, f"runtime code is {len(code)} bytes (EIP-170 limit 24576)"
+    main = chain.deployment.address
+    court = chain.w3.eth.contract(address=main, abi=chain.deployment.abi).functions.court().call()
+    for address in (main, court):
+        code = chain.w3.eth.get_code(address)
+        assert len(code) <= 24576, f"runtime code is {len(code)} bytes (EIP-170 limit 24576)"
+
+
+def test_court_shares_dnode_storage_and_lock_layout() -> None:
+    """The court runs by DELEGATECALL in dnode's storage: any layout drift would corrupt it."""
+    from vyper.compiler import compile_from_file_input
+    from vyper.compiler.input_bundle import FilesystemInputBundle
+
+    from contracts.compile import VYPER_DIR
+
+    bundle = FilesystemInputBundle([VYPER_DIR])
+
+    def layout(name: str) -> dict:
+        out = compile_from_file_input(
+            bundle.load_file(f"{name}.vy"), input_bundle=bundle, output_formats=["layout"]
+        )["layout"]
+        return {k: out.get(k) for k in ("storage_layout", "transient_storage_layout")}
+
+    main, court = layout("dnode"), layout("dnode_court")
+    assert main["storage_layout"] and main["transient_storage_layout"]
+    assert main == court
+
+
+def test_court_called_directly_moves_nothing(chain: Chain, world) -> None:
+    """The extension's own storage is empty: a direct call finds no task to act on."""
+    nodes, requester = world
+    task_id = post(chain, requester)
+    main = chain.w3.eth.contract(address=chain.deployment.address, abi=chain.deployment.abi)
+    court = chain.w3.eth.contract(address=main.functions.court().call(), abi=chain.deployment.abi)
+    rec = requester.task_record(task_id)
+    with pytest.raises(Exception, match="market: unknown task"):
+        court.functions.dispute(task_id, rec.as_abi()).call(
+            {"from": requester.account.address, "value": 1}
+        )

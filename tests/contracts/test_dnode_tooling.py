@@ -11,6 +11,7 @@ from web3 import Web3
 
 from contracts.client import ChainClient, decode_revert_reason
 from contracts.compile import compile_contracts, compile_file
+from contracts.deploy import combined_abi
 from contracts.errors import ChainMismatch, CompileError, ManifestError, RpcUnreachable
 from contracts.manifest import Deployment
 
@@ -18,20 +19,16 @@ from contracts.manifest import Deployment
 def test_compile_is_cached_and_complete() -> None:
     a = compile_contracts()
     assert a is compile_contracts()
-    art = a["dnode"]
-    assert art["bytecode"].startswith("0x")
+    art, court = a["dnode"], a["dnode_court"]
+    assert art["bytecode"].startswith("0x") and court["bytecode"].startswith("0x")
     names = {i.get("name") for i in art["abi"]}
-    for fn in (
-        "register",
-        "post_task",
-        "form_committee",
-        "report",
-        "finalize",
-        "cancel",
-        "dispute",
-        "withdraw",
-    ):
+    for fn in ("register", "post_task", "form_committee", "report", "finalize", "cancel"):
         assert fn in names
+    # litigation runs in the extension; the manifest's ABI joins both
+    assert "dispute" not in names
+    joined = {i.get("name") for i in combined_abi(art["abi"], court["abi"])}
+    for fn in ("dispute", "form_rerun_committee", "report_rerun", "resolve_dispute", "withdraw"):
+        assert fn in joined
 
 
 def test_compile_error_is_one_line(tmp_path: Path) -> None:
