@@ -272,9 +272,10 @@ class DevCluster:
         owners: Sequence[Member],
         program: str = "mpc.mean",
         reward: str = "0.3ether",
+        extra: Sequence[str] = (),
     ) -> int:
         """``dnode task post`` as ``requester``, announced through the first node."""
-        args = ["task", "post", "--program", program, "--reward", reward]
+        args = ["task", "post", "--program", program, "--reward", reward, *extra]
         args += ["--bootstrap", self.bootstrap()[0]]
         for m in owners:
             args += ["--owner", m.address]
@@ -316,6 +317,10 @@ class DevCluster:
 
     def bootstrap(self) -> list[str]:
         return [self.nodes[0].addrs[0]] if self.nodes else []
+
+    def signal_node(self, node: NodeProc, sig: signal.Signals) -> None:
+        """Send ``sig`` to a node's process group (SIGSTOP/SIGCONT pause and resume it)."""
+        os.killpg(node.proc.pid, sig)
 
     def kill_node(self, node: NodeProc) -> None:
         with contextlib.suppress(ProcessLookupError):

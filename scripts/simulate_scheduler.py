@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scheduler.sortition import SlotTable, rank, window  # noqa: E402
+from scheduler.sortition import ESCALATE_BLOCKS, SlotTable, rank, window  # noqa: E402
 
 ETHER = 10**18
 MIN_STAKE = ETHER  # deploy default
@@ -130,14 +130,14 @@ def coalition(n: int, alpha: float, tasks: int, rng: random.Random) -> dict:
         row: dict = {"stake_share": held / total, "nodes": len(members)}
         for m in (3, 5, 7):
             quorum = m // 2 + 1
-            honest = chosen0 = chosen1 = 0
+            honest = 0
+            captured = [0, 0]  # in the first window, after one doubling of it
             for task_id in range(1, tasks + 1):
                 seed = rng.randbytes(32)
                 requester = rng.choice(addrs)
                 best = select(table, seed, task_id, m, requester)
                 honest += sum(a in members for a in best) >= quorum
-                for doublings, _ in ((0, None), (1, None)):
-                    w = window(m, doublings * 2)
+                for doublings in (0, 1):
                     r = rank(
                         seed,
                         task_id,
@@ -145,18 +145,14 @@ def coalition(n: int, alpha: float, tasks: int, rng: random.Random) -> dict:
                         table.slot_count,
                         table.holder,
                         lambda a, req=requester: "the requester" if a == req else None,
-                        w,
+                        window(m, doublings * ESCALATE_BLOCKS),
                     )
                     own = sum(a in members for a in r.addresses())
-                    can = own >= quorum and len(r.candidates) >= m
-                    if doublings == 0:
-                        chosen0 += can
-                    else:
-                        chosen1 += can
+                    captured[doublings] += own >= quorum and len(r.candidates) >= m
             row[f"m{m}"] = {
                 "honest_ranking": honest / tasks,
-                "coalition_forms_in_window": chosen0 / tasks,
-                "coalition_forms_after_one_doubling": chosen1 / tasks,
+                "coalition_forms_in_window": captured[0] / tasks,
+                "coalition_forms_after_one_doubling": captured[1] / tasks,
             }
         out[f"{round(target * 100)}%"] = row
     out["tasks_per_cell"] = tasks
