@@ -61,19 +61,19 @@ def account_list(c: Ctx) -> None:
 @click.option(
     "--price",
     type=AMOUNT,
-    default="0",
-    show_default=True,
-    help="Least reward per seat this node accepts (a task offers reward / committee size).",
+    default=None,
+    help="Least reward per seat this node accepts (a task offers reward / committee size) "
+    "[first declaration: 0; later: unchanged].",
 )
 @click.option(
     "--capacity",
     type=click.IntRange(1, 65535),
-    default=4,
-    show_default=True,
-    help="Most committee seats (tasks) this node holds at once; the contract enforces it.",
+    default=None,
+    help="Most committee seats (tasks) this node holds at once; the contract enforces it "
+    "[first declaration: 4; later: unchanged].",
 )
 @pass_ctx
-def stake(c: Ctx, amount: int, capabilities: str, price: int, capacity: int) -> None:
+def stake(c: Ctx, amount: int, capabilities: str, price: int | None, capacity: int | None) -> None:
     """Register this node (peer id derived from its key), declare its price and capacity, and
     add stake (each seat collateral's worth of stake is one sortition slot)."""
     caps = 0
@@ -88,8 +88,11 @@ def stake(c: Ctx, amount: int, capabilities: str, price: int, capacity: int) -> 
     if info.peer_id != peer_id or info.capabilities != caps:
         chain.register(peer_id, caps)
     terms = chain.node_terms(acct.address)
-    if (terms.price, terms.capacity, terms.declared) != (price, capacity, True):
-        chain.set_terms(price, capacity)
+    want_price = price if price is not None else (terms.price if terms.declared else 0)
+    want_capacity = capacity if capacity is not None else (terms.capacity if terms.declared else 4)
+    if (terms.price, terms.capacity, terms.declared) != (want_price, want_capacity, True):
+        chain.set_terms(want_price, want_capacity)
+    price, capacity = want_price, want_capacity
     if amount:
         chain.stake(amount)
     info = chain.node_info(acct.address)

@@ -347,8 +347,7 @@ def status(c: Ctx, task_id: int) -> None:
 
 
 REFUND_REASONS = {
-    "sortition: seats not filled": "not enough eligible candidates joined before the seat "
-    "deadline",
+    "sortition: seats not filled": "not enough eligible candidates joined before the seat deadline",
     "sortition: seed expired": "the committee did not form within 256 blocks of the seed block",
     "market: report deadline missed": "the committee did not report before the report "
     "deadline (seats that neither reported nor declined were slashed)",

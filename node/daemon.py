@@ -403,8 +403,8 @@ class NodeDaemon:
             if trio.current_time() - last_sent >= JOIN_REPEAT:
                 if last_sent < 0:
                     pos = ranking.index(me)
-                    log.info("task %d: drawn as candidate %s; offering to join the %s",
-                             rt.task_id, pos, what)  # fmt: skip
+                    log.info("task %d: drawn as candidate #%d; offering to join the %s",
+                             rt.task_id, (pos or 0) + 1, what)  # fmt: skip
                 last_sent = trio.current_time()
                 self._nursery_spawn(self._broadcast_join, msg)
             arrived = [c for c in ranking.candidates if c.address.lower() in rt.intents]

@@ -35,7 +35,9 @@ Verdict = Callable[[str], str | None]  # address -> None if eligible, else why n
 def draw_hash(seed: bytes, task_id: int, round: int, j: int) -> int:
     """keccak256(abi_encode(bytes32 seed, uint256 task_id, uint256 round, uint256 j))."""
     return int.from_bytes(
-        keccak(seed + task_id.to_bytes(32, "big") + round.to_bytes(32, "big") + j.to_bytes(32, "big")),
+        keccak(
+            seed + task_id.to_bytes(32, "big") + round.to_bytes(32, "big") + j.to_bytes(32, "big")
+        ),
         "big",
     )
 
@@ -67,7 +69,9 @@ def valid_slots(stake: int, slot_stake: int) -> int:
     return stake // slot_stake if slot_stake > 0 else 0
 
 
-def draws(seed: bytes, task_id: int, round: int, slot_count: int, holder: Holder, limit: int) -> Iterator[tuple[int, str]]:
+def draws(
+    seed: bytes, task_id: int, round: int, slot_count: int, holder: Holder, limit: int
+) -> Iterator[tuple[int, str]]:
     """(j, owner) of every draw j < limit that hits a valid slot, in order."""
     mask = span(slot_count) - 1
     prefix = seed + task_id.to_bytes(32, "big") + round.to_bytes(32, "big")
@@ -137,7 +141,13 @@ def rank(
 
 
 def first_draws(
-    seed: bytes, task_id: int, round: int, slot_count: int, holder: Holder, members: list[str], limit: int
+    seed: bytes,
+    task_id: int,
+    round: int,
+    slot_count: int,
+    holder: Holder,
+    members: list[str],
+    limit: int,
 ) -> dict[str, int]:
     """For each member, the first draw j < limit that lands on one of its valid slots (members
     never drawn are absent). Used to build the ``draws`` argument of form_committee."""

@@ -178,7 +178,10 @@ def timing(sizes: list[int], alpha: float, tasks: int, rng: random.Random) -> di
                 window(3, 1 << 20),
                 want=6,
             )
-        out[str(n)] = {"us_per_task": (time.perf_counter() - t0) / tasks * 1e6, "slots": table.slot_count}
+        out[str(n)] = {
+            "us_per_task": (time.perf_counter() - t0) / tasks * 1e6,
+            "slots": table.slot_count,
+        }
     a, b = sizes[0], sizes[-1]
     ratio = out[str(b)]["us_per_task"] / out[str(a)]["us_per_task"]
     bound = (b * math.log(b)) / (a * math.log(a))
@@ -189,7 +192,9 @@ def timing(sizes: list[int], alpha: float, tasks: int, rng: random.Random) -> di
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--nodes", type=int, default=10_000)
     ap.add_argument("--alpha", type=float, default=1.5, help="Pareto shape of the stakes.")
     ap.add_argument("--tasks", type=int, default=100_000, help="Tasks for the fairness run.")

@@ -81,9 +81,11 @@ def test_backup_takes_the_seat_of_a_dead_candidate(tmp_path: Path) -> None:
         assert res["value_scaled"] == mean.value
 
         status = _wait(
-            lambda: (st := cluster.dnode(requester, "task", "status", str(task_id)))["status"]
-            == "finalized"
-            and st,
+            lambda: (
+                (st := cluster.dnode(requester, "task", "status", str(task_id)))["status"]
+                == "finalized"
+                and st
+            ),
             "finalization",
             90,
         )
