@@ -67,7 +67,7 @@ def account_list(c: Ctx) -> None:
 )
 @click.option(
     "--capacity",
-    type=click.IntRange(1, 65535),
+    type=click.IntRange(1, 16383),
     default=None,
     help="Most committee seats (tasks) this node holds at once; the contract enforces it "
     "[first declaration: 4; later: unchanged].",

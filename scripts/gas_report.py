@@ -93,7 +93,7 @@ def measure(n_nodes: int) -> dict:
             )
             c = client_for(acct)
             c.register(f"12D3KooWmember{i}", 1)
-            c.set_terms(10**17, 16)  # declared price and capacity: the checks every seat pays
+            c.set_terms(0, 16)  # declared capacity (checked per seat), no price (the CLI default)
             c.stake(MEMBER_STAKE)
             while c.slots_owned(acct.address) < MEMBER_STAKE // (ETHER // 10):
                 c.sync_slots()  # stake() appends at most 64 slots per call
@@ -142,6 +142,25 @@ def measure(n_nodes: int) -> dict:
             )
             submitter.finalize(task_id)
             gas["finalize"].append(submitter.last_tx.gas_used)
+        # one more formation with members that ask a price: one extra storage read per seat
+        for c in members:
+            c.set_terms(10**17, 16)
+        now = int(w3.eth.get_block("latest")["timestamp"])
+        priced = requester.post_task(
+            b"\x01" * 32,
+            keccak(text="params-priced"),
+            capability=1,
+            committee_size=M,
+            seat_deadline=now + 100,
+            report_deadline=now + 1000,
+            reward=3 * 10**17,
+        )
+        w3.provider.make_request("anvil_mine", [hex(1 + 6 * ESCALATE_BLOCKS)])
+        sigs = [None] + [
+            sign_join(c.account, dep.chain_id, dep.address, priced, 0) for c in members[1:]
+        ]
+        members[0].form_committee(priced, [c.account.address for c in members], sigs)
+        form_priced = members[0].last_tx.gas_used
         withdrawals = []
         for c in members:
             if c.credits() > 0:
@@ -158,6 +177,7 @@ def measure(n_nodes: int) -> dict:
             "steps": per_step,
             "first_task": {s: v[0] for s, v in gas.items()},
             "withdrawals": withdrawals,
+            "form_committee_members_with_price": form_priced,
             "total_per_task": sum(per_step.values()),
         }
     finally:

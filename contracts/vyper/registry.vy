@@ -6,14 +6,17 @@
         of committee seats whose collateral is locked, so the task lifecycle touches one
         storage slot per member per step. All money leaves through the single `withdraw()`.
 @dev Account word layout (bits): stake 0..95 | credits 96..191 | seats 192..207 |
-     capabilities 208..215 | registered 216 | slots owned 224..255.
+     capabilities 208..215 | registered 216 | priced 217 | capacity 218..231 |
+     slots owned 232..255.
      locked = seats * seat_collateral <= stake.
      Sortition slots (see scheduler/sortition.py and docs/protocol.md): one append-only array
      `slots`, word = owner | k << 160 (k: rank of the slot among its owner's slots). A node is
      owed stake // seat_collateral slots; a slot counts only while k < stake // seat_collateral,
      so unbonding and slashing never touch the array and slots never move. stake() appends at
      most MAX_SLOT_SYNC owed slots per call; sync_slots() appends the rest in further calls.
-     Terms word: price per seat 0..95 | capacity (max seats held at once) 96..111 | declared 255.
+     Terms: capacity (most seats held at once; 0 = undeclared, unbounded) lives in the account
+     word, so checking it is free; the price per seat lives in `prices` and is only read
+     when the priced bit is set (a node asking 0 costs no extra read per seat).
 """
 
 MPC: constant(uint256) = 1
@@ -28,13 +31,13 @@ SEATS_MASK: constant(uint256) = (1 << 16) - 1
 CAPS_OFF: constant(uint256) = 208
 REG_BIT: constant(uint256) = 1 << 216
 ONE_SEAT: constant(uint256) = 1 << SEATS_OFF
-SLOTS_OFF: constant(uint256) = 224
-SLOTS_MASK: constant(uint256) = (1 << 32) - 1
+PRICED_BIT: constant(uint256) = 1 << 217
+CAPACITY_OFF: constant(uint256) = 218
+CAPACITY_MASK: constant(uint256) = (1 << 14) - 1
+SLOTS_OFF: constant(uint256) = 232
+SLOTS_MASK: constant(uint256) = (1 << 24) - 1
 ADDR_MASK: constant(uint256) = (1 << 160) - 1
 MAX_SLOT_SYNC: constant(uint256) = 64  # slots appended per call (gas bound, ~25k gas each)
-CAPACITY_OFF: constant(uint256) = 96
-CAPACITY_MASK: constant(uint256) = (1 << 16) - 1
-DECLARED_BIT: constant(uint256) = 1 << 255
 
 
 struct Unbond:
@@ -90,8 +93,8 @@ unbonds: HashMap[address, Unbond]
 # sortition slots: owner | k << 160, append-only
 slots: HashMap[uint256, uint256]
 slot_count: public(uint256)
-# declared price per seat and capacity (see the module docstring)
-terms: HashMap[address, uint256]
+# declared price per seat (read only when the account's priced bit is set)
+prices: HashMap[address, uint256]
 
 
 @deploy
@@ -162,12 +165,10 @@ def _lock_seat(addr: address, capability: uint256, offer: uint256):
     assert word & REG_BIT != 0, "registry: not registered"
     assert (word >> CAPS_OFF) & capability == capability, "registry: missing capability"
     assert self._active_word(word), "registry: node not active"
-    t: uint256 = self.terms[addr]
-    if t & DECLARED_BIT != 0:
-        assert t & AMOUNT_MASK <= offer, "registry: price above offer"
-        assert self._seats_of(word) < (t >> CAPACITY_OFF) & CAPACITY_MASK, (
-            "registry: node at capacity"
-        )
+    capacity: uint256 = (word >> CAPACITY_OFF) & CAPACITY_MASK
+    assert capacity == 0 or self._seats_of(word) < capacity, "registry: node at capacity"
+    if word & PRICED_BIT != 0:
+        assert self.prices[addr] <= offer, "registry: price above offer"
     self.accounts[addr] = word + ONE_SEAT
 
 
@@ -210,7 +211,7 @@ def _sync_slots(addr: address):
     if word & REG_BIT == 0:
         return
     owned: uint256 = (word >> SLOTS_OFF) & SLOTS_MASK
-    owed: uint256 = (word & AMOUNT_MASK) // seat_collateral
+    owed: uint256 = min((word & AMOUNT_MASK) // seat_collateral, SLOTS_MASK)
     if owed <= owned:
         return
     n: uint256 = min(owed - owned, MAX_SLOT_SYNC)
@@ -304,7 +305,9 @@ def sync_slots(node: address):
     word: uint256 = self.accounts[node]
     assert word & REG_BIT != 0, "registry: not registered"
     owned: uint256 = (word >> SLOTS_OFF) & SLOTS_MASK
-    assert (word & AMOUNT_MASK) // seat_collateral > owned, "registry: slots in sync"
+    assert min((word & AMOUNT_MASK) // seat_collateral, SLOTS_MASK) > owned, (
+        "registry: slots in sync"
+    )
     self._sync_slots(node)
 
 
@@ -315,12 +318,19 @@ def set_terms(price: uint256, capacity: uint256):
             once; a seat is only bound when price <= the task's offer (reward // m) and the
             node holds fewer than `capacity` seats. Undeclared: price 0, capacity unbounded.
     @param price wei per seat the node asks
-    @param capacity most seats (tasks) held at once, 1..65535
+    @param capacity most seats (tasks) held at once, 1..16383
     """
-    assert self.accounts[msg.sender] & REG_BIT != 0, "registry: not registered"
+    word: uint256 = self.accounts[msg.sender]
+    assert word & REG_BIT != 0, "registry: not registered"
     assert price <= AMOUNT_MASK, "registry: price too large"
     assert capacity > 0 and capacity <= CAPACITY_MASK, "registry: bad capacity"
-    self.terms[msg.sender] = DECLARED_BIT | (capacity << CAPACITY_OFF) | price
+    word = (word & ~(CAPACITY_MASK << CAPACITY_OFF)) | (capacity << CAPACITY_OFF)
+    if price > 0:
+        word |= PRICED_BIT
+        self.prices[msg.sender] = price
+    else:
+        word &= ~PRICED_BIT
+    self.accounts[msg.sender] = word
     log TermsSet(node=msg.sender, price=price, capacity=capacity)
 
 
@@ -441,8 +451,12 @@ def node_terms(addr: address) -> (uint256, uint256, bool):
     @notice A node's declared price per seat (wei) and capacity (seats at once).
     @return (price, capacity, declared); undeclared nodes ask 0 and have no capacity bound
     """
-    t: uint256 = self.terms[addr]
-    return (t & AMOUNT_MASK, (t >> CAPACITY_OFF) & CAPACITY_MASK, t & DECLARED_BIT != 0)
+    word: uint256 = self.accounts[addr]
+    capacity: uint256 = (word >> CAPACITY_OFF) & CAPACITY_MASK
+    price: uint256 = 0
+    if word & PRICED_BIT != 0:
+        price = self.prices[addr]
+    return (price, capacity, capacity != 0)
 
 
 @external

@@ -112,3 +112,13 @@ def test_seat_frequency_follows_stake() -> None:
     for a, share in (("a", 1 / 8), ("b", 2 / 8), ("c", 5 / 8)):
         sigma = (share * (1 - share) / n) ** 0.5
         assert abs(counts[a] / n - share) < 5 * sigma, counts
+
+
+def test_constants_match_the_contract() -> None:
+    from pathlib import Path
+
+    from scheduler import sortition
+
+    src = (Path(__file__).parents[2] / "contracts" / "vyper" / "market.vy").read_text()
+    for name in ("W0_EXTRA", "ESCALATE_BLOCKS", "MAX_DOUBLINGS", "SEED_LIFETIME"):
+        assert f"{name}: constant(uint256) = {getattr(sortition, name)}" in src, name
