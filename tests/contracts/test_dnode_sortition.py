@@ -168,3 +168,30 @@ def test_window_doubles_with_blocks(chain: Chain, funded) -> None:
     assert {a.lower() for a in c.ranking().addresses()} <= {
         n.account.address.lower() for n in nodes
     }
+
+
+def test_formation_gas_does_not_grow_with_the_registry(chain: Chain, funded) -> None:
+    """The per-seat check reads the member's drawn slot only: the same gas with 4 registered
+    nodes and with 44 (scripts/gas_report.py measures 10 vs 1,000)."""
+    nodes = setup_nodes(chain, funded, 3, stake=20 * ETHER)  # 200 slots each: drawn early
+    for n in nodes:
+        n.sync_slots()  # stake() appended the first 64
+        n.sync_slots()
+        n.sync_slots()
+    requester = funded("requester")
+    addrs = [n.account.address for n in nodes]
+
+    def formation_gas() -> int:
+        task_id = post(requester, chain)
+        chain.open_window()
+        nodes[0].form_committee(task_id, addrs, [None, *joins(chain, nodes[1:], task_id)])
+        return nodes[0].last_tx.gas_used
+
+    small = formation_gas()
+    for i in range(40):  # HE-only nodes: their slots are drawn and skipped, never seated
+        c = funded(f"filler{i}")
+        c.register(f"12D3KooWfiller{i}", 2)
+        c.stake(ETHER)
+    assert requester.slot_count() == 600 + 400
+    large = formation_gas()
+    assert abs(large - small) <= 100, (small, large)  # calldata bytes of the draw indices
