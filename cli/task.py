@@ -471,9 +471,12 @@ def cancel(c: Ctx, task_id: int) -> None:
     if t.status == TaskStatus.NONE:
         raise CliError(f"task {task_id} does not exist")
     chain.cancel(task_id)
+    reason = chain.task_info(task_id).refund_reason
+    words = REFUND_REASONS.get(reason, reason)
     c.emit(
-        {"task_id": task_id, "status": "refunded", "requester": t.requester},
-        f"task {task_id} cancelled; the escrow was credited to {t.requester} (dnode withdraw)",
+        {"task_id": task_id, "status": "refunded", "requester": t.requester, "reason": reason},
+        f"task {task_id} cancelled ({words}); the escrow was credited to {t.requester} "
+        "(dnode withdraw)",
     )
 
 
