@@ -465,9 +465,10 @@ class ChainClient:
         )
         return receipt
 
-    def _call(self, fn: str, *args: Any) -> Any:
+    def _call(self, fn: str, *args: Any, block: int | None = None) -> Any:
         with rpc_guard(self.w3, fn):
-            return getattr(self.contract.functions, fn)(*args).call()
+            call = getattr(self.contract.functions, fn)(*args)
+            return call.call() if block is None else call.call(block_identifier=block)
 
     # ------------------------------------------------------------------ registry
 
@@ -697,14 +698,14 @@ class ChainClient:
     def task_status(self, task_id: int) -> TaskStatus:
         return TaskStatus(int(self._call("task_status", task_id)))
 
-    def _task_logs(self, task_id: int) -> list[ChainEvent]:
+    def _task_logs(self, task_id: int, to_block: int | str = "latest") -> list[ChainEvent]:
         topic = "0x" + task_id.to_bytes(32, "big").hex()
         with rpc_guard(self.w3, "eth_getLogs"):
             logs = self.w3.eth.get_logs(
                 {
                     "address": self.address,
                     "fromBlock": self.deployment.deploy_block,
-                    "toBlock": "latest",
+                    "toBlock": cast(BlockIdentifier, to_block),
                     "topics": [None, topic],
                 }
             )
@@ -712,7 +713,10 @@ class ChainClient:
 
     def _rebuild(self, task_id: int) -> TaskInfo | None:
         """Replay the task's events into its record (and dispute record), checked on-chain."""
-        word = int(self._call("tasks", task_id))
+        # one block for every read: a transaction landing between them (e.g. a committee
+        # forming while a client polls) must not make the events and the record disagree
+        head = self.latest_block()
+        word = int(self._call("tasks", task_id, block=head))
         if word == 0:
             return None
         rec: TaskRecord | None = None
@@ -721,7 +725,7 @@ class ChainClient:
         result: bytes | None = None
         rerun_result: bytes | None = None
         refund_reason = ""
-        for ev in self._task_logs(task_id):
+        for ev in self._task_logs(task_id, head):
             a = ev.args
             if ev.name == "TaskPosted":
                 posted = a
@@ -774,7 +778,7 @@ class ChainClient:
                 f"task {task_id}: the events do not rebuild the on-chain record "
                 "(node not fully synced?)"
             )
-        if disp is not None and disp.digest() != bytes(self._call("disputes", task_id)):
+        if disp is not None and disp.digest() != bytes(self._call("disputes", task_id, block=head)):
             raise ContractsError(f"task {task_id}: the events do not rebuild the dispute record")
         m = _bits(rec.meta, SIZE_OFF, 8)
         return TaskInfo(
