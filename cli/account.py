@@ -58,9 +58,24 @@ def account_list(c: Ctx) -> None:
 @click.command("stake")
 @click.option("--amount", type=AMOUNT, required=True, help="Stake to add, e.g. 2ether.")
 @click.option("--capabilities", default="mpc", show_default=True, help="Comma-separated: mpc, he.")
+@click.option(
+    "--price",
+    type=AMOUNT,
+    default=None,
+    help="Least reward per seat this node accepts (a task offers reward / committee size) "
+    "[first declaration: 0; later: unchanged].",
+)
+@click.option(
+    "--capacity",
+    type=click.IntRange(1, 16383),
+    default=None,
+    help="Most committee seats (tasks) this node holds at once; the contract enforces it "
+    "[first declaration: 4; later: unchanged].",
+)
 @pass_ctx
-def stake(c: Ctx, amount: int, capabilities: str) -> None:
-    """Register this node (peer id derived from its key) and add stake."""
+def stake(c: Ctx, amount: int, capabilities: str, price: int | None, capacity: int | None) -> None:
+    """Register this node (peer id derived from its key), declare its price and capacity, and
+    add stake (each seat collateral's worth of stake is one sortition slot)."""
     caps = 0
     for name in filter(None, (s.strip() for s in capabilities.split(","))):
         if name not in CAPS:
@@ -72,9 +87,20 @@ def stake(c: Ctx, amount: int, capabilities: str) -> None:
     info = chain.node_info(acct.address)
     if info.peer_id != peer_id or info.capabilities != caps:
         chain.register(peer_id, caps)
+    terms = chain.node_terms(acct.address)
+    want_price = price if price is not None else (terms.price if terms.declared else 0)
+    want_capacity = capacity if capacity is not None else (terms.capacity if terms.declared else 4)
+    if (terms.price, terms.capacity, terms.declared) != (want_price, want_capacity, True):
+        chain.set_terms(want_price, want_capacity)
+    price, capacity = want_price, want_capacity
     if amount:
         chain.stake(amount)
     info = chain.node_info(acct.address)
+    slots = chain.slots_owned(acct.address)
+    owed = info.stake // int(chain.params()["seat_collateral"])
+    while slots < owed:  # stake() appends at most 64 slots per call
+        chain.sync_slots(acct.address)
+        slots = chain.slots_owned(acct.address)
     c.emit(
         {
             "address": acct.address,
@@ -82,9 +108,13 @@ def stake(c: Ctx, amount: int, capabilities: str) -> None:
             "stake": info.stake,
             "locked": info.locked,
             "capabilities": caps,
+            "price": price,
+            "capacity": capacity,
+            "slots": slots,
         },
         f"node {acct.address}\npeer id {peer_id}\nstake {fmt_eth(info.stake)} "
-        f"(locked {fmt_eth(info.locked)})",
+        f"(locked {fmt_eth(info.locked)}, {slots} sortition slots)\n"
+        f"price {fmt_eth(price)} per seat, capacity {capacity} seats",
     )
 
 

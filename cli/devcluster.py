@@ -281,10 +281,14 @@ class DevCluster:
         bootstrap: list[str] | None = None,
         extra_args: list[str] | None = None,
         capabilities: str = "mpc",
+        price: str = "0",
+        capacity: int = 4,
     ) -> NodeProc:
-        """Stake and start a node; ``extra_args`` go to ``dnode start`` (e.g. --max-tasks)."""
+        """Stake (declaring price and capacity) and start a node; ``extra_args`` go to
+        ``dnode start`` (e.g. --max-tasks)."""
         m = self.members.get(name) or self.member(name)
-        self.dnode(m, "stake", "--amount", stake, "--capabilities", capabilities)
+        self.dnode(m, "stake", "--amount", stake, "--capabilities", capabilities,
+                   "--price", price, "--capacity", str(capacity))  # fmt: skip
         args = [
             "--rpc-url",
             self.rpc_url,
@@ -392,6 +396,10 @@ class DevCluster:
         """The first live node's address (the first node's while all run)."""
         live = [n for n in self.nodes if n.alive] or self.nodes
         return [live[0].addrs[0]] if live else []
+
+    def signal_node(self, node: NodeProc, sig: signal.Signals) -> None:
+        """Send ``sig`` to a node's process group (SIGSTOP/SIGCONT pause and resume it)."""
+        os.killpg(node.proc.pid, sig)
 
     def kill_node(self, node: NodeProc) -> None:
         with contextlib.suppress(ProcessLookupError):

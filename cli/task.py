@@ -12,10 +12,11 @@ from eth_utils import is_address, to_checksum_address
 from cli import he
 from cli.context import CliError, Ctx, pass_ctx
 from cli.units import AMOUNT, fmt_eth
-from contracts.client import TERMINAL_STATUSES, ChainClient, TaskStatus
+from contracts.client import TERMINAL_STATUSES, ChainClient, TaskInfo, TaskStatus
 from node import peer_client
 from node.mpc.sharing import load_inputs
 from oracle.reader import read_result
+from scheduler.candidates import candidates_for, seed_state
 from scheduler.programs import (
     CAP_HE,
     MAX_COMMITTEE,
@@ -402,20 +403,25 @@ def contribute(
 @click.argument("task_id", type=int)
 @pass_ctx
 def status(c: Ctx, task_id: int) -> None:
-    """Show a task's on-chain state."""
+    """Show a task's on-chain state; for an open task, why it is still waiting (the sortition
+    as the chain has it now: eligible candidates drawn, and why others were skipped)."""
     chain = c.chain()
     t = chain.task_info(task_id)
     if t.status == TaskStatus.NONE:
         raise CliError(f"task {task_id} does not exist")
     seats = chain.seats(task_id)
     now = chain.block_timestamp()
+    extra: dict[str, object] = {}
+    opening = ""
+    if t.status == TaskStatus.OPEN:
+        opening, extra = _open_note(chain, t)
+    refund = REFUND_REASONS.get(t.refund_reason, t.refund_reason or "no reason recorded")
     note = {
-        TaskStatus.OPEN: f"waiting for {t.committee_size - t.seats_taken} of "
-        f"{t.committee_size} seats",
+        TaskStatus.OPEN: opening,
         TaskStatus.COMPUTING: "committee formed; computing",
         TaskStatus.REPORTED: "result reported; in challenge window",
         TaskStatus.FINALIZED: "finalized; rewards credited",
-        TaskStatus.REFUNDED: "refunded to the requester",
+        TaskStatus.REFUNDED: f"refunded to the requester: {refund}",
         TaskStatus.DISPUTED: "result disputed; waiting for a re-execution committee",
         TaskStatus.RECOMPUTING: "result disputed; re-execution committee computing",
         TaskStatus.OVERTURNED: "dispute upheld: re-executed result is final, signers slashed",
@@ -438,12 +444,78 @@ def status(c: Ctx, task_id: int) -> None:
             "callback_gas": t.callback_gas,
             "callback_ok": t.callback_ok,
             "chain_time": now,
+            "seed_block": t.seed_block,
+            "refund_reason": t.refund_reason,
+            **extra,
         },
         f"task {task_id}: {t.status.name.lower()} ({note})\n"
         f"reward {fmt_eth(t.reward)}, committee {t.seats_taken}/{t.committee_size}, "
         f"quorum {t.quorum}\nseats: {', '.join(seats) or '-'}"
         + (f"\ncallback: {t.callback} (gas cap {t.callback_gas})" if t.callback else ""),
     )
+
+
+REFUND_REASONS = {
+    "sortition: seats not filled": "not enough eligible candidates joined before the seat deadline",
+    "sortition: seed expired": "the committee did not form within 256 blocks of the seed block",
+    "market: report deadline missed": "the committee did not report before the report "
+    "deadline (seats that neither reported nor declined were slashed)",
+    "market: too many declines": "so many seats declined that no quorum was possible",
+}
+STATUS_SCAN = 256  # draws `task status` examines
+
+
+def _open_note(chain: ChainClient, t: TaskInfo) -> tuple[str, dict[str, object]]:
+    """Why an open task is still waiting, from the sortition as the chain has it now."""
+    m = t.committee_size
+    cands = candidates_for(chain, t)
+    if cands is None:
+        _, since = seed_state(chain, t.seed_block)
+        if since <= 0:
+            return (
+                f"waiting for {m} of {m} seats: the sortition seed (block {t.seed_block}) is "
+                "not mined yet",
+                {},
+            )
+        return (
+            f"waiting for {m} of {m} seats: the sortition seed (block {t.seed_block}) is more "
+            "than 256 blocks old; the committee can no longer form (cancel to refund)",
+            {},
+        )
+    r = cands.ranking(limit=STATUS_SCAN)
+    offer = cands.pool.offer
+    eligible = len(r.candidates)
+    extra: dict[str, object] = {
+        "offer_per_seat": offer,
+        "window": cands.pool.window,
+        "eligible_candidates": r.addresses(),
+        "skipped": dict(r.rejected),
+    }
+    if eligible >= m:
+        return (
+            f"waiting for {m} of {m} seats: {eligible} eligible candidates drawn; the committee "
+            "binds once the best-ranked of them have joined",
+            extra,
+        )
+    why = [f"waiting for {m - eligible} of {m} seats: only {eligible} eligible candidate(s) "
+           f"among the nodes drawn"]  # fmt: skip
+    kinds = list(r.rejected.values())
+    priced = sum(k.startswith("price") for k in kinds)
+    if priced:
+        why.append(f"no eligible node offers price <= {fmt_eth(offer)} per seat "
+                   f"({priced} drawn node(s) ask more)")  # fmt: skip
+    full = sum(k.startswith("at capacity") for k in kinds)
+    if full:
+        why.append(f"{full} drawn node(s) at capacity")
+    poor = sum(k.startswith("not enough free stake") for k in kinds)
+    if poor:
+        why.append(f"{poor} drawn node(s) lack free stake for the collateral")
+    other = len(kinds) - priced - full - poor
+    if other:
+        why.append(f"{other} drawn node(s) excluded or lacking the capability")
+    if not r.rejected and not r.candidates:
+        why.append("no node is staked")
+    return "; ".join(why), extra
 
 
 @task.command("result")
@@ -508,9 +580,12 @@ def cancel(c: Ctx, task_id: int) -> None:
     if t.status == TaskStatus.NONE:
         raise CliError(f"task {task_id} does not exist")
     chain.cancel(task_id)
+    reason = chain.task_info(task_id).refund_reason
+    words = REFUND_REASONS.get(reason, reason)
     c.emit(
-        {"task_id": task_id, "status": "refunded", "requester": t.requester},
-        f"task {task_id} cancelled; the escrow was credited to {t.requester} (dnode withdraw)",
+        {"task_id": task_id, "status": "refunded", "requester": t.requester, "reason": reason},
+        f"task {task_id} cancelled ({words}); the escrow was credited to {t.requester} "
+        "(dnode withdraw)",
     )
 
 

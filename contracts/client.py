@@ -74,6 +74,7 @@ CAP_OFF, SIZE_OFF, SEAT_DL_OFF, REPORT_DL_OFF = 0, 8, 16, 80
 REPORTED_AT_OFF, SIGNERS_OFF, DECLINED_OFF = 144, 208, 224
 D_SEAT_DL_OFF, D_REPORT_DL_OFF, D_SIGNERS_OFF, D_DECLINED_OFF = 0, 64, 128, 160
 CALLBACK_GAS_OFF, SEED_BLOCK_OFF = 160, 192  # Task.ext: callback | gas << 160 | seed << 192
+D_SEED_OFF = 192  # Dispute.meta: the re-execution's sortition seed block
 TASK_ABI_TYPE = "(address,uint256,bytes32,uint256,uint256,address[],bytes32)"
 DISPUTE_ABI_TYPE = "(address,uint256,address[],bytes32)"
 TASK_EVENTS = frozenset(
@@ -171,6 +172,10 @@ class DisputeRecord:
     def declined_bitmap(self) -> int:
         return _bits(self.meta, D_DECLINED_OFF, 32)
 
+    @property
+    def seed_block(self) -> int:
+        return _bits(self.meta, D_SEED_OFF, 64)
+
 
 EMPTY_DISPUTE = DisputeRecord("0x" + "00" * 20, 0)
 
@@ -192,6 +197,25 @@ class NodeInfo:
     @property
     def free_stake(self) -> int:
         return self.stake - self.locked
+
+
+@dataclass(frozen=True)
+class NodeTerms:
+    """A node's declared price per seat and capacity (undeclared: 0 and unbounded)."""
+
+    price: int
+    capacity: int
+    declared: bool
+
+    def admits(self, offer: int, seats_held: int) -> str | None:
+        """None if a seat at ``offer`` wei fits these terms, else why not."""
+        if not self.declared:
+            return None
+        if self.price > offer:
+            return "price"
+        if seats_held >= self.capacity:
+            return "capacity"
+        return None
 
 
 @dataclass(frozen=True)
@@ -220,6 +244,8 @@ class TaskInfo:
     callback: str | None = None
     callback_gas: int = 0
     callback_ok: bool | None = None  # CallbackDelivered.success (None: no call made yet)
+    seed_block: int = 0  # the sortition seed is this block's hash
+    refund_reason: str = ""  # TaskRefunded.reason (see docs/protocol.md)
 
 
 @dataclass(frozen=True)
@@ -497,9 +523,10 @@ class ChainClient:
         )
         return receipt
 
-    def _call(self, fn: str, *args: Any) -> Any:
+    def _call(self, fn: str, *args: Any, block: int | None = None) -> Any:
         with rpc_guard(self.w3, fn):
-            return getattr(self.contract.functions, fn)(*args).call()
+            call = getattr(self.contract.functions, fn)(*args)
+            return call.call() if block is None else call.call(block_identifier=block)
 
     # ------------------------------------------------------------------ registry
 
@@ -518,6 +545,17 @@ class ChainClient:
 
     def withdraw_unbonded(self) -> TxOutcome:
         self._transact("withdraw_unbonded", "withdraw_unbonded")
+        return self._last()
+
+    def set_terms(self, price: int, capacity: int) -> TxOutcome:
+        """Declare this node's price per seat (wei) and how many seats it holds at once."""
+        self._transact("set_terms", "set_terms", price, capacity)
+        return self._last()
+
+    def sync_slots(self, node: str | None = None) -> TxOutcome:
+        """Append up to 64 more of a node's owed sortition slots (stake() appends the first 64)."""
+        addr = to_checksum_address(node or self._require_account("sync_slots").address)
+        self._transact("sync_slots", "sync_slots", addr)
         return self._last()
 
     def withdraw(self) -> TxOutcome:
@@ -570,19 +608,39 @@ class ChainClient:
         return sign_join(account, self.deployment.chain_id, self.address, task_id, round)
 
     def form_committee(
-        self, task_id: int, members: list[str], signatures: list[bytes | None]
+        self,
+        task_id: int,
+        members: list[str],
+        signatures: list[bytes | None],
+        draws: list[int] | None = None,
     ) -> TxOutcome:
-        """Bind the committee in one transaction (the sender's own signature may be None)."""
-        rec = self.task_record(task_id)
+        """Bind the committee in one transaction (the sender's own signature may be None).
+
+        ``draws``: the sortition draw each member claims; None looks up each member's first
+        draw within the current window (a member never drawn claims draw 0, which the
+        contract rejects)."""
+        info = self.task_info(task_id)
+        if info.record is None:
+            raise TransactionReverted("form_committee", "market: unknown task")
+        if draws is None:
+            draws = self._draws_for(info, 0, members)
         self._transact(
             "form_committee",
             "form_committee",
             task_id,
-            rec.as_abi(),
+            info.record.as_abi(),
             [to_checksum_address(m) for m in members],
             _pack_sigs(signatures),
+            list(draws),
         )
         return self._last()
+
+    def _draws_for(self, info: TaskInfo, round: int, members: list[str]) -> list[int]:
+        from scheduler.candidates import candidates_for
+
+        cands = candidates_for(self, info, round)
+        found = cands.draws_for(members) if cands is not None else {}
+        return [found.get(m.lower(), 0) for m in members]
 
     def report(self, task_id: int, result: bytes, signatures: list[bytes]) -> TxOutcome:
         """Submit the committee result with seat-holder signatures (see oracle.attestation)."""
@@ -618,18 +676,28 @@ class ChainClient:
         return self._last()
 
     def form_rerun_committee(
-        self, task_id: int, members: list[str], signatures: list[bytes | None]
+        self,
+        task_id: int,
+        members: list[str],
+        signatures: list[bytes | None],
+        draws: list[int] | None = None,
     ) -> TxOutcome:
-        rec, disp = self.task_records(task_id)
-        disp = disp or EMPTY_DISPUTE
+        """Bind the re-execution committee (round 1; ``draws`` as for form_committee)."""
+        info = self.task_info(task_id)
+        if info.record is None:
+            raise TransactionReverted("form_rerun_committee", "market: unknown task")
+        disp = info.dispute or EMPTY_DISPUTE
+        if draws is None:
+            draws = self._draws_for(info, 1, members)
         self._transact(
             "form_rerun_committee",
             "form_rerun_committee",
             task_id,
-            rec.as_abi(),
+            info.record.as_abi(),
             disp.as_abi(),
             [to_checksum_address(m) for m in members],
             _pack_sigs(signatures),
+            list(draws),
         )
         return self._last()
 
@@ -668,20 +736,36 @@ class ChainClient:
         addr = self._call("node_of_peer", peer_id)
         return None if int(addr, 16) == 0 else to_checksum_address(addr)
 
+    def node_terms(self, address: str) -> NodeTerms:
+        price, capacity, declared = self._call("node_terms", to_checksum_address(address))
+        return NodeTerms(int(price), int(capacity), bool(declared))
+
+    def slot_count(self) -> int:
+        """Number of sortition slots ever appended (valid or stale)."""
+        return int(self._call("slot_count"))
+
+    def slot_holder(self, pos: int) -> str | None:
+        """Owner of sortition slot ``pos`` if it counts, else None (a miss)."""
+        addr = self._call("slot_holder", pos)
+        return None if int(addr, 16) == 0 else to_checksum_address(addr)
+
+    def slots_owned(self, address: str) -> int:
+        return int(self._call("slots_owned", to_checksum_address(address)))
+
     def is_active(self, address: str) -> bool:
         return bool(self._call("is_active", to_checksum_address(address)))
 
     def task_status(self, task_id: int) -> TaskStatus:
         return TaskStatus(int(self._call("task_status", task_id)))
 
-    def _task_logs(self, task_id: int) -> list[ChainEvent]:
+    def _task_logs(self, task_id: int, to_block: int | str = "latest") -> list[ChainEvent]:
         topic = "0x" + task_id.to_bytes(32, "big").hex()
         with rpc_guard(self.w3, "eth_getLogs"):
             logs = self.w3.eth.get_logs(
                 {
                     "address": self.address,
                     "fromBlock": self.deployment.deploy_block,
-                    "toBlock": "latest",
+                    "toBlock": cast(BlockIdentifier, to_block),
                     "topics": [None, topic],
                 }
             )
@@ -689,7 +773,10 @@ class ChainClient:
 
     def _rebuild(self, task_id: int) -> TaskInfo | None:
         """Replay the task's events into its record (and dispute record), checked on-chain."""
-        word = int(self._call("tasks", task_id))
+        # one block for every read: a transaction landing between them (e.g. a committee
+        # forming while a client polls) must not make the events and the record disagree
+        head = self.latest_block()
+        word = int(self._call("tasks", task_id, block=head))
         if word == 0:
             return None
         rec: TaskRecord | None = None
@@ -698,7 +785,8 @@ class ChainClient:
         result: bytes | None = None
         rerun_result: bytes | None = None
         callback_ok: bool | None = None
-        for ev in self._task_logs(task_id):
+        refund_reason = ""
+        for ev in self._task_logs(task_id, head):
             a = ev.args
             if ev.name == "TaskPosted":
                 posted = a
@@ -745,14 +833,17 @@ class ChainClient:
                 disp = DisputeRecord(
                     to_checksum_address(a["disputer"]),
                     int(a["seat_deadline"]) << D_SEAT_DL_OFF
-                    | int(a["report_deadline"]) << D_REPORT_DL_OFF,
+                    | int(a["report_deadline"]) << D_REPORT_DL_OFF
+                    | (ev.block_number + 1) << D_SEED_OFF,
                 )
+            elif ev.name == "TaskRefunded":
+                refund_reason = str(a.get("reason", ""))
         if rec is None or rec.digest() != word & ~0xFF:
             raise ContractsError(
                 f"task {task_id}: the events do not rebuild the on-chain record "
                 "(node not fully synced?)"
             )
-        if disp is not None and disp.digest() != bytes(self._call("disputes", task_id)):
+        if disp is not None and disp.digest() != bytes(self._call("disputes", task_id, block=head)):
             raise ContractsError(f"task {task_id}: the events do not rebuild the dispute record")
         m = _bits(rec.meta, SIZE_OFF, 8)
         return TaskInfo(
@@ -780,6 +871,8 @@ class ChainClient:
             callback=rec.callback,
             callback_gas=rec.callback_gas,
             callback_ok=callback_ok,
+            seed_block=_bits(rec.ext, SEED_BLOCK_OFF, 64),
+            refund_reason=refund_reason,
         )
 
     def task_info(self, task_id: int) -> TaskInfo:

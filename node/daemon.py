@@ -54,9 +54,11 @@ from oracle.attestation import sign_join, sign_report
 from oracle.encoding import AggregateResult
 from oracle.errors import OracleError
 from oracle.reporter import SignatureSet, reporter_rank
+from scheduler.candidates import Candidates, candidates_for
 from scheduler.eligibility import NodeView, should_claim
 from scheduler.errors import SchedulerError
 from scheduler.programs import TaskParams, threshold_for
+from scheduler.sortition import Candidate, Ranking
 
 log = logging.getLogger("dnode.node")
 T = TypeVar("T")
@@ -71,6 +73,9 @@ MPC_REPORT_MARGIN = 30.0  # seconds kept before the report deadline to sign and 
 MPC_MIN_ATTEMPT = 15.0  # shortest MPC attempt worth starting
 STATUS_EVERY = 5.0  # seconds between refreshes of account figures and state/node.json
 START_LOOKBACK = 1000  # blocks of history a starting node replays
+BACKUP_WAIT = 8.0  # seconds best-ranked candidates have to offer before backups are seated
+RANK_REFRESH = 4.0  # seconds between re-reads of the sortition (the window grows with blocks)
+RANK_WANT = 3  # candidates ranked per seat: m seats plus 2 m backups
 TERMINAL = TERMINAL_STATUSES
 
 
@@ -523,66 +528,128 @@ class NodeDaemon:
     # ---- committee formation (one transaction from signed join intents) -----------------
 
     async def _join(self, rt: TaskRuntime, m: int, seat_deadline: int) -> None:
-        """Sign a join intent, share it, and help bind the committee on-chain.
+        """Offer a seat if the sortition drew this node, and help bind the committee.
 
-        Every candidate ranks the intents it knows by keccak(task id, address); the first m
-        form the committee. The best-ranked member submits form_committee after a short
-        settle time, the others back it up in order; the first transaction wins.
+        Once the task's seed block is mined, every node ranks the candidates with the same code
+        (scheduler.sortition over the registry's stake slots, skipping nodes that cannot take a
+        seat). A candidate signs and shares a join intent. The committee is the m best-ranked
+        candidates whose intents arrived; a best-ranked candidate that has not offered within
+        BACKUP_WAIT seconds is passed over and the next-ranked one (a backup) takes its seat.
+        The best-ranked chosen member submits form_committee after a short settle time, the
+        others back it up in order; the first transaction wins.
         """
         sig = sign_join(self.cfg.account, self.chain_id, self.contract, rt.task_id, rt.round)
         me = self.address.lower()
         rt.intents[me] = sig
         msg = JoinIntent(rt.task_id, rt.round, self.address, sig).to_bytes()
         what = "re-execution committee" if rt.round else "committee"
-        log.info("task %d: offering to join the %s", rt.task_id, what)
         last_sent = -JOIN_REPEAT
+        ranking: Ranking | None = None
+        refreshed = -RANK_REFRESH
+        seeded: float | None = None  # when this node first knew the ranking
+        said_not_drawn = said_backup = False
         while not rt.formed.is_set():
-            now = await self._chain_now()
-            if now > seat_deadline:
+            if await self._chain_now() > seat_deadline:
                 log.info("task %d: %s did not form before its seat deadline", rt.task_id, what)
                 return
+            if trio.current_time() - refreshed >= RANK_REFRESH:
+                refreshed = trio.current_time()
+                try:
+                    cands = await self._call(self._candidates, rt)
+                except ContractsError as e:
+                    log.warning("task %d: cannot rank candidates: %s", rt.task_id, e)
+                    cands = None
+                if cands is not None:
+                    ranking = await self._call(cands.ranking, RANK_WANT * m)
+                    if seeded is None:
+                        seeded = trio.current_time()
+                        log.info(
+                            "task %d: sortition ranks %s",
+                            rt.task_id,
+                            ", ".join(f"{c.address}@{c.draw}" for c in ranking.candidates),
+                        )
+            if ranking is None or seeded is None:
+                with trio.move_on_after(0.5):
+                    await rt.formed.wait()
+                continue
+            if ranking.index(me) is None:
+                if not said_not_drawn:
+                    said_not_drawn = True
+                    log.info("task %d: not drawn for the %s (yet)", rt.task_id, what)
+                with trio.move_on_after(0.5):
+                    await rt.formed.wait()
+                continue
             if trio.current_time() - last_sent >= JOIN_REPEAT:
+                if last_sent < 0:
+                    pos = ranking.index(me)
+                    log.info("task %d: drawn as candidate #%d; offering to join the %s",
+                             rt.task_id, (pos or 0) + 1, what)  # fmt: skip
                 last_sent = trio.current_time()
                 self._nursery_spawn(self._broadcast_join, msg)
-            if len(rt.intents) >= m:
-                chosen = sorted(rt.intents, key=lambda a: _join_rank(rt.task_id, a))[:m]
-                if me in chosen:
-                    rank = chosen.index(me)
-                    with trio.move_on_after(JOIN_SETTLE + rank * JOIN_STAGGER):
+            arrived = [c for c in ranking.candidates if c.address.lower() in rt.intents]
+            chosen = arrived[:m]
+            members = [c.address.lower() for c in chosen]
+            if len(chosen) == m and me in members:
+                missing = [
+                    c.address for c in ranking.candidates[:m] if c.address.lower() not in rt.intents
+                ]
+                if missing and trio.current_time() - seeded < BACKUP_WAIT:
+                    with trio.move_on_after(0.5):
                         await rt.formed.wait()
-                    if rt.formed.is_set():
-                        return
-                    chosen = sorted(rt.intents, key=lambda a: _join_rank(rt.task_id, a))[:m]
-                    if me in chosen and await self._submit_committee(rt, chosen):
-                        return
                     continue
+                if missing and not said_backup:
+                    said_backup = True
+                    log.info(
+                        "task %d: candidate(s) %s did not offer within %.0f s; backups take "
+                        "their seats: %s",
+                        rt.task_id,
+                        ", ".join(missing),
+                        BACKUP_WAIT,
+                        ", ".join(c.address for c in chosen),
+                    )
+                with trio.move_on_after(JOIN_SETTLE + members.index(me) * JOIN_STAGGER):
+                    await rt.formed.wait()
+                if rt.formed.is_set():
+                    return
+                if await self._submit_committee(rt, chosen):
+                    return
+                refreshed = -RANK_REFRESH  # re-read who is eligible now
+                continue
             with trio.move_on_after(0.5):
                 await rt.formed.wait()
-            rt.intent_added = trio.Event()
 
-    async def _submit_committee(self, rt: TaskRuntime, chosen: list[str]) -> bool:
+    def _candidates(self, rt: TaskRuntime) -> Candidates | None:
+        """The chain's sortition for this round (None until the seed block is mined)."""
+        task = self.chain.task_info(rt.task_id)
+        params = rt.params if rt.round == 0 else self._rt(rt.task_id).params
+        owners = params.owners if params is not None else ()
+        return candidates_for(self.chain, task, rt.round, owners)
+
+    async def _submit_committee(self, rt: TaskRuntime, chosen: list[Candidate]) -> bool:
         forming = TaskStatus.DISPUTED if rt.round else TaskStatus.OPEN
         if await self._call(self.chain.task_status, rt.task_id) != forming:
             return True
         me = self.address.lower()
-        sigs = [None if a == me else rt.intents[a] for a in chosen]
+        members = [c.address for c in chosen]
+        sigs = [None if a.lower() == me else rt.intents[a.lower()] for a in members]
+        draws = [c.draw for c in chosen]
         form = self.chain.form_rerun_committee if rt.round else self.chain.form_committee
         try:
-            await self._tx(form, rt.task_id, chosen, sigs)
+            await self._tx(form, rt.task_id, members, sigs, draws)
             log.info(
                 "task %d: round %d committee bound on-chain (%d members)",
                 rt.task_id,
                 rt.round,
-                len(chosen),
+                len(members),
             )
             return True
         except TransactionReverted as e:
             log.info("task %d: committee not bound: %s", rt.task_id, e.reason)
             if "not active" in e.reason or "not registered" in e.reason:
                 # drop members that are no longer eligible and try again later
-                for a in chosen:
-                    if a != me and not await self._call(self.chain.is_active, a):
-                        rt.intents.pop(a, None)
+                for a in members:
+                    if a.lower() != me and not await self._call(self.chain.is_active, a):
+                        rt.intents.pop(a.lower(), None)
             return False
         except ContractsError as e:
             log.warning("task %d: form_committee failed: %s", rt.task_id, e)
@@ -1325,13 +1392,6 @@ class _OpenView:
     committee_size: int
     status: TaskStatus = TaskStatus.OPEN
     seats_taken: int = 0
-
-
-def _join_rank(task_id: int, address: str) -> bytes:
-    """Deterministic per-task order of candidates (every node computes the same one)."""
-    from eth_utils import keccak
-
-    return keccak(task_id.to_bytes(32, "big") + bytes.fromhex(address.lower()[2:]))
 
 
 def _leaves(e: BaseException) -> list[BaseException]:

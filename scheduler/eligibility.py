@@ -1,7 +1,8 @@
 """Whether a node should try to take a seat in a task: the off-chain half of committee rules.
 
-The contract enforces registration, capability and collateral; checking them here first saves
-a reverted transaction, and capacity (how many tasks a node runs at once) is the node's own.
+The contract enforces registration, capability, collateral and the declared price and capacity
+(and the sortition decides who is a candidate: scheduler/candidates.py); checking here first
+saves work, and ``max_tasks`` (how many tasks this process runs at once) is the node's own.
 """
 
 from __future__ import annotations

@@ -43,7 +43,11 @@ def dispute(task_id: uint256, t: market.Task):
     report_dl: uint256 = block.timestamp + market.dispute_period
     d: market.Dispute = market.Dispute(
         disputer=msg.sender,
-        meta=(seat_dl << market.D_SEAT_DL_OFF) | (report_dl << market.D_REPORT_DL_OFF),
+        meta=(
+            (seat_dl << market.D_SEAT_DL_OFF)
+            | (report_dl << market.D_REPORT_DL_OFF)
+            | ((block.number + 1) << market.D_SEED_OFF)
+        ),
         committee=[],
         result_digest=empty(bytes32),
     )
@@ -66,17 +70,21 @@ def form_rerun_committee(
     d: market.Dispute,
     members: DynArray[address, market.MAX_SEATS],
     sigs: Bytes[market.SIGS_BYTES],
+    draws: DynArray[uint256, market.MAX_SEATS],
 ):
     """
     @notice Bind the re-execution committee of a disputed task (m + 2 seats) in one
             transaction; members sign the join intent with round = 1.
     @dev Members must be disjoint from the original committee and differ from the requester
-         and the disputer; the same eligibility and collateral rules as form_committee apply.
+         and the disputer; the same eligibility, collateral and sortition rules as
+         form_committee apply (round 1, seeded by the block after the dispute; no price check:
+         the re-execution is not paid from the reward).
     @param task_id disputed task
     @param t the task record
     @param d the dispute record
     @param members the m + 2 seat holders, in seat order
     @param sigs join signatures, aligned with members
+    @param draws the sortition draw index each member claims, aligned with members
     """
     assert market._load(task_id, t) == market.DISPUTED, "market: not disputed"
     market._load_dispute(task_id, d)
@@ -92,6 +100,9 @@ def form_rerun_committee(
         members,
         sigs,
         excluded,
+        draws,
+        market._get(d.meta, market.D_SEED_OFF, 64),
+        max_value(uint256),
     )
     nd: market.Dispute = d
     nd.committee = members

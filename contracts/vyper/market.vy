@@ -69,6 +69,13 @@ D_SEAT_DL_OFF: constant(uint256) = 0  # 64
 D_REPORT_DL_OFF: constant(uint256) = 64  # 64
 D_SIGNERS_OFF: constant(uint256) = 128  # 32
 D_DECLINED_OFF: constant(uint256) = 160  # 32
+D_SEED_OFF: constant(uint256) = 192  # 64: the re-execution committee's seed block
+
+# sortition (scheduler/sortition.py implements the same arithmetic off-chain)
+W0_EXTRA: constant(uint256) = 4  # window at the seed block: 2 m + 4 draws
+ESCALATE_BLOCKS: constant(uint256) = 4  # the window doubles every 4 blocks ...
+MAX_DOUBLINGS: constant(uint256) = 16  # ... at most 16 times
+SEED_LIFETIME: constant(uint256) = 256  # blockhash() reaches back 256 blocks
 
 JOIN_TAG: constant(bytes32) = keccak256("dnode.join.v1")
 REPORT_TAG: constant(bytes32) = keccak256("dnode.report.v1")
@@ -147,6 +154,7 @@ event TaskRefunded:
     requester: indexed(address)
     amount: uint256
     slashed_seats: uint256
+    reason: String[32]
 
 event TaskDisputed:
     task_id: indexed(uint256)
@@ -279,6 +287,23 @@ def _recover(h: bytes32, sigs: Bytes[SIGS_BYTES], i: uint256) -> address:
 
 
 @internal
+@view
+def _seed(seed_block: uint256) -> bytes32:
+    """The sortition seed: the hash of a block that was not mined when the task was posted."""
+    assert block.number > seed_block, "sortition: seed block not mined yet"
+    assert block.number - seed_block <= SEED_LIFETIME, "sortition: seed expired"
+    return blockhash(seed_block)
+
+
+@internal
+@view
+def _window(size: uint256, seed_block: uint256) -> uint256:
+    """Draws claimable now: 2 m + 4, doubling every ESCALATE_BLOCKS past the seed block."""
+    steps: uint256 = min((block.number - seed_block) // ESCALATE_BLOCKS, MAX_DOUBLINGS)
+    return (2 * size + W0_EXTRA) << steps
+
+
+@internal
 def _bind_committee(
     task_id: uint256,
     round: uint256,
@@ -287,13 +312,22 @@ def _bind_committee(
     members: DynArray[address, MAX_SEATS],
     sigs: Bytes[SIGS_BYTES],
     excluded: DynArray[address, MAX_SEATS],
+    draws: DynArray[uint256, MAX_SEATS],
+    seed_block: uint256,
+    offer: uint256,
 ):
     """
     Seat `members` in order: each one consented (its join signature, or it sent the tx),
-    passes the per-seat eligibility check and gets one seat's collateral locked.
+    passes the per-seat eligibility check, was drawn by the stake-weighted sortition (its
+    claimed draw j is inside the window and lands on one of its valid stake slots: O(1)
+    per seat, whatever the registry size) and gets one seat's collateral locked.
     """
     assert len(members) == size, "market: wrong committee size"
     assert len(sigs) == size * SIG_LEN, "market: one signature per member"
+    assert len(draws) == size, "market: one draw per member"
+    seed: bytes32 = self._seed(seed_block)
+    win: uint256 = self._window(size, seed_block)
+    mask: uint256 = registry._span() - 1
     h: bytes32 = self._eip191(
         keccak256(abi_encode(JOIN_TAG, chain.id, self, task_id, round))
     )
@@ -305,8 +339,10 @@ def _bind_committee(
             assert x != member, "market: member not eligible"
         if member != msg.sender:
             assert self._recover(h, sigs, i) == member, "market: bad join signature"
-        # per-seat eligibility (stake-weighted sortition adds its O(1) check here)
-        registry._lock_seat(member, capability)
+        registry._lock_seat(member, capability, offer)
+        assert draws[i] < win, "sortition: draw outside window"
+        pos: uint256 = convert(keccak256(abi_encode(seed, task_id, round, draws[i])), uint256)
+        assert registry._slot_holder(pos & mask) == member, "sortition: member not drawn"
 
 
 @internal
@@ -493,29 +529,39 @@ def form_committee(
     t: Task,
     members: DynArray[address, MAX_SEATS],
     sigs: Bytes[SIGS_BYTES],
+    draws: DynArray[uint256, MAX_SEATS],
 ):
     """
     @notice Bind the whole committee of an open task in one transaction.
     @dev Seat i is members[i]. Each member either sends this transaction or signed the join
          intent keccak256(abi_encode(keccak256("dnode.join.v1"), chain.id, this, task_id, 0))
          (EIP-191); its signature slot may be empty when it is msg.sender. Each member must be
-         an active node with the capability and one seat's collateral free, which is locked.
+         an active node with the capability, one seat's collateral free (which is locked), a
+         declared price <= reward // m and a free seat within its declared capacity, and must
+         have been drawn: draws[i] = j < window with
+         slot_holder(keccak256(abi_encode(blockhash(seed_block), task_id, 0, j)) mod span)
+         == members[i] (see docs/protocol.md, "Committee sortition").
     @param task_id task to staff
     @param t the task record (as rebuilt from events)
     @param members the m seat holders, in seat order
     @param sigs join signatures, aligned with members
+    @param draws the sortition draw index each member claims, aligned with members
     """
     assert self._load(task_id, t) == OPEN, "market: task not open"
     assert block.timestamp <= self._get(t.meta, SEAT_DL_OFF, 64), "market: seat deadline passed"
     excluded: DynArray[address, MAX_SEATS] = [t.requester]
+    size: uint256 = self._get(t.meta, SIZE_OFF, 8)
     self._bind_committee(
         task_id,
         0,
-        self._get(t.meta, SIZE_OFF, 8),
+        size,
         self._get(t.meta, CAP_OFF, 8),
         members,
         sigs,
         excluded,
+        draws,
+        t.ext >> SEED_BLOCK_OFF,
+        t.reward // size,
     )
     nt: Task = t
     nt.committee = members
@@ -594,7 +640,9 @@ def cancel(task_id: uint256, t: Task):
     """
     @notice Refund a task whose committee missed a deadline (anyone may call; the escrow
             always goes to the requester's credits).
-    @dev OPEN after seat_deadline: full refund. COMPUTING after report_deadline: full refund
+    @dev OPEN after seat_deadline ("sortition: seats not filled"), or more than 256 blocks
+         after the seed block, whose hash the sortition can no longer read ("sortition: seed
+         expired"): full refund. COMPUTING after report_deadline: full refund
          and every seat that neither reported nor declined is slashed one seat_collateral,
          credited to the requester. COMPUTING when so many seats declined that no quorum is
          possible: full refund at once, nobody slashed.
@@ -603,8 +651,15 @@ def cancel(task_id: uint256, t: Task):
     """
     status: uint256 = self._load(task_id, t)
     slashed: uint256 = 0
+    reason: String[32] = ""
     if status == OPEN:
-        assert block.timestamp > self._get(t.meta, SEAT_DL_OFF, 64), "market: seating still open"
+        if block.number > (t.ext >> SEED_BLOCK_OFF) + SEED_LIFETIME:
+            reason = "sortition: seed expired"
+        else:
+            assert block.timestamp > self._get(t.meta, SEAT_DL_OFF, 64), (
+                "market: seating still open"
+            )
+            reason = "sortition: seats not filled"
     elif status == COMPUTING:
         m: uint256 = len(t.committee)
         declined: uint256 = self._get(t.meta, DECLINED_OFF, 16)
@@ -612,17 +667,21 @@ def cancel(task_id: uint256, t: Task):
             for i: uint256 in range(m, bound=MAX_SEATS):
                 if declined & (1 << i) == 0:
                     registry._release_seat(t.committee[i], 0)
+            reason = "market: too many declines"
         else:
             assert block.timestamp > self._get(t.meta, REPORT_DL_OFF, 64), (
                 "market: report still due"
             )
             slashed = self._slash_undelivered(task_id, t.committee, declined)
+            reason = "market: report deadline missed"
     else:
         raise "market: not cancellable"
     self._set_status(task_id, REFUNDED)
     amount: uint256 = t.reward + slashed * registry.seat_collateral
     registry._credit(t.requester, amount)
-    log TaskRefunded(task_id=task_id, requester=t.requester, amount=amount, slashed_seats=slashed)
+    log TaskRefunded(
+        task_id=task_id, requester=t.requester, amount=amount, slashed_seats=slashed, reason=reason
+    )
 
 
 @external

@@ -6,7 +6,17 @@
         of committee seats whose collateral is locked, so the task lifecycle touches one
         storage slot per member per step. All money leaves through the single `withdraw()`.
 @dev Account word layout (bits): stake 0..95 | credits 96..191 | seats 192..207 |
-     capabilities 208..215 | registered 216. locked = seats * seat_collateral <= stake.
+     capabilities 208..215 | registered 216 | priced 217 | capacity 218..231 |
+     slots owned 232..255.
+     locked = seats * seat_collateral <= stake.
+     Sortition slots (see scheduler/sortition.py and docs/protocol.md): one append-only array
+     `slots`, word = owner | k << 160 (k: rank of the slot among its owner's slots). A node is
+     owed stake // seat_collateral slots; a slot counts only while k < stake // seat_collateral,
+     so unbonding and slashing never touch the array and slots never move. stake() appends at
+     most MAX_SLOT_SYNC owed slots per call; sync_slots() appends the rest in further calls.
+     Terms: capacity (most seats held at once; 0 = undeclared, unbounded) lives in the account
+     word, so checking it is free; the price per seat lives in `prices` and is only read
+     when the priced bit is set (a node asking 0 costs no extra read per seat).
 """
 
 MPC: constant(uint256) = 1
@@ -21,6 +31,13 @@ SEATS_MASK: constant(uint256) = (1 << 16) - 1
 CAPS_OFF: constant(uint256) = 208
 REG_BIT: constant(uint256) = 1 << 216
 ONE_SEAT: constant(uint256) = 1 << SEATS_OFF
+PRICED_BIT: constant(uint256) = 1 << 217
+CAPACITY_OFF: constant(uint256) = 218
+CAPACITY_MASK: constant(uint256) = (1 << 14) - 1
+SLOTS_OFF: constant(uint256) = 232
+SLOTS_MASK: constant(uint256) = (1 << 24) - 1
+ADDR_MASK: constant(uint256) = (1 << 160) - 1
+MAX_SLOT_SYNC: constant(uint256) = 64  # slots appended per call (gas bound, ~25k gas each)
 
 
 struct Unbond:
@@ -48,6 +65,17 @@ event Unbonded:
     node: indexed(address)
     amount: uint256
 
+event SlotsAdded:
+    node: indexed(address)
+    first: uint256
+    count: uint256
+    owned: uint256
+
+event TermsSet:
+    node: indexed(address)
+    price: uint256
+    capacity: uint256
+
 event Withdrawn:
     account: indexed(address)
     amount: uint256
@@ -62,6 +90,11 @@ peer_ids: HashMap[address, String[64]]
 # keccak256(peer_id) -> operator address
 peer_owner: HashMap[bytes32, address]
 unbonds: HashMap[address, Unbond]
+# sortition slots: owner | k << 160, append-only
+slots: HashMap[uint256, uint256]
+slot_count: public(uint256)
+# declared price per seat (read only when the account's priced bit is set)
+prices: HashMap[address, uint256]
 
 
 @deploy
@@ -125,13 +158,70 @@ def _is_staked(addr: address) -> bool:
 
 
 @internal
-def _lock_seat(addr: address, capability: uint256):
-    """Per-seat eligibility (registered, capability, free collateral) and the lock itself."""
+def _lock_seat(addr: address, capability: uint256, offer: uint256):
+    """Per-seat eligibility (registered, capability, free collateral, declared price <= the
+    task's offer per seat, below declared capacity) and the lock itself."""
     word: uint256 = self.accounts[addr]
     assert word & REG_BIT != 0, "registry: not registered"
     assert (word >> CAPS_OFF) & capability == capability, "registry: missing capability"
     assert self._active_word(word), "registry: node not active"
+    capacity: uint256 = (word >> CAPACITY_OFF) & CAPACITY_MASK
+    assert capacity == 0 or self._seats_of(word) < capacity, "registry: node at capacity"
+    if word & PRICED_BIT != 0:
+        assert self.prices[addr] <= offer, "registry: price above offer"
     self.accounts[addr] = word + ONE_SEAT
+
+
+@internal
+@view
+def _slot_holder(pos: uint256) -> address:
+    """Owner of slot `pos` if the slot counts (owner still bonds enough stake), else zero."""
+    if pos >= self.slot_count:
+        return empty(address)
+    w: uint256 = self.slots[pos]
+    owner: address = convert(w & ADDR_MASK, address)
+    if (w >> 160) >= (self.accounts[owner] & AMOUNT_MASK) // seat_collateral:
+        return empty(address)
+    return owner
+
+
+@internal
+@view
+def _span() -> uint256:
+    """Smallest power of two >= slot_count (1 when empty); draws are taken modulo it."""
+    x: uint256 = self.slot_count
+    if x <= 1:
+        return 1
+    x -= 1
+    x |= x >> 1
+    x |= x >> 2
+    x |= x >> 4
+    x |= x >> 8
+    x |= x >> 16
+    x |= x >> 32
+    x |= x >> 64
+    x |= x >> 128
+    return x + 1
+
+
+@internal
+def _sync_slots(addr: address):
+    """Append up to MAX_SLOT_SYNC of the slots `addr` is owed (stake // seat_collateral)."""
+    word: uint256 = self.accounts[addr]
+    if word & REG_BIT == 0:
+        return
+    owned: uint256 = (word >> SLOTS_OFF) & SLOTS_MASK
+    owed: uint256 = min((word & AMOUNT_MASK) // seat_collateral, SLOTS_MASK)
+    if owed <= owned:
+        return
+    n: uint256 = min(owed - owned, MAX_SLOT_SYNC)
+    first: uint256 = self.slot_count
+    base: uint256 = convert(addr, uint256)
+    for i: uint256 in range(n, bound=MAX_SLOT_SYNC):
+        self.slots[first + i] = base | ((owned + i) << 160)
+    self.slot_count = first + n
+    self.accounts[addr] = (word & ~(SLOTS_MASK << SLOTS_OFF)) | ((owned + n) << SLOTS_OFF)
+    log SlotsAdded(node=addr, first=first, count=n, owned=owned + n)
 
 
 @internal
@@ -200,6 +290,48 @@ def stake():
     assert total <= AMOUNT_MASK, "registry: stake too large"
     self.accounts[msg.sender] = (word & ~AMOUNT_MASK) | total
     log Staked(node=msg.sender, amount=msg.value, total=total)
+    self._sync_slots(msg.sender)
+
+
+@external
+@nonreentrant
+def sync_slots(node: address):
+    """
+    @notice Append up to 64 more of the sortition slots `node` is owed (one per
+            seat_collateral of bonded stake) when stake() could not append them all.
+    @dev Anyone may call it: a node's slots only ever reflect its own bonded stake.
+    @param node the registered node whose slots to append
+    """
+    word: uint256 = self.accounts[node]
+    assert word & REG_BIT != 0, "registry: not registered"
+    owned: uint256 = (word >> SLOTS_OFF) & SLOTS_MASK
+    assert min((word & AMOUNT_MASK) // seat_collateral, SLOTS_MASK) > owned, (
+        "registry: slots in sync"
+    )
+    self._sync_slots(node)
+
+
+@external
+def set_terms(price: uint256, capacity: uint256):
+    """
+    @notice Declare the caller's price per committee seat and how many seats it holds at
+            once; a seat is only bound when price <= the task's offer (reward // m) and the
+            node holds fewer than `capacity` seats. Undeclared: price 0, capacity unbounded.
+    @param price wei per seat the node asks
+    @param capacity most seats (tasks) held at once, 1..16383
+    """
+    word: uint256 = self.accounts[msg.sender]
+    assert word & REG_BIT != 0, "registry: not registered"
+    assert price <= AMOUNT_MASK, "registry: price too large"
+    assert capacity > 0 and capacity <= CAPACITY_MASK, "registry: bad capacity"
+    word = (word & ~(CAPACITY_MASK << CAPACITY_OFF)) | (capacity << CAPACITY_OFF)
+    if price > 0:
+        word |= PRICED_BIT
+        self.prices[msg.sender] = price
+    else:
+        word &= ~PRICED_BIT
+    self.accounts[msg.sender] = word
+    log TermsSet(node=msg.sender, price=price, capacity=capacity)
 
 
 @external
@@ -310,3 +442,36 @@ def is_active(addr: address) -> bool:
     @notice Whether the node could take one more seat right now (ignoring capability).
     """
     return self._active_word(self.accounts[addr])
+
+
+@external
+@view
+def node_terms(addr: address) -> (uint256, uint256, bool):
+    """
+    @notice A node's declared price per seat (wei) and capacity (seats at once).
+    @return (price, capacity, declared); undeclared nodes ask 0 and have no capacity bound
+    """
+    word: uint256 = self.accounts[addr]
+    capacity: uint256 = (word >> CAPACITY_OFF) & CAPACITY_MASK
+    price: uint256 = 0
+    if word & PRICED_BIT != 0:
+        price = self.prices[addr]
+    return (price, capacity, capacity != 0)
+
+
+@external
+@view
+def slot_holder(pos: uint256) -> address:
+    """
+    @notice Owner of sortition slot `pos` if it counts (zero address: a miss).
+    """
+    return self._slot_holder(pos)
+
+
+@external
+@view
+def slots_owned(addr: address) -> uint256:
+    """
+    @notice Sortition slots appended for `addr` (valid or not).
+    """
+    return (self.accounts[addr] >> SLOTS_OFF) & SLOTS_MASK

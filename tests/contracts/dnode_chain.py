@@ -22,6 +22,7 @@ from contracts.compile import VYPER_DIR, compile_file
 from contracts.deploy import deploy
 from contracts.devnet import DevnetServer, start_in_thread
 from contracts.manifest import Deployment
+from scheduler.sortition import ESCALATE_BLOCKS
 
 ETHER = 10**18
 MIN_STAKE = ETHER
@@ -30,6 +31,7 @@ UNBOND_DELAY = 3600
 CHALLENGE_PERIOD = 600
 FUNDING = 100 * ETHER
 ATTACKERS = Path(__file__).parent / "attackers"
+WIDE_WINDOW = 6  # doublings: 64 x (2m + 4) draws
 
 settings.register_profile(
     "ci",
@@ -92,6 +94,16 @@ class Chain:
         """Revert (snapshots are single-use, as in ganache/hardhat); returns a fresh one."""
         assert self.rpc("evm_revert", [snap]) is True
         return self.take_snapshot()
+
+    def mine(self, blocks: int) -> None:
+        """Mine ``blocks`` empty blocks (each one second after its parent)."""
+        self.rpc("anvil_mine", [hex(blocks)])
+
+    def open_window(self, doublings: int = WIDE_WINDOW) -> None:
+        """Let the sortition window of a just-posted task grow ``doublings`` times (the seed
+        block and 4 blocks per doubling), so any staked node of a small test registry has a
+        claimable draw: tests that pick their committee by hand call this first."""
+        self.mine(1 + doublings * ESCALATE_BLOCKS)
 
     def advance(self, seconds: int) -> None:
         self.travel_to(self.now() + seconds)

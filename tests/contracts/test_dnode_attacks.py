@@ -81,6 +81,7 @@ def test_reentrant_requester_refund(chain: Chain, world) -> None:
     att = Attacker(chain)
     now = chain.now()
     att.act("post_task", b"\x01" * 32, b"\x02" * 32, 1, 3, now + 50, now + 500, value=ETHER)
+    chain.open_window()
     task_id = 1
     sigs: list[bytes | None] = [None, *joins(chain, nodes[1:3], task_id)]
     nodes[0].form_committee(task_id, [n.account.address for n in nodes[:3]], sigs)
@@ -111,6 +112,7 @@ def test_reentrant_node_unbonded_stake_and_dispute_proceeds(chain: Chain, world)
         c.stake(2 * ETHER)
         extra.append(c)
     rerun = [*nodes[3:6], *extra]
+    chain.open_window()
     rsigs: list[bytes | None] = [None, *joins(chain, rerun[1:], task_id, 1)]
     rerun[0].form_rerun_committee(task_id, [n.account.address for n in rerun], rsigs)
     rerun[0].report_rerun(task_id, b"good", sign_all(chain, rerun[:3], task_id, b"good"))
@@ -155,6 +157,7 @@ def test_reverting_receiver_blocks_nobody(chain: Chain, world) -> None:
     att = Attacker(chain)
     now = chain.now()
     att.act("post_task", b"\x01" * 32, b"\x02" * 32, 1, 3, now + 50, now + 500, value=ETHER)
+    chain.open_window()
     sigs: list[bytes | None] = [None, *joins(chain, nodes[1:3], 1)]
     nodes[0].form_committee(1, [n.account.address for n in nodes[:3]], sigs)
     nodes[0].report(1, b"ok", sign_all(chain, nodes[:3], 1, b"ok"))

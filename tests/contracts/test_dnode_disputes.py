@@ -38,6 +38,7 @@ def reported(chain: Chain, funded):
 
 
 def form_rerun(chain: Chain, nodes: list[ChainClient], task_id: int) -> None:
+    chain.open_window()
     sigs: list[bytes | None] = [None, *joins(chain, nodes[1:], task_id, 1)]
     nodes[0].form_rerun_committee(task_id, [n.account.address for n in nodes], sigs)
 

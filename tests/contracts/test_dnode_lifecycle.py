@@ -24,8 +24,9 @@ def setup_nodes(chain: Chain, funded, n: int, stake: int = 2 * ETHER) -> list[Ch
 
 
 def post(chain: Chain, requester: ChainClient, m: int = 3, reward: int = ETHER) -> int:
+    """Post a task and let its sortition window grow so every test node has a draw."""
     now = chain.now()
-    return requester.post_task(
+    task_id = requester.post_task(
         PROGRAM,
         PARAMS,
         capability=1,
@@ -34,6 +35,8 @@ def post(chain: Chain, requester: ChainClient, m: int = 3, reward: int = ETHER) 
         report_deadline=now + 1000,
         reward=reward,
     )
+    chain.open_window()
+    return task_id
 
 
 def joins(chain: Chain, nodes: list[ChainClient], task_id: int, round: int = 0) -> list[bytes]:

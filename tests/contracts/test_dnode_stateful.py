@@ -31,6 +31,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from contracts.client import ChainClient, TaskStatus
 from contracts.errors import TransactionReverted
 from oracle.attestation import sign_join, sign_report
+from scheduler.sortition import SEED_LIFETIME, SlotTable, first_draws, window
 
 S = TaskStatus
 N_NODES = 9
@@ -84,6 +85,7 @@ class MTask:
     reward: int
     seat_dl: int
     report_dl: int
+    seed_block: int = 0
     status: S = S.OPEN
     committee: list[str] = field(default_factory=list)
     declined: set[int] = field(default_factory=set)
@@ -93,6 +95,7 @@ class MTask:
     disputer: str = ""
     d_seat_dl: int = 0
     d_report_dl: int = 0
+    d_seed_block: int = 0
     rerun: list[str] = field(default_factory=list)
     rerun_declined: set[int] = field(default_factory=set)
     consumer: bool = False  # posted with a callback: the result bytes are stored on-chain
@@ -129,6 +132,7 @@ class DnodeMachine(RuleBasedStateMachine):
         self.unbond_at = dict.fromkeys(self.node_addrs, 0)
         self.credits = dict.fromkeys(self.by_addr, 0)
         self.tasks: dict[int, MTask] = {}
+        self.slots = SlotTable(C)  # the sortition slots as the contract should hold them
         self.paid: set[int] = set()
         self.refunded: set[int] = set()
         self.bond = int(self.nodes[0].params()["dispute_bond"])
@@ -178,6 +182,24 @@ class DnodeMachine(RuleBasedStateMachine):
         self.stake[a] -= C
         return C
 
+    def drawn(self, task_id: int, round: int, seed_block: int, members: list[str]) -> bool | None:
+        """Whether every member has a claimable draw in the next block (the real sortition
+        code over the model's slots); False once the seed is out of reach."""
+        head = self.chain.w3.eth.block_number
+        since = head + 1 - seed_block
+        if since <= 0 or since > SEED_LIFETIME:
+            return False
+        seed = bytes(self.chain.w3.eth.get_block(seed_block)["hash"])
+        self.slots.stake = dict(self.stake)
+        found = first_draws(
+            seed, task_id, round, self.slots.slot_count, self.slots.holder, members,
+            window(len(members), since),
+        )  # fmt: skip
+        return len(found) == len(members)
+
+    def seed_gone(self, seed_block: int) -> bool:
+        return self.chain.w3.eth.block_number + 1 - seed_block > SEED_LIFETIME
+
     def pick_task(self, data: st.DataObject) -> int:
         return data.draw(st.sampled_from(sorted(self.tasks)))
 
@@ -186,7 +208,9 @@ class DnodeMachine(RuleBasedStateMachine):
     @rule(i=st.integers(0, N_NODES - 1), amount=st.integers(1, 3 * ETHER))
     def stake_(self, i: int, amount: int) -> None:
         self.nodes[i].stake(amount)
-        self.stake[self.node_addrs[i]] += amount
+        a = self.node_addrs[i]
+        self.stake[a] += amount
+        self.slots.set_stake(a, self.stake[a], max_append=64)
 
     @rule(i=st.integers(0, N_NODES - 1), frac=st.integers(1, 110))
     def unbond(self, i: int, frac: int) -> None:
@@ -249,7 +273,9 @@ class DnodeMachine(RuleBasedStateMachine):
             callback_gas=50_000 if consumer else 0,
         )
         assert task_id == len(self.tasks) + 1
-        self.tasks[task_id] = MTask(c.account.address, reward, seat_dl, report_dl)
+        seed_block = c.last_tx.block_number + 1
+        self.tasks[task_id] = MTask(c.account.address, reward, seat_dl, report_dl, seed_block)
+        assert c.task_info(task_id).seed_block == seed_block
         self.tasks[task_id].consumer = consumer
         assert (S.NONE, S.OPEN) in EDGES
         assert c.task_status(task_id) == S.OPEN
@@ -264,7 +290,13 @@ class DnodeMachine(RuleBasedStateMachine):
             sign_join(self.nodes[i].account, self.chain_id, self.contract, task_id, 0)
             for i in idx[1:M]
         ]
-        if t.status != S.OPEN or not all(self.active(a) for a in members):
+        if t.status == S.OPEN and not self.seed_gone(t.seed_block):
+            self.chain.open_window()  # let the window cover every node (or the seed expire)
+        if (
+            t.status != S.OPEN
+            or not all(self.active(a) for a in members)
+            or not self.drawn(task_id, 0, t.seed_block, members)
+        ):
             expected: bool | None = False
         else:
             expected = when(t.seat_dl, self.now())
@@ -362,7 +394,7 @@ class DnodeMachine(RuleBasedStateMachine):
         now = self.now()
         quorum_dead = len(t.declined) > M - (M // 2 + 1)
         if t.status == S.OPEN:
-            expected = negate(when(t.seat_dl, now))
+            expected = True if self.seed_gone(t.seed_block) else negate(when(t.seat_dl, now))
         elif t.status == S.COMPUTING:
             expected = True if quorum_dead else negate(when(t.report_dl, now))
         else:
@@ -397,6 +429,8 @@ class DnodeMachine(RuleBasedStateMachine):
         if self.attempt(expected, c.dispute, task_id):
             d = c.task_info(task_id).dispute
             assert d is not None
+            t.d_seed_block = d.seed_block
+            assert d.seed_block == c.last_tx.block_number + 1
             t.disputer, t.d_seat_dl, t.d_report_dl = a, d.seat_deadline, d.report_deadline
             assert t.d_report_dl - t.d_seat_dl == self.dispute_period - self.dispute_period // 4
             self.move(task_id, S.DISPUTED)
@@ -412,10 +446,13 @@ class DnodeMachine(RuleBasedStateMachine):
             for a in members[1:]
         ]
         excluded = {*t.committee, t.requester, t.disputer}
+        if t.status == S.DISPUTED and not self.seed_gone(t.d_seed_block):
+            self.chain.open_window()
         if (
             t.status != S.DISPUTED
             or excluded & set(members)
             or not all(self.active(a) for a in members)
+            or not self.drawn(task_id, 1, t.d_seed_block, members)
         ):
             expected: bool | None = False
         else:
@@ -527,6 +564,8 @@ class DnodeMachine(RuleBasedStateMachine):
                 self.seats[a] * C,
                 self.unbonding[a],
             )
+            assert n.slots_owned(a) == self.slots.owned.get(a, 0)
+        assert self.nodes[0].slot_count() == self.slots.slot_count
         for a, c in self.by_addr.items():
             assert c.credits(a) == self.credits[a]
         for task_id, t in self.tasks.items():

@@ -87,7 +87,8 @@ def test_events_decode_all_kinds(chain: Chain, funded) -> None:
     c.register("12D3KooWev", 1)
     c.stake(10**18)
     evs = c.events(chain.deployment.deploy_block, c.latest_block())
-    assert [e.name for e in evs] == ["NodeRegistered", "Staked"]
+    assert [e.name for e in evs] == ["NodeRegistered", "Staked", "SlotsAdded"]
     assert evs[0].args["peer_id"] == "12D3KooWev"
+    assert evs[2].args["count"] == 10**18 // int(c.params()["seat_collateral"])
     assert evs[1].tx_hash.startswith("0x") and evs[1].block_number > evs[0].block_number
     assert c.block_timestamp() > 0

@@ -1,0 +1,152 @@
+"""A task's committee candidates as the chain says they are: the sortition of
+``scheduler.sortition`` fed with the registry's slots and each drawn node's on-chain terms.
+
+Used by the node (whom to seat, whether it is itself a candidate), by ``dnode task status`` (why
+a task is waiting) and by the contract tests (which draw to claim for a member).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from scheduler.sortition import (
+    SEED_LIFETIME,
+    Ranking,
+    first_draws,
+    rank,
+    window,
+)
+
+MAX_SCAN = 512  # draws examined off-chain at most (the on-chain window may grow larger)
+NO_LIMIT = (1 << 256) - 1
+
+
+@dataclass
+class Pool:
+    """What ``rank`` needs for one (task, round), read from the chain."""
+
+    seed: bytes
+    task_id: int
+    round: int
+    seats: int
+    capability: int
+    offer: int  # wei per seat a member must be content with
+    window: int  # draws claimable in the next block
+    slot_count: int
+    excluded: frozenset[str]  # lower-case addresses that may not sit (requester, ...)
+
+
+class Candidates:
+    """Chain-backed sortition for one task round (caches reads for one evaluation)."""
+
+    def __init__(self, chain: Any, pool: Pool, owners: Iterable[str] = ()) -> None:
+        self.chain = chain
+        self.pool = pool
+        self.owners = frozenset(o.lower() for o in owners)
+        self.collateral = int(chain.deployment.params["seat_collateral"])
+        self._holders: dict[int, str | None] = {}
+        self._verdicts: dict[str, str | None] = {}
+
+    def holder(self, pos: int) -> str | None:
+        if pos not in self._holders:
+            self._holders[pos] = self.chain.slot_holder(pos)
+        return self._holders[pos]
+
+    def verdict(self, address: str) -> str | None:
+        """None if ``address`` could take a seat of this task now, else the reason."""
+        key = address.lower()
+        if key not in self._verdicts:
+            self._verdicts[key] = self._judge(address)
+        return self._verdicts[key]
+
+    def _judge(self, address: str) -> str | None:
+        key = address.lower()
+        if key in self.pool.excluded:
+            return "excluded (requester, disputer or first committee)"
+        if key in self.owners:
+            return "a data owner of the task"
+        info = self.chain.node_info(address)
+        if not info.registered:
+            return "not registered"
+        cap = self.pool.capability
+        if info.capabilities & cap != cap:
+            return "lacks the task's capability"
+        if info.stake - info.locked < self.collateral:
+            return "not enough free stake for the seat collateral"
+        terms = self.chain.node_terms(address)
+        seats = info.locked // self.collateral if self.collateral else 0
+        why = terms.admits(self.pool.offer, seats)
+        if why == "price":
+            return f"price {terms.price} wei > offer {self.pool.offer} wei"
+        if why == "capacity":
+            return f"at capacity ({seats} of {terms.capacity} seats)"
+        return None
+
+    def ranking(self, want: int | None = None, limit: int | None = None) -> Ranking:
+        p = self.pool
+        scan = min(p.window, limit if limit is not None else MAX_SCAN)
+        return rank(p.seed, p.task_id, p.round, p.slot_count, self.holder, self.verdict, scan, want)
+
+    def draws_for(self, members: list[str]) -> dict[str, int]:
+        """First claimable draw of each member (absent: not drawn within the window)."""
+        p = self.pool
+        return first_draws(
+            p.seed, p.task_id, p.round, p.slot_count, self.holder, members, min(p.window, 1 << 16)
+        )
+
+
+def seed_state(chain: Any, seed_block: int) -> tuple[bytes | None, int]:
+    """(seed, blocks the next block will be past the seed block); seed None: not mined yet,
+    or older than the 256 blocks blockhash reaches (then the second value says how old)."""
+    head = chain.latest_block()
+    since = head + 1 - seed_block
+    if since <= 0:
+        return None, since
+    if since > SEED_LIFETIME:
+        return None, since
+    h = chain.block_hash(seed_block)  # hex on the canonical chain, None if absent
+    return (bytes.fromhex(h[2:]) if h else None), since
+
+
+def pool_for(chain: Any, task: Any, round: int = 0) -> Pool | None:
+    """The sortition pool of a task's committee (round 0) or re-execution committee (round 1);
+    None while the seed block is not mined yet or once its hash is out of reach."""
+    if round:
+        d = task.dispute
+        if d is None:
+            return None
+        seed_block = d.seed_block
+        seats = task.committee_size + 2
+        excluded = {a.lower() for a in task.committee} | {
+            task.requester.lower(),
+            d.disputer.lower(),
+        }
+        offer = NO_LIMIT  # the re-execution is paid from slashes, not by a price
+    else:
+        seed_block = task.seed_block
+        seats = task.committee_size
+        excluded = {task.requester.lower()}
+        offer = task.reward // seats
+    seed, since = seed_state(chain, seed_block)
+    if seed is None:
+        return None
+    return Pool(
+        seed=seed,
+        task_id=task.task_id,
+        round=round,
+        seats=seats,
+        capability=task.capability,
+        offer=offer,
+        window=window(seats, since),
+        slot_count=chain.slot_count(),
+        excluded=frozenset(excluded),
+    )
+
+
+def candidates_for(
+    chain: Any, task: Any, round: int = 0, owners: Iterable[str] = ()
+) -> Candidates | None:
+    pool = pool_for(chain, task, round)
+    return None if pool is None else Candidates(chain, pool, owners)
