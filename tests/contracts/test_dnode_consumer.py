@@ -67,6 +67,7 @@ def nodes(chain: Chain, funded) -> list[ChainClient]:
 def form_and_report(
     chain: Chain, nodes: list[ChainClient], task_id: int, result: bytes = MEAN.encode()
 ) -> None:
+    chain.open_window()  # the sortition window reaches every test node
     sigs: list[bytes | None] = [None, *joins(chain, nodes[1:3], task_id)]
     nodes[0].form_committee(task_id, [n.account.address for n in nodes[:3]], sigs)
     nodes[0].report(task_id, result, sign_all(chain, nodes[:3], task_id, result))
