@@ -303,6 +303,10 @@ class DevCluster:
         for b in bootstrap if bootstrap is not None else self.bootstrap():
             args += ["--bootstrap", b]
         args += extra_args or []
+        if self.engine == "devnet" and not self.external_rpc and "--confirmations" not in args:
+            # the embedded devnet is one instant-mining node: it never reorgs, so its nodes
+            # act at the head (real chains keep the default depth; see docs/operations.md)
+            args += ["--confirmations", "0"]
         proc, log_path = self._spawn(args, name)
         node = NodeProc(m, proc, log_path, args=args)
         self._await_ready(node)

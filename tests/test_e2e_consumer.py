@@ -64,6 +64,7 @@ def test_dapp_receives_the_mpc_mean_by_callback(tmp_path: Path) -> None:
     run_consumer(DevCluster(tmp_path, challenge_period=4))
 
 
+@pytest.mark.soak  # opt-in (suite time): anvil is covered by tests/test_e2e_anvil.py by default
 def test_dapp_receives_the_mpc_mean_by_callback_on_anvil(tmp_path: Path) -> None:
     anvil_path()  # fails (not skips) when missing: scripts/test.sh installs it
     run_consumer(DevCluster(tmp_path, engine="anvil", challenge_period=4))
