@@ -235,6 +235,8 @@ def _consumer_tasks(w3: Web3, dep, operator, members: list[ChainClient]) -> dict
             None if c is submitter else sign_join(c.account, dep.chain_id, dep.address, task_id, 0)
             for c in members
         ]
+        # the seed block, and a sortition window wide enough for the measured members
+        w3.provider.make_request("anvil_mine", [hex(1 + 6 * ESCALATE_BLOCKS)])
         submitter.form_committee(task_id, [c.account.address for c in members], sigs)
         signers = [members[k % M], members[(k + 1) % M]]
         report_sigs = [
