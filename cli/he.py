@@ -185,7 +185,7 @@ def upload_blobs(
     c: Ctx, chain: ChainClient, task_id: int, task: HeTask, bootstrap: list[str], timeout: float
 ) -> list[str]:
     """Wait for the committee, then push the context and ciphertexts to every seat holder."""
-    from cli.task import _wait_for
+    from cli.wait import _wait_for
 
     store = blob_store(c)
     blobs = {}

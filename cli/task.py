@@ -12,6 +12,7 @@ from eth_utils import is_address, to_checksum_address
 from cli import he
 from cli.context import CliError, Ctx, pass_ctx
 from cli.units import AMOUNT, fmt_eth
+from cli.wait import _wait_for
 from contracts.client import TERMINAL_STATUSES, ChainClient, TaskInfo, TaskStatus
 from node import peer_client
 from node.mpc.sharing import load_inputs
@@ -299,24 +300,6 @@ def announce(c: Ctx, task_id: int, params_file: Path, bootstrap: tuple[str, ...]
     )
 
 
-def _wait_for(
-    c: Ctx, chain: ChainClient, task_id: int, want: set[TaskStatus], timeout: float, what: str
-) -> TaskStatus:
-    deadline = time.monotonic() + timeout
-    with c.console.status(f"task {task_id}: {what}") as status:
-        while True:
-            st = chain.task_info(task_id).status
-            status.update(f"task {task_id}: {what} (now {st.name.lower()})")
-            if st in want or st in TERMINAL:
-                return st
-            if time.monotonic() > deadline:
-                raise CliError(
-                    f"task {task_id}: gave up after {timeout:.0f} s waiting ({what}); "
-                    f"status is {st.name.lower()}"
-                )
-            time.sleep(0.5)
-
-
 @task.command("contribute")
 @click.argument("task_id", type=int)
 @click.option(
@@ -372,7 +355,7 @@ def contribute(
             if not params.is_owner(acct.address):
                 raise CliError(f"{acct.address} is not a data owner of task {task_id}")
             # encode once, before waiting: a malformed file fails now, not after the committee
-            encoded = params.encode_inputs(values, source=str(inputs))
+            encoded = peer_client.encode_inputs(params, values, source=str(inputs))
             st = await trio.to_thread.run_sync(
                 _wait_for, c, chain, task_id, {forming}, timeout, f"waiting for the {committee}"
             )

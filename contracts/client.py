@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -39,9 +39,7 @@ from contracts.errors import (
 )
 from contracts.manifest import Deployment
 from contracts.rpc import ResilientHTTPProvider, RetryPolicy, RpcStats
-
-if TYPE_CHECKING:
-    from contracts.outbox import TxOutbox
+from contracts.signing import sign_join
 
 ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
@@ -453,6 +451,32 @@ def connect(
     return Web3(provider)
 
 
+class TxSender(Protocol):
+    """What sends a client's transactions instead of ``send_transaction`` (a node installs
+    ``contracts.outbox.TxOutbox``: recorded before broadcast, gapless nonces)."""
+
+    def send(
+        self,
+        w3: Web3,
+        account: LocalAccount,
+        action: str,
+        *,
+        to: str | None,
+        data: bytes | str,
+        value: int = 0,
+        receipt_timeout: float = 120.0,
+    ) -> Any: ...
+
+
+class DrawLookup(Protocol):
+    """Each member's sortition draw for a round (``scheduler.candidates.lookup_draws``); the
+    chain bindings sit below the scheduler, so whoever builds the client passes it in."""
+
+    def __call__(
+        self, chain: ChainClient, info: TaskInfo, round: int, members: list[str]
+    ) -> list[int]: ...
+
+
 def rpc_stats(w3: Web3) -> RpcStats | None:
     """The retry/failover counters of a client made by ``connect`` (None for other providers)."""
     provider = w3.provider
@@ -479,7 +503,9 @@ class ChainClient:
         self.contract = w3.eth.contract(address=self.address, abi=deployment.abi)
         self.last_tx: TxOutcome | None = None
         # set by a long-lived node: every tx is recorded before broadcast (contracts.outbox)
-        self.outbox: TxOutbox | None = None
+        self.outbox: TxSender | None = None
+        # set by callers that let form_committee look draws up (scheduler.candidates)
+        self.draw_lookup: DrawLookup | None = None
         self._topics: dict[bytes, Any] = {}
         for item in deployment.abi:
             if item.get("type") == "event":
@@ -602,8 +628,6 @@ class ChainClient:
 
     def join_signature(self, task_id: int, round: int = 0) -> bytes:
         """This account's signed intent to sit on ``task_id``'s committee (round 1: rerun)."""
-        from oracle.attestation import sign_join
-
         account = self._require_account("join_signature")
         return sign_join(account, self.deployment.chain_id, self.address, task_id, round)
 
@@ -636,11 +660,9 @@ class ChainClient:
         return self._last()
 
     def _draws_for(self, info: TaskInfo, round: int, members: list[str]) -> list[int]:
-        from scheduler.candidates import candidates_for
-
-        cands = candidates_for(self, info, round)
-        found = cands.draws_for(members) if cands is not None else {}
-        return [found.get(m.lower(), 0) for m in members]
+        if self.draw_lookup is None:
+            raise ContractsError("pass each member's sortition draw (or set draw_lookup)")
+        return self.draw_lookup(self, info, round, members)
 
     def report(self, task_id: int, result: bytes, signatures: list[bytes]) -> TxOutcome:
         """Submit the committee result with seat-holder signatures (see oracle.attestation)."""

@@ -140,8 +140,10 @@ class NodeDaemon:
         self.chain = chain
         # crash-safe memory (seats, shares, results, signatures) and the tx outbox, one file
         self.state = state or open_state(cfg.state_dir)
+        self.outbox = chain.outbox if isinstance(chain.outbox, TxOutbox) else None
         if chain.outbox is None:
-            chain.outbox = TxOutbox(self.state.path, stuck_after=cfg.tx_stuck_after)
+            self.outbox = TxOutbox(self.state.path, stuck_after=cfg.tx_stuck_after)
+            chain.outbox = self.outbox
         self.host = transport
         self.executor = executor or SubprocessExecutor()
         self.address = cfg.account.address
@@ -909,7 +911,7 @@ class NodeDaemon:
     async def _recover(self) -> None:
         """After a restart (or kill -9): settle the outbox, then resume or abandon each seat
         the state db says this node held (see docs/protocol.md, "Restarts")."""
-        outbox = self.chain.outbox
+        outbox = self.outbox
         if outbox is not None and outbox.pending(self.address):
             try:
                 rows = await self._call(outbox.recover, self.chain.w3, self.cfg.account, 60.0)

@@ -17,11 +17,13 @@ from eth_account.messages import encode_defunct
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 
+from contracts.signing import JOIN_TAG, join_digest, sign_join
 from oracle.errors import BadSignature
 
 REPORT_TAG = keccak(text="dnode.report.v1")
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 HALF_N = SECP256K1_N // 2
+__all__ = ["JOIN_TAG", "join_digest", "recover_join", "recover_signer", "sign_join", "sign_report"]
 
 
 def result_digest(result: bytes) -> bytes:
@@ -85,31 +87,6 @@ def recover_signer(
     except Exception as exc:  # eth_keys raises BadSignature/ValidationError variants
         raise BadSignature(f"cannot recover signer: {exc}") from exc
     return pub.to_checksum_address()
-
-
-JOIN_TAG = keccak(text="dnode.join.v1")
-
-
-def join_digest(chain_id: int, contract: str, task_id: int, round: int = 0) -> bytes:
-    """The message a node signs to consent to a committee seat (round 0) or a re-execution
-    seat (round 1): keccak256(abi_encode(keccak256("dnode.join.v1"), chain_id, contract,
-    task_id, round)), EIP-191 prefixed like reports."""
-    return keccak(
-        encode(
-            ["bytes32", "uint256", "address", "uint256", "uint256"],
-            [JOIN_TAG, chain_id, to_checksum_address(contract), task_id, round],
-        )
-    )
-
-
-def sign_join(account_or_key: Any, chain_id: int, contract: str, task_id: int, round: int = 0):
-    """65-byte r||s||v join intent, accepted by form_committee / form_rerun_committee."""
-    key = getattr(account_or_key, "key", account_or_key)
-    signed = Account.sign_message(
-        encode_defunct(primitive=join_digest(chain_id, contract, task_id, round)), key
-    )
-    v = signed.v if signed.v >= 27 else signed.v + 27
-    return signed.r.to_bytes(32, "big") + signed.s.to_bytes(32, "big") + bytes([v])
 
 
 def recover_join(chain_id: int, contract: str, task_id: int, round: int, signature: bytes) -> str:

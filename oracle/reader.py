@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.client import HE, ChainClient, TaskInfo, TaskStatus
-from oracle.encoding import AggregateResult, result_digest
+from oracle.encoding import AggregateResult, decode_private, result_digest
 from oracle.errors import OracleError, ResultMismatch, ResultNotAvailable, UnknownTask
 
 ATTESTED = (TaskStatus.REPORTED, TaskStatus.FINALIZED, TaskStatus.OVERTURNED)
@@ -133,12 +133,9 @@ def read(chain: ChainClient, task_id: int) -> OracleResult:
     value: AggregateResult | None = None
     private: PrivateResult | None = None
     if info.capability == HE:
-        from node.he.errors import HeError
-        from node.he.result import decode_report
-
         try:
-            private = PrivateResult(*decode_report(result))
-        except HeError as e:
+            private = PrivateResult(*decode_private(result))
+        except OracleError as e:
             raise OracleError(f"task {task_id}: {e}") from None
     else:
         value = AggregateResult.decode(result)

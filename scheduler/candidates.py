@@ -150,3 +150,11 @@ def candidates_for(
 ) -> Candidates | None:
     pool = pool_for(chain, task, round)
     return None if pool is None else Candidates(chain, pool, owners)
+
+
+def lookup_draws(chain: Any, info: Any, round: int, members: list[str]) -> list[int]:
+    """Each member's first draw within the current window (0 if never drawn, which the
+    contract rejects): install as ``ChainClient.draw_lookup`` to let callers omit draws."""
+    cands = candidates_for(chain, info, round)
+    found = cands.draws_for(members) if cands is not None else {}
+    return [found.get(m.lower(), 0) for m in members]

@@ -169,20 +169,6 @@ class TaskParams:
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise InvalidTaskParams(f"malformed params: {e}") from None
 
-    def encode_inputs(self, values: list[str], source: str = "<inputs>") -> list[int]:
-        """A data owner's values as the integers the MPC computes on (range-checked)."""
-        from node.mpc.sharing import encode
-
-        return encode(
-            values,
-            "fixed" if self.kind == "fixed" else "int",
-            self.frac_bits,
-            self.bit_length,
-            max_values=self.max_values,
-            squares=get_program(self.program).squares,
-            source=source,
-        )
-
     def is_owner(self, address: str) -> bool:
         return address.lower() in {o.lower() for o in self.owners}
 

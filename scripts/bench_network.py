@@ -64,7 +64,12 @@ from eth_account.signers.local import LocalAccount  # noqa: E402
 from cli.devcluster import DevCluster, NodeProc  # noqa: E402
 from contracts.client import ChainClient, connect  # noqa: E402
 from contracts.manifest import Deployment  # noqa: E402
-from node.peer_client import announce_via, contribute_via, ephemeral_host  # noqa: E402
+from node.peer_client import (  # noqa: E402
+    announce_via,
+    contribute_via,
+    encode_inputs,
+    ephemeral_host,
+)
 from oracle.reader import read_result  # noqa: E402
 from scheduler.programs import TaskParams, get_program  # noqa: E402
 
@@ -278,7 +283,7 @@ class Driver:
                 self.owner,
                 task_id,
                 self.params,
-                self.params.encode_inputs([str(v) for v in values]),
+                encode_inputs(self.params, [str(v) for v in values]),
                 peers,
             )
             r.t_delivered = time.time()

@@ -43,6 +43,7 @@ from contracts.deploy import deploy  # noqa: E402
 from contracts.devnet import start_in_thread  # noqa: E402
 from oracle.attestation import sign_join, sign_report  # noqa: E402
 from oracle.encoding import AggregateResult  # noqa: E402
+from scheduler.candidates import lookup_draws  # noqa: E402
 from scheduler.sortition import ESCALATE_BLOCKS  # noqa: E402
 
 ETHER = 10**18
@@ -97,7 +98,9 @@ def measure(n_nodes: int) -> dict:
         )
 
         def client_for(acct) -> ChainClient:
-            return ChainClient(w3, dep, acct)
+            client = ChainClient(w3, dep, acct)
+            client.draw_lookup = lookup_draws
+            return client
 
         members = []
         for i in range(M):

@@ -56,8 +56,10 @@ def imports_of(mod: str, path: Path, mods: dict[str, Path]) -> set[str]:
             else:
                 prefix = node.module or ""
             # `from pkg import sub` imports the submodule pkg.sub when there is one
-            names = [f"{prefix}.{a.name}" for a in node.names] + [prefix]
-            names = [n for n in names if n in mods] or [prefix]
+            subs = [f"{prefix}.{a.name}" for a in node.names]
+            names = [n for n in subs if n in mods]
+            if len(names) < len(subs):
+                names.append(prefix)
         for n in names:
             target = resolve(n, mods)
             if target is not None and target != mod:

@@ -277,7 +277,7 @@ def decrypt_blob(secret_ctx: Any, blob: bytes) -> np.ndarray:
     """Decrypt a tensor blob with the requester's secret context; returns the logical array."""
     import tenseal as ts
 
-    from node.he.validate import convert_errors
+    from node.he.errors import convert_errors
 
     t = TensorBlob.unpack(blob)
     h = t.header

@@ -6,6 +6,9 @@ Every error is a :class:`HeError` (itself a :class:`node.errors.NodeError`), so 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from node.errors import NodeError
 
 
@@ -63,3 +66,11 @@ class HeDataError(HeError):
 
 class KeyDirError(HeError):
     """The requester's HE key directory is missing a key or is unsafe."""
+
+
+@contextmanager
+def convert_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (ValueError, RuntimeError, TypeError, IndexError, OverflowError, MemoryError) as e:
+        raise MalformedBlob(f"{what}: rejected by TenSEAL/SEAL: {str(e)[:200]}") from None

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from eth_abi import decode, encode
-from eth_abi.exceptions import DecodingError
+from eth_abi import encode
 
 from node.he.encode import decrypt_blob, keccak256
 from node.he.errors import DigestMismatch, MalformedBlob
+from oracle.encoding import PRIVATE_REPORT_TYPES, decode_private
+from oracle.errors import OracleError
 
-REPORT_TYPES = ["bytes32", "string"]
+REPORT_TYPES = PRIVATE_REPORT_TYPES
 LOCATOR_PREFIX = "dnode-blob:0x"
 MAX_REPORT = 1024  # the contract's result size limit
 MAX_LOCATOR = 512
@@ -52,12 +53,9 @@ def report_for_blob(result_blob: bytes) -> bytes:
 def decode_report(data: bytes) -> tuple[bytes, str]:
     """(result digest, locator) of reported bytes; MalformedBlob if they are not an HE report."""
     try:
-        digest, locator = decode(REPORT_TYPES, bytes(data))
-    except (DecodingError, ValueError, TypeError, UnicodeDecodeError) as e:
-        raise MalformedBlob(f"result is not an encoded HE report: {e}") from None
-    if encode(REPORT_TYPES, [digest, locator]) != bytes(data):
-        raise MalformedBlob("HE report is not canonically encoded")
-    return bytes(digest), str(locator)
+        return decode_private(data)
+    except OracleError as e:
+        raise MalformedBlob(str(e)) from None
 
 
 def locator_digest(locator: str) -> bytes:

@@ -19,24 +19,20 @@ be detected (no proof of plaintext knowledge); it only changes the requester's o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from node.he.encode import DEFAULT_MAX_TENSOR_BYTES, TensorBlob, layout_for
-from node.he.errors import BlobTooLarge, ContextNotPublic, MalformedBlob, ParamsMismatch
+from node.he.errors import (
+    BlobTooLarge,
+    ContextNotPublic,
+    MalformedBlob,
+    ParamsMismatch,
+    convert_errors,
+)
 from node.he.params import HeParams, TensorSpec
 
 # a public CKKS context with Galois keys at N=16384 is ~150 MB; 32768 is not offered by nodes
 DEFAULT_MAX_CONTEXT_BYTES = 256 * 1024 * 1024
-
-
-@contextmanager
-def convert_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except (ValueError, RuntimeError, TypeError, IndexError, OverflowError, MemoryError) as e:
-        raise MalformedBlob(f"{what}: rejected by TenSEAL/SEAL: {str(e)[:200]}") from None
 
 
 _SEAL_SCHEMES = {1: "bfv", 2: "ckks"}  # seal::scheme_type values
