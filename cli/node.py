@@ -18,7 +18,8 @@ from cli import config
 from cli.context import Ctx
 from contracts.rpc import RetryPolicy
 from node import keystore
-from node.daemon import NodeConfig, NodeDaemon
+from node.config import NodeConfig
+from node.daemon import NodeDaemon
 from node.p2p import open_host
 from node.protocol import TOPIC_TASKS
 from node.state import open_state

@@ -77,3 +77,10 @@ class DoubleSignRefused(StateError):
             f"task {task_id} round {round}: refusing to sign result 0x{requested.hex()[:16]}…, "
             f"already signed 0x{signed_digest.hex()[:16]}…"
         )
+
+
+def leaves(e: BaseException) -> list[BaseException]:
+    """The real errors inside (possibly nested) exception groups from trio nurseries."""
+    if isinstance(e, BaseExceptionGroup):
+        return [leaf for sub in e.exceptions for leaf in leaves(sub)]
+    return [e]

@@ -31,7 +31,7 @@ from node.transport import Transport
 from scheduler.programs import CAP_HE, TaskParams
 
 if TYPE_CHECKING:
-    from node.daemon import TaskRuntime
+    from node.task.state import TaskRuntime
 
 log = logging.getLogger("dnode.node.he")
 

@@ -9,10 +9,10 @@ import pytest
 import trio
 
 from node import he_worker
-from node.daemon import TaskRuntime
 from node.he import HeError, decrypt_result, keccak256, prepare_task
 from node.he.params import CKKS_RTOL_ATOL
 from node.he_worker import HeWorker
+from node.task.state import TaskRuntime
 from scheduler.programs import TaskParams
 
 OWNER = "0x" + "11" * 20

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import cast
 
 from contracts.client import TaskStatus
-from node.daemon import NodeDaemon
+from node.task.policy import rerun_ineligible
 
 A, B, C, REQ, DISP, OTHER = (f"0x{i:040x}" for i in range(1, 7))
 
@@ -21,7 +20,7 @@ def task(status: TaskStatus = TaskStatus.DISPUTED) -> SimpleNamespace:
 
 
 def check(t: SimpleNamespace, address: str) -> str | None:
-    return NodeDaemon._rerun_ineligible(cast(NodeDaemon, None), t, address)
+    return rerun_ineligible(t, address)
 
 
 def test_rerun_eligibility() -> None:

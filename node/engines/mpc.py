@@ -1,0 +1,149 @@
+"""The MPC engine: MPyC parties over authenticated tunnels, retried in slots shared by the
+committee."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, cast
+
+import trio
+
+from node.errors import MpcError, leaves
+from node.mpc.executor import MpcJob, free_port
+from node.task.context import NodeContext
+from node.task.state import TaskRuntime
+from node.tunnel import tunnel_forwarders
+from oracle.encoding import AggregateResult
+from scheduler.programs import TaskParams, threshold_for
+
+log = logging.getLogger("dnode.node")
+MPC_SLOT_GAP = 5.0  # seconds between the end of one MPC attempt slot and the next
+MPC_REPORT_MARGIN = 30.0  # seconds kept before the report deadline to sign and report
+MPC_MIN_ATTEMPT = 15.0  # shortest MPC attempt worth starting
+
+
+async def mpc_compute(
+    ctx: NodeContext, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int, deadline: int
+) -> tuple[bytes, dict[str, Any]]:
+    # restarted with every share: the others' session broke, they retry in the slots
+    aligned = rt.restored and rt.inputs_complete.is_set()
+    with trio.move_on_after(params.input_timeout):
+        await rt.inputs_complete.wait()
+    if not rt.inputs_complete.is_set():
+        raise MpcError(
+            rt.task_id,
+            f"only {len(rt.contributions)} of {len(params.owners)} data owners delivered shares",
+        )
+    if aligned:
+        await await_mpc_slot(ctx, rt, deadline)
+    while True:
+        failed: MpcError | None = None
+        try:
+            timeout = await attempt_timeout(ctx, deadline)
+            result = await run_party(ctx, rt, params, peers, m, timeout)
+        except MpcError as e:  # e.g. a party was killed: every party retries in step
+            failed = e
+        except BaseExceptionGroup as eg:  # raised through the tunnels' nursery
+            errs = leaves(eg)
+            if not all(isinstance(x, MpcError) for x in errs):
+                raise
+            failed = cast(MpcError, errs[0])
+        if failed is None:
+            break
+        log.info("task %d: MPC attempt failed (%s)", rt.task_id, failed.detail)
+        await await_mpc_slot(ctx, rt, deadline, failed)
+    result_bytes = result.encode()
+    return result_bytes, {"result": "0x" + result_bytes.hex(), "value": str(result)}
+
+
+async def await_mpc_slot(
+    ctx: NodeContext, rt: TaskRuntime, deadline: int, failed: MpcError | None = None
+) -> None:
+    """Sleep until the next MPC retry slot, or raise ``failed`` if none is left.
+
+    Slots are a grid every ``mpc_timeout + MPC_SLOT_GAP`` seconds counted back from the
+    report deadline (minus a margin to sign and report), identical on every member, so a
+    restarted member and the ones whose session broke start fresh parties together and no
+    stale party is left listening (each attempt ends before the next slot)."""
+    slot = ctx.cfg.mpc_timeout + MPC_SLOT_GAP
+    last = deadline - MPC_REPORT_MARGIN  # no attempt may run past this chain time
+    now = await ctx.chain_now()
+    k = int((last - now) // slot)
+    if k >= 1 and not rt.peer_declined.is_set():
+        start = last - k * slot
+        log.info("task %d: next MPC attempt in %.0f s (slot %d)", rt.task_id, start - now, k)
+        with trio.move_on_after(max(0.0, start - now)):
+            await rt.peer_declined.wait()
+    if k < 1 or rt.peer_declined.is_set():
+        why = "a member declined its seat" if k >= 1 else "no time left before the deadline"
+        raise MpcError(rt.task_id, f"{failed.detail + '; ' if failed else ''}{why}")
+    rt.party_port = free_port()  # a fresh party; tunnels resolve to it once it listens
+    rt.party_started = trio.Event()
+
+
+async def attempt_timeout(ctx: NodeContext, deadline: int) -> float:
+    """An MPC attempt ends just before the first slot boundary at least MPC_MIN_ATTEMPT s
+    away (at most mpc_timeout), so it never overlaps the next retry slot."""
+    slot = ctx.cfg.mpc_timeout + MPC_SLOT_GAP
+    last = deadline - MPC_REPORT_MARGIN
+    now = await ctx.chain_now()
+    k = int((last - now - MPC_MIN_ATTEMPT) // slot)
+    end = last - max(k, 0) * slot
+    return max(MPC_MIN_ATTEMPT, min(ctx.cfg.mpc_timeout, end - now - 1))
+
+
+def tunnel_key(ctx: NodeContext, task_id: int, round: int = 0) -> str:
+    return f"mpc:{ctx.chain_id}:{ctx.contract.lower()}:{task_id}:{round}"
+
+
+def accept_tunnels(ctx: NodeContext, rt: TaskRuntime, peers: list[str]) -> None:
+    """Let exactly this task's committee members reach our MPyC party, once it listens."""
+    key = tunnel_key(ctx, rt.task_id, rt.round)
+    members = set(peers)
+    rt.party_port = free_port()
+
+    async def resolve(peer_id: str, k: str) -> tuple[str, int] | None:
+        if k != key or peer_id not in members:
+            log.warning("tunnel for %s from %s refused", k, peer_id)
+            return None
+        with trio.move_on_after(ctx.cfg.mpc_timeout):
+            await rt.party_started.wait()
+        if not rt.party_started.is_set() or rt.party_port is None:
+            return None
+        return ("127.0.0.1", rt.party_port)
+
+    ctx.host.set_tunnel_target(key, resolve)
+
+
+async def run_party(
+    ctx: NodeContext, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int, timeout: float
+) -> AggregateResult:
+    assert rt.seat is not None and rt.params is not None
+    key = tunnel_key(ctx, rt.task_id, rt.round)
+    remote = {i: p for i, p in enumerate(peers) if i != rt.seat}
+    order = [o.lower() for o in params.owners]
+    shares = [list(rt.contributions[o].shares) for o in order]
+    async with tunnel_forwarders(ctx.host, key, remote, rt.seat) as ports:
+        assert rt.party_port is not None  # set when the committee formed
+        own = rt.party_port
+        parties = [("127.0.0.1", own if i == rt.seat else ports[i]) for i in range(m)]
+        job = MpcJob(
+            task_id=rt.task_id,
+            program=params.program,
+            kind=params.kind,
+            frac_bits=params.frac_bits,
+            bit_length=params.bit_length,
+            index=rt.seat,
+            parties=parties,
+            threshold=threshold_for(m),
+            shares=shares,
+        )
+        rt.computing = True
+        log.info("task %d: MPC party %d of %d starting", rt.task_id, rt.seat, m)
+        t0 = time.monotonic()
+        # tunnels into our party wait for this event: it is set once the party listens
+        out = await ctx.executor.run_party(job, timeout=timeout, listening=rt.party_started)
+        ctx.metrics.observe("mpc_seconds", time.monotonic() - t0)
+    log.info("task %d: MPC done", rt.task_id)
+    return AggregateResult.from_fractions(out.values(), out.count)

@@ -1,0 +1,59 @@
+"""Step 3, inputs: data owners' shares for this node's seat (stored before the owner hears ok)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from node.errors import ProtocolViolation
+from node.mpc.sharing import field_modulus
+from node.protocol import (
+    Contribution,
+    error,
+    ok,
+)
+from node.task.context import NodeContext
+
+log = logging.getLogger("dnode.node")
+
+
+async def on_contribution(ctx: NodeContext, peer: str, data: bytes) -> bytes:
+    try:
+        c = Contribution.parse(peer, data)
+        rt = ctx.known(c.task_id, c.round)
+        if (c.chain_id, c.contract.lower()) != (ctx.chain_id, ctx.contract.lower()):
+            raise ProtocolViolation(peer, "contribution is for another chain or contract")
+        if rt is None or rt.seat is None:
+            raise ProtocolViolation(peer, f"this node holds no seat in task {c.task_id}")
+        if rt.params is None:
+            raise ProtocolViolation(peer, f"params of task {c.task_id} not known yet")
+        if c.seat != rt.seat:
+            raise ProtocolViolation(peer, f"shares for seat {c.seat} sent to seat {rt.seat}")
+        if not rt.params.is_owner(c.owner):
+            raise ProtocolViolation(peer, f"{c.owner} is not a data owner of task {c.task_id}")
+        if c.modulus != field_modulus(rt.params.bit_length):
+            raise ProtocolViolation(peer, "shares are over the wrong field")
+        if rt.computing:
+            raise ProtocolViolation(peer, "the computation has already started")
+        prev = rt.contributions.get(c.owner.lower())
+        if prev is not None and prev.shares != c.shares:
+            raise ProtocolViolation(peer, f"{c.owner} already contributed different shares")
+    except ProtocolViolation as e:
+        log.warning("%s", e)
+        return error(e.detail)
+    # what a node stores is its own share of each owner's values, never the values;
+    # committed before the owner hears "ok", so a restart still has them
+    ctx.state.save_shares(c.task_id, c.round, c.owner, c.to_bytes())
+    ctx.save(c.task_id, f"shares-{c.owner.lower()}.json", json.loads(c.to_bytes()), c.round)
+    rt.contributions[c.owner.lower()] = c
+    log.info(
+        "task %d round %d: shares from owner %s (%d/%d)",
+        c.task_id,
+        c.round,
+        c.owner,
+        len(rt.contributions),
+        len(rt.params.owners),
+    )
+    if len(rt.contributions) == len(rt.params.owners):
+        rt.inputs_complete.set()
+    return ok()

@@ -1,0 +1,86 @@
+"""After a restart (or kill -9): settle the outbox, then resume or abandon each held seat."""
+
+from __future__ import annotations
+
+import logging
+
+from contracts.client import TERMINAL_STATUSES, TaskStatus
+from contracts.errors import ContractsError
+from node.errors import NodeError
+from node.he_worker import is_he
+from node.protocol import (
+    Contribution,
+)
+from node.state import HeldSeat
+from node.task.context import NodeContext
+from node.task.settle import resume_settle
+from node.task.worker import abandon, task_worker
+from scheduler.errors import SchedulerError
+from scheduler.programs import TaskParams
+
+log = logging.getLogger("dnode.node")
+TERMINAL = TERMINAL_STATUSES
+
+
+async def recover(ctx: NodeContext) -> None:
+    """After a restart (or kill -9): settle the outbox, then resume or abandon each seat
+    the state db says this node held (see docs/protocol.md, "Restarts")."""
+    outbox = ctx.outbox
+    if outbox is not None and outbox.pending(ctx.address):
+        try:
+            rows = await ctx.call(outbox.recover, ctx.chain.w3, ctx.cfg.account, 60.0)
+            for r in rows:
+                log.info("outbox: %s nonce %d after restart: %s", r.action, r.nonce, r.state)
+        except ContractsError as e:
+            log.warning("outbox not settled yet: %s", e)
+    for held in ctx.state.open_seats():
+        try:
+            await resume_seat(ctx, held)
+        except (ContractsError, NodeError, SchedulerError) as e:
+            log.warning("task %d: seat not resumed: %s", held.task_id, e)
+
+
+async def resume_seat(ctx: NodeContext, held: HeldSeat) -> None:
+    task_id, rnd = held.task_id, held.round
+    rt = ctx.rt(task_id, rnd)
+    rt.seat, rt.restored, rt.worker_started = held.seat, True, True
+    canonical = ctx.state.params(task_id)
+    if canonical is not None:
+        params = TaskParams.from_bytes(canonical)
+        for r in (ctx.rt(task_id), rt):
+            if r.params is None:
+                r.params = params
+                r.params_known.set()
+    for owner, data in ctx.state.shares(task_id, rnd).items():
+        rt.contributions[owner] = Contribution.parse("state-db", data)
+    if rt.params is not None and len(rt.contributions) == len(rt.params.owners):
+        rt.inputs_complete.set()
+    task = await ctx.call(ctx.chain.task_info, task_id)
+    seats = task.dispute.committee if rnd and task.dispute else list(task.committee)
+    declined = task.dispute.declined_bitmap if rnd and task.dispute else task.declined_bitmap
+    seated = held.seat < len(seats) and seats[held.seat].lower() == ctx.address.lower()
+    if task.status in TERMINAL or not seated or declined >> held.seat & 1:
+        ctx.state.set_seat_state(task_id, rnd, "closed", f"{task.status.name.lower()}")
+        return
+    working = TaskStatus.RECOMPUTING if rnd else TaskStatus.COMPUTING
+    rt.formed.set()
+    if task.status == working:
+        signed = ctx.state.signature(task_id) is not None
+        computed = ctx.state.result(task_id, rnd) is not None
+        # MPC: with every share stored the party reruns in the next retry slot; with some
+        # missing it waits (bounded by input_timeout) for owners that have not sent yet
+        rerun = rt.params is not None and not is_he(rt.params)
+        if signed or computed or rerun:
+            how = "signed" if signed else "computed" if computed else "rerunning the MPC"
+            if not (signed or computed or rt.inputs_complete.is_set()):
+                how = "waiting for inputs"
+            log.info("task %d: resuming round %d seat %d (%s)", task_id, rnd, held.seat, how)
+            ctx.spawn(task_worker, ctx, rt)
+        else:
+            log.info("task %d: cannot resume round %d seat (inputs lost)", task_id, rnd)
+            await abandon(ctx, rt, "restarted without the task's inputs")
+    elif rnd == 0 and task.status == TaskStatus.REPORTED:
+        log.info("task %d: resuming (reported; finalizing when the window closes)", task_id)
+        ctx.spawn(resume_settle, ctx, rt)
+    elif rnd == 0 and task.status in (TaskStatus.DISPUTED, TaskStatus.RECOMPUTING):
+        ctx.spawn(resume_settle, ctx, rt)

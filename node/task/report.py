@@ -1,0 +1,48 @@
+"""Step 6, report: the ranked reporter submits the quorum's signatures (backups stagger)."""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from contracts.client import TaskStatus
+from contracts.errors import TransactionReverted
+from node.errors import MpcError
+from node.task.context import NodeContext
+from node.task.state import TaskRuntime
+from oracle.reporter import reporter_rank
+
+log = logging.getLogger("dnode.node")
+REPORT_STAGGER = 4.0  # seconds between a reporter and its backup
+
+
+async def report(ctx: NodeContext, rt: TaskRuntime, m: int, deadline: int) -> None:
+    assert rt.seat is not None and rt.signatures is not None
+    rank = reporter_rank(rt.task_id, rt.seat, m)
+    with trio.move_on_after(max(5.0, deadline - await ctx.chain_now())):
+        await rt.quorum.wait()
+        with trio.move_on_after(rank * REPORT_STAGGER):
+            await rt.reported.wait()
+    if rt.reported.is_set():
+        return
+    status = await ctx.call(ctx.chain.task_status, rt.task_id)
+    if status != (TaskStatus.RECOMPUTING if rt.round else TaskStatus.COMPUTING):
+        rt.reported.set()
+        return
+    q = rt.signatures.quorum_result()
+    if q is None:
+        raise MpcError(rt.task_id, "no quorum of matching signatures before the deadline")
+    result, sigs = q
+    submit = ctx.chain.report_rerun if rt.round else ctx.chain.report
+    try:
+        await ctx.tx(submit, rt.task_id, result, sigs)
+        log.info(
+            "task %d: round %d result reported with %d signatures",
+            rt.task_id,
+            rt.round,
+            len(sigs),
+        )
+    except TransactionReverted as e:
+        log.info("task %d: report not needed: %s", rt.task_id, e.reason)
+    rt.reported.set()

@@ -1,0 +1,106 @@
+"""Step 2, seat: whether this node offers a seat (original or re-execution committee).
+
+The decisions are plain functions (``policy``, ``scheduler.eligibility``); this module reads
+the chain and hands over to the committee step."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from contracts.errors import ContractsError
+from node.he_worker import is_he
+from node.task.announce import fetch_params
+from node.task.committee import join
+from node.task.context import NodeContext
+from node.task.policy import OpenView, rerun_ineligible
+from node.task.state import TaskRuntime
+from scheduler.eligibility import NodeView, should_claim
+
+log = logging.getLogger("dnode.node")
+
+
+async def consider_task(ctx: NodeContext, rt: TaskRuntime, posted: dict[str, Any]) -> None:
+    """Decide whether to take a seat in a newly posted task, and take it."""
+    try:
+        await (consider_rerun(ctx, rt) if rt.round else consider(ctx, rt))
+    except Exception as e:  # never take the node down over one task
+        log.error("task %d: seat decision failed", rt.task_id, exc_info=e)
+
+
+async def consider(ctx: NodeContext, rt: TaskRuntime) -> None:
+    with trio.move_on_after(30):
+        # gossip may have passed us by; ask peers again until someone knows (bounded)
+        while rt.params is None:
+            await fetch_params(ctx, rt)
+            with trio.move_on_after(2):
+                await rt.params_known.wait()
+    if rt.params is None:
+        log.info("task %d: no valid params announced; not taking a seat", rt.task_id)
+        return
+    if is_he(rt.params) and ctx.he.validate(rt.task_id, rt.params) is None:
+        return
+    try:
+        info = await ctx.call(ctx.chain.node_info, ctx.address)
+        task = await ctx.call(ctx.chain.task_info, rt.task_id)
+    except ContractsError as e:
+        log.warning("task %d: cannot read chain state: %s", rt.task_id, e)
+        return
+    view = await node_view(ctx, info)
+    decision = should_claim(view, task, rt.params)
+    if not decision.ok:
+        log.info("task %d: not claiming a seat: %s", rt.task_id, decision.reason)
+        return
+    await join(ctx, rt, task.committee_size, task.seat_deadline)
+
+
+async def node_view(ctx: NodeContext, info: Any) -> NodeView:
+    runtimes = [*ctx.tasks.values(), *ctx.reruns.values()]
+    busy = sum(1 for t in runtimes if t.seat is not None and not t.closed.is_set())
+    return NodeView(
+        address=ctx.address,
+        peer_id=ctx.host.peer_id,
+        registered_peer_id=info.peer_id,
+        capabilities=info.capabilities,
+        free_stake=info.stake - info.locked,
+        seat_collateral=int(ctx.chain.deployment.params["seat_collateral"]),
+        running=busy,
+        max_tasks=ctx.cfg.max_tasks,
+    )
+
+
+async def consider_rerun(ctx: NodeContext, rt: TaskRuntime) -> None:
+    """A task was disputed: offer a re-execution seat if this node may hold one (not in
+    the original committee, not the requester, disputer or a data owner)."""
+    first = ctx.rt(rt.task_id)
+    with trio.move_on_after(30):
+        if first.params is None:
+            await fetch_params(ctx, first)
+        await first.params_known.wait()
+    if first.params is None:
+        log.info("task %d: params unknown; not joining the re-execution", rt.task_id)
+        return
+    if is_he(first.params):
+        log.info("task %d: HE re-execution is not run by this node version", rt.task_id)
+        return
+    rt.params = first.params
+    rt.params_known.set()
+    try:
+        info = await ctx.call(ctx.chain.node_info, ctx.address)
+        task = await ctx.call(ctx.chain.task_info, rt.task_id)
+    except ContractsError as e:
+        log.warning("task %d: cannot read chain state: %s", rt.task_id, e)
+        return
+    reason = rerun_ineligible(task, ctx.address)
+    if reason is None:
+        # should_claim's node-side checks, with the task viewed as open for the rerun
+        view = await node_view(ctx, info)
+        open_view = OpenView(task.capability, task.committee_size + 2)
+        decision = should_claim(view, open_view, rt.params)
+        reason = None if decision.ok else decision.reason
+    if reason is not None or task.dispute is None:
+        log.info("task %d: not joining the re-execution: %s", rt.task_id, reason)
+        return
+    await join(ctx, rt, task.committee_size + 2, task.dispute.seat_deadline)

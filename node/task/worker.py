@@ -1,0 +1,165 @@
+"""The task worker: a held seat runs the steps in order (inputs, compute, attest, report,
+settle), and gives the seat up on-chain when this node fails."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import trio
+
+from contracts.client import TaskStatus
+from contracts.errors import ContractsError, TransactionReverted
+from node.engines.mpc import accept_tunnels, mpc_compute, tunnel_key
+from node.errors import MpcError, NodeError, leaves
+from node.he_worker import is_he
+from node.protocol import (
+    SignatureMessage,
+)
+from node.task.attest import send_signature, sign_once
+from node.task.context import NodeContext
+from node.task.report import report
+from node.task.settle import finalize
+from node.task.state import TaskRuntime
+from oracle.errors import OracleError
+from oracle.reporter import SignatureSet
+
+log = logging.getLogger("dnode.node")
+
+
+def start_worker(ctx: NodeContext, rt: TaskRuntime) -> None:
+    if rt.worker_started:
+        return
+    rt.worker_started = True
+    assert ctx.nursery is not None
+    ctx.nursery.start_soon(task_worker, ctx, rt)
+
+
+async def task_worker(ctx: NodeContext, rt: TaskRuntime) -> None:
+    """Seat held: wait for the committee and inputs, compute, sign, report, finalize."""
+    with trio.CancelScope() as scope:
+        watch_close(ctx, rt, scope)
+        try:
+            await work(ctx, rt)
+            ctx.state.set_seat_state(rt.task_id, rt.round, "closed")
+        except Exception as e:  # one task failing must never take the node down
+            errors = leaves(e)
+            for err in errors:
+                if isinstance(err, (MpcError, ContractsError, NodeError, OracleError)):
+                    log.error("task %d failed on this node: %s", rt.task_id, err)
+                else:
+                    log.error("task %d failed on this node (bug)", rt.task_id, exc_info=err)
+            rt.failed = True
+            ctx.metrics.inc("task_failures_total")
+            failure = {"error": "; ".join(map(str, errors))}
+            ctx.save(rt.task_id, "failure.json", failure, rt.round)
+            await abandon(ctx, rt, f"failed on this node: {errors[0]}")
+        finally:
+            ctx.host.remove_tunnel_target(tunnel_key(ctx, rt.task_id, rt.round))
+    if rt.closed.is_set():
+        ctx.state.set_seat_state(rt.task_id, rt.round, "closed")
+        log.info("task %d closed", rt.task_id)
+
+
+def watch_close(ctx: NodeContext, rt: TaskRuntime, scope: trio.CancelScope) -> None:
+    async def watch() -> None:
+        await rt.closed.wait()
+        scope.cancel()
+
+    assert ctx.nursery is not None
+    ctx.nursery.start_soon(watch)
+
+
+async def work(ctx: NodeContext, rt: TaskRuntime) -> None:
+    """One committee's flow; round 1 is the same for the re-execution committee of a
+    disputed task (its own seats, quorum, deadline, tunnels and shares)."""
+    task = await ctx.call(ctx.chain.task_info, rt.task_id)
+    if rt.round and rt.params is None:  # e.g. a restart: the seat is replayed from the log
+        first = ctx.rt(rt.task_id)
+        await first.params_known.wait()
+        rt.params = first.params
+        rt.params_known.set()
+    await rt.params_known.wait()
+    assert rt.params is not None and rt.seat is not None
+    params = rt.params
+    await rt.formed.wait()
+    if rt.round:
+        task = await ctx.call(ctx.chain.task_info, rt.task_id)
+        assert task.dispute is not None
+        deadline = task.dispute.report_deadline
+        rt.committee = await ctx.call(ctx.chain.rerun_seats, rt.task_id)
+    else:
+        deadline = task.report_deadline
+        rt.committee = await ctx.call(ctx.chain.seats, rt.task_id)
+    m = len(rt.committee)
+    quorum = m // 2 + 1  # the contract's rule for both rounds
+    peers = []
+    for addr in rt.committee:
+        peers.append((await ctx.call(ctx.chain.node_info, addr)).peer_id)
+    committee = {"seats": rt.committee, "peers": peers}
+    ctx.save(rt.task_id, "committee.json", committee, rt.round)
+    ctx.state.set_committee(rt.task_id, rt.round, rt.committee)
+    if not is_he(params):
+        accept_tunnels(ctx, rt, peers)
+    rt.signatures = SignatureSet(ctx.chain_id, ctx.contract, rt.task_id, rt.committee, quorum)
+    log.info(
+        "task %d: round %d committee formed, seat %d of %d; waiting for inputs",
+        rt.task_id,
+        rt.round,
+        rt.seat,
+        m,
+    )
+    stored = ctx.state.result(rt.task_id, rt.round)
+    if stored is not None:  # computed before a restart: never recompute, never re-sign
+        result_bytes, record = stored
+        log.info("task %d: round %d result restored from the state db", rt.task_id, rt.round)
+    elif is_he(params):  # the compute step is pluggable; signing and reporting are shared
+        t0 = time.monotonic()
+        result_bytes, record = await ctx.he.compute(rt, params, peers, ctx.task_dir(rt.task_id))
+        ctx.metrics.observe("he_seconds", time.monotonic() - t0)
+    else:
+        result_bytes, record = await mpc_compute(ctx, rt, params, peers, m, deadline)
+    ctx.state.save_result(rt.task_id, rt.round, result_bytes, record)
+    ctx.save(rt.task_id, "result.json", record, rt.round)
+    sig = sign_once(ctx, rt, result_bytes)
+    rt.signatures.add(result_bytes, sig)
+    ctx.save(
+        rt.task_id,
+        "signature.json",
+        {"result": "0x" + result_bytes.hex(), "signature": "0x" + sig.hex()},
+        rt.round,
+    )
+    msg = SignatureMessage(rt.task_id, result_bytes, sig, rt.round).to_bytes()
+    async with trio.open_nursery() as n:
+        for i, peer in enumerate(peers):
+            if i != rt.seat:
+                n.start_soon(send_signature, ctx, peer, msg)
+    if rt.signatures.quorum_result() is not None:
+        rt.quorum.set()
+    await report(ctx, rt, m, deadline)
+    if rt.round == 0:
+        await finalize(ctx, rt)  # an upheld or overturned re-execution settles at report
+
+
+async def abandon(ctx: NodeContext, rt: TaskRuntime, reason: str) -> None:
+    """Give the seat up on-chain (never slashed for it) unless this node already signed a
+    result: that signature may be in a report, and a declined signer voids the report."""
+    if ctx.state.signature(rt.task_id) is not None:
+        log.info("task %d: signed already; keeping the seat (deadlines decide)", rt.task_id)
+        return
+    working = TaskStatus.RECOMPUTING if rt.round else TaskStatus.COMPUTING
+    with trio.move_on_after(120):
+        for _ in range(3):  # another member's decline may change the record under us
+            try:
+                if await ctx.call(ctx.chain.task_status, rt.task_id) == working:
+                    await ctx.tx(ctx.chain.decline, rt.task_id, reason[:120])
+                    log.info("task %d: declined round %d seat: %s", rt.task_id, rt.round, reason)
+                break
+            except TransactionReverted as e:
+                if "bad task record" not in e.reason and "bad dispute" not in e.reason:
+                    log.warning("task %d: could not decline the seat: %s", rt.task_id, e)
+                    break
+            except ContractsError as e:
+                log.warning("task %d: could not decline the seat: %s", rt.task_id, e)
+                break
+    ctx.state.set_seat_state(rt.task_id, rt.round, "abandoned", reason)
