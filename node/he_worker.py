@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -27,11 +27,9 @@ from node.he import (
     job_spec,
 )
 from node.he.errors import ContextNotPublic, DigestMismatch, EvaluationFailed
+from node.task.state import TaskRuntime, TaskState
 from node.transport import Transport
 from scheduler.programs import CAP_HE, TaskParams
-
-if TYPE_CHECKING:
-    from node.task.state import TaskRuntime
 
 log = logging.getLogger("dnode.node.he")
 
@@ -81,7 +79,7 @@ class HeWorker:
         """(task, declared size) of every open HE task we know that lists ``digest``."""
         out = []
         for rt in self._tasks():
-            if not is_he(rt.params) or rt.closed.is_set():
+            if not is_he(rt.params) or rt.is_closed():
                 continue
             assert rt.params is not None
             try:
@@ -156,7 +154,7 @@ class HeWorker:
             task.specs,
             out,
         )
-        rt.computing = True
+        rt.advance(TaskState.COMPUTING)
         log.info("task %d: HE evaluation of %s starting", rt.task_id, task.program)
         t0 = trio.current_time()
         try:

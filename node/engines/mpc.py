@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, cast
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
 
 import trio
 
 from node.errors import MpcError, leaves
 from node.mpc.executor import MpcJob, free_port
-from node.task.context import NodeContext
-from node.task.state import TaskRuntime
+from node.task.context import NodeContext, Session
+from node.task.state import TaskRuntime, TaskState
 from node.tunnel import tunnel_forwarders
 from oracle.encoding import AggregateResult
-from scheduler.programs import TaskParams, threshold_for
+from scheduler.programs import Program, TaskParams, threshold_for
 
 log = logging.getLogger("dnode.node")
 MPC_SLOT_GAP = 5.0  # seconds between the end of one MPC attempt slot and the next
@@ -23,25 +25,70 @@ MPC_REPORT_MARGIN = 30.0  # seconds kept before the report deadline to sign and 
 MPC_MIN_ATTEMPT = 15.0  # shortest MPC attempt worth starting
 
 
+@dataclass
+class Party:
+    """This node's MPyC party of the current attempt: tunnels into it resolve to ``port`` once
+    ``started`` is set (the executor sets it when the party listens)."""
+
+    port: int = field(default_factory=free_port)
+    started: trio.Event = field(default_factory=trio.Event)
+
+    def fresh(self) -> None:
+        self.port = free_port()
+        self.started = trio.Event()
+
+
+@dataclass(frozen=True)
+class MpcPrepared:
+    params: TaskParams
+
+
+class MpcEngine:
+    """Shamir shares in, ``AggregateResult`` out (abi-encoded int256[] on-chain)."""
+
+    def prepare(self, spec: Program, params: TaskParams, task_dir: Path) -> MpcPrepared:
+        return MpcPrepared(params)  # TaskParams checked kind, bits and owners when parsed
+
+    async def compute(self, prepared: MpcPrepared, session: Session) -> AggregateResult:
+        ctx, rt = session.ctx, session.rt
+        party = Party()
+        accept_tunnels(ctx, rt, session.peers, party)
+        try:
+            return await mpc_compute(
+                ctx, rt, prepared.params, session.peers, len(session.peers), session.deadline, party
+            )
+        finally:
+            ctx.host.remove_tunnel_target(tunnel_key(ctx, rt.task_id, rt.round))
+
+    def encode_result(self, spec: Program, raw: AggregateResult) -> bytes:
+        return raw.encode()
+
+
 async def mpc_compute(
-    ctx: NodeContext, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int, deadline: int
-) -> tuple[bytes, dict[str, Any]]:
+    ctx: NodeContext,
+    rt: TaskRuntime,
+    params: TaskParams,
+    peers: list[str],
+    m: int,
+    deadline: int,
+    party: Party,
+) -> AggregateResult:
     # restarted with every share: the others' session broke, they retry in the slots
-    aligned = rt.restored and rt.inputs_complete.is_set()
+    aligned = rt.restored and rt.inputs_complete()
     with trio.move_on_after(params.input_timeout):
-        await rt.inputs_complete.wait()
-    if not rt.inputs_complete.is_set():
+        await rt.until(rt.inputs_complete)
+    if not rt.inputs_complete():
         raise MpcError(
             rt.task_id,
             f"only {len(rt.contributions)} of {len(params.owners)} data owners delivered shares",
         )
     if aligned:
-        await await_mpc_slot(ctx, rt, deadline)
+        await await_mpc_slot(ctx, rt, deadline, party)
     while True:
         failed: MpcError | None = None
         try:
             timeout = await attempt_timeout(ctx, deadline)
-            result = await run_party(ctx, rt, params, peers, m, timeout)
+            result = await run_party(ctx, rt, params, peers, m, timeout, party)
         except MpcError as e:  # e.g. a party was killed: every party retries in step
             failed = e
         except BaseExceptionGroup as eg:  # raised through the tunnels' nursery
@@ -52,13 +99,12 @@ async def mpc_compute(
         if failed is None:
             break
         log.info("task %d: MPC attempt failed (%s)", rt.task_id, failed.detail)
-        await await_mpc_slot(ctx, rt, deadline, failed)
-    result_bytes = result.encode()
-    return result_bytes, {"result": "0x" + result_bytes.hex(), "value": str(result)}
+        await await_mpc_slot(ctx, rt, deadline, party, failed)
+    return result
 
 
 async def await_mpc_slot(
-    ctx: NodeContext, rt: TaskRuntime, deadline: int, failed: MpcError | None = None
+    ctx: NodeContext, rt: TaskRuntime, deadline: int, party: Party, failed: MpcError | None = None
 ) -> None:
     """Sleep until the next MPC retry slot, or raise ``failed`` if none is left.
 
@@ -70,16 +116,15 @@ async def await_mpc_slot(
     last = deadline - MPC_REPORT_MARGIN  # no attempt may run past this chain time
     now = await ctx.chain_now()
     k = int((last - now) // slot)
-    if k >= 1 and not rt.peer_declined.is_set():
+    if k >= 1 and not rt.peer_declined:
         start = last - k * slot
         log.info("task %d: next MPC attempt in %.0f s (slot %d)", rt.task_id, start - now, k)
         with trio.move_on_after(max(0.0, start - now)):
-            await rt.peer_declined.wait()
-    if k < 1 or rt.peer_declined.is_set():
+            await rt.until(rt.declined)
+    if k < 1 or rt.peer_declined:
         why = "a member declined its seat" if k >= 1 else "no time left before the deadline"
         raise MpcError(rt.task_id, f"{failed.detail + '; ' if failed else ''}{why}")
-    rt.party_port = free_port()  # a fresh party; tunnels resolve to it once it listens
-    rt.party_started = trio.Event()
+    party.fresh()  # a fresh party; tunnels resolve to it once it listens
 
 
 async def attempt_timeout(ctx: NodeContext, deadline: int) -> float:
@@ -97,27 +142,32 @@ def tunnel_key(ctx: NodeContext, task_id: int, round: int = 0) -> str:
     return f"mpc:{ctx.chain_id}:{ctx.contract.lower()}:{task_id}:{round}"
 
 
-def accept_tunnels(ctx: NodeContext, rt: TaskRuntime, peers: list[str]) -> None:
+def accept_tunnels(ctx: NodeContext, rt: TaskRuntime, peers: list[str], party: Party) -> None:
     """Let exactly this task's committee members reach our MPyC party, once it listens."""
     key = tunnel_key(ctx, rt.task_id, rt.round)
     members = set(peers)
-    rt.party_port = free_port()
 
     async def resolve(peer_id: str, k: str) -> tuple[str, int] | None:
         if k != key or peer_id not in members:
             log.warning("tunnel for %s from %s refused", k, peer_id)
             return None
         with trio.move_on_after(ctx.cfg.mpc_timeout):
-            await rt.party_started.wait()
-        if not rt.party_started.is_set() or rt.party_port is None:
+            await party.started.wait()
+        if not party.started.is_set():
             return None
-        return ("127.0.0.1", rt.party_port)
+        return ("127.0.0.1", party.port)
 
     ctx.host.set_tunnel_target(key, resolve)
 
 
 async def run_party(
-    ctx: NodeContext, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int, timeout: float
+    ctx: NodeContext,
+    rt: TaskRuntime,
+    params: TaskParams,
+    peers: list[str],
+    m: int,
+    timeout: float,
+    party: Party,
 ) -> AggregateResult:
     assert rt.seat is not None and rt.params is not None
     key = tunnel_key(ctx, rt.task_id, rt.round)
@@ -125,8 +175,7 @@ async def run_party(
     order = [o.lower() for o in params.owners]
     shares = [list(rt.contributions[o].shares) for o in order]
     async with tunnel_forwarders(ctx.host, key, remote, rt.seat) as ports:
-        assert rt.party_port is not None  # set when the committee formed
-        own = rt.party_port
+        own = party.port
         parties = [("127.0.0.1", own if i == rt.seat else ports[i]) for i in range(m)]
         job = MpcJob(
             task_id=rt.task_id,
@@ -139,11 +188,11 @@ async def run_party(
             threshold=threshold_for(m),
             shares=shares,
         )
-        rt.computing = True
+        rt.advance(TaskState.COMPUTING)
         log.info("task %d: MPC party %d of %d starting", rt.task_id, rt.seat, m)
         t0 = time.monotonic()
         # tunnels into our party wait for this event: it is set once the party listens
-        out = await ctx.executor.run_party(job, timeout=timeout, listening=rt.party_started)
+        out = await ctx.executor.run_party(job, timeout=timeout, listening=party.started)
         ctx.metrics.observe("mpc_seconds", time.monotonic() - t0)
     log.info("task %d: MPC done", rt.task_id)
     return AggregateResult.from_fractions(out.values(), out.count)

@@ -46,12 +46,11 @@ async def accept_params(
     rt = ctx.rt(task_id)
     if rt.params is not None and rt.params.digest != task.params_digest:
         rt.params = None  # stale: learnt for a task id that a reorg reassigned
-        rt.params_known = trio.Event()
     if rt.params is None:
         rt.params = params
         ctx.save(task_id, "params.json", params.to_dict())
         ctx.state.save_params(task_id, params.canonical())
-        rt.params_known.set()
+        rt.notify()
         # scripts/bench_network.py reads this line's timestamp (gossip latency)
         log.info("task %d: params known (via %s from %s)", task_id, how, peer)
     return params

@@ -65,5 +65,5 @@ async def on_signature(ctx: NodeContext, peer: str, data: bytes) -> bytes:
     if rt.signatures.conflicting():
         log.error("task %d: committee members signed different results", msg.task_id)
     if rt.signatures.quorum_result() is not None:
-        rt.quorum.set()
+        rt.notify()
     return ok()

@@ -53,7 +53,7 @@ async def join(ctx: NodeContext, rt: TaskRuntime, m: int, seat_deadline: int) ->
     refreshed = -RANK_REFRESH
     seeded: float | None = None  # when this node first knew the ranking
     said_not_drawn = said_backup = False
-    while not rt.formed.is_set():
+    while not rt.is_formed():
         if await ctx.chain_now() > seat_deadline:
             log.info("task %d: %s did not form before its seat deadline", rt.task_id, what)
             return
@@ -75,14 +75,14 @@ async def join(ctx: NodeContext, rt: TaskRuntime, m: int, seat_deadline: int) ->
                     )
         if ranking is None or seeded is None:
             with trio.move_on_after(0.5):
-                await rt.formed.wait()
+                await rt.until(rt.is_formed)
             continue
         if ranking.index(me) is None:
             if not said_not_drawn:
                 said_not_drawn = True
                 log.info("task %d: not drawn for the %s (yet)", rt.task_id, what)
             with trio.move_on_after(0.5):
-                await rt.formed.wait()
+                await rt.until(rt.is_formed)
             continue
         if trio.current_time() - last_sent >= JOIN_REPEAT:
             if last_sent < 0:
@@ -100,7 +100,7 @@ async def join(ctx: NodeContext, rt: TaskRuntime, m: int, seat_deadline: int) ->
             ]
             if missing and trio.current_time() - seeded < BACKUP_WAIT:
                 with trio.move_on_after(0.5):
-                    await rt.formed.wait()
+                    await rt.until(rt.is_formed)
                 continue
             if missing and not said_backup:
                 said_backup = True
@@ -113,15 +113,15 @@ async def join(ctx: NodeContext, rt: TaskRuntime, m: int, seat_deadline: int) ->
                     ", ".join(c.address for c in chosen),
                 )
             with trio.move_on_after(JOIN_SETTLE + members.index(me) * JOIN_STAGGER):
-                await rt.formed.wait()
-            if rt.formed.is_set():
+                await rt.until(rt.is_formed)
+            if rt.is_formed():
                 return
             if await submit_committee(ctx, rt, chosen):
                 return
             refreshed = -RANK_REFRESH  # re-read who is eligible now
             continue
         with trio.move_on_after(0.5):
-            await rt.formed.wait()
+            await rt.until(rt.is_formed)
 
 
 def candidates(ctx: NodeContext, rt: TaskRuntime) -> Candidates | None:
@@ -180,7 +180,7 @@ async def accept_join(ctx: NodeContext, peer: str, data: bytes) -> None:
     intent = JoinIntent.parse(peer, data, ctx.chain_id, ctx.contract)
     rt = ctx.rt(intent.task_id, intent.round)
     key = intent.node.lower()
-    if key in rt.intents or rt.formed.is_set():
+    if key in rt.intents or rt.is_formed():
         return
     params = ctx.rt(intent.task_id).params
     if params is not None and params.is_owner(intent.node):
@@ -193,7 +193,7 @@ async def accept_join(ctx: NodeContext, peer: str, data: bytes) -> None:
     if not await ctx.call(ctx.chain.is_active, intent.node):
         raise ProtocolViolation(peer, f"{intent.node} is not an active node")
     rt.intents[key] = intent.signature
-    rt.intent_added.set()
+    rt.notify()
 
 
 async def on_join_request(ctx: NodeContext, peer: str, data: bytes) -> bytes:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import trio
-
 from contracts.client import ChainEvent
 from node.state import OPEN_SEAT_STATES
 from node.task.context import NodeContext
 from node.task.seat import consider_task
+from node.task.state import TaskState
 from node.task.worker import start_worker
 
 log = logging.getLogger("dnode.node")
@@ -31,7 +30,7 @@ def on_orphaned(ctx: NodeContext, ev: ChainEvent) -> None:
         rnd = 1 if ev.name == "TaskDisputed" else 0
         rt = (ctx.reruns if rnd else ctx.tasks).pop(task_id, None)
         if rt is not None:
-            rt.closed.set()  # stops its worker; tunnels and parties go with it
+            rt.advance(TaskState.CLOSED)  # stops its worker; tunnels and parties go with it
 
 
 async def on_chain_event(ctx: NodeContext, ev: Any) -> None:
@@ -42,7 +41,6 @@ async def on_chain_event(ctx: NodeContext, ev: Any) -> None:
         if rt.params is not None and rt.params.digest != bytes(args["params_digest"]):
             # params learnt for a task that was reorged out before it was confirmed
             rt.params = None
-            rt.params_known = trio.Event()
         # scripts and tests read this line: the block and tx the node acts on
         log.info(
             "task %d posted in block %d (tx %s); considering a seat",
@@ -65,7 +63,7 @@ async def on_chain_event(ctx: NodeContext, ev: Any) -> None:
                 ctx.state.hold_seat(task_id, rnd, rt.seat)
             if held is None or held.state in OPEN_SEAT_STATES:
                 start_worker(ctx, rt)
-        rt.formed.set()
+        rt.advance(TaskState.FORMED)
     elif name == "TaskDisputed":
         log.info("task %d disputed by %s", task_id, args["disputer"])
         rt = ctx.rt(task_id, 1)
@@ -74,13 +72,14 @@ async def on_chain_event(ctx: NodeContext, ev: Any) -> None:
     elif name == "SeatDeclined":
         known = ctx.known(task_id, int(args.get("round", 0)))
         if known is not None and str(args["node"]).lower() != ctx.address.lower():
-            known.peer_declined.set()  # every party is needed: stop retrying the MPC
+            known.peer_declined = True
+            known.notify()  # every party is needed: stop retrying the MPC
     elif name == "ResultReported":
         known = ctx.known(task_id, int(args.get("round", 0)))
         if known is not None:
-            known.reported.set()
+            known.advance(TaskState.REPORTED)
     elif name in ("TaskFinalized", "TaskRefunded", "DisputeResolved"):
         for known in (ctx.tasks.get(task_id), ctx.reruns.get(task_id)):
             if known is not None:
-                known.reported.set()
-                known.closed.set()
+                known.advance(TaskState.REPORTED)
+                known.advance(TaskState.CLOSED)

@@ -33,7 +33,7 @@ async def on_contribution(ctx: NodeContext, peer: str, data: bytes) -> bytes:
             raise ProtocolViolation(peer, f"{c.owner} is not a data owner of task {c.task_id}")
         if c.modulus != field_modulus(rt.params.bit_length):
             raise ProtocolViolation(peer, "shares are over the wrong field")
-        if rt.computing:
+        if rt.is_computing():
             raise ProtocolViolation(peer, "the computation has already started")
         prev = rt.contributions.get(c.owner.lower())
         if prev is not None and prev.shares != c.shares:
@@ -55,5 +55,5 @@ async def on_contribution(ctx: NodeContext, peer: str, data: bytes) -> bytes:
         len(rt.params.owners),
     )
     if len(rt.contributions) == len(rt.params.owners):
-        rt.inputs_complete.set()
+        rt.notify()
     return ok()

@@ -14,6 +14,7 @@ from node.protocol import (
 from node.state import HeldSeat
 from node.task.context import NodeContext
 from node.task.settle import resume_settle
+from node.task.state import TaskState
 from node.task.worker import abandon, task_worker
 from scheduler.errors import SchedulerError
 from scheduler.programs import TaskParams
@@ -50,11 +51,11 @@ async def resume_seat(ctx: NodeContext, held: HeldSeat) -> None:
         for r in (ctx.rt(task_id), rt):
             if r.params is None:
                 r.params = params
-                r.params_known.set()
+                r.notify()
     for owner, data in ctx.state.shares(task_id, rnd).items():
         rt.contributions[owner] = Contribution.parse("state-db", data)
     if rt.params is not None and len(rt.contributions) == len(rt.params.owners):
-        rt.inputs_complete.set()
+        rt.notify()
     task = await ctx.call(ctx.chain.task_info, task_id)
     seats = task.dispute.committee if rnd and task.dispute else list(task.committee)
     declined = task.dispute.declined_bitmap if rnd and task.dispute else task.declined_bitmap
@@ -63,7 +64,7 @@ async def resume_seat(ctx: NodeContext, held: HeldSeat) -> None:
         ctx.state.set_seat_state(task_id, rnd, "closed", f"{task.status.name.lower()}")
         return
     working = TaskStatus.RECOMPUTING if rnd else TaskStatus.COMPUTING
-    rt.formed.set()
+    rt.advance(TaskState.FORMED)
     if task.status == working:
         signed = ctx.state.signature(task_id) is not None
         computed = ctx.state.result(task_id, rnd) is not None
@@ -72,7 +73,7 @@ async def resume_seat(ctx: NodeContext, held: HeldSeat) -> None:
         rerun = rt.params is not None and not is_he(rt.params)
         if signed or computed or rerun:
             how = "signed" if signed else "computed" if computed else "rerunning the MPC"
-            if not (signed or computed or rt.inputs_complete.is_set()):
+            if not (signed or computed or rt.inputs_complete()):
                 how = "waiting for inputs"
             log.info("task %d: resuming round %d seat %d (%s)", task_id, rnd, held.seat, how)
             ctx.spawn(task_worker, ctx, rt)

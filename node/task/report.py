@@ -10,7 +10,7 @@ from contracts.client import TaskStatus
 from contracts.errors import TransactionReverted
 from node.errors import MpcError
 from node.task.context import NodeContext
-from node.task.state import TaskRuntime
+from node.task.state import TaskRuntime, TaskState
 from oracle.reporter import reporter_rank
 
 log = logging.getLogger("dnode.node")
@@ -21,14 +21,14 @@ async def report(ctx: NodeContext, rt: TaskRuntime, m: int, deadline: int) -> No
     assert rt.seat is not None and rt.signatures is not None
     rank = reporter_rank(rt.task_id, rt.seat, m)
     with trio.move_on_after(max(5.0, deadline - await ctx.chain_now())):
-        await rt.quorum.wait()
+        await rt.until(rt.has_quorum)
         with trio.move_on_after(rank * REPORT_STAGGER):
-            await rt.reported.wait()
-    if rt.reported.is_set():
+            await rt.until(rt.is_reported)
+    if rt.is_reported():
         return
     status = await ctx.call(ctx.chain.task_status, rt.task_id)
     if status != (TaskStatus.RECOMPUTING if rt.round else TaskStatus.COMPUTING):
-        rt.reported.set()
+        rt.advance(TaskState.REPORTED)
         return
     q = rt.signatures.quorum_result()
     if q is None:
@@ -45,4 +45,4 @@ async def report(ctx: NodeContext, rt: TaskRuntime, m: int, deadline: int) -> No
         )
     except TransactionReverted as e:
         log.info("task %d: report not needed: %s", rt.task_id, e.reason)
-    rt.reported.set()
+    rt.advance(TaskState.REPORTED)

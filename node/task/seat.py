@@ -11,9 +11,11 @@ from typing import Any
 import trio
 
 from contracts.errors import ContractsError
+from node.errors import NodeError
 from node.he_worker import is_he
 from node.task.announce import fetch_params
 from node.task.committee import join
+from node.task.compute import prepare
 from node.task.context import NodeContext
 from node.task.policy import OpenView, rerun_ineligible
 from node.task.state import TaskRuntime
@@ -36,11 +38,14 @@ async def consider(ctx: NodeContext, rt: TaskRuntime) -> None:
         while rt.params is None:
             await fetch_params(ctx, rt)
             with trio.move_on_after(2):
-                await rt.params_known.wait()
+                await rt.until(rt.knows_params)
     if rt.params is None:
         log.info("task %d: no valid params announced; not taking a seat", rt.task_id)
         return
-    if is_he(rt.params) and ctx.he.validate(rt.task_id, rt.params) is None:
+    try:
+        prepare(ctx, rt, rt.params)  # the engine checks the task's arguments (e.g. HE params)
+    except NodeError as e:
+        log.warning("task %d: not taking a seat: %s", rt.task_id, e)
         return
     try:
         info = await ctx.call(ctx.chain.node_info, ctx.address)
@@ -58,7 +63,7 @@ async def consider(ctx: NodeContext, rt: TaskRuntime) -> None:
 
 async def node_view(ctx: NodeContext, info: Any) -> NodeView:
     runtimes = [*ctx.tasks.values(), *ctx.reruns.values()]
-    busy = sum(1 for t in runtimes if t.seat is not None and not t.closed.is_set())
+    busy = sum(1 for t in runtimes if t.seat is not None and not t.is_closed())
     return NodeView(
         address=ctx.address,
         peer_id=ctx.host.peer_id,
@@ -78,7 +83,7 @@ async def consider_rerun(ctx: NodeContext, rt: TaskRuntime) -> None:
     with trio.move_on_after(30):
         if first.params is None:
             await fetch_params(ctx, first)
-        await first.params_known.wait()
+        await first.until(first.knows_params)
     if first.params is None:
         log.info("task %d: params unknown; not joining the re-execution", rt.task_id)
         return
@@ -86,7 +91,7 @@ async def consider_rerun(ctx: NodeContext, rt: TaskRuntime) -> None:
         log.info("task %d: HE re-execution is not run by this node version", rt.task_id)
         return
     rt.params = first.params
-    rt.params_known.set()
+    rt.notify()
     try:
         info = await ctx.call(ctx.chain.node_info, ctx.address)
         task = await ctx.call(ctx.chain.task_info, rt.task_id)

@@ -31,12 +31,12 @@ async def finalize(ctx: NodeContext, rt: TaskRuntime) -> None:
     opens_at = task.reported_at + period
     give_up = trio.current_time() + period + FINALIZE_GRACE
     with trio.move_on_after(rank * REPORT_STAGGER):
-        await rt.closed.wait()
-    while not rt.closed.is_set() and trio.current_time() < give_up:
+        await rt.until(rt.is_closed)
+    while not rt.is_closed() and trio.current_time() < give_up:
         now = await ctx.chain_now()
         if now < opens_at:
             with trio.move_on_after(min(opens_at - now, 5)):
-                await rt.closed.wait()
+                await rt.until(rt.is_closed)
             continue
         try:
             await ctx.tx(ctx.chain.finalize, rt.task_id)
@@ -51,7 +51,7 @@ async def finalize(ctx: NodeContext, rt: TaskRuntime) -> None:
                 return
             log.info("task %d: finalize not yet possible: %s", rt.task_id, e.reason)
             with trio.move_on_after(2):
-                await rt.closed.wait()
+                await rt.until(rt.is_closed)
 
 
 async def settle_dispute(ctx: NodeContext, rt: TaskRuntime, rank: int) -> None:
@@ -59,7 +59,7 @@ async def settle_dispute(ctx: NodeContext, rt: TaskRuntime, rank: int) -> None:
     re-execution committee never forms or never reports, an original member calls
     resolve_dispute once its deadline has passed (backups stagger)."""
     log.info("task %d: result disputed; waiting for the re-execution", rt.task_id)
-    while not rt.closed.is_set():
+    while not rt.is_closed():
         task = await ctx.call(ctx.chain.task_info, rt.task_id)
         if task.status in TERMINAL or task.dispute is None:
             return
@@ -68,7 +68,7 @@ async def settle_dispute(ctx: NodeContext, rt: TaskRuntime, rank: int) -> None:
         wait = due + 1 + rank * REPORT_STAGGER - await ctx.chain_now()
         if wait > 0:
             with trio.move_on_after(min(wait, 5)):
-                await rt.closed.wait()
+                await rt.until(rt.is_closed)
             continue
         try:
             await ctx.tx(ctx.chain.resolve_dispute, rt.task_id)
@@ -77,7 +77,7 @@ async def settle_dispute(ctx: NodeContext, rt: TaskRuntime, rank: int) -> None:
         except TransactionReverted as e:
             log.info("task %d: resolve_dispute not possible: %s", rt.task_id, e.reason)
             with trio.move_on_after(2):
-                await rt.closed.wait()
+                await rt.until(rt.is_closed)
 
 
 async def resume_settle(ctx: NodeContext, rt: TaskRuntime) -> None:

@@ -1,14 +1,32 @@
-"""What a node knows and waits for about one task (one runtime per task and round)."""
+"""What a node knows about one task (one runtime per task and round), and the task state.
+
+The state is one explicit, ordered enum: it only moves forward (a chain event may skip steps,
+e.g. another member reports before this node computed). What a step waits for is a condition
+over the runtime (its state, params, shares, signatures); every change notifies, and
+``until(cond)`` wakes on changes, so there is one waiting primitive per task.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 import trio
 
 from node.protocol import Contribution
 from oracle.reporter import SignatureSet
 from scheduler.programs import TaskParams
+
+
+class TaskState(IntEnum):
+    WATCHING = 0  # posted (or disputed): params learnt, a seat considered
+    FORMED = 1  # the committee is bound on-chain (this node may or may not hold a seat)
+    COMPUTING = 2  # this node's engine runs; late inputs are refused
+    SIGNED = 3  # this node signed its result (signing protection) and shares the signature
+    REPORTED = 4  # a result of this round is on-chain
+    FAILED = 5  # failed on this node (its seat given up unless it had signed); not yet closed
+    CLOSED = 6  # finalized, refunded or the dispute resolved
 
 
 @dataclass
@@ -22,33 +40,76 @@ class TaskRuntime:
     committee: list[str] = field(default_factory=list)
     contributions: dict[str, Contribution] = field(default_factory=dict)
     intents: dict[str, bytes] = field(default_factory=dict)  # address (lower) -> join sig
-    intent_added: trio.Event = field(default_factory=trio.Event)
     signatures: SignatureSet | None = None
-    params_known: trio.Event = field(default_factory=trio.Event)
-    formed: trio.Event = field(default_factory=trio.Event)
-    inputs_complete: trio.Event = field(default_factory=trio.Event)
-    quorum: trio.Event = field(default_factory=trio.Event)
-    reported: trio.Event = field(default_factory=trio.Event)
-    closed: trio.Event = field(default_factory=trio.Event)
-    party_port: int | None = None
-    party_started: trio.Event = field(default_factory=trio.Event)
-    computing: bool = False
+    state: TaskState = TaskState.WATCHING
+    peer_declined: bool = False  # another member gave its seat up: no full MPC possible
     worker_started: bool = False
     restored: bool = False  # the seat was held before this process started (crash/restart)
-    peer_declined: trio.Event = field(default_factory=trio.Event)  # no full MPC possible
-    failed: bool = False
+    _changed: trio.Event = field(default_factory=trio.Event, repr=False)
+
+    # ---- transitions ----------------------------------------------------------------------
+
+    def advance(self, to: TaskState) -> None:
+        """Move the state forward to ``to`` (never back)."""
+        if to > self.state:
+            self.state = to
+            self.notify()
+
+    def set_params(self, params: TaskParams | None) -> None:
+        self.params = params
+        self.notify()
+
+    def notify(self) -> None:
+        """Wake every ``until``: something a step may wait for changed."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def until(self, cond: Callable[[], bool]) -> None:
+        """Wait until ``cond()`` holds (checked after each change)."""
+        while not cond():
+            await self._changed.wait()
+
+    # ---- conditions -----------------------------------------------------------------------
+
+    def knows_params(self) -> bool:
+        return self.params is not None
+
+    def is_formed(self) -> bool:
+        return self.state >= TaskState.FORMED
+
+    def is_computing(self) -> bool:
+        return self.state >= TaskState.COMPUTING
+
+    def is_reported(self) -> bool:
+        return self.state >= TaskState.REPORTED
+
+    def is_closed(self) -> bool:
+        return self.state >= TaskState.CLOSED
+
+    def is_failed(self) -> bool:
+        return self.state == TaskState.FAILED
+
+    def inputs_complete(self) -> bool:
+        return self.params is not None and len(self.contributions) == len(self.params.owners)
+
+    def has_quorum(self) -> bool:
+        return self.signatures is not None and self.signatures.quorum_result() is not None
+
+    def declined(self) -> bool:
+        return self.peer_declined
 
 
 TASK_STATES = ("watching", "seated", "computing", "reported", "closed", "failed")
 
 
 def task_state(rt: TaskRuntime) -> str:
-    if rt.failed:
+    """The runtime's label in metrics and ``dnode status`` (TASK_STATES)."""
+    if rt.state == TaskState.FAILED:
         return "failed"
-    if rt.closed.is_set():
+    if rt.state == TaskState.CLOSED:
         return "closed"
-    if rt.reported.is_set():
+    if rt.state == TaskState.REPORTED:
         return "reported"
-    if rt.computing:
+    if rt.state >= TaskState.COMPUTING:
         return "computing"
     return "seated" if rt.seat is not None else "watching"

@@ -4,23 +4,21 @@ settle), and gives the seat up on-chain when this node fails."""
 from __future__ import annotations
 
 import logging
-import time
 
 import trio
 
 from contracts.client import TaskStatus
 from contracts.errors import ContractsError, TransactionReverted
-from node.engines.mpc import accept_tunnels, mpc_compute, tunnel_key
 from node.errors import MpcError, NodeError, leaves
-from node.he_worker import is_he
 from node.protocol import (
     SignatureMessage,
 )
 from node.task.attest import send_signature, sign_once
+from node.task.compute import compute
 from node.task.context import NodeContext
 from node.task.report import report
 from node.task.settle import finalize
-from node.task.state import TaskRuntime
+from node.task.state import TaskRuntime, TaskState
 from oracle.errors import OracleError
 from oracle.reporter import SignatureSet
 
@@ -49,21 +47,19 @@ async def task_worker(ctx: NodeContext, rt: TaskRuntime) -> None:
                     log.error("task %d failed on this node: %s", rt.task_id, err)
                 else:
                     log.error("task %d failed on this node (bug)", rt.task_id, exc_info=err)
-            rt.failed = True
+            rt.advance(TaskState.FAILED)
             ctx.metrics.inc("task_failures_total")
             failure = {"error": "; ".join(map(str, errors))}
             ctx.save(rt.task_id, "failure.json", failure, rt.round)
             await abandon(ctx, rt, f"failed on this node: {errors[0]}")
-        finally:
-            ctx.host.remove_tunnel_target(tunnel_key(ctx, rt.task_id, rt.round))
-    if rt.closed.is_set():
+    if rt.is_closed():
         ctx.state.set_seat_state(rt.task_id, rt.round, "closed")
         log.info("task %d closed", rt.task_id)
 
 
 def watch_close(ctx: NodeContext, rt: TaskRuntime, scope: trio.CancelScope) -> None:
     async def watch() -> None:
-        await rt.closed.wait()
+        await rt.until(rt.is_closed)
         scope.cancel()
 
     assert ctx.nursery is not None
@@ -76,13 +72,13 @@ async def work(ctx: NodeContext, rt: TaskRuntime) -> None:
     task = await ctx.call(ctx.chain.task_info, rt.task_id)
     if rt.round and rt.params is None:  # e.g. a restart: the seat is replayed from the log
         first = ctx.rt(rt.task_id)
-        await first.params_known.wait()
+        await first.until(first.knows_params)
         rt.params = first.params
-        rt.params_known.set()
-    await rt.params_known.wait()
+        rt.notify()
+    await rt.until(rt.knows_params)
     assert rt.params is not None and rt.seat is not None
     params = rt.params
-    await rt.formed.wait()
+    await rt.until(rt.is_formed)
     if rt.round:
         task = await ctx.call(ctx.chain.task_info, rt.task_id)
         assert task.dispute is not None
@@ -99,8 +95,6 @@ async def work(ctx: NodeContext, rt: TaskRuntime) -> None:
     committee = {"seats": rt.committee, "peers": peers}
     ctx.save(rt.task_id, "committee.json", committee, rt.round)
     ctx.state.set_committee(rt.task_id, rt.round, rt.committee)
-    if not is_he(params):
-        accept_tunnels(ctx, rt, peers)
     rt.signatures = SignatureSet(ctx.chain_id, ctx.contract, rt.task_id, rt.committee, quorum)
     log.info(
         "task %d: round %d committee formed, seat %d of %d; waiting for inputs",
@@ -109,20 +103,10 @@ async def work(ctx: NodeContext, rt: TaskRuntime) -> None:
         rt.seat,
         m,
     )
-    stored = ctx.state.result(rt.task_id, rt.round)
-    if stored is not None:  # computed before a restart: never recompute, never re-sign
-        result_bytes, record = stored
-        log.info("task %d: round %d result restored from the state db", rt.task_id, rt.round)
-    elif is_he(params):  # the compute step is pluggable; signing and reporting are shared
-        t0 = time.monotonic()
-        result_bytes, record = await ctx.he.compute(rt, params, peers, ctx.task_dir(rt.task_id))
-        ctx.metrics.observe("he_seconds", time.monotonic() - t0)
-    else:
-        result_bytes, record = await mpc_compute(ctx, rt, params, peers, m, deadline)
-    ctx.state.save_result(rt.task_id, rt.round, result_bytes, record)
-    ctx.save(rt.task_id, "result.json", record, rt.round)
+    result_bytes, _ = await compute(ctx, rt, params, peers, deadline)
     sig = sign_once(ctx, rt, result_bytes)
     rt.signatures.add(result_bytes, sig)
+    rt.advance(TaskState.SIGNED)
     ctx.save(
         rt.task_id,
         "signature.json",
@@ -135,7 +119,7 @@ async def work(ctx: NodeContext, rt: TaskRuntime) -> None:
             if i != rt.seat:
                 n.start_soon(send_signature, ctx, peer, msg)
     if rt.signatures.quorum_result() is not None:
-        rt.quorum.set()
+        rt.notify()
     await report(ctx, rt, m, deadline)
     if rt.round == 0:
         await finalize(ctx, rt)  # an upheld or overturned re-execution settles at report
