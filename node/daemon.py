@@ -74,6 +74,15 @@ class NodeDaemon(NodeContext):
         self.last_errors: deque[dict[str, Any]] = deque(maxlen=10)
         self._error_handler = _RecentErrors(self.last_errors)
 
+    def register_handlers(self) -> None:
+        """Each peer protocol goes to its task step (node.task)."""
+        self.host.set_handler(PROTO_ANNOUNCE, partial(on_announce, self))
+        self.host.set_handler(PROTO_PARAMS, partial(on_params_request, self))
+        self.host.set_handler(PROTO_SHARES, partial(on_contribution, self))
+        self.host.set_handler(PROTO_SIGNATURE, partial(on_signature, self))
+        self.host.set_handler(PROTO_JOIN, partial(on_join_request, self))
+        self.he.serve()  # /dnode/blob/1.0.0: HE contexts, ciphertexts and results
+
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         info = await self.call(self.chain.node_info, self.address)
         if info.peer_id != self.host.peer_id:
@@ -81,12 +90,7 @@ class NodeDaemon(NodeContext):
                 "this node is not registered with peer id %s; run `dnode stake` to join committees",
                 self.host.peer_id,
             )
-        self.host.set_handler(PROTO_ANNOUNCE, partial(on_announce, self))
-        self.host.set_handler(PROTO_PARAMS, partial(on_params_request, self))
-        self.host.set_handler(PROTO_SHARES, partial(on_contribution, self))
-        self.host.set_handler(PROTO_SIGNATURE, partial(on_signature, self))
-        self.host.set_handler(PROTO_JOIN, partial(on_join_request, self))
-        self.he.serve()  # /dnode/blob/1.0.0: HE contexts, ciphertexts and results
+        self.register_handlers()
         logging.getLogger("dnode").addHandler(self._error_handler)
         if self.cfg.metrics_port is not None:
             token = trio.lowlevel.current_trio_token()
@@ -105,7 +109,7 @@ class NodeDaemon(NodeContext):
                 self.nursery = nursery
                 await recover(self)
                 nursery.start_soon(self._watch_chain)
-                nursery.start_soon(self._listen_gossip)
+                nursery.start_soon(self.listen_gossip)
                 nursery.start_soon(self._refresh_status)
                 log.info(
                     "node %s serving as peer %s on %s",
@@ -239,7 +243,7 @@ class NodeDaemon(NodeContext):
             except ContractsError as e:
                 log.warning("event %s not handled: %s", ev.name, e)
 
-    async def _listen_gossip(self) -> None:
+    async def listen_gossip(self) -> None:
         async for peer, data in self.host.subscribe(TOPIC_TASKS):
             try:
                 if b'"kind":"join"' in data:

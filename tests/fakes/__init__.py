@@ -1,0 +1,1 @@
+"""In-memory fakes of the transport and the chain: daemon-step tests without processes."""

@@ -1,0 +1,347 @@
+"""The task steps on in-memory fakes of the transport and the chain (no processes).
+
+Three daemons share a ``FakeNetwork`` and a ``FakeLedger``; a fake engine stands in for the
+MPC parties (the real engine runs in tests/test_e2e.py). What is checked is the wiring and the
+policy of the steps: params only when they match the chain, shares only from owners and only
+before the compute starts, signatures only from seat holders, a quorum reported once, and a
+failed seat given up on-chain unless this node already signed.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import trio
+from eth_account import Account
+from eth_utils import keccak
+
+from contracts.client import ChainClient, ChainEvent, TaskStatus
+from node.config import NodeConfig
+from node.daemon import NodeDaemon
+from node.engines import ENGINES
+from node.errors import MpcError, NodeError
+from node.mpc.sharing import field_modulus, share
+from node.protocol import (
+    PROTO_ANNOUNCE,
+    PROTO_SHARES,
+    PROTO_SIGNATURE,
+    Announcement,
+    Contribution,
+    SignatureMessage,
+    loads,
+)
+from node.task.events import on_chain_event
+from node.task.seat import consider
+from node.task.state import TaskRuntime, TaskState, task_state
+from oracle.attestation import sign_report
+from oracle.encoding import AggregateResult
+from scheduler.programs import CAP_MPC, TaskParams, threshold_for
+from tests.fakes.chain import FakeChain, FakeLedger
+from tests.fakes.transport import FakeNetwork
+
+TASK = 1
+RESULT = AggregateResult.from_fractions([Fraction(21)], 3)
+
+
+def account(name: str) -> Any:
+    return Account.from_key(keccak(text=f"test-task-steps-{name}"))
+
+
+OWNER, REQUESTER, OUTSIDER = account("owner"), account("requester"), account("outsider")
+PARAMS = TaskParams(program="mpc.sum", owners=(OWNER.address,), input_timeout=20)
+
+
+class FakeEngine:
+    """Waits for every owner's shares like the MPC engine, then 'computes' RESULT."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.prepared: list[TaskParams] = []
+
+    def prepare(self, spec: Any, params: TaskParams, task_dir: Path) -> TaskParams:
+        self.prepared.append(params)
+        return params
+
+    async def compute(self, prepared: TaskParams, session: Any) -> AggregateResult:
+        rt = session.rt
+        with trio.fail_after(10):
+            await rt.until(rt.inputs_complete)
+        rt.advance(TaskState.COMPUTING)
+        if self.fail:
+            raise MpcError(rt.task_id, "party killed")
+        return RESULT
+
+    def encode_result(self, spec: Any, raw: AggregateResult) -> bytes:
+        return raw.encode()
+
+
+class RefusingEngine(FakeEngine):
+    def prepare(self, spec: Any, params: TaskParams, task_dir: Path) -> TaskParams:
+        raise NodeError("this node refuses the program")
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    fake = FakeEngine()
+    monkeypatch.setitem(ENGINES, CAP_MPC, fake)
+    return fake
+
+
+class Cluster:
+    def __init__(self, tmp: Path, n: int = 3) -> None:
+        self.ledger = FakeLedger()
+        self.net = FakeNetwork()
+        self.nodes: list[NodeDaemon] = []
+        for i in range(n):
+            acct = account(f"node{i}")
+            peer = f"peer{i}"
+            self.ledger.register(acct.address, peer)
+            cfg = NodeConfig(home=tmp / f"n{i}", account=acct, auto_finalize=False)
+            chain = cast(ChainClient, FakeChain(self.ledger, acct.address))
+            self.nodes.append(NodeDaemon(cfg, chain, self.net.host(peer)))
+        self.owner = self.net.host("owner-peer")
+        self.seen = 0
+
+    def wire(self, nursery: trio.Nursery) -> None:
+        for d in self.nodes:
+            d.nursery = nursery
+            d.register_handlers()
+            nursery.start_soon(d.listen_gossip)
+
+    async def follow(self) -> None:
+        """The chain watcher's job: every node sees every new event (TaskPosted is left out:
+        seat offers go through the sortition, covered by the contract and e2e tests)."""
+        while True:
+            for ev in self.ledger.events[self.seen :]:
+                self.seen += 1
+                if ev.name != "TaskPosted":
+                    for d in self.nodes:
+                        await on_chain_event(d, ev)
+            await trio.sleep(0.02)
+
+    def form(self) -> list[str]:
+        members = [d.address for d in self.nodes]
+        chain = cast(FakeChain, self.nodes[0].chain)
+        chain.form_committee(TASK, members, [None] * len(members), [0] * len(members))
+        return members
+
+    async def contribute(self, values: list[int], owner: Any = OWNER) -> list[bytes]:
+        m = len(self.nodes)
+        modulus = field_modulus(PARAMS.bit_length)
+        shares = share(values, m, threshold_for(m), modulus)
+        replies = []
+        for seat, d in enumerate(self.nodes):
+            c = Contribution(
+                d.chain_id, d.contract, TASK, owner.address, seat, modulus, tuple(shares[seat])
+            ).signed(owner)
+            replies.append(await self.owner.request(d.host.peer_id, PROTO_SHARES, c.to_bytes()))
+        return replies
+
+
+async def announce(cluster: Cluster, params: TaskParams = PARAMS, to: int = 0) -> dict[str, Any]:
+    msg = Announcement(TASK, params.canonical()).to_bytes()
+    reply = await cluster.owner.request(cluster.nodes[to].host.peer_id, PROTO_ANNOUNCE, msg)
+    return loads("test", reply)
+
+
+def test_params_are_taken_only_when_they_match_the_chain(tmp_path: Path, engine: Any) -> None:
+    c = Cluster(tmp_path)
+    c.ledger.post(TASK, REQUESTER.address, PARAMS)
+    forged = TaskParams(program="mpc.sum", owners=(OUTSIDER.address,))
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            c.wire(n)
+            bad = await announce(c, forged)
+            assert not bad["ok"] and "digest" in bad["error"]
+            assert all(d.known(TASK) is None or d.known(TASK).params is None for d in c.nodes)
+            good = await announce(c)
+            assert good["ok"]
+            with trio.fail_after(5):  # relayed by gossip to the other nodes
+                for d in c.nodes:
+                    await d.rt(TASK).until(d.rt(TASK).knows_params)
+            assert len(c.nodes[0].host.published) == 1  # relayed once
+            await announce(c)
+            assert len(c.nodes[0].host.published) == 1  # not again: nothing new
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+    assert all(d.rt(TASK).params == PARAMS for d in c.nodes)
+    assert all(d.rt(TASK).state == TaskState.WATCHING for d in c.nodes)
+
+
+def test_a_seated_committee_computes_signs_and_reports_once(tmp_path: Path, engine: Any) -> None:
+    c = Cluster(tmp_path)
+    c.ledger.post(TASK, REQUESTER.address, PARAMS)
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            c.wire(n)
+            n.start_soon(c.follow)
+            assert (await announce(c))["ok"]
+            c.form()
+            with trio.fail_after(5):
+                for d in c.nodes:
+                    await d.rt(TASK).until(d.rt(TASK).is_formed)
+            assert [d.rt(TASK).seat for d in c.nodes] == [0, 1, 2]
+            replies = await c.contribute([1, 2, 3])
+            assert all(loads("t", r)["ok"] for r in replies)
+            with trio.fail_after(20):
+                for d in c.nodes:
+                    await d.rt(TASK).until(d.rt(TASK).is_reported)
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+    info = c.ledger.tasks[TASK]
+    assert info.status == TaskStatus.REPORTED and info.result == RESULT.encode()
+    reports = [cast(FakeChain, d.chain).calls.count("report") for d in c.nodes]
+    assert sum(reports) == 1  # the ranked reporter; its backups saw ResultReported
+    for d in c.nodes:
+        rt = d.rt(TASK)
+        assert rt.state == TaskState.REPORTED and task_state(rt) == "reported"
+        assert d.state.result(TASK, 0) is not None  # kept across restarts
+        assert d.state.signature(TASK) is not None  # signing protection recorded
+        assert rt.signatures is not None and rt.signatures.quorum_result() is not None
+
+
+def test_shares_only_from_owners_and_only_before_the_compute(tmp_path: Path, engine: Any) -> None:
+    c = Cluster(tmp_path)
+    c.ledger.post(TASK, REQUESTER.address, PARAMS)
+    for d in c.nodes:  # seated, params known, no worker (the compute never starts by itself)
+        rt = d.rt(TASK)
+        rt.params, rt.seat, rt.worker_started = PARAMS, c.nodes.index(d), True
+        rt.advance(TaskState.FORMED)
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            c.wire(n)
+            outsider = await c.contribute([5, 5, 5], owner=OUTSIDER)
+            assert not any(loads("t", r)["ok"] for r in outsider)
+            assert "not a data owner" in loads("t", outsider[0])["error"]
+            c.nodes[0].rt(TASK).advance(TaskState.COMPUTING)
+            late = await c.contribute([1, 2, 3])
+            assert "already started" in loads("t", late[0])["error"]
+            assert all(loads("t", r)["ok"] for r in late[1:])
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+    assert c.nodes[0].rt(TASK).contributions == {}
+    assert c.nodes[0].state.shares(TASK, 0) == {}
+    assert c.nodes[1].rt(TASK).inputs_complete()
+
+
+def test_signatures_only_from_seat_holders(tmp_path: Path, engine: Any) -> None:
+    c = Cluster(tmp_path)
+    c.ledger.post(TASK, REQUESTER.address, PARAMS)
+    members = [d.address for d in c.nodes]
+    d0 = c.nodes[0]
+    from oracle.reporter import SignatureSet
+
+    rt = d0.rt(TASK)
+    rt.signatures = SignatureSet(d0.chain_id, d0.contract, TASK, members, 2)
+    result = RESULT.encode()
+
+    async def send(signer: Any) -> dict[str, Any]:
+        sig = sign_report(signer, d0.chain_id, d0.contract, TASK, result)
+        msg = SignatureMessage(TASK, result, sig).to_bytes()
+        return loads("t", await c.owner.request(d0.host.peer_id, PROTO_SIGNATURE, msg))
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            c.wire(n)
+            assert not (await send(OUTSIDER))["ok"]
+            assert not rt.has_quorum()
+            assert (await send(c.nodes[1].cfg.account))["ok"]
+            assert (await send(c.nodes[2].cfg.account))["ok"]
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+    assert rt.has_quorum()
+
+
+def test_a_failed_seat_is_declined_on_chain_unless_signed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(ENGINES, CAP_MPC, FakeEngine(fail=True))
+    c = Cluster(tmp_path)
+    c.ledger.post(TASK, REQUESTER.address, PARAMS)
+    signed = c.nodes[2]  # signed some result before (e.g. before a restart): keeps its seat
+    signed.state.sign_once(TASK, 0, b"earlier", lambda r: b"\1" * 65)
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            c.wire(n)
+            n.start_soon(c.follow)
+            assert (await announce(c))["ok"]
+            c.form()
+            with trio.fail_after(5):
+                for d in c.nodes:
+                    await d.rt(TASK).until(d.rt(TASK).is_formed)
+            await c.contribute([1, 2, 3])
+            with trio.fail_after(20):
+                for d in c.nodes:
+                    await d.rt(TASK).until(d.rt(TASK).is_failed)
+                while len(c.ledger.declines) < 2:  # abandon runs after the state moved
+                    await trio.sleep(0.05)
+            await trio.sleep(0.2)  # the signed node would have declined by now
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+    declined = {a.lower() for _, a, _ in c.ledger.declines}
+    assert declined == {c.nodes[0].address.lower(), c.nodes[1].address.lower()}
+    assert all("party killed" in reason for _, _, reason in c.ledger.declines)
+    assert all(task_state(d.rt(TASK)) == "failed" for d in c.nodes)
+    assert c.ledger.tasks[TASK].status == TaskStatus.COMPUTING  # nothing reported
+
+
+def test_a_node_offers_no_seat_when_its_engine_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(ENGINES, CAP_MPC, RefusingEngine())
+    c = Cluster(tmp_path, n=1)
+    c.ledger.post(TASK, REQUESTER.address, PARAMS)
+    d = c.nodes[0]
+    rt = d.rt(TASK)
+    rt.params = PARAMS
+
+    trio.run(consider, d, rt)
+    assert rt.intents == {}  # no join intent signed or sent
+    assert d.host.published == []  # type: ignore[attr-defined]
+
+
+def test_task_state_only_moves_forward_and_wakes_waiters() -> None:
+    rt = TaskRuntime(TASK)
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            woke: list[TaskState] = []
+
+            async def wait() -> None:
+                await rt.until(rt.is_reported)
+                woke.append(rt.state)
+
+            n.start_soon(wait)
+            await trio.sleep(0.01)
+            rt.advance(TaskState.FORMED)
+            await trio.sleep(0.01)
+            assert woke == []
+            rt.advance(TaskState.CLOSED)  # a chain event may skip steps
+            await trio.sleep(0.01)
+            assert woke == [TaskState.CLOSED]
+            rt.advance(TaskState.COMPUTING)  # never back
+            assert rt.state == TaskState.CLOSED
+
+    trio.run(main)
+
+
+def test_orphaned_posting_closes_the_runtime(tmp_path: Path, engine: Any) -> None:
+    c = Cluster(tmp_path, n=1)
+    d = c.nodes[0]
+    rt = d.rt(TASK)
+    from node.task.events import on_orphaned
+
+    on_orphaned(d, ChainEvent("TaskPosted", {"task_id": TASK}, 5, "0x0", 0))
+    assert rt.state == TaskState.CLOSED and d.known(TASK) is None
