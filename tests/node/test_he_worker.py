@@ -12,7 +12,7 @@ from node import he_worker
 from node.he import HeError, decrypt_result, keccak256, prepare_task
 from node.he.params import CKKS_RTOL_ATOL
 from node.he_worker import HeWorker
-from node.task.state import TaskRuntime
+from node.task.state import TaskRuntime, TaskState
 from scheduler.programs import TaskParams
 
 OWNER = "0x" + "11" * 20
@@ -50,7 +50,7 @@ def test_push_policy_only_declared_blobs_of_seated_tasks(tmp_path, monkeypatch):
         rts[1].seat = None
         assert not await w.accept_push("p", ctx.digest, ctx.size)  # no seat here
         rts[1].seat = 0
-        rts[1].closed.set()
+        rts[1].advance(TaskState.CLOSED)
         assert not await w.accept_push("p", ctx.digest, ctx.size)  # task over
 
     trio.run(main)
