@@ -11,6 +11,9 @@ context), optional mDNS, and three stream protocols of our own:
 * ``/dnode/directory/1.0.0``: "which addresses do you know for these peer ids?";
 * ``/dnode/tunnel/1.0.0`` (see :mod:`node.tunnel`).
 
+Beside it: ``node.p2p_wire`` (identity, addresses, framed streams), ``node.p2p_discovery``
+(directory, bootstrap, mDNS) and ``node.libp2p_patches`` (py-libp2p 0.8.1 work-arounds).
+
 Usage::
 
     async with open_host(seed, ["/ip4/0.0.0.0/tcp/4001"], bootstrap, topics=[TOPIC]) as host:
@@ -23,18 +26,32 @@ Usage::
 from __future__ import annotations
 
 import collections
-import json
 import logging
-import random
-import struct
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-import multiaddr
 import trio
 
 from node.errors import P2PError, ProtocolViolation
+from node.libp2p_patches import (
+    _RPC_OVERHEAD,
+    _build_libp2p_host,
+    _check_ports_free,
+    _guard_stream_handlers,
+    _harden_pubsub,
+    _LargeRpcQueues,
+    _leaves,
+)
+from node.p2p_discovery import DIRECTORY_PROTOCOL, PeerDiscovery
+from node.p2p_wire import (
+    P2PStream,
+    _ma,
+    _parse_pid,
+    _strip_p2p,
+    keypair_from_seed,
+    peer_id_from_seed,
+)
 from node.transport import (
     DEFAULT_MAX_FRAME,
     MAX_GOSSIP_SIZE,
@@ -47,18 +64,8 @@ from node.tunnel import TUNNEL_PROTOCOL, TunnelService
 
 log = logging.getLogger("dnode.p2p")
 
-DIRECTORY_PROTOCOL = "/dnode/directory/1.0.0"
 RESERVED_PROTOCOLS = frozenset({DIRECTORY_PROTOCOL, TUNNEL_PROTOCOL})
 
-# Directory limits.
-MAX_DIRECTORY_QUERY = 256
-MAX_ADDRS_PER_PEER = 32
-# TTL (seconds) of addresses learned through the directory or connect().
-LEARNED_ADDR_TTL = 3600
-
-# Headroom of the pubsub RPC size limit over MAX_GOSSIP_SIZE (signature, key, topic, seqno).
-_RPC_OVERHEAD = 64 * 1024
-_LEN = struct.Struct(">I")
 
 __all__ = [
     "DIRECTORY_PROTOCOL",
@@ -71,176 +78,10 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------
-# identity
-
-
-def keypair_from_seed(seed: bytes) -> Any:
-    """Deterministic libp2p Ed25519 ``KeyPair`` from a 32-byte seed."""
-    from libp2p.crypto.ed25519 import create_new_key_pair
-
-    if not isinstance(seed, (bytes, bytearray)) or len(seed) != 32:
-        raise P2PError("identity seed must be exactly 32 bytes")
-    return create_new_key_pair(bytes(seed))
-
-
-def peer_id_from_seed(seed: bytes) -> str:
-    """The base58 peer id a host started with ``seed`` will have."""
-    from libp2p.peer.id import ID
-
-    return ID.from_pubkey(keypair_from_seed(seed).public_key).to_base58()
-
-
-def _parse_pid(peer_id: str) -> Any:
-    from libp2p.peer.id import ID
-
-    try:
-        return ID.from_base58(peer_id)
-    except Exception as e:  # noqa: BLE001 - base58 / multihash errors of all sorts
-        raise P2PError(f"invalid peer id {peer_id!r}: {e}") from e
-
-
-def _ma(addr: str) -> multiaddr.Multiaddr:
-    try:
-        return multiaddr.Multiaddr(addr)
-    except Exception as e:  # noqa: BLE001
-        raise P2PError(f"invalid multiaddr {addr!r}: {e}") from e
-
-
-def _strip_p2p(addr: multiaddr.Multiaddr) -> multiaddr.Multiaddr:
-    s = str(addr)
-    i = s.find("/p2p/")
-    return multiaddr.Multiaddr(s[:i]) if i > 0 else addr
-
-
-def _interface_ips() -> list[str]:
-    try:
-        import ifaddr
-
-        ips = []
-        for adapter in ifaddr.get_adapters():
-            for ip in adapter.ips:
-                if ip.is_IPv4 and isinstance(ip.ip, str):
-                    ips.append(ip.ip)
-        return ips or ["127.0.0.1"]
-    except Exception:  # noqa: BLE001
-        return ["127.0.0.1"]
-
-
-def _expand_wildcards(addrs: list[multiaddr.Multiaddr]) -> list[multiaddr.Multiaddr]:
-    """addrs_factory: replace /ip4/0.0.0.0 listen addrs by one addr per interface IP,
-    so identify / the directory advertise dialable addresses."""
-    out: list[multiaddr.Multiaddr] = []
-    seen: set[str] = set()
-    for a in addrs:
-        s = str(a)
-        if s.startswith("/ip4/0.0.0.0/"):
-            rest = s[len("/ip4/0.0.0.0") :]
-            cands = [f"/ip4/{ip}{rest}" for ip in _interface_ips()]
-        else:
-            cands = [s]
-        for c in cands:
-            if c not in seen:
-                seen.add(c)
-                out.append(multiaddr.Multiaddr(c))
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# streams and framing
-
-
-class P2PStream:
-    """:class:`node.transport.ByteStream` over a py-libp2p ``INetStream``."""
-
-    def __init__(self, net_stream: Any, peer_id: str) -> None:
-        self._s = net_stream
-        self._peer_id = peer_id
-        self._done = False
-
-    @property
-    def peer_id(self) -> str:
-        return self._peer_id
-
-    async def read(self, max_bytes: int = 65536) -> bytes:
-        from libp2p.network.stream.exceptions import StreamEOF
-
-        if max_bytes <= 0:
-            raise ValueError("max_bytes must be positive")
-        try:
-            return await self._s.read(max_bytes)
-        except StreamEOF:
-            # py-libp2p 0.8.1 yamux drops a stream's bookkeeping when an RST arrives,
-            # so a remote reset surfaces as EOF; tell them apart by the muxed stream flag.
-            if getattr(getattr(self._s, "muxed_stream", None), "reset_received", False):
-                raise P2PError(f"stream reset by {self._peer_id}") from None
-            return b""
-        except trio.Cancelled:
-            raise
-        except Exception as e:  # StreamReset, StreamError, muxer errors
-            raise P2PError(f"stream from {self._peer_id} failed: {e!r}") from e
-
-    async def read_exactly(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = await self.read(min(n - len(buf), 1 << 20))
-            if not chunk:
-                raise ProtocolViolation(self._peer_id, f"EOF after {len(buf)} of {n} bytes")
-            buf += chunk
-        return bytes(buf)
-
-    async def write(self, data: bytes) -> None:
-        try:
-            await self._s.write(bytes(data))
-        except trio.Cancelled:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise P2PError(f"stream to {self._peer_id} failed: {e!r}") from e
-
-    async def close_write(self) -> None:
-        try:
-            await self._s.close_write()
-        except trio.Cancelled:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise P2PError(f"half-close to {self._peer_id} failed: {e!r}") from e
-
-    async def close(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        try:
-            await self._s.close()
-        except trio.Cancelled:
-            raise
-        except Exception as e:  # noqa: BLE001
-            log.debug("closing stream to %s: %r", self._peer_id, e)
-
-    async def reset(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        with trio.CancelScope(shield=True):
-            try:
-                await self._s.reset()
-            except Exception as e:  # noqa: BLE001
-                log.debug("resetting stream to %s: %r", self._peer_id, e)
-
-    async def write_frame(self, payload: bytes) -> None:
-        await self.write(_LEN.pack(len(payload)) + bytes(payload))
-
-    async def read_frame(self, max_size: int) -> bytes:
-        """One length-prefixed frame; ProtocolViolation if oversized or truncated."""
-        (length,) = _LEN.unpack(await self.read_exactly(4))
-        if length > max_size:
-            raise ProtocolViolation(self._peer_id, f"frame of {length} bytes > limit {max_size}")
-        return await self.read_exactly(length)
-
-
-# --------------------------------------------------------------------------------------
 # the host
 
 
-class P2PHost:
+class P2PHost(PeerDiscovery):
     """A running libp2p node. Create with :func:`open_host`; see module docstring."""
 
     def __init__(
@@ -529,295 +370,12 @@ class P2PHost:
             raise P2PError(f"connect to {multiaddr_str} failed: {e}") from e
         return info.peer_id.to_base58()
 
-    def _peerstore_addrs(self, pid: Any) -> list[multiaddr.Multiaddr]:
-        try:
-            addrs = self._host.get_peerstore().addrs(pid)
-        except Exception:  # noqa: BLE001 - PeerStoreError (unknown / expired)
-            return []
-        out, seen = [], set()
-        for a in addrs:
-            a = _strip_p2p(a)
-            if str(a) not in seen:
-                seen.add(str(a))
-                out.append(a)
-        return out
-
-    def known_addrs(self, peer_id: str) -> list[str]:
-        """Full multiaddrs (with ``/p2p/<id>``) this host knows for ``peer_id``."""
-        pid = _parse_pid(peer_id)
-        if pid == self._host.get_id():
-            return self.addrs
-        return [f"{a}/p2p/{peer_id}" for a in self._peerstore_addrs(pid)]
-
-    async def find_peer(self, peer_id: str, timeout: float = 5.0) -> list[str]:
-        """Ask every connected peer's directory for ``peer_id``'s addresses.
-
-        Returns the union (full multiaddrs) and stores them in the peerstore; ``[]``
-        if nobody knows (never raises for "not found")."""
-        pid = _parse_pid(peer_id)
-        if pid == self._host.get_id():
-            return self.addrs
-        query = json.dumps({"peers": [peer_id]}).encode()
-        found: dict[str, None] = {}
-
-        async def ask(other: str) -> None:
-            try:
-                raw = await self.request(other, DIRECTORY_PROTOCOL, query, timeout=timeout)
-                answer = json.loads(raw)["addrs"].get(peer_id, [])
-                for a in answer[:MAX_ADDRS_PER_PEER]:
-                    if isinstance(a, str):
-                        ma = _strip_p2p(_ma(a))
-                        found.setdefault(f"{ma}/p2p/{peer_id}")
-            except (P2PError, ValueError, KeyError, TypeError, AttributeError) as e:
-                log.debug("directory query to %s for %s failed: %r", other, peer_id, e)
-
-        with trio.move_on_after(timeout):
-            async with trio.open_nursery() as n:
-                for other in self.connected_peers():
-                    if other != peer_id:
-                        n.start_soon(ask, other)
-        if found:
-            self._host.get_peerstore().add_addrs(
-                pid, [_strip_p2p(_ma(a)) for a in found], LEARNED_ADDR_TTL
-            )
-        log.debug("find_peer %s -> %s", peer_id, list(found))
-        return list(found)
-
-    async def _directory_handler(self, peer_id: str, request: bytes) -> bytes:
-        try:
-            wanted = json.loads(request)["peers"]
-            if not isinstance(wanted, list) or len(wanted) > MAX_DIRECTORY_QUERY:
-                raise ValueError("bad peers list")
-        except (ValueError, KeyError, TypeError) as e:
-            raise ProtocolViolation(peer_id, f"bad directory query: {e}") from e
-        answer: dict[str, list[str]] = {}
-        for p in wanted:
-            if not isinstance(p, str):
-                continue
-            try:
-                addrs = self.known_addrs(p)
-            except P2PError:
-                continue
-            if addrs:
-                answer[p] = addrs[:MAX_ADDRS_PER_PEER]
-        return json.dumps({"addrs": answer}).encode()
-
-    async def wait_for_peers(self, n: int, timeout: float = 10.0) -> None:
-        """Wait until at least ``n`` peers are connected (P2PError on timeout)."""
-        with trio.move_on_after(timeout):
-            while len(self.connected_peers()) < n:
-                await trio.sleep(0.05)
-            return
-        raise P2PError(f"only {len(self.connected_peers())} of {n} peers after {timeout}s")
-
-    async def wait_for_topic_peers(self, topic: str, n: int = 1, timeout: float = 10.0) -> None:
-        """Wait until ``n`` gossip peers announced ``topic`` to us (P2PError on timeout).
-
-        Publishing before that (or before the gossipsub mesh heartbeat grafted them)
-        may reach nobody; this is the mesh warm-up barrier."""
-        with trio.move_on_after(timeout):
-            while len(self._pubsub.peer_topics.get(topic, ())) < n:
-                await trio.sleep(0.05)
-            return
-        raise P2PError(f"fewer than {n} peers on topic {topic!r} after {timeout}s")
-
     # -- tunnels ---------------------------------------------------------------------
     def set_tunnel_target(self, key: str, resolver: TunnelResolver) -> None:
         self._tunnels.set_target(key, resolver)
 
     def remove_tunnel_target(self, key: str) -> None:
         self._tunnels.remove_target(key)
-
-    # -- background: bootstrap / mdns -------------------------------------------------
-    async def _keep_bootstrap(
-        self, addr: str, first_done: trio.Event, *, max_backoff: float = 30.0
-    ) -> None:
-        """Dial ``addr`` with exponential backoff, and re-dial whenever it drops."""
-        from libp2p.peer.peerinfo import info_from_p2p_addr
-
-        try:
-            pid = info_from_p2p_addr(_ma(addr)).peer_id
-        except Exception as e:  # noqa: BLE001
-            log.error("bootstrap address %r unusable: %r", addr, e)
-            first_done.set()
-            return
-        if pid == self._host.get_id():
-            first_done.set()
-            return
-        delay, failures = 0.25, 0
-        while True:
-            if self._host.get_network().get_connections(pid):
-                first_done.set()
-                delay, failures = 0.25, 0
-                await trio.sleep(2.0)
-                continue
-            try:
-                await self.connect(addr, timeout=10.0)
-                log.info("connected to bootstrap %s", addr)
-                continue
-            except P2PError as e:
-                failures += 1
-                (log.warning if failures in (1, 5) or failures % 20 == 0 else log.debug)(
-                    "bootstrap %s: attempt %d failed: %s", addr, failures, e
-                )
-                if failures >= 3:
-                    first_done.set()  # don't hold up startup any longer
-            await trio.sleep(delay * (0.8 + 0.4 * random.random()))
-            delay = min(delay * 2, max_backoff)
-
-    async def _mdns_connector(self, recv: trio.MemoryReceiveChannel[Any]) -> None:
-        async with recv:
-            async for info in recv:
-                if info.peer_id == self._host.get_id():
-                    continue
-                if self._host.get_network().get_connections(info.peer_id):
-                    continue
-                try:
-                    with trio.fail_after(10):
-                        await self._host.connect(info)
-                    log.info("mDNS: connected to %s", info.peer_id)
-                except Exception as e:  # noqa: BLE001
-                    log.info("mDNS: connecting to %s failed: %r", info.peer_id, e)
-
-
-class _LargeRpcQueues(dict):  # type: ignore[type-arg]
-    """py-libp2p 0.8.1 creates each peer's outbound ``RpcQueue()`` with a hard-coded
-    1 MiB limit that includes the RPC envelope (signature, key, sender record), so a
-    1 MiB payload would be silently dropped as "oversized".  Raise it as the queues
-    are registered."""
-
-    def __setitem__(self, key: Any, queue: Any) -> None:
-        if hasattr(queue, "max_message_size"):
-            queue.max_message_size = max(queue.max_message_size, MAX_GOSSIP_SIZE + _RPC_OVERHEAD)
-        super().__setitem__(key, queue)
-
-
-def _harden_pubsub(lhost: Any, pubsub: Any) -> None:
-    """Work around two py-libp2p 0.8.1 pubsub defects.
-
-    1. GossipSub writes some RPCs (pending-message flush, recent-message replay)
-       straight to a peer's stream while that peer's queue-sender task also writes to
-       it.  RPCs larger than one yamux frame / the send window are written in several
-       frames, so concurrent writers interleave and corrupt the varint framing.  We
-       serialise ``write_msg`` per stream.
-    2. ``Pubsub.stream_handler`` lets a protobuf ``DecodeError`` (garbage from a peer,
-       or the corruption above) escape into the swarm's nursery, which tears down the
-       whole host.  We wrap the handler: log, reset the stream, drop and disconnect
-       the peer.
-    """
-    import weakref
-
-    from libp2p.custom_types import TProtocol
-
-    locks: weakref.WeakKeyDictionary[Any, trio.Lock] = weakref.WeakKeyDictionary()
-    write_msg = pubsub.write_msg
-
-    async def locked_write_msg(stream: Any, rpc_msg: Any) -> bool:
-        lock = locks.get(stream)
-        if lock is None:
-            lock = locks[stream] = trio.Lock()
-        async with lock:
-            return await write_msg(stream, rpc_msg)
-
-    pubsub.write_msg = locked_write_msg
-    stream_handler = pubsub.stream_handler
-
-    async def safe_stream_handler(stream: Any) -> None:
-        try:
-            await stream_handler(stream)
-        except Exception as e:  # noqa: BLE001
-            peer = stream.muxed_conn.peer_id
-            log.warning("gossip stream from %s failed (%r); dropping it", peer, e)
-            with trio.CancelScope(shield=True), suppress(Exception):
-                await stream.reset()
-            try:
-                pubsub._handle_dead_peer(peer)
-                # a peer half-removed from pubsub would stay connected but deaf;
-                # disconnect so that a legitimate peer re-dials and starts afresh.
-                with trio.move_on_after(5):
-                    await lhost.disconnect(peer)
-            except Exception:  # noqa: BLE001
-                log.debug("pubsub cleanup of %s failed", peer, exc_info=True)
-
-    for proto in pubsub.router.get_protocols():
-        lhost.set_stream_handler(TProtocol(proto), safe_stream_handler)
-
-
-def _guard_stream_handlers(lhost: Any) -> None:
-    """In py-libp2p 0.8.1 an exception escaping *any* protocol's stream handler
-    propagates into the connection's nursery and tears down the whole host.  Install
-    a swarm-level guard: log, reset that stream, keep serving."""
-    network = lhost.get_network()
-    inner = network.common_stream_handler
-
-    async def guarded(net_stream: Any) -> None:
-        try:
-            await inner(net_stream)
-        except Exception as e:  # noqa: BLE001
-            peer = getattr(getattr(net_stream, "muxed_conn", None), "peer_id", "?")
-            log.warning(
-                "stream handler for %s from %s failed (%r); stream reset",
-                net_stream.get_protocol(),
-                peer,
-                e,
-            )
-            with trio.CancelScope(shield=True), suppress(Exception):
-                await net_stream.reset()
-
-    network.set_stream_handler(guarded)
-
-
-def _leaves(eg: BaseExceptionGroup) -> list[BaseException]:
-    out: list[BaseException] = []
-    for e in eg.exceptions:
-        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
-    return out
-
-
-def _check_ports_free(maddrs: Sequence[multiaddr.Multiaddr]) -> None:
-    """py-libp2p 0.8.1 listens with SO_REUSEPORT, so a second node on a busy port
-    would silently share it (the kernel load-balances connections between them).
-    Probe explicit ports without SO_REUSEPORT first."""
-    import socket
-
-    for ma in maddrs:
-        parts = str(ma).split("/")
-        if len(parts) < 5 or parts[3] != "tcp" or parts[1] not in ("ip4", "ip6"):
-            continue
-        port = int(parts[4])
-        if port == 0:
-            continue
-        family = socket.AF_INET if parts[1] == "ip4" else socket.AF_INET6
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((parts[2], port))
-            except OSError as e:
-                raise P2PError(f"cannot listen on {ma}: {e.strerror or e}") from e
-
-
-def _build_libp2p_host(seed: bytes, mdns: bool, announce: Sequence[str] | None) -> Any:
-    from libp2p import new_host
-    from libp2p.crypto.x25519 import create_new_key_pair as new_x25519
-    from libp2p.custom_types import TProtocol
-    from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_ID
-    from libp2p.security.noise.transport import Transport as NoiseTransport
-    from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_ID
-    from libp2p.stream_muxer.yamux.yamux import Yamux
-
-    key_pair = keypair_from_seed(seed)
-    return new_host(
-        key_pair=key_pair,
-        sec_opt={NOISE_ID: NoiseTransport(key_pair, noise_privkey=new_x25519().private_key)},
-        muxer_opt={TProtocol(YAMUX_ID): Yamux},
-        enable_mDNS=mdns,
-        # either a fixed public address list, or our listen addrs with 0.0.0.0 expanded
-        announce_addrs=[_ma(a) for a in announce] if announce else None,
-        addrs_factory=None if announce else _expand_wildcards,
-        # identify's "observed address" of an outbound TCP connection is an ephemeral
-        # port (py-libp2p does not dial from its listen port): never advertise it.
-        disable_identify_address_discovery=True,
-    )
 
 
 @asynccontextmanager
