@@ -17,7 +17,7 @@ from node.protocol import (
     ok,
 )
 from node.task.context import NodeContext
-from node.task.policy import rerun_ineligible
+from node.task.policy import choose_committee, rerun_ineligible
 from node.task.state import TaskRuntime
 from oracle.attestation import sign_join
 from scheduler.candidates import Candidates, candidates_for
@@ -91,14 +91,12 @@ async def join(ctx: NodeContext, rt: TaskRuntime, m: int, seat_deadline: int) ->
                          rt.task_id, (pos or 0) + 1, what)  # fmt: skip
             last_sent = trio.current_time()
             ctx.spawn(broadcast_join, ctx, msg)
-        arrived = [c for c in ranking.candidates if c.address.lower() in rt.intents]
-        chosen = arrived[:m]
-        members = [c.address.lower() for c in chosen]
-        if len(chosen) == m and me in members:
-            missing = [
-                c.address for c in ranking.candidates[:m] if c.address.lower() not in rt.intents
-            ]
-            if missing and trio.current_time() - seeded < BACKUP_WAIT:
+        choice = choose_committee(
+            ranking.candidates, rt.intents, m, me, trio.current_time() - seeded, BACKUP_WAIT
+        )
+        chosen, missing = choice.chosen, choice.missing
+        if choice.position is not None:
+            if choice.wait:
                 with trio.move_on_after(0.5):
                     await rt.until(rt.is_formed)
                 continue
@@ -112,7 +110,7 @@ async def join(ctx: NodeContext, rt: TaskRuntime, m: int, seat_deadline: int) ->
                     BACKUP_WAIT,
                     ", ".join(c.address for c in chosen),
                 )
-            with trio.move_on_after(JOIN_SETTLE + members.index(me) * JOIN_STAGGER):
+            with trio.move_on_after(JOIN_SETTLE + choice.position * JOIN_STAGGER):
                 await rt.until(rt.is_formed)
             if rt.is_formed():
                 return

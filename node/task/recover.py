@@ -13,6 +13,7 @@ from node.protocol import (
 )
 from node.state import HeldSeat
 from node.task.context import NodeContext
+from node.task.policy import Resume, resume_action
 from node.task.settle import resume_settle
 from node.task.state import TaskState
 from node.task.worker import abandon, task_worker
@@ -57,31 +58,28 @@ async def resume_seat(ctx: NodeContext, held: HeldSeat) -> None:
     if rt.params is not None and len(rt.contributions) == len(rt.params.owners):
         rt.notify()
     task = await ctx.call(ctx.chain.task_info, task_id)
-    seats = task.dispute.committee if rnd and task.dispute else list(task.committee)
-    declined = task.dispute.declined_bitmap if rnd and task.dispute else task.declined_bitmap
-    seated = held.seat < len(seats) and seats[held.seat].lower() == ctx.address.lower()
-    if task.status in TERMINAL or not seated or declined >> held.seat & 1:
+    signed = ctx.state.signature(task_id) is not None
+    computed = ctx.state.result(task_id, rnd) is not None
+    # MPC: with every share stored the party reruns in the next retry slot; with some
+    # missing it waits (bounded by input_timeout) for owners that have not sent yet
+    rerun = rt.params is not None and not is_he(rt.params)
+    action = resume_action(
+        task, rnd, held.seat, ctx.address, signed=signed, computed=computed, can_rerun=rerun
+    )
+    if action == Resume.CLOSE:
         ctx.state.set_seat_state(task_id, rnd, "closed", f"{task.status.name.lower()}")
         return
-    working = TaskStatus.RECOMPUTING if rnd else TaskStatus.COMPUTING
     rt.advance(TaskState.FORMED)
-    if task.status == working:
-        signed = ctx.state.signature(task_id) is not None
-        computed = ctx.state.result(task_id, rnd) is not None
-        # MPC: with every share stored the party reruns in the next retry slot; with some
-        # missing it waits (bounded by input_timeout) for owners that have not sent yet
-        rerun = rt.params is not None and not is_he(rt.params)
-        if signed or computed or rerun:
-            how = "signed" if signed else "computed" if computed else "rerunning the MPC"
-            if not (signed or computed or rt.inputs_complete()):
-                how = "waiting for inputs"
-            log.info("task %d: resuming round %d seat %d (%s)", task_id, rnd, held.seat, how)
-            ctx.spawn(task_worker, ctx, rt)
-        else:
-            log.info("task %d: cannot resume round %d seat (inputs lost)", task_id, rnd)
-            await abandon(ctx, rt, "restarted without the task's inputs")
-    elif rnd == 0 and task.status == TaskStatus.REPORTED:
-        log.info("task %d: resuming (reported; finalizing when the window closes)", task_id)
-        ctx.spawn(resume_settle, ctx, rt)
-    elif rnd == 0 and task.status in (TaskStatus.DISPUTED, TaskStatus.RECOMPUTING):
+    if action == Resume.WORK:
+        how = "signed" if signed else "computed" if computed else "rerunning the MPC"
+        if not (signed or computed or rt.inputs_complete()):
+            how = "waiting for inputs"
+        log.info("task %d: resuming round %d seat %d (%s)", task_id, rnd, held.seat, how)
+        ctx.spawn(task_worker, ctx, rt)
+    elif action == Resume.ABANDON:
+        log.info("task %d: cannot resume round %d seat (inputs lost)", task_id, rnd)
+        await abandon(ctx, rt, "restarted without the task's inputs")
+    elif action == Resume.SETTLE:
+        if task.status == TaskStatus.REPORTED:
+            log.info("task %d: resuming (reported; finalizing when the window closes)", task_id)
         ctx.spawn(resume_settle, ctx, rt)
