@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -26,17 +27,19 @@ from node.errors import MpcError, NodeError
 from node.mpc.sharing import field_modulus, share
 from node.protocol import (
     PROTO_ANNOUNCE,
+    PROTO_JOIN,
     PROTO_SHARES,
     PROTO_SIGNATURE,
     Announcement,
     Contribution,
+    JoinIntent,
     SignatureMessage,
     loads,
 )
 from node.task.events import on_chain_event
 from node.task.seat import consider
 from node.task.state import TaskRuntime, TaskState, task_state
-from oracle.attestation import sign_report
+from oracle.attestation import sign_join, sign_report
 from oracle.encoding import AggregateResult
 from scheduler.programs import CAP_MPC, TaskParams, threshold_for
 from tests.fakes.chain import FakeChain, FakeLedger
@@ -345,3 +348,46 @@ def test_orphaned_posting_closes_the_runtime(tmp_path: Path, engine: Any) -> Non
 
     on_orphaned(d, ChainEvent("TaskPosted", {"task_id": TASK}, 5, "0x0", 0))
     assert rt.state == TaskState.CLOSED and d.known(TASK) is None
+
+
+def test_join_intents_only_from_nodes_that_may_sit(tmp_path: Path, engine: Any) -> None:
+    """A data owner on the committee would hold a share of every owner's inputs, and a
+    re-execution by the original committee, requester or disputer would judge its own case:
+    their intents are dropped, as are forged and unregistered ones."""
+    c = Cluster(tmp_path, n=1)
+    d = c.nodes[0]
+    c.ledger.post(TASK, REQUESTER.address, PARAMS)
+    d.rt(TASK).params = PARAMS
+    stranger, member, fresh = account("stranger"), account("member"), account("fresh")
+    for a in (OWNER, member, fresh, REQUESTER):
+        c.ledger.register(a.address, f"peer-{a.address}")
+
+    def intent(who: Any, round: int = 0, signer: Any = None) -> bytes:
+        sig = sign_join(signer or who, d.chain_id, d.contract, TASK, round)
+        return JoinIntent(TASK, round, who.address, sig).to_bytes()
+
+    async def send(msg: bytes) -> dict[str, Any]:
+        return loads("t", await c.owner.request(d.host.peer_id, PROTO_JOIN, msg))
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            c.wire(n)
+            assert "data owner" in (await send(intent(OWNER)))["error"]
+            assert "not an active node" in (await send(intent(stranger)))["error"]
+            assert "not signed by" in (await send(intent(fresh, signer=member)))["error"]
+            assert (await send(intent(fresh)))["ok"]
+            # the task is disputed: a re-execution seat (round 1)
+            c.ledger.update(
+                TASK,
+                status=TaskStatus.DISPUTED,
+                committee=(member.address, d.address),
+                dispute=SimpleNamespace(disputer=REQUESTER.address),
+            )
+            assert "original committee" in (await send(intent(member, 1)))["error"]
+            assert "requester" in (await send(intent(REQUESTER, 1)))["error"]
+            assert (await send(intent(fresh, 1)))["ok"]
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+    assert set(d.rt(TASK).intents) == {fresh.address.lower()}
+    assert set(d.rt(TASK, 1).intents) == {fresh.address.lower()}
