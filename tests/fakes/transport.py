@@ -62,8 +62,11 @@ class FakeTransport:
         peer = self.net.peers.get(peer_id)
         if peer is None or peer.down or protocol_id not in peer.handlers:
             raise P2PError(f"cannot reach {peer_id} on {protocol_id}")
-        with trio.fail_after(timeout):
-            return await peer.handlers[protocol_id](self._peer_id, data)
+        try:
+            with trio.fail_after(timeout):
+                return await peer.handlers[protocol_id](self._peer_id, data)
+        except trio.TooSlowError:
+            raise P2PError(f"{protocol_id} to {peer_id} timed out") from None
 
     def set_stream_handler(
         self, protocol_id: str, handler: Callable[[str, ByteStream], Awaitable[None]]

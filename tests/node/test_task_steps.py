@@ -37,6 +37,7 @@ from node.protocol import (
     loads,
 )
 from node.task.events import on_chain_event
+from node.task.recover import recover
 from node.task.seat import consider
 from node.task.state import TaskRuntime, TaskState, task_state
 from oracle.attestation import sign_join, sign_report
@@ -391,3 +392,46 @@ def test_join_intents_only_from_nodes_that_may_sit(tmp_path: Path, engine: Any) 
     trio.run(main)
     assert set(d.rt(TASK).intents) == {fresh.address.lower()}
     assert set(d.rt(TASK, 1).intents) == {fresh.address.lower()}
+
+
+def test_restarted_nodes_resume_their_seats_or_give_them_up(tmp_path: Path, engine: Any) -> None:
+    """After a crash the state db decides (docs/protocol.md, "Restarts"): two members kept the
+    params and every owner's shares and resume to a report; the third lost them and declines
+    its seat instead of being slashed at the deadline."""
+    c = Cluster(tmp_path)
+    c.ledger.post(TASK, REQUESTER.address, PARAMS)
+    members = tuple(d.address for d in c.nodes)
+    c.ledger.update(TASK, committee=members, status=TaskStatus.COMPUTING)
+    m, modulus = len(c.nodes), field_modulus(PARAMS.bit_length)
+    shares = share([1, 2, 3], m, threshold_for(m), modulus)
+    for seat, d in enumerate(c.nodes):
+        d.state.hold_seat(TASK, 0, seat)
+        if seat == 2:
+            continue  # lost its params and shares
+        d.state.save_params(TASK, PARAMS.canonical())
+        contribution = Contribution(
+            d.chain_id, d.contract, TASK, OWNER.address, seat, modulus, tuple(shares[seat])
+        ).signed(OWNER)
+        d.state.save_shares(TASK, 0, OWNER.address, contribution.to_bytes())
+
+    c.net.peers["peer2"].down = True  # restarted elsewhere without its data; not reachable
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            c.wire(n)
+            n.start_soon(c.follow)
+            for d in c.nodes:
+                await recover(d)
+            with trio.fail_after(20):
+                for d in c.nodes[:2]:
+                    await d.rt(TASK).until(d.rt(TASK).is_reported)
+                while not c.ledger.declines:
+                    await trio.sleep(0.05)
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+    assert c.ledger.tasks[TASK].status == TaskStatus.REPORTED
+    assert c.ledger.tasks[TASK].result == RESULT.encode()
+    assert [(t, a) for t, a, _ in c.ledger.declines] == [(TASK, c.nodes[2].address)]
+    assert c.nodes[2].state.seat(TASK, 0).state == "abandoned"
+    assert all(d.rt(TASK).restored for d in c.nodes)
