@@ -2,10 +2,11 @@
 
 The task steps (``node.task``) own the lifecycle (seat, committee, signatures, report,
 finalize); for an HE task the compute step's engine (``node.engines.he.HeEngine``) calls
-:meth:`HeWorker.compute` where an MPC task runs its MPyC party. This module never holds a secret key: what it stores is the requester's public context
-and ciphertexts (pushed by the requester once the committee formed, or fetched from another
-seat holder), each checked against the digest and size declared in the on-chain-hashed task
-parameters, and the result ciphertext blob, which it keeps serving to the requester.
+:meth:`HeWorker.compute` where an MPC task runs its MPyC party. This module never holds a
+secret key: what it stores is the requester's public context and ciphertexts (pushed by the
+requester once the committee formed, or fetched from another seat holder), each checked
+against the digest and size declared in the on-chain-hashed task parameters, and the result
+ciphertext blob, which it keeps serving to the requester.
 """
 
 from __future__ import annotations
