@@ -49,7 +49,7 @@ from node.protocol import (
 )
 from node.state import OPEN_SEAT_STATES, HeldSeat, NodeState, open_state
 from node.transport import Transport
-from node.tunnel import tunnel_forwarders
+from node.tunnel import SeatBinding, tunnel_forwarders
 from oracle.attestation import sign_join, sign_report
 from oracle.encoding import AggregateResult
 from oracle.errors import OracleError
@@ -1150,7 +1150,9 @@ class NodeDaemon:
                 return None
             return ("127.0.0.1", rt.party_port)
 
-        self.host.set_tunnel_target(key, resolve)
+        # only the lower seats dial us (MPyC's pattern), each as the seat it holds on chain
+        assert rt.seat is not None
+        self.host.set_tunnel_target(key, resolve, SeatBinding(dict(enumerate(peers[: rt.seat]))))
 
     async def _compute(
         self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int, timeout: float

@@ -17,9 +17,12 @@ Conventions shared by every implementation:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import trio
+
+if TYPE_CHECKING:
+    from node.tunnel import SeatBinding
 
 # A gossip message as delivered to subscribers: (originating peer id, payload).
 GossipMessage = tuple[str, bytes]
@@ -113,6 +116,8 @@ class Transport(Protocol):
     async def find_peer(self, peer_id: str, timeout: float = 5.0) -> list[str]: ...
 
     # -- tunnels ---------------------------------------------------------------------
-    def set_tunnel_target(self, key: str, resolver: TunnelResolver) -> None: ...
+    def set_tunnel_target(
+        self, key: str, resolver: TunnelResolver, binding: SeatBinding | None = None
+    ) -> None: ...
 
     def remove_tunnel_target(self, key: str) -> None: ...

@@ -50,7 +50,8 @@ consumer (:class:`node.mpc.executor.MpcResult`).
 
 Result JSON: ``{"sum": int (scaled by 2**frac_bits for kind fixed), "count": int,
 "frac_bits": int, ...}``.  Exit codes: 0 ok, 2 bad job file, 3 deadline exceeded,
-4 parties disagree (session mismatch / inconsistent output), 1 anything else.  The last
+4 parties disagree (session mismatch / inconsistent output), 5 a peer violated the
+wire protocol (see :mod:`node.mpc.hardening`), 1 anything else.  The last
 stderr line is always a one-line reason on failure.
 """
 
@@ -247,7 +248,12 @@ def main(args: list[str] | None = None) -> int:
     import asyncio
     import functools
 
+    import mpyc.runtime as mpyc_runtime
     from mpyc.runtime import mpc
+
+    from node.mpc import hardening
+
+    hardening.harden(mpyc_runtime)  # no peer byte reaches pickle; seats are checked
 
     # MPyC's server binds every interface; peers' pickled messages are unpickled, so
     # listen on listen_host only (loopback by default: remote peers come via tunnels).
