@@ -47,7 +47,8 @@ from node.protocol import (
     loads,
     ok,
 )
-from node.state import OPEN_SEAT_STATES, HeldSeat, NodeState, open_state
+from node.retention import DEFAULT_RETENTION, sweep_forever
+from node.state import OPEN_SEAT_STATES, HeldSeat, NodeState, open_state, write_private
 from node.transport import Transport
 from node.tunnel import SeatBinding, tunnel_forwarders
 from oracle.attestation import sign_join, sign_report
@@ -93,6 +94,7 @@ class NodeConfig:
     tx_stuck_after: float = 30.0  # seconds before a pending tx is re-sent with higher fees
     confirmations: int = DEFAULT_CONFIRMATIONS  # blocks below the head before acting on events
     metrics_port: int | None = 0  # 127.0.0.1 port of /metrics and /status; 0: any, None: off
+    share_retention: float = DEFAULT_RETENTION  # seconds shares are kept after settlement
 
     @property
     def state_dir(self) -> Path:
@@ -191,10 +193,9 @@ class NodeDaemon:
         return d
 
     def _save(self, task_id: int, name: str, obj: Any, round: int = 0) -> None:
-        path = self._task_dir(task_id, round) / name
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-        tmp.replace(path)
+        write_private(
+            self._task_dir(task_id, round) / name, json.dumps(obj, indent=1, sort_keys=True)
+        )
 
     # ---- service --------------------------------------------------------------------------
 
@@ -231,6 +232,13 @@ class NodeDaemon:
                 nursery.start_soon(self._watch_chain)
                 nursery.start_soon(self._listen_gossip)
                 nursery.start_soon(self._refresh_status)
+                nursery.start_soon(
+                    sweep_forever,
+                    self.state,
+                    self.cfg.state_dir,
+                    self.cfg.share_retention,
+                    self._settled,
+                )
                 log.info(
                     "node %s serving as peer %s on %s",
                     self.address,
@@ -242,6 +250,10 @@ class NodeDaemon:
             logging.getLogger("dnode").removeHandler(self._error_handler)
             if self.metrics_server is not None:
                 self.metrics_server.stop()
+
+    async def _settled(self, task_id: int) -> bool:
+        """Terminal on chain: its shares may go (see node.retention)."""
+        return await self._call(self.chain.task_status, task_id) in TERMINAL
 
     @property
     def metrics_url(self) -> str | None:

@@ -58,9 +58,11 @@ stderr line is always a one-line reason on failure.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from node.mpc.sharing import SEC_PARAM
@@ -242,6 +244,15 @@ def main(args: list[str] | None = None) -> int:
         _say(f"dnode-mpc: bad job: {e}")
         return 2
 
+    from node.mpc import hardening, isolation
+
+    # confined before any peer byte arrives: no secrets, no files but its job, rlimits
+    code_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cpu = None if job.get("deadline") is None else math.ceil(job["deadline"]) + 30
+    limits = isolation.PartyLimits(cpu_seconds=cpu)
+    where = os.path.dirname(os.path.abspath(args[0]))
+    _say(f"dnode-mpc: {isolation.confine(where, Path(code_root), limits)}")
+
     # MPyC parses sys.argv when mpyc / mpyc.runtime is imported: set it first, and make
     # sure nothing of our own command line leaks into it.
     sys.argv = mpyc_argv(job)
@@ -250,8 +261,6 @@ def main(args: list[str] | None = None) -> int:
 
     import mpyc.runtime as mpyc_runtime
     from mpyc.runtime import mpc
-
-    from node.mpc import hardening
 
     hardening.harden(mpyc_runtime)  # no peer byte reaches pickle; seats are checked
 
