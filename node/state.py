@@ -69,6 +69,7 @@ def _make_private(path: Path) -> None:
         with contextlib.suppress(FileNotFoundError, PermissionError):
             os.chmod(p, PRIVATE_FILE)
 
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS seats (
     task_id INTEGER NOT NULL,
