@@ -25,6 +25,7 @@ from eth_account.signers.local import LocalAccount
 from contracts.client import TERMINAL_STATUSES, ChainClient, ChainEvent, TaskStatus, rpc_stats
 from contracts.errors import ContractsError, TransactionReverted
 from contracts.outbox import TxOutbox
+from node.aggregation import enforce as enforce_min_aggregation
 from node.chainwatch import DEFAULT_CONFIRMATIONS, Batch, ChainFollower
 from node.errors import DoubleSignRefused, MpcError, NodeError, ProtocolViolation
 from node.he_worker import HeWorker, is_he
@@ -1088,6 +1089,8 @@ class NodeDaemon:
                 f"only {len(rt.contributions)} of {len(params.owners)} data owners "
                 "delivered shares",
             )
+        # a published aggregate of too few owners/values reveals them: decline, never compute
+        enforce_min_aggregation(rt.task_id, params.extra, rt.contributions)
         if aligned:
             await self._await_mpc_slot(rt, deadline)
         while True:
