@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import trio
 
 from node.errors import P2PError, ProtocolViolation
+from node.localpeer import same_user
 from node.transport import ByteStream, Transport, TunnelResolver
 
 log = logging.getLogger("dnode.tunnel")
@@ -293,6 +294,9 @@ class TunnelService:
             self._admitted.add((key, index, (host, port)))
         try:
             tcp = await _connect_local(host, port)
+            if not same_user(tcp.socket):  # the port was taken by another local user
+                await tcp.aclose()
+                raise OSError(f"{host}:{port} is served by another user")
         except (OSError, trio.TooSlowError) as e:
             log.warning(
                 "tunnel %r from %s: local target %s:%s unreachable (%r); reset",
@@ -417,6 +421,10 @@ async def _serve_listener(
             except OSError as e:
                 log.warning("tunnel %r listener for party %d stopped: %r", key, index, e)
                 return
+            if not same_user(tcp.socket):  # another local user: it must not speak as our seat
+                log.warning("tunnel %r: refused a local connection of another user", key)
+                await tcp.aclose()
+                continue
             conns.start_soon(_forward_one, host, key, peer_id, index, local_index, tcp)
 
 

@@ -303,10 +303,43 @@ def _strict_data_received(on_violation: Callable[[str], Any]) -> Callable[[Any, 
     return data_received
 
 
-def harden(runtime_module: Any, on_violation: Callable[[str], Any] = _die) -> None:
+def _checked_connection(
+    cls: Any, local_check: Callable[[Any], bool]
+) -> tuple[Callable[[Any, Any], None], Callable[[Any, Any], None]]:
+    """connection_made / connection_lost that drop incoming connections failing
+    ``local_check`` (e.g. from another local user) before a byte is read from them."""
+    made, lost = cls.connection_made, cls.connection_lost
+
+    def connection_made(self: Any, transport: Any) -> None:
+        if self.peer_pid is None and not local_check(transport.get_extra_info("socket")):
+            print("dnode-mpc: refused a local connection (not this user)", file=sys.stderr)
+            transport.abort()
+            return
+        made(self, transport)
+
+    def connection_lost(self: Any, exc: Any) -> None:
+        if self.peer_pid is None:  # refused above, or closed before announcing a party id
+            return
+        lost(self, exc)
+
+    return connection_made, connection_lost
+
+
+def harden(
+    runtime_module: Any,
+    on_violation: Callable[[str], Any] = _die,
+    local_check: Callable[[Any], bool] | None = None,
+) -> None:
     """Patch the imported ``mpyc.runtime`` module (and its ``asyncoro``) in place.
 
     Call once in the party process after ``import mpyc.runtime`` and before ``mpc.start()``.
+    ``local_check(socket)``: admit an incoming connection only if it returns True (the party
+    passes :func:`node.localpeer.same_user`).
     """
+    exchanger = runtime_module.asyncoro.MessageExchanger
     runtime_module.pickle = _GuardedCodec(on_violation)
-    runtime_module.asyncoro.MessageExchanger.data_received = _strict_data_received(on_violation)
+    exchanger.data_received = _strict_data_received(on_violation)
+    if local_check is not None:
+        exchanger.connection_made, exchanger.connection_lost = _checked_connection(
+            exchanger, local_check
+        )

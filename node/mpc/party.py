@@ -244,8 +244,10 @@ def main(args: list[str] | None = None) -> int:
         _say(f"dnode-mpc: bad job: {e}")
         return 2
 
+    from node import localpeer
     from node.mpc import hardening, isolation
 
+    tcp_tables = localpeer.open_tables()  # read later: the sandbox closes /proc
     # confined before any peer byte arrives: no secrets, no files but its job, rlimits
     code_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     cpu = None if job.get("deadline") is None else math.ceil(job["deadline"]) + 30
@@ -262,7 +264,8 @@ def main(args: list[str] | None = None) -> int:
     import mpyc.runtime as mpyc_runtime
     from mpyc.runtime import mpc
 
-    hardening.harden(mpyc_runtime)  # no peer byte reaches pickle; seats are checked
+    # no peer byte reaches pickle; party ids are checked; only our user's processes connect
+    hardening.harden(mpyc_runtime, local_check=lambda s: localpeer.same_user(s, tcp_tables))
 
     # MPyC's server binds every interface; peers' pickled messages are unpickled, so
     # listen on listen_host only (loopback by default: remote peers come via tunnels).
