@@ -106,7 +106,7 @@ def test_an_mpyc_party_drops_another_users_connection() -> None:
         async with trio.open_nursery() as n:
             n.start_soon(one, 1, listening)
             await listening.wait()
-            child = foreign_connect(ports[1], (0).to_bytes(2, "little"))
+            child = foreign_connect(ports[1], (0).to_bytes(2, "little") + bytes(16))  # + PRSS key
             await trio.sleep(1.0)  # the squatter is connected before party 0
             n.start_soon(one, 0, None)
         await trio.to_thread.run_sync(os.waitpid, child, 0)
