@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 __all__ = [
+    "secure_party",
     "MAX_INT_BYTES",
     "MAX_PAYLOAD",
     "VIOLATION_EXIT",
@@ -323,6 +324,28 @@ def _checked_connection(
         lost(self, exc)
 
     return connection_made, connection_lost
+
+
+def secure_party(job_path: str, deadline: float | None) -> Callable[[Any], None]:
+    """The one call a party process makes before importing MPyC: confine the process now
+    (:mod:`node.mpc.isolation`, job directory = the job file's), and return the function that
+    patches ``mpyc.runtime`` once imported (:func:`harden` with the same-user check)."""
+    from pathlib import Path
+
+    from node import localpeer
+    from node.mpc import isolation
+
+    tables = localpeer.open_tables()  # read later: the sandbox closes /proc
+    code_root = Path(__file__).resolve().parents[2]
+    cpu = None if deadline is None else math.ceil(deadline) + 30
+    where = os.path.dirname(os.path.abspath(job_path))
+    summary = isolation.confine(where, code_root, isolation.PartyLimits(cpu_seconds=cpu))
+    print(f"dnode-mpc: {summary}", file=sys.stderr, flush=True)
+
+    def patch(runtime_module: Any) -> None:
+        harden(runtime_module, local_check=lambda s: localpeer.same_user(s, tables))
+
+    return patch
 
 
 def harden(

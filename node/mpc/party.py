@@ -58,11 +58,9 @@ stderr line is always a one-line reason on failure.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from node.mpc.sharing import SEC_PARAM
@@ -244,16 +242,10 @@ def main(args: list[str] | None = None) -> int:
         _say(f"dnode-mpc: bad job: {e}")
         return 2
 
-    from node import localpeer
-    from node.mpc import hardening, isolation
+    from node.mpc.hardening import secure_party
 
-    tcp_tables = localpeer.open_tables()  # read later: the sandbox closes /proc
-    # confined before any peer byte arrives: no secrets, no files but its job, rlimits
-    code_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    cpu = None if job.get("deadline") is None else math.ceil(job["deadline"]) + 30
-    limits = isolation.PartyLimits(cpu_seconds=cpu)
-    where = os.path.dirname(os.path.abspath(args[0]))
-    _say(f"dnode-mpc: {isolation.confine(where, Path(code_root), limits)}")
+    # confined before any peer byte arrives (no secrets, only its job, rlimits, sandbox)
+    patch_runtime = secure_party(args[0], job.get("deadline"))
 
     # MPyC parses sys.argv when mpyc / mpyc.runtime is imported: set it first, and make
     # sure nothing of our own command line leaks into it.
@@ -264,8 +256,7 @@ def main(args: list[str] | None = None) -> int:
     import mpyc.runtime as mpyc_runtime
     from mpyc.runtime import mpc
 
-    # no peer byte reaches pickle; party ids are checked; only our user's processes connect
-    hardening.harden(mpyc_runtime, local_check=lambda s: localpeer.same_user(s, tcp_tables))
+    patch_runtime(mpyc_runtime)  # no pickle; party ids checked; only our user connects
 
     # MPyC's server binds every interface; peers' pickled messages are unpickled, so
     # listen on listen_host only (loopback by default: remote peers come via tunnels).
