@@ -73,6 +73,12 @@ KEYS: tuple[Key, ...] = (
     ),  # fmt: skip
     Key("rpc_timeout", float, 30.0, "seconds per JSON-RPC request before it is retried"),
     Key("rpc_attempts", int, 8, "tries per JSON-RPC call across all endpoints"),
+    Key(
+        "share_retention",
+        float,
+        600.0,
+        "seconds a settled task's secret shares are kept before they are deleted",
+    ),  # fmt: skip
 )
 BY_NAME = {k.name: k for k in KEYS}
 

@@ -118,6 +118,7 @@ def _opt(name: str, *decls: str, **kw: Any) -> Any:
 @_opt("log_format", "--log-format", type=click.Choice(["text", "json"]))
 @_opt("rpc_timeout", "--rpc-timeout", type=click.FloatRange(min=0.1))
 @_opt("rpc_attempts", "--rpc-attempts", type=click.IntRange(min=1))
+@_opt("share_retention", "--share-retention", type=click.FloatRange(min=0))
 @click.option("--print-config", is_flag=True, help="Print the resolved settings as JSON and exit.")
 @click.pass_context
 def start(ctx: click.Context, config_path: Path | None, print_config: bool, **flags: Any) -> None:
@@ -147,6 +148,7 @@ def start(ctx: click.Context, config_path: Path | None, print_config: bool, **fl
         mpc_timeout=s["mpc_timeout"],
         confirmations=s["confirmations"],
         metrics_port=None if s["metrics_port"] < 0 else s["metrics_port"],
+        share_retention=s["share_retention"],
     )
     seed = keystore.identity_seed(acct)
 

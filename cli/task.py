@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import trio
@@ -15,6 +16,7 @@ from cli.units import AMOUNT, fmt_eth
 from cli.wait import _wait_for
 from contracts.client import TERMINAL_STATUSES, ChainClient, TaskInfo, TaskStatus
 from node import peer_client
+from node.aggregation import DEFAULT_MIN_OWNERS, MinAggregation
 from node.mpc.sharing import load_inputs
 from oracle.reader import read_result
 from scheduler.candidates import candidates_for, seed_state
@@ -33,6 +35,30 @@ TERMINAL = set(TERMINAL_STATUSES)
 @click.group("task")
 def task() -> None:
     """Post compute tasks, contribute inputs, follow them and read attested results."""
+
+
+def _aggregation_options(f: Any) -> Any:
+    """--min-owners / --min-values / --allow-single-owner (see node.aggregation)."""
+    f = click.option(
+        "--allow-single-owner",
+        is_flag=True,
+        help="Allow an MPC task with one data owner: its result then PUBLISHES that owner's "
+        "sum (and sum of squares) on chain.",
+    )(f)
+    f = click.option(
+        "--min-values",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Fewest values all owners together must contribute [= --min-owners].",
+    )(f)
+    f = click.option(
+        "--min-owners",
+        type=click.IntRange(min=1),
+        default=None,
+        help=f"Fewest distinct data owners that must contribute; nodes decline below it "
+        f"[{DEFAULT_MIN_OWNERS}; 1 with --allow-single-owner].",
+    )(f)
+    return f
 
 
 @task.command("post")
@@ -91,6 +117,7 @@ def task() -> None:
     help="HE: one program argument NAME=JSON or NAME=@FILE.csv, e.g. matrix=@weights.csv.",
 )
 @click.option("--scheme", type=click.Choice(["ckks", "bfv"]), default="ckks", show_default=True)
+@_aggregation_options
 @click.option(
     "--upload/--no-upload",
     default=True,
@@ -116,6 +143,9 @@ def post(
     arg_items: tuple[str, ...],
     scheme: str,
     upload: bool,
+    min_owners: int | None,
+    min_values: int | None,
+    allow_single_owner: bool,
 ) -> None:
     """Escrow a reward and post a task; announce its parameters to the network.
 
@@ -149,7 +179,8 @@ def post(
         )
     if data or args_opt or arg_items:
         raise CliError(f"--data/--args/--arg are for HE programs, not {prog.name}")
-    params = _mpc_params(prog.name, owners, kind, frac_bits, input_timeout, max_values)
+    minimum = _min_aggregation(owners, min_owners, min_values, allow_single_owner)
+    params = _mpc_params(prog.name, owners, kind, frac_bits, input_timeout, max_values, minimum)
     acct = c.account()
     chain = c.chain(acct)
     now = max(int(time.time()), chain.block_timestamp())
@@ -191,6 +222,7 @@ def _mpc_params(
     frac_bits: int | None,
     input_timeout: int,
     max_values: int,
+    minimum: MinAggregation,
 ) -> TaskParams:
     """The params of an MPC task, from the command-line options (one-line errors)."""
     prog = get_program(program)
@@ -208,7 +240,28 @@ def _mpc_params(
         frac_bits=(frac_bits if frac_bits is not None else 16) if kind == "fixed" else 0,
         input_timeout=input_timeout,
         max_values=max_values,
+        extra=minimum.to_extra(),
     )
+
+
+def _min_aggregation(
+    owners: tuple[str, ...], min_owners: int | None, min_values: int | None, allow_single: bool
+) -> MinAggregation:
+    """The task's minimum aggregation; refuses one that would publish a single owner's data."""
+    k = min_owners if min_owners is not None else (1 if allow_single else DEFAULT_MIN_OWNERS)
+    if k < 2 and not allow_single:
+        raise CliError("--min-owners 1 publishes one owner's data: add --allow-single-owner")
+    if owners and len(set(o.lower() for o in owners)) < k:
+        if len(owners) == 1:
+            raise CliError(
+                "a task with one data owner publishes that owner's sum on chain; "
+                "pass --allow-single-owner to post it anyway"
+            )
+        raise CliError(f"{len(owners)} data owners cannot meet --min-owners {k}")
+    v = min_values if min_values is not None else k
+    if v < k:
+        raise CliError(f"--min-values {v} is below --min-owners {k}")
+    return MinAggregation(owners=k, values=v)
 
 
 @task.command("params")
@@ -226,6 +279,7 @@ def _mpc_params(
     required=True,
     help="File to write the canonical params to (announce them with dnode task announce).",
 )
+@_aggregation_options
 @pass_ctx
 def params_cmd(
     c: Ctx,
@@ -236,10 +290,14 @@ def params_cmd(
     input_timeout: int,
     max_values: int,
     out: Path,
+    min_owners: int | None,
+    min_values: int | None,
+    allow_single_owner: bool,
 ) -> None:
     """Write an MPC task's params without posting it, and print their digest: what a consumer
     contract passes to post_task (e.g. the example PriceFeed's request)."""
-    params = _mpc_params(program, owners, kind, frac_bits, input_timeout, max_values)
+    minimum = _min_aggregation(owners, min_owners, min_values, allow_single_owner)
+    params = _mpc_params(program, owners, kind, frac_bits, input_timeout, max_values, minimum)
     try:
         out.write_bytes(params.canonical())
     except OSError as e:
@@ -399,6 +457,7 @@ def status(c: Ctx, task_id: int) -> None:
     if t.status == TaskStatus.OPEN:
         opening, extra = _open_note(chain, t)
     refund = REFUND_REASONS.get(t.refund_reason, t.refund_reason or "no reason recorded")
+    declines = _declines(chain, task_id)
     note = {
         TaskStatus.OPEN: opening,
         TaskStatus.COMPUTING: "committee formed; computing",
@@ -429,13 +488,32 @@ def status(c: Ctx, task_id: int) -> None:
             "chain_time": now,
             "seed_block": t.seed_block,
             "refund_reason": t.refund_reason,
+            "declines": declines,
             **extra,
         },
         f"task {task_id}: {t.status.name.lower()} ({note})\n"
         f"reward {fmt_eth(t.reward)}, committee {t.seats_taken}/{t.committee_size}, "
         f"quorum {t.quorum}\nseats: {', '.join(seats) or '-'}"
-        + (f"\ncallback: {t.callback} (gas cap {t.callback_gas})" if t.callback else ""),
+        + (f"\ncallback: {t.callback} (gas cap {t.callback_gas})" if t.callback else "")
+        + "".join(
+            f"\ndeclined: round {d['round']} seat {d['seat']} ({d['node']}): {d['reason']}"
+            for d in declines
+        ),
     )
+
+
+def _declines(chain: ChainClient, task_id: int) -> list[dict[str, Any]]:
+    """Every seat given up, with the reason its node stated (e.g. a minimum not met)."""
+    return [
+        {
+            "round": int(e.args["round"]),
+            "seat": int(e.args["seat"]),
+            "node": e.args["node"],
+            "reason": e.args["reason"],
+        }
+        for e in chain._task_logs(task_id)
+        if e.name == "SeatDeclined"
+    ]
 
 
 REFUND_REASONS = {

@@ -8,6 +8,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from node.chainwatch import DEFAULT_CONFIRMATIONS
+from node.retention import DEFAULT_RETENTION
 
 
 @dataclass
@@ -24,6 +25,7 @@ class NodeConfig:
     tx_stuck_after: float = 30.0  # seconds before a pending tx is re-sent with higher fees
     confirmations: int = DEFAULT_CONFIRMATIONS  # blocks below the head before acting on events
     metrics_port: int | None = 0  # 127.0.0.1 port of /metrics and /status; 0: any, None: off
+    share_retention: float = DEFAULT_RETENTION  # seconds shares are kept after settlement
 
     @property
     def state_dir(self) -> Path:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from contracts.client import ChainClient, rpc_stats
+from contracts.client import TERMINAL_STATUSES, ChainClient, rpc_stats
 from contracts.errors import ContractsError
 from node.chainwatch import Batch, ChainFollower
 from node.config import NodeConfig
@@ -38,6 +38,7 @@ from node.protocol import (
     TOPIC_TASKS,
     Announcement,
 )
+from node.retention import sweep_forever
 from node.state import NodeState
 from node.task.announce import accept_params, on_announce, on_params_request
 from node.task.attest import on_signature
@@ -111,6 +112,13 @@ class NodeDaemon(NodeContext):
                 nursery.start_soon(self._watch_chain)
                 nursery.start_soon(self.listen_gossip)
                 nursery.start_soon(self._refresh_status)
+                nursery.start_soon(
+                    sweep_forever,
+                    self.state,
+                    self.cfg.state_dir,
+                    self.cfg.share_retention,
+                    self._settled,
+                )
                 log.info(
                     "node %s serving as peer %s on %s",
                     self.address,
@@ -122,6 +130,10 @@ class NodeDaemon(NodeContext):
             logging.getLogger("dnode").removeHandler(self._error_handler)
             if self.metrics_server is not None:
                 self.metrics_server.stop()
+
+    async def _settled(self, task_id: int) -> bool:
+        """Terminal on chain: its shares may go (see node.retention)."""
+        return await self.call(self.chain.task_status, task_id) in TERMINAL_STATUSES
 
     @property
     def metrics_url(self) -> str | None:

@@ -60,7 +60,7 @@ from node.transport import (
     StreamHandler,
     TunnelResolver,
 )
-from node.tunnel import TUNNEL_PROTOCOL, TunnelService
+from node.tunnel import TUNNEL_PROTOCOL, SeatBinding, TunnelService
 
 log = logging.getLogger("dnode.p2p")
 
@@ -371,8 +371,10 @@ class P2PHost(PeerDiscovery):
         return info.peer_id.to_base58()
 
     # -- tunnels ---------------------------------------------------------------------
-    def set_tunnel_target(self, key: str, resolver: TunnelResolver) -> None:
-        self._tunnels.set_target(key, resolver)
+    def set_tunnel_target(
+        self, key: str, resolver: TunnelResolver, binding: SeatBinding | None = None
+    ) -> None:
+        self._tunnels.set_target(key, resolver, binding)
 
     def remove_tunnel_target(self, key: str) -> None:
         self._tunnels.remove_target(key)

@@ -13,6 +13,11 @@ signed for raises ``DoubleSignRefused`` and is recorded in ``refusals``; it is n
 The report signature covers (chain, contract, task, result) but not the round, so the check
 is per task across both rounds.
 
+Privacy at rest (issue 13, finding 6): the state dir is 0700 and ``node.db`` (with its WAL)
+0600 whatever the umask; task files go through :func:`write_private` (0600).  Deleted rows
+are overwritten (``secure_delete``); :mod:`node.retention` purges a task's shares once it
+settled on chain and the retention window passed.
+
 One process per state dir: ``open_state`` takes an exclusive ``fcntl.flock`` on
 ``node.lock``; the kernel releases it when the process dies, however it dies.
 """
@@ -38,6 +43,32 @@ from node.errors import DoubleSignRefused, StateError, StateLocked
 
 DB_NAME = "node.db"
 LOCK_NAME = "node.lock"
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def write_private(path: Path, text: str) -> None:
+    """Atomically replace ``path`` with ``text``, readable by this user only (any umask)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE)  # an older tmp file may have had other bits
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            fd = -1
+            f.write(text)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    os.replace(tmp, path)
+
+
+def _make_private(path: Path) -> None:
+    """Create ``path`` 0600 if missing; tighten it (and SQLite's -wal/-shm) if it exists."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            os.chmod(p, PRIVATE_FILE)
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS seats (
@@ -117,7 +148,10 @@ class NodeState:
         self.path = state_dir / DB_NAME
         self._lock_file = lock_file
         self._mu = threading.Lock()
+        with contextlib.suppress(PermissionError):  # read_only() by another user
+            _make_private(self.path)
         self.db = connect_db(self.path)
+        self.db.execute("PRAGMA secure_delete=ON")  # purged shares are overwritten, not freed
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -208,6 +242,27 @@ class NodeState:
             (task_id, round),
         )
         return {str(o): bytes(c) for o, c in rows}
+
+    def settled_with_shares(self, before: float) -> list[tuple[int, int]]:
+        """(task, round) pairs whose seat closed/was abandoned before ``before`` and that
+        still hold shares: candidates for :mod:`node.retention`."""
+        rows = self._read(
+            "SELECT DISTINCT s.task_id, s.round FROM seats s JOIN shares h "
+            "ON h.task_id = s.task_id AND h.round = s.round "
+            "WHERE s.state IN ('closed', 'abandoned') AND s.updated < ? ORDER BY 1, 2",
+            (before,),
+        )
+        return [(int(t), int(r)) for t, r in rows]
+
+    def purge_shares(self, task_id: int, round: int) -> int:
+        """Delete (and overwrite) a task round's shares; returns how many were removed."""
+        with self._txn() as db:
+            n = db.execute(
+                "DELETE FROM shares WHERE task_id = ? AND round = ?", (task_id, round)
+            ).rowcount
+        with self._mu:  # fold the WAL (which still holds the old pages) into the db file
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(n)
 
     def save_result(self, task_id: int, round: int, result: bytes, record: dict[str, Any]) -> None:
         with self._txn() as db:
@@ -300,7 +355,8 @@ def _seat(row: Any) -> HeldSeat:
 def open_state(state_dir: Path) -> NodeState:
     """Lock the state dir for this process (or raise StateLocked) and open its database."""
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+        os.chmod(state_dir, PRIVATE_DIR)  # shares live here: never group/world readable
         lock_path = state_dir / LOCK_NAME
         f = open(lock_path, "a+")  # noqa: SIM115 - held for the process lifetime
     except OSError as e:

@@ -16,10 +16,25 @@ Conventions shared by every implementation:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import trio
+
+
+@dataclass(frozen=True)
+class SeatBinding:
+    """Who may tunnel in under a key: ``seats`` maps a party index to the peer id holding it
+    (for MPyC: the lower seats, which connect to us).  ``pid_prefix``: the stream starts with
+    the dialer's 2-byte little-endian party id, which must equal its authenticated seat."""
+
+    seats: Mapping[int, str]
+    pid_prefix: bool = True
+
+    def holds(self, peer_id: str, index: int) -> bool:
+        return self.seats.get(index) == peer_id
+
 
 # A gossip message as delivered to subscribers: (originating peer id, payload).
 GossipMessage = tuple[str, bytes]
@@ -113,6 +128,8 @@ class Transport(Protocol):
     async def find_peer(self, peer_id: str, timeout: float = 5.0) -> list[str]: ...
 
     # -- tunnels ---------------------------------------------------------------------
-    def set_tunnel_target(self, key: str, resolver: TunnelResolver) -> None: ...
+    def set_tunnel_target(
+        self, key: str, resolver: TunnelResolver, binding: SeatBinding | None = None
+    ) -> None: ...
 
     def remove_tunnel_target(self, key: str) -> None: ...

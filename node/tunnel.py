@@ -12,6 +12,13 @@ Wire protocol on ``/dnode/tunnel/1.0.0`` (one stream per TCP connection):
    refusals for up to 30 s: the local program may still be starting) and answers one
    byte ``0x01`` (accepted); from then on raw bytes are piped both ways.
 
+Seat binding (for MPyC sessions, see :class:`SeatBinding`): a target registered with a
+binding admits a stream only if the Noise-authenticated dialer holds the seat its header
+claims (``binding.seats[index] == peer_id``), only one stream per seat and local target
+(MPyC lets a later connection silently replace an earlier one), and only if the first two
+bytes piped are that same index (MPyC's client announces its party id there, little-endian):
+the party id the local MPyC server sees is the one the tunnel authenticated.
+
 EOF is propagated as a half-close in each direction (TCP ``shutdown(SHUT_WR)`` <->
 yamux FIN); an error on either side resets the stream and closes the socket.
 
@@ -39,7 +46,8 @@ from contextlib import asynccontextmanager, suppress
 import trio
 
 from node.errors import P2PError, ProtocolViolation
-from node.transport import ByteStream, Transport, TunnelResolver
+from node.localpeer import same_user
+from node.transport import ByteStream, SeatBinding, Transport, TunnelResolver
 
 log = logging.getLogger("dnode.tunnel")
 
@@ -177,11 +185,21 @@ class TunnelService:
     def __init__(self, host: Transport) -> None:
         self._host = host
         self._targets: dict[str, TunnelResolver] = {}
+        self._bindings: dict[str, SeatBinding] = {}
+        # (key, index, local target) of every bound stream admitted: one per seat and target
+        self._admitted: set[tuple[str, int, tuple[str, int]]] = set()
         self._awaited: dict[str, trio.Event] = {}
         host.set_stream_handler(TUNNEL_PROTOCOL, self._handle)
 
-    def set_target(self, key: str, resolver: TunnelResolver) -> None:
+    def set_target(
+        self, key: str, resolver: TunnelResolver, binding: SeatBinding | None = None
+    ) -> None:
+        """Serve ``key`` via ``resolver``; with a ``binding`` only seat holders get in."""
         self._targets[key] = resolver
+        if binding is not None:
+            self._bindings[key] = binding
+        else:
+            self._bindings.pop(key, None)
         ev = self._awaited.pop(key, None)
         if ev is not None:
             ev.set()
@@ -199,6 +217,17 @@ class TunnelService:
 
     def remove_target(self, key: str) -> None:
         self._targets.pop(key, None)
+        self._bindings.pop(key, None)
+        self._admitted = {a for a in self._admitted if a[0] != key}
+
+    async def _check_pid(self, stream: ByteStream, index: int) -> bytes | None:
+        """The first two piped bytes (MPyC's party id) must be the authenticated seat."""
+        try:
+            with trio.fail_after(HEADER_TIMEOUT):
+                pid = await _read_exactly(stream, 2)
+        except (EOFError, P2PError, trio.TooSlowError):
+            return None
+        return pid if int.from_bytes(pid, "little") == index else None
 
     async def _handle(self, peer_id: str, stream: ByteStream) -> None:
         try:
@@ -209,6 +238,13 @@ class TunnelService:
             await _quiet_reset(stream)
             return
         resolver = await self._resolver_for(key)
+        binding = self._bindings.get(key)
+        if binding is not None and not binding.holds(peer_id, index):
+            log.warning(
+                "tunnel refused: peer %s does not hold seat %d of %r; reset", peer_id, index, key
+            )
+            await _quiet_reset(stream)
+            return
         target = None
         if resolver is not None:
             try:
@@ -231,8 +267,22 @@ class TunnelService:
             await _quiet_reset(stream)
             return
         host, port = target
+        if binding is not None:
+            if (key, index, (host, port)) in self._admitted:
+                log.warning(
+                    "tunnel refused: seat %d of %r is already connected (peer %s); reset",
+                    index,
+                    key,
+                    peer_id,
+                )
+                await _quiet_reset(stream)
+                return
+            self._admitted.add((key, index, (host, port)))
         try:
             tcp = await _connect_local(host, port)
+            if not same_user(tcp.socket):  # the port was taken by another local user
+                await tcp.aclose()
+                raise OSError(f"{host}:{port} is served by another user")
         except (OSError, trio.TooSlowError) as e:
             log.warning(
                 "tunnel %r from %s: local target %s:%s unreachable (%r); reset",
@@ -252,6 +302,24 @@ class TunnelService:
             with trio.CancelScope(shield=True):
                 await tcp.aclose()
             return
+        if binding is not None and binding.pid_prefix:
+            pid = await self._check_pid(stream, index)
+            if pid is None:
+                log.warning(
+                    "tunnel %r: peer %s (seat %d) announced another party id; reset",
+                    key,
+                    peer_id,
+                    index,
+                )
+                await _quiet_reset(stream)
+                with trio.CancelScope(shield=True):
+                    await tcp.aclose()
+                return
+            try:
+                await tcp.send_all(pid)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                await _quiet_reset(stream)
+                return
         log.info("tunnel %r: party %d (%s) -> %s:%s", key, index, peer_id, host, port)
         await pipe(tcp, stream, f"{key} party {index} <- {peer_id[:12]}")
 
@@ -339,6 +407,10 @@ async def _serve_listener(
             except OSError as e:
                 log.warning("tunnel %r listener for party %d stopped: %r", key, index, e)
                 return
+            if not same_user(tcp.socket):  # another local user: it must not speak as our seat
+                log.warning("tunnel %r: refused a local connection of another user", key)
+                await tcp.aclose()
+                continue
             conns.start_soon(_forward_one, host, key, peer_id, index, local_index, tcp)
 
 

@@ -110,7 +110,9 @@ def test_too_few_eligible_nodes_end_in_a_refund_with_its_reason(tmp_path: Path) 
         cluster.start_node("node-3", price="1ether")  # asks more than 0.3 / 3 per seat
         requester = cluster.member("requester")
         owner = cluster.member("owner-a")
-        task_id = cluster.post_mpc(requester, [owner], extra=["--seat-timeout", "25"])
+        task_id = cluster.post_mpc(
+            requester, [owner], extra=["--seat-timeout", "25", "--allow-single-owner"]
+        )
 
         def waiting_on_price() -> dict | None:
             st = cluster.dnode(requester, "task", "status", str(task_id))

@@ -11,11 +11,12 @@ from typing import cast
 
 import trio
 
+from node.aggregation import enforce as enforce_min_aggregation
 from node.errors import MpcError, leaves
 from node.mpc.executor import MpcJob, free_port
 from node.task.context import NodeContext, Session
 from node.task.state import TaskRuntime, TaskState
-from node.tunnel import tunnel_forwarders
+from node.tunnel import SeatBinding, tunnel_forwarders
 from oracle.encoding import AggregateResult
 from scheduler.programs import Program, TaskParams, threshold_for
 
@@ -82,6 +83,8 @@ async def mpc_compute(
             rt.task_id,
             f"only {len(rt.contributions)} of {len(params.owners)} data owners delivered shares",
         )
+    # a published aggregate of too few owners/values reveals them: decline, never compute
+    enforce_min_aggregation(rt.task_id, params.extra, rt.contributions)
     if aligned:
         await await_mpc_slot(ctx, rt, deadline, party)
     while True:
@@ -157,7 +160,9 @@ def accept_tunnels(ctx: NodeContext, rt: TaskRuntime, peers: list[str], party: P
             return None
         return ("127.0.0.1", party.port)
 
-    ctx.host.set_tunnel_target(key, resolve)
+    # only the lower seats dial us (MPyC's pattern), each as the seat it holds on chain
+    assert rt.seat is not None
+    ctx.host.set_tunnel_target(key, resolve, SeatBinding(dict(enumerate(peers[: rt.seat]))))
 
 
 async def run_party(

@@ -90,4 +90,9 @@ def decrypt_result(
 
 
 def decrypt_with(secret_ctx: Any, result_blob: bytes) -> np.ndarray:
-    return decrypt_blob(secret_ctx, result_blob)
+    """Decrypt, then keep only the documented precision (see :mod:`node.he.hygiene`)."""
+    from node.he.encode import TensorBlob
+    from node.he.hygiene import publishable
+
+    scheme = TensorBlob.unpack(result_blob).header.scheme
+    return publishable(decrypt_blob(secret_ctx, result_blob), scheme)

@@ -34,6 +34,7 @@ from typing import Protocol
 import trio
 
 from node.errors import MpcError
+from node.mpc.isolation import party_env
 from node.mpc.party import CONNECTED_MARKER, KINDS, LISTENING_MARKER, PROGRAMS
 from node.mpc.sharing import field_modulus
 
@@ -203,10 +204,7 @@ class SubprocessExecutor:
                 f.write(payload)
 
         await trio.to_thread.run_sync(write_job)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(_REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-        )
+        env = party_env(wd, _REPO_ROOT)  # nothing of the node's environment (secrets)
         cmd = [self.python, "-m", "node.mpc.party", str(job_path)]
         out = bytearray()
         connected = False

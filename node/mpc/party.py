@@ -50,7 +50,8 @@ consumer (:class:`node.mpc.executor.MpcResult`).
 
 Result JSON: ``{"sum": int (scaled by 2**frac_bits for kind fixed), "count": int,
 "frac_bits": int, ...}``.  Exit codes: 0 ok, 2 bad job file, 3 deadline exceeded,
-4 parties disagree (session mismatch / inconsistent output), 1 anything else.  The last
+4 parties disagree (session mismatch / inconsistent output), 5 a peer violated the
+wire protocol (see :mod:`node.mpc.hardening`), 1 anything else.  The last
 stderr line is always a one-line reason on failure.
 """
 
@@ -241,13 +242,21 @@ def main(args: list[str] | None = None) -> int:
         _say(f"dnode-mpc: bad job: {e}")
         return 2
 
+    from node.mpc.hardening import secure_party
+
+    # confined before any peer byte arrives (no secrets, only its job, rlimits, sandbox)
+    patch_runtime = secure_party(args[0], job.get("deadline"))
+
     # MPyC parses sys.argv when mpyc / mpyc.runtime is imported: set it first, and make
     # sure nothing of our own command line leaks into it.
     sys.argv = mpyc_argv(job)
     import asyncio
     import functools
 
+    import mpyc.runtime as mpyc_runtime
     from mpyc.runtime import mpc
+
+    patch_runtime(mpyc_runtime)  # no pickle; party ids checked; only our user connects
 
     # MPyC's server binds every interface; peers' pickled messages are unpickled, so
     # listen on listen_host only (loopback by default: remote peers come via tunnels).

@@ -22,7 +22,7 @@ from node.config import NodeConfig
 from node.he_worker import HeWorker
 from node.metrics import Metrics
 from node.mpc.executor import Executor, SubprocessExecutor
-from node.state import NodeState, open_state
+from node.state import NodeState, open_state, write_private
 from node.task.state import TaskRuntime
 from node.transport import Transport
 
@@ -89,10 +89,9 @@ class NodeContext:
         return d
 
     def save(self, task_id: int, name: str, obj: Any, round: int = 0) -> None:
-        path = self.task_dir(task_id, round) / name
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-        tmp.replace(path)
+        write_private(
+            self.task_dir(task_id, round) / name, json.dumps(obj, indent=1, sort_keys=True)
+        )
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
         assert self.nursery is not None

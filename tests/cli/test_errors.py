@@ -54,7 +54,8 @@ def one_line_error(r: subprocess.CompletedProcess[str], needle: str) -> None:
 
 def post(c: DevCluster, *extra: str, **kw: object) -> subprocess.CompletedProcess[str]:
     alice = c.members["alice"]
-    return run(c, alice.home, "task", "post", "--owner", alice.address, *extra, **kw)  # type: ignore[arg-type]
+    args = ("task", "post", "--owner", alice.address, "--allow-single-owner")
+    return run(c, alice.home, *args, *extra, **kw)  # type: ignore[arg-type]
 
 
 def test_unknown_program(cluster: DevCluster) -> None:
@@ -107,6 +108,7 @@ def test_malformed_inputs_file(cluster: DevCluster, tmp_path: Path) -> None:
         "0.1ether",
         "--owner",
         alice.address,
+        "--allow-single-owner",
     )
     task_id = str(out["task_id"])
     bad = tmp_path / "inputs.csv"
@@ -178,7 +180,7 @@ def test_oracle_and_announce_bad_input(cluster: DevCluster, tmp_path: Path) -> N
     one_line_error(run(cluster, home, *watch), "past the chain head")
     params = tmp_path / "p.json"
     make = ["task", "params", "--program", "mpc.mean", "--out", str(params)]
-    r = run(cluster, home, "--json", *make, "--owner", alice)
+    r = run(cluster, home, "--json", *make, "--owner", alice, "--allow-single-owner")
     assert r.returncode == 0, r.stderr
     one_line_error(run(cluster, home, *make), "needs at least one --owner")
     (tmp_path / "junk.json").write_text("{not json")

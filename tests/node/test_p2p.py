@@ -37,13 +37,15 @@ def seed(i: int) -> bytes:
 class Peer:
     """A driver process; commands go to stdin, JSON events come back on stdout."""
 
-    def __init__(self, name: str, logdir: Path, *args: str) -> None:
+    def __init__(
+        self, name: str, logdir: Path, *args: str, driver: Path = DRIVER, env: dict | None = None
+    ) -> None:
         self.name = name
         self.log_path = logdir / f"{name}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **(env or {}))
         self.proc = subprocess.Popen(
-            [sys.executable, str(DRIVER), *args],
+            [sys.executable, str(driver), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

@@ -1,0 +1,43 @@
+"""Issue 13, finding 8 (policy): an MPC aggregate of too few owners or values is never computed."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.aggregation import AggregationTooSmall, MinAggregation, declared, enforce
+from node.errors import MpcError
+
+
+class C:  # a contribution: only the number of this seat's shares matters
+    def __init__(self, n: int) -> None:
+        self.shares = tuple(range(n))
+
+
+def test_a_single_owner_task_is_refused_by_default():
+    with pytest.raises(AggregationTooSmall) as e:
+        enforce(7, {}, {"0xa": C(5)})
+    assert (e.value.owners, e.value.values) == (1, 5)
+    assert "1/2 owners" in e.value.detail
+
+
+def test_owners_without_values_do_not_count():
+    with pytest.raises(AggregationTooSmall):
+        enforce(7, None, {"0xa": C(5), "0xb": C(0)})
+    enforce(7, None, {"0xa": C(5), "0xb": C(1)})
+
+
+def test_declared_minimum_is_enforced():
+    extra = MinAggregation(owners=2, values=10).to_extra()
+    with pytest.raises(AggregationTooSmall):
+        enforce(7, extra, {"0xa": C(4), "0xb": C(5)})
+    enforce(7, extra, {"0xa": C(5), "0xb": C(5)})
+    single = MinAggregation(owners=1, values=1).to_extra()
+    enforce(7, single, {"0xa": C(1)})  # the requester explicitly allowed it
+
+
+def test_defaults_leave_params_unchanged_and_bad_declarations_fail_closed():
+    assert MinAggregation().to_extra() == {}
+    assert declared({"min_aggregation": {"owners": 3}}) == MinAggregation(3, 3)
+    for bad in ({"owners": 0}, {"owners": 3, "values": 2}, {"owners": "2"}, [2], {"x": 1}):
+        with pytest.raises(MpcError):
+            enforce(7, {"min_aggregation": bad}, {"0xa": C(9), "0xb": C(9), "0xc": C(9)})
