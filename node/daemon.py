@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import trio
 from eth_account.signers.local import LocalAccount
@@ -26,10 +26,11 @@ from contracts.client import TERMINAL_STATUSES, ChainClient, ChainEvent, TaskSta
 from contracts.errors import ContractsError, TransactionReverted
 from contracts.outbox import TxOutbox
 from node.chainwatch import DEFAULT_CONFIRMATIONS, Batch, ChainFollower
+from node.engines.base import ComputeSession, EngineRefused, engine_for
 from node.errors import DoubleSignRefused, MpcError, NodeError, ProtocolViolation
-from node.he_worker import HeWorker, is_he
+from node.he_worker import HeWorker
 from node.metrics import Metrics, MetricsServer
-from node.mpc.executor import Executor, MpcJob, SubprocessExecutor, free_port
+from node.mpc.executor import Executor, SubprocessExecutor
 from node.mpc.sharing import field_modulus
 from node.protocol import (
     PROTO_ANNOUNCE,
@@ -49,15 +50,13 @@ from node.protocol import (
 )
 from node.state import OPEN_SEAT_STATES, HeldSeat, NodeState, open_state
 from node.transport import Transport
-from node.tunnel import tunnel_forwarders
 from oracle.attestation import sign_join, sign_report
-from oracle.encoding import AggregateResult
 from oracle.errors import OracleError
 from oracle.reporter import SignatureSet, reporter_rank
 from scheduler.candidates import Candidates, candidates_for
 from scheduler.eligibility import NodeView, should_claim
 from scheduler.errors import SchedulerError
-from scheduler.programs import TaskParams, threshold_for
+from scheduler.programs import TaskParams
 from scheduler.sortition import Candidate, Ranking
 
 log = logging.getLogger("dnode.node")
@@ -68,9 +67,6 @@ FINALIZE_GRACE = 600.0  # seconds past the window a member keeps trying to final
 JOIN_SETTLE = 1.5  # seconds a node waits for more join intents once m are known
 JOIN_STAGGER = 3.0  # seconds between the committee's submitter and its backups
 JOIN_REPEAT = 2.0  # seconds between re-broadcasts of a node's own join intent
-MPC_SLOT_GAP = 5.0  # seconds between the end of one MPC attempt slot and the next
-MPC_REPORT_MARGIN = 30.0  # seconds kept before the report deadline to sign and report
-MPC_MIN_ATTEMPT = 15.0  # shortest MPC attempt worth starting
 STATUS_EVERY = 5.0  # seconds between refreshes of account figures and state/node.json
 START_LOOKBACK = 1000  # blocks of history a starting node replays
 BACKUP_WAIT = 8.0  # seconds best-ranked candidates have to offer before backups are seated
@@ -118,8 +114,6 @@ class TaskRuntime:
     quorum: trio.Event = field(default_factory=trio.Event)
     reported: trio.Event = field(default_factory=trio.Event)
     closed: trio.Event = field(default_factory=trio.Event)
-    party_port: int | None = None
-    party_started: trio.Event = field(default_factory=trio.Event)
     computing: bool = False
     worker_started: bool = False
     restored: bool = False  # the seat was held before this process started (crash/restart)
@@ -450,7 +444,12 @@ class NodeDaemon:
         if rt.params is None:
             log.info("task %d: no valid params announced; not taking a seat", rt.task_id)
             return
-        if is_he(rt.params) and self.he.validate(rt.task_id, rt.params) is None:
+        try:
+            engine_for(rt.params.spec).prepare(
+                rt.params.spec, rt.params, self._task_dir(rt.task_id)
+            )
+        except EngineRefused as e:
+            log.warning("task %d: %s", rt.task_id, e.detail)
             return
         try:
             info = await self._call(self.chain.node_info, self.address)
@@ -490,8 +489,9 @@ class NodeDaemon:
         if first.params is None:
             log.info("task %d: params unknown; not joining the re-execution", rt.task_id)
             return
-        if is_he(first.params):
-            log.info("task %d: HE re-execution is not run by this node version", rt.task_id)
+        if not first.params.spec.supports_rerun:
+            log.info("task %d: %s is not re-executed by this node version", rt.task_id,
+                     first.params.program)  # fmt: skip
             return
         rt.params = first.params
         rt.params_known.set()
@@ -861,8 +861,6 @@ class NodeDaemon:
                 failure = {"error": "; ".join(map(str, errors))}
                 self._save(rt.task_id, "failure.json", failure, rt.round)
                 await self._abandon(rt, f"failed on this node: {errors[0]}")
-            finally:
-                self.host.remove_tunnel_target(self._tunnel_key(rt.task_id, rt.round))
         if rt.closed.is_set():
             self.state.set_seat_state(rt.task_id, rt.round, "closed")
             log.info("task %d closed", rt.task_id)
@@ -952,7 +950,7 @@ class NodeDaemon:
             computed = self.state.result(task_id, rnd) is not None
             # MPC: with every share stored the party reruns in the next retry slot; with some
             # missing it waits (bounded by input_timeout) for owners that have not sent yet
-            rerun = rt.params is not None and not is_he(rt.params)
+            rerun = rt.params is not None and rt.params.spec.supports_rerun
             if signed or computed or rerun:
                 how = "signed" if signed else "computed" if computed else "rerunning the MPC"
                 if not (signed or computed or rt.inputs_complete.is_set()):
@@ -1020,8 +1018,6 @@ class NodeDaemon:
         committee = {"seats": rt.committee, "peers": peers}
         self._save(rt.task_id, "committee.json", committee, rt.round)
         self.state.set_committee(rt.task_id, rt.round, rt.committee)
-        if not is_he(params):
-            self._accept_tunnels(rt, peers)
         rt.signatures = SignatureSet(self.chain_id, self.contract, rt.task_id, rt.committee, quorum)
         log.info(
             "task %d: round %d committee formed, seat %d of %d; waiting for inputs",
@@ -1034,14 +1030,8 @@ class NodeDaemon:
         if stored is not None:  # computed before a restart: never recompute, never re-sign
             result_bytes, record = stored
             log.info("task %d: round %d result restored from the state db", rt.task_id, rt.round)
-        elif is_he(params):  # the compute step is pluggable; signing and reporting are shared
-            t0 = time.monotonic()
-            result_bytes, record = await self.he.compute(
-                rt, params, peers, self._task_dir(rt.task_id)
-            )
-            self.metrics.observe("he_seconds", time.monotonic() - t0)
-        else:
-            result_bytes, record = await self._mpc_compute(rt, params, peers, m, deadline)
+        else:  # the engine computes; signing and reporting are shared
+            result_bytes, record = await self._engine_compute(rt, params, peers, deadline)
         self.state.save_result(rt.task_id, rt.round, result_bytes, record)
         self._save(rt.task_id, "result.json", record, rt.round)
         sig = self._sign_once(rt, result_bytes)
@@ -1063,126 +1053,41 @@ class NodeDaemon:
         if rt.round == 0:
             await self._finalize(rt)  # an upheld or overturned re-execution settles at report
 
-    async def _mpc_compute(
-        self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int, deadline: int
+    async def _engine_compute(
+        self, rt: TaskRuntime, params: TaskParams, peers: list[str], deadline: int
     ) -> tuple[bytes, dict[str, Any]]:
-        # restarted with every share: the others' session broke, they retry in the slots
-        aligned = rt.restored and rt.inputs_complete.is_set()
-        with trio.move_on_after(params.input_timeout):
-            await rt.inputs_complete.wait()
-        if not rt.inputs_complete.is_set():
-            raise MpcError(
-                rt.task_id,
-                f"only {len(rt.contributions)} of {len(params.owners)} data owners "
-                "delivered shares",
-            )
-        if aligned:
-            await self._await_mpc_slot(rt, deadline)
-        while True:
-            failed: MpcError | None = None
-            try:
-                timeout = await self._attempt_timeout(deadline)
-                result = await self._compute(rt, params, peers, m, timeout)
-            except MpcError as e:  # e.g. a party was killed: every party retries in step
-                failed = e
-            except BaseExceptionGroup as eg:  # raised through the tunnels' nursery
-                leaves = _leaves(eg)
-                if not all(isinstance(x, MpcError) for x in leaves):
-                    raise
-                failed = cast(MpcError, leaves[0])
-            if failed is None:
-                break
-            log.info("task %d: MPC attempt failed (%s)", rt.task_id, failed.detail)
-            await self._await_mpc_slot(rt, deadline, failed)
-        result_bytes = result.encode()
-        return result_bytes, {"result": "0x" + result_bytes.hex(), "value": str(result)}
+        """Run the program through its engine (node.engines.base); (result bytes, record)."""
+        assert rt.seat is not None
+        spec = params.spec
+        engine = engine_for(spec)
+        prepared = engine.prepare(spec, params, self._task_dir(rt.task_id))
 
-    async def _await_mpc_slot(
-        self, rt: TaskRuntime, deadline: int, failed: MpcError | None = None
-    ) -> None:
-        """Sleep until the next MPC retry slot, or raise ``failed`` if none is left.
-
-        Slots are a grid every ``mpc_timeout + MPC_SLOT_GAP`` seconds counted back from the
-        report deadline (minus a margin to sign and report), identical on every member, so a
-        restarted member and the ones whose session broke start fresh parties together and no
-        stale party is left listening (each attempt ends before the next slot)."""
-        slot = self.cfg.mpc_timeout + MPC_SLOT_GAP
-        last = deadline - MPC_REPORT_MARGIN  # no attempt may run past this chain time
-        now = await self._chain_now()
-        k = int((last - now) // slot)
-        if k >= 1 and not rt.peer_declined.is_set():
-            start = last - k * slot
-            log.info("task %d: next MPC attempt in %.0f s (slot %d)", rt.task_id, start - now, k)
-            with trio.move_on_after(max(0.0, start - now)):
-                await rt.peer_declined.wait()
-        if k < 1 or rt.peer_declined.is_set():
-            why = "a member declined its seat" if k >= 1 else "no time left before the deadline"
-            raise MpcError(rt.task_id, f"{failed.detail + '; ' if failed else ''}{why}")
-        rt.party_port = free_port()  # a fresh party; tunnels resolve to it once it listens
-        rt.party_started = trio.Event()
-
-    async def _attempt_timeout(self, deadline: int) -> float:
-        """An MPC attempt ends just before the first slot boundary at least MPC_MIN_ATTEMPT s
-        away (at most mpc_timeout), so it never overlaps the next retry slot."""
-        slot = self.cfg.mpc_timeout + MPC_SLOT_GAP
-        last = deadline - MPC_REPORT_MARGIN
-        now = await self._chain_now()
-        k = int((last - now - MPC_MIN_ATTEMPT) // slot)
-        end = last - max(k, 0) * slot
-        return max(MPC_MIN_ATTEMPT, min(self.cfg.mpc_timeout, end - now - 1))
-
-    def _tunnel_key(self, task_id: int, round: int = 0) -> str:
-        return f"mpc:{self.chain_id}:{self.contract.lower()}:{task_id}:{round}"
-
-    def _accept_tunnels(self, rt: TaskRuntime, peers: list[str]) -> None:
-        """Let exactly this task's committee members reach our MPyC party, once it listens."""
-        key = self._tunnel_key(rt.task_id, rt.round)
-        members = set(peers)
-        rt.party_port = free_port()
-
-        async def resolve(peer_id: str, k: str) -> tuple[str, int] | None:
-            if k != key or peer_id not in members:
-                log.warning("tunnel for %s from %s refused", k, peer_id)
-                return None
-            with trio.move_on_after(self.cfg.mpc_timeout):
-                await rt.party_started.wait()
-            if not rt.party_started.is_set() or rt.party_port is None:
-                return None
-            return ("127.0.0.1", rt.party_port)
-
-        self.host.set_tunnel_target(key, resolve)
-
-    async def _compute(
-        self, rt: TaskRuntime, params: TaskParams, peers: list[str], m: int, timeout: float
-    ) -> AggregateResult:
-        assert rt.seat is not None and rt.params is not None
-        key = self._tunnel_key(rt.task_id, rt.round)
-        remote = {i: p for i, p in enumerate(peers) if i != rt.seat}
-        order = [o.lower() for o in params.owners]
-        shares = [list(rt.contributions[o].shares) for o in order]
-        async with tunnel_forwarders(self.host, key, remote, rt.seat) as ports:
-            assert rt.party_port is not None  # set when the committee formed
-            own = rt.party_port
-            parties = [("127.0.0.1", own if i == rt.seat else ports[i]) for i in range(m)]
-            job = MpcJob(
-                task_id=rt.task_id,
-                program=params.program,
-                kind=params.kind,
-                frac_bits=params.frac_bits,
-                bit_length=params.bit_length,
-                index=rt.seat,
-                parties=parties,
-                threshold=threshold_for(m),
-                shares=shares,
-            )
+        def started() -> None:
             rt.computing = True
-            log.info("task %d: MPC party %d of %d starting", rt.task_id, rt.seat, m)
-            t0 = time.monotonic()
-            # tunnels into our party wait for this event: it is set once the party listens
-            out = await self.executor.run_party(job, timeout=timeout, listening=rt.party_started)
-            self.metrics.observe("mpc_seconds", time.monotonic() - t0)
-        log.info("task %d: MPC done", rt.task_id)
-        return AggregateResult.from_fractions(out.values(), out.count)
+
+        session = ComputeSession(
+            task_id=rt.task_id,
+            round=rt.round,
+            seat=rt.seat,
+            peers=peers,
+            deadline=deadline,
+            host=self.host,
+            inputs=rt.contributions,
+            inputs_complete=rt.inputs_complete,
+            chain_now=self._chain_now,
+            started=started,
+            abort=rt.peer_declined,
+            restored=rt.restored,
+            attempt_timeout=self.cfg.mpc_timeout,
+            executor=self.executor,
+            blobs=self.he,
+            observe=self.metrics.observe,
+            namespace=f"{self.chain_id}:{self.contract.lower()}",
+        )
+        raw = await engine.compute(prepared, session)
+        result_bytes = engine.encode_result(spec, raw)
+        record = {"result": "0x" + result_bytes.hex(), **raw.record}
+        return result_bytes, record
 
     async def _send_signature(self, peer: str, msg: bytes) -> None:
         for attempt in range(5):

@@ -11,6 +11,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import trio
 from eth_account.signers.local import LocalAccount
@@ -90,10 +91,11 @@ async def contribute(
     account: LocalAccount,
     task_id: int,
     params: TaskParams,
-    values: list[str],
+    table: str | Path,
 ) -> list[str]:
-    """Share ``values`` among the committee of ``task_id``; returns the seat holders' peer ids."""
-    encoded = params.encode_inputs(values)
+    """Share the owner's ``table`` file (CSV, checked against the task's schema) among the
+    committee of ``task_id``; returns the seat holders' peer ids."""
+    encoded = params.encode_table(table)
     async with ephemeral_host(bootstrap) as host:
         return await contribute_to_committee(host, chain, account, task_id, params, encoded)
 
@@ -141,7 +143,7 @@ async def contribute_via(
     m: int | None = None,
     round: int = 0,
 ) -> None:
-    """Shamir-share ``encoded`` values (``params.encode_inputs``) here and send seat i (held by
+    """Shamir-share ``encoded`` values (``params.encode_table``) here and send seat i (held by
     ``peers[i]``) only its share, on an already open host; ``m`` is the committee size."""
     m = len(peers) if m is None else m
     modulus = field_modulus(params.bit_length)
