@@ -212,7 +212,7 @@ class Driver:
         self.poll = poll
         self.recs: dict[int, TaskRec] = {}
         self.params = TaskParams(
-            program=PROGRAM, owners=(owner.address,), input_timeout=60, max_values=1024
+            program=PROGRAM, owners=(owner.address,), input_timeout=60, max_rows=1024
         )
         self.rng = random.Random(8)
         self.first_block = 0
@@ -278,7 +278,7 @@ class Driver:
                 self.owner,
                 task_id,
                 self.params,
-                self.params.encode_inputs([str(v) for v in values]),
+                self.params.encode_values([str(v) for v in values]),
                 peers,
             )
             r.t_delivered = time.time()

@@ -132,6 +132,16 @@ class TaskParams:
 
         return self.spec.encode_owner(self, read_table(path, self.columns))
 
+    def encode_values(self, values: list[str], source: str = "<values>") -> list[int]:
+        """Values of a one-column task (a list instead of a file), checked like a file's."""
+        from scheduler.programs.tables import Table, _from_cells
+
+        if len(self.columns) != 1:
+            raise InvalidTaskParams(f"{self.program} uses {len(self.columns)} columns, not one")
+        table: Table = _from_cells(source, self.columns, [(i + 1, [str(v)]) for i, v in
+                                                          enumerate(values)])  # fmt: skip
+        return self.spec.encode_owner(self, table)
+
     def is_owner(self, address: str) -> bool:
         return address.lower() in {o.lower() for o in self.owners}
 
