@@ -69,11 +69,13 @@ def test_statistics_family_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
             "std": ("mpc.std", col(INCOME)),
             "dot": ("test.dot", col(AGE, INCOME)),
         }
+        # 21 contributing CLI processes on a small machine: generous input and report windows
+        slow = ["--input-timeout", "900", "--seat-timeout", "300", "--report-timeout", "1800"]
         ids = {
-            k: cluster.post_mpc(requester, list(owners.values()), prog, extra=extra)
+            k: cluster.post_mpc(requester, list(owners.values()), prog, extra=[*extra, *slow])
             for k, (prog, extra) in tasks.items()
         }
-        with ThreadPoolExecutor(len(ids)) as pool:
+        with ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda t: cluster.contribute_all(t, owners, files), ids.values()))
         res = {
             k: cluster.dnode(requester, "task", "result", str(t), "--wait", "600")

@@ -16,16 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from eth_abi import decode, encode
-from eth_abi.exceptions import DecodingError
 
 from node.he.encode import decrypt_blob, keccak256
 from node.he.errors import DigestMismatch, MalformedBlob
+from oracle.codecs import LOCATOR_PREFIX, PrivateCodec
+from oracle.errors import OracleError
 
-REPORT_TYPES = ["bytes32", "string"]
-LOCATOR_PREFIX = "dnode-blob:0x"
 MAX_REPORT = 1024  # the contract's result size limit
-MAX_LOCATOR = 512
+_CODEC = PrivateCodec()  # the one implementation of the private-result encoding
 
 
 def blob_locator(digest: bytes) -> str:
@@ -34,14 +32,7 @@ def blob_locator(digest: bytes) -> str:
 
 def encode_report(result_digest: bytes, locator: str | None = None) -> bytes:
     """The result bytes a node signs and reports for an HE task."""
-    if len(result_digest) != 32:
-        raise ValueError("result digest must be 32 bytes")
-    locator = blob_locator(result_digest) if locator is None else locator
-    if len(locator) > MAX_LOCATOR:
-        raise ValueError(f"locator longer than {MAX_LOCATOR} characters")
-    out = encode(REPORT_TYPES, [result_digest, locator])
-    assert len(out) <= MAX_REPORT
-    return out
+    return _CODEC.encode_report(result_digest, locator)
 
 
 def report_for_blob(result_blob: bytes) -> bytes:
@@ -52,12 +43,10 @@ def report_for_blob(result_blob: bytes) -> bytes:
 def decode_report(data: bytes) -> tuple[bytes, str]:
     """(result digest, locator) of reported bytes; MalformedBlob if they are not an HE report."""
     try:
-        digest, locator = decode(REPORT_TYPES, bytes(data))
-    except (DecodingError, ValueError, TypeError, UnicodeDecodeError) as e:
+        r = _CODEC.decode(bytes(data))
+    except OracleError as e:
         raise MalformedBlob(f"result is not an encoded HE report: {e}") from None
-    if encode(REPORT_TYPES, [digest, locator]) != bytes(data):
-        raise MalformedBlob("HE report is not canonically encoded")
-    return bytes(digest), str(locator)
+    return r.blob_digest, r.locator
 
 
 def locator_digest(locator: str) -> bytes:

@@ -66,7 +66,7 @@ class MpcEngine:
             out = await self._run(prepared, session, key, party)
         finally:
             session.host.remove_tunnel_target(key)
-        return RawResult(prepared, out)
+        return RawResult(prepared, out, {"rows": out.rows, "revealed_keys": sorted(out.revealed)})
 
     def encode_result(self, spec: ProgramSpec, raw: RawResult) -> bytes:
         out = cast(MpcResult, raw.data)
