@@ -108,6 +108,32 @@ async def run_program(program: str, rows: int, seed: int, timeout: float) -> dic
     }
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The program table of docs/protocol.md, from a --json report (and every spec)."""
+    from cli.programs import describe
+
+    cost: dict[tuple[str, int], str] = {}
+    for r in report["results"]:
+        if "mpc_seconds" in r:
+            cost[(r["program"], r["rows"])] = (
+                f"{r['mpc_seconds']:g}{'*' if r['extrapolated'] else ''}"
+            )
+    lines = [
+        "| program | inputs | arguments | reveals | to whom | cost hint | 10k rows (s) "
+        "| 1M rows (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for spec in all_programs():
+        d = describe(spec)
+        args = ", ".join(f"`{a['name']}`" for a in d["args"]) or "-"
+        lines.append(
+            f"| `{d['name']}` | {d['inputs']} | {args} | {d['reveals']} | {d['revealed_to']} "
+            f"| {d['cost']} "
+            f"| {cost.get((d['name'], 10_000), '-')} | {cost.get((d['name'], 1_000_000), '-')} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, action="append", help="rows in total (repeatable)")
@@ -115,7 +141,11 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=600.0, help="longest run in seconds")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--table", type=Path, help="print the docs' program table from a --json file")
     a = ap.parse_args()
+    if a.table:
+        print(markdown(json.loads(a.table.read_text())))
+        return
     sizes = sorted(a.rows or [10_000, 1_000_000])
     progs = a.program or [p.name for p in all_programs() if p.family == "stats"]
     results = []

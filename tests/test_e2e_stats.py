@@ -45,6 +45,11 @@ def _frac(text: str) -> Fraction:
     return Fraction(Decimal(text))
 
 
+def _flat(r: dict) -> list[Fraction]:
+    """A result's values, row-major, as exact fractions."""
+    return [Fraction(v, 10 ** r["decimals"]) for v in r["values_scaled"]]
+
+
 def test_statistics_family_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DNODE_PROGRAMS", "tests.programs.dot_spec")  # the test-added program
     cluster = DevCluster(tmp_path, challenge_period=4)
@@ -85,7 +90,8 @@ def test_statistics_family_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
     q = res["quantiles"]
     assert q["shape"] == [5, 2] and q["labels"][1] == ["age", "income"]
     want_age = np.quantile(age, [0, 0.25, 0.5, 0.75, 1])
-    got = [[_frac(v) for v in row] for row in np.array(q["values"]).reshape(5, 2)]
+    flat = _flat(q)
+    got = [flat[2 * i : 2 * i + 2] for i in range(5)]
     assert [float(r[0]) for r in got] == list(want_age)  # min, quartiles, median, max: exact
     sorted_inc = sorted(income)
     assert got[0][1] == sorted_inc[0] and got[4][1] == sorted_inc[-1]  # min/max exactly
@@ -102,14 +108,14 @@ def test_statistics_family_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
     assert abs(_frac(v["variance/income"]) - var_inc) <= Fraction(1, 2 * 10**18)
     assert float(_frac(v["variance/age"])) == pytest.approx(float(age.var()), rel=1e-15)
 
-    corr = [float(_frac(x)) for x in res["correlation"]["values"]]
+    corr = [float(x) for x in _flat(res["correlation"])]
     assert corr == pytest.approx(np.corrcoef(age, income_f).ravel().tolist(), rel=1e-12)
-    assert float(_frac(res["std"]["values"][0])) == pytest.approx(income_f.std(), rel=1e-12)
+    assert float(_flat(res["std"])[0]) == pytest.approx(income_f.std(), rel=1e-12)
 
     h = res["histogram"]["named"]
     assert h == {r: str(region.count(r)) for r in ("n", "s", "e", "w")}
-    b = res["bins"]["values"]
-    assert [int(x) for x in b] == list(np.histogram(age, [0, 30, 50, 120])[0])
+    assert _flat(res["bins"]) == list(np.histogram(age, [0, 30, 50, 120])[0])
+    assert list(res["bins"]["named"]) == ["[0,30)", "[30,50)", "[50,120]"]
 
     dot = sum(Fraction(int(a)) * i for a, i in zip(age, income, strict=True))
-    assert _frac(res["dot"]["values"][0]) == dot and res["dot"]["count"] == n
+    assert _flat(res["dot"]) == [dot] and res["dot"]["count"] == n
