@@ -142,6 +142,17 @@ class TaskParams:
                                                           enumerate(values)])  # fmt: skip
         return self.spec.encode_owner(self, table)
 
+    def contribution_error(self, values: int, other_rows: int = 0) -> str | None:
+        """Why a seat must refuse an owner's ``values`` shares (None: acceptable): not whole
+        rows of the program's width, or more rows in all than ``max_rows`` (every sum's bound,
+        hence the field size, assumes at most that many)."""
+        width = max(self.spec.width(self), 1)
+        if values % width:
+            return f"{values} shares are not whole rows of {width}"
+        if other_rows + values // width > self.max_rows:
+            return f"more than max_rows={self.max_rows} rows in all"
+        return None
+
     def is_owner(self, address: str) -> bool:
         return address.lower() in {o.lower() for o in self.owners}
 

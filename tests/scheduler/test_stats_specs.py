@@ -139,3 +139,14 @@ def test_private_codec_is_canonical() -> None:
     assert rep.codec == "private"
     data = c.encode_report(b"\x11" * 32)  # type: ignore[attr-defined]
     assert c.decode(data).blob_digest == b"\x11" * 32
+
+
+def test_seats_refuse_ragged_or_oversized_contributions() -> None:
+    """An owner cannot break the session with a partial row, nor overflow every sum's bound
+    by sending more rows than max_rows (the field size assumes at most that many)."""
+    p = TaskParams("mpc.covariance", OWNER, columns=(AGE, PRICE), max_rows=10)
+    assert p.contribution_error(8) is None
+    assert "not whole rows of 2" in str(p.contribution_error(7))
+    assert "max_rows=10" in str(p.contribution_error(8, other_rows=7))
+    h = TaskParams("mpc.histogram", OWNER, columns=(REGION,))
+    assert h.contribution_error(8) is None and h.contribution_error(6) is not None  # one-hot 4
