@@ -141,6 +141,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=600.0, help="longest run in seconds")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", type=Path, help="also write the JSON report to this file")
     ap.add_argument("--table", type=Path, help="print the docs' program table from a --json file")
     a = ap.parse_args()
     if a.table:
@@ -163,10 +164,14 @@ def main() -> None:
                 results.append({"program": prog, "rows": n, "error": str(e)[:200]})
                 break
             results.append(last)
+            if a.out:
+                a.out.write_text(json.dumps({"results": results}, indent=1))
             if not a.json:
                 print(f"{prog:<16} {n:>9} rows  {last['mpc_seconds']:>8.2f} s", flush=True)
     report = {"benchmark": "table programs: MPC kernel, 3 parties, 3 owners",
               "machine": machine_info(), "results": results}  # fmt: skip
+    if a.out:
+        a.out.write_text(json.dumps(report, indent=1))
     if a.json:
         print(json.dumps(report, indent=1))
 
