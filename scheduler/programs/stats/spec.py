@@ -85,9 +85,7 @@ class Stat(ProgramSpec):
             need = max(need, n * b)
         if {"sumsq", "gram"} & set(self.needs):
             need = max(need, n * b * b)
-        if {"order", "below"} & set(self.needs):
-            need = max(need, 4 * b + 2)
-        bits = max(16, need.bit_length() + 2)
+        bits = max(16, need.bit_length() + 2, self.cmp_bits(params))
         if bits > MAX_FIELD_BITS:
             widest = max(params.columns, key=lambda c: c.bound)
             raise InvalidTaskParams(
@@ -97,6 +95,14 @@ class Stat(ProgramSpec):
             )
         return bits
 
+    def cmp_bits(self, params: TaskParams) -> int:
+        """Bits of the secure type the kernel compares with (same field, cheaper than the
+        full type): every difference it compares and every count must fit."""
+        if "order" not in self.needs:
+            return 0
+        span = max(c.enc_hi - c.enc_lo for c in params.columns)
+        return max(span.bit_length(), params.max_rows.bit_length()) + 3
+
     # ---- kernel inputs -----------------------------------------------------------------
 
     def qlist(self, params: TaskParams) -> list[str]:
@@ -105,6 +111,7 @@ class Stat(ProgramSpec):
     def kernel_args(self, params: TaskParams) -> dict[str, Any]:
         out: dict[str, Any] = {"width": self.width(params), "needs": list(self.needs)}
         if "order" in self.needs:
+            out["cmp_bits"] = self.cmp_bits(params)
             out["q"] = self.qlist(params)
             out["lo"] = [c.enc_lo for c in params.columns]
             out["hi"] = [c.enc_hi for c in params.columns]
@@ -294,12 +301,15 @@ class Histogram(Stat):
         scale = 10 ** params.columns[0].scale
         e = [x * scale for x in self.edges(params)]
         below = [math.ceil(x) for x in e[:-1]] + [math.floor(e[-1]) + 1]  # x < t, t integer
-        return {"width": 1, "needs": ["below"], "below": below}
+        return {"width": 1, "needs": ["below"], "below": below, "cmp_bits": self.cmp_bits(params)}
 
-    def field_bits(self, params: TaskParams) -> int:
-        bits = super().field_bits(params)
-        edges = [abs(x) * 10 ** params.columns[0].scale for x in self.edges(params)]
-        return max(bits, (int(max(edges, default=0)) * 4 + 2).bit_length() + 2)
+    def cmp_bits(self, params: TaskParams) -> int:
+        if not params.columns or self._cat(params):
+            return 0
+        scale = 10 ** params.columns[0].scale
+        edges = [math.ceil(abs(x) * scale) + 1 for x in self.edges(params)]
+        span = params.columns[0].bound + max(edges, default=0)
+        return max(span.bit_length(), params.max_rows.bit_length()) + 3
 
     def finish(self, params: TaskParams, revealed: Mapping[str, Any], rows: int) -> Output:
         if self._cat(params):

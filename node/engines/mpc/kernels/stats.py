@@ -46,8 +46,7 @@ async def run(mpc: Any, secint: Any, x: Any, args: dict[str, Any]) -> dict[str, 
         out["ranks"], out["order"] = await _order_stats(mpc, p, x, n, args)
     if "below" in needs:
         t = [int(v) for v in args["below"]]
-        span = max(abs(v) for v in t) + max(abs(v) for v in t) + 1
-        cmp = mpc.SecInt(max(span.bit_length() * 2, n.bit_length()) + 3, p=p)
+        cmp = mpc.SecInt(int(args["cmp_bits"]), p=p)  # the spec sized it (and the field)
         col = _retype(cmp, x)[:, 0]
         d = col.reshape(1, n) - np.array(t, dtype=object).reshape(len(t), 1)
         counts = (d < 0).sum(axis=1)
@@ -67,8 +66,7 @@ async def _order_stats(
     lo = np.array([list(args["lo"])] * len(ranks), dtype=object)
     hi = np.array([list(args["hi"])] * len(ranks), dtype=object)
     k = np.array(ranks, dtype=object).reshape(len(ranks), 1)
-    span = int(max(h - low for low, h in zip(args["lo"], args["hi"], strict=True)))
-    cmp = mpc.SecInt(max(span.bit_length(), n.bit_length()) + 3, p=p)
+    cmp = mpc.SecInt(int(args["cmp_bits"]), p=p)  # the spec sized it (and the field)
     xs = _retype(cmp, x).reshape(1, n, w)
     while (lo < hi).any():
         mid = (lo + hi) // 2
