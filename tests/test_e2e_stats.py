@@ -57,7 +57,7 @@ def test_statistics_family_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
     income_f = np.array([float(x) for x in income])
     with cluster.running():
         for i in range(1, 4):
-            cluster.start_node(f"node-{i}", capacity=8, extra_args=["--max-tasks", "8"])
+            cluster.start_node(f"node-{i}", capacity=10, extra_args=["--max-tasks", "10"])
         requester = cluster.member("requester")
         owners = {n: cluster.member(n) for n in ROWS}
         files = {}
@@ -73,6 +73,8 @@ def test_statistics_family_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
             "bins": ("mpc.histogram", [*col(AGE), "--bins", "0,30,50,120"]),
             "std": ("mpc.std", col(INCOME)),
             "dot": ("test.dot", col(AGE, INCOME)),
+            "min": ("mpc.min", col(AGE, INCOME)),
+            "max": ("mpc.max", col(AGE, INCOME)),
         }
         # 21 contributing CLI processes on a small machine: generous input and report windows
         slow = ["--input-timeout", "900", "--seat-timeout", "300", "--report-timeout", "1800"]
@@ -120,6 +122,9 @@ def test_statistics_family_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
     assert h == {r: str(region.count(r)) for r in ("n", "s", "e", "w")}
     assert _flat(res["bins"]) == list(np.histogram(age, [0, 30, 50, 120])[0])
     assert list(res["bins"]["named"]) == ["[0,30)", "[30,50)", "[50,120]"]
+
+    assert _flat(res["min"]) == [int(age.min()), min(income)]  # tournaments: exact
+    assert _flat(res["max"]) == [int(age.max()), max(income)]
 
     dot = sum(Fraction(int(a)) * i for a, i in zip(age, income, strict=True))
     assert _flat(res["dot"]) == [dot] and res["dot"]["count"] == n

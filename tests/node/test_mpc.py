@@ -425,3 +425,12 @@ def test_invalid_job_rejected():
     job = dataclasses.replace(job, shares=[[2**200]])
     with pytest.raises(MpcError, match="not an element"):
         trio.run(lambda: run_party(job, timeout=5))
+
+
+def test_three_parties_min_and_max_by_tournament():
+    xs = [int(v) for o in OWNERS_INT for v in o]
+    for program, want in (("mpc.min", min(xs)), ("mpc.max", max(xs))):
+        res = trio.run(_run_all, _jobs(17, program, "int", OWNERS_INT, 3, 1))
+        assert all(isinstance(r, MpcResult) for r in res), res
+        assert set(res[0].revealed) == {"extreme"}  # only the extreme is opened
+        assert _finish(program, OWNERS_INT, "int", res[0]) == (want,)

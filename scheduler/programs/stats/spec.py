@@ -11,9 +11,10 @@ with exact rational arithmetic (``finish``), matching numpy's definitions:
 * ``quantiles``/``median``: numpy's default linear interpolation between order statistics;
 * ``histogram``: ``numpy.histogram`` bins (half-open, the last one closed) or category counts.
 
-Order statistics are found by a secure binary search over the column's declared range: each
-step opens one bit, "at least k values are <= v", and the path of those bits is the order
-statistic itself, so nothing beyond the output is revealed.
+Order statistics (median, quantiles) are found by a secure binary search over the column's
+declared range: each step opens one bit, "at least k values are <= v", and the path of those
+bits is the order statistic itself, so nothing beyond the output is revealed. Minimum and
+maximum use a secure tournament (MPyC's ``np_amin``/``np_amax``), which opens only the result.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class Stat(ProgramSpec):
     def cmp_bits(self, params: TaskParams) -> int:
         """Bits of the secure type the kernel compares with (same field, cheaper than the
         full type): every difference it compares and every count must fit."""
-        if "order" not in self.needs:
+        if not {"order", "extreme"} & set(self.needs):
             return 0
         span = max(c.enc_hi - c.enc_lo for c in params.columns)
         return max(span.bit_length(), params.max_rows.bit_length()) + 3
@@ -110,6 +111,9 @@ class Stat(ProgramSpec):
 
     def kernel_args(self, params: TaskParams) -> dict[str, Any]:
         out: dict[str, Any] = {"width": self.width(params), "needs": list(self.needs)}
+        if "extreme" in self.needs:
+            out["cmp_bits"] = self.cmp_bits(params)
+            out["which"] = "min" if self.qs == ("0",) else "max"
         if "order" in self.needs:
             out["cmp_bits"] = self.cmp_bits(params)
             out["q"] = self.qlist(params)
@@ -231,6 +235,18 @@ class OrderStat(Stat):
         return [
             quantile(n, q, {k: v[j] for k, v in at.items()}) for j in range(len(params.columns))
         ]
+
+
+class Extreme(OrderStat):
+    """min or max: a secure tournament (rows - 1 comparisons in log2(rows) rounds, MPyC's
+    np_amin/np_amax) opens only the extreme; cheaper than a binary search over the range."""
+
+    needs = ("extreme",)
+    reveals = "per column: the minimum (or maximum) only"
+    cost = "rows - 1 secure comparisons per column, log2(rows) rounds"
+
+    def per_column(self, params: TaskParams, r: Mapping[str, Any], n: int) -> list[Fraction]:
+        return [c.decode(int(v)) for c, v in zip(params.columns, r["extreme"], strict=True)]
 
 
 class Quantiles(OrderStat):
@@ -384,8 +400,8 @@ for spec in (
     Mean(name="mpc.mean", description="secure mean of each column"),
     Variance(name="mpc.variance", description="secure mean and population variance per column"),
     Std(name="mpc.std", description="secure population standard deviation per column"),
-    OrderStat(name="mpc.min", description="secure minimum per column", qs=("0",)),
-    OrderStat(name="mpc.max", description="secure maximum per column", qs=("1",)),
+    Extreme(name="mpc.min", description="secure minimum per column", qs=("0",)),
+    Extreme(name="mpc.max", description="secure maximum per column", qs=("1",)),
     OrderStat(name="mpc.median", description="secure median per column", qs=("0.5",)),
     Quantiles(name="mpc.quantiles", description="secure quantiles per column (linear)"),
     Histogram(name="mpc.histogram", description="bin or category counts of one column"),

@@ -1,7 +1,8 @@
 """Kernel of the statistics family (spec: scheduler.programs.stats.spec).
 
 Opens only what ``needs`` asks for: column sums, sums of squares, the Gram matrix X^T X,
-order statistics (secure binary search, one opened bit per step), counts below thresholds.
+order statistics (secure binary search, one opened bit per step), the minimum or maximum
+(secure tournament), counts below thresholds.
 Comparisons run on a secure-integer type of the same field with only as many bits as the
 declared ranges need (cost grows with the bit length), over whole NumPy-style secure arrays.
 """
@@ -32,7 +33,7 @@ async def run(mpc: Any, secint: Any, x: Any, args: dict[str, Any]) -> dict[str, 
     if n == 0:  # shapes are public: nothing to hide, nothing to compute
         z = [0] * w
         return {"sum": z, "sumsq": z, "gram": [0] * (w * w), "ranks": [], "order": [],
-                "below": [0] * len(args.get("below", []))}  # fmt: skip
+                "below": [0] * len(args.get("below", [])), "extreme": z}  # fmt: skip
     if "sum" in needs:
         opened.append(("sum", x.sum(axis=0)))  # local: additions need no communication
     if "sumsq" in needs:
@@ -42,6 +43,11 @@ async def run(mpc: Any, secint: Any, x: Any, args: dict[str, Any]) -> dict[str, 
     for name, v in opened:
         out[name] = _ints(await mpc.output(v))
     p = secint.field.modulus
+    if "extreme" in needs:  # a tournament: rows - 1 comparisons, only the extreme is opened
+        cmp = mpc.SecInt(int(args["cmp_bits"]), p=p)
+        xs = _retype(cmp, x)
+        e = mpc.np_amin(xs, axis=0) if args["which"] == "min" else mpc.np_amax(xs, axis=0)
+        out["extreme"] = _ints(await mpc.output(e))
     if "order" in needs:
         out["ranks"], out["order"] = await _order_stats(mpc, p, x, n, args)
     if "below" in needs:
