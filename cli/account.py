@@ -11,9 +11,9 @@ from cli.context import CliError, Ctx, pass_ctx
 from cli.units import AMOUNT, fmt_eth
 from node import keystore
 from node.p2p import peer_id_from_seed
-from scheduler.programs import CAP_HE, CAP_MPC
+from scheduler.programs.registry import CAPABILITY_BITS
 
-CAPS = {"mpc": CAP_MPC, "he": CAP_HE}
+CAPS = CAPABILITY_BITS  # capability name -> on-chain bit
 
 
 @click.group("account")

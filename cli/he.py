@@ -253,7 +253,7 @@ def post_he(
     task_id = chain.post_task(
         prog.program_id,
         params.digest,
-        capability=prog.capability,
+        capability=prog.capability_bit,
         committee_size=committee_size,
         seat_deadline=now + seat_timeout,
         report_deadline=now + report_timeout,

@@ -108,9 +108,9 @@ def cli(
 
 
 def register_commands() -> None:
-    from cli import account, chain, demo, node, ops, oracle, task
+    from cli import account, chain, demo, node, ops, oracle, programs, task
 
-    for mod in (chain, account, node, ops, task, oracle, demo):
+    for mod in (chain, account, node, ops, task, oracle, programs, demo):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)
 

@@ -4,11 +4,13 @@ finalize (``dnode oracle watch``). See docs/protocol.md, "Consuming results"."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from cli.context import CliError, Ctx, pass_ctx
 from oracle.reader import OracleResult, read, watch
+from scheduler.programs import TaskParams
 
 
 @click.group("oracle")
@@ -25,11 +27,24 @@ def _show(c: Ctx, r: OracleResult) -> None:
 
 @oracle.command("get")
 @click.argument("task_id", type=click.IntRange(min=1))
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The task's params (public): shape and label the values by the program's layout.",
+)
 @pass_ctx
-def get(c: Ctx, task_id: int) -> None:
-    """One task's attested result, checked against its on-chain digest and decoded: a public
-    aggregate's values, or a private (HE) result's blob digest and locator."""
-    _show(c, read(c.chain(), task_id))
+def get(c: Ctx, task_id: int, params_file: Path | None) -> None:
+    """One task's attested result, checked against its on-chain digest and decoded by its
+    program's codec: public values (shaped and labelled with --params), or a private (HE)
+    result's blob digest and locator."""
+    params = None
+    if params_file is not None:
+        try:
+            params = TaskParams.from_bytes(params_file.read_bytes())
+        except OSError as e:
+            raise CliError(f"cannot read --params {params_file}: {e.strerror or e}") from None
+    _show(c, read(c.chain(), task_id, params))
 
 
 @oracle.command("watch")

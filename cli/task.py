@@ -12,16 +12,15 @@ from eth_utils import is_address, to_checksum_address
 
 from cli import he
 from cli.context import CliError, Ctx, pass_ctx
+from cli.programs import program_args, table_params
 from cli.units import AMOUNT, fmt_eth
 from cli.wait import _wait_for
 from contracts.client import TERMINAL_STATUSES, ChainClient, TaskInfo, TaskStatus
 from node import peer_client
 from node.aggregation import DEFAULT_MIN_OWNERS, MinAggregation
-from node.mpc.sharing import load_inputs
-from oracle.reader import read_result
+from oracle.reader import read
 from scheduler.candidates import candidates_for, seed_state
 from scheduler.programs import (
-    CAP_HE,
     MAX_COMMITTEE,
     MIN_COMMITTEE,
     TaskParams,
@@ -42,8 +41,8 @@ def _aggregation_options(f: Any) -> Any:
     f = click.option(
         "--allow-single-owner",
         is_flag=True,
-        help="Allow an MPC task with one data owner: its result then PUBLISHES that owner's "
-        "sum (and sum of squares) on chain.",
+        help="Allow a table task with one data owner: its result then PUBLISHES statistics "
+        "of that owner's data on chain.",
     )(f)
     f = click.option(
         "--min-values",
@@ -61,13 +60,24 @@ def _aggregation_options(f: Any) -> Any:
     return f
 
 
-@task.command("post")
-@click.option("--program", required=True, help="Program id, e.g. mpc.mean or he.mean.")
+COLUMN_HELP = (
+    "A table column the task uses: NAME:int:MIN:MAX, NAME:fixed:SCALE:MIN:MAX, NAME:cat:A|B|C "
+    "or NAME:id (repeatable; default value:fixed:6:-1e9:1e9). Ranges are public."
+)
+PROGRAM_FLAGS = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+@task.command("post", context_settings=PROGRAM_FLAGS)
+@click.option("--program", required=True, help="Program, e.g. mpc.mean (see dnode programs).")
 @click.option(
     "--owner",
     "owners",
     multiple=True,
-    help="MPC: address of a data owner who will contribute inputs (repeatable, required).",
+    help="Table programs: address of a data owner who will contribute (repeatable, required).",
+)
+@click.option("--column", "columns", multiple=True, help=COLUMN_HELP)
+@click.option(
+    "--schema", type=click.Path(dir_okay=False, path_type=Path), help="Columns as a JSON file."
 )
 @click.option(
     "--committee",
@@ -77,8 +87,6 @@ def _aggregation_options(f: Any) -> Any:
     help=f"Committee size m ({MIN_COMMITTEE}..{MAX_COMMITTEE}).",
 )
 @click.option("--reward", type=AMOUNT, required=True, help="Escrowed reward, e.g. 0.3ether.")
-@click.option("--kind", type=click.Choice(["int", "fixed"]), default="int", show_default=True)
-@click.option("--frac-bits", default=None, type=int, help="Fractional bits for --kind fixed [16].")
 @click.option("--seat-timeout", default=120, show_default=True, help="Seconds to fill the seats.")
 @click.option(
     "--report-timeout",
@@ -93,10 +101,10 @@ def _aggregation_options(f: Any) -> Any:
     help="Seconds nodes wait for the data owners' shares once the committee is formed.",
 )
 @click.option(
-    "--max-values",
+    "--max-rows",
     default=1 << 16,
     show_default=True,
-    help="Most values all owners together may contribute (bounds each value's range).",
+    help="Most rows all owners together may contribute (bounds every sum).",
 )
 @click.option(
     "--bootstrap",
@@ -109,7 +117,7 @@ def _aggregation_options(f: Any) -> Any:
     multiple=True,
     help="HE: file to encrypt locally (CSV or .npy) as input x; or x=FILE / y=FILE.",
 )
-@click.option("--args", "args_opt", help="HE: program arguments, a JSON file or '{...}'.")
+@click.option("--args", "args_opt", help="Program arguments: a JSON file or '{...}'.")
 @click.option(
     "--arg",
     "arg_items",
@@ -124,19 +132,19 @@ def _aggregation_options(f: Any) -> Any:
     show_default=True,
     help="HE: wait for the committee and push it the public context and ciphertexts.",
 )
-@pass_ctx
+@click.pass_context
 def post(
-    c: Ctx,
+    cctx: click.Context,
     program: str,
     owners: tuple[str, ...],
+    columns: tuple[str, ...],
+    schema: Path | None,
     committee_size: int,
     reward: int,
-    kind: str,
-    frac_bits: int | None,
     seat_timeout: int,
     report_timeout: int,
     input_timeout: int,
-    max_values: int,
+    max_rows: int,
     bootstrap: tuple[str, ...],
     data: tuple[str, ...],
     args_opt: str | None,
@@ -149,8 +157,12 @@ def post(
 ) -> None:
     """Escrow a reward and post a task; announce its parameters to the network.
 
-    HE programs (he.*) encrypt --data locally, keep the secret key under HOME/he-keys, and
-    push the public context and ciphertexts to the committee once it forms."""
+    Table programs take the program's own flags after the common ones (e.g. --q 0.25,0.75
+    for mpc.quantiles; see dnode programs NAME). HE programs encrypt --data locally, keep
+    the secret key under HOME/he-keys, and push the public context and ciphertexts to the
+    committee once it forms."""
+    c = cctx.find_object(Ctx)
+    assert c is not None
     prog = get_program(program)
     if not MIN_COMMITTEE <= committee_size <= MAX_COMMITTEE:
         raise CliError(
@@ -159,9 +171,9 @@ def post(
         )
     if not 0 < seat_timeout < report_timeout:
         raise CliError("need 0 < --seat-timeout < --report-timeout")
-    if prog.capability == CAP_HE:
-        if owners:
-            raise CliError("an HE task has no --owner: the requester encrypts its own --data")
+    if not prog.uses_table:  # the requester's own encrypted data (HE)
+        if owners or columns or schema or cctx.args:
+            raise CliError(f"{prog.name} takes no --owner/--column: the requester encrypts --data")
         return he.post_he(
             c,
             prog,
@@ -177,22 +189,31 @@ def post(
             scheme=scheme,
             upload=upload,
         )
-    if data or args_opt or arg_items:
-        raise CliError(f"--data/--args/--arg are for HE programs, not {prog.name}")
+    if data or arg_items:
+        raise CliError(f"--data/--arg are for programs on encrypted data, not {prog.name}")
     minimum = _min_aggregation(owners, min_owners, min_values, allow_single_owner)
-    params = _mpc_params(prog.name, owners, kind, frac_bits, input_timeout, max_values, minimum)
+    params = _table_params(
+        prog.name, owners, columns, schema, program_args(prog, cctx.args, args_opt),
+        input_timeout, max_rows, minimum,
+    )  # fmt: skip
     acct = c.account()
     chain = c.chain(acct)
     now = max(int(time.time()), chain.block_timestamp())
     task_id = chain.post_task(
         prog.program_id,
         params.digest,
-        capability=prog.capability,
+        capability=prog.capability_bit,
         committee_size=committee_size,
         seat_deadline=now + seat_timeout,
         report_deadline=now + report_timeout,
         reward=reward,
     )
+    kept = _params_file(c, chain, task_id)
+    try:  # kept to shape and label the result later (dnode task result)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_bytes(params.canonical())
+    except OSError:
+        pass
     announced = 0
     if bootstrap:
         announced = trio.run(peer_client.announce, list(bootstrap), task_id, params)
@@ -215,32 +236,26 @@ def post(
     )
 
 
-def _mpc_params(
+def _table_params(
     program: str,
     owners: tuple[str, ...],
-    kind: str,
-    frac_bits: int | None,
+    columns: tuple[str, ...],
+    schema: Path | None,
+    args: dict[str, object],
     input_timeout: int,
-    max_values: int,
+    max_rows: int,
     minimum: MinAggregation,
 ) -> TaskParams:
-    """The params of an MPC task, from the command-line options (one-line errors)."""
+    """The params of a table program, from the command-line options (one-line errors)."""
     prog = get_program(program)
-    if prog.capability == CAP_HE:
-        raise CliError(f"{prog.name} is an HE program: post it with dnode task post --data")
-    if not owners:
-        raise CliError(f"{prog.name} needs at least one --owner (a data owner's address)")
+    if not prog.uses_table:
+        raise CliError(f"{prog.name} runs on encrypted data: post it with dnode task post --data")
     for o in owners:
         if not is_address(o):
             raise CliError(f"data owner {o!r} is not an address")
-    return TaskParams(
-        program=prog.name,
-        owners=tuple(to_checksum_address(o) for o in owners),
-        kind=kind,
-        frac_bits=(frac_bits if frac_bits is not None else 16) if kind == "fixed" else 0,
-        input_timeout=input_timeout,
-        max_values=max_values,
-        extra=minimum.to_extra(),
+    owners = tuple(to_checksum_address(o) for o in owners)
+    return table_params(
+        prog, owners, columns, schema, args, input_timeout, max_rows, minimum.to_extra()
     )
 
 
@@ -254,7 +269,7 @@ def _min_aggregation(
     if owners and len(set(o.lower() for o in owners)) < k:
         if len(owners) == 1:
             raise CliError(
-                "a task with one data owner publishes that owner's sum on chain; "
+                "a task with one data owner publishes a result of that owner's data alone; "
                 "pass --allow-single-owner to post it anyway"
             )
         raise CliError(f"{len(owners)} data owners cannot meet --min-owners {k}")
@@ -264,15 +279,18 @@ def _min_aggregation(
     return MinAggregation(owners=k, values=v)
 
 
-@task.command("params")
-@click.option("--program", required=True, help="MPC program id, e.g. mpc.mean.")
+@task.command("params", context_settings=PROGRAM_FLAGS)
+@click.option("--program", required=True, help="Table program, e.g. mpc.mean.")
 @click.option(
     "--owner", "owners", multiple=True, help="Address of a data owner (repeatable, required)."
 )
-@click.option("--kind", type=click.Choice(["int", "fixed"]), default="int", show_default=True)
-@click.option("--frac-bits", default=None, type=int, help="Fractional bits for --kind fixed [16].")
+@click.option("--column", "columns", multiple=True, help=COLUMN_HELP)
+@click.option(
+    "--schema", type=click.Path(dir_okay=False, path_type=Path), help="Columns as a JSON file."
+)
+@click.option("--args", "args_opt", help="Program arguments: a JSON file or '{...}'.")
 @click.option("--input-timeout", default=120, show_default=True)
-@click.option("--max-values", default=1 << 16, show_default=True)
+@click.option("--max-rows", default=1 << 16, show_default=True)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -280,24 +298,29 @@ def _min_aggregation(
     help="File to write the canonical params to (announce them with dnode task announce).",
 )
 @_aggregation_options
-@pass_ctx
+@click.pass_context
 def params_cmd(
-    c: Ctx,
+    cctx: click.Context,
     program: str,
     owners: tuple[str, ...],
-    kind: str,
-    frac_bits: int | None,
+    columns: tuple[str, ...],
+    schema: Path | None,
+    args_opt: str | None,
     input_timeout: int,
-    max_values: int,
+    max_rows: int,
     out: Path,
     min_owners: int | None,
     min_values: int | None,
     allow_single_owner: bool,
 ) -> None:
-    """Write an MPC task's params without posting it, and print their digest: what a consumer
+    """Write a table task's params without posting it, and print their digest: what a consumer
     contract passes to post_task (e.g. the example PriceFeed's request)."""
+    c = cctx.find_object(Ctx)
+    assert c is not None
+    prog = get_program(program)
+    args = program_args(prog, cctx.args, args_opt)
     minimum = _min_aggregation(owners, min_owners, min_values, allow_single_owner)
-    params = _mpc_params(program, owners, kind, frac_bits, input_timeout, max_values, minimum)
+    params = _table_params(program, owners, columns, schema, args, input_timeout, max_rows, minimum)
     try:
         out.write_bytes(params.canonical())
     except OSError as e:
@@ -364,7 +387,8 @@ def announce(c: Ctx, task_id: int, params_file: Path, bootstrap: tuple[str, ...]
     "--inputs",
     type=click.Path(path_type=Path),
     required=True,
-    help="File with one number per line (CSV single column; # comments).",
+    help="Your table: a CSV with a header naming the task's columns (or one number per line "
+    "for a one-column task); Parquet if pyarrow is installed.",
 )
 @click.option(
     "--bootstrap",
@@ -384,6 +408,13 @@ def announce(c: Ctx, task_id: int, params_file: Path, bootstrap: tuple[str, ...]
     help="0: the task's committee; 1: the re-execution committee of a disputed task "
     "(fresh shares for its m + 2 seats). Default: 1 if the task is disputed, else 0.",
 )
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The task's params (checked against the chain) to check the file before going online "
+    "[default: kept by task post, else fetched from peers].",
+)
 @pass_ctx
 def contribute(
     c: Ctx,
@@ -392,9 +423,9 @@ def contribute(
     bootstrap: tuple[str, ...],
     timeout: float,
     round_: int | None,
+    params_file: Path | None,
 ) -> None:
     """As a data owner: secret-share your inputs locally and send each seat only its share."""
-    values = load_inputs(inputs)
     acct = c.account()
     chain = c.chain(acct)
     info = chain.task_info(task_id)
@@ -405,15 +436,31 @@ def contribute(
         rnd = 1 if info.status in (TaskStatus.DISPUTED, TaskStatus.RECOMPUTING) else 0
     forming = TaskStatus.RECOMPUTING if rnd else TaskStatus.COMPUTING
     committee = "re-execution committee" if rnd else "committee"
+    local = _known_params(c, chain, task_id, params_file)
+    if local is not None and local.digest != info.params_digest:
+        if params_file is not None:
+            raise CliError(f"--params {params_file} are not the params of task {task_id}")
+        local = None  # a stale local copy: ask the peers
+
+    def encode(params: TaskParams) -> list[int]:
+        if not params.is_owner(acct.address):
+            raise CliError(f"{acct.address} is not a data owner of task {task_id}")
+        # encode once, before waiting: a malformed file fails now, not after the committee
+        return params.encode_table(inputs)
+
+    early = encode(local) if local is not None else None  # offline: before any connection
+    rows = 0
 
     async def flow() -> list[str]:
+        nonlocal rows
         # one libp2p host for the whole command: fetch the params, wait, deliver
         async with peer_client.ephemeral_host(list(bootstrap)) as host:
-            params = await peer_client.fetch_params(host, task_id, info.params_digest)
-            if not params.is_owner(acct.address):
-                raise CliError(f"{acct.address} is not a data owner of task {task_id}")
-            # encode once, before waiting: a malformed file fails now, not after the committee
-            encoded = peer_client.encode_inputs(params, values, source=str(inputs))
+            if local is not None and early is not None:
+                params, encoded = local, early
+            else:
+                params = await peer_client.fetch_params(host, task_id, info.params_digest)
+                encoded = encode(params)
+            rows = len(encoded) // max(params.spec.width(params), 1)
             st = await trio.to_thread.run_sync(
                 _wait_for, c, chain, task_id, {forming}, timeout, f"waiting for the {committee}"
             )
@@ -431,10 +478,11 @@ def contribute(
             "task_id": task_id,
             "round": rnd,
             "owner": acct.address,
-            "values": len(values),
+            "rows": rows,
+            "values": rows,
             "seats": peers,
         },
-        f"task {task_id}: {len(values)} value(s) secret-shared to {len(peers)} seats "
+        f"task {task_id}: {rows} row(s) secret-shared to {len(peers)} seats "
         f"of the {committee} "
         "(no node received a plaintext value)",
     )
@@ -579,21 +627,47 @@ def _open_note(chain: ChainClient, t: TaskInfo) -> tuple[str, dict[str, object]]
     return "; ".join(why), extra
 
 
+def _params_file(c: Ctx, chain: ChainClient, task_id: int) -> Path:
+    """Where a requester keeps the params of a task it posted (to label its result)."""
+    return c.home / "params" / f"{chain.deployment.address.lower()}-{task_id}.json"
+
+
+def _known_params(
+    c: Ctx, chain: ChainClient, task_id: int, given: Path | None
+) -> TaskParams | None:
+    path = given or _params_file(c, chain, task_id)
+    try:
+        return TaskParams.from_bytes(path.read_bytes())
+    except OSError:
+        if given is not None:
+            raise CliError(f"cannot read --params {given}") from None
+        return None
+
+
 @task.command("result")
 @click.argument("task_id", type=int)
 @click.option("--wait", "wait_s", default=0.0, help="Seconds to wait for the attested result.")
 @click.option(
+    "--params",
+    "params_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The task's params, to shape and label the values [default: kept by task post].",
+)
+@click.option(
     "--bootstrap",
     multiple=True,
     envvar="DNODE_BOOTSTRAP",
-    help="HE: peer multiaddr to fetch the result ciphertext through (repeatable).",
+    help="Private results: peer multiaddr to fetch the result blob through (repeatable).",
 )
 @pass_ctx
-def result(c: Ctx, task_id: int, wait_s: float, bootstrap: tuple[str, ...]) -> None:
-    """Read the attested result from the oracle contract and check it against its digest.
+def result(
+    c: Ctx, task_id: int, wait_s: float, params_file: Path | None, bootstrap: tuple[str, ...]
+) -> None:
+    """Read the attested result from the oracle contract and check it against its digest;
+    decode it with the program's codec (shaped and labelled when the params are known).
 
-    HE tasks: fetch the result ciphertext from a committee member, check it against the
-    attested digest, and decrypt it with the secret key kept under HOME/he-keys."""
+    Private (HE) results: fetch the result ciphertext from a committee member, check it
+    against the attested digest, and decrypt it with the secret key kept under HOME/he-keys."""
     chain = c.chain()
     if wait_s:
         _wait_for(
@@ -605,29 +679,26 @@ def result(c: Ctx, task_id: int, wait_s: float, bootstrap: tuple[str, ...]) -> N
             "waiting for the attested result",
         )
     posted = program_by_id(chain.task_info(task_id).program_id)
-    if posted is not None and posted.capability == CAP_HE:
+    if posted is not None and posted.codec == "private":  # only its requester can decrypt
         return he.result_he(c, chain, task_id, bootstrap)
-    r = read_result(chain, task_id)
-    prog = program_by_id(chain.task_info(task_id).program_id)
-    names = prog.outputs if prog and len(prog.outputs) == len(r.value.values) else None
-    names = names or tuple(f"value{i}" for i in range(len(r.value.values)))
-    shown = ", ".join(f"{n} {v}" for n, v in zip(names, r.value.texts(), strict=True))
+    r = read(chain, task_id, _known_params(c, chain, task_id, params_file))
+    if r.value is None or r.decoded is None:
+        raise CliError(f"task {task_id}: the result is not a public value")
+    out = r.decoded.to_json()
     c.emit(
         {
             "task_id": task_id,
-            "program": prog.name if prog else None,
+            "program": r.program,
             "status": r.status.name.lower(),
             "value": r.value.texts()[0],
             "value_scaled": r.value.value,
-            "values": dict(zip(names, r.value.texts(), strict=True)),
-            "values_scaled": list(r.value.values),
-            "decimals": r.value.decimals,
-            "count": r.value.count,
+            **out,
+            "values": out["named"],
             "result_digest": "0x" + r.digest.hex(),
             "final": r.final,
         },
-        f"task {task_id}: {shown} (over {r.value.count} values; "
-        f"digest 0x{r.digest.hex()[:16]}…, {'final' if r.final else 'in challenge window'})",
+        f"task {task_id}: {r.decoded.line()}; "
+        f"digest 0x{r.digest.hex()[:16]}…, {'final' if r.final else 'in challenge window'}",
     )
 
 

@@ -28,9 +28,9 @@ from node.he import (
     job_spec,
 )
 from node.he.errors import ContextNotPublic, DigestMismatch, EvaluationFailed
-from node.task.state import TaskRuntime, TaskState
+from node.task.state import TaskRuntime
 from node.transport import Transport
-from scheduler.programs import CAP_HE, TaskParams
+from scheduler.programs import TaskParams
 
 log = logging.getLogger("dnode.node.he")
 
@@ -38,10 +38,6 @@ SEAT_GRACE = 15.0  # seconds a push may precede our own view of the seat we hold
 REFETCH_EVERY = 5.0  # seconds between attempts to fetch missing blobs from other seat holders
 EVAL_TIMEOUT = 600.0
 MAX_BLOB = 1 << 30
-
-
-def is_he(params: TaskParams | None) -> bool:
-    return params is not None and params.capability == CAP_HE
 
 
 class HeWorker:
@@ -80,9 +76,8 @@ class HeWorker:
         """(task, declared size) of every open HE task we know that lists ``digest``."""
         out = []
         for rt in self._tasks():
-            if not is_he(rt.params) or rt.is_closed():
+            if rt.params is None or "he" not in rt.params.extra or rt.is_closed():
                 continue
-            assert rt.params is not None
             try:
                 blobs = HeTask.from_task_params(rt.params).blobs()
             except HeError:
@@ -112,7 +107,7 @@ class HeWorker:
 
     # ---- compute ------------------------------------------------------------------------
 
-    async def _wait_blobs(self, rt: TaskRuntime, task: HeTask, peers: list[str]) -> None:
+    async def _wait_blobs(self, task_id: int, task: HeTask, peers: list[str]) -> None:
         """Until every declared blob is in the store: pushed to us, or fetched from a peer."""
         want = task.blobs()
         others = [p for p in peers if p != self.host.peer_id]
@@ -124,22 +119,27 @@ class HeWorker:
             for d, n in missing.items():
                 try:
                     await fetch_into(self.host, others, d, self.store, max_size=n, timeout=30)
-                    log.info("task %d: fetched blob 0x%s from a peer", rt.task_id, d.hex()[:16])
+                    log.info("task %d: fetched blob 0x%s from a peer", task_id, d.hex()[:16])
                 except (BlobError, P2PError) as e:
-                    log.debug("task %d: blob 0x%s not yet available: %s", rt.task_id, d.hex(), e)
+                    log.debug("task %d: blob 0x%s not yet available: %s", task_id, d.hex(), e)
             next_fetch = trio.current_time() + REFETCH_EVERY
 
     async def compute(
-        self, rt: TaskRuntime, params: TaskParams, peers: list[str], task_dir: Path
+        self,
+        task_id: int,
+        task: HeTask,
+        params: TaskParams,
+        peers: list[str],
+        task_dir: Path,
+        started: Callable[[], None] = lambda: None,
     ) -> tuple[bytes, dict[str, Any]]:
         """Wait for the inputs, evaluate in a child process; returns (report bytes, record)."""
-        task = HeTask.from_task_params(params)  # HeError: refuse (the daemon logs one line)
         with trio.move_on_after(params.input_timeout):
-            await self._wait_blobs(rt, task, peers)
+            await self._wait_blobs(task_id, task, peers)
         missing = [d for d in task.blobs() if not self.store.has(d)]
         if missing:
             raise EvaluationFailed(
-                f"task {rt.task_id}: {len(missing)} of {len(task.blobs())} input blobs not "
+                f"task {task_id}: {len(missing)} of {len(task.blobs())} input blobs not "
                 f"received within {params.input_timeout} s"
             )
         for d, n in task.blobs().items():
@@ -155,8 +155,8 @@ class HeWorker:
             task.specs,
             out,
         )
-        rt.advance(TaskState.COMPUTING)
-        log.info("task %d: HE evaluation of %s starting", rt.task_id, task.program)
+        started()
+        log.info("task %d: HE evaluation of %s starting", task_id, task.program)
         t0 = trio.current_time()
         try:
             digest = await evaluate_isolated(job, timeout=self.eval_timeout)
@@ -170,7 +170,7 @@ class HeWorker:
         out.unlink(missing_ok=True)
         log.info(
             "task %d: HE done in %.2f s, result 0x%s (%d bytes)",
-            rt.task_id,
+            task_id,
             trio.current_time() - t0,
             digest.hex()[:16],
             len(blob),

@@ -11,13 +11,14 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import trio
 from eth_account.signers.local import LocalAccount
 
 from contracts.client import ChainClient
 from node.errors import NodeError, P2PError
-from node.mpc.sharing import encode, field_modulus, share
+from node.mpc.sharing import field_modulus, share
 from node.p2p import P2PHost, open_host
 from node.protocol import (
     PROTO_ANNOUNCE,
@@ -28,7 +29,7 @@ from node.protocol import (
     check_reply,
     dumps,
 )
-from scheduler.programs import TaskParams, get_program, threshold_for
+from scheduler.programs import TaskParams, threshold_for
 
 log = logging.getLogger("dnode.client")
 
@@ -84,29 +85,17 @@ async def fetch_params(host: P2PHost, task_id: int, digest: bytes) -> TaskParams
     raise P2PError(f"no peer knows the params of task {task_id}")
 
 
-def encode_inputs(params: TaskParams, values: list[str], source: str = "<inputs>") -> list[int]:
-    """A data owner's values as the integers the MPC computes on (range-checked)."""
-    return encode(
-        values,
-        "fixed" if params.kind == "fixed" else "int",
-        params.frac_bits,
-        params.bit_length,
-        max_values=params.max_values,
-        squares=get_program(params.program).squares,
-        source=source,
-    )
-
-
 async def contribute(
     bootstrap: list[str],
     chain: ChainClient,
     account: LocalAccount,
     task_id: int,
     params: TaskParams,
-    values: list[str],
+    table: str | Path,
 ) -> list[str]:
-    """Share ``values`` among the committee of ``task_id``; returns the seat holders' peer ids."""
-    encoded = encode_inputs(params, values)
+    """Share the owner's ``table`` file (CSV, checked against the task's schema) among the
+    committee of ``task_id``; returns the seat holders' peer ids."""
+    encoded = params.encode_table(table)
     async with ephemeral_host(bootstrap) as host:
         return await contribute_to_committee(host, chain, account, task_id, params, encoded)
 
@@ -154,7 +143,7 @@ async def contribute_via(
     m: int | None = None,
     round: int = 0,
 ) -> None:
-    """Shamir-share ``encoded`` values (``encode_inputs``) here and send seat i (held by
+    """Shamir-share ``encoded`` values (``params.encode_table``) here and send seat i (held by
     ``peers[i]``) only its share, on an already open host; ``m`` is the committee size."""
     m = len(peers) if m is None else m
     modulus = field_modulus(params.bit_length)

@@ -22,7 +22,6 @@ from oracle.errors import OracleError
 RESULT_TYPES = ["int256[]", "uint8", "uint256"]
 DEFAULT_DECIMALS = 18
 MAX_VALUES = 16
-PRIVATE_REPORT_TYPES = ["bytes32", "string"]  # a private (HE) result: digest, locator
 
 
 def to_fixed(x: Fraction, decimals: int = DEFAULT_DECIMALS) -> int:
@@ -87,14 +86,3 @@ class AggregateResult:
 
 def result_digest(result: bytes) -> bytes:
     return keccak(result)
-
-
-def decode_private(data: bytes) -> tuple[bytes, str]:
-    """(result digest, locator) of a private result's report bytes (an HE task's report)."""
-    try:
-        digest, locator = decode(PRIVATE_REPORT_TYPES, bytes(data))
-    except (DecodingError, ValueError, TypeError, UnicodeDecodeError) as e:
-        raise OracleError(f"result is not an encoded HE report: {e}") from None
-    if encode(PRIVATE_REPORT_TYPES, [digest, locator]) != bytes(data):
-        raise OracleError("HE report is not canonically encoded")
-    return bytes(digest), str(locator)

@@ -2,9 +2,11 @@
 
 Reads every task, plain or consumer (a plain task's result bytes live only in its
 ResultReported event; a consumer task's are also stored for the contract's ``result_of``),
-re-checks the bytes against the attested digest and decodes them: a public aggregate as
-``abi(int256[] values, uint8 decimals, uint256 count)``, a private (HE) result as its blob
-digest and locator (the ciphertext itself never goes on-chain).
+re-checks the bytes against the attested digest and decodes them with the codec the task's
+program names (:mod:`oracle.codecs`): a public result as
+``abi(int256[] values, uint8 decimals, uint256 count)``, reshaped and labelled when the
+task's params are known; a private (HE) result as its blob digest and locator (the
+ciphertext itself never goes on-chain).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.client import HE, ChainClient, TaskInfo, TaskStatus
-from oracle.encoding import AggregateResult, decode_private, result_digest
+from contracts.client import ChainClient, TaskInfo, TaskStatus
+from oracle.codecs import Decoded, PrivateResult, TensorResult, codec
+from oracle.encoding import AggregateResult, result_digest
 from oracle.errors import OracleError, ResultMismatch, ResultNotAvailable, UnknownTask
+from scheduler.programs import TaskParams, program_by_id
 
 ATTESTED = (TaskStatus.REPORTED, TaskStatus.FINALIZED, TaskStatus.OVERTURNED)
 FINAL = (TaskStatus.FINALIZED, TaskStatus.OVERTURNED)
@@ -34,15 +38,6 @@ class AttestedResult:
 
 
 @dataclass(frozen=True)
-class PrivateResult:
-    """An HE result as the chain attests it: ``abi.encode(bytes32 blob_digest, string
-    locator)``; the requester fetches the blob (``dnode task result``) and decrypts it."""
-
-    blob_digest: bytes
-    locator: str
-
-
-@dataclass(frozen=True)
 class OracleResult:
     """One task's attested result, decoded, with how it reached its consumer (if any)."""
 
@@ -52,10 +47,18 @@ class OracleResult:
     digest: bytes
     result: bytes
     final: bool
-    value: AggregateResult | None = None  # public aggregate
-    private: PrivateResult | None = None  # HE
+    decoded: Decoded | None = None  # through the program's codec
     callback: str | None = None
     callback_ok: bool | None = None  # None: no call made (yet)
+
+    @property
+    def value(self) -> AggregateResult | None:
+        """The public values (None for a private result)."""
+        return self.decoded.value if isinstance(self.decoded, TensorResult) else None
+
+    @property
+    def private(self) -> PrivateResult | None:
+        return self.decoded if isinstance(self.decoded, PrivateResult) else None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -68,32 +71,15 @@ class OracleResult:
             "callback": self.callback,
             "callback_ok": self.callback_ok,
         }
-        if self.value is not None:
-            out |= {
-                "kind": "public",
-                "values": self.value.texts(),
-                "values_scaled": list(self.value.values),
-                "decimals": self.value.decimals,
-                "count": self.value.count,
-            }
-        if self.private is not None:
-            out |= {
-                "kind": "private",
-                "blob_digest": "0x" + self.private.blob_digest.hex(),
-                "locator": self.private.locator,
-            }
+        if self.decoded is not None:
+            out |= self.decoded.to_json()
         return out
 
     def line(self) -> str:
         """One human-readable line."""
         head = f"task {self.task_id} ({self.program or '?'}) {self.status.name.lower()}: "
-        if self.value is not None:
-            body = f"{self.value} (over {self.value.count} values, {self.value.decimals} decimals)"
-        elif self.private is not None:
-            body = (
-                f"private result, blob 0x{self.private.blob_digest.hex()[:16]}… at "
-                f"{self.private.locator[:28]}…"
-            )
+        if self.decoded is not None:
+            body = self.decoded.line()
         else:
             body = f"{len(self.result)} undecoded bytes"
         tail = f"; digest 0x{self.digest.hex()[:16]}…"
@@ -124,21 +110,18 @@ def read_result(chain: ChainClient, task_id: int) -> AttestedResult:
     )
 
 
-def read(chain: ChainClient, task_id: int) -> OracleResult:
-    """Any task's attested result (public or private), decoded and checked."""
-    from scheduler.programs import program_by_id
-
+def read(chain: ChainClient, task_id: int, params: TaskParams | None = None) -> OracleResult:
+    """Any task's attested result, checked and decoded by its program's codec; with the
+    task's ``params`` (public, held by the requester) the values are reshaped and labelled."""
     info, status, digest, result = _attested(chain, task_id)
     prog = program_by_id(info.program_id)
-    value: AggregateResult | None = None
-    private: PrivateResult | None = None
-    if info.capability == HE:
-        try:
-            private = PrivateResult(*decode_private(result))
-        except OracleError as e:
-            raise OracleError(f"task {task_id}: {e}") from None
-    else:
-        value = AggregateResult.decode(result)
+    if params is not None and params.digest != info.params_digest:
+        raise OracleError(f"task {task_id}: the given params are not the task's (digest differs)")
+    shape, labels = prog.layout(params) if prog and params else ((), ())
+    try:
+        decoded = codec(prog.codec if prog else "tensor").decode(result, shape, labels)
+    except OracleError as e:
+        raise OracleError(f"task {task_id}: {e}") from None
     return OracleResult(
         task_id=task_id,
         program=prog.name if prog else None,
@@ -146,8 +129,7 @@ def read(chain: ChainClient, task_id: int) -> OracleResult:
         digest=digest,
         result=result,
         final=status in FINAL,
-        value=value,
-        private=private,
+        decoded=decoded,
         callback=info.callback,
         callback_ok=info.callback_ok,
     )

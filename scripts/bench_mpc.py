@@ -99,8 +99,10 @@ def run_dnode(cluster: DevCluster, n: int, seed: int, workdir: Path) -> dict[str
         "mpc.variance",
         "--reward",
         "0.3ether",
-        "--max-values",
+        "--max-rows",
         str(n),
+        "--column",
+        "value:int:0:1000",
         "--input-timeout",
         "600",
         "--report-timeout",
@@ -166,7 +168,7 @@ def expected(n: int, seed: int) -> dict[str, str]:
     from oracle.encoding import AggregateResult
 
     r = AggregateResult.from_fractions([mean, var], len(xs))
-    return dict(zip(("mean", "variance"), r.texts(), strict=True))
+    return dict(zip(("mean/value", "variance/value"), r.texts(), strict=True))
 
 
 def main() -> None:

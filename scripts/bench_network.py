@@ -64,16 +64,17 @@ from eth_account.signers.local import LocalAccount  # noqa: E402
 from cli.devcluster import DevCluster, NodeProc  # noqa: E402
 from contracts.client import ChainClient, connect  # noqa: E402
 from contracts.manifest import Deployment  # noqa: E402
+from node.aggregation import MinAggregation  # noqa: E402
 from node.peer_client import (  # noqa: E402
     announce_via,
     contribute_via,
-    encode_inputs,
     ephemeral_host,
 )
 from oracle.reader import read_result  # noqa: E402
 from scheduler.programs import TaskParams, get_program  # noqa: E402
 
 PROGRAM = "mpc.sum"
+SINGLE_OWNER = MinAggregation(owners=1, values=1).to_extra()
 COMMITTEE = 3
 REWARD = 3 * 10**15
 FAR = 10**7  # deadline horizon in chain seconds: the devnet stamps each block >= 1 s after its
@@ -167,7 +168,7 @@ def post(chain: ChainClient, params: TaskParams) -> int:
     return chain.post_task(
         prog.program_id,
         params.digest,
-        capability=prog.capability,
+        capability=prog.capability_bit,
         committee_size=COMMITTEE,
         seat_deadline=now + FAR,
         report_deadline=now + 2 * FAR,
@@ -217,7 +218,11 @@ class Driver:
         self.poll = poll
         self.recs: dict[int, TaskRec] = {}
         self.params = TaskParams(
-            program=PROGRAM, owners=(owner.address,), input_timeout=60, max_values=1024
+            program=PROGRAM,
+            owners=(owner.address,),
+            input_timeout=60,
+            max_rows=1024,
+            extra=SINGLE_OWNER,  # a benchmark's own synthetic data: one owner is fine
         )
         self.rng = random.Random(8)
         self.first_block = 0
@@ -283,7 +288,7 @@ class Driver:
                 self.owner,
                 task_id,
                 self.params,
-                encode_inputs(self.params, [str(v) for v in values]),
+                self.params.encode_values([str(v) for v in values]),
                 peers,
             )
             r.t_delivered = time.time()
@@ -582,7 +587,14 @@ def measure_ceiling(cluster: DevCluster, a: argparse.Namespace) -> dict[str, Any
     now = max(int(time.time()), chain.block_timestamp())
     data = chain.contract.encode_abi(
         "post_task",
-        args=[prog.program_id, params.digest, prog.capability, COMMITTEE, now + FAR, now + 2 * FAR],
+        args=[
+            prog.program_id,
+            params.digest,
+            prog.capability_bit,
+            COMMITTEE,
+            now + FAR,
+            now + 2 * FAR,
+        ],
     )
     gas = 300_000
     raws = _signed_batch(

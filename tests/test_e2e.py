@@ -14,10 +14,11 @@ import pytest
 import trio
 
 from cli.devcluster import DevCluster
-from node.mpc.sharing import encode, reconstruct
+from node.mpc.sharing import reconstruct
 from node.peer_client import ephemeral_host
 from node.protocol import PROTO_ANNOUNCE, PROTO_SHARES, loads
 from oracle.encoding import AggregateResult
+from scheduler.programs import TaskParams
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +100,8 @@ def run_mpc_mean(cluster: DevCluster) -> None:
         for name, m_ in owners.items():
             by_seat = held[m_.address.lower()]
             assert sorted(by_seat) == list(range(m))
-            plain = encode(INPUTS[name], "int", 0, 64)
+            # the owner's encoding under the task's (default) column schema
+            plain = TaskParams("mpc.mean", (m_.address,)).encode_values(INPUTS[name])
             modulus = json.loads(
                 next(
                     (nodes[0].member.home / "state" / f"task-{task_id}").glob("shares-*.json")

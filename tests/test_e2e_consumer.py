@@ -83,7 +83,7 @@ def run_consumer(cluster: DevCluster) -> None:
         params_file = tmp_path / "feed-params.json"
         out = cluster.dnode(
             None, *operator_home, "task", "params", "--program", "mpc.mean",
-            "--kind", "fixed", *[a for m in owners.values() for a in ("--owner", m.address)],
+            *[a for m in owners.values() for a in ("--owner", m.address)],
             "--out", str(params_file),
         )  # fmt: skip
         digest = bytes.fromhex(out["params_digest"][2:])

@@ -27,7 +27,7 @@ def test_below_the_minimum_nodes_decline_and_say_why(tmp_path: Path) -> None:
         owners = {n: cluster.member(n) for n in INPUTS}
 
         # the CLI refuses to publish one owner's data unless the requester says so
-        with pytest.raises(ClusterError, match="publishes that owner's sum"):
+        with pytest.raises(ClusterError, match="publishes a result of that owner's data alone"):
             cluster.post_mpc(requester, [owners["owner-a"]], program="mpc.sum")
         with pytest.raises(ClusterError, match="cannot meet --min-owners 3"):
             cluster.post_mpc(requester, list(owners.values()), extra=["--min-owners", "3"])

@@ -1,18 +1,20 @@
-"""Compute engines behind one seam (``base.Engine``): MPC (MPyC parties) and HE (TenSEAL)."""
+"""Compute engines: the MPC and HE ways to run a program (the interface: node.engines.base).
+
+``engine_for(spec)`` is the only place that maps a program's capability to its engine."""
 
 from __future__ import annotations
 
-from node.engines.base import Engine
-from node.engines.he import HeEngine
-from node.engines.mpc import MpcEngine
-from node.errors import NodeError
-from scheduler.programs import CAP_HE, CAP_MPC, Program
+from node.engines.base import Engine, EngineRefused
+from node.engines.he.engine import HeEngine
+from node.engines.mpc.engine import MpcEngine
+from scheduler.programs.registry import ProgramSpec
 
-ENGINES: dict[int, Engine] = {CAP_MPC: MpcEngine(), CAP_HE: HeEngine()}
+ENGINES: dict[str, Engine] = {e.capability: e for e in (MpcEngine(), HeEngine())}
 
 
-def engine_for(spec: Program) -> Engine:
+def engine_for(spec: ProgramSpec) -> Engine:
+    """The engine that runs ``spec`` (one instance per capability per process)."""
     try:
         return ENGINES[spec.capability]
     except KeyError:
-        raise NodeError(f"no engine runs capability {spec.capability} ({spec.name})") from None
+        raise EngineRefused(0, f"no engine for capability {spec.capability!r}") from None

@@ -24,7 +24,8 @@ programs (evaluation), runner (child process), result (report encoding, decrypti
 from node.he.encode import TensorBlob, decrypt_blob, encrypt_array, keccak256, read_data_file
 from node.he.errors import HeError
 from node.he.keys import HeKeys, create_keys, load_secret_context, save_keys
-from node.he.params import HE_PROGRAMS, HeParams, TensorSpec, check_program, default_params
+from node.he.ops import check_program
+from node.he.params import HeParams, TensorSpec, default_params, he_programs
 from node.he.programs import evaluate
 from node.he.result import (
     decode_report,
@@ -37,7 +38,7 @@ from node.he.runner import evaluate_isolated, evaluate_subprocess, job_spec
 from node.he.task import HeTask, PreparedTask, prepare_task
 
 __all__ = [
-    "HE_PROGRAMS",
+    "he_programs",
     "HeError",
     "HeKeys",
     "HeParams",

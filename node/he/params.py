@@ -26,7 +26,6 @@ from node.he.errors import (
     InsecureParams,
     InsufficientDepth,
     InvalidProgramArgs,
-    UnsupportedOperation,
 )
 from node.mpc.sharing import is_probable_prime
 
@@ -51,21 +50,6 @@ MAX_POLY_DEGREE = 15
 # inputs and intermediates of magnitude <= 1e5: |decrypted - exact| <= atol + rtol * |exact|.
 # Measured errors are 1e-9..1e-5 (tests/node/test_he.py, scripts/bench_he.py).
 CKKS_RTOL_ATOL = (1e-4, 1e-4)
-
-HE_PROGRAMS = (
-    "he.sum",
-    "he.mean",
-    "he.dot",
-    "he.matmul",
-    "he.poly",
-    "he.add",
-    "he.sub",
-    "he.mul",
-    "he.div",
-    "he.transpose",
-)
-# programs whose evaluation rotates slots (needs Galois keys), see needs_galois()
-_ROTATING = {"he.sum", "he.dot", "he.matmul"}
 
 
 @dataclass(frozen=True)
@@ -338,126 +322,11 @@ class TensorSpec:
         return (r, c) if self.order == "C" else (c, r)
 
 
-def check_program(
-    params: HeParams, program: str, args: Mapping[str, Any], inputs: Mapping[str, TensorSpec]
-) -> int:
-    """Validate ``program(args)`` on inputs of these shapes under ``params``; return its depth.
+def he_programs() -> tuple[str, ...]:
+    """Every program evaluated by an HE op (from the program registry)."""
+    from scheduler.programs.registry import all_programs
 
-    Raises InvalidProgramArgs / UnsupportedOperation / InsufficientDepth with a clear message.
-    """
-    integer = params.scheme == "bfv"
-    if program not in HE_PROGRAMS:
-        raise UnsupportedOperation(f"unknown HE program {program!r}; known: {list(HE_PROGRAMS)}")
-    if "x" not in inputs:
-        raise InvalidProgramArgs(f"{program}: needs an encrypted input named 'x'")
-    x = inputs["x"]
-    expected_inputs = {"x"}
-    depth = 0
-    if program in ("he.sum", "he.transpose"):
-        _check_keys(args, set(), program)
-    elif program == "he.mean":
-        _check_keys(args, {"axis"}, program)
-        axis = args.get("axis")
-        if axis is not None and (isinstance(axis, bool) or axis not in range(max(len(x.shape), 1))):
-            raise InvalidProgramArgs(f"he.mean: axis {axis!r} out of range for shape {x.shape}")
-        depth = 0 if integer else 1  # BFV: encrypted sum, division by the public count later
-    elif program == "he.dot":
-        _check_keys(args, {"weights"}, program)
-        if "weights" not in args:
-            raise InvalidProgramArgs("he.dot: needs 'weights'")
-        shape = _array_shape(args["weights"], "he.dot weights", integer=integer)
-        if shape != x.shape:
-            raise InvalidProgramArgs(f"he.dot: weights shape {shape} != input shape {x.shape}")
-        if not any(_flat(args["weights"])):
-            raise InvalidProgramArgs("he.dot: weights are all zero")
-        depth = 1
-    elif program == "he.matmul":
-        _check_keys(args, {"matrix", "bias", "poly"}, program)
-        if params.scheme != "ckks":
-            raise UnsupportedOperation("he.matmul needs CKKS (TenSEAL has no BFV vector-matrix)")
-        if "matrix" not in args:
-            raise InvalidProgramArgs("he.matmul: needs 'matrix' (features x outputs)")
-        mshape = _array_shape(args["matrix"], "he.matmul matrix", integer=False)
-        if len(mshape) != 2:
-            raise InvalidProgramArgs("he.matmul: matrix must be 2-D (features x outputs)")
-        if x.order != "C" or len(x.shape) not in (1, 2):
-            raise UnsupportedOperation("he.matmul: input must be a C-order vector or matrix")
-        n = x.shape[-1]
-        if mshape[0] != n:
-            raise InvalidProgramArgs(f"he.matmul: matrix has {mshape[0]} rows, input has {n}")
-        if n > params.slots or mshape[1] > params.slots:
-            raise UnsupportedOperation(f"he.matmul: dimensions must fit {params.slots} slots")
-        if args.get("bias") is not None:
-            bshape = _array_shape(args["bias"], "he.matmul bias", integer=False)
-            if bshape != (mshape[1],):
-                raise InvalidProgramArgs(f"he.matmul: bias must have {mshape[1]} entries")
-        depth = 1
-        if args.get("poly") is not None:
-            depth += _poly_depth(args["poly"], False)
-    elif program == "he.poly":
-        _check_keys(args, {"coeffs"}, program)
-        depth = _poly_depth(args["coeffs"], integer)
-    else:  # he.add / he.sub / he.mul / he.div
-        _check_keys(args, {"operand"}, program)
-        op = args.get("operand")
-        if not isinstance(op, Mapping) or len(op) != 1:
-            raise InvalidProgramArgs(
-                f'{program}: operand must be {{"scalar": v}}, {{"plain": [...]}} or '
-                f'{{"input": "y"}}'
-            )
-        ((kind, value),) = op.items()
-        if program == "he.div" and integer:
-            raise UnsupportedOperation("he.div needs CKKS (BFV integers have no division)")
-        if kind == "scalar":
-            _finite(value, f"{program} scalar", integer=integer)
-            if program == "he.div" and value == 0:
-                raise InvalidProgramArgs("he.div: division by zero")
-            if program == "he.mul" and value == 0:
-                raise InvalidProgramArgs("he.mul: multiplying by 0 gives no ciphertext")
-        elif kind == "plain":
-            shape = _array_shape(value, f"{program} plain operand", integer=integer)
-            if shape != x.shape and not (x.shape == () and shape == (1,)):
-                raise InvalidProgramArgs(f"{program}: plain operand {shape} != input {x.shape}")
-            if program == "he.div" and any(v == 0 for v in _flat(value)):
-                raise InvalidProgramArgs("he.div: plain divisor contains zero")
-        elif kind == "input":
-            if program == "he.div":
-                raise UnsupportedOperation("he.div by an encrypted value is not supported")
-            if value != "y" or "y" not in inputs:
-                raise InvalidProgramArgs(f"{program}: the encrypted operand must be input 'y'")
-            if inputs["y"] != x:
-                raise InvalidProgramArgs(
-                    f"{program}: encrypted operands differ in shape/order "
-                    f"({x.shape}/{x.order} vs {inputs['y'].shape}/{inputs['y'].order})"
-                )
-            expected_inputs.add("y")
-        else:
-            raise InvalidProgramArgs(f"{program}: unknown operand kind {kind!r}")
-        depth = 1 if program in ("he.mul", "he.div") else 0
-    if set(inputs) != expected_inputs:
-        raise InvalidProgramArgs(
-            f"{program}: expects encrypted inputs {sorted(expected_inputs)}, got {sorted(inputs)}"
-        )
-    if depth > params.depth:
-        raise InsufficientDepth(
-            f"{program} needs multiplicative depth {depth}, parameters give {params.depth} "
-            f"({params.scheme}, N={params.poly_modulus_degree}, "
-            f"coeff_mod_bit_sizes={list(params.coeff_mod_bit_sizes)}); add levels or raise N"
-        )
-    return depth
-
-
-def needs_galois(program: str, args: Mapping[str, Any], x: TensorSpec) -> bool:
-    """Whether evaluating ``program`` rotates slots (so the public context needs Galois keys)."""
-    if program in _ROTATING:
-        return True
-    if program == "he.mean":
-        axis = args.get("axis")
-        if axis is None or len(x.shape) < 2:
-            return True
-        physical_axis = axis if x.order == "C" else 1 - axis
-        return physical_axis == 1
-    return False
+    return tuple(p.name for p in all_programs() if p.kernel.startswith("node.he.ops."))
 
 
 def _flat(x: Any) -> list[Any]:

@@ -16,17 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from eth_abi import encode
 
 from node.he.encode import decrypt_blob, keccak256
 from node.he.errors import DigestMismatch, MalformedBlob
-from oracle.encoding import PRIVATE_REPORT_TYPES, decode_private
+from oracle.codecs import LOCATOR_PREFIX, PrivateCodec
 from oracle.errors import OracleError
 
-REPORT_TYPES = PRIVATE_REPORT_TYPES
-LOCATOR_PREFIX = "dnode-blob:0x"
 MAX_REPORT = 1024  # the contract's result size limit
-MAX_LOCATOR = 512
+_CODEC = PrivateCodec()  # the one implementation of the private-result encoding
 
 
 def blob_locator(digest: bytes) -> str:
@@ -35,14 +32,7 @@ def blob_locator(digest: bytes) -> str:
 
 def encode_report(result_digest: bytes, locator: str | None = None) -> bytes:
     """The result bytes a node signs and reports for an HE task."""
-    if len(result_digest) != 32:
-        raise ValueError("result digest must be 32 bytes")
-    locator = blob_locator(result_digest) if locator is None else locator
-    if len(locator) > MAX_LOCATOR:
-        raise ValueError(f"locator longer than {MAX_LOCATOR} characters")
-    out = encode(REPORT_TYPES, [result_digest, locator])
-    assert len(out) <= MAX_REPORT
-    return out
+    return _CODEC.encode_report(result_digest, locator)
 
 
 def report_for_blob(result_blob: bytes) -> bytes:
@@ -53,9 +43,10 @@ def report_for_blob(result_blob: bytes) -> bytes:
 def decode_report(data: bytes) -> tuple[bytes, str]:
     """(result digest, locator) of reported bytes; MalformedBlob if they are not an HE report."""
     try:
-        return decode_private(data)
+        r = _CODEC.decode(bytes(data))
     except OracleError as e:
-        raise MalformedBlob(str(e)) from None
+        raise MalformedBlob(f"result is not an encoded HE report: {e}") from None
+    return r.blob_digest, r.locator
 
 
 def locator_digest(locator: str) -> bytes:

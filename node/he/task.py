@@ -26,13 +26,8 @@ import numpy as np
 
 from node.he.encode import encrypt_array, keccak256, read_data_file
 from node.he.errors import InvalidProgramArgs
-from node.he.params import (
-    HeParams,
-    TensorSpec,
-    check_program,
-    default_params,
-    needs_galois,
-)
+from node.he.ops import check_program, needs_galois, op_for
+from node.he.params import HeParams, TensorSpec, default_params
 
 MAX_BLOB_DECLARED = 1 << 31
 
@@ -193,10 +188,7 @@ def prepare_task(
     if params is None:
         # the program's depth, measured on a deep parameter set (also validates the args)
         depth = check_program(default_params(scheme, 7), program, args, specs)
-        min_slots = 1
-        if program == "he.matmul":
-            mat = args.get("matrix") or [[0]]
-            min_slots = max(specs["x"].shape[-1], len(mat[0]) if mat and mat[0] else 1)
+        min_slots = op_for(program).min_slots(args, specs)
         params = default_params(scheme, depth=depth, min_slots=min_slots)
     check_program(params, program, args, specs)
     galois = needs_galois(program, args, specs["x"])

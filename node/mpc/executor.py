@@ -27,15 +27,14 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
 from node.errors import MpcError
 from node.mpc.isolation import party_env
-from node.mpc.party import CONNECTED_MARKER, KINDS, LISTENING_MARKER, PROGRAMS
+from node.mpc.party import CONNECTED_MARKER, LISTENING_MARKER
 from node.mpc.sharing import field_modulus
 
 __all__ = ["Executor", "MpcJob", "MpcResult", "SubprocessExecutor", "free_port", "run_party"]
@@ -46,9 +45,10 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 @dataclass(frozen=True)
 class MpcJob:
     task_id: int
-    program: str  # "mpc.sum" | "mpc.mean"
-    kind: str  # "int" | "fixed"
-    frac_bits: int  # 0 for kind "int"
+    program: str  # the program's name (part of the parties' session fingerprint)
+    kernel: str  # dotted module of the kernel (from the local spec registry, never a peer)
+    args: dict[str, Any]  # the spec's kernel_args
+    width: int  # integers per row; every owner's shares are whole rows
     bit_length: int  # secint(bit_length); shares must be in field_modulus(bit_length)
     index: int  # this party, 0-based
     parties: list[tuple[str, int]]  # one (host, port) per party, in party order
@@ -60,20 +60,22 @@ class MpcJob:
     def count(self) -> int:
         return sum(len(s) for s in self.shares)
 
+    @property
+    def rows(self) -> int:
+        return self.count // self.width if self.width else 0
+
     def validate(self) -> None:
         """Raise MpcError(task_id, ...) if the job cannot run."""
 
         def bad(detail: str) -> MpcError:
             return MpcError(self.task_id, f"invalid job: {detail}")
 
-        if self.program not in PROGRAMS:
-            raise bad(f"unknown program {self.program!r}")
-        if self.kind not in KINDS:
-            raise bad(f"unknown kind {self.kind!r}")
-        if self.kind == "int" and self.frac_bits != 0:
-            raise bad("kind 'int' requires frac_bits=0")
-        if not 0 <= self.frac_bits < self.bit_length - 1:
-            raise bad(f"frac_bits={self.frac_bits} invalid for bit_length={self.bit_length}")
+        if not all(p.isidentifier() for p in self.kernel.split(".")):
+            raise bad(f"bad kernel module {self.kernel!r}")
+        if self.width < 1 or any(len(s) % self.width for s in self.shares):
+            raise bad(f"shares are not whole rows of width {self.width}")
+        if not 16 <= self.bit_length <= 256:
+            raise bad(f"bit_length={self.bit_length} out of range")
         m = len(self.parties)
         if not 0 <= self.index < m:
             raise bad(f"index {self.index} out of range for {m} parties")
@@ -86,15 +88,14 @@ class MpcJob:
         for owner in self.shares:
             if not all(isinstance(x, int) and 0 <= x < p for x in owner):
                 raise bad("a share is not an element of the secint field")
-        if self.program == "mpc.mean" and self.count == 0:
-            raise bad("mpc.mean over zero values")
 
     def to_json(self, output: str, deadline: float | None) -> dict:
         return {
             "task_id": self.task_id,
             "program": self.program,
-            "kind": self.kind,
-            "frac_bits": self.frac_bits,
+            "kernel": self.kernel,
+            "args": self.args,
+            "width": self.width,
             "bit_length": self.bit_length,
             "index": self.index,
             "parties": [f"{h}:{p}" for h, p in self.parties],
@@ -109,39 +110,12 @@ class MpcJob:
 
 @dataclass(frozen=True)
 class MpcResult:
-    """The revealed aggregate.  ``sum`` is the integer sum of the encoded values
-    (scaled by ``2**frac_bits`` for kind "fixed")."""
+    """What the kernel opened (identical on every party) and the public row count."""
 
-    sum: int
-    count: int
-    frac_bits: int
-    program: str = "mpc.sum"
+    revealed: dict[str, Any]
+    rows: int
+    program: str = ""
     modulus: int | None = field(default=None, compare=False)
-    sum_sq: int | None = None  # sum of squared encoded values (scaled by 4**frac_bits)
-
-    def total(self) -> Fraction:
-        """The exact sum of the original values."""
-        return Fraction(self.sum, 1 << self.frac_bits)
-
-    def mean(self) -> Fraction:
-        """The exact mean (sum / count); ZeroDivisionError if count == 0."""
-        return self.total() / self.count
-
-    def variance(self) -> Fraction:
-        """The exact population variance (mpc.variance only)."""
-        if self.sum_sq is None:
-            raise ValueError(f"{self.program} does not reveal a sum of squares")
-        return Fraction(self.sum_sq, 1 << (2 * self.frac_bits)) / self.count - self.mean() ** 2
-
-    def value(self) -> Fraction:
-        """The program's first result: total() for mpc.sum, mean() otherwise."""
-        return self.total() if self.program == "mpc.sum" else self.mean()
-
-    def values(self) -> list[Fraction]:
-        """Every result of the program, in its documented order."""
-        if self.program == "mpc.variance":
-            return [self.mean(), self.variance()]
-        return [self.value()]
 
 
 class Executor(Protocol):
@@ -256,15 +230,13 @@ class SubprocessExecutor:
             res = json.loads(out_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise MpcError(job.task_id, f"party {job.index} wrote no result: {e}") from None
-        if res.get("count") != job.count or res.get("frac_bits") != job.frac_bits:
+        if res.get("rows") != job.rows or not isinstance(res.get("revealed"), dict):
             raise MpcError(job.task_id, "party result does not match the job")
         return MpcResult(
-            sum=int(res["sum"]),
-            count=int(res["count"]),
-            frac_bits=int(res["frac_bits"]),
+            revealed=res["revealed"],
+            rows=int(res["rows"]),
             program=job.program,
             modulus=int(res["modulus"]),
-            sum_sq=None if res.get("sum_sq") is None else int(res["sum_sq"]),
         )
 
 

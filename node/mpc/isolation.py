@@ -76,6 +76,7 @@ def readable_roots(code_root: Path) -> list[str]:
             roots.add(entry)
     roots.update(["/usr", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/dev/null"])
     roots.add(str(code_root / "node"))
+    roots.add(str(code_root / "scheduler"))  # program specs: kernels share their pure helpers
     return sorted(r for r in roots if os.path.exists(r))
 
 

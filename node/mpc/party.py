@@ -8,10 +8,11 @@ The job file (written by :mod:`node.mpc.executor`, mode 0600, it holds secret sh
 
     {
       "task_id": 7,                      # optional (default 0); checked across parties
-      "program": "mpc.sum" | "mpc.mean" | "mpc.variance",
-      "kind": "int" | "fixed",
-      "frac_bits": 16,                   # 0 for kind "int"
-      "bit_length": 64,                  # secint(bit_length) is used for both kinds
+      "program": "mpc.mean",             # the program's name (part of the session fingerprint)
+      "kernel": "node.engines.mpc.kernels.stats",  # module with async run(mpc, secint, x, args)
+      "args": {...},                     # the spec's kernel_args (JSON), same on every party
+      "width": 1,                        # integers per table row (the shares are row-major)
+      "bit_length": 64,                  # secint(bit_length)
       "index": 1,                        # this party, 0-based
       "parties": ["127.0.0.1:40001", "127.0.0.1:40002", "127.0.0.1:40003"],
       "threshold": 1,
@@ -41,15 +42,12 @@ How shares are injected: exactly like ``mpc.input`` does with the shares it rece
 a secure object whose ``.share`` is this party's field element:
 ``secint.array(secint.field.array(my_shares))``.  No party ever sees a plaintext input.
 
-What is revealed: ONLY the secure sum (``mpc.output``), for ``mpc.mean`` too, plus the
-secure sum of squares for ``mpc.variance``.  The number of values is public (every party
-knows the shape of its shares), so revealing the sum is equivalent to revealing the mean,
-and the sum of squares to revealing the variance; mean = sum / count and variance =
-sum_sq / count - mean**2 are computed exactly with :class:`fractions.Fraction` by the
-consumer (:class:`node.mpc.executor.MpcResult`).
+What is revealed: ONLY what the program's kernel opens (``mpc.output``), listed by its spec
+(``ProgramSpec.reveals``); the number of rows is public (every party knows the shape of its
+shares). The node turns the opened values into the public output (``spec.finish``).
 
-Result JSON: ``{"sum": int (scaled by 2**frac_bits for kind fixed), "count": int,
-"frac_bits": int, ...}``.  Exit codes: 0 ok, 2 bad job file, 3 deadline exceeded,
+Result JSON: ``{"revealed": {...the kernel's opened values...}, "rows": int, ...}``.
+Exit codes: 0 ok, 2 bad job file, 3 deadline exceeded,
 4 parties disagree (session mismatch / inconsistent output), 5 a peer violated the
 wire protocol (see :mod:`node.mpc.hardening`), 1 anything else.  The last
 stderr line is always a one-line reason on failure.
@@ -57,6 +55,7 @@ stderr line is always a one-line reason on failure.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -65,8 +64,6 @@ from typing import Any
 
 from node.mpc.sharing import SEC_PARAM
 
-PROGRAMS = ("mpc.sum", "mpc.mean", "mpc.variance")
-KINDS = ("int", "fixed")
 CONNECTED_MARKER = "dnode-mpc: all parties connected"
 #: Printed (stderr) once this party accepts connections (party 0: right away, it never
 #: listens).  Lower parties / tunnels must not connect before this line (see executor).
@@ -105,13 +102,14 @@ def load_job(path: str) -> dict[str, Any]:
 
     job.setdefault("task_id", 0)
     need("task_id", int)
-    if need("program", str) not in PROGRAMS:
-        raise JobError(f"unknown program {job['program']!r}")
-    if need("kind", str) not in KINDS:
-        raise JobError(f"unknown kind {job['kind']!r}")
-    fb, bl = need("frac_bits", int), need("bit_length", int)
-    if fb < 0 or bl < 2 or fb >= bl or (job["kind"] == "int" and fb != 0):
-        raise JobError(f"bad frac_bits={fb} / bit_length={bl} for kind {job['kind']}")
+    need("program", str)
+    kernel = need("kernel", str)
+    if not all(part.isidentifier() for part in kernel.split(".")):
+        raise JobError(f"bad kernel module name {kernel!r}")
+    need("args", dict)
+    width, bl = need("width", int), need("bit_length", int)
+    if width < 1 or bl < 2:
+        raise JobError(f"bad width={width} / bit_length={bl}")
     parties = need("parties", list)
     m = len(parties)
     for a in parties:
@@ -130,6 +128,8 @@ def load_job(path: str) -> dict[str, Any]:
             isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in owner
         ):
             raise JobError("shares must be a list of lists of non-negative ints")
+        if len(owner) % width:
+            raise JobError(f"an owner's {len(owner)} shares are not whole rows of {width}")
     need("output", str)
     if job.get("modulus") is not None:
         need("modulus", int)
@@ -150,7 +150,7 @@ def mpyc_argv(job: dict[str, Any]) -> list[str]:
     return argv
 
 
-async def _session(mpc: Any, job: dict[str, Any]) -> dict[str, Any]:
+async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]:
     import numpy as np
 
     m, t = len(job["parties"]), job["threshold"]
@@ -164,7 +164,8 @@ async def _session(mpc: Any, job: dict[str, Any]) -> dict[str, Any]:
     flat = [x for owner in job["shares"] for x in owner]
     if any(x >= field.modulus for x in flat):
         raise JobError("a share is not a field element (>= modulus)")
-    count = len(flat)
+    width = job["width"]
+    rows = len(flat) // width if width else 0
 
     if job["index"] == 0:
         _say(f"{LISTENING_MARKER} (party 0 never listens)")
@@ -176,8 +177,9 @@ async def _session(mpc: Any, job: dict[str, Any]) -> dict[str, Any]:
     fingerprint = (
         job["task_id"],
         job["program"],
-        job["kind"],
-        job["frac_bits"],
+        job["kernel"],
+        json.dumps(job["args"], sort_keys=True),
+        width,
         job["bit_length"],
         m,
         t,
@@ -188,34 +190,22 @@ async def _session(mpc: Any, job: dict[str, Any]) -> dict[str, Any]:
         bad = [j for j, fp in enumerate(fps) if fp != fingerprint]
         raise DisagreeError(f"parties {bad} are in a different session or hold other inputs")
 
-    squares = job["program"] == "mpc.variance"
-    if count:
-        shares = secint.array(field.array(np.array(flat, dtype=object)))
-        total = mpc.np_sum(shares)  # local: addition of shares needs no communication
-        # one secure elementwise product (a degree reduction for the whole vector at once)
-        sumsq = mpc.np_sum(shares * shares) if squares else None
-    else:
-        total = secint(0)
-        sumsq = secint(0) if squares else None
-    # the ONLY values revealed: the sum, and for mpc.variance the sum of squares
-    opened = await mpc.output([total] if sumsq is None else [total, sumsq])
-    revealed = int(opened[0])
-    revealed_sq = int(opened[1]) if sumsq is not None else None
+    # the shares as a secure (rows, width) array: no party ever sees a plaintext input
+    x = secint.array(field.array(np.array(flat, dtype=object))).reshape(rows, width)
+    revealed = await kernel.run(mpc, secint, x, job["args"])
 
     # Each party recombined from a different set of t+1 shares; compare so an
     # inconsistent (degree > t) sharing by a data owner cannot go unnoticed.
-    outs = await mpc.transfer((revealed, revealed_sq))
-    if any(o != (revealed, revealed_sq) for o in outs):
+    mine = json.dumps(revealed, sort_keys=True)
+    outs = await mpc.transfer(mine)
+    if any(o != mine for o in outs):
         raise DisagreeError("parties obtained different outputs (inconsistent input shares)")
     await mpc.shutdown()
     return {
         "task_id": job["task_id"],
         "program": job["program"],
-        "kind": job["kind"],
-        "sum": revealed,
-        "sum_sq": revealed_sq,
-        "count": count,
-        "frac_bits": job["frac_bits"],
+        "revealed": revealed,
+        "rows": rows,
         "bit_length": job["bit_length"],
         "modulus": field.modulus,
         "parties": m,
@@ -240,6 +230,12 @@ def main(args: list[str] | None = None) -> int:
         job = load_job(args[0])
     except JobError as e:
         _say(f"dnode-mpc: bad job: {e}")
+        return 2
+
+    try:  # the kernel is local code named by the local registry; loaded before confinement
+        kernel = importlib.import_module(job["kernel"])  # (a kernel must not import mpyc)
+    except ImportError as e:
+        _say(f"dnode-mpc: bad job: kernel {job['kernel']!r} cannot be imported: {e}")
         return 2
 
     from node.mpc.hardening import secure_party
@@ -271,7 +267,7 @@ def main(args: list[str] | None = None) -> int:
     loop.create_server = create_server_bound
 
     t0 = time.monotonic()
-    coro = _session(mpc, job)
+    coro = _session(mpc, job, kernel)
     if job.get("deadline") is not None:
         coro = asyncio.wait_for(coro, job["deadline"])
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -102,13 +101,3 @@ class NodeContext:
         the wall clock (a devnet stamps each block at least one second after its parent)."""
         latest = await self.call(self.chain.block_timestamp)
         return max(int(time.time()), latest + 1)
-
-
-@dataclass(frozen=True)
-class Session:
-    """What an engine's compute step gets: the services, the runtime and the committee."""
-
-    ctx: NodeContext
-    rt: TaskRuntime
-    peers: list[str]  # peer id of each seat, in seat order
-    deadline: int  # the round's report deadline (chain time)

@@ -33,6 +33,12 @@ async def on_contribution(ctx: NodeContext, peer: str, data: bytes) -> bytes:
             raise ProtocolViolation(peer, f"{c.owner} is not a data owner of task {c.task_id}")
         if c.modulus != field_modulus(rt.params.bit_length):
             raise ProtocolViolation(peer, "shares are over the wrong field")
+        others = sum(len(x.shares) for o, x in rt.contributions.items() if o != c.owner.lower())
+        bad_shape = rt.params.contribution_error(
+            len(c.shares), others // max(rt.params.spec.width(rt.params), 1)
+        )
+        if bad_shape is not None:
+            raise ProtocolViolation(peer, bad_shape)
         if rt.is_computing():
             raise ProtocolViolation(peer, "the computation has already started")
         prev = rt.contributions.get(c.owner.lower())

@@ -7,7 +7,6 @@ import logging
 from contracts.client import TERMINAL_STATUSES, TaskStatus
 from contracts.errors import ContractsError
 from node.errors import NodeError
-from node.he_worker import is_he
 from node.protocol import (
     Contribution,
 )
@@ -60,9 +59,9 @@ async def resume_seat(ctx: NodeContext, held: HeldSeat) -> None:
     task = await ctx.call(ctx.chain.task_info, task_id)
     signed = ctx.state.signature(task_id) is not None
     computed = ctx.state.result(task_id, rnd) is not None
-    # MPC: with every share stored the party reruns in the next retry slot; with some
+    # e.g. MPC: with every share stored the party reruns in the next retry slot; with some
     # missing it waits (bounded by input_timeout) for owners that have not sent yet
-    rerun = rt.params is not None and not is_he(rt.params)
+    rerun = rt.params is not None and rt.params.spec.supports_rerun
     action = resume_action(
         task, rnd, held.seat, ctx.address, signed=signed, computed=computed, can_rerun=rerun
     )

@@ -12,7 +12,6 @@ import trio
 
 from contracts.errors import ContractsError
 from node.errors import NodeError
-from node.he_worker import is_he
 from node.task.announce import fetch_params
 from node.task.committee import join
 from node.task.compute import prepare
@@ -87,8 +86,10 @@ async def consider_rerun(ctx: NodeContext, rt: TaskRuntime) -> None:
     if first.params is None:
         log.info("task %d: params unknown; not joining the re-execution", rt.task_id)
         return
-    if is_he(first.params):
-        log.info("task %d: HE re-execution is not run by this node version", rt.task_id)
+    if not first.params.spec.supports_rerun:
+        log.info(
+            "task %d: %s is not re-executed by this node version", rt.task_id, first.params.program
+        )
         return
     rt.params = first.params
     rt.notify()

@@ -60,8 +60,8 @@ def post(c: DevCluster, *extra: str, **kw: object) -> subprocess.CompletedProces
 
 def test_unknown_program(cluster: DevCluster) -> None:
     one_line_error(
-        post(cluster, "--program", "mpc.median", "--reward", "1ether"),
-        "unknown program 'mpc.median'",
+        post(cluster, "--program", "mpc.nosuch", "--reward", "1ether"),
+        "unknown program 'mpc.nosuch'",
     )
 
 
@@ -124,7 +124,7 @@ def test_malformed_inputs_file(cluster: DevCluster, tmp_path: Path) -> None:
         "--bootstrap",
         "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
     )
-    one_line_error(r, "line 3")
+    one_line_error(r, "row 3, column 'value'")
 
 
 def test_missing_manifest(cluster: DevCluster, tmp_path: Path) -> None:
@@ -154,7 +154,7 @@ BOOT = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx
     "extra,needle",
     [
         (["--data", "{bad}"], "line 2: not a number"),
-        (["--data", "{good}", "--owner", "0x" + "11" * 20], "an HE task has no --owner"),
+        (["--data", "{good}", "--owner", "0x" + "11" * 20], "takes no --owner"),
         (["--data", "{good}", "--arg", "matrix=notjson"], "--arg matrix: 'notjson' is not JSON"),
         (["--data", "{good}", "--args", "[1, 2]"], "--args"),
         (["--data", "{good}", "--program", "he.matmul"], "matrix"),

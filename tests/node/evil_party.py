@@ -60,11 +60,11 @@ class EvilPickle:
 _session = party._session
 
 
-async def evil_session(mpc, job):  # type: ignore[no-untyped-def]
+async def evil_session(mpc, job, kernel):  # type: ignore[no-untyped-def]
     import mpyc.runtime
 
     mpyc.runtime.pickle = EvilPickle
-    return await _session(mpc, job)
+    return await _session(mpc, job, kernel)
 
 
 party._session = evil_session

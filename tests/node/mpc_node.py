@@ -69,7 +69,18 @@ async def run_session(host: P2PHost, cmd: dict) -> dict:
             parties = [
                 ("127.0.0.1", party_port if i == seat else ports[i]) for i in range(len(peers))
             ]
-            job = MpcJob(cmd["task_id"], "mpc.sum", "int", 0, 64, seat, parties, 1, cmd["shares"])
+            job = MpcJob(
+                cmd["task_id"],
+                "mpc.sum",
+                "node.engines.mpc.kernels.stats",
+                {"needs": ["sum"]},
+                1,
+                64,
+                seat,
+                parties,
+                1,
+                cmd["shares"],
+            )
             out = await executor.run_party(job, timeout=timeout, listening=started)
     except MpcError as e:
         return {"ok": False, "error": e.detail}
@@ -77,7 +88,7 @@ async def run_session(host: P2PHost, cmd: dict) -> dict:
         return {"ok": False, "error": repr(eg)}
     finally:
         host.remove_tunnel_target(key)
-    return {"ok": True, "sum": out.sum}
+    return {"ok": True, "sum": out.revealed["sum"][0]}
 
 
 async def echo_target(task_status=trio.TASK_STATUS_IGNORED) -> None:

@@ -31,7 +31,7 @@ def _readable(path: str) -> bool:
         return False
 
 
-async def probe(mpc, job):  # type: ignore[no-untyped-def]
+async def probe(mpc, job, kernel=None):  # type: ignore[no-untyped-def]
     umask = os.umask(0)
     os.umask(umask)
     report = {

@@ -48,7 +48,8 @@ from node.he.errors import (
     ParamsMismatch,
     UnsupportedOperation,
 )
-from node.he.params import CKKS_RTOL_ATOL, bfv_depth, check_program, default_params
+from node.he.ops import check_program
+from node.he.params import CKKS_RTOL_ATOL, bfv_depth, default_params
 from node.he.validate import load_public_context, load_tensor
 from scheduler.programs import TaskParams
 
@@ -466,3 +467,25 @@ def test_evaluator_sets_its_own_memory_limit():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "(300000000, 300000000)"
+
+
+def test_take_picks_elements(ckks_keys):
+    got, _ = run(ckks_keys, "he.take", {"index": [0, 4097, 9999]}, {"x": V})
+    np.testing.assert_allclose(got, V[[0, 4097, 9999]], rtol=RTOL, atol=ATOL)
+
+
+def test_compare_by_polynomial_sign_within_documented_error():
+    """he.compare: the step value is within the documented error beyond the margin."""
+    from node.he.ops.compare import ERROR
+
+    keys = create_keys(default_params("ckks", 8), galois=False)
+    xs = np.linspace(-9.5, 9.5, 39)
+    got, _ = run(keys, "he.compare", {"operand": {"scalar": 0.25}, "bound": 10.0}, {"x": xs})
+    margin, err = ERROR["low"]
+    far = np.abs(xs - 0.25) >= margin * 10.0
+    want = (xs > 0.25).astype(float)
+    assert np.max(np.abs(got[far] - want[far])) <= err + ATOL
+    assert ((got > 0.5) == (xs > 0.25))[far].all()
+    with pytest.raises(InsufficientDepth, match="depth 8"):
+        check_program(CKKS, "he.compare", {"operand": {"scalar": 0}, "bound": 1.0},
+                      {"x": TensorSpec((3,))})  # fmt: skip

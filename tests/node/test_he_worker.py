@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from node import he_worker
-from node.he import HeError, decrypt_result, keccak256, prepare_task
+from node.he import HeError, HeTask, decrypt_result, keccak256, prepare_task
 from node.he.params import CKKS_RTOL_ATOL
 from node.he_worker import HeWorker
 from node.task.state import TaskRuntime, TaskState
@@ -71,13 +71,13 @@ def test_compute_good_and_malformed_input(tmp_path):
         for d, b in prep.blobs.items():
             w.store.put(b, d)
         w.store.put(garbage)
-        report, record = await w.compute(rts[1], good, ["me"], tmp_path)
+        report, record = await w.compute(1, HeTask.from_task_params(good), good, ["me"], tmp_path)
         blob = w.store.get(bytes.fromhex(record["result_digest"][2:]))
         got = decrypt_result(
             report, blob, key_dir=tmp_path / "keys", context_digest=prep.task.context.digest
         )
         np.testing.assert_allclose(got, V.mean(), rtol=CKKS_RTOL_ATOL[0], atol=CKKS_RTOL_ATOL[1])
         with pytest.raises(HeError, match="(?i)malformed|parse|blob"):
-            await w.compute(rts[2], bad, ["me"], tmp_path)
+            await w.compute(2, HeTask.from_task_params(bad), bad, ["me"], tmp_path)
 
     trio.run(main)

@@ -92,7 +92,18 @@ def test_an_mpyc_party_drops_another_users_connection() -> None:
     per_party = share([5, 6, 7], m, t, p)
     ports = [free_port(), free_port()]
     jobs = [
-        MpcJob(9, "mpc.sum", "int", 0, 64, i, [("127.0.0.1", q) for q in ports], t, [per_party[i]])
+        MpcJob(
+            9,
+            "mpc.sum",
+            "node.engines.mpc.kernels.stats",
+            {"needs": ["sum"]},
+            1,
+            64,
+            i,
+            [("127.0.0.1", q) for q in ports],
+            t,
+            [per_party[i]],
+        )
         for i in range(m)
     ]
 
@@ -101,7 +112,7 @@ def test_an_mpyc_party_drops_another_users_connection() -> None:
         sums: list[int] = [0, 0]
 
         async def one(i: int, ev: trio.Event | None) -> None:
-            sums[i] = (await run_party(jobs[i], timeout=40, listening=ev)).sum
+            sums[i] = (await run_party(jobs[i], timeout=40, listening=ev)).revealed["sum"][0]
 
         async with trio.open_nursery() as n:
             n.start_soon(one, 1, listening)

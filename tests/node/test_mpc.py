@@ -18,6 +18,7 @@ import trio
 from node.errors import InputError, MpcError
 from node.mpc import sharing as S
 from node.mpc.executor import MpcJob, MpcResult, free_port, run_party
+from scheduler.programs import Column, TaskParams
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,19 +43,48 @@ def _run_mpyc_script(code: str, data: object) -> object:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _owner_shares(owners: list[list[str]], kind: str, fb: int, m: int, t: int, bl: int = 64):
-    p = S.field_modulus(bl)
-    enc = [S.encode(o, kind, fb, bit_length=bl) for o in owners]
-    return [S.share(e, m, t, p) for e in enc]  # [owner][party][value]
+ADDRS = (
+    "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+    "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+)
+COL = {
+    "int": Column("value", "int", 0, Fraction(-1000), Fraction(1000)),
+    "fixed": Column("value", "fixed", 4, Fraction(-1000), Fraction(1000)),
+}
 
 
-def _jobs(task_id, program, kind, fb, owners, m, t, bl=64, parties=None):
-    sh = _owner_shares(owners, kind, fb, m, t, bl)
+def _params(program, owners, kind="int", args=None):
+    return TaskParams(program, ADDRS[: len(owners)], args=args or {}, columns=(COL[kind],))
+
+
+def _jobs(task_id, program, kind, owners, m, t, parties=None, args=None):
+    """One job per party, built through the program's spec exactly as the node does."""
+    params = _params(program, owners, kind, args)
+    spec = params.spec
+    p = S.field_modulus(params.bit_length)
+    sh = [S.share([COL[kind].parse(v) for v in o], m, t, p) for o in owners]
     parties = parties or [[("127.0.0.1", port) for port in [free_port() for _ in range(m)]]] * m
     return [
-        MpcJob(task_id, program, kind, fb, bl, i, parties[i], t, [s[i] for s in sh])
+        MpcJob(
+            task_id,
+            program,
+            spec.kernel,
+            spec.kernel_args(params),
+            spec.width(params),
+            params.bit_length,
+            i,
+            parties[i],
+            t,
+            [s[i] for s in sh],
+        )  # fmt: skip
         for i in range(m)
     ]
+
+
+def _finish(program, owners, kind, r, args=None):
+    params = _params(program, owners, kind, args)
+    return params.spec.finish(params, r.revealed, r.rows).values
 
 
 async def _run_all(jobs, timeout=30.0, skip=()):
@@ -225,12 +255,6 @@ def test_load_inputs(tmp_path):
         S.load_inputs(tmp_path / "missing.txt")
 
 
-def test_result_helpers():
-    r = MpcResult(sum=811008, count=5, frac_bits=16, program="mpc.mean")
-    assert r.total() == Fraction(99, 8) and r.mean() == Fraction(99, 40) == r.value()
-    assert MpcResult(sum=-3, count=2, frac_bits=0).value() == -3
-
-
 # ------------------------------------------------------------------ real MPyC parties
 
 
@@ -238,44 +262,43 @@ OWNERS_INT = [["5", "-3", "12"], ["100"], ["-7", "0", "2"]]
 OWNERS_FIX = [["1.5", "-2.25", "0.1"], ["3"], ["0.125", "-10.0625", "1e2"]]
 
 
-@pytest.mark.parametrize(
-    "kind,fb,owners", [("int", 0, OWNERS_INT), ("fixed", 16, OWNERS_FIX)], ids=["int", "fixed"]
-)
-def test_three_parties_sum_and_mean(kind, fb, owners):
+@pytest.mark.parametrize("kind,owners", [("int", OWNERS_INT), ("fixed", OWNERS_FIX)])
+def test_three_parties_sum_and_mean(kind, owners):
     total, count = _plain(owners)
     for program in ("mpc.sum", "mpc.mean"):
-        jobs = _jobs(11, program, kind, fb, owners, 3, 1)
+        jobs = _jobs(11, program, kind, owners, 3, 1)
         res = trio.run(_run_all, jobs)
         assert all(isinstance(r, MpcResult) for r in res), res
         assert res[0] == res[1] == res[2]
         r = res[0]
-        assert r.count == count and r.modulus == S.field_modulus(64)  # MPyC's secint(64)
-        if kind == "int":
-            assert r.sum == total
-        else:  # fixed point: exact sum of the rounded encodings
-            assert r.sum == sum(S.encode(o, "fixed", fb)[k] for o in owners for k in range(len(o)))
-            assert abs(r.total() - total) <= Fraction(count, 2 ** (fb + 1))
+        assert r.rows == count and r.modulus == S.field_modulus(jobs[0].bit_length)
         want = total if program == "mpc.sum" else total / count
-        if kind == "int":
-            assert r.value() == want
-        else:
-            assert abs(r.value() - want) <= Fraction(1, 2 ** (fb + 1))
+        assert _finish(program, owners, kind, r) == (want,)  # exact: decimals encode exactly
 
 
-@pytest.mark.parametrize(
-    "kind,fb,owners", [("int", 0, OWNERS_INT), ("fixed", 16, OWNERS_FIX)], ids=["int", "fixed"]
-)
-def test_three_parties_variance(kind, fb, owners):
+@pytest.mark.parametrize("kind,owners", [("int", OWNERS_INT), ("fixed", OWNERS_FIX)])
+def test_three_parties_variance(kind, owners):
     """mpc.variance opens the sum and the sum of squares (one secure product per value)."""
-    enc = [v for o in owners for v in S.encode(o, kind, fb, squares=True)]
-    res = trio.run(_run_all, _jobs(12, "mpc.variance", kind, fb, owners, 3, 1))
+    xs = [Fraction(v) for o in owners for v in o]
+    res = trio.run(_run_all, _jobs(12, "mpc.variance", kind, owners, 3, 1))
     assert all(isinstance(r, MpcResult) for r in res), res
     assert res[0] == res[1] == res[2]
-    r = res[0]
-    assert r.sum_sq == sum(v * v for v in enc)  # exact, in the field of secint(64)
-    xs = [Fraction(v, 2**fb) for v in enc]
     mean = sum(xs) / len(xs)
-    assert r.values() == [mean, sum((x - mean) ** 2 for x in xs) / len(xs)]
+    var = sum((x - mean) ** 2 for x in xs) / len(xs)
+    assert _finish("mpc.variance", owners, kind, res[0]) == (mean, var)
+
+
+def test_three_parties_order_statistics():
+    """min, median and quantiles by secure binary search match numpy exactly."""
+    import numpy as np
+
+    xs = np.array([float(v) for o in OWNERS_INT for v in o])
+    args = {"q": ["0", "0.25", "0.5", "1"]}
+    res = trio.run(_run_all, _jobs(13, "mpc.quantiles", "int", OWNERS_INT, 3, 1, args=args))
+    assert all(isinstance(r, MpcResult) for r in res), res
+    got = _finish("mpc.quantiles", OWNERS_INT, "int", res[0], args)
+    assert [float(v) for v in got] == list(np.quantile(xs, [0, 0.25, 0.5, 1]))
+    assert set(res[0].revealed) == {"ranks", "order"}  # nothing else is opened
 
 
 @pytest.mark.parametrize("junk", ["--5", "-", "5-", "+-1", "- 5"])
@@ -293,10 +316,11 @@ def test_squares_bound_is_enforced():
 
 def test_five_parties_threshold_two():
     owners = [["1", "2", "3"], ["-40"], ["1000", "7"]]
-    jobs = _jobs(12, "mpc.mean", "int", 0, owners, 5, 2)
+    jobs = _jobs(12, "mpc.mean", "int", owners, 5, 2)
     res = trio.run(_run_all, jobs)
     assert all(isinstance(r, MpcResult) for r in res), res
-    assert len(set(res)) == 1 and res[0].value() == Fraction(973, 6)
+    assert res[0] == res[1] == res[4]
+    assert _finish("mpc.mean", owners, "int", res[0]) == (Fraction(973, 6),)
 
 
 async def _forward(listener: trio.SocketListener, target_port: int, ready: trio.Event):
@@ -349,7 +373,7 @@ def test_parties_reach_each_other_through_forwarders():
                         n.start_soon(_forward, lst, listen[j], ready[j])
                         view.append(("127.0.0.1", lst.socket.getsockname()[1]))
                 views.append(view)
-            jobs = _jobs(13, "mpc.sum", "int", 0, owners, m, t, parties=views)
+            jobs = _jobs(13, "mpc.sum", "int", owners, m, t, parties=views)
             res: list[object] = [None] * m
 
             async def one(i):
@@ -363,12 +387,12 @@ def test_parties_reach_each_other_through_forwarders():
 
     res = trio.run(main)
     assert all(isinstance(r, MpcResult) for r in res), res
-    assert [r.sum for r in res] == [18, 18, 18]
+    assert [r.revealed["sum"] for r in res] == [[18], [18], [18]]
     assert all(e.is_set() for e in ready)
 
 
 def test_missing_party_times_out():
-    jobs = _jobs(14, "mpc.sum", "int", 0, OWNERS_INT, 3, 1)
+    jobs = _jobs(14, "mpc.sum", "int", OWNERS_INT, 3, 1)
     t0 = time.monotonic()
     res = trio.run(_run_all, jobs, 5.0, {2})  # party 2 is never started
     elapsed = time.monotonic() - t0
@@ -379,19 +403,10 @@ def test_missing_party_times_out():
 
 
 def test_session_mismatch_fails_fast():
-    jobs = _jobs(15, "mpc.sum", "int", 0, OWNERS_INT, 3, 1)
-    j2 = jobs[2]
-    jobs[2] = MpcJob(
-        99,
-        j2.program,
-        j2.kind,
-        j2.frac_bits,
-        j2.bit_length,
-        j2.index,
-        j2.parties,
-        j2.threshold,
-        j2.shares,
-    )
+    import dataclasses
+
+    jobs = _jobs(15, "mpc.sum", "int", OWNERS_INT, 3, 1)
+    jobs[2] = dataclasses.replace(jobs[2], task_id=99)
     t0 = time.monotonic()
     res = trio.run(_run_all, jobs, 20.0)
     assert time.monotonic() - t0 < 10
@@ -400,9 +415,22 @@ def test_session_mismatch_fails_fast():
 
 
 def test_invalid_job_rejected():
-    job = _jobs(16, "mpc.mean", "int", 0, [[]], 3, 1)[0]
-    with pytest.raises(MpcError, match="mpc.mean over zero values"):
-        trio.run(lambda: run_party(job, timeout=5))
-    job = MpcJob(17, "mpc.sum", "int", 0, 64, 0, [("127.0.0.1", 1)] * 3, 1, [[2**200]])
+    import dataclasses
+
+    job = _jobs(16, "mpc.mean", "int", [["1", "2"]], 3, 1)[0]
+    with pytest.raises(MpcError, match="kernel"):
+        trio.run(lambda: run_party(dataclasses.replace(job, kernel="os;rm"), timeout=5))
+    with pytest.raises(MpcError, match="whole rows"):
+        trio.run(lambda: run_party(dataclasses.replace(job, width=3), timeout=5))
+    job = dataclasses.replace(job, shares=[[2**200]])
     with pytest.raises(MpcError, match="not an element"):
         trio.run(lambda: run_party(job, timeout=5))
+
+
+def test_three_parties_min_and_max_by_tournament():
+    xs = [int(v) for o in OWNERS_INT for v in o]
+    for program, want in (("mpc.min", min(xs)), ("mpc.max", max(xs))):
+        res = trio.run(_run_all, _jobs(17, program, "int", OWNERS_INT, 3, 1))
+        assert all(isinstance(r, MpcResult) for r in res), res
+        assert set(res[0].revealed) == {"extreme"}  # only the extreme is opened
+        assert _finish(program, OWNERS_INT, "int", res[0]) == (want,)

@@ -34,7 +34,18 @@ def test_the_party_process_is_confined(tmp_path, monkeypatch, umask_022):
     wrapper = tmp_path / "probe-python"
     wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {PROBE} {node_db} "$@"\n')
     wrapper.chmod(0o755)
-    job = MpcJob(1, "mpc.sum", "int", 0, 64, 0, [("127.0.0.1", free_port())], 0, [[1, 2]])
+    job = MpcJob(
+        1,
+        "mpc.sum",
+        "node.engines.mpc.kernels.stats",
+        {"needs": ["sum"]},
+        1,
+        64,
+        0,
+        [("127.0.0.1", free_port())],
+        0,
+        [[1, 2]],
+    )
 
     async def run() -> str:
         try:

@@ -23,7 +23,8 @@ from contracts.client import ChainClient, ChainEvent, TaskStatus
 from node.config import NodeConfig
 from node.daemon import NodeDaemon
 from node.engines import ENGINES
-from node.errors import MpcError, NodeError
+from node.engines.base import ComputeSession, EngineRefused, PreparedTask, RawResult
+from node.errors import MpcError
 from node.mpc.sharing import field_modulus, share
 from node.protocol import (
     PROTO_ANNOUNCE,
@@ -42,7 +43,7 @@ from node.task.seat import consider
 from node.task.state import TaskRuntime, TaskState, task_state
 from oracle.attestation import sign_join, sign_report
 from oracle.encoding import AggregateResult
-from scheduler.programs import CAP_MPC, TaskParams, threshold_for
+from scheduler.programs import TaskParams, threshold_for
 from tests.fakes.chain import FakeChain, FakeLedger
 from tests.fakes.transport import FakeNetwork
 
@@ -65,32 +66,33 @@ class FakeEngine:
         self.fail = fail
         self.prepared: list[TaskParams] = []
 
-    def prepare(self, spec: Any, params: TaskParams, task_dir: Path) -> TaskParams:
+    capability = "mpc"
+
+    def prepare(self, spec: Any, params: TaskParams, task_dir: Path) -> PreparedTask:
         self.prepared.append(params)
-        return params
+        return PreparedTask(0, spec, params, task_dir)
 
-    async def compute(self, prepared: TaskParams, session: Any) -> AggregateResult:
-        rt = session.rt
+    async def compute(self, prepared: PreparedTask, session: ComputeSession) -> RawResult:
         with trio.fail_after(10):
-            await rt.until(rt.inputs_complete)
-        rt.advance(TaskState.COMPUTING)
+            await session.inputs_complete.wait()
+        session.started()
         if self.fail:
-            raise MpcError(rt.task_id, "party killed")
-        return RESULT
+            raise MpcError(session.task_id, "party killed")
+        return RawResult(prepared, RESULT, {"value": str(RESULT)})
 
-    def encode_result(self, spec: Any, raw: AggregateResult) -> bytes:
-        return raw.encode()
+    def encode_result(self, spec: Any, raw: RawResult) -> bytes:
+        return cast(AggregateResult, raw.data).encode()
 
 
 class RefusingEngine(FakeEngine):
-    def prepare(self, spec: Any, params: TaskParams, task_dir: Path) -> TaskParams:
-        raise NodeError("this node refuses the program")
+    def prepare(self, spec: Any, params: TaskParams, task_dir: Path) -> PreparedTask:
+        raise EngineRefused(0, "this node refuses the program")
 
 
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     fake = FakeEngine()
-    monkeypatch.setitem(ENGINES, CAP_MPC, fake)
+    monkeypatch.setitem(ENGINES, "mpc", fake)
     return fake
 
 
@@ -269,7 +271,7 @@ def test_signatures_only_from_seat_holders(tmp_path: Path, engine: Any) -> None:
 def test_a_failed_seat_is_declined_on_chain_unless_signed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(ENGINES, CAP_MPC, FakeEngine(fail=True))
+    monkeypatch.setitem(ENGINES, "mpc", FakeEngine(fail=True))
     c = Cluster(tmp_path)
     c.ledger.post(TASK, REQUESTER.address, PARAMS)
     signed = c.nodes[2]  # signed some result before (e.g. before a restart): keeps its seat
@@ -304,7 +306,7 @@ def test_a_failed_seat_is_declined_on_chain_unless_signed(
 def test_a_node_offers_no_seat_when_its_engine_refuses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(ENGINES, CAP_MPC, RefusingEngine())
+    monkeypatch.setitem(ENGINES, "mpc", RefusingEngine())
     c = Cluster(tmp_path, n=1)
     c.ledger.post(TASK, REQUESTER.address, PARAMS)
     d = c.nodes[0]

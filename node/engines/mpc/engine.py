@@ -1,0 +1,199 @@
+"""The MPC engine: one MPyC party per committee member, over libp2p tunnels, with retry slots.
+
+``compute`` waits for every data owner's shares, then runs this node's party of the program's
+kernel (``spec.kernel``) in a child process (:mod:`node.mpc.party`); the parties reach each
+other only through authenticated tunnels keyed by the task. If an attempt fails (a party was
+killed, a tunnel broke), every member retries in the next slot of a grid counted back from the
+report deadline, so restarted members and the others start fresh parties together.
+``encode_result`` turns what the kernel opened into the public output (``spec.finish``) and
+encodes it with the ``tensor`` codec (:mod:`oracle.codecs`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import cast
+
+import trio
+
+from node.aggregation import enforce as enforce_min_aggregation
+from node.engines.base import ComputeSession, EngineRefused, PreparedTask, RawResult
+from node.errors import MpcError, leaves
+from node.mpc.executor import MpcJob, MpcResult, SubprocessExecutor, free_port
+from node.transport import SeatBinding
+from node.tunnel import tunnel_forwarders
+from oracle.codecs import TensorCodec
+from oracle.encoding import AggregateResult
+from scheduler.errors import SchedulerError
+from scheduler.programs.params import TaskParams, threshold_for
+from scheduler.programs.registry import ProgramSpec
+
+log = logging.getLogger("dnode.node.mpc")
+
+MPC_SLOT_GAP = 5.0  # seconds between the end of one MPC attempt slot and the next
+MPC_REPORT_MARGIN = 30.0  # seconds kept before the report deadline to sign and report
+MPC_MIN_ATTEMPT = 15.0  # shortest MPC attempt worth starting
+
+
+class _Party:
+    """This node's current party: its listen port and when it listens (tunnels wait on it)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.listening = trio.Event()
+
+    def fresh(self) -> None:
+        self.port = free_port()
+        self.listening = trio.Event()
+
+
+class MpcEngine:
+    capability = "mpc"
+
+    def prepare(self, spec: ProgramSpec, params: TaskParams, task_dir: Path) -> PreparedTask:
+        try:
+            spec.validate(params)
+            bits = params.bit_length
+        except SchedulerError as e:
+            raise EngineRefused(0, str(e)) from None
+        return PreparedTask(0, spec, params, task_dir, plan={"bit_length": bits})
+
+    async def compute(self, prepared: PreparedTask, session: ComputeSession) -> RawResult:
+        party = _Party()
+        key = session_key(session)
+        self._accept_tunnels(session, key, party)
+        try:
+            out = await self._run(prepared, session, key, party)
+        finally:
+            session.host.remove_tunnel_target(key)
+        return RawResult(prepared, out, {"rows": out.rows, "revealed_keys": sorted(out.revealed)})
+
+    def encode_result(self, spec: ProgramSpec, raw: RawResult) -> bytes:
+        out = cast(MpcResult, raw.data)
+        try:
+            o = spec.finish(raw.prepared.params, out.revealed, out.rows)
+        except SchedulerError as e:
+            raise MpcError(raw.prepared.task_id, str(e)) from None
+        return TensorCodec().encode(AggregateResult.from_fractions(o.values, o.count))
+
+    # ---- the attempts ------------------------------------------------------------------
+
+    async def _run(
+        self, prepared: PreparedTask, s: ComputeSession, key: str, party: _Party
+    ) -> MpcResult:
+        params = prepared.params
+        # restarted with every share: the others' session broke, they retry in the slots
+        aligned = s.restored and s.inputs_complete.is_set()
+        with trio.move_on_after(params.input_timeout):
+            await s.inputs_complete.wait()
+        if not s.inputs_complete.is_set():
+            raise MpcError(
+                s.task_id,
+                f"only {len(s.inputs)} of {len(params.owners)} data owners delivered shares",
+            )
+        # a published aggregate of too few owners/values reveals them: decline, never compute
+        enforce_min_aggregation(s.task_id, params.extra, s.inputs)
+        if aligned:
+            await self._await_slot(s, party)
+        while True:
+            failed: MpcError | None = None
+            try:
+                timeout = await self._attempt_timeout(s)
+                return await self._attempt(prepared, s, key, party, timeout)
+            except MpcError as e:  # e.g. a party was killed: every party retries in step
+                failed = e
+            except BaseExceptionGroup as eg:  # raised through the tunnels' nursery
+                errs = leaves(eg)
+                if not all(isinstance(x, MpcError) for x in errs):
+                    raise
+                failed = cast(MpcError, errs[0])
+            log.info("task %d: MPC attempt failed (%s)", s.task_id, failed.detail)
+            await self._await_slot(s, party, failed)
+
+    async def _await_slot(
+        self, s: ComputeSession, party: _Party, failed: MpcError | None = None
+    ) -> None:
+        """Sleep until the next retry slot, or raise ``failed`` if none is left.
+
+        Slots are a grid every ``attempt_timeout + MPC_SLOT_GAP`` seconds counted back from the
+        report deadline (minus a margin to sign and report), identical on every member, so a
+        restarted member and the ones whose session broke start fresh parties together and no
+        stale party is left listening (each attempt ends before the next slot)."""
+        slot = s.attempt_timeout + MPC_SLOT_GAP
+        last = s.deadline - MPC_REPORT_MARGIN  # no attempt may run past this chain time
+        now = await s.chain_now()
+        k = int((last - now) // slot)
+        if k >= 1 and not s.abort.is_set():
+            start = last - k * slot
+            log.info("task %d: next MPC attempt in %.0f s (slot %d)", s.task_id, start - now, k)
+            with trio.move_on_after(max(0.0, start - now)):
+                await s.abort.wait()
+        if k < 1 or s.abort.is_set():
+            why = "a member declined its seat" if k >= 1 else "no time left before the deadline"
+            raise MpcError(s.task_id, f"{failed.detail + '; ' if failed else ''}{why}")
+        party.fresh()  # a fresh party; tunnels resolve to it once it listens
+
+    async def _attempt_timeout(self, s: ComputeSession) -> float:
+        """An attempt ends just before the first slot boundary at least MPC_MIN_ATTEMPT s
+        away (at most attempt_timeout), so it never overlaps the next retry slot."""
+        slot = s.attempt_timeout + MPC_SLOT_GAP
+        last = s.deadline - MPC_REPORT_MARGIN
+        now = await s.chain_now()
+        k = int((last - now - MPC_MIN_ATTEMPT) // slot)
+        end = last - max(k, 0) * slot
+        return max(MPC_MIN_ATTEMPT, min(s.attempt_timeout, end - now - 1))
+
+    def _accept_tunnels(self, s: ComputeSession, key: str, party: _Party) -> None:
+        """Let exactly this task's committee members reach our MPyC party, once it listens."""
+        members = set(s.peers)
+
+        async def resolve(peer_id: str, k: str) -> tuple[str, int] | None:
+            if k != key or peer_id not in members:
+                log.warning("tunnel for %s from %s refused", k, peer_id)
+                return None
+            with trio.move_on_after(s.attempt_timeout):
+                await party.listening.wait()
+            if not party.listening.is_set():
+                return None
+            return ("127.0.0.1", party.port)
+
+        # only the lower seats dial us (MPyC's pattern), each as the seat it holds on chain
+        s.host.set_tunnel_target(key, resolve, SeatBinding(dict(enumerate(s.peers[: s.seat]))))
+
+    async def _attempt(
+        self, prepared: PreparedTask, s: ComputeSession, key: str, party: _Party, timeout: float
+    ) -> MpcResult:
+        params, spec = prepared.params, prepared.spec
+        m = len(s.peers)
+        remote = {i: p for i, p in enumerate(s.peers) if i != s.seat}
+        shares = [list(s.inputs[o.lower()].shares) for o in params.owners]
+        async with tunnel_forwarders(s.host, key, remote, s.seat) as ports:
+            parties = [("127.0.0.1", party.port if i == s.seat else ports[i]) for i in range(m)]
+            job = MpcJob(
+                task_id=s.task_id,
+                program=spec.name,
+                kernel=spec.kernel,
+                args=spec.kernel_args(params),
+                width=spec.width(params),
+                bit_length=params.bit_length,
+                index=s.seat,
+                parties=parties,
+                threshold=threshold_for(m),
+                shares=shares,
+            )
+            s.started()
+            log.info("task %d: MPC party %d of %d starting", s.task_id, s.seat, m)
+            t0 = time.monotonic()
+            executor = s.executor or SubprocessExecutor()
+            # tunnels into our party wait for this event: it is set once the party listens
+            out = await executor.run_party(job, timeout=timeout, listening=party.listening)
+            s.observe("mpc_seconds", time.monotonic() - t0)
+        log.info("task %d: MPC done", s.task_id)
+        return cast(MpcResult, out)
+
+
+def session_key(s: ComputeSession) -> str:
+    """The tunnel key of this committee's session: chain, contract, task and round."""
+    return f"mpc:{s.namespace}:{s.task_id}:{s.round}"

@@ -1,0 +1,1 @@
+"""The statistics family: per-column aggregates, order statistics, histograms, covariance."""

@@ -1,0 +1,411 @@
+"""Specs of the statistics family (kernel: ``node.engines.mpc.kernels.stats``).
+
+Every program reads the table columns the task names. Owners encode numeric columns exactly
+(``x * 10**scale``) and categorical ones as one-hot vectors; the kernel opens only the
+sufficient statistics listed in ``reveals``; every node turns them into the same public output
+with exact rational arithmetic (``finish``), matching numpy's definitions:
+
+* ``variance``/``std``: population (numpy ``var``/``std`` with ``ddof=0``); ``covariance``:
+  ``numpy.cov`` (``ddof=1`` by default); ``correlation``: ``numpy.corrcoef`` (an undefined
+  correlation, a column with zero variance, is reported as 0);
+* ``quantiles``/``median``: numpy's default linear interpolation between order statistics;
+* ``histogram``: ``numpy.histogram`` bins (half-open, the last one closed) or category counts.
+
+Order statistics (median, quantiles) are found by a secure binary search over the column's
+declared range: each step opens one bit, "at least k values are <= v", and the path of those
+bits is the order statistic itself, so nothing beyond the output is revealed. Minimum and
+maximum use a secure tournament (MPyC's ``np_amin``/``np_amax``), which opens only the result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from decimal import Decimal, localcontext
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from scheduler.errors import InvalidTaskParams
+from scheduler.programs.registry import Arg, Output, ProgramSpec, register
+from scheduler.programs.schema import parse_decimal
+
+if TYPE_CHECKING:
+    from scheduler.programs.registry import TaskView
+    from scheduler.programs.tables import Table
+
+KERNEL = "node.engines.mpc.kernels.stats"
+MAX_FIELD_BITS = 128
+NUMERIC = ("int", "fixed")
+
+
+def sqrt(x: Fraction) -> Fraction:
+    """A square root to 40 significant digits (outputs are rounded to 18 decimals)."""
+    if x <= 0:
+        return Fraction(0)
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return Fraction((Decimal(x.numerator) / Decimal(x.denominator)).sqrt())
+
+
+def order_ranks(n: int, qs: list[str]) -> list[int]:
+    """1-based ranks of the order statistics numpy's linear quantiles at ``qs`` need."""
+    ranks: set[int] = set()
+    for q in qs:
+        h = (n - 1) * parse_decimal(q)
+        ranks |= {math.floor(h) + 1, math.ceil(h) + 1}
+    return sorted(ranks)
+
+
+def quantile(n: int, q: str, at: Mapping[int, Fraction]) -> Fraction:
+    h = (n - 1) * parse_decimal(q)
+    lo, hi = math.floor(h) + 1, math.ceil(h) + 1
+    return at[lo] + (h - math.floor(h)) * (at[hi] - at[lo])
+
+
+class Stat(ProgramSpec):
+    """One statistic per column (or across columns, for covariance and correlation)."""
+
+    family = "stats"
+    capability = "mpc"
+    kernel = KERNEL
+    needs: tuple[str, ...] = ("sum",)  # what the kernel computes: sum, sumsq, gram, order, below
+    qs: tuple[str, ...] = ()  # fixed quantiles (min 0, median 0.5, max 1)
+
+    # ---- validation --------------------------------------------------------------------
+
+    def validate(self, params: TaskView) -> None:
+        super().validate(params)
+        self.check_output_size(params)
+        self.field_bits(params)  # a range the field cannot hold is refused before posting
+
+    def field_bits(self, params: TaskView) -> int:
+        n = params.max_rows
+        b = max((c.bound for c in params.columns), default=1)
+        need = n
+        if "sum" in self.needs:
+            need = max(need, n * b)
+        if {"sumsq", "gram"} & set(self.needs):
+            need = max(need, n * b * b)
+        bits = max(16, need.bit_length() + 2, self.cmp_bits(params))
+        if bits > MAX_FIELD_BITS:
+            widest = max(params.columns, key=lambda c: c.bound)
+            raise InvalidTaskParams(
+                f"{self.name} cannot take column {widest.name!r}: its declared range "
+                f"[{widest.lo}, {widest.hi}] with max_rows={n} needs {bits}-bit secure "
+                f"integers (at most {MAX_FIELD_BITS}); narrow the range or lower max_rows"
+            )
+        return bits
+
+    def cmp_bits(self, params: TaskView) -> int:
+        """Bits of the secure type the kernel compares with (same field, cheaper than the
+        full type): every difference it compares and every count must fit."""
+        if not {"order", "extreme"} & set(self.needs):
+            return 0
+        span = max(c.enc_hi - c.enc_lo for c in params.columns)
+        return max(span.bit_length(), params.max_rows.bit_length()) + 3
+
+    # ---- kernel inputs -----------------------------------------------------------------
+
+    def qlist(self, params: TaskView) -> list[str]:
+        return list(self.qs)
+
+    def kernel_args(self, params: TaskView) -> dict[str, Any]:
+        out: dict[str, Any] = {"width": self.width(params), "needs": list(self.needs)}
+        if "extreme" in self.needs:
+            out["cmp_bits"] = self.cmp_bits(params)
+            out["which"] = "min" if self.qs == ("0",) else "max"
+        if "order" in self.needs:
+            out["cmp_bits"] = self.cmp_bits(params)
+            out["q"] = self.qlist(params)
+            out["lo"] = [c.enc_lo for c in params.columns]
+            out["hi"] = [c.enc_hi for c in params.columns]
+        return out
+
+    # ---- output ------------------------------------------------------------------------
+
+    def names(self, params: TaskView) -> tuple[str, ...]:
+        return tuple(c.name for c in params.columns)
+
+    def out_shape(self, params: TaskView) -> tuple[int, ...]:
+        return (len(params.columns),)
+
+    def per_column(self, params: TaskView, r: Mapping[str, Any], n: int) -> list[Fraction]:
+        raise InvalidTaskParams(f"{self.name} defines no output")
+
+    def finish(self, params: TaskView, revealed: Mapping[str, Any], rows: int) -> Output:
+        if rows == 0:
+            raise InvalidTaskParams(f"{self.name} over zero rows")
+        vals = self.per_column(params, revealed, rows)
+        return Output(tuple(vals), rows, self.out_shape(params), self.labels(params))
+
+    def labels(self, params: TaskView) -> tuple[tuple[str, ...], ...]:
+        return (self.names(params),)
+
+
+def _sums(params: TaskView, r: Mapping[str, Any]) -> list[Fraction]:
+    return [c.decode(int(v)) for c, v in zip(params.columns, r["sum"], strict=True)]
+
+
+def _means(params: TaskView, r: Mapping[str, Any], n: int) -> list[Fraction]:
+    return [s / n for s in _sums(params, r)]
+
+
+def _variances(params: TaskView, r: Mapping[str, Any], n: int) -> list[Fraction]:
+    out = []
+    for c, m, sq in zip(params.columns, _means(params, r, n), r["sumsq"], strict=True):
+        out.append(Fraction(int(sq), 10 ** (2 * c.scale)) / n - m * m)
+    return out
+
+
+def _order(params: TaskView, r: Mapping[str, Any]) -> dict[int, list[Fraction]]:
+    return {
+        int(k): [c.decode(int(v)) for c, v in zip(params.columns, row, strict=True)]
+        for k, row in zip(r["ranks"], r["order"], strict=True)
+    }
+
+
+class Count(Stat):
+    needs = ()
+    input_types = ("int", "fixed", "cat", "id")
+    reveals = "the number of rows (public anyway: every node sees the shape of its shares)"
+    cost = "no secure operation"
+
+    def width(self, params: TaskView) -> int:
+        return 1
+
+    def encode_owner(self, params: TaskView, table: Table) -> list[int]:
+        return [1] * table.rows  # one share per row: the count is the shares' public shape
+
+    def per_column(self, params: TaskView, r: Mapping[str, Any], n: int) -> list[Fraction]:
+        return [Fraction(n)] * len(params.columns)
+
+
+class Sum(Stat):
+    reveals = "per column: the sum"
+    cost = "local additions, one opening"
+
+    def per_column(self, params: TaskView, r: Mapping[str, Any], n: int) -> list[Fraction]:
+        return _sums(params, r)
+
+
+class Mean(Stat):
+    reveals = "per column: the sum (equivalent to the mean: the row count is public)"
+    cost = "local additions, one opening"
+
+    def per_column(self, params: TaskView, r: Mapping[str, Any], n: int) -> list[Fraction]:
+        return _means(params, r, n)
+
+
+class Variance(Stat):
+    needs = ("sum", "sumsq")
+    squares = True
+    reveals = "per column: the sum and the sum of squares (equivalent to mean and variance)"
+    cost = "one secure product per value, one opening"
+
+    def out_shape(self, params: TaskView) -> tuple[int, ...]:
+        return (2, len(params.columns))
+
+    def finish(self, params: TaskView, revealed: Mapping[str, Any], rows: int) -> Output:
+        if rows == 0:
+            raise InvalidTaskParams(f"{self.name} over zero rows")
+        vals = _means(params, revealed, rows) + _variances(params, revealed, rows)
+        return Output(tuple(vals), rows, self.out_shape(params), self.labels(params))
+
+    def labels(self, params: TaskView) -> tuple[tuple[str, ...], ...]:
+        return (("mean", "variance"), self.names(params))
+
+
+class Std(Stat):
+    needs = ("sum", "sumsq")
+    reveals = "per column: the sum and the sum of squares (equivalent to mean and std)"
+    cost = "one secure product per value, one opening"
+
+    def per_column(self, params: TaskView, r: Mapping[str, Any], n: int) -> list[Fraction]:
+        return [sqrt(v) for v in _variances(params, r, n)]
+
+
+class OrderStat(Stat):
+    needs = ("order",)
+    reveals = "per column: the order statistic(s) the output interpolates, nothing else"
+    cost = "rows x bits(declared range) secure comparisons per column and order statistic"
+
+    def per_column(self, params: TaskView, r: Mapping[str, Any], n: int) -> list[Fraction]:
+        at = _order(params, r)
+        (q,) = self.qlist(params)
+        return [
+            quantile(n, q, {k: v[j] for k, v in at.items()}) for j in range(len(params.columns))
+        ]
+
+
+class Extreme(OrderStat):
+    """min or max: a secure tournament (rows - 1 comparisons in log2(rows) rounds, MPyC's
+    np_amin/np_amax) opens only the extreme; cheaper than a binary search over the range."""
+
+    needs = ("extreme",)
+    reveals = "per column: the minimum (or maximum) only"
+    cost = "rows - 1 secure comparisons per column, log2(rows) rounds"
+
+    def per_column(self, params: TaskView, r: Mapping[str, Any], n: int) -> list[Fraction]:
+        return [c.decode(int(v)) for c, v in zip(params.columns, r["extreme"], strict=True)]
+
+
+class Quantiles(OrderStat):
+    args = (Arg("q", "decimals", "quantiles in [0, 1], e.g. 0.25,0.5,0.75", required=True),)
+
+    def validate(self, params: TaskView) -> None:
+        qs = params.args.get("q") or []
+        if not qs or any(not 0 <= parse_decimal(q) <= 1 for q in qs):
+            raise InvalidTaskParams(f"{self.name}: q needs 1+ values in [0, 1]")
+        super().validate(params)
+
+    def qlist(self, params: TaskView) -> list[str]:
+        return list(params.args["q"])
+
+    def out_shape(self, params: TaskView) -> tuple[int, ...]:
+        return (len(params.args.get("q") or ()), len(params.columns))
+
+    def finish(self, params: TaskView, revealed: Mapping[str, Any], rows: int) -> Output:
+        at = _order(params, revealed)
+        cols = range(len(params.columns))
+        vals = [quantile(rows, q, {k: v[j] for k, v in at.items()}) for q in self.qlist(params)
+                for j in cols]  # fmt: skip
+        return Output(tuple(vals), rows, self.out_shape(params), self.labels(params))
+
+    def labels(self, params: TaskView) -> tuple[tuple[str, ...], ...]:
+        return (tuple(self.qlist(params)), self.names(params))
+
+
+class Histogram(Stat):
+    input_types = ("int", "fixed", "cat")
+    max_columns = 1
+    args = (Arg("bins", "decimals", "numeric columns: bin edges, e.g. 0,10,20,50"),)
+    reveals = "the count of each bin (numeric columns) or category (categorical columns)"
+    cost = "numeric: rows x (bins + 1) secure comparisons; categorical: local additions"
+
+    def _cat(self, params: TaskView) -> bool:
+        return params.columns[0].type == "cat"
+
+    def edges(self, params: TaskView) -> list[Fraction]:
+        return [parse_decimal(e) for e in params.args.get("bins") or ()]
+
+    def validate(self, params: TaskView) -> None:
+        super().validate(params)
+        if not self._cat(params):
+            e = self.edges(params)
+            if len(e) < 2 or any(a >= b for a, b in zip(e, e[1:], strict=False)):
+                raise InvalidTaskParams(f"{self.name}: bins needs 2+ increasing edges")
+        elif params.args.get("bins"):
+            raise InvalidTaskParams(f"{self.name}: a categorical column has no bins")
+
+    def out_shape(self, params: TaskView) -> tuple[int, ...]:
+        if params.columns and self._cat(params):
+            return (len(params.columns[0].domain),)
+        return (max(len(params.args.get("bins") or ()) - 1, 0),)
+
+    def width(self, params: TaskView) -> int:
+        return len(params.columns[0].domain) if self._cat(params) else 1
+
+    def encode_owner(self, params: TaskView, table: Table) -> list[int]:
+        if not self._cat(params):
+            return [int(v) for v in table.data[0]]
+        k = len(params.columns[0].domain)
+        return [int(i == v) for v in table.data[0] for i in range(k)]  # one-hot rows
+
+    def kernel_args(self, params: TaskView) -> dict[str, Any]:
+        if self._cat(params):
+            return {"width": self.width(params), "needs": ["sum"]}
+        scale = 10 ** params.columns[0].scale
+        e = [x * scale for x in self.edges(params)]
+        below = [math.ceil(x) for x in e[:-1]] + [math.floor(e[-1]) + 1]  # x < t, t integer
+        return {"width": 1, "needs": ["below"], "below": below, "cmp_bits": self.cmp_bits(params)}
+
+    def cmp_bits(self, params: TaskView) -> int:
+        if not params.columns or self._cat(params):
+            return 0
+        scale = 10 ** params.columns[0].scale
+        edges = [math.ceil(abs(x) * scale) + 1 for x in self.edges(params)]
+        span = params.columns[0].bound + max(edges, default=0)
+        return max(span.bit_length(), params.max_rows.bit_length()) + 3
+
+    def finish(self, params: TaskView, revealed: Mapping[str, Any], rows: int) -> Output:
+        if self._cat(params):
+            vals = [Fraction(int(v)) for v in revealed["sum"]]
+        else:
+            b = [int(v) for v in revealed["below"]]
+            vals = [Fraction(b[i + 1] - b[i]) for i in range(len(b) - 1)]
+        return Output(tuple(vals), rows, self.out_shape(params), self.labels(params))
+
+    def labels(self, params: TaskView) -> tuple[tuple[str, ...], ...]:
+        if self._cat(params):
+            return (params.columns[0].domain,)
+        e = params.args["bins"]
+        last = len(e) - 2
+        return (tuple(f"[{e[i]},{e[i + 1]}{']' if i == last else ')'}" for i in range(last + 1)),)
+
+
+class Covariance(Stat):
+    needs = ("sum", "gram")
+    squares = True
+    min_columns = 2
+    max_columns = 4
+    args: tuple[Arg, ...] = (
+        Arg("ddof", "int", "delta degrees of freedom (numpy.cov: 1)", default=1),
+    )
+    reveals = "the column sums and the matrix of sums of products (X^T X)"
+    cost = "one secure matrix product (columns^2 products per row), one opening"
+
+    def out_shape(self, params: TaskView) -> tuple[int, ...]:
+        return (len(params.columns), len(params.columns))
+
+    def cov(self, params: TaskView, r: Mapping[str, Any], n: int, ddof: int) -> list[Fraction]:
+        cols = params.columns
+        k = len(cols)
+        m = _means(params, r, n)
+        g = [int(v) for v in r["gram"]]
+        if n - ddof <= 0:
+            raise InvalidTaskParams(f"{self.name}: {n} rows with ddof={ddof}")
+        return [
+            (Fraction(g[i * k + j], 10 ** (cols[i].scale + cols[j].scale)) - n * m[i] * m[j])
+            / (n - ddof)
+            for i in range(k)
+            for j in range(k)
+        ]
+
+    def finish(self, params: TaskView, revealed: Mapping[str, Any], rows: int) -> Output:
+        vals = self.cov(params, revealed, rows, int(params.args.get("ddof", 1)))
+        return Output(tuple(vals), rows, self.out_shape(params), self.labels(params))
+
+    def labels(self, params: TaskView) -> tuple[tuple[str, ...], ...]:
+        return (self.names(params), self.names(params))
+
+
+class Correlation(Covariance):
+    args = ()
+
+    def finish(self, params: TaskView, revealed: Mapping[str, Any], rows: int) -> Output:
+        k = len(params.columns)
+        c = self.cov(params, revealed, rows, 0)
+        d = [c[i * k + i] for i in range(k)]
+        vals = [
+            Fraction(1) if i == j and d[i] else
+            (c[i * k + j] / sqrt(d[i] * d[j]) if d[i] and d[j] else Fraction(0))
+            for i in range(k) for j in range(k)
+        ]  # fmt: skip
+        return Output(tuple(vals), rows, self.out_shape(params), self.labels(params))
+
+
+for spec in (
+    Count(name="mpc.count", description="number of rows of each column"),
+    Sum(name="mpc.sum", description="secure sum of each column over every owner's rows"),
+    Mean(name="mpc.mean", description="secure mean of each column"),
+    Variance(name="mpc.variance", description="secure mean and population variance per column"),
+    Std(name="mpc.std", description="secure population standard deviation per column"),
+    Extreme(name="mpc.min", description="secure minimum per column", qs=("0",)),
+    Extreme(name="mpc.max", description="secure maximum per column", qs=("1",)),
+    OrderStat(name="mpc.median", description="secure median per column", qs=("0.5",)),
+    Quantiles(name="mpc.quantiles", description="secure quantiles per column (linear)"),
+    Histogram(name="mpc.histogram", description="bin or category counts of one column"),
+    Covariance(name="mpc.covariance", description="covariance matrix of 2-4 columns (numpy.cov)"),
+    Correlation(name="mpc.correlation", description="correlation matrix of 2-4 columns"),
+):
+    register(spec)
