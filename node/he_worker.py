@@ -1,7 +1,7 @@
 """The node side of HE tasks: blob store and push policy, input wait, isolated evaluation.
 
 The task steps (``node.task``) own the lifecycle (seat, committee, signatures, report,
-finalize); for an HE task the compute step's engine (``node.engines.he.HeEngine``) calls
+finalize); for an HE task the compute step's engine (``node.engines.he.engine.HeEngine``) calls
 :meth:`HeWorker.compute` where an MPC task runs its MPyC party. This module never holds a
 secret key: what it stores is the requester's public context and ciphertexts (pushed by the
 requester once the committee formed, or fetched from another seat holder), each checked
