@@ -11,6 +11,7 @@ encodes it with the ``tensor`` codec (:mod:`oracle.codecs`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -68,6 +69,7 @@ class MpcEngine:
             out = await self._run(prepared, session, key, party)
         finally:
             session.host.remove_tunnel_target(key)
+        prepared = dataclasses.replace(prepared, task_id=session.task_id)
         return RawResult(prepared, out, {"rows": out.rows, "revealed_keys": sorted(out.revealed)})
 
     def encode_result(self, spec: ProgramSpec, raw: RawResult) -> bytes:
