@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from cli.context import CliError, Ctx, pass_ctx
-from oracle.reader import OracleResult, read, watch
-from scheduler.programs import TaskParams
+from dnode.cli.context import CliError, Ctx, pass_ctx
+from dnode.oracle.reader import OracleResult, read, watch
+from dnode.scheduler.programs import TaskParams
 
 
 @click.group("oracle")

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from cli.context import CliError, Ctx, pass_ctx
-from scheduler.programs import Column, ProgramSpec, TaskParams, all_programs, get_program
+from dnode.cli.context import CliError, Ctx, pass_ctx
+from dnode.scheduler.programs import Column, ProgramSpec, TaskParams, all_programs, get_program
 
 
 def describe(spec: ProgramSpec) -> dict[str, Any]:

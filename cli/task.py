@@ -10,17 +10,17 @@ import click
 import trio
 from eth_utils import is_address, to_checksum_address
 
-from cli import he
-from cli.context import CliError, Ctx, pass_ctx
-from cli.programs import program_args, table_params
-from cli.units import AMOUNT, fmt_eth
-from cli.wait import _wait_for
-from contracts.client import TERMINAL_STATUSES, ChainClient, TaskInfo, TaskStatus
-from node import peer_client
-from node.aggregation import DEFAULT_MIN_OWNERS, MinAggregation
-from oracle.reader import read
-from scheduler.candidates import candidates_for, seed_state
-from scheduler.programs import (
+from dnode.cli import he
+from dnode.cli.context import CliError, Ctx, pass_ctx
+from dnode.cli.programs import program_args, table_params
+from dnode.cli.units import AMOUNT, fmt_eth
+from dnode.cli.wait import _wait_for
+from dnode.contracts.client import TERMINAL_STATUSES, ChainClient, TaskInfo, TaskStatus
+from dnode.node import peer_client
+from dnode.node.aggregation import DEFAULT_MIN_OWNERS, MinAggregation
+from dnode.oracle.reader import read
+from dnode.scheduler.candidates import candidates_for, seed_state
+from dnode.scheduler.programs import (
     MAX_COMMITTEE,
     MIN_COMMITTEE,
     TaskParams,

@@ -16,11 +16,11 @@ from pathlib import Path
 import trio
 from eth_account.signers.local import LocalAccount
 
-from contracts.client import ChainClient
-from node.errors import NodeError, P2PError
-from node.mpc.sharing import field_modulus, share
-from node.p2p import P2PHost, open_host
-from node.protocol import (
+from dnode.contracts.client import ChainClient
+from dnode.node.errors import NodeError, P2PError
+from dnode.node.mpc.sharing import field_modulus, share
+from dnode.node.p2p import P2PHost, open_host
+from dnode.node.protocol import (
     PROTO_ANNOUNCE,
     PROTO_PARAMS,
     PROTO_SHARES,
@@ -29,7 +29,7 @@ from node.protocol import (
     check_reply,
     dumps,
 )
-from scheduler.programs import TaskParams, threshold_for
+from dnode.scheduler.programs import TaskParams, threshold_for
 
 log = logging.getLogger("dnode.client")
 

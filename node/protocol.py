@@ -14,7 +14,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import keccak, to_checksum_address
 
-from node.errors import ProtocolViolation, RequestRefused
+from dnode.node.errors import ProtocolViolation, RequestRefused
 
 TOPIC_TASKS = "dnode/tasks/1"
 PROTO_ANNOUNCE = "/dnode/announce/1.0.0"
@@ -203,8 +203,8 @@ class JoinIntent:
     @classmethod
     def parse(cls, peer: str, data: bytes, chain_id: int, contract: str) -> JoinIntent:
         """Parse and authenticate: the signature must recover to ``node``."""
-        from oracle.attestation import recover_join
-        from oracle.errors import BadSignature
+        from dnode.oracle.attestation import recover_join
+        from dnode.oracle.errors import BadSignature
 
         obj = loads(peer, data)
         if obj.get("kind") != "join":

@@ -31,8 +31,8 @@ from typing import Any, Protocol
 from eth_abi import decode, encode
 from eth_abi.exceptions import DecodingError
 
-from oracle.encoding import AggregateResult
-from oracle.errors import OracleError
+from dnode.oracle.encoding import AggregateResult
+from dnode.oracle.errors import OracleError
 
 Labels = tuple[tuple[str, ...], ...]
 PRIVATE_TYPES = ["bytes32", "string"]

@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.client import ChainClient, TaskInfo, TaskStatus
-from oracle.codecs import Decoded, PrivateResult, TensorResult, codec
-from oracle.encoding import AggregateResult, result_digest
-from oracle.errors import OracleError, ResultMismatch, ResultNotAvailable, UnknownTask
-from scheduler.programs import TaskParams, program_by_id
+from dnode.contracts.client import ChainClient, TaskInfo, TaskStatus
+from dnode.oracle.codecs import Decoded, PrivateResult, TensorResult, codec
+from dnode.oracle.encoding import AggregateResult, result_digest
+from dnode.oracle.errors import OracleError, ResultMismatch, ResultNotAvailable, UnknownTask
+from dnode.scheduler.programs import TaskParams, program_by_id
 
 ATTESTED = (TaskStatus.REPORTED, TaskStatus.FINALIZED, TaskStatus.OVERTURNED)
 FINAL = (TaskStatus.FINALIZED, TaskStatus.OVERTURNED)

@@ -28,9 +28,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from cli.devcluster import DevCluster, free_port
-from contracts.client import ChainClient, connect
-from contracts.manifest import Deployment
+from dnode.cli.devcluster import DevCluster, free_port
+from dnode.contracts.client import ChainClient, connect
+from dnode.contracts.manifest import Deployment
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -165,7 +165,7 @@ def expected(n: int, seed: int) -> dict[str, str]:
     xs = [Fraction(v) for i in range(3) for v in owner_values(n, seed, i)]
     mean = sum(xs) / len(xs)
     var = sum(x * x for x in xs) / len(xs) - mean * mean
-    from oracle.encoding import AggregateResult
+    from dnode.oracle.encoding import AggregateResult
 
     r = AggregateResult.from_fractions([mean, var], len(xs))
     return dict(zip(("mean/value", "variance/value"), r.texts(), strict=True))

@@ -28,10 +28,10 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_data import machine_info  # noqa: E402
 
-from node.mpc.executor import MpcJob, free_port, run_party  # noqa: E402
-from node.mpc.sharing import field_modulus, share  # noqa: E402
-from scheduler.programs import Column, TaskParams, all_programs  # noqa: E402
-from scheduler.programs.tables import Table  # noqa: E402
+from dnode.node.mpc.executor import MpcJob, free_port, run_party  # noqa: E402
+from dnode.node.mpc.sharing import field_modulus, share  # noqa: E402
+from dnode.scheduler.programs import Column, TaskParams, all_programs  # noqa: E402
+from dnode.scheduler.programs.tables import Table  # noqa: E402
 
 OWNERS = (
     "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
@@ -110,7 +110,7 @@ async def run_program(program: str, rows: int, seed: int, timeout: float) -> dic
 
 def markdown(report: dict[str, Any]) -> str:
     """The program table of docs/protocol.md, from a --json report (and every spec)."""
-    from cli.programs import describe
+    from dnode.cli.programs import describe
 
     cost: dict[tuple[str, int], str] = {}
     for r in report["results"]:

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import trio
 
-from cli.devcluster import DevCluster
-from node.mpc.sharing import reconstruct
-from node.peer_client import ephemeral_host
-from node.protocol import PROTO_ANNOUNCE, PROTO_SHARES, loads
-from oracle.encoding import AggregateResult
-from scheduler.programs import TaskParams
+from dnode.cli.devcluster import DevCluster
+from dnode.node.mpc.sharing import reconstruct
+from dnode.node.peer_client import ephemeral_host
+from dnode.node.protocol import PROTO_ANNOUNCE, PROTO_SHARES, loads
+from dnode.oracle.encoding import AggregateResult
+from dnode.scheduler.programs import TaskParams
 
 pytestmark = pytest.mark.slow
 

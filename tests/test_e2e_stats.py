@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli.devcluster import DevCluster
+from dnode.cli.devcluster import DevCluster
 
 pytestmark = pytest.mark.slow
 

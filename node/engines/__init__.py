@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-from node.engines.base import Engine, EngineRefused
-from node.engines.he.engine import HeEngine
-from node.engines.mpc.engine import MpcEngine
-from scheduler.programs.registry import ProgramSpec
+from dnode.node.engines.base import Engine, EngineRefused
+from dnode.node.engines.he.engine import HeEngine
+from dnode.node.engines.mpc.engine import MpcEngine
+from dnode.scheduler.programs.registry import ProgramSpec
 
 ENGINES: dict[str, Engine] = {e.capability: e for e in (MpcEngine(), HeEngine())}
 

@@ -30,10 +30,10 @@ from typing import Any, Protocol
 
 import trio
 
-from node.errors import NodeError
-from node.transport import Transport
-from scheduler.programs.params import TaskParams
-from scheduler.programs.registry import ProgramSpec
+from dnode.node.errors import NodeError
+from dnode.node.transport import Transport
+from dnode.scheduler.programs.params import TaskParams
+from dnode.scheduler.programs.registry import ProgramSpec
 
 
 class Flag(Protocol):

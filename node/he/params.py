@@ -22,12 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from node.he.errors import (
+from dnode.node.he.errors import (
     InsecureParams,
     InsufficientDepth,
     InvalidProgramArgs,
 )
-from node.mpc.sharing import is_probable_prime
+from dnode.node.mpc.sharing import is_probable_prime
 
 # max total coeff-modulus bits for classical 128-bit security (ternary secret), per N
 SECURITY_128: dict[int, int] = {4096: 109, 8192: 218, 16384: 438, 32768: 881}
@@ -324,9 +324,9 @@ class TensorSpec:
 
 def he_programs() -> tuple[str, ...]:
     """Every program evaluated by an HE op (from the program registry)."""
-    from scheduler.programs.registry import all_programs
+    from dnode.scheduler.programs.registry import all_programs
 
-    return tuple(p.name for p in all_programs() if p.kernel.startswith("node.he.ops."))
+    return tuple(p.name for p in all_programs() if p.kernel.startswith("dnode.node.he.ops."))
 
 
 def _flat(x: Any) -> list[Any]:

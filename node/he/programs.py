@@ -38,11 +38,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from node.he.encode import DEFAULT_MAX_TENSOR_BYTES, TensorBlob
-from node.he.errors import EvaluationFailed, HeError, InvalidProgramArgs
-from node.he.ops import check_program, needs_galois, op_for
-from node.he.params import HeParams, TensorSpec
-from node.he.validate import DEFAULT_MAX_CONTEXT_BYTES, load_public_context, load_tensor
+from dnode.node.he.encode import DEFAULT_MAX_TENSOR_BYTES, TensorBlob
+from dnode.node.he.errors import EvaluationFailed, HeError, InvalidProgramArgs
+from dnode.node.he.ops import check_program, needs_galois, op_for
+from dnode.node.he.params import HeParams, TensorSpec
+from dnode.node.he.validate import DEFAULT_MAX_CONTEXT_BYTES, load_public_context, load_tensor
 
 __all__ = ["evaluate", "needs_relin"]
 

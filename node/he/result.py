@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from node.he.encode import decrypt_blob, keccak256
-from node.he.errors import DigestMismatch, MalformedBlob
-from oracle.codecs import LOCATOR_PREFIX, PrivateCodec
-from oracle.errors import OracleError
+from dnode.node.he.encode import decrypt_blob, keccak256
+from dnode.node.he.errors import DigestMismatch, MalformedBlob
+from dnode.oracle.codecs import LOCATOR_PREFIX, PrivateCodec
+from dnode.oracle.errors import OracleError
 
 MAX_REPORT = 1024  # the contract's result size limit
 _CODEC = PrivateCodec()  # the one implementation of the private-result encoding
@@ -74,7 +74,7 @@ def decrypt_result(
     report: bytes, result_blob: bytes, *, key_dir: str | Path, context_digest: bytes
 ) -> np.ndarray:
     """Requester: verify the blob against the on-chain report, then decrypt it."""
-    from node.he.keys import load_secret_context
+    from dnode.node.he.keys import load_secret_context
 
     verify_result(report, result_blob)
     return decrypt_with(load_secret_context(key_dir, context_digest), result_blob)
@@ -82,8 +82,8 @@ def decrypt_result(
 
 def decrypt_with(secret_ctx: Any, result_blob: bytes) -> np.ndarray:
     """Decrypt, then keep only the documented precision (see :mod:`node.he.hygiene`)."""
-    from node.he.encode import TensorBlob
-    from node.he.hygiene import publishable
+    from dnode.node.he.encode import TensorBlob
+    from dnode.node.he.hygiene import publishable
 
     scheme = TensorBlob.unpack(result_blob).header.scheme
     return publishable(decrypt_blob(secret_ctx, result_blob), scheme)

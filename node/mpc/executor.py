@@ -32,10 +32,10 @@ from typing import Any, Protocol
 
 import trio
 
-from node.errors import MpcError
-from node.mpc.isolation import party_env
-from node.mpc.party import CONNECTED_MARKER, LISTENING_MARKER
-from node.mpc.sharing import field_modulus
+from dnode.node.errors import MpcError
+from dnode.node.mpc.isolation import party_env
+from dnode.node.mpc.party import CONNECTED_MARKER, LISTENING_MARKER
+from dnode.node.mpc.sharing import field_modulus
 
 __all__ = ["Executor", "MpcJob", "MpcResult", "SubprocessExecutor", "free_port", "run_party"]
 
@@ -179,7 +179,7 @@ class SubprocessExecutor:
 
         await trio.to_thread.run_sync(write_job)
         env = party_env(wd, _REPO_ROOT)  # nothing of the node's environment (secrets)
-        cmd = [self.python, "-m", "node.mpc.party", str(job_path)]
+        cmd = [self.python, "-m", "dnode.node.mpc.party", str(job_path)]
         out = bytearray()
         connected = False
 

@@ -332,8 +332,8 @@ def secure_party(job_path: str, deadline: float | None) -> Callable[[Any], None]
     patches ``mpyc.runtime`` once imported (:func:`harden` with the same-user check)."""
     from pathlib import Path
 
-    from node import localpeer
-    from node.mpc import isolation
+    from dnode.node import localpeer
+    from dnode.node.mpc import isolation
 
     tables = localpeer.open_tables()  # read later: the sandbox closes /proc
     code_root = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ The job file (written by :mod:`node.mpc.executor`, mode 0600, it holds secret sh
     {
       "task_id": 7,                      # optional (default 0); checked across parties
       "program": "mpc.mean",             # the program's name (part of the session fingerprint)
-      "kernel": "node.engines.mpc.kernels.stats",  # module with async run(mpc, secint, x, args)
+      "kernel": "dnode.node.engines.mpc.kernels.stats",  # module with async run(mpc, secint, x, args)
       "args": {...},                     # the spec's kernel_args (JSON), same on every party
       "width": 1,                        # integers per table row (the shares are row-major)
       "bit_length": 64,                  # secint(bit_length)
@@ -62,7 +62,7 @@ import sys
 import time
 from typing import Any
 
-from node.mpc.sharing import SEC_PARAM
+from dnode.node.mpc.sharing import SEC_PARAM
 
 CONNECTED_MARKER = "dnode-mpc: all parties connected"
 #: Printed (stderr) once this party accepts connections (party 0: right away, it never
@@ -142,7 +142,7 @@ def load_job(path: str) -> dict[str, Any]:
 
 def mpyc_argv(job: dict[str, Any]) -> list[str]:
     """The argv MPyC parses at import of ``mpyc`` / ``mpyc.runtime``."""
-    argv = [sys.argv[0] if sys.argv else "node.mpc.party", "-I", str(job["index"])]
+    argv = [sys.argv[0] if sys.argv else "dnode.node.mpc.party", "-I", str(job["index"])]
     for a in job["parties"]:
         argv += ["-P", a]
     argv += ["-T", str(job["threshold"]), "-K", str(SEC_PARAM), "-L", str(job["bit_length"])]
@@ -238,7 +238,7 @@ def main(args: list[str] | None = None) -> int:
         _say(f"dnode-mpc: bad job: kernel {job['kernel']!r} cannot be imported: {e}")
         return 2
 
-    from node.mpc.hardening import secure_party
+    from dnode.node.mpc.hardening import secure_party
 
     # confined before any peer byte arrives (no secrets, only its job, rlimits, sandbox)
     patch_runtime = secure_party(args[0], job.get("deadline"))

@@ -6,17 +6,17 @@ import logging
 
 import trio
 
-from node.errors import DoubleSignRefused, NodeError, ProtocolViolation
-from node.protocol import (
+from dnode.node.errors import DoubleSignRefused, NodeError, ProtocolViolation
+from dnode.node.protocol import (
     PROTO_SIGNATURE,
     SignatureMessage,
     error,
     ok,
 )
-from node.task.context import NodeContext
-from node.task.state import TaskRuntime
-from oracle.attestation import sign_report
-from oracle.errors import OracleError
+from dnode.node.task.context import NodeContext
+from dnode.node.task.state import TaskRuntime
+from dnode.oracle.attestation import sign_report
+from dnode.oracle.errors import OracleError
 
 log = logging.getLogger("dnode.node")
 

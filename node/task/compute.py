@@ -9,11 +9,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from node.engines import engine_for
-from node.engines.base import ComputeSession, PreparedTask
-from node.task.context import NodeContext
-from node.task.state import TaskRuntime, TaskState
-from scheduler.programs import TaskParams
+from dnode.node.engines import engine_for
+from dnode.node.engines.base import ComputeSession, PreparedTask
+from dnode.node.task.context import NodeContext
+from dnode.node.task.state import TaskRuntime, TaskState
+from dnode.scheduler.programs import TaskParams
 
 log = logging.getLogger("dnode.node")
 

@@ -4,7 +4,7 @@ Re-exports the names most callers need; see :mod:`scheduler.programs.registry` f
 program is declared and discovered.
 """
 
-from scheduler.programs.params import (
+from dnode.scheduler.programs.params import (
     MAX_COMMITTEE,
     MAX_OWNERS,
     MAX_ROWS,
@@ -12,7 +12,7 @@ from scheduler.programs.params import (
     TaskParams,
     threshold_for,
 )
-from scheduler.programs.registry import (
+from dnode.scheduler.programs.registry import (
     CAP_HE,
     CAP_MPC,
     Arg,
@@ -24,7 +24,7 @@ from scheduler.programs.registry import (
     program_by_id,
     register,
 )
-from scheduler.programs.schema import Column
+from dnode.scheduler.programs.schema import Column
 
 __all__ = [
     "CAP_HE",

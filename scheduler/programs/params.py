@@ -16,9 +16,9 @@ from typing import Any
 
 from eth_utils import is_checksum_address, is_hex_address, keccak, to_checksum_address
 
-from scheduler.errors import InvalidTaskParams
-from scheduler.programs.registry import ProgramSpec, get_program
-from scheduler.programs.schema import DEFAULT_COLUMN, Column, schema_from
+from dnode.scheduler.errors import InvalidTaskParams
+from dnode.scheduler.programs.registry import ProgramSpec, get_program
+from dnode.scheduler.programs.schema import DEFAULT_COLUMN, Column, schema_from
 
 MIN_COMMITTEE = 3
 MAX_COMMITTEE = 16
@@ -128,13 +128,13 @@ class TaskParams:
     def encode_table(self, path: str | Path) -> list[int]:
         """A data owner's file as the integers it secret-shares (type- and range-checked;
         TableError names the file, row and column of the first bad cell)."""
-        from scheduler.programs.tables import read_table
+        from dnode.scheduler.programs.tables import read_table
 
         return self.spec.encode_owner(self, read_table(path, self.columns))
 
     def encode_values(self, values: list[str], source: str = "<values>") -> list[int]:
         """Values of a one-column task (a list instead of a file), checked like a file's."""
-        from scheduler.programs.tables import Table, _from_cells
+        from dnode.scheduler.programs.tables import Table, _from_cells
 
         if len(self.columns) != 1:
             raise InvalidTaskParams(f"{self.program} uses {len(self.columns)} columns, not one")

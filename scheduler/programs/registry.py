@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from eth_utils import keccak
 
-from scheduler.errors import InvalidTaskParams, UnknownProgram
+from dnode.scheduler.errors import InvalidTaskParams, UnknownProgram
 
 if TYPE_CHECKING:
-    from scheduler.programs.schema import Column
-    from scheduler.programs.tables import Table
+    from dnode.scheduler.programs.schema import Column
+    from dnode.scheduler.programs.tables import Table
 
 
 class TaskView(Protocol):
@@ -104,7 +104,7 @@ class Arg:
 
 
 def _decimal_text(x: Any) -> str:
-    from scheduler.programs.schema import _dec, parse_decimal
+    from dnode.scheduler.programs.schema import _dec, parse_decimal
 
     if isinstance(x, bool) or not isinstance(x, (int, str)):
         raise ValueError(f"{x!r} is not an integer or a decimal string")
@@ -275,7 +275,7 @@ def discover(extra: Sequence[str] | None = None) -> None:
             # the family packages beside this module (found on disk: no import of the package)
             for info in pkgutil.iter_modules([str(Path(__file__).resolve().parent)]):
                 if info.ispkg:
-                    sub = importlib.import_module(f"scheduler.programs.{info.name}")
+                    sub = importlib.import_module(f"{__package__}.{info.name}")
                     for m in pkgutil.iter_modules(sub.__path__):
                         importlib.import_module(f"{sub.__name__}.{m.name}")
         env = os.environ.get(ENV_PROGRAMS, "")

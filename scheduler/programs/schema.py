@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
-from scheduler.errors import InvalidTaskParams
+from dnode.scheduler.errors import InvalidTaskParams
 
 TYPES = ("int", "fixed", "cat", "id")
 NUMERIC = ("int", "fixed")

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduler.errors import SchedulerError
-from scheduler.programs.schema import Column
+from dnode.scheduler.errors import SchedulerError
+from dnode.scheduler.programs.schema import Column
 
 
 class TableError(SchedulerError):

@@ -14,7 +14,7 @@ OWNER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
 def dnode(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     e = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "dnode.cli", *args], capture_output=True, text=True,
                           env=e, timeout=60, check=False)  # fmt: skip
 
 

@@ -17,13 +17,13 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from web3 import HTTPProvider, Web3
 
-from contracts.client import ChainClient
-from contracts.compile import VYPER_DIR, compile_file
-from contracts.deploy import deploy
-from contracts.devnet import DevnetServer, start_in_thread
-from contracts.manifest import Deployment
-from scheduler.candidates import lookup_draws
-from scheduler.sortition import ESCALATE_BLOCKS
+from dnode.contracts.client import ChainClient
+from dnode.contracts.compile import VYPER_DIR, compile_file
+from dnode.contracts.deploy import deploy
+from dnode.contracts.devnet import DevnetServer, start_in_thread
+from dnode.contracts.manifest import Deployment
+from dnode.scheduler.candidates import lookup_draws
+from dnode.scheduler.sortition import ESCALATE_BLOCKS
 
 ETHER = 10**18
 MIN_STAKE = ETHER

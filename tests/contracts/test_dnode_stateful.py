@@ -28,10 +28,10 @@ from dnode_chain import (
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from contracts.client import ChainClient, TaskStatus
-from contracts.errors import TransactionReverted
-from oracle.attestation import sign_join, sign_report
-from scheduler.sortition import SEED_LIFETIME, SlotTable, first_draws, window
+from dnode.contracts.client import ChainClient, TaskStatus
+from dnode.contracts.errors import TransactionReverted
+from dnode.oracle.attestation import sign_join, sign_report
+from dnode.scheduler.sortition import SEED_LIFETIME, SlotTable, first_draws, window
 
 S = TaskStatus
 N_NODES = 9

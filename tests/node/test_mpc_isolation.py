@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from node.errors import MpcError
-from node.mpc.executor import MpcJob, SubprocessExecutor, free_port
+from dnode.node.errors import MpcError
+from dnode.node.mpc.executor import MpcJob, SubprocessExecutor, free_port
 
 PROBE = Path(__file__).with_name("probe_party.py")
 
@@ -37,7 +37,7 @@ def test_the_party_process_is_confined(tmp_path, monkeypatch, umask_022):
     job = MpcJob(
         1,
         "mpc.sum",
-        "node.engines.mpc.kernels.stats",
+        "dnode.node.engines.mpc.kernels.stats",
         {"needs": ["sum"]},
         1,
         64,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
-from scheduler.programs import Output, ProgramSpec, TaskParams, register
+from dnode.scheduler.programs import Output, ProgramSpec, TaskParams, register
 
 
 class Dot(ProgramSpec):

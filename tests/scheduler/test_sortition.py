@@ -7,7 +7,7 @@ import random
 from eth_abi import encode
 from eth_utils import keccak
 
-from scheduler.sortition import (
+from dnode.scheduler.sortition import (
     ESCALATE_BLOCKS,
     SlotTable,
     draw_hash,
@@ -117,7 +117,7 @@ def test_seat_frequency_follows_stake() -> None:
 def test_constants_match_the_contract() -> None:
     from pathlib import Path
 
-    from scheduler import sortition
+    from dnode.scheduler import sortition
 
     src = (Path(__file__).parents[2] / "contracts" / "vyper" / "market.vy").read_text()
     for name in ("W0_EXTRA", "ESCALATE_BLOCKS", "MAX_DOUBLINGS", "SEED_LIFETIME"):

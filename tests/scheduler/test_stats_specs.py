@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oracle.codecs import TensorCodec, codec
-from oracle.encoding import AggregateResult
-from scheduler.errors import InvalidTaskParams
-from scheduler.programs import Column, TaskParams, all_programs, get_program
-from scheduler.programs.registry import MAX_RESULT_VALUES
-from scheduler.programs.tables import TableError, read_table
+from dnode.oracle.codecs import TensorCodec, codec
+from dnode.oracle.encoding import AggregateResult
+from dnode.scheduler.errors import InvalidTaskParams
+from dnode.scheduler.programs import Column, TaskParams, all_programs, get_program
+from dnode.scheduler.programs.registry import MAX_RESULT_VALUES
+from dnode.scheduler.programs.tables import TableError, read_table
 
 OWNER = ("0x70997970C51812dc3A010C7d01b50e0d17dc79C8",)
 AGE = Column("age", "int", 0, Fraction(0), Fraction(120))

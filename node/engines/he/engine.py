@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from node.engines.base import ComputeSession, EngineRefused, PreparedTask, RawResult
-from node.he import HeError, HeTask
-from scheduler.programs.params import TaskParams
-from scheduler.programs.registry import ProgramSpec
+from dnode.node.engines.base import ComputeSession, EngineRefused, PreparedTask, RawResult
+from dnode.node.he import HeError, HeTask
+from dnode.scheduler.programs.params import TaskParams
+from dnode.scheduler.programs.registry import ProgramSpec
 
 
 class HeEngine:

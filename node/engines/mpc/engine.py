@@ -19,17 +19,17 @@ from typing import cast
 
 import trio
 
-from node.aggregation import enforce as enforce_min_aggregation
-from node.engines.base import ComputeSession, EngineRefused, PreparedTask, RawResult
-from node.errors import MpcError, leaves
-from node.mpc.executor import MpcJob, MpcResult, SubprocessExecutor, free_port
-from node.transport import SeatBinding
-from node.tunnel import tunnel_forwarders
-from oracle.codecs import TensorCodec
-from oracle.encoding import AggregateResult
-from scheduler.errors import SchedulerError
-from scheduler.programs.params import TaskParams, threshold_for
-from scheduler.programs.registry import ProgramSpec
+from dnode.node.aggregation import enforce as enforce_min_aggregation
+from dnode.node.engines.base import ComputeSession, EngineRefused, PreparedTask, RawResult
+from dnode.node.errors import MpcError, leaves
+from dnode.node.mpc.executor import MpcJob, MpcResult, SubprocessExecutor, free_port
+from dnode.node.transport import SeatBinding
+from dnode.node.tunnel import tunnel_forwarders
+from dnode.oracle.codecs import TensorCodec
+from dnode.oracle.encoding import AggregateResult
+from dnode.scheduler.errors import SchedulerError
+from dnode.scheduler.programs.params import TaskParams, threshold_for
+from dnode.scheduler.programs.registry import ProgramSpec
 
 log = logging.getLogger("dnode.node.mpc")
 

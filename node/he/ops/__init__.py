@@ -14,11 +14,11 @@ import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from node.he.errors import InsufficientDepth, InvalidProgramArgs, UnsupportedOperation
+from dnode.node.he.errors import InsufficientDepth, InvalidProgramArgs, UnsupportedOperation
 
 if TYPE_CHECKING:
-    from node.he.encode import TensorHeader
-    from node.he.params import HeParams, TensorSpec
+    from dnode.node.he.encode import TensorHeader
+    from dnode.node.he.params import HeParams, TensorSpec
 
 Tensor = tuple["TensorHeader", list[Any]]
 
@@ -64,15 +64,15 @@ class HeOp:
 
 def op_for(program: str) -> HeOp:
     """The op of an HE program, through the program registry (UnsupportedOperation if none)."""
-    from scheduler.errors import UnknownProgram
-    from scheduler.programs.registry import all_programs, get_program
+    from dnode.scheduler.errors import UnknownProgram
+    from dnode.scheduler.programs.registry import all_programs, get_program
 
-    known = [p.name for p in all_programs() if p.kernel.startswith("node.he.ops.")]
+    known = [p.name for p in all_programs() if p.kernel.startswith("dnode.node.he.ops.")]
     try:
         spec = get_program(program)
     except UnknownProgram:
         spec = None
-    if spec is None or not spec.kernel.startswith("node.he.ops."):
+    if spec is None or not spec.kernel.startswith("dnode.node.he.ops."):
         raise UnsupportedOperation(f"unknown HE program {program!r}; known: {known}")
     ops: dict[str, HeOp] = importlib.import_module(spec.kernel).OPS
     return ops[program]

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from node.he.encode import TensorHeader, chunk_rows, to_physical
-from node.he.errors import EvaluationFailed
-from node.he.params import HeParams
+from dnode.node.he.encode import TensorHeader, chunk_rows, to_physical
+from dnode.node.he.errors import EvaluationFailed
+from dnode.node.he.params import HeParams
 
 
 def add_all(vectors: list[Any]) -> Any:

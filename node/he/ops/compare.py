@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from node.he.encode import TensorHeader
-from node.he.errors import InvalidProgramArgs, UnsupportedOperation
-from node.he.ops import HeOp, Tensor
-from node.he.ops.common import add_all, mul_plain, plain_chunks, polyval
-from node.he.ops.elementwise import Binary
-from node.he.params import HeParams, TensorSpec, _finite, poly_depth
+from dnode.node.he.encode import TensorHeader
+from dnode.node.he.errors import InvalidProgramArgs, UnsupportedOperation
+from dnode.node.he.ops import HeOp, Tensor
+from dnode.node.he.ops.common import add_all, mul_plain, plain_chunks, polyval
+from dnode.node.he.ops.elementwise import Binary
+from dnode.node.he.params import HeParams, TensorSpec, _finite, poly_depth
 
 G3 = [0.0, 4589 / 1024, 0.0, -16577 / 1024, 0.0, 25614 / 1024, 0.0, -12860 / 1024]
 F3 = [0.0, 35 / 16, 0.0, -35 / 16, 0.0, 21 / 16, 0.0, -5 / 16]

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from node.he.errors import InvalidProgramArgs, UnsupportedOperation
-from node.he.ops import HeOp, Tensor
-from node.he.ops.common import mul_plain, plain_chunks
-from node.he.params import HeParams, TensorSpec, _array_shape, _finite, _flat
+from dnode.node.he.errors import InvalidProgramArgs, UnsupportedOperation
+from dnode.node.he.ops import HeOp, Tensor
+from dnode.node.he.ops.common import mul_plain, plain_chunks
+from dnode.node.he.params import HeParams, TensorSpec, _array_shape, _finite, _flat
 
 
 class Binary(HeOp):

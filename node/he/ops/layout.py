@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from node.he.ops import HeOp, Tensor
-from node.he.params import HeParams
+from dnode.node.he.ops import HeOp, Tensor
+from dnode.node.he.params import HeParams
 
 
 class Transpose(HeOp):

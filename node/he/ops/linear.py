@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from node.he.encode import TensorHeader
-from node.he.errors import EvaluationFailed, InvalidProgramArgs, UnsupportedOperation
-from node.he.ops import HeOp, Tensor
-from node.he.ops.common import polyval
-from node.he.params import HeParams, TensorSpec, _array_shape, _poly_depth
+from dnode.node.he.encode import TensorHeader
+from dnode.node.he.errors import EvaluationFailed, InvalidProgramArgs, UnsupportedOperation
+from dnode.node.he.ops import HeOp, Tensor
+from dnode.node.he.ops.common import polyval
+from dnode.node.he.params import HeParams, TensorSpec, _array_shape, _poly_depth
 
 
 class MatMul(HeOp):

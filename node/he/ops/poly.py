@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from node.he.ops import HeOp, Tensor
-from node.he.ops.common import polyval
-from node.he.params import HeParams, TensorSpec, _poly_depth
+from dnode.node.he.ops import HeOp, Tensor
+from dnode.node.he.ops.common import polyval
+from dnode.node.he.params import HeParams, TensorSpec, _poly_depth
 
 
 class Poly(HeOp):

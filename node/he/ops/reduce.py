@@ -6,11 +6,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from node.he.encode import TensorHeader
-from node.he.errors import InvalidProgramArgs
-from node.he.ops import HeOp, Tensor
-from node.he.ops.common import add_all, plain_chunks, scalar_header
-from node.he.params import HeParams, TensorSpec, _array_shape, _flat
+from dnode.node.he.encode import TensorHeader
+from dnode.node.he.errors import InvalidProgramArgs
+from dnode.node.he.ops import HeOp, Tensor
+from dnode.node.he.ops.common import add_all, plain_chunks, scalar_header
+from dnode.node.he.params import HeParams, TensorSpec, _array_shape, _flat
 
 
 class Sum(HeOp):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from scheduler.errors import InvalidTaskParams
-from scheduler.programs.registry import Arg, ProgramSpec
+from dnode.scheduler.errors import InvalidTaskParams
+from dnode.scheduler.programs.registry import Arg, ProgramSpec
 
 if TYPE_CHECKING:
-    from scheduler.programs.registry import TaskView
+    from dnode.scheduler.programs.registry import TaskView
 
 
 class HeSpec(ProgramSpec):

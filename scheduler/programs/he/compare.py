@@ -1,9 +1,9 @@
 """HE comparisons (polynomial sign approximation) and indexing of encrypted vectors."""
 
-from scheduler.programs.he import OPERAND, HeSpec
-from scheduler.programs.registry import Arg, register
+from dnode.scheduler.programs.he import OPERAND, HeSpec
+from dnode.scheduler.programs.registry import Arg, register
 
-KERNEL = "node.he.ops.compare"
+KERNEL = "dnode.node.he.ops.compare"
 
 for spec in (
     HeSpec(

@@ -1,9 +1,9 @@
 """HE element-wise arithmetic with a scalar, a plaintext tensor or a second ciphertext."""
 
-from scheduler.programs.he import OPERAND, HeSpec
-from scheduler.programs.registry import register
+from dnode.scheduler.programs.he import OPERAND, HeSpec
+from dnode.scheduler.programs.registry import register
 
-KERNEL = "node.he.ops.elementwise"
+KERNEL = "dnode.node.he.ops.elementwise"
 
 for spec in (
     HeSpec(name="he.add", description="element-wise add of a scalar, plaintext or ciphertext",

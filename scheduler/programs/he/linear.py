@@ -1,13 +1,13 @@
 """HE linear layers: encrypted rows times a plaintext matrix, plus bias and activation."""
 
-from scheduler.programs.he import HeSpec
-from scheduler.programs.registry import Arg, register
+from dnode.scheduler.programs.he import HeSpec
+from dnode.scheduler.programs.registry import Arg, register
 
 register(
     HeSpec(
         name="he.matmul",
         description="encrypted rows x plaintext matrix (+ bias, + polynomial)",
-        kernel="node.he.ops.linear",
+        kernel="dnode.node.he.ops.linear",
         depth="1 + poly",
         he_args=(
             Arg("matrix", "json", "features x outputs", required=True),

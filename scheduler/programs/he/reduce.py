@@ -1,9 +1,9 @@
 """HE reductions: sum, mean (optionally along an axis), dot product with plaintext weights."""
 
-from scheduler.programs.he import HeSpec
-from scheduler.programs.registry import Arg, register
+from dnode.scheduler.programs.he import HeSpec
+from dnode.scheduler.programs.registry import Arg, register
 
-KERNEL = "node.he.ops.reduce"
+KERNEL = "dnode.node.he.ops.reduce"
 
 for spec in (
     HeSpec(name="he.sum", description="sum of an encrypted tensor", kernel=KERNEL,

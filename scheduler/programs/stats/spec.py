@@ -25,15 +25,15 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from scheduler.errors import InvalidTaskParams
-from scheduler.programs.registry import Arg, Output, ProgramSpec, register
-from scheduler.programs.schema import parse_decimal
+from dnode.scheduler.errors import InvalidTaskParams
+from dnode.scheduler.programs.registry import Arg, Output, ProgramSpec, register
+from dnode.scheduler.programs.schema import parse_decimal
 
 if TYPE_CHECKING:
-    from scheduler.programs.registry import TaskView
-    from scheduler.programs.tables import Table
+    from dnode.scheduler.programs.registry import TaskView
+    from dnode.scheduler.programs.tables import Table
 
-KERNEL = "node.engines.mpc.kernels.stats"
+KERNEL = "dnode.node.engines.mpc.kernels.stats"
 MAX_FIELD_BITS = 128
 NUMERIC = ("int", "fixed")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from scheduler.programs.stats.spec import order_ranks
+from dnode.scheduler.programs.stats.spec import order_ranks
 
 
 def _retype(stype: Any, x: Any) -> Any:
