@@ -1,0 +1,74 @@
+"""TEST ONLY: a real MPyC party of dnode that deviates from the protocol.
+
+    python -m tests.node.evil_party MODE OFFSET JOB.json
+
+MODE is one of
+  reshare  add OFFSET to the product share it re-shares in every degree reduction (GRR)
+  input    add OFFSET to its share of the first value of the first data owner
+  output   add OFFSET to its share of the first value it sends when the result is opened
+Everything else is node.mpc.party unchanged (the same process layout, job file, exit codes).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+
+def main() -> int:
+    mode, offset, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    from node.mpc import party
+
+    job = party.load_job(path)
+    sys.argv = party.mpyc_argv(job)  # MPyC parses argv at its first import
+    from mpyc import thresha
+
+    if mode == "reshare":
+        np_split, split = thresha.np_random_split, thresha.random_split
+
+        def np_evil(field: Any, s: Any, t: int, m: int) -> Any:
+            s = s.copy()
+            s[0] = (int(s[0]) + offset) % field.modulus  # a consistent sharing of c + e
+            return np_split(field, s, t, m)
+
+        def evil(field: Any, s: Any, t: int, m: int) -> Any:
+            s = list(s)
+            v = s[0].value if hasattr(s[0], "value") else s[0]
+            s[0] = (int(v) + offset) % field.modulus
+            return split(field, s, t, m)
+
+        thresha.np_random_split = np_evil
+        thresha.random_split = evil
+    elif mode == "input":
+        real_load = party.load_job
+
+        def load_evil(p: str) -> dict[str, Any]:
+            j = real_load(p)
+            mod = j["modulus"]
+            j["shares"][0][0] = (j["shares"][0][0] + offset) % mod
+            return j
+
+        party.load_job = load_evil  # type: ignore[assignment]
+    elif mode == "output":
+        from node.mpc import malicious
+
+        real_payload = malicious.Guard._payload
+
+        def payload_evil(self: Any, label: str, shares: list[int]) -> bytes:
+            if label == "output":
+                shares = [(shares[0] + offset) % self.p, *shares[1:]]
+            return real_payload(self, label, shares)
+
+        malicious.Guard._payload = payload_evil  # type: ignore[method-assign]
+    else:
+        print(f"unknown mode {mode!r}", file=sys.stderr)
+        return 2
+    return party.main([path])
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
