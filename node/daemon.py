@@ -26,10 +26,18 @@ from contracts.client import TERMINAL_STATUSES, ChainClient, ChainEvent, TaskSta
 from contracts.errors import ContractsError, TransactionReverted
 from contracts.outbox import TxOutbox
 from node.chainwatch import DEFAULT_CONFIRMATIONS, Batch, ChainFollower
-from node.errors import DoubleSignRefused, MpcError, NodeError, ProtocolViolation
+from node.errors import (
+    CheatingDetectedError,
+    DoubleSignRefused,
+    MpcError,
+    NodeError,
+    ProtocolViolation,
+)
 from node.he_worker import HeWorker, is_he
 from node.metrics import Metrics, MetricsServer
 from node.mpc.executor import Executor, MpcJob, SubprocessExecutor, free_port
+from node.mpc.influence import split as split_witness
+from node.mpc.influence import task_bound
 from node.mpc.sharing import field_modulus
 from node.protocol import (
     PROTO_ANNOUNCE,
@@ -810,6 +818,10 @@ class NodeDaemon:
                 raise ProtocolViolation(peer, "shares are over the wrong field")
             if rt.computing:
                 raise ProtocolViolation(peer, "the computation has already started")
+            try:  # the owner's values must be followed by their influence witness
+                split_witness(len(c.shares), *task_bound(rt.params))
+            except ValueError as e:
+                raise ProtocolViolation(peer, str(e)) from None
             prev = rt.contributions.get(c.owner.lower())
             if prev is not None and prev.shares != c.shares:
                 raise ProtocolViolation(peer, f"{c.owner} already contributed different shares")
@@ -1083,12 +1095,17 @@ class NodeDaemon:
             try:
                 timeout = await self._attempt_timeout(deadline)
                 result = await self._compute(rt, params, peers, m, timeout)
+            except CheatingDetectedError:  # a check failed: no retry, refuse to sign
+                raise
             except MpcError as e:  # e.g. a party was killed: every party retries in step
                 failed = e
             except BaseExceptionGroup as eg:  # raised through the tunnels' nursery
                 leaves = _leaves(eg)
                 if not all(isinstance(x, MpcError) for x in leaves):
                     raise
+                for x in leaves:
+                    if isinstance(x, CheatingDetectedError):
+                        raise x from None
                 failed = cast(MpcError, leaves[0])
             if failed is None:
                 break
@@ -1174,6 +1191,7 @@ class NodeDaemon:
                 parties=parties,
                 threshold=threshold_for(m),
                 shares=shares,
+                value_bound=task_bound(params)[0],  # owners append influence witnesses
             )
             rt.computing = True
             log.info("task %d: MPC party %d of %d starting", rt.task_id, rt.seat, m)

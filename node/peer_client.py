@@ -17,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 
 from contracts.client import ChainClient
 from node.errors import NodeError, P2PError
+from node.mpc.influence import task_bound, with_witness
 from node.mpc.sharing import field_modulus, share
 from node.p2p import P2PHost, open_host
 from node.protocol import (
@@ -145,7 +146,9 @@ async def contribute_via(
     ``peers[i]``) only its share, on an already open host; ``m`` is the committee size."""
     m = len(peers) if m is None else m
     modulus = field_modulus(params.bit_length)
-    shares = share(encoded, m, threshold_for(m), modulus)
+    # the witness lets the committee check this owner's influence inside the MPC
+    bound, squares = task_bound(params)
+    shares = share(with_witness(encoded, bound, squares), m, threshold_for(m), modulus)
     async with trio.open_nursery() as nursery:
         for seat, peer in enumerate(peers):
             c = Contribution(

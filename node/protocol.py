@@ -23,7 +23,8 @@ PROTO_SHARES = "/dnode/shares/1.0.0"
 PROTO_SIGNATURE = "/dnode/signature/1.0.0"
 PROTO_JOIN = "/dnode/join/1.0.0"
 
-MAX_SHARES_PER_OWNER = 1_000_000
+#: a million values plus the owner's influence witness (node.mpc.influence, < 1024 bits)
+MAX_SHARES_PER_OWNER = 1_000_000 + 1024
 
 
 def dumps(obj: dict[str, Any]) -> bytes:

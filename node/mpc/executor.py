@@ -285,7 +285,7 @@ class SubprocessExecutor:
             owner = None
             if "(data owner " in reason:
                 owner = int(reason.split("(data owner ", 1)[1].split(")", 1)[0])
-            raise CheatingDetectedError(job.task_id, f"party {job.index}: {reason}", owner)
+            raise CheatingDetectedError(job.task_id, reason, owner)
         if proc.returncode != 0:
             last = _last_line(log_text) or "(no output)"
             raise MpcError(job.task_id, f"party {job.index} exited with {proc.returncode}: {last}")

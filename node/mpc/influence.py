@@ -40,13 +40,30 @@ import numpy as np
 
 from node.mpc.sharing import value_bound
 
-__all__ = ["add_checks", "declared_bound", "layout", "split", "witness", "with_witness"]
+__all__ = [
+    "add_checks",
+    "declared_bound",
+    "fits",
+    "layout",
+    "split",
+    "task_bound",
+    "witness",
+    "with_witness",
+]
 
 
 def declared_bound(bit_length: int, max_values: int, squares: bool) -> int:
     """The bound B every encoded value satisfies (what ``sharing.encode`` enforces)."""
     b = value_bound(bit_length, max_values)
     return math.isqrt(b) if squares else b
+
+
+def task_bound(params: Any) -> tuple[int, bool]:
+    """(B, squares) of a task (``scheduler.programs.TaskParams``): what owners and nodes use."""
+    from scheduler.programs import get_program
+
+    squares = bool(get_program(params.program).squares)
+    return declared_bound(params.bit_length, params.max_values, squares), squares
 
 
 def layout(count: int, bound: int, squares: bool) -> list[int]:
