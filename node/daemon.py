@@ -35,6 +35,7 @@ from node.errors import (
 )
 from node.he_worker import HeWorker, is_he
 from node.metrics import Metrics, MetricsServer
+from node.mpc.commitments import sharing_commitment
 from node.mpc.executor import Executor, MpcJob, SubprocessExecutor, free_port
 from node.mpc.influence import split as split_witness
 from node.mpc.influence import task_bound
@@ -818,6 +819,8 @@ class NodeDaemon:
                 raise ProtocolViolation(peer, "shares are over the wrong field")
             if rt.computing:
                 raise ProtocolViolation(peer, "the computation has already started")
+            if not c.commitment:  # node.mpc.commitments: one signed sharing per round
+                raise ProtocolViolation(peer, "contribution carries no sharing commitment")
             try:  # the owner's values must be followed by their influence witness
                 split_witness(len(c.shares), *task_bound(rt.params))
             except ValueError as e:
@@ -1192,6 +1195,7 @@ class NodeDaemon:
                 threshold=threshold_for(m),
                 shares=shares,
                 value_bound=task_bound(params)[0],  # owners append influence witnesses
+                commitments=[sharing_commitment(rt.contributions[o].commitment) for o in order],
             )
             rt.computing = True
             log.info("task %d: MPC party %d of %d starting", rt.task_id, rt.seat, m)

@@ -58,6 +58,16 @@ def _hex(peer: str, obj: dict[str, Any], key: str) -> bytes:
         raise ProtocolViolation(peer, f"field {key!r} is not 0x-hex") from None
 
 
+def _commitment(peer: str, obj: dict[str, Any]) -> tuple[bytes, ...]:
+    v = obj.get("commitment", [])
+    if not isinstance(v, list) or len(v) > 64:
+        raise ProtocolViolation(peer, "field 'commitment' must be a list of digests")
+    out = tuple(_hex(peer, {"d": d}, "d") for d in v)
+    if any(len(d) != 32 for d in out):
+        raise ProtocolViolation(peer, "a commitment digest is not 32 bytes")
+    return out
+
+
 @dataclass(frozen=True)
 class Announcement:
     """A requester tells the network a task's off-chain params (checked against the chain)."""
@@ -87,9 +97,14 @@ class Contribution:
     shares: tuple[int, ...]
     signature: bytes = b""
     round: int = 0  # 0: the task's committee; 1: its re-execution committee (a dispute)
+    # the owner's per-seat share digests (node.mpc.commitments.seat_digests), the same list
+    # in every seat's contribution: binds the owner to one sharing per round
+    commitment: tuple[bytes, ...] = ()
 
     def body(self) -> dict[str, Any]:
+        extra = {"commitment": ["0x" + d.hex() for d in self.commitment]} if self.commitment else {}
         return {
+            **extra,
             "chain_id": self.chain_id,
             "contract": to_checksum_address(self.contract),
             "task_id": self.task_id,
@@ -136,7 +151,15 @@ class Contribution:
             shares=tuple(shares),
             signature=_hex(peer, obj, "signature"),
             round=_int(peer, obj, "round", 0, 1),
+            commitment=_commitment(peer, obj),
         )
+        if c.commitment:
+            from node.mpc.commitments import seat_digest
+
+            if c.seat >= len(c.commitment) or c.commitment[c.seat] != seat_digest(
+                c.chain_id, c.contract, c.task_id, c.round, c.owner, c.seat, c.modulus, c.shares
+            ):
+                raise ProtocolViolation(peer, "shares do not match the owner's commitment")
         try:
             signer = Account.recover_message(
                 encode_defunct(primitive=c.signing_hash()), signature=c.signature

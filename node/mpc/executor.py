@@ -59,6 +59,9 @@ class MpcJob:
     # the task's declared |value| bound: each owner's shares end with an influence
     # witness (node.mpc.influence.with_witness) checked inside the MPC; None: no check
     value_bound: int | None = None
+    # per owner: node.mpc.commitments.sharing_commitment of its signed per-seat digests;
+    # the parties compare them, so an owner that equivocated is named before computing
+    commitments: list[bytes] | None = None
 
     @property
     def count(self) -> int:
@@ -121,6 +124,9 @@ class MpcJob:
             "deadline": deadline,
             "checks": self.checks,
             "value_bound": self.value_bound,
+            "commitments": None
+            if self.commitments is None
+            else [c.hex() for c in self.commitments],
         }
 
 

@@ -21,8 +21,10 @@ The job file (written by :mod:`node.mpc.executor`, mode 0600, it holds secret sh
       "listen_host": "127.0.0.1",        # optional: interface this party listens on
       "deadline": 70.0,                  # optional: seconds before the party gives up
       "checks": true,                    # optional (default true): malicious-minority checks
-      "value_bound": 3037000499          # optional: each owner's vector is its values plus
+      "value_bound": 3037000499,         # optional: each owner's vector is its values plus
                                          # an influence witness (node.mpc.influence)
+      "commitments": ["ab12..", ...]     # optional: per owner, the hex sharing commitment
+                                         # (node.mpc.commitments); compared across parties
     }
 
 How MPyC connects (``mpyc.runtime.Runtime.start``): party ``i`` LISTENS on the port of
@@ -141,6 +143,10 @@ def load_job(path: str) -> dict[str, Any]:
     need("output", str)
     if job.get("modulus") is not None:
         need("modulus", int)
+    if job.get("commitments") is not None:
+        cs = need("commitments", list)
+        if len(cs) != len(shares) or not all(isinstance(c, str) for c in cs):
+            raise JobError("commitments must be one hex string per data owner")
     if job.get("value_bound") is not None and need("value_bound", int) < 1:
         raise JobError("value_bound must be >= 1")
     job.setdefault("listen_host", "127.0.0.1")
@@ -204,14 +210,19 @@ async def _session(mpc: Any, job: dict[str, Any]) -> dict[str, Any]:
         job["checks"],
         job.get("value_bound"),
     )
-    fps = await mpc.transfer(fingerprint)
-    if any(fp != fingerprint for fp in fps):
-        bad = [j for j, fp in enumerate(fps) if fp != fingerprint]
+    commitments = tuple(job.get("commitments") or ())
+    got = await mpc.transfer((fingerprint, commitments))
+    if any(fp != fingerprint for fp, _ in got):
+        bad = [j for j, (fp, _) in enumerate(got) if fp != fingerprint]
         raise DisagreeError(f"parties {bad} are in a different session or hold other inputs")
+    for k, mine in enumerate(commitments):
+        if any(len(c) != len(commitments) or c[k] != mine for _, c in got):
+            raise DisagreeError(f"data owner {k} committed to different sharings at the seats")
 
     squares = job["program"] == "mpc.variance"
     if job["checks"]:
-        revealed, revealed_sq, count, digest = await _checked(mpc, secint, job, fingerprint)
+        session = (*fingerprint, commitments)  # the transcript binds the committed inputs
+        revealed, revealed_sq, count, digest = await _checked(mpc, secint, job, session)
     else:
         if job.get("value_bound") is not None:  # drop the influence witnesses
             from node.mpc.influence import split

@@ -197,3 +197,88 @@ def test_out_of_range_owner_moves_the_unchecked_sum():
     res = trio.run(_run, _jobs("mpc.sum", [enc[0], [2**90], enc[2]]))
     assert all(isinstance(r, MpcResult) for r in res), res
     assert res[0].total() == Fraction(2**90 + sum(enc[0]) + sum(enc[2]))
+
+
+# ------------------------------------------------------------------ finding 4
+
+
+def _signed_contributions(owner, shares_by_seat, round=0):
+    from node.mpc.commitments import seat_digests
+    from node.protocol import Contribution
+
+    dig = seat_digests(1337, CONTRACT, 9, round, owner.address, P, shares_by_seat)
+    return [
+        Contribution(
+            1337, CONTRACT, 9, owner.address, j, P, tuple(s), round=round, commitment=tuple(dig)
+        ).signed(owner)
+        for j, s in enumerate(shares_by_seat)
+    ]
+
+
+CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+
+def test_contribution_shares_are_bound_to_the_signed_commitment():
+    import json
+
+    from eth_account import Account
+
+    from node.errors import ProtocolViolation
+    from node.protocol import Contribution
+
+    owner = Account.create()
+    cs = _signed_contributions(owner, S.share([1, 2, 3], 3, 1, P))
+    for c in cs:
+        assert Contribution.parse("p", c.to_bytes()) == c
+    obj = json.loads(cs[1].to_bytes())
+    obj["shares"][0] = (obj["shares"][0] + 1) % P
+    with pytest.raises(ProtocolViolation, match="do not match the owner's commitment"):
+        Contribution.parse("p", json.dumps(obj).encode())
+    obj = json.loads(cs[1].to_bytes())
+    obj["commitment"][0] = "0x" + "00" * 32  # a forged list is not the owner's signature
+    with pytest.raises(ProtocolViolation, match="not signed by its owner"):
+        Contribution.parse("p", json.dumps(obj).encode())
+
+
+def test_equivocating_owner_is_named_before_computing():
+    """Owner 1 signs two different sharings and gives seat 2 the second one."""
+    from eth_account import Account
+
+    from node.mpc.commitments import sharing_commitment
+
+    owners = [Account.create() for _ in range(3)]
+    enc = _enc(OWNERS, False)
+    sharings = [S.share(e, 3, 1, P) for e in enc]
+    other = S.share([v + 1 for v in enc[1]], 3, 1, P)
+    views = [[_signed_contributions(o, sh) for o, sh in zip(owners, sharings, strict=True)]] * 3
+    views = [list(v) for v in views]
+    views[2][1] = _signed_contributions(owners[1], other)
+    ports = [("127.0.0.1", free_port()) for _ in range(3)]
+    jobs = [
+        MpcJob(
+            22,
+            "mpc.sum",
+            "int",
+            0,
+            BL,
+            i,
+            ports,
+            1,
+            [list(v[i].shares) for v in views[i]],
+            commitments=[sharing_commitment(v[i].commitment) for v in views[i]],
+        )
+        for i in range(3)
+    ]
+    res = trio.run(_run, jobs)
+    for r in res:
+        assert isinstance(r, MpcError) and "data owner 1 committed to different sharings" in str(r)
+
+
+def test_transcript_tag_needs_the_transcript():
+    from node.mpc.commitments import check_transcript_tag, transcript_tag
+
+    t, sig = b"\x01" * 32, b"\x02" * 65
+    tag = transcript_tag(t, sig)
+    assert check_transcript_tag(t, sig, tag)
+    assert not check_transcript_tag(b"\x03" * 32, sig, tag)  # another session
+    assert not check_transcript_tag(t, b"\x04" * 65, tag)  # someone else's signature
