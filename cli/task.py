@@ -416,6 +416,12 @@ def status(c: Ctx, task_id: int) -> None:
     if t.status == TaskStatus.OPEN:
         opening, extra = _open_note(chain, t)
     refund = REFUND_REASONS.get(t.refund_reason, t.refund_reason or "no reason recorded")
+    # why seats gave up, e.g. "cheating detected: ..." when a malicious-minority check failed
+    declines = [
+        {k: e.args[k] for k in ("round", "seat", "node", "reason")}
+        for e in chain.events(chain.deployment.deploy_block)
+        if e.name == "SeatDeclined" and e.args.get("task_id") == task_id
+    ]
     note = {
         TaskStatus.OPEN: opening,
         TaskStatus.COMPUTING: "committee formed; computing",
@@ -446,12 +452,16 @@ def status(c: Ctx, task_id: int) -> None:
             "chain_time": now,
             "seed_block": t.seed_block,
             "refund_reason": t.refund_reason,
+            "declines": declines,
             **extra,
         },
         f"task {task_id}: {t.status.name.lower()} ({note})\n"
         f"reward {fmt_eth(t.reward)}, committee {t.seats_taken}/{t.committee_size}, "
         f"quorum {t.quorum}\nseats: {', '.join(seats) or '-'}"
-        + (f"\ncallback: {t.callback} (gas cap {t.callback_gas})" if t.callback else ""),
+        + (f"\ncallback: {t.callback} (gas cap {t.callback_gas})" if t.callback else "")
+        + "".join(
+            f"\nseat {d['seat']} (round {d['round']}) declined: {d['reason']}" for d in declines
+        ),
     )
 
 

@@ -35,7 +35,7 @@ from node.errors import (
 )
 from node.he_worker import HeWorker, is_he
 from node.metrics import Metrics, MetricsServer
-from node.mpc.commitments import sharing_commitment
+from node.mpc.commitments import check_transcript_tag, sharing_commitment, transcript_tag
 from node.mpc.executor import Executor, MpcJob, SubprocessExecutor, free_port
 from node.mpc.influence import split as split_witness
 from node.mpc.influence import task_bound
@@ -70,6 +70,8 @@ from scheduler.programs import TaskParams, threshold_for
 from scheduler.sortition import Candidate, Ranking
 
 log = logging.getLogger("dnode.node")
+#: seconds a peer's signature waits for our own result (MPC parties end within seconds)
+SIGNED_WAIT = 60.0
 T = TypeVar("T")
 
 REPORT_STAGGER = 4.0  # seconds between a reporter and its backup
@@ -134,6 +136,10 @@ class TaskRuntime:
     restored: bool = False  # the seat was held before this process started (crash/restart)
     peer_declined: trio.Event = field(default_factory=trio.Event)  # no full MPC possible
     failed: bool = False
+    # node.mpc.commitments: our session transcript (None for HE / semi-honest) and whether
+    # our own signature exists; peers' signatures are checked against it
+    transcript: bytes | None = None
+    signed: trio.Event = field(default_factory=trio.Event)
 
 
 class NodeDaemon:
@@ -1048,6 +1054,8 @@ class NodeDaemon:
         stored = self.state.result(rt.task_id, rt.round)
         if stored is not None:  # computed before a restart: never recompute, never re-sign
             result_bytes, record = stored
+            kept = record.get("transcript")
+            rt.transcript = bytes.fromhex(kept) if kept else None
             log.info("task %d: round %d result restored from the state db", rt.task_id, rt.round)
         elif is_he(params):  # the compute step is pluggable; signing and reporting are shared
             t0 = time.monotonic()
@@ -1067,7 +1075,9 @@ class NodeDaemon:
             {"result": "0x" + result_bytes.hex(), "signature": "0x" + sig.hex()},
             rt.round,
         )
-        msg = SignatureMessage(rt.task_id, result_bytes, sig, rt.round).to_bytes()
+        tag = transcript_tag(rt.transcript, sig) if rt.transcript else b""
+        msg = SignatureMessage(rt.task_id, result_bytes, sig, rt.round, tag).to_bytes()
+        rt.signed.set()
         async with trio.open_nursery() as n:
             for i, peer in enumerate(peers):
                 if i != rt.seat:
@@ -1115,7 +1125,12 @@ class NodeDaemon:
             log.info("task %d: MPC attempt failed (%s)", rt.task_id, failed.detail)
             await self._await_mpc_slot(rt, deadline, failed)
         result_bytes = result.encode()
-        return result_bytes, {"result": "0x" + result_bytes.hex(), "value": str(result)}
+        digest = rt.transcript.hex() if rt.transcript else None
+        return result_bytes, {
+            "result": "0x" + result_bytes.hex(),
+            "value": str(result),
+            "transcript": digest,
+        }
 
     async def _await_mpc_slot(
         self, rt: TaskRuntime, deadline: int, failed: MpcError | None = None
@@ -1204,6 +1219,7 @@ class NodeDaemon:
             out = await self.executor.run_party(job, timeout=timeout, listening=rt.party_started)
             self.metrics.observe("mpc_seconds", time.monotonic() - t0)
         log.info("task %d: MPC done", rt.task_id)
+        rt.transcript = bytes.fromhex(out.transcript) if out.transcript else None
         return AggregateResult.from_fractions(out.values(), out.count)
 
     async def _send_signature(self, peer: str, msg: bytes) -> None:
@@ -1228,6 +1244,15 @@ class NodeDaemon:
                         await trio.sleep(0.2)
             if rt is None or rt.signatures is None:
                 raise ProtocolViolation(peer, f"no committee known for task {msg.task_id}")
+            # a co-signer must show it took part in OUR session (node.mpc.commitments)
+            with trio.move_on_after(SIGNED_WAIT):
+                await rt.signed.wait()
+            if not rt.signed.is_set():
+                raise ProtocolViolation(peer, f"no own result for task {msg.task_id} yet")
+            if rt.transcript is not None and not check_transcript_tag(
+                rt.transcript, msg.signature, msg.transcript_tag
+            ):
+                raise ProtocolViolation(peer, "signature lacks a valid session transcript tag")
             try:
                 rt.signatures.add(msg.result, msg.signature)
             except OracleError as e:

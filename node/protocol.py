@@ -179,10 +179,14 @@ class SignatureMessage:
     result: bytes
     signature: bytes
     round: int = 0
+    # node.mpc.commitments.transcript_tag(session transcript, signature); empty for HE
+    transcript_tag: bytes = b""
 
     def to_bytes(self) -> bytes:
+        tag = {"transcript_tag": "0x" + self.transcript_tag.hex()} if self.transcript_tag else {}
         return dumps(
             {
+                **tag,
                 "task_id": self.task_id,
                 "round": self.round,
                 "result": "0x" + self.result.hex(),
@@ -197,7 +201,11 @@ class SignatureMessage:
         sig = _hex(peer, obj, "signature")
         if len(result) > 1024 or len(sig) != 65:
             raise ProtocolViolation(peer, "result or signature has the wrong size")
-        return cls(_int(peer, obj, "task_id", 1), result, sig, _int(peer, obj, "round", 0, 1))
+        tag = _hex(peer, obj, "transcript_tag") if "transcript_tag" in obj else b""
+        if len(tag) not in (0, 32):
+            raise ProtocolViolation(peer, "transcript tag has the wrong size")
+        rnd = _int(peer, obj, "round", 0, 1)
+        return cls(_int(peer, obj, "task_id", 1), result, sig, rnd, tag)
 
 
 @dataclass(frozen=True)

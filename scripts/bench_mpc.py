@@ -11,15 +11,17 @@ seconds and in blocks. Timestamps come from the node logs (ms) and the chain's e
 Also in the same run, on the same data, the cost of security against a malicious minority:
 the three dnode party processes alone (node.mpc.executor on localhost, shares prepared in
 advance) as
-  (c) semi-honest: MPyC's protocols as is (job "checks": false), and
+  (c) semi-honest: MPyC's protocols as is (job "checks": false; elementwise x*x like (a)),
+  (c') semi-honest with the sum of squares as ONE inner product (one degree reduction
+      instead of N: the best semi-honest kernel), and
   (d) checked: node.mpc.malicious + node.mpc.influence (the default): error-detecting
       openings, owner-sharing consistency, Chida et al. multiplication check, per-owner
       influence bounds with the owners' witnesses.
-d/c is the price of the checks (issue 13 goal: <= 2).
+d/c and d/c' are the price of the checks (issue 13 goal: <= 2).
 
     python scripts/bench_mpc.py --json            # N = 10,000 and 1,000,000
     python scripts/bench_mpc.py --n 10000         # one size
-    python scripts/bench_mpc.py --parties-only    # (a), (c), (d) without the devnet
+    python scripts/bench_mpc.py --parties-only    # (a), (c), (c'), (d) without the devnet
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def run_bare(n: int, seed: int) -> dict[str, Any]:
     }
 
 
-def run_parties(n: int, seed: int, checks: bool) -> dict[str, Any]:
+def run_parties(n: int, seed: int, checks: bool, inner: bool = False) -> dict[str, Any]:
     """The 3 dnode parties of an mpc.variance session on localhost (no network layer)."""
     import trio
 
@@ -109,6 +111,7 @@ def run_parties(n: int, seed: int, checks: bool) -> dict[str, Any]:
             [o[i] for o in per_owner],
             checks=checks,
             value_bound=bound,
+            inner_product=inner,
         )
         for i in range(m)
     ]
@@ -245,9 +248,11 @@ def main() -> None:
         for n in sizes:
             a = run_bare(n, args.seed)
             c = run_parties(n, args.seed, checks=False)
+            c2 = run_parties(n, args.seed, checks=False, inner=True)
             d = run_parties(n, args.seed, checks=True)
-            ok = a["sum"] == c["sum"] == d["sum"] and a["sum_sq"] == c["sum_sq"] == d["sum_sq"]
-            rows.append(_checks_row(n, a, c, d, ok))
+            ok = a["sum"] == c["sum"] == c2["sum"] == d["sum"]
+            ok = ok and a["sum_sq"] == c["sum_sq"] == c2["sum_sq"] == d["sum_sq"]
+            rows.append(_checks_row(n, a, c, c2, d, ok))
         _print(rows, args.json, workdir)
         return
     cluster = DevCluster(workdir, challenge_period=3600)
@@ -261,12 +266,14 @@ def main() -> None:
             a = run_bare(n, args.seed)
             b = run_dnode(cluster, n, args.seed, workdir)
             c = run_parties(n, args.seed, checks=False)
+            c2 = run_parties(n, args.seed, checks=False, inner=True)
             d = run_parties(n, args.seed, checks=True)
             want = expected(n, args.seed)
-            ok = a["sum"] == c["sum"] == d["sum"] and a["sum_sq"] == c["sum_sq"] == d["sum_sq"]
+            ok = a["sum"] == c["sum"] == c2["sum"] == d["sum"]
+            ok = ok and a["sum_sq"] == c["sum_sq"] == c2["sum_sq"] == d["sum_sq"]
             rows.append(
                 {
-                    **_checks_row(n, a, c, d, ok),
+                    **_checks_row(n, a, c, c2, d, ok),
                     "dnode": b,
                     "ratio_b_over_a": b["total_s"] / a["wall_s"],
                     "correct": b["values"] == want and ok,
@@ -276,13 +283,15 @@ def main() -> None:
     _print(rows, args.json, workdir)
 
 
-def _checks_row(n: int, a: dict, c: dict, d: dict, ok: bool) -> dict[str, Any]:
+def _checks_row(n: int, a: dict, c: dict, c2: dict, d: dict, ok: bool) -> dict[str, Any]:
     return {
         "n": n,
         "bare": a,
         "parties_semi_honest": c,
+        "parties_semi_honest_inner_product": c2,
         "parties_checked": d,
         "ratio_checked_over_semi_honest": d["wall_s"] / c["wall_s"],
+        "ratio_checked_over_semi_honest_inner_product": d["wall_s"] / c2["wall_s"],
         "ratio_checked_over_bare": d["wall_s"] / a["wall_s"],
         "correct": ok,
     }
@@ -298,12 +307,13 @@ def _print(rows: list[dict[str, Any]], as_json: bool, workdir: Path) -> None:
     if as_json:
         print(json.dumps(report, indent=1))
         return
-    print(f"{'N':>10} {'bare s':>8} {'semi-honest s':>14} {'checked s':>10} {'d/c':>6} ok")
+    print(f"{'N':>10} {'bare s':>8} {'semi-honest s':>14} {'(inner) s':>10} {'checked s':>10} ok")
     for r in rows:
         print(
             f"{r['n']:>10} {r['bare']['wall_s']:>8.2f} "
-            f"{r['parties_semi_honest']['wall_s']:>14.2f} {r['parties_checked']['wall_s']:>10.2f} "
-            f"{r['ratio_checked_over_semi_honest']:>6.2f} {r['correct']}"
+            f"{r['parties_semi_honest']['wall_s']:>14.2f} "
+            f"{r['parties_semi_honest_inner_product']['wall_s']:>10.2f} "
+            f"{r['parties_checked']['wall_s']:>10.2f} {r['correct']}"
         )
     if not all("dnode" in r for r in rows):
         return

@@ -56,6 +56,7 @@ class MpcJob:
     shares: list[list[int]]  # per data-owner contribution: this party's shares
     listen_host: str = "127.0.0.1"  # interface this party's MPyC server binds
     checks: bool = True  # malicious-minority checks (node.mpc.malicious); False: semi-honest
+    inner_product: bool = False  # semi-honest only: sum of squares as one inner product
     # the task's declared |value| bound: each owner's shares end with an influence
     # witness (node.mpc.influence.with_witness) checked inside the MPC; None: no check
     value_bound: int | None = None
@@ -123,6 +124,7 @@ class MpcJob:
             "listen_host": self.listen_host,
             "deadline": deadline,
             "checks": self.checks,
+            "inner_product": self.inner_product,
             "value_bound": self.value_bound,
             "commitments": None
             if self.commitments is None

@@ -21,6 +21,8 @@ The job file (written by :mod:`node.mpc.executor`, mode 0600, it holds secret sh
       "listen_host": "127.0.0.1",        # optional: interface this party listens on
       "deadline": 70.0,                  # optional: seconds before the party gives up
       "checks": true,                    # optional (default true): malicious-minority checks
+      "inner_product": false,            # optional, semi-honest only: sum of squares as one
+                                         # inner product (benchmark baseline)
       "value_bound": 3037000499,         # optional: each owner's vector is its values plus
                                          # an influence witness (node.mpc.influence)
       "commitments": ["ab12..", ...]     # optional: per owner, the hex sharing commitment
@@ -261,8 +263,12 @@ async def _semi_honest(
     if flat:
         shares = secint.array(field.array(np.array(flat, dtype=object)))
         total = mpc.np_sum(shares)  # local: addition of shares needs no communication
-        # one secure elementwise product (a degree reduction for the whole vector at once)
-        sumsq = mpc.np_sum(shares * shares) if squares else None
+        if not squares:
+            sumsq = None
+        elif job.get("inner_product"):  # one degree reduction for the whole sum
+            sumsq = shares @ shares
+        else:  # what bare MPyC code does (scripts/mpc_bare.py)
+            sumsq = mpc.np_sum(shares * shares)
     else:
         total = secint(0)
         sumsq = secint(0) if squares else None
