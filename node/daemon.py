@@ -70,8 +70,8 @@ from scheduler.programs import TaskParams, threshold_for
 from scheduler.sortition import Candidate, Ranking
 
 log = logging.getLogger("dnode.node")
-#: seconds a peer's signature waits for our own result (MPC parties end within seconds)
-SIGNED_WAIT = 60.0
+#: seconds a peer's signature request waits for our own result before it is kept for later
+SIGNED_WAIT = 5.0
 T = TypeVar("T")
 
 REPORT_STAGGER = 4.0  # seconds between a reporter and its backup
@@ -140,6 +140,7 @@ class TaskRuntime:
     # our own signature exists; peers' signatures are checked against it
     transcript: bytes | None = None
     signed: trio.Event = field(default_factory=trio.Event)
+    pending_signatures: list[tuple[str, SignatureMessage]] = field(default_factory=list)
 
 
 class NodeDaemon:
@@ -1078,6 +1079,12 @@ class NodeDaemon:
         tag = transcript_tag(rt.transcript, sig) if rt.transcript else b""
         msg = SignatureMessage(rt.task_id, result_bytes, sig, rt.round, tag).to_bytes()
         rt.signed.set()
+        for peer, early in rt.pending_signatures:  # arrived before our own result
+            try:
+                self._accept_signature(rt, peer, early)
+            except ProtocolViolation as e:
+                log.warning("%s", e)
+        rt.pending_signatures.clear()
         async with trio.open_nursery() as n:
             for i, peer in enumerate(peers):
                 if i != rt.seat:
@@ -1244,27 +1251,36 @@ class NodeDaemon:
                         await trio.sleep(0.2)
             if rt is None or rt.signatures is None:
                 raise ProtocolViolation(peer, f"no committee known for task {msg.task_id}")
-            # a co-signer must show it took part in OUR session (node.mpc.commitments)
+            # a co-signer must show it took part in OUR session (node.mpc.commitments):
+            # until our own result exists there is nothing to check against -> keep it
             with trio.move_on_after(SIGNED_WAIT):
                 await rt.signed.wait()
             if not rt.signed.is_set():
-                raise ProtocolViolation(peer, f"no own result for task {msg.task_id} yet")
-            if rt.transcript is not None and not check_transcript_tag(
-                rt.transcript, msg.signature, msg.transcript_tag
-            ):
-                raise ProtocolViolation(peer, "signature lacks a valid session transcript tag")
-            try:
-                rt.signatures.add(msg.result, msg.signature)
-            except OracleError as e:
-                raise ProtocolViolation(peer, str(e)) from None
+                if len(rt.pending_signatures) >= 8 * max(1, len(rt.committee)):
+                    raise ProtocolViolation(peer, "too many early signatures")
+                rt.pending_signatures.append((peer, msg))
+                return ok()
+            self._accept_signature(rt, peer, msg)
         except ProtocolViolation as e:
             log.warning("%s", e)
             return error(e.detail)
+        return ok()
+
+    def _accept_signature(self, rt: TaskRuntime, peer: str, msg: SignatureMessage) -> None:
+        """Add a peer's signature once our own result (and transcript) is known."""
+        assert rt.signatures is not None
+        if rt.transcript is not None and not check_transcript_tag(
+            rt.transcript, msg.signature, msg.transcript_tag
+        ):
+            raise ProtocolViolation(peer, "signature lacks a valid session transcript tag")
+        try:
+            rt.signatures.add(msg.result, msg.signature)
+        except OracleError as e:
+            raise ProtocolViolation(peer, str(e)) from None
         if rt.signatures.conflicting():
             log.error("task %d: committee members signed different results", msg.task_id)
         if rt.signatures.quorum_result() is not None:
             rt.quorum.set()
-        return ok()
 
     async def _report(self, rt: TaskRuntime, m: int, deadline: int) -> None:
         assert rt.seat is not None and rt.signatures is not None
