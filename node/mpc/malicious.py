@@ -278,7 +278,7 @@ class Guard:
     def authenticate(self, x: Any) -> Auth:
         """Auth(x, r*x): one multiplication per element; the pair is checked by verify()."""
         a = Auth(x, x * self.r)
-        self._pairs.append((a.x, a.rx))
+        self._record(a)
         return a
 
     def constant(self, c: int) -> Auth:
@@ -288,14 +288,19 @@ class Guard:
     def mul(self, a: Auth, y: Any) -> Auth:
         """Elementwise product a.x * y, authenticated as (a.x*y, a.rx*y)."""
         z = Auth(a.x * y, a.rx * y)
-        self._pairs.append((z.x, z.rx))
+        self._record(z)
         return z
 
     def inner(self, a: Auth, y: Any) -> Auth:
         """Inner product <a.x, y> (one degree reduction), authenticated as <a.rx, y>."""
         z = Auth(a.x @ y, a.rx @ y)
-        self._pairs.append((z.x, z.rx))
+        self._record(z)
         return z
+
+    def _record(self, z: Auth) -> None:
+        if self._verified:  # r is public now: products after verify() would be unchecked
+            raise RuntimeError("Guard: no products after verify(); use a new Guard")
+        self._pairs.append((z.x, z.rx))
 
     def must_be_zero(
         self, value: Any, check: str, owner: int | None = None, detail: str = "a check is not 0"
@@ -307,12 +312,16 @@ class Guard:
         """The Chida et al. check over every recorded product, then the zero tests.
 
         Call after the last product and before opening anything that depends on one."""
-        if self._pairs:
+        if self._pairs and not self._verified:
+            # every product must be complete (all re-sharing messages received) BEFORE the
+            # coin is drawn: MPyC runs asynchronously, and a cheater must not choose its
+            # error after seeing the coefficients
+            done = [
+                (await self._shares_of([z]), await self._shares_of([rz])) for z, rz in self._pairs
+            ]
             seed = await self.coin("verify")
             u = w = 0
-            for j, (z, rz) in enumerate(self._pairs):
-                zs = await self._shares_of([z])
-                rzs = await self._shares_of([rz])
+            for j, (zs, rzs) in enumerate(done):
                 alpha = coefficients(seed, f"pair{j}", len(zs))
                 w += int(np.dot(alpha, np.asarray(zs, dtype=object)))
                 u += int(np.dot(alpha, np.asarray(rzs, dtype=object)))
