@@ -242,7 +242,8 @@ class Guard:
         (s,) = await self.open_shares(
             await self._shares_of([self.mpc._random(self.sectype)]), label
         )
-        return hashlib.sha256(self.session + label.encode() + s.to_bytes(16, "big")).digest()
+        width = (self.p.bit_length() + 7) // 8
+        return hashlib.sha256(self.session + label.encode() + s.to_bytes(width, "big")).digest()
 
     # ------------------------------------------------------------------ inputs
 
@@ -253,11 +254,14 @@ class Guard:
         seed = await self.coin("inputs")
         mine: list[int] = []
         for k, arr in enumerate(owners):
+            (rho,) = await self._shares_of([self.mpc._random(self.sectype)])
+            if not len(arr):  # nothing shared: the opened value is just the mask
+                mine.append(rho)
+                continue
             g = await self.mpc.gather(arr)
             vec = np.asarray(g.value, dtype=object).reshape(-1)
             alpha = coefficients(seed, f"owner{k}", len(vec))
-            (rho,) = await self._shares_of([self.mpc._random(self.sectype)])
-            mine.append((int(np.dot(alpha, vec)) + rho) % self.p if len(vec) else rho)
+            mine.append((int(np.dot(alpha, vec)) + rho) % self.p)
         _, bad = await self._open_checked(mine, "input-check")
         if bad:
             raise CheatingDetected(

@@ -282,3 +282,32 @@ def test_transcript_tag_needs_the_transcript():
     assert check_transcript_tag(t, sig, tag)
     assert not check_transcript_tag(b"\x03" * 32, sig, tag)  # another session
     assert not check_transcript_tag(t, b"\x04" * 65, tag)  # someone else's signature
+
+
+def test_inconsistent_owner_sharing_names_the_owner():
+    """Owner 2 (after an owner with no values) hands seat 1 a share off its polynomial."""
+    enc = _enc(OWNERS, False)
+    jobs = _jobs("mpc.sum", [enc[0], [], enc[2]])
+    bad = list(jobs[1].shares[2])
+    bad[1] = (bad[1] + 5) % P
+    j = jobs[1]
+    jobs[1] = MpcJob(j.task_id, j.program, j.kind, 0, BL, 1, j.parties, 1, [*j.shares[:2], bad])
+    res = trio.run(_run, jobs)
+    for r in res:
+        assert isinstance(r, CheatingDetectedError) and r.owner == 2, res
+        assert "input-sharing check failed (data owner 2)" in str(r)
+
+
+def test_checked_session_in_a_wider_field():
+    """bit_length 128: coins and openings are sized to the field, not to 64-bit values."""
+    bl = 128
+    p = S.field_modulus(bl)
+    vals = [[2**50, -3], [7]]
+    sh = [S.share(v, 3, 1, p) for v in vals]
+    ports = [("127.0.0.1", free_port()) for _ in range(3)]
+    jobs = [
+        MpcJob(23, "mpc.variance", "int", 0, bl, i, ports, 1, [s[i] for s in sh]) for i in range(3)
+    ]
+    res = trio.run(_run, jobs)
+    assert all(isinstance(r, MpcResult) for r in res), res
+    assert {r.sum for r in res} == {2**50 + 4} and {r.sum_sq for r in res} == {2**100 + 58}
