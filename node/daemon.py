@@ -829,9 +829,11 @@ class NodeDaemon:
             if not c.commitment:  # node.mpc.commitments: one signed sharing per round
                 raise ProtocolViolation(peer, "contribution carries no sharing commitment")
             try:  # the owner's values must be followed by their influence witness
-                split_witness(len(c.shares), *task_bound(rt.params))
+                n_values = split_witness(len(c.shares), *task_bound(rt.params))
             except ValueError as e:
                 raise ProtocolViolation(peer, str(e)) from None
+            if n_values > rt.params.max_values:
+                raise ProtocolViolation(peer, f"more than max_values={rt.params.max_values} values")
             prev = rt.contributions.get(c.owner.lower())
             if prev is not None and prev.shares != c.shares:
                 raise ProtocolViolation(peer, f"{c.owner} already contributed different shares")

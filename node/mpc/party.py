@@ -295,7 +295,7 @@ async def _checked(
     import numpy as np
 
     from node.mpc import influence
-    from node.mpc.malicious import Guard
+    from node.mpc.malicious import CheatingDetected, Guard
     from node.mpc.sharing import to_signed
 
     field = secint.field
@@ -319,8 +319,10 @@ async def _checked(
         s1 = mpc.np_sum(x)  # linear: an inconsistent share is caught by the opening
         s2 = guard.inner(guard.authenticate(x), x) if squares else None
         if bound is not None:
-            if not influence.fits(n, bound, squares, p):
-                raise JobError(f"value_bound {bound} too large for the field of secint")
+            if not influence.fits(n, bound, squares, p):  # the checks could wrap mod p
+                raise CheatingDetected(
+                    "influence", f"{n} values at |v| <= {bound} exceed what the field can check", k
+                )
             await influence.add_checks(guard, k, n, bound, s1, s2, vec[n:], seed)
         s1_all.append(s1)
         if s2 is not None:

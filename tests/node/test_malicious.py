@@ -311,3 +311,23 @@ def test_checked_session_in_a_wider_field():
     res = trio.run(_run, jobs)
     assert all(isinstance(r, MpcResult) for r in res), res
     assert {r.sum for r in res} == {2**50 + 4} and {r.sum_sq for r in res} == {2**100 + 58}
+
+
+def test_too_many_values_for_the_field_are_refused_not_wrapped():
+    """secint(32) lives in a 64-bit field: 2**15 values at the widest bound could make the
+    variance witness wrap modulo p, so the owner is refused instead of checked unsoundly."""
+    bl = 32
+    p = S.field_modulus(bl)
+    b = influence.declared_bound(bl, 1, True)
+    n = 2**15
+    assert not influence.fits(n, b, True, p) and influence.fits(16, b, True, p)
+    vecs = [influence.with_witness([1, 2], b, True), influence.with_witness([0] * n, b, True)]
+    sh = [S.share(v, 3, 1, p) for v in vecs]
+    ports = [("127.0.0.1", free_port()) for _ in range(3)]
+    jobs = [
+        MpcJob(24, "mpc.variance", "int", 0, bl, i, ports, 1, [s[i] for s in sh], value_bound=b)
+        for i in range(3)
+    ]
+    res = trio.run(_run, jobs)
+    for r in res:
+        assert isinstance(r, CheatingDetectedError) and r.owner == 1, res
