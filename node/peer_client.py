@@ -17,6 +17,8 @@ from eth_account.signers.local import LocalAccount
 
 from contracts.client import ChainClient
 from node.errors import NodeError, P2PError
+from node.mpc.commitments import seat_digests
+from node.mpc.influence import task_bound, with_witness
 from node.mpc.sharing import encode, field_modulus, share
 from node.p2p import P2PHost, open_host
 from node.protocol import (
@@ -158,7 +160,11 @@ async def contribute_via(
     ``peers[i]``) only its share, on an already open host; ``m`` is the committee size."""
     m = len(peers) if m is None else m
     modulus = field_modulus(params.bit_length)
-    shares = share(encoded, m, threshold_for(m), modulus)
+    # the witness lets the committee check this owner's influence inside the MPC
+    bound, squares = task_bound(params)
+    shares = share(with_witness(encoded, bound, squares), m, threshold_for(m), modulus)
+    # the same per-seat digests go to every seat: one sharing per round (finding 4)
+    digests = seat_digests(chain_id, contract, task_id, round, account.address, modulus, shares)
     async with trio.open_nursery() as nursery:
         for seat, peer in enumerate(peers):
             c = Contribution(
@@ -170,6 +176,7 @@ async def contribute_via(
                 modulus,
                 tuple(shares[seat]),
                 round=round,
+                commitment=tuple(digests),
             ).signed(account)
             nursery.start_soon(_deliver, host, peer, c)
 

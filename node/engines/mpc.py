@@ -12,8 +12,10 @@ from typing import cast
 import trio
 
 from node.aggregation import enforce as enforce_min_aggregation
-from node.errors import MpcError, leaves
+from node.errors import CheatingDetectedError, MpcError, leaves
+from node.mpc.commitments import sharing_commitment
 from node.mpc.executor import MpcJob, free_port
+from node.mpc.influence import task_bound
 from node.task.context import NodeContext, Session
 from node.task.state import TaskRuntime, TaskState
 from node.tunnel import SeatBinding, tunnel_forwarders
@@ -92,12 +94,17 @@ async def mpc_compute(
         try:
             timeout = await attempt_timeout(ctx, deadline)
             result = await run_party(ctx, rt, params, peers, m, timeout, party)
+        except CheatingDetectedError:  # a check failed: no retry, refuse to sign
+            raise
         except MpcError as e:  # e.g. a party was killed: every party retries in step
             failed = e
         except BaseExceptionGroup as eg:  # raised through the tunnels' nursery
             errs = leaves(eg)
             if not all(isinstance(x, MpcError) for x in errs):
                 raise
+            for x in errs:
+                if isinstance(x, CheatingDetectedError):
+                    raise x from None
             failed = cast(MpcError, errs[0])
         if failed is None:
             break
@@ -192,6 +199,8 @@ async def run_party(
             parties=parties,
             threshold=threshold_for(m),
             shares=shares,
+            value_bound=task_bound(params)[0],  # owners append influence witnesses
+            commitments=[sharing_commitment(rt.contributions[o].commitment) for o in order],
         )
         rt.advance(TaskState.COMPUTING)
         log.info("task %d: MPC party %d of %d starting", rt.task_id, rt.seat, m)
@@ -200,4 +209,5 @@ async def run_party(
         out = await ctx.executor.run_party(job, timeout=timeout, listening=party.started)
         ctx.metrics.observe("mpc_seconds", time.monotonic() - t0)
     log.info("task %d: MPC done", rt.task_id)
+    rt.transcript = bytes.fromhex(out.transcript) if out.transcript else None
     return AggregateResult.from_fractions(out.values(), out.count)

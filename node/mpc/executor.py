@@ -33,9 +33,10 @@ from typing import Protocol
 
 import trio
 
-from node.errors import MpcError
+from node.errors import CheatingDetectedError, MpcError
+from node.mpc.influence import split as split_witness
 from node.mpc.isolation import party_env
-from node.mpc.party import CONNECTED_MARKER, KINDS, LISTENING_MARKER, PROGRAMS
+from node.mpc.party import CONNECTED_MARKER, EXIT_CHEATING, KINDS, LISTENING_MARKER, PROGRAMS
 from node.mpc.sharing import field_modulus
 
 __all__ = ["Executor", "MpcJob", "MpcResult", "SubprocessExecutor", "free_port", "run_party"]
@@ -55,10 +56,21 @@ class MpcJob:
     threshold: int
     shares: list[list[int]]  # per data-owner contribution: this party's shares
     listen_host: str = "127.0.0.1"  # interface this party's MPyC server binds
+    checks: bool = True  # malicious-minority checks (node.mpc.malicious); False: semi-honest
+    inner_product: bool = False  # semi-honest only: sum of squares as one inner product
+    # the task's declared |value| bound: each owner's shares end with an influence
+    # witness (node.mpc.influence.with_witness) checked inside the MPC; None: no check
+    value_bound: int | None = None
+    # per owner: node.mpc.commitments.sharing_commitment of its signed per-seat digests;
+    # the parties compare them, so an owner that equivocated is named before computing
+    commitments: list[bytes] | None = None
 
     @property
     def count(self) -> int:
-        return sum(len(s) for s in self.shares)
+        if self.value_bound is None:
+            return sum(len(s) for s in self.shares)
+        sq = self.program == "mpc.variance"
+        return sum(split_witness(len(s), self.value_bound, sq) for s in self.shares)
 
     def validate(self) -> None:
         """Raise MpcError(task_id, ...) if the job cannot run."""
@@ -83,6 +95,14 @@ class MpcJob:
             if not host or not isinstance(port, int) or not 0 < port < 65536:
                 raise bad(f"bad party address {host!r}:{port!r}")
         p = field_modulus(self.bit_length)
+        if self.value_bound is not None:
+            if self.value_bound < 1:
+                raise bad("value_bound must be >= 1")
+            for k, owner in enumerate(self.shares):
+                try:
+                    split_witness(len(owner), self.value_bound, self.program == "mpc.variance")
+                except ValueError as e:
+                    raise bad(f"data owner {k}: {e}") from None
         for owner in self.shares:
             if not all(isinstance(x, int) and 0 <= x < p for x in owner):
                 raise bad("a share is not an element of the secint field")
@@ -104,6 +124,12 @@ class MpcJob:
             "modulus": field_modulus(self.bit_length),
             "listen_host": self.listen_host,
             "deadline": deadline,
+            "checks": self.checks,
+            "inner_product": self.inner_product,
+            "value_bound": self.value_bound,
+            "commitments": None
+            if self.commitments is None
+            else [c.hex() for c in self.commitments],
         }
 
 
@@ -118,6 +144,9 @@ class MpcResult:
     program: str = "mpc.sum"
     modulus: int | None = field(default=None, compare=False)
     sum_sq: int | None = None  # sum of squared encoded values (scaled by 4**frac_bits)
+    # SHA-256 (hex) of every share opened in the session (node.mpc.malicious.Guard):
+    # the same at every honest party, unknown to a node that did not take part
+    transcript: str | None = field(default=None, compare=False)
 
     def total(self) -> Fraction:
         """The exact sum of the original values."""
@@ -174,9 +203,16 @@ _LOG_CAP = 64 * 1024  # keep the tail of a party's output only
 class SubprocessExecutor:
     """Runs ``python -m node.mpc.party`` in a fresh private temp dir per job."""
 
-    def __init__(self, python: str = sys.executable, *, grace: float = 10.0) -> None:
+    def __init__(
+        self,
+        python: str = sys.executable,
+        *,
+        grace: float = 10.0,
+        party_args: tuple[str, ...] = ("-m", "node.mpc.party"),
+    ) -> None:
         self.python = python
         self.grace = grace  # the party's own deadline = timeout + grace (orphan guard)
+        self.party_args = party_args  # the job file path is appended
 
     async def run_party(
         self, job: MpcJob, *, timeout: float, listening: trio.Event | None = None
@@ -205,7 +241,7 @@ class SubprocessExecutor:
 
         await trio.to_thread.run_sync(write_job)
         env = party_env(wd, _REPO_ROOT)  # nothing of the node's environment (secrets)
-        cmd = [self.python, "-m", "node.mpc.party", str(job_path)]
+        cmd = [self.python, *self.party_args, str(job_path)]
         out = bytearray()
         connected = False
 
@@ -249,6 +285,13 @@ class SubprocessExecutor:
             else:
                 what = "waiting for parties"
             raise MpcError(job.task_id, f"timed out after {timeout:g} s {what}")
+        if proc.returncode == EXIT_CHEATING:
+            last = _last_line(log_text)
+            reason = last.split(": ", 2)[-1] if last else "cheating detected"
+            owner = None
+            if "(data owner " in reason:
+                owner = int(reason.split("(data owner ", 1)[1].split(")", 1)[0])
+            raise CheatingDetectedError(job.task_id, reason, owner)
         if proc.returncode != 0:
             last = _last_line(log_text) or "(no output)"
             raise MpcError(job.task_id, f"party {job.index} exited with {proc.returncode}: {last}")
@@ -265,6 +308,7 @@ class SubprocessExecutor:
             program=job.program,
             modulus=int(res["modulus"]),
             sum_sq=None if res.get("sum_sq") is None else int(res["sum_sq"]),
+            transcript=res.get("transcript"),
         )
 
 

@@ -19,7 +19,14 @@ The job file (written by :mod:`node.mpc.executor`, mode 0600, it holds secret sh
       "output": "/path/result.json",
       "modulus": 1237940039285380274899124191,   # optional: expected secint field modulus
       "listen_host": "127.0.0.1",        # optional: interface this party listens on
-      "deadline": 70.0                   # optional: seconds before the party gives up
+      "deadline": 70.0,                  # optional: seconds before the party gives up
+      "checks": true,                    # optional (default true): malicious-minority checks
+      "inner_product": false,            # optional, semi-honest only: sum of squares as one
+                                         # inner product (benchmark baseline)
+      "value_bound": 3037000499,         # optional: each owner's vector is its values plus
+                                         # an influence witness (node.mpc.influence)
+      "commitments": ["ab12..", ...]     # optional: per owner, the hex sharing commitment
+                                         # (node.mpc.commitments); compared across parties
     }
 
 How MPyC connects (``mpyc.runtime.Runtime.start``): party ``i`` LISTENS on the port of
@@ -51,7 +58,9 @@ consumer (:class:`node.mpc.executor.MpcResult`).
 Result JSON: ``{"sum": int (scaled by 2**frac_bits for kind fixed), "count": int,
 "frac_bits": int, ...}``.  Exit codes: 0 ok, 2 bad job file, 3 deadline exceeded,
 4 parties disagree (session mismatch / inconsistent output), 5 a peer violated the
-wire protocol (see :mod:`node.mpc.hardening`), 1 anything else.  The last
+wire protocol (see :mod:`node.mpc.hardening`), 6 cheating detected (a check of
+:mod:`node.mpc.malicious` or :mod:`node.mpc.influence` failed: no result is written),
+1 anything else.  The last
 stderr line is always a one-line reason on failure.
 """
 
@@ -79,6 +88,10 @@ class JobError(Exception):
 
 class DisagreeError(Exception):
     pass
+
+
+#: exit code of a party whose malicious-minority checks failed (node.mpc.malicious)
+EXIT_CHEATING = 6
 
 
 def _say(msg: str) -> None:
@@ -133,10 +146,27 @@ def load_job(path: str) -> dict[str, Any]:
     need("output", str)
     if job.get("modulus") is not None:
         need("modulus", int)
+    if job.get("commitments") is not None:
+        cs = need("commitments", list)
+        if len(cs) != len(shares) or not all(isinstance(c, str) for c in cs):
+            raise JobError("commitments must be one hex string per data owner")
+    if job.get("value_bound") is not None and need("value_bound", int) < 1:
+        raise JobError("value_bound must be >= 1")
     job.setdefault("listen_host", "127.0.0.1")
     need("listen_host", str)
     if job.get("deadline") is not None:
         need("deadline", (int, float))
+    if job.get("value_bound") is not None:
+        from node.mpc.influence import split
+
+        for k, owner in enumerate(shares):
+            try:
+                split(len(owner), job["value_bound"], job["program"] == "mpc.variance")
+            except ValueError as e:
+                raise JobError(f"data owner {k}: {e}") from None
+    job.setdefault("checks", True)
+    if not isinstance(job["checks"], bool):
+        raise JobError("job field 'checks' has the wrong type")
     return job
 
 
@@ -151,8 +181,6 @@ def mpyc_argv(job: dict[str, Any]) -> list[str]:
 
 
 async def _session(mpc: Any, job: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
-
     m, t = len(job["parties"]), job["threshold"]
     secint = mpc.SecInt(job["bit_length"])
     field = secint.field
@@ -182,31 +210,31 @@ async def _session(mpc: Any, job: dict[str, Any]) -> dict[str, Any]:
         m,
         t,
         tuple(len(owner) for owner in job["shares"]),
+        job["checks"],
+        job.get("value_bound"),
     )
-    fps = await mpc.transfer(fingerprint)
-    if any(fp != fingerprint for fp in fps):
-        bad = [j for j, fp in enumerate(fps) if fp != fingerprint]
+    commitments = tuple(job.get("commitments") or ())
+    got = await mpc.transfer((fingerprint, commitments))
+    if any(fp != fingerprint for fp, _ in got):
+        bad = [j for j, (fp, _) in enumerate(got) if fp != fingerprint]
         raise DisagreeError(f"parties {bad} are in a different session or hold other inputs")
+    for k, mine in enumerate(commitments):
+        if any(len(c) != len(commitments) or c[k] != mine for _, c in got):
+            raise DisagreeError(f"data owner {k} committed to different sharings at the seats")
 
     squares = job["program"] == "mpc.variance"
-    if count:
-        shares = secint.array(field.array(np.array(flat, dtype=object)))
-        total = mpc.np_sum(shares)  # local: addition of shares needs no communication
-        # one secure elementwise product (a degree reduction for the whole vector at once)
-        sumsq = mpc.np_sum(shares * shares) if squares else None
+    if job["checks"]:
+        session = (*fingerprint, commitments)  # the transcript binds the committed inputs
+        revealed, revealed_sq, count, digest = await _checked(mpc, secint, job, session)
     else:
-        total = secint(0)
-        sumsq = secint(0) if squares else None
-    # the ONLY values revealed: the sum, and for mpc.variance the sum of squares
-    opened = await mpc.output([total] if sumsq is None else [total, sumsq])
-    revealed = int(opened[0])
-    revealed_sq = int(opened[1]) if sumsq is not None else None
+        if job.get("value_bound") is not None:  # drop the influence witnesses
+            from node.mpc.influence import split
 
-    # Each party recombined from a different set of t+1 shares; compare so an
-    # inconsistent (degree > t) sharing by a data owner cannot go unnoticed.
-    outs = await mpc.transfer((revealed, revealed_sq))
-    if any(o != (revealed, revealed_sq) for o in outs):
-        raise DisagreeError("parties obtained different outputs (inconsistent input shares)")
+            sq, vb = squares, job["value_bound"]
+            flat = [x for o in job["shares"] for x in o[: split(len(o), vb, sq)]]
+            count = len(flat)
+        revealed, revealed_sq = await _semi_honest(mpc, secint, job, flat, squares)
+        digest = None
     await mpc.shutdown()
     return {
         "task_id": job["task_id"],
@@ -221,7 +249,96 @@ async def _session(mpc: Any, job: dict[str, Any]) -> dict[str, Any]:
         "parties": m,
         "threshold": t,
         "index": job["index"],
+        "checks": job["checks"],
+        "transcript": digest,
     }
+
+
+async def _semi_honest(
+    mpc: Any, secint: Any, job: dict[str, Any], flat: list[int], squares: bool
+) -> tuple[int, int | None]:
+    """MPyC as is: correct only while every party follows the protocol (the baseline)."""
+    import numpy as np
+
+    field = secint.field
+    if flat:
+        shares = secint.array(field.array(np.array(flat, dtype=object)))
+        total = mpc.np_sum(shares)  # local: addition of shares needs no communication
+        if not squares:
+            sumsq = None
+        elif job.get("inner_product"):  # one degree reduction for the whole sum
+            sumsq = shares @ shares
+        else:  # what bare MPyC code does (scripts/mpc_bare.py)
+            sumsq = mpc.np_sum(shares * shares)
+    else:
+        total = secint(0)
+        sumsq = secint(0) if squares else None
+    # the ONLY values revealed: the sum, and for mpc.variance the sum of squares
+    opened = await mpc.output([total] if sumsq is None else [total, sumsq])
+    revealed = int(opened[0])
+    revealed_sq = int(opened[1]) if sumsq is not None else None
+
+    # Each party recombined from a different set of t+1 shares; compare so an
+    # inconsistent (degree > t) sharing by a data owner cannot go unnoticed.
+    outs = await mpc.transfer((revealed, revealed_sq))
+    if any(o != (revealed, revealed_sq) for o in outs):
+        raise DisagreeError("parties obtained different outputs (inconsistent input shares)")
+    return revealed, revealed_sq
+
+
+async def _checked(
+    mpc: Any, secint: Any, job: dict[str, Any], fingerprint: tuple[Any, ...]
+) -> tuple[int, int | None, int, str]:
+    """Security with abort against a malicious minority (node.mpc.malicious, .influence).
+
+    Returns (sum, sum of squares or None, number of values, transcript digest hex);
+    raises CheatingDetected if any check fails."""
+    import numpy as np
+
+    from node.mpc import influence
+    from node.mpc.malicious import CheatingDetected, Guard
+    from node.mpc.sharing import to_signed
+
+    field = secint.field
+    p = field.modulus
+    squares = job["program"] == "mpc.variance"
+    bound = job.get("value_bound")
+    guard = Guard(mpc, secint, json.dumps(fingerprint).encode())
+    vectors = [secint.array(field.array(np.array(o, dtype=object))) for o in job["shares"]]
+    # 1. every owner's vector (values and witness) is a consistent degree-t sharing
+    await guard.check_sharings(vectors)
+    seed = await guard.coin("influence") if bound is not None else b""
+    s1_all: list[Any] = []
+    s2_all: list[Any] = []
+    count = 0
+    for k, vec in enumerate(vectors):
+        n = len(vec) if bound is None else influence.split(len(vec), bound, squares)
+        count += n
+        if n == 0:
+            continue
+        x = vec[:n] if bound is not None else vec
+        s1 = mpc.np_sum(x)  # linear: an inconsistent share is caught by the opening
+        s2 = guard.inner(guard.authenticate(x), x) if squares else None
+        if bound is not None:
+            if not influence.fits(n, bound, squares, p):  # the checks could wrap mod p
+                raise CheatingDetected(
+                    "influence", f"{n} values at |v| <= {bound} exceed what the field can check", k
+                )
+            await influence.add_checks(guard, k, n, bound, s1, s2, vec[n:], seed)
+        s1_all.append(s1)
+        if s2 is not None:
+            s2_all.append(s2.x)
+    total = sum(s1_all[1:], s1_all[0]) if s1_all else secint(0)
+    outs = [total]
+    if squares:
+        outs.append(sum(s2_all[1:], s2_all[0]) if s2_all else secint(0))
+    # 2. Chida et al.: every product (and every bound check) before anything is opened
+    await guard.verify()
+    # 3. the ONLY values revealed, opened with all m shares (error detection)
+    opened = await guard.open(outs, "output")
+    revealed = to_signed(opened[0], p)
+    revealed_sq = to_signed(opened[1], p) if squares else None
+    return revealed, revealed_sq, count, guard.transcript.hex()
 
 
 def _write_json(path: str, obj: dict[str, Any]) -> None:
@@ -285,9 +402,14 @@ def main(args: list[str] | None = None) -> int:
     except DisagreeError as e:
         _say(f"dnode-mpc: {e}")
         return 4
-    except Exception as e:  # noqa: BLE001 - one-line reason for the executor
-        _say(f"dnode-mpc: party {job['index']} failed: {type(e).__name__}: {e}")
-        return 1
+    except Exception as e:  # noqa: BLE001
+        from node.mpc.malicious import CheatingDetected
+
+        if not isinstance(e, CheatingDetected):
+            _say(f"dnode-mpc: party {job['index']} failed: {type(e).__name__}: {e}")
+            return 1
+        _say(f"dnode-mpc: party {job['index']}: {e}")
+        return EXIT_CHEATING
     result["elapsed"] = round(time.monotonic() - t0, 3)
     _write_json(job["output"], result)
     return 0

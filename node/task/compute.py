@@ -27,6 +27,8 @@ async def compute(
     stored = ctx.state.result(rt.task_id, rt.round)
     if stored is not None:  # computed before a restart: never recompute, never re-sign
         log.info("task %d: round %d result restored from the state db", rt.task_id, rt.round)
+        kept = stored[1].get("transcript")
+        rt.transcript = bytes.fromhex(kept) if kept else None
         return stored
     spec = get_program(params.program)
     engine = engine_for(spec)
@@ -34,6 +36,8 @@ async def compute(
     raw = await engine.compute(prepared, Session(ctx, rt, peers, deadline))
     result = engine.encode_result(spec, raw)
     record = result_record(result, raw)
+    if rt.transcript is not None:  # node.mpc.commitments: co-signers' tags are checked on it
+        record["transcript"] = rt.transcript.hex()
     ctx.state.save_result(rt.task_id, rt.round, result, record)
     ctx.save(rt.task_id, "result.json", record, rt.round)
     return result, record

@@ -6,6 +6,8 @@ import json
 import logging
 
 from node.errors import ProtocolViolation
+from node.mpc.influence import split as split_witness
+from node.mpc.influence import task_bound
 from node.mpc.sharing import field_modulus
 from node.protocol import (
     Contribution,
@@ -35,6 +37,14 @@ async def on_contribution(ctx: NodeContext, peer: str, data: bytes) -> bytes:
             raise ProtocolViolation(peer, "shares are over the wrong field")
         if rt.is_computing():
             raise ProtocolViolation(peer, "the computation has already started")
+        if not c.commitment:  # node.mpc.commitments: one signed sharing per round
+            raise ProtocolViolation(peer, "contribution carries no sharing commitment")
+        try:  # the owner's values must be followed by their influence witness
+            n_values = split_witness(len(c.shares), *task_bound(rt.params))
+        except ValueError as e:
+            raise ProtocolViolation(peer, str(e)) from None
+        if n_values > rt.params.max_values:
+            raise ProtocolViolation(peer, f"more than max_values={rt.params.max_values} values")
         prev = rt.contributions.get(c.owner.lower())
         if prev is not None and prev.shares != c.shares:
             raise ProtocolViolation(peer, f"{c.owner} already contributed different shares")

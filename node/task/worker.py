@@ -9,11 +9,12 @@ import trio
 
 from contracts.client import TaskStatus
 from contracts.errors import ContractsError, TransactionReverted
-from node.errors import MpcError, NodeError, leaves
+from node.errors import MpcError, NodeError, ProtocolViolation, leaves
+from node.mpc.commitments import transcript_tag
 from node.protocol import (
     SignatureMessage,
 )
-from node.task.attest import send_signature, sign_once
+from node.task.attest import accept_signature, send_signature, sign_once
 from node.task.compute import compute
 from node.task.context import NodeContext
 from node.task.report import report
@@ -113,7 +114,14 @@ async def work(ctx: NodeContext, rt: TaskRuntime) -> None:
         {"result": "0x" + result_bytes.hex(), "signature": "0x" + sig.hex()},
         rt.round,
     )
-    msg = SignatureMessage(rt.task_id, result_bytes, sig, rt.round).to_bytes()
+    tag = transcript_tag(rt.transcript, sig) if rt.transcript else b""
+    msg = SignatureMessage(rt.task_id, result_bytes, sig, rt.round, tag).to_bytes()
+    for peer, early in rt.pending_signatures:  # arrived before our own result
+        try:
+            accept_signature(rt, peer, early)
+        except ProtocolViolation as e:
+            log.warning("%s", e)
+    rt.pending_signatures.clear()
     async with trio.open_nursery() as n:
         for i, peer in enumerate(peers):
             if i != rt.seat:
