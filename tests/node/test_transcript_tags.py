@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 import pytest
 from eth_account import Account
 
-from node.daemon import NodeDaemon, TaskRuntime
 from node.errors import ProtocolViolation
 from node.mpc.commitments import transcript_tag
 from node.protocol import SignatureMessage
+from node.task.attest import accept_signature
+from node.task.state import TaskRuntime
 from oracle.attestation import sign_report
 from oracle.reporter import SignatureSet
 
@@ -36,7 +35,7 @@ def message(who: int, transcript: bytes | None) -> SignatureMessage:
 
 
 def accept(rt: TaskRuntime, msg: SignatureMessage) -> None:
-    NodeDaemon._accept_signature(cast(NodeDaemon, None), rt, "peer", msg)
+    accept_signature(rt, "peer", msg)
 
 
 def test_participant_is_accepted() -> None:
@@ -44,7 +43,7 @@ def test_participant_is_accepted() -> None:
     accept(rt, message(1, OURS))
     accept(rt, message(2, OURS))
     assert rt.signatures is not None and rt.signatures.quorum_result() is not None
-    assert rt.quorum.is_set()
+    assert rt.has_quorum()
 
 
 @pytest.mark.parametrize("transcript", [None, b"\x08" * 32], ids=["no tag", "other session"])
