@@ -122,6 +122,20 @@ class Chain:
         return self.w3.eth.contract(address=receipt["contractAddress"], abi=art["abi"])
 
 
+def by_rank(
+    requester: ChainClient, nodes: list[ChainClient], task_id: int, round: int = 0
+) -> list[ChainClient]:
+    """``nodes`` in the sortition's rank order for the task's committee (``round`` 1: its
+    re-execution committee); nodes not ranked (ineligible, excluded) come last."""
+    from scheduler.candidates import candidates_for
+
+    cands = candidates_for(requester, requester.task_info(task_id), round)
+    assert cands is not None
+    order = [c.address.lower() for c in cands.ranking().candidates]
+    rank = {a: i for i, a in enumerate(order)}
+    return sorted(nodes, key=lambda n: rank.get(n.account.address.lower(), len(order)))
+
+
 def new_chain(**params: int) -> Chain:
     server, url = start_in_thread(port=0)
     _servers.append(server)
