@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dnode_chain import ATTACKERS, CHALLENGE_PERIOD, ETHER, SEAT_COLLATERAL, Chain, by_rank
+from dnode_chain import ATTACKERS, CHALLENGE_PERIOD, ETHER, Chain, by_rank
 from test_dnode_disputes import balance_ok, form_rerun
 from test_dnode_lifecycle import joins, setup_nodes, sign_all
 

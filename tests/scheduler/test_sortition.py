@@ -65,20 +65,21 @@ def test_check_committee_counts_skips_like_the_contract() -> None:
         t.set_stake(f"n{i}", 2)
     r = rank(SEED, 4, 0, t.slot_count, t.holder, lambda a: None, 400)
     top = r.candidates
-    ok = check_committee(SEED, 4, 0, t.slot_count, t.holder, lambda a: None,
-                         [c.address for c in top[:3]], [c.draw for c in top[:3]], budget=0)  # fmt: skip
+
+    def check(cs, eligible=lambda a: None, budget=None, excluded=()):
+        return check_committee(
+            SEED, 4, 0, t.slot_count, t.holder, eligible,
+            [c.address for c in cs], [c.draw for c in cs], excluded, budget,
+        )  # fmt: skip
+
+    ok = check(top[:3], budget=0)
     assert ok.ok and ok.skips == 0
     worse = [top[0], top[1], top[4]]
-    chk = check_committee(SEED, 4, 0, t.slot_count, t.holder, lambda a: None,
-                          [c.address for c in worse], [c.draw for c in worse])  # fmt: skip
+    chk = check(worse)
     assert chk.ok and [o for _, o in chk.skipped] == [top[2].address, top[3].address]
-    assert not check_committee(SEED, 4, 0, t.slot_count, t.holder, lambda a: None,
-                               [c.address for c in worse], [c.draw for c in worse], budget=1).ok  # fmt: skip
+    assert not check(worse, budget=1).ok
     # an ineligible or excluded owner is not a skip
-    chk = check_committee(SEED, 4, 0, t.slot_count, t.holder,
-                          lambda a: "no" if a == top[2].address else None,
-                          [c.address for c in worse], [c.draw for c in worse],
-                          excluded=[top[3].address])  # fmt: skip
+    chk = check(worse, lambda a: "no" if a == top[2].address else None, excluded=[top[3].address])
     assert chk.ok and chk.skips == 0
 
 
