@@ -58,6 +58,7 @@ from scheduler.candidates import Candidates, candidates_for
 from scheduler.eligibility import NodeView, should_claim
 from scheduler.errors import SchedulerError
 from scheduler.programs import TaskParams, threshold_for
+from scheduler.seat_terms import claims_wait, params_wait
 from scheduler.sortition import Candidate, Ranking
 
 log = logging.getLogger("dnode.node")
@@ -441,7 +442,8 @@ class NodeDaemon:
             log.error("task %d: seat decision failed", rt.task_id, exc_info=e)
 
     async def _consider(self, rt: TaskRuntime) -> None:
-        with trio.move_on_after(30):
+        posted = await self._call(self.chain.task_info, rt.task_id)
+        with trio.move_on_after(params_wait(posted.seat_deadline, await self._chain_now())):
             # gossip may have passed us by; ask peers again until someone knows (bounded)
             while rt.params is None:
                 await self._fetch_params(rt)
@@ -1236,6 +1238,8 @@ class NodeDaemon:
         if q is None:
             raise MpcError(rt.task_id, "no quorum of matching signatures before the deadline")
         result, sigs = q
+        task = await self._call(self.chain.task_info, rt.task_id)  # issue 12: claim period
+        await trio.sleep(claims_wait(task.dispute if rt.round else task, await self._chain_now()))
         submit = self.chain.report_rerun if rt.round else self.chain.report
         try:
             await self._tx(submit, rt.task_id, result, sigs)
