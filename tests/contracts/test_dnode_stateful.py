@@ -59,6 +59,7 @@ SLACK = 3  # seconds of uncertainty between "latest block" and the next tx's tim
 C = SEAT_COLLATERAL
 CLAIM = 30  # the machine's chain leaves 30 s for seat claims after a formation that skips
 BURN = "0x" + "00" * 20
+INITIAL_STAKE = [(1 + i % 3) * ETHER for i in range(N_NODES)]
 
 # the edges of docs/protocol.md ("Task lifecycle")
 EDGES = {
@@ -90,6 +91,7 @@ def base_world() -> tuple[Chain, str]:
             acct = make_account(f"sm-node{i}")
             chain.fund(acct)
             chain.client(acct).register(f"12D3KooWsm{i}", 1)
+            chain.client(acct).stake(INITIAL_STAKE[i])  # so committees form from step one
         for j in range(N_REQUESTERS):
             chain.fund(make_account(f"sm-req{j}"))
         _base["chain"] = chain
@@ -160,13 +162,15 @@ class DnodeMachine(RuleBasedStateMachine):
             c.account.address: c for c in [*self.nodes, *self.reqs]
         }
         self.node_addrs = [n.account.address for n in self.nodes]
-        self.stake = dict.fromkeys(self.node_addrs, 0)
+        self.stake = dict(zip(self.node_addrs, INITIAL_STAKE, strict=True))
         self.seats = dict.fromkeys(self.node_addrs, 0)
         self.unbonding = dict.fromkeys(self.node_addrs, 0)
         self.unbond_at = dict.fromkeys(self.node_addrs, 0)
         self.credits = dict.fromkeys([*self.by_addr, BURN], 0)
         self.tasks: dict[int, MTask] = {}
         self.slots = SlotTable(C)  # the sortition slots as the contract should hold them
+        for a in self.node_addrs:
+            self.slots.set_stake(a, self.stake[a], max_append=64)
         self.paid: set[int] = set()
         self.refunded: set[int] = set()
         self.bond = int(self.nodes[0].params()["dispute_bond"])
@@ -246,7 +250,7 @@ class DnodeMachine(RuleBasedStateMachine):
             return []
         r = rank(
             seed, task_id, round, snapshot, self.holder(snapshot),
-            lambda a: None if a not in excluded and self.active(a) else "no", 512, seats,
+            lambda a: None if a not in excluded and self.active(a) else "no", 512, seats + 2,
         )  # fmt: skip
         return r.addresses()
 
@@ -288,8 +292,14 @@ class DnodeMachine(RuleBasedStateMachine):
     def seed_gone(self, seed_block: int) -> bool:
         return self.chain.w3.eth.block_number + 1 - seed_block > SEED_LIFETIME
 
-    def pick_task(self, data: st.DataObject) -> int:
-        return data.draw(st.sampled_from(sorted(self.tasks)))
+    def pick_task(self, data: st.DataObject, *want: S) -> int:
+        """A task, three times in four one in a status the rule acts on (when there is one):
+        the rest exercise the refusals."""
+        # fixed-shape draws: which tasks fit depends on chain time, not on the draws
+        k = data.draw(st.integers(0, 1 << 16))
+        fit = sorted(i for i, t in self.tasks.items() if t.status in want)
+        pool = fit if fit and k % 4 else sorted(self.tasks)
+        return pool[(k >> 2) % len(pool)]
 
     # ---------------------------------------------------------------- registry rules
 
@@ -310,6 +320,7 @@ class DnodeMachine(RuleBasedStateMachine):
             self.unbonding[a] += amount
             self.unbond_at[a] = self.nodes[i].node_info().unbond_at
 
+    @precondition(lambda self: any(self.unbonding.values()))
     @rule(i=st.integers(0, N_NODES - 1))
     def withdraw_unbonded(self, i: int) -> None:
         a = self.node_addrs[i]
@@ -321,6 +332,7 @@ class DnodeMachine(RuleBasedStateMachine):
             self.credits[a] += self.unbonding[a]
             self.unbonding[a] = 0
 
+    @precondition(lambda self: any(self.credits[a] for a in self.by_addr))
     @rule(who=st.integers(0, N_NODES + N_REQUESTERS - 1))
     def withdraw(self, who: int) -> None:
         c = [*self.nodes, *self.reqs][who]
@@ -336,12 +348,16 @@ class DnodeMachine(RuleBasedStateMachine):
 
     @rule(
         j=st.integers(0, N_REQUESTERS - 1),
-        reward=st.integers(1, 5 * ETHER),
+        # the deployment floors (min_reward C // 100, compute window 60 s) and one below each
+        reward=st.integers(C // 100 - 1, 5 * ETHER),
         seat_window=st.integers(20, 600),
-        window=st.integers(30, 1500),
+        window=st.integers(59, 1500),
         consumer=st.booleans(),
+        then=st.sampled_from(["wait", "form the best", "form skipping"]),
     )
-    def post(self, j: int, reward: int, seat_window: int, window: int, consumer: bool) -> None:
+    def post(
+        self, j: int, reward: int, seat_window: int, window: int, consumer: bool, then: str
+    ) -> None:
         now = max(self.now(), int(time.time()))
         seat_dl = now + SLACK + seat_window
         c = self.reqs[j]
@@ -372,6 +388,13 @@ class DnodeMachine(RuleBasedStateMachine):
         self.tasks[task_id].consumer = consumer
         assert (S.NONE, S.OPEN) in EDGES
         assert c.task_status(task_id) == S.OPEN
+        if then == "form the best":
+            self._bind(task_id, 0, list(range(N_NODES)), True, 0)
+        elif then == "form skipping":  # leave out the best-ranked node: it may claim back
+            self.chain.mine(1)
+            top = self.ranked(task_id, 0)
+            idx = [self.node_addrs.index(a) for a in top[1 : M + 1]] if len(top) > M else []
+            self._bind(task_id, 0, idx + [i for i in range(N_NODES) if i not in idx], False, 10)
 
     def _members(self, task_id: int, round: int, idx: list[int], best: bool) -> list[str]:
         n = RERUN if round else M
@@ -381,8 +404,9 @@ class DnodeMachine(RuleBasedStateMachine):
                 return top[:n]
         return [self.node_addrs[i] for i in idx[:n]]
 
-    def _bind(self, task_id: int, round: int, members: list[str], wait: int) -> bool:
-        """Form a round's committee: predicted with the model's ranking, checked on-chain."""
+    def _bind(self, task_id: int, round: int, idx: list[int], best: bool, wait: int) -> bool:
+        """Form a round's committee (the model's best-ranked one, or any nodes): predicted
+        with the model's ranking, checked on-chain."""
         t = self.tasks[task_id]
         status, seat_dl, seed_block = (
             (S.DISPUTED, t.d_seat_dl, t.d_seed_block)
@@ -393,6 +417,7 @@ class DnodeMachine(RuleBasedStateMachine):
             self.chain.mine(1)  # the seed block
             if wait:
                 self.chain.advance(wait)  # let the skip budget grow
+        members = self._members(task_id, round, idx, best)
         expected, _ = (False, []) if t.status != status else self.formation(task_id, round, members)
         if expected is not False:
             expected = when(seat_dl, self.now()) if expected else None
@@ -433,18 +458,21 @@ class DnodeMachine(RuleBasedStateMachine):
         wait=st.sampled_from([0, 10, 30]),
     )
     def form(self, data: st.DataObject, idx: list[int], best: bool, wait: int) -> None:
-        task_id = self.pick_task(data)
-        self._bind(task_id, 0, self._members(task_id, 0, idx, best), wait)
+        task_id = self.pick_task(data, S.OPEN)
+        self._bind(task_id, 0, idx, best, wait)
 
     @precondition(lambda self: self.tasks)
     @rule(data=st.data(), i=st.integers(0, N_NODES - 1))
     def claim(self, data: st.DataObject, i: int) -> None:
         """A skipped candidate (or anyone) tries to take the worst-ranked seat."""
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.COMPUTING, S.RECOMPUTING)
         t = self.tasks[task_id]
-        a = self.node_addrs[i]
         round = 1 if t.status == S.RECOMPUTING else 0
         members = t.rerun if round else t.committee
+        a = self.node_addrs[i]
+        if i % 3:  # mostly the best-ranked node left out (a skipped candidate)
+            out = [x for x in self.ranked(task_id, round) if x not in members]
+            a = out[0] if out else a
         draws = t.rerun_draws if round else t.draws
         skips = t.rerun_skips if round else t.skips
         until = t.rerun_claims_until if round else t.claims_until
@@ -469,7 +497,7 @@ class DnodeMachine(RuleBasedStateMachine):
         ):
             expected: bool | None = False
         else:
-            expected = negate(when(until - 1, self.now()))
+            expected = when(until - 1, self.now())  # claims close at `until`
         if not self.attempt(expected, self.by_addr[a].claim_seat, task_id, draw):
             return
         event(f"seat claimed (round {round})")
@@ -490,7 +518,7 @@ class DnodeMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.tasks)
     @rule(data=st.data(), seat=st.integers(0, RERUN - 1))
     def decline(self, data: st.DataObject, seat: int) -> None:
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.COMPUTING, S.RECOMPUTING)
         t = self.tasks[task_id]
         if t.status == S.RECOMPUTING:
             members, declined, dl = t.rerun, t.rerun_declined, t.d_report_dl
@@ -527,7 +555,7 @@ class DnodeMachine(RuleBasedStateMachine):
         result=st.sampled_from([b"A", b"B"]),
     )
     def report(self, data: st.DataObject, picks: list[int], outsider: bool, result: bytes) -> None:
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.COMPUTING)
         t = self.tasks[task_id]
         members = t.committee or self.node_addrs[:M]
         chosen, sigs = self._sign(task_id, members, picks, result)
@@ -558,7 +586,7 @@ class DnodeMachine(RuleBasedStateMachine):
     @rule(data=st.data(), seat=st.integers(0, M - 1))
     def cosign(self, data: st.DataObject, seat: int) -> None:
         """A signer left out of the report adds its signature during the challenge window."""
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.REPORTED)
         t = self.tasks[task_id]
         if not t.committee:
             return
@@ -576,7 +604,7 @@ class DnodeMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.tasks)
     @rule(data=st.data())
     def finalize(self, data: st.DataObject) -> None:
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.REPORTED)
         t = self.tasks[task_id]
         if t.status != S.REPORTED:
             expected: bool | None = False
@@ -590,7 +618,7 @@ class DnodeMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.tasks)
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.OPEN, S.COMPUTING)
         t = self.tasks[task_id]
         now = self.now()
         quorum_dead = len(t.declined) > M - (M // 2 + 1)
@@ -620,7 +648,7 @@ class DnodeMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.tasks)
     @rule(data=st.data(), who=st.integers(-1, N_NODES - 1))
     def dispute(self, data: st.DataObject, who: int) -> None:
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.REPORTED)
         t = self.tasks[task_id]
         c = self.by_addr[t.requester] if who < 0 else self.nodes[who]
         a = c.account.address
@@ -647,8 +675,8 @@ class DnodeMachine(RuleBasedStateMachine):
         wait=st.sampled_from([0, 10, 50]),
     )
     def form_rerun(self, data: st.DataObject, idx: list[int], best: bool, wait: int) -> None:
-        task_id = self.pick_task(data)
-        self._bind(task_id, 1, self._members(task_id, 1, idx, best), wait)
+        task_id = self.pick_task(data, S.DISPUTED)
+        self._bind(task_id, 1, idx, best, wait)
 
     @precondition(lambda self: self.tasks)
     @rule(
@@ -657,7 +685,7 @@ class DnodeMachine(RuleBasedStateMachine):
         result=st.sampled_from([b"A", b"B"]),
     )
     def report_rerun(self, data: st.DataObject, picks: list[int], result: bytes) -> None:
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.RECOMPUTING)
         t = self.tasks[task_id]
         members = t.rerun or self.node_addrs[:RERUN]
         chosen, sigs = self._sign(task_id, members, picks, result)
@@ -700,7 +728,7 @@ class DnodeMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.tasks)
     @rule(data=st.data())
     def resolve(self, data: st.DataObject) -> None:
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.DISPUTED, S.RECOMPUTING)
         t = self.tasks[task_id]
         now = self.now()
         quorum_dead = len(t.rerun_declined) > RERUN - (RERUN // 2 + 1)
