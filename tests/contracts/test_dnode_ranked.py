@@ -440,3 +440,29 @@ def test_attack7_court_with_other_parameters_is_refused(claim_chain: Chain) -> N
         send_transaction(
             chain.w3, chain.deployer, "deploy", to=None, data=art["dnode"]["bytecode"] + args.hex()
         )
+
+
+# ------------------------------------------------------------------ data owners' check
+
+
+def test_data_owner_waits_for_claims_and_refuses_a_committee_it_cannot_trust(
+    claim_chain: Chain,
+) -> None:
+    from scheduler.committee_check import verify_committee
+    from scheduler.errors import CommitteeNotRanked, SeatClaimsOpen
+
+    chain = claim_chain
+    honest, _, requester = world(chain, sybils=0)
+    by = {c.account.address: c for c in honest}
+    task_id = post(chain, requester)
+    chain.mine(1)
+    chain.advance(SKIP_DELAY)
+    top = ranked(requester, task_id)
+    form_with(chain, by, task_id, [top[0].address, top[1].address, top[3].address])
+    with pytest.raises(SeatClaimsOpen):  # shares now could reach a member about to go
+        verify_committee(requester, task_id)
+    chain.advance(CLAIM + 1)
+    verdict = verify_committee(requester, task_id)
+    assert verdict.skipped == 1 and verdict.members[2] == top[3].address
+    with pytest.raises(CommitteeNotRanked, match="data owner"):
+        verify_committee(requester, task_id, owners=[top[1].address])
