@@ -26,3 +26,14 @@ def test_seats_whose_terms_are_not_worth_it_are_declined() -> None:
     assert not short.ok and "shorter than the program needs" in short.reason
     cheap = seat_terms(10**15, 10**17, 600, min_reward_to_risk=0.05)
     assert not cheap.ok and "below 0.05 x" in cheap.reason
+
+
+def test_should_claim_takes_rerun_views_without_a_reward() -> None:
+    """A re-execution seat is judged on a view without `reward` (regression: the terms check
+    raised AttributeError and nodes never joined re-execution committees)."""
+    from node.daemon import _OpenView
+    from scheduler.eligibility import NodeView, should_claim
+
+    node = NodeView("0xabc", "p", "p", 1, 10**18, 10**17, 0, 4)
+    params = SimpleNamespace(is_owner=lambda a: False)
+    assert should_claim(node, _OpenView(1, 5), params).ok  # type: ignore[arg-type]
