@@ -20,6 +20,7 @@ from node.aggregation import DEFAULT_MIN_OWNERS, MinAggregation
 from node.mpc.sharing import load_inputs
 from oracle.reader import read_result
 from scheduler.candidates import candidates_for, seed_state
+from scheduler.committee_check import verified_committee
 from scheduler.programs import (
     CAP_HE,
     MAX_COMMITTEE,
@@ -421,6 +422,10 @@ def contribute(
                 raise CliError(
                     f"task {task_id} is {st.name.lower()}: the {committee} accepts no inputs"
                 )
+            # refuse (one line, non-zero exit) a committee the ranked sortition does not allow
+            await trio.to_thread.run_sync(
+                verified_committee, chain, task_id, rnd, params.owners, timeout
+            )
             return await peer_client.contribute_to_committee(
                 host, chain, acct, task_id, params, encoded, rnd
             )
