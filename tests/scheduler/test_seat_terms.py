@@ -31,7 +31,7 @@ def test_seats_whose_terms_are_not_worth_it_are_declined() -> None:
 def test_should_claim_takes_rerun_views_without_a_reward() -> None:
     """A re-execution seat is judged on a view without `reward` (regression: the terms check
     raised AttributeError and nodes never joined re-execution committees)."""
-    from node.daemon import _OpenView
+    from node.task.policy import OpenView as _OpenView
     from scheduler.eligibility import NodeView, should_claim
 
     node = NodeView("0xabc", "p", "p", 1, 10**18, 10**17, 0, 4)
