@@ -1,3 +1,3 @@
-from cli.main import main
+from dnode.cli.main import main
 
 main()

@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 from eth_utils import to_checksum_address
 
-from cli.context import CliError, Ctx, pass_ctx
-from cli.units import AMOUNT, fmt_eth
-from node import keystore
-from node.p2p import peer_id_from_seed
-from scheduler.programs import CAP_HE, CAP_MPC
+from dnode.cli.context import CliError, Ctx, pass_ctx
+from dnode.cli.units import AMOUNT, fmt_eth
+from dnode.node import keystore
+from dnode.node.p2p import peer_id_from_seed
+from dnode.scheduler.programs import CAP_HE, CAP_MPC
 
 CAPS = {"mpc": CAP_MPC, "he": CAP_HE}
 

@@ -7,9 +7,9 @@ from urllib.parse import urlparse
 
 import click
 
-from cli.context import CliError, Ctx, pass_ctx
-from cli.units import AMOUNT, fmt_eth
-from contracts.deploy import deploy as deploy_contracts
+from dnode.cli.context import CliError, Ctx, pass_ctx
+from dnode.cli.units import AMOUNT, fmt_eth
+from dnode.contracts.deploy import deploy as deploy_contracts
 
 DAY = 86_400
 
@@ -30,8 +30,8 @@ DAY = 86_400
 @pass_ctx
 def chain(c: Ctx, host: str, port: int, accounts: int, chain_id: int, block_time: float) -> None:
     """Run an embedded EVM dev chain (py-evm) behind JSON-RPC, mining every transaction."""
-    from cli.devcluster import BlockTicker
-    from contracts import devnet
+    from dnode.cli.devcluster import BlockTicker
+    from dnode.contracts import devnet
 
     net = devnet.Devnet(accounts=accounts, chain_id=chain_id)
     rows = net.dev_accounts()
@@ -97,7 +97,7 @@ def deploy(
     if dev_account is not None:
         from eth_account import Account
 
-        from contracts import devnet
+        from dnode.contracts import devnet
 
         keys = devnet.dev_keys(dev_account + 1)
         acct = Account.from_key(keys[dev_account])

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli.context import DEFAULT_RPC, CliError
-from node.chainwatch import DEFAULT_CONFIRMATIONS
+from dnode.cli.context import DEFAULT_RPC, CliError
+from dnode.node.chainwatch import DEFAULT_CONFIRMATIONS
 
 
 class ConfigError(CliError):

@@ -13,11 +13,11 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from web3 import Web3
 
-from contracts.client import ChainClient, connect
-from contracts.errors import ChainMismatch, ContractsError, RpcUnreachable
-from contracts.manifest import Deployment
-from contracts.rpc import ResilientHTTPProvider, RetryPolicy
-from node import keystore
+from dnode.contracts.client import ChainClient, connect
+from dnode.contracts.errors import ChainMismatch, ContractsError, RpcUnreachable
+from dnode.contracts.manifest import Deployment
+from dnode.contracts.rpc import ResilientHTTPProvider, RetryPolicy
+from dnode.node import keystore
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 

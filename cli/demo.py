@@ -14,10 +14,10 @@ from pathlib import Path
 
 import click
 
-from cli.context import CliError, Ctx, pass_ctx
-from cli.devcluster import ClusterError, DevCluster
-from cli.units import fmt_eth
-from oracle.encoding import AggregateResult
+from dnode.cli.context import CliError, Ctx, pass_ctx
+from dnode.cli.devcluster import ClusterError, DevCluster
+from dnode.cli.units import fmt_eth
+from dnode.oracle.encoding import AggregateResult
 
 DEMO_INPUTS = {
     "owner-a": [34, 51, 29, 62, 45, 38],

@@ -167,7 +167,7 @@ class DevCluster:
         log = open(log_path, "ab" if append else "wb")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", *args] if python else args,
+            [sys.executable, "-m", "dnode.cli", *args] if python else args,
             stdout=subprocess.PIPE if pipe_stdout else log,
             stderr=log,
             env=self._env(),
@@ -231,7 +231,7 @@ class DevCluster:
         raise ClusterError("chain did not start within 60 s")
 
     def dev_key(self) -> str:
-        from contracts.devnet import dev_keys
+        from dnode.contracts.devnet import dev_keys
 
         with self._key_lock:
             self._next_dev_key += 1

@@ -22,17 +22,17 @@ import click
 import numpy as np
 import trio
 
-from cli.context import CliError, Ctx, pass_ctx
-from cli.units import fmt_eth
-from contracts.client import ChainClient, TaskStatus
-from node import peer_client
-from node.blobs import BlobError, BlobStore, fetch_blob, push_blob
-from node.errors import P2PError
-from node.he import HeTask, decode_report, decrypt_result, prepare_task, read_data_file
-from node.he.result import locator_digest
-from oracle.encoding import result_digest
-from oracle.errors import ResultMismatch, ResultNotAvailable
-from scheduler.programs import Program, TaskParams, program_by_id
+from dnode.cli.context import CliError, Ctx, pass_ctx
+from dnode.cli.units import fmt_eth
+from dnode.contracts.client import ChainClient, TaskStatus
+from dnode.node import peer_client
+from dnode.node.blobs import BlobError, BlobStore, fetch_blob, push_blob
+from dnode.node.errors import P2PError
+from dnode.node.he import HeTask, decode_report, decrypt_result, prepare_task, read_data_file
+from dnode.node.he.result import locator_digest
+from dnode.oracle.encoding import result_digest
+from dnode.oracle.errors import ResultMismatch, ResultNotAvailable
+from dnode.scheduler.programs import Program, TaskParams, program_by_id
 
 MAX_RESULT_BLOB = 1 << 30
 PUSH_ATTEMPTS = 4
@@ -185,7 +185,7 @@ def upload_blobs(
     c: Ctx, chain: ChainClient, task_id: int, task: HeTask, bootstrap: list[str], timeout: float
 ) -> list[str]:
     """Wait for the committee, then push the context and ciphertexts to every seat holder."""
-    from cli.wait import _wait_for
+    from dnode.cli.wait import _wait_for
 
     store = blob_store(c)
     blobs = {}

@@ -12,11 +12,11 @@ from typing import Any
 
 import click
 
-from cli.context import DEFAULT_RPC, CliError, Ctx
-from contracts.errors import ContractsError
-from node.errors import NodeError
-from oracle.errors import OracleError
-from scheduler.errors import SchedulerError
+from dnode.cli.context import DEFAULT_RPC, CliError, Ctx
+from dnode.contracts.errors import ContractsError
+from dnode.node.errors import NodeError
+from dnode.oracle.errors import OracleError
+from dnode.scheduler.errors import SchedulerError
 
 USER_ERRORS = (ContractsError, NodeError, OracleError, SchedulerError)
 
@@ -108,7 +108,7 @@ def cli(
 
 
 def register_commands() -> None:
-    from cli import account, chain, demo, node, ops, oracle, task
+    from dnode.cli import account, chain, demo, node, ops, oracle, task
 
     for mod in (chain, account, node, ops, task, oracle, demo):
         for cmd in mod.COMMANDS:

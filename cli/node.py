@@ -14,15 +14,15 @@ import click
 import trio
 from click.core import ParameterSource
 
-from cli import config
-from cli.context import Ctx
-from contracts.rpc import RetryPolicy
-from node import keystore
-from node.config import NodeConfig
-from node.daemon import NodeDaemon
-from node.p2p import open_host
-from node.protocol import TOPIC_TASKS
-from node.state import open_state
+from dnode.cli import config
+from dnode.cli.context import Ctx
+from dnode.contracts.rpc import RetryPolicy
+from dnode.node import keystore
+from dnode.node.config import NodeConfig
+from dnode.node.daemon import NodeDaemon
+from dnode.node.p2p import open_host
+from dnode.node.protocol import TOPIC_TASKS
+from dnode.node.state import open_state
 
 log = logging.getLogger("dnode.node")
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from cli import config
-from cli.context import CliError, Ctx, pass_ctx
-from cli.units import fmt_eth
+from dnode.cli import config
+from dnode.cli.context import CliError, Ctx, pass_ctx
+from dnode.cli.units import fmt_eth
 
 
 @click.command("init")

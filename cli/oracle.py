@@ -7,8 +7,8 @@ import json
 
 import click
 
-from cli.context import CliError, Ctx, pass_ctx
-from oracle.reader import OracleResult, read, watch
+from dnode.cli.context import CliError, Ctx, pass_ctx
+from dnode.oracle.reader import OracleResult, read, watch
 
 
 @click.group("oracle")

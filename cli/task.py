@@ -10,18 +10,18 @@ import click
 import trio
 from eth_utils import is_address, to_checksum_address
 
-from cli import he
-from cli.context import CliError, Ctx, pass_ctx
-from cli.units import AMOUNT, fmt_eth
-from cli.wait import _wait_for
-from contracts.client import TERMINAL_STATUSES, ChainClient, TaskInfo, TaskStatus
-from node import peer_client
-from node.aggregation import DEFAULT_MIN_OWNERS, MinAggregation
-from node.mpc.sharing import load_inputs
-from oracle.reader import read_result
-from scheduler.candidates import candidates_for, seed_state
-from scheduler.committee_check import verified_committee
-from scheduler.programs import (
+from dnode.cli import he
+from dnode.cli.context import CliError, Ctx, pass_ctx
+from dnode.cli.units import AMOUNT, fmt_eth
+from dnode.cli.wait import _wait_for
+from dnode.contracts.client import TERMINAL_STATUSES, ChainClient, TaskInfo, TaskStatus
+from dnode.node import peer_client
+from dnode.node.aggregation import DEFAULT_MIN_OWNERS, MinAggregation
+from dnode.node.mpc.sharing import load_inputs
+from dnode.oracle.reader import read_result
+from dnode.scheduler.candidates import candidates_for, seed_state
+from dnode.scheduler.committee_check import verified_committee
+from dnode.scheduler.programs import (
     CAP_HE,
     MAX_COMMITTEE,
     MIN_COMMITTEE,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from cli.context import CliError, Ctx
-from contracts.client import TERMINAL_STATUSES, ChainClient, TaskStatus
+from dnode.cli.context import CliError, Ctx
+from dnode.contracts.client import TERMINAL_STATUSES, ChainClient, TaskStatus
 
 TERMINAL = set(TERMINAL_STATUSES)
 

@@ -30,16 +30,16 @@ from web3.exceptions import (
 )
 from web3.types import RPCEndpoint, TxParams
 
-from contracts.errors import (
+from dnode.contracts.errors import (
     ChainMismatch,
     ContractsError,
     InsufficientFunds,
     RpcUnreachable,
     TransactionReverted,
 )
-from contracts.manifest import Deployment
-from contracts.rpc import ResilientHTTPProvider, RetryPolicy, RpcStats
-from contracts.signing import sign_join
+from dnode.contracts.manifest import Deployment
+from dnode.contracts.rpc import ResilientHTTPProvider, RetryPolicy, RpcStats
+from dnode.contracts.signing import sign_join
 
 ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)

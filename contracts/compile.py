@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from contracts.errors import CompileError
+from dnode.contracts.errors import CompileError
 
 VYPER_DIR = Path(__file__).resolve().parent / "vyper"
 # deployable contracts; modules (registry/market/court) are pulled in via imports.

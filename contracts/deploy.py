@@ -8,10 +8,10 @@ from eth_abi import encode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from contracts.client import rpc_guard, send_transaction
-from contracts.compile import compile_contracts, interface_abis
-from contracts.errors import ContractsError
-from contracts.manifest import Deployment
+from dnode.contracts.client import rpc_guard, send_transaction
+from dnode.contracts.compile import compile_contracts, interface_abis
+from dnode.contracts.errors import ContractsError
+from dnode.contracts.manifest import Deployment
 
 CONTRACT_NAME = "dnode"
 COURT_NAME = "dnode_court"

@@ -39,7 +39,7 @@ from eth_tester.backends.pyevm.main import get_account_keys_from_mnemonic
 from eth_utils import ValidationError as EthValidationError
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 
-from contracts.errors import DevnetError
+from dnode.contracts.errors import DevnetError
 
 log = logging.getLogger("dnode.devnet")
 

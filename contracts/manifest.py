@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contracts.errors import ManifestError
+from dnode.contracts.errors import ManifestError
 
 MANIFEST_VERSION = 1
 _REQUIRED = ("chain_id", "address", "abi", "deploy_block")

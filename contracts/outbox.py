@@ -36,14 +36,14 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.types import TxParams
 
-from contracts.client import (
+from dnode.contracts.client import (
     _nonce_lock,
     fee_fields,
     prepare_transaction,
     replay_reason,
     rpc_guard,
 )
-from contracts.errors import (
+from dnode.contracts.errors import (
     ContractsError,
     NonceConsumed,
     OutboxError,

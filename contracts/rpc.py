@@ -34,7 +34,7 @@ from web3 import HTTPProvider
 from web3._utils.caching import handle_request_caching
 from web3.types import RPCEndpoint, RPCResponse
 
-from contracts.errors import EndpointChainMismatch, RpcRetriesExhausted
+from dnode.contracts.errors import EndpointChainMismatch, RpcRetriesExhausted
 
 log = logging.getLogger("dnode.rpc")
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from node.errors import MpcError
+from dnode.node.errors import MpcError
 
 __all__ = ["DEFAULT_MIN_OWNERS", "AggregationTooSmall", "MinAggregation", "declared", "enforce"]
 

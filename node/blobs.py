@@ -33,8 +33,8 @@ from pathlib import Path
 
 import trio
 
-from node.errors import NodeError, P2PError, ProtocolViolation
-from node.transport import ByteStream, Transport
+from dnode.node.errors import NodeError, P2PError, ProtocolViolation
+from dnode.node.transport import ByteStream, Transport
 
 log = logging.getLogger("dnode.blobs")
 

@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from contracts.client import ChainEvent
+from dnode.contracts.client import ChainEvent
 
 log = logging.getLogger("dnode.chain")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
-from node.chainwatch import DEFAULT_CONFIRMATIONS
-from node.retention import DEFAULT_RETENTION
+from dnode.node.chainwatch import DEFAULT_CONFIRMATIONS
+from dnode.node.retention import DEFAULT_RETENTION
 
 
 @dataclass

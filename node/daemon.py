@@ -22,14 +22,14 @@ from typing import Any, TypeVar
 
 import trio
 
-from contracts.client import TERMINAL_STATUSES, ChainClient, rpc_stats
-from contracts.errors import ContractsError
-from node.chainwatch import Batch, ChainFollower
-from node.config import NodeConfig
-from node.errors import ProtocolViolation
-from node.metrics import Metrics, MetricsServer
-from node.mpc.executor import Executor
-from node.protocol import (
+from dnode.contracts.client import TERMINAL_STATUSES, ChainClient, rpc_stats
+from dnode.contracts.errors import ContractsError
+from dnode.node.chainwatch import Batch, ChainFollower
+from dnode.node.config import NodeConfig
+from dnode.node.errors import ProtocolViolation
+from dnode.node.metrics import Metrics, MetricsServer
+from dnode.node.mpc.executor import Executor
+from dnode.node.protocol import (
     PROTO_ANNOUNCE,
     PROTO_JOIN,
     PROTO_PARAMS,
@@ -38,17 +38,17 @@ from node.protocol import (
     TOPIC_TASKS,
     Announcement,
 )
-from node.retention import sweep_forever
-from node.state import NodeState
-from node.task.announce import accept_params, on_announce, on_params_request
-from node.task.attest import on_signature
-from node.task.committee import accept_join, on_join_request
-from node.task.context import NodeContext
-from node.task.events import on_chain_event, on_orphaned
-from node.task.inputs import on_contribution
-from node.task.recover import recover
-from node.task.state import TASK_STATES, TaskRuntime, task_state
-from node.transport import Transport
+from dnode.node.retention import sweep_forever
+from dnode.node.state import NodeState
+from dnode.node.task.announce import accept_params, on_announce, on_params_request
+from dnode.node.task.attest import on_signature
+from dnode.node.task.committee import accept_join, on_join_request
+from dnode.node.task.context import NodeContext
+from dnode.node.task.events import on_chain_event, on_orphaned
+from dnode.node.task.inputs import on_contribution
+from dnode.node.task.recover import recover
+from dnode.node.task.state import TASK_STATES, TaskRuntime, task_state
+from dnode.node.transport import Transport
 
 __all__ = ["NodeConfig", "NodeDaemon", "TaskRuntime", "node_metrics"]
 

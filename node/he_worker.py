@@ -18,19 +18,19 @@ from typing import Any
 
 import trio
 
-from node.blobs import BlobError, BlobStore, fetch_into, serve_blobs
-from node.errors import P2PError
-from node.he import (
+from dnode.node.blobs import BlobError, BlobStore, fetch_into, serve_blobs
+from dnode.node.errors import P2PError
+from dnode.node.he import (
     HeError,
     HeTask,
     encode_report,
     evaluate_isolated,
     job_spec,
 )
-from node.he.errors import ContextNotPublic, DigestMismatch, EvaluationFailed
-from node.task.state import TaskRuntime, TaskState
-from node.transport import Transport
-from scheduler.programs import CAP_HE, TaskParams
+from dnode.node.he.errors import ContextNotPublic, DigestMismatch, EvaluationFailed
+from dnode.node.task.state import TaskRuntime, TaskState
+from dnode.node.transport import Transport
+from dnode.scheduler.programs import CAP_HE, TaskParams
 
 log = logging.getLogger("dnode.node.he")
 

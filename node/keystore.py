@@ -15,7 +15,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
-from node.errors import KeystoreError, WrongPassword
+from dnode.node.errors import KeystoreError, WrongPassword
 
 # Lighter scrypt than geth's default so that tests and the devnet demo stay quick; still a KDF.
 SCRYPT_N = 1 << 14

@@ -10,9 +10,9 @@ from typing import Any
 import multiaddr
 import trio
 
-from node.errors import P2PError
-from node.p2p_wire import _expand_wildcards, _ma, keypair_from_seed
-from node.transport import MAX_GOSSIP_SIZE
+from dnode.node.errors import P2PError
+from dnode.node.p2p_wire import _expand_wildcards, _ma, keypair_from_seed
+from dnode.node.transport import MAX_GOSSIP_SIZE
 
 log = logging.getLogger("dnode.p2p")
 

@@ -33,8 +33,8 @@ from typing import Any
 
 import trio
 
-from node.errors import P2PError, ProtocolViolation
-from node.libp2p_patches import (
+from dnode.node.errors import P2PError, ProtocolViolation
+from dnode.node.libp2p_patches import (
     _RPC_OVERHEAD,
     _build_libp2p_host,
     _check_ports_free,
@@ -43,8 +43,8 @@ from node.libp2p_patches import (
     _LargeRpcQueues,
     _leaves,
 )
-from node.p2p_discovery import DIRECTORY_PROTOCOL, PeerDiscovery
-from node.p2p_wire import (
+from dnode.node.p2p_discovery import DIRECTORY_PROTOCOL, PeerDiscovery
+from dnode.node.p2p_wire import (
     P2PStream,
     _ma,
     _parse_pid,
@@ -52,7 +52,7 @@ from node.p2p_wire import (
     keypair_from_seed,
     peer_id_from_seed,
 )
-from node.transport import (
+from dnode.node.transport import (
     DEFAULT_MAX_FRAME,
     MAX_GOSSIP_SIZE,
     GossipMessage,
@@ -60,7 +60,7 @@ from node.transport import (
     StreamHandler,
     TunnelResolver,
 )
-from node.tunnel import TUNNEL_PROTOCOL, SeatBinding, TunnelService
+from dnode.node.tunnel import TUNNEL_PROTOCOL, SeatBinding, TunnelService
 
 log = logging.getLogger("dnode.p2p")
 

@@ -10,8 +10,8 @@ from typing import Any, Protocol
 import multiaddr
 import trio
 
-from node.errors import P2PError, ProtocolViolation
-from node.p2p_wire import _ma, _parse_pid, _strip_p2p
+from dnode.node.errors import P2PError, ProtocolViolation
+from dnode.node.p2p_wire import _ma, _parse_pid, _strip_p2p
 
 log = logging.getLogger("dnode.p2p")
 

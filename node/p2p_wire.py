@@ -9,7 +9,7 @@ from typing import Any
 import multiaddr
 import trio
 
-from node.errors import P2PError, ProtocolViolation
+from dnode.node.errors import P2PError, ProtocolViolation
 
 log = logging.getLogger("dnode.p2p")
 

@@ -15,13 +15,13 @@ from contextlib import asynccontextmanager
 import trio
 from eth_account.signers.local import LocalAccount
 
-from contracts.client import ChainClient
-from node.errors import NodeError, P2PError
-from node.mpc.commitments import seat_digests
-from node.mpc.influence import task_bound, with_witness
-from node.mpc.sharing import encode, field_modulus, share
-from node.p2p import P2PHost, open_host
-from node.protocol import (
+from dnode.contracts.client import ChainClient
+from dnode.node.errors import NodeError, P2PError
+from dnode.node.mpc.commitments import seat_digests
+from dnode.node.mpc.influence import task_bound, with_witness
+from dnode.node.mpc.sharing import encode, field_modulus, share
+from dnode.node.p2p import P2PHost, open_host
+from dnode.node.protocol import (
     PROTO_ANNOUNCE,
     PROTO_PARAMS,
     PROTO_SHARES,
@@ -30,7 +30,7 @@ from node.protocol import (
     check_reply,
     dumps,
 )
-from scheduler.programs import TaskParams, get_program, threshold_for
+from dnode.scheduler.programs import TaskParams, get_program, threshold_for
 
 log = logging.getLogger("dnode.client")
 

@@ -14,7 +14,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import keccak, to_checksum_address
 
-from node.errors import ProtocolViolation, RequestRefused
+from dnode.node.errors import ProtocolViolation, RequestRefused
 
 TOPIC_TASKS = "dnode/tasks/1"
 PROTO_ANNOUNCE = "/dnode/announce/1.0.0"
@@ -154,7 +154,7 @@ class Contribution:
             commitment=_commitment(peer, obj),
         )
         if c.commitment:
-            from node.mpc.commitments import seat_digest
+            from dnode.node.mpc.commitments import seat_digest
 
             if c.seat >= len(c.commitment) or c.commitment[c.seat] != seat_digest(
                 c.chain_id, c.contract, c.task_id, c.round, c.owner, c.seat, c.modulus, c.shares
@@ -235,8 +235,8 @@ class JoinIntent:
     @classmethod
     def parse(cls, peer: str, data: bytes, chain_id: int, contract: str) -> JoinIntent:
         """Parse and authenticate: the signature must recover to ``node``."""
-        from oracle.attestation import recover_join
-        from oracle.errors import BadSignature
+        from dnode.oracle.attestation import recover_join
+        from dnode.oracle.errors import BadSignature
 
         obj = loads(peer, data)
         if obj.get("kind") != "join":

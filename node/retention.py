@@ -20,7 +20,7 @@ from pathlib import Path
 
 import trio
 
-from node.state import NodeState
+from dnode.node.state import NodeState
 
 log = logging.getLogger("dnode.retention")
 

@@ -38,8 +38,8 @@ from typing import IO, Any
 
 from eth_utils import keccak
 
-from contracts.outbox import connect_db, write_txn
-from node.errors import DoubleSignRefused, StateError, StateLocked
+from dnode.contracts.outbox import connect_db, write_txn
+from dnode.node.errors import DoubleSignRefused, StateError, StateLocked
 
 DB_NAME = "node.db"
 LOCK_NAME = "node.lock"

@@ -45,9 +45,9 @@ from contextlib import asynccontextmanager, suppress
 
 import trio
 
-from node.errors import P2PError, ProtocolViolation
-from node.localpeer import same_user
-from node.transport import ByteStream, SeatBinding, Transport, TunnelResolver
+from dnode.node.errors import P2PError, ProtocolViolation
+from dnode.node.localpeer import same_user
+from dnode.node.transport import ByteStream, SeatBinding, Transport, TunnelResolver
 
 log = logging.getLogger("dnode.tunnel")
 

@@ -17,8 +17,8 @@ from eth_account.messages import encode_defunct
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 
-from contracts.signing import JOIN_TAG, join_digest, sign_join
-from oracle.errors import BadSignature
+from dnode.contracts.signing import JOIN_TAG, join_digest, sign_join
+from dnode.oracle.errors import BadSignature
 
 REPORT_TAG = keccak(text="dnode.report.v1")
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

@@ -17,7 +17,7 @@ from eth_abi import decode, encode
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak
 
-from oracle.errors import OracleError
+from dnode.oracle.errors import OracleError
 
 RESULT_TYPES = ["int256[]", "uint8", "uint256"]
 DEFAULT_DECIMALS = 18

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.client import HE, ChainClient, TaskInfo, TaskStatus
-from oracle.encoding import AggregateResult, decode_private, result_digest
-from oracle.errors import OracleError, ResultMismatch, ResultNotAvailable, UnknownTask
+from dnode.contracts.client import HE, ChainClient, TaskInfo, TaskStatus
+from dnode.oracle.encoding import AggregateResult, decode_private, result_digest
+from dnode.oracle.errors import OracleError, ResultMismatch, ResultNotAvailable, UnknownTask
 
 ATTESTED = (TaskStatus.REPORTED, TaskStatus.FINALIZED, TaskStatus.OVERTURNED)
 FINAL = (TaskStatus.FINALIZED, TaskStatus.OVERTURNED)
@@ -126,7 +126,7 @@ def read_result(chain: ChainClient, task_id: int) -> AttestedResult:
 
 def read(chain: ChainClient, task_id: int) -> OracleResult:
     """Any task's attested result (public or private), decoded and checked."""
-    from scheduler.programs import program_by_id
+    from dnode.scheduler.programs import program_by_id
 
     info, status, digest, result = _attested(chain, task_id)
     prog = program_by_id(info.program_id)

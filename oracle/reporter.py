@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from oracle.attestation import recover_signer
-from oracle.encoding import result_digest
-from oracle.errors import BadSignature
+from dnode.oracle.attestation import recover_signer
+from dnode.oracle.encoding import result_digest
+from dnode.oracle.errors import BadSignature
 
 
 @dataclass

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from scheduler.sortition import (
+from dnode.scheduler.sortition import (
     MAX_DRAW,
     SEED_LIFETIME,
     RankCheck,

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from scheduler.candidates import Candidates, Pool
-from scheduler.errors import CommitteeNotRanked, SeatClaimsOpen
-from scheduler.sortition import MAX_DRAW
+from dnode.scheduler.candidates import Candidates, Pool
+from dnode.scheduler.errors import CommitteeNotRanked, SeatClaimsOpen
+from dnode.scheduler.sortition import MAX_DRAW
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from scheduler.programs import TaskParams
-from scheduler.seat_terms import seat_terms
+from dnode.scheduler.programs import TaskParams
+from dnode.scheduler.seat_terms import seat_terms
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Decision:
 
 def should_claim(node: NodeView, task: Any, params: TaskParams) -> Decision:
     """``task`` is the on-chain TaskInfo; ``params`` were already checked against its digest."""
-    from contracts.client import TaskStatus
+    from dnode.contracts.client import TaskStatus
 
     if task.status != TaskStatus.OPEN:
         return Decision(False, f"task is {task.status.name.lower()}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from eth_utils import is_checksum_address, is_hex_address, keccak, to_checksum_address
 
-from scheduler.errors import InvalidTaskParams, UnknownProgram
+from dnode.scheduler.errors import InvalidTaskParams, UnknownProgram
 
 CAP_MPC = 1
 CAP_HE = 2

@@ -35,14 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_data import machine_info  # noqa: E402
 
-from node.he import (  # noqa: E402
+from dnode.node.he import (  # noqa: E402
     evaluate,
     evaluate_subprocess,
     job_spec,
     prepare_task,
 )
-from node.he.encode import decrypt_blob  # noqa: E402
-from node.he.keys import load_secret_context  # noqa: E402
+from dnode.node.he.encode import decrypt_blob  # noqa: E402
+from dnode.node.he.keys import load_secret_context  # noqa: E402
 
 N_VALUES = 100_000
 
@@ -80,7 +80,7 @@ def bare_mean(ctx_bytes: bytes, cts: list[bytes], n: int) -> bytes:
 def bare_linear(ctx_bytes: bytes, cts: list[bytes], w: np.ndarray, b, poly, native: bool):
     import tenseal as ts
 
-    from node.he.programs import _polyval
+    from dnode.node.he.programs import _polyval
 
     ctx = ts.context_from(ctx_bytes)
     out = []
@@ -96,7 +96,7 @@ def bare_linear(ctx_bytes: bytes, cts: list[bytes], w: np.ndarray, b, poly, nati
 
 
 def bench_eval(repeat: int, tmp: Path) -> dict:
-    from node.he.encode import TensorBlob
+    from dnode.node.he.encode import TensorBlob
 
     rng = np.random.default_rng(7)
     results = {}

@@ -40,9 +40,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from cli.devcluster import DevCluster, free_port
-from contracts.client import ChainClient, connect
-from contracts.manifest import Deployment
+from dnode.cli.devcluster import DevCluster, free_port
+from dnode.contracts.client import ChainClient, connect
+from dnode.contracts.manifest import Deployment
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -83,9 +83,9 @@ def run_parties(n: int, seed: int, checks: bool, inner: bool = False) -> dict[st
     """The 3 dnode parties of an mpc.variance session on localhost (no network layer)."""
     import trio
 
-    from node.mpc import influence
-    from node.mpc.executor import MpcJob, SubprocessExecutor
-    from node.mpc.sharing import field_modulus, share
+    from dnode.node.mpc import influence
+    from dnode.node.mpc.executor import MpcJob, SubprocessExecutor
+    from dnode.node.mpc.sharing import field_modulus, share
 
     m, t, bl = 3, 1, 64
     p = field_modulus(bl)
@@ -228,7 +228,7 @@ def expected(n: int, seed: int) -> dict[str, str]:
     xs = [Fraction(v) for i in range(3) for v in owner_values(n, seed, i)]
     mean = sum(xs) / len(xs)
     var = sum(x * x for x in xs) / len(xs) - mean * mean
-    from oracle.encoding import AggregateResult
+    from dnode.oracle.encoding import AggregateResult
 
     r = AggregateResult.from_fractions([mean, var], len(xs))
     return dict(zip(("mean", "variance"), r.texts(), strict=True))

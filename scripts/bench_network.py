@@ -61,17 +61,17 @@ from bench_data import machine_info  # noqa: E402
 from eth_account import Account  # noqa: E402
 from eth_account.signers.local import LocalAccount  # noqa: E402
 
-from cli.devcluster import DevCluster, NodeProc  # noqa: E402
-from contracts.client import ChainClient, connect  # noqa: E402
-from contracts.manifest import Deployment  # noqa: E402
-from node.peer_client import (  # noqa: E402
+from dnode.cli.devcluster import DevCluster, NodeProc  # noqa: E402
+from dnode.contracts.client import ChainClient, connect  # noqa: E402
+from dnode.contracts.manifest import Deployment  # noqa: E402
+from dnode.node.peer_client import (  # noqa: E402
     announce_via,
     contribute_via,
     encode_inputs,
     ephemeral_host,
 )
-from oracle.reader import read_result  # noqa: E402
-from scheduler.programs import TaskParams, get_program  # noqa: E402
+from dnode.oracle.reader import read_result  # noqa: E402
+from dnode.scheduler.programs import TaskParams, get_program  # noqa: E402
 
 PROGRAM = "mpc.sum"
 COMMITTEE = 3

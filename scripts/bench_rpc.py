@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_data import machine_info  # noqa: E402
 
-from contracts.client import connect, rpc_stats  # noqa: E402
-from contracts.devnet import start_in_thread  # noqa: E402
+from dnode.contracts.client import connect, rpc_stats  # noqa: E402
+from dnode.contracts.devnet import start_in_thread  # noqa: E402
 from tests.rpc_chaos_proxy import ChaosProxy  # noqa: E402
 
 

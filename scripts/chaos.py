@@ -35,13 +35,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli.devcluster import ClusterError, DevCluster, Member, NodeProc, free_port  # noqa: E402
-from contracts.client import TERMINAL_STATUSES, ChainClient, TaskStatus, connect  # noqa: E402
-from contracts.errors import ContractsError  # noqa: E402
-from contracts.manifest import Deployment  # noqa: E402
-from contracts.outbox import TxOutbox, tx_nonce  # noqa: E402
-from node.state import read_only  # noqa: E402
-from oracle.encoding import AggregateResult  # noqa: E402
+from dnode.cli.devcluster import ClusterError, DevCluster, Member, NodeProc, free_port  # noqa: E402
+from dnode.contracts.client import TERMINAL_STATUSES, ChainClient, TaskStatus, connect  # noqa: E402
+from dnode.contracts.errors import ContractsError  # noqa: E402
+from dnode.contracts.manifest import Deployment  # noqa: E402
+from dnode.contracts.outbox import TxOutbox, tx_nonce  # noqa: E402
+from dnode.node.state import read_only  # noqa: E402
+from dnode.oracle.encoding import AggregateResult  # noqa: E402
 
 OWNERS = ("owner-a", "owner-b", "owner-c")
 
@@ -135,7 +135,7 @@ class Chaos:
         return report
 
     def _client(self, m: Member) -> ChainClient:
-        from node import keystore
+        from dnode.node import keystore
 
         dep = Deployment.load(self.cluster.manifest)
         acct = keystore.load_account(

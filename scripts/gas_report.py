@@ -41,13 +41,13 @@ from eth_utils import keccak  # noqa: E402
 from web3 import Web3  # noqa: E402
 from web3.logs import DISCARD  # noqa: E402
 
-from contracts.client import ChainClient, connect, send_transaction  # noqa: E402
-from contracts.compile import VYPER_DIR, compile_file  # noqa: E402
-from contracts.deploy import deploy  # noqa: E402
-from contracts.devnet import start_in_thread  # noqa: E402
-from oracle.attestation import sign_join, sign_report  # noqa: E402
-from oracle.encoding import AggregateResult  # noqa: E402
-from scheduler.candidates import candidates_for, lookup_draws  # noqa: E402
+from dnode.contracts.client import ChainClient, connect, send_transaction  # noqa: E402
+from dnode.contracts.compile import VYPER_DIR, compile_file  # noqa: E402
+from dnode.contracts.deploy import deploy  # noqa: E402
+from dnode.contracts.devnet import start_in_thread  # noqa: E402
+from dnode.oracle.attestation import sign_join, sign_report  # noqa: E402
+from dnode.oracle.encoding import AggregateResult  # noqa: E402
+from dnode.scheduler.candidates import candidates_for, lookup_draws  # noqa: E402
 
 ETHER = 10**18
 BUDGET = 250_000

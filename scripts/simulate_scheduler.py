@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scheduler.sortition import MAX_DRAW, SlotTable, rank  # noqa: E402
+from dnode.scheduler.sortition import MAX_DRAW, SlotTable, rank  # noqa: E402
 
 ETHER = 10**18
 MIN_STAKE = ETHER  # deploy default

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import trio
 
-from cli.devcluster import DevCluster
-from node.mpc.sharing import encode, reconstruct
-from node.peer_client import ephemeral_host
-from node.protocol import PROTO_ANNOUNCE, PROTO_SHARES, loads
-from oracle.encoding import AggregateResult
+from dnode.cli.devcluster import DevCluster
+from dnode.node.mpc.sharing import encode, reconstruct
+from dnode.node.peer_client import ephemeral_host
+from dnode.node.protocol import PROTO_ANNOUNCE, PROTO_SHARES, loads
+from dnode.oracle.encoding import AggregateResult
 
 pytestmark = pytest.mark.slow
 

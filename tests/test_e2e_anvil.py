@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.devcluster import DevCluster, anvil_path
+from dnode.cli.devcluster import DevCluster, anvil_path
 from tests.test_e2e import run_mpc_mean
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from cli.devcluster import DevCluster
-from node.metrics import parse_metrics
+from dnode.cli.devcluster import DevCluster
+from dnode.node.metrics import parse_metrics
 from tests.rpc_chaos_proxy import FAULTS, ChaosProxy
 from tests.test_e2e import run_mpc_mean
 

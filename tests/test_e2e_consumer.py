@@ -18,12 +18,12 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 from web3.logs import DISCARD
 
-from cli.devcluster import DevCluster, anvil_path
-from contracts.client import ChainClient, connect, send_transaction
-from contracts.compile import VYPER_DIR, compile_file
-from contracts.manifest import Deployment
-from oracle.encoding import AggregateResult
-from scheduler.programs import get_program
+from dnode.cli.devcluster import DevCluster, anvil_path
+from dnode.contracts.client import ChainClient, connect, send_transaction
+from dnode.contracts.compile import VYPER_DIR, compile_file
+from dnode.contracts.manifest import Deployment
+from dnode.oracle.encoding import AggregateResult
+from dnode.scheduler.programs import get_program
 
 pytestmark = pytest.mark.slow
 

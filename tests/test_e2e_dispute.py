@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.devcluster import DevCluster
-from oracle.encoding import AggregateResult
+from dnode.cli.devcluster import DevCluster
+from dnode.oracle.encoding import AggregateResult
 
 pytestmark = pytest.mark.slow
 

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import trio
 
-from cli.devcluster import DevCluster, Member, NodeProc
-from node.blobs import BLOB_PROTOCOL, _read_frame, _write_frame
-from node.he.params import CKKS_RTOL_ATOL
-from node.peer_client import ephemeral_host
+from dnode.cli.devcluster import DevCluster, Member, NodeProc
+from dnode.node.blobs import BLOB_PROTOCOL, _read_frame, _write_frame
+from dnode.node.he.params import CKKS_RTOL_ATOL
+from dnode.node.peer_client import ephemeral_host
 
 pytestmark = pytest.mark.slow
 

@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cli.devcluster import DevCluster
+from dnode.cli.devcluster import DevCluster
 
 INPUTS = {"owner-a": [3, 5, 8], "owner-b": [13, 21]}
 
 SITECUSTOMIZE = """
 try:  # TEST ONLY: this node's MPyC party deviates (tests/node/evil_party.py)
-    import node.mpc.executor as _ex
+    import dnode.node.mpc.executor as _ex
 
     _init = _ex.SubprocessExecutor.__init__
 

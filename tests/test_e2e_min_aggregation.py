@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.devcluster import ClusterError, DevCluster
+from dnode.cli.devcluster import ClusterError, DevCluster
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from cli.devcluster import BlockTicker, DevCluster, NodeProc, anvil_path
-from node.metrics import parse_metrics
-from oracle.encoding import AggregateResult
+from dnode.cli.devcluster import BlockTicker, DevCluster, NodeProc, anvil_path
+from dnode.node.metrics import parse_metrics
+from dnode.oracle.encoding import AggregateResult
 from tests.test_e2e import INPUTS
 
 pytestmark = pytest.mark.slow

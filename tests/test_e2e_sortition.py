@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from cli.devcluster import DevCluster
-from contracts.client import ChainClient, TaskStatus, connect
-from contracts.manifest import Deployment
-from oracle.encoding import AggregateResult
-from scheduler.candidates import candidates_for
-from scheduler.sortition import rank
+from dnode.cli.devcluster import DevCluster
+from dnode.contracts.client import ChainClient, TaskStatus, connect
+from dnode.contracts.manifest import Deployment
+from dnode.oracle.encoding import AggregateResult
+from dnode.scheduler.candidates import candidates_for
+from dnode.scheduler.sortition import rank
 
 pytestmark = pytest.mark.slow
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from node.engines.base import Engine
-from node.engines.he import HeEngine
-from node.engines.mpc import MpcEngine
-from node.errors import NodeError
-from scheduler.programs import CAP_HE, CAP_MPC, Program
+from dnode.node.engines.base import Engine
+from dnode.node.engines.he import HeEngine
+from dnode.node.engines.mpc import MpcEngine
+from dnode.node.errors import NodeError
+from dnode.scheduler.programs import CAP_HE, CAP_MPC, Program
 
 ENGINES: dict[int, Engine] = {CAP_MPC: MpcEngine(), CAP_HE: HeEngine()}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from scheduler.programs import Program, TaskParams
+from dnode.scheduler.programs import Program, TaskParams
 
 
 class Engine(Protocol):

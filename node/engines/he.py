@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.he import HeTask
-from node.task.context import Session
-from scheduler.programs import Program, TaskParams
+from dnode.node.he import HeTask
+from dnode.node.task.context import Session
+from dnode.scheduler.programs import Program, TaskParams
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,16 @@ from typing import cast
 
 import trio
 
-from node.aggregation import enforce as enforce_min_aggregation
-from node.errors import CheatingDetectedError, MpcError, leaves
-from node.mpc.commitments import sharing_commitment
-from node.mpc.executor import MpcJob, free_port
-from node.mpc.influence import task_bound
-from node.task.context import NodeContext, Session
-from node.task.state import TaskRuntime, TaskState
-from node.tunnel import SeatBinding, tunnel_forwarders
-from oracle.encoding import AggregateResult
-from scheduler.programs import Program, TaskParams, threshold_for
+from dnode.node.aggregation import enforce as enforce_min_aggregation
+from dnode.node.errors import CheatingDetectedError, MpcError, leaves
+from dnode.node.mpc.commitments import sharing_commitment
+from dnode.node.mpc.executor import MpcJob, free_port
+from dnode.node.mpc.influence import task_bound
+from dnode.node.task.context import NodeContext, Session
+from dnode.node.task.state import TaskRuntime, TaskState
+from dnode.node.tunnel import SeatBinding, tunnel_forwarders
+from dnode.oracle.encoding import AggregateResult
+from dnode.scheduler.programs import Program, TaskParams, threshold_for
 
 log = logging.getLogger("dnode.node")
 MPC_SLOT_GAP = 5.0  # seconds between the end of one MPC attempt slot and the next

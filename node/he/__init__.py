@@ -21,20 +21,20 @@ programs (evaluation), runner (child process), result (report encoding, decrypti
 (TaskParams.extra schema).
 """
 
-from node.he.encode import TensorBlob, decrypt_blob, encrypt_array, keccak256, read_data_file
-from node.he.errors import HeError
-from node.he.keys import HeKeys, create_keys, load_secret_context, save_keys
-from node.he.params import HE_PROGRAMS, HeParams, TensorSpec, check_program, default_params
-from node.he.programs import evaluate
-from node.he.result import (
+from dnode.node.he.encode import TensorBlob, decrypt_blob, encrypt_array, keccak256, read_data_file
+from dnode.node.he.errors import HeError
+from dnode.node.he.keys import HeKeys, create_keys, load_secret_context, save_keys
+from dnode.node.he.params import HE_PROGRAMS, HeParams, TensorSpec, check_program, default_params
+from dnode.node.he.programs import evaluate
+from dnode.node.he.result import (
     decode_report,
     decrypt_result,
     encode_report,
     report_for_blob,
     verify_result,
 )
-from node.he.runner import evaluate_isolated, evaluate_subprocess, job_spec
-from node.he.task import HeTask, PreparedTask, prepare_task
+from dnode.node.he.runner import evaluate_isolated, evaluate_subprocess, job_spec
+from dnode.node.he.task import HeTask, PreparedTask, prepare_task
 
 __all__ = [
     "HE_PROGRAMS",

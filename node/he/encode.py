@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from node.he.errors import BlobTooLarge, HeDataError, MalformedBlob
-from node.he.params import HeParams, TensorSpec
+from dnode.node.he.errors import BlobTooLarge, HeDataError, MalformedBlob
+from dnode.node.he.params import HeParams, TensorSpec
 
 MAGIC = b"DNHE"
 VERSION = 1
@@ -277,7 +277,7 @@ def decrypt_blob(secret_ctx: Any, blob: bytes) -> np.ndarray:
     """Decrypt a tensor blob with the requester's secret context; returns the logical array."""
     import tenseal as ts
 
-    from node.he.errors import convert_errors
+    from dnode.node.he.errors import convert_errors
 
     t = TensorBlob.unpack(blob)
     h = t.header

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from node.errors import NodeError
+from dnode.node.errors import NodeError
 
 
 class HeError(NodeError):

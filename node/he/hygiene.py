@@ -19,7 +19,7 @@ import secrets
 
 import numpy as np
 
-from node.he.params import CKKS_RTOL_ATOL
+from dnode.node.he.params import CKKS_RTOL_ATOL
 
 __all__ = ["grid_step", "publishable"]
 

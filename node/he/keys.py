@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node.he.encode import keccak256
-from node.he.errors import KeyDirError
-from node.he.params import HeParams
+from dnode.node.he.encode import keccak256
+from dnode.node.he.errors import KeyDirError
+from dnode.node.he.params import HeParams
 
 
 @dataclass

@@ -22,13 +22,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from node.he.errors import (
+from dnode.node.he.errors import (
     InsecureParams,
     InsufficientDepth,
     InvalidProgramArgs,
     UnsupportedOperation,
 )
-from node.mpc.sharing import is_probable_prime
+from dnode.node.mpc.sharing import is_probable_prime
 
 # max total coeff-modulus bits for classical 128-bit security (ternary secret), per N
 SECURITY_128: dict[int, int] = {4096: 109, 8192: 218, 16384: 438, 32768: 881}

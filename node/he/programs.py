@@ -41,16 +41,16 @@ from typing import Any
 
 import numpy as np
 
-from node.he.encode import (
+from dnode.node.he.encode import (
     DEFAULT_MAX_TENSOR_BYTES,
     TensorBlob,
     TensorHeader,
     chunk_rows,
     to_physical,
 )
-from node.he.errors import EvaluationFailed, HeError, InvalidProgramArgs
-from node.he.params import HeParams, TensorSpec, check_program, needs_galois
-from node.he.validate import DEFAULT_MAX_CONTEXT_BYTES, load_public_context, load_tensor
+from dnode.node.he.errors import EvaluationFailed, HeError, InvalidProgramArgs
+from dnode.node.he.params import HeParams, TensorSpec, check_program, needs_galois
+from dnode.node.he.validate import DEFAULT_MAX_CONTEXT_BYTES, load_public_context, load_tensor
 
 __all__ = ["evaluate", "needs_relin"]
 

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from eth_abi import encode
 
-from node.he.encode import decrypt_blob, keccak256
-from node.he.errors import DigestMismatch, MalformedBlob
-from oracle.encoding import PRIVATE_REPORT_TYPES, decode_private
-from oracle.errors import OracleError
+from dnode.node.he.encode import decrypt_blob, keccak256
+from dnode.node.he.errors import DigestMismatch, MalformedBlob
+from dnode.oracle.encoding import PRIVATE_REPORT_TYPES, decode_private
+from dnode.oracle.errors import OracleError
 
 REPORT_TYPES = PRIVATE_REPORT_TYPES
 LOCATOR_PREFIX = "dnode-blob:0x"
@@ -83,7 +83,7 @@ def decrypt_result(
     report: bytes, result_blob: bytes, *, key_dir: str | Path, context_digest: bytes
 ) -> np.ndarray:
     """Requester: verify the blob against the on-chain report, then decrypt it."""
-    from node.he.keys import load_secret_context
+    from dnode.node.he.keys import load_secret_context
 
     verify_result(report, result_blob)
     return decrypt_with(load_secret_context(key_dir, context_digest), result_blob)
@@ -91,8 +91,8 @@ def decrypt_result(
 
 def decrypt_with(secret_ctx: Any, result_blob: bytes) -> np.ndarray:
     """Decrypt, then keep only the documented precision (see :mod:`node.he.hygiene`)."""
-    from node.he.encode import TensorBlob
-    from node.he.hygiene import publishable
+    from dnode.node.he.encode import TensorBlob
+    from dnode.node.he.hygiene import publishable
 
     scheme = TensorBlob.unpack(result_blob).header.scheme
     return publishable(decrypt_blob(secret_ctx, result_blob), scheme)

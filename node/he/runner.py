@@ -24,9 +24,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from node.he import errors as he_errors
-from node.he.errors import EvaluationFailed, HeError
-from node.he.params import HeParams, TensorSpec
+from dnode import IMPORT_ROOT
+from dnode.node.he import errors as he_errors
+from dnode.node.he.errors import EvaluationFailed, HeError
+from dnode.node.he.params import HeParams, TensorSpec
 
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_MEMORY_LIMIT = 16 * 1024**3  # address space of the child, bytes
@@ -58,11 +59,11 @@ def _command(memory_limit: int | None) -> list[str]:
     # the child applies the limit itself: a preexec_fn would run Python between fork and exec,
     # which can crash in a process with other threads (the node has worker threads; a
     # GC in the forked child segfaulted once in CI)
-    return [sys.executable, "-m", "node.he.runner", str(memory_limit or 0)]
+    return [sys.executable, "-m", "dnode.node.he.runner", str(memory_limit or 0)]
 
 
 def _env() -> dict[str, str]:
-    root = str(Path(__file__).resolve().parents[2])
+    root = IMPORT_ROOT
     pp = os.environ.get("PYTHONPATH")
     return dict(os.environ, PYTHONPATH=root + (os.pathsep + pp if pp else ""))
 
@@ -139,8 +140,8 @@ def _main() -> int:
     limit = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     if limit:  # before anything large is loaded
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    from node.he.encode import keccak256
-    from node.he.programs import evaluate
+    from dnode.node.he.encode import keccak256
+    from dnode.node.he.programs import evaluate
 
     try:
         job = json.loads(sys.stdin.buffer.read())

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from node.he.encode import encrypt_array, keccak256, read_data_file
-from node.he.errors import InvalidProgramArgs
-from node.he.params import (
+from dnode.node.he.encode import encrypt_array, keccak256, read_data_file
+from dnode.node.he.errors import InvalidProgramArgs
+from dnode.node.he.params import (
     HeParams,
     TensorSpec,
     check_program,
@@ -182,7 +182,7 @@ def prepare_task(
     ``data`` maps input names (``"x"``, optionally ``"y"``) to a data file or an array. The
     secret key stays in ``key_dir``; the returned blobs hold only public material.
     """
-    from node.he.keys import create_keys, save_keys
+    from dnode.node.he.keys import create_keys, save_keys
 
     arrays = {
         k: (np.asarray(v) if isinstance(v, np.ndarray) else read_data_file(v))

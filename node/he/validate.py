@@ -21,15 +21,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.he.encode import DEFAULT_MAX_TENSOR_BYTES, TensorBlob, layout_for
-from node.he.errors import (
+from dnode.node.he.encode import DEFAULT_MAX_TENSOR_BYTES, TensorBlob, layout_for
+from dnode.node.he.errors import (
     BlobTooLarge,
     ContextNotPublic,
     MalformedBlob,
     ParamsMismatch,
     convert_errors,
 )
-from node.he.params import HeParams, TensorSpec
+from dnode.node.he.params import HeParams, TensorSpec
 
 # a public CKKS context with Galois keys at N=16384 is ~150 MB; 32768 is not offered by nodes
 DEFAULT_MAX_CONTEXT_BYTES = 256 * 1024 * 1024

@@ -33,15 +33,16 @@ from typing import Protocol
 
 import trio
 
-from node.errors import CheatingDetectedError, MpcError
-from node.mpc.influence import split as split_witness
-from node.mpc.isolation import party_env
-from node.mpc.party import CONNECTED_MARKER, EXIT_CHEATING, KINDS, LISTENING_MARKER, PROGRAMS
-from node.mpc.sharing import field_modulus
+from dnode import IMPORT_ROOT
+from dnode.node.errors import CheatingDetectedError, MpcError
+from dnode.node.mpc.influence import split as split_witness
+from dnode.node.mpc.isolation import party_env
+from dnode.node.mpc.party import CONNECTED_MARKER, EXIT_CHEATING, KINDS, LISTENING_MARKER, PROGRAMS
+from dnode.node.mpc.sharing import field_modulus
 
 __all__ = ["Executor", "MpcJob", "MpcResult", "SubprocessExecutor", "free_port", "run_party"]
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(IMPORT_ROOT)  # what the party process imports dnode from
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ class SubprocessExecutor:
         python: str = sys.executable,
         *,
         grace: float = 10.0,
-        party_args: tuple[str, ...] = ("-m", "node.mpc.party"),
+        party_args: tuple[str, ...] = ("-m", "dnode.node.mpc.party"),
     ) -> None:
         self.python = python
         self.grace = grace  # the party's own deadline = timeout + grace (orphan guard)

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from node.mpc.sharing import value_bound
+from dnode.node.mpc.sharing import value_bound
 
 __all__ = [
     "add_checks",
@@ -60,7 +60,7 @@ def declared_bound(bit_length: int, max_values: int, squares: bool) -> int:
 
 def task_bound(params: Any) -> tuple[int, bool]:
     """(B, squares) of a task (``scheduler.programs.TaskParams``): what owners and nodes use."""
-    from scheduler.programs import get_program
+    from dnode.scheduler.programs import get_program
 
     squares = bool(get_program(params.program).squares)
     return declared_bound(params.bit_length, params.max_values, squares), squares
@@ -134,7 +134,7 @@ async def add_checks(
     ``s1``: secure sum of the owner's values; ``s2``: its authenticated sum of squares
     (:class:`node.mpc.malicious.Auth`) or None; ``bits``: secure array of its witness;
     ``seed``: a coin drawn after the inputs were fixed (``await guard.coin(...)``)."""
-    from node.mpc.malicious import coefficients
+    from dnode.node.mpc.malicious import coefficients
 
     ells = layout(count, bound, s2 is not None)
     n, b = count, bound

@@ -72,7 +72,7 @@ import sys
 import time
 from typing import Any
 
-from node.mpc.sharing import SEC_PARAM
+from dnode.node.mpc.sharing import SEC_PARAM
 
 PROGRAMS = ("mpc.sum", "mpc.mean", "mpc.variance")
 KINDS = ("int", "fixed")
@@ -157,7 +157,7 @@ def load_job(path: str) -> dict[str, Any]:
     if job.get("deadline") is not None:
         need("deadline", (int, float))
     if job.get("value_bound") is not None:
-        from node.mpc.influence import split
+        from dnode.node.mpc.influence import split
 
         for k, owner in enumerate(shares):
             try:
@@ -172,7 +172,7 @@ def load_job(path: str) -> dict[str, Any]:
 
 def mpyc_argv(job: dict[str, Any]) -> list[str]:
     """The argv MPyC parses at import of ``mpyc`` / ``mpyc.runtime``."""
-    argv = [sys.argv[0] if sys.argv else "node.mpc.party", "-I", str(job["index"])]
+    argv = [sys.argv[0] if sys.argv else "dnode.node.mpc.party", "-I", str(job["index"])]
     for a in job["parties"]:
         argv += ["-P", a]
     argv += ["-T", str(job["threshold"]), "-K", str(SEC_PARAM), "-L", str(job["bit_length"])]
@@ -228,7 +228,7 @@ async def _session(mpc: Any, job: dict[str, Any]) -> dict[str, Any]:
         revealed, revealed_sq, count, digest = await _checked(mpc, secint, job, session)
     else:
         if job.get("value_bound") is not None:  # drop the influence witnesses
-            from node.mpc.influence import split
+            from dnode.node.mpc.influence import split
 
             sq, vb = squares, job["value_bound"]
             flat = [x for o in job["shares"] for x in o[: split(len(o), vb, sq)]]
@@ -295,9 +295,9 @@ async def _checked(
     raises CheatingDetected if any check fails."""
     import numpy as np
 
-    from node.mpc import influence
-    from node.mpc.malicious import CheatingDetected, Guard
-    from node.mpc.sharing import to_signed
+    from dnode.node.mpc import influence
+    from dnode.node.mpc.malicious import CheatingDetected, Guard
+    from dnode.node.mpc.sharing import to_signed
 
     field = secint.field
     p = field.modulus
@@ -359,7 +359,7 @@ def main(args: list[str] | None = None) -> int:
         _say(f"dnode-mpc: bad job: {e}")
         return 2
 
-    from node.mpc.hardening import secure_party
+    from dnode.node.mpc.hardening import secure_party
 
     # confined before any peer byte arrives (no secrets, only its job, rlimits, sandbox)
     patch_runtime = secure_party(args[0], job.get("deadline"))
@@ -403,7 +403,7 @@ def main(args: list[str] | None = None) -> int:
         _say(f"dnode-mpc: {e}")
         return 4
     except Exception as e:  # noqa: BLE001
-        from node.mpc.malicious import CheatingDetected
+        from dnode.node.mpc.malicious import CheatingDetected
 
         if not isinstance(e, CheatingDetected):
             _say(f"dnode-mpc: party {job['index']} failed: {type(e).__name__}: {e}")

@@ -33,7 +33,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal, Protocol
 
-from node.errors import InputError
+from dnode.node.errors import InputError
 
 __all__ = [
     "DEFAULT_BIT_LENGTH",

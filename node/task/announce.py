@@ -7,10 +7,10 @@ import logging
 
 import trio
 
-from contracts.client import TaskStatus
-from contracts.errors import ContractsError
-from node.errors import NodeError, ProtocolViolation
-from node.protocol import (
+from dnode.contracts.client import TaskStatus
+from dnode.contracts.errors import ContractsError
+from dnode.node.errors import NodeError, ProtocolViolation
+from dnode.node.protocol import (
     PROTO_PARAMS,
     TOPIC_TASKS,
     Announcement,
@@ -19,10 +19,10 @@ from node.protocol import (
     loads,
     ok,
 )
-from node.task.context import NodeContext
-from node.task.state import TaskRuntime
-from scheduler.errors import SchedulerError
-from scheduler.programs import TaskParams
+from dnode.node.task.context import NodeContext
+from dnode.node.task.state import TaskRuntime
+from dnode.scheduler.errors import SchedulerError
+from dnode.scheduler.programs import TaskParams
 
 log = logging.getLogger("dnode.node")
 

@@ -6,18 +6,18 @@ import logging
 
 import trio
 
-from node.errors import DoubleSignRefused, NodeError, ProtocolViolation
-from node.mpc.commitments import check_transcript_tag
-from node.protocol import (
+from dnode.node.errors import DoubleSignRefused, NodeError, ProtocolViolation
+from dnode.node.mpc.commitments import check_transcript_tag
+from dnode.node.protocol import (
     PROTO_SIGNATURE,
     SignatureMessage,
     error,
     ok,
 )
-from node.task.context import NodeContext
-from node.task.state import TaskRuntime
-from oracle.attestation import sign_report
-from oracle.errors import OracleError
+from dnode.node.task.context import NodeContext
+from dnode.node.task.state import TaskRuntime
+from dnode.oracle.attestation import sign_report
+from dnode.oracle.errors import OracleError
 
 log = logging.getLogger("dnode.node")
 #: seconds a peer's signature request waits for our own result before it is kept for later

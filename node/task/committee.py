@@ -6,22 +6,22 @@ import logging
 
 import trio
 
-from contracts.client import TaskStatus
-from contracts.errors import ContractsError, TransactionReverted
-from node.errors import NodeError, ProtocolViolation
-from node.protocol import (
+from dnode.contracts.client import TaskStatus
+from dnode.contracts.errors import ContractsError, TransactionReverted
+from dnode.node.errors import NodeError, ProtocolViolation
+from dnode.node.protocol import (
     PROTO_JOIN,
     TOPIC_TASKS,
     JoinIntent,
     error,
     ok,
 )
-from node.task.context import NodeContext
-from node.task.policy import choose_committee, rerun_ineligible
-from node.task.state import TaskRuntime
-from oracle.attestation import sign_join
-from scheduler.candidates import Candidates, candidates_for
-from scheduler.sortition import Candidate, Ranking
+from dnode.node.task.context import NodeContext
+from dnode.node.task.policy import choose_committee, rerun_ineligible
+from dnode.node.task.state import TaskRuntime
+from dnode.oracle.attestation import sign_join
+from dnode.scheduler.candidates import Candidates, candidates_for
+from dnode.scheduler.sortition import Candidate, Ranking
 
 log = logging.getLogger("dnode.node")
 JOIN_SETTLE = 1.5  # seconds a node waits for more join intents once m are known

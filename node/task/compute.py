@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from node.engines import engine_for
-from node.engines.base import result_record
-from node.task.context import NodeContext, Session
-from node.task.state import TaskRuntime
-from scheduler.programs import TaskParams, get_program
+from dnode.node.engines import engine_for
+from dnode.node.engines.base import result_record
+from dnode.node.task.context import NodeContext, Session
+from dnode.node.task.state import TaskRuntime
+from dnode.scheduler.programs import TaskParams, get_program
 
 log = logging.getLogger("dnode.node")
 

@@ -16,15 +16,15 @@ from typing import Any, TypeVar
 
 import trio
 
-from contracts.client import ChainClient
-from contracts.outbox import TxOutbox
-from node.config import NodeConfig
-from node.he_worker import HeWorker
-from node.metrics import Metrics
-from node.mpc.executor import Executor, SubprocessExecutor
-from node.state import NodeState, open_state, write_private
-from node.task.state import TaskRuntime
-from node.transport import Transport
+from dnode.contracts.client import ChainClient
+from dnode.contracts.outbox import TxOutbox
+from dnode.node.config import NodeConfig
+from dnode.node.he_worker import HeWorker
+from dnode.node.metrics import Metrics
+from dnode.node.mpc.executor import Executor, SubprocessExecutor
+from dnode.node.state import NodeState, open_state, write_private
+from dnode.node.task.state import TaskRuntime
+from dnode.node.transport import Transport
 
 T = TypeVar("T")
 

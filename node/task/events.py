@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from contracts.client import ChainEvent
-from node.state import OPEN_SEAT_STATES
-from node.task.context import NodeContext
-from node.task.seat import consider_task
-from node.task.state import TaskState
-from node.task.worker import start_worker
+from dnode.contracts.client import ChainEvent
+from dnode.node.state import OPEN_SEAT_STATES
+from dnode.node.task.context import NodeContext
+from dnode.node.task.seat import consider_task
+from dnode.node.task.state import TaskState
+from dnode.node.task.worker import start_worker
 
 log = logging.getLogger("dnode.node")
 

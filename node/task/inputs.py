@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import logging
 
-from node.errors import ProtocolViolation
-from node.mpc.influence import split as split_witness
-from node.mpc.influence import task_bound
-from node.mpc.sharing import field_modulus
-from node.protocol import (
+from dnode.node.errors import ProtocolViolation
+from dnode.node.mpc.influence import split as split_witness
+from dnode.node.mpc.influence import task_bound
+from dnode.node.mpc.sharing import field_modulus
+from dnode.node.protocol import (
     Contribution,
     error,
     ok,
 )
-from node.task.context import NodeContext
+from dnode.node.task.context import NodeContext
 
 log = logging.getLogger("dnode.node")
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from contracts.client import TERMINAL_STATUSES, TaskStatus
-from scheduler.sortition import Candidate
+from dnode.contracts.client import TERMINAL_STATUSES, TaskStatus
+from dnode.scheduler.sortition import Candidate
 
 
 def rerun_ineligible(task: Any, address: str) -> str | None:

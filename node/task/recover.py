@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import logging
 
-from contracts.client import TERMINAL_STATUSES, TaskStatus
-from contracts.errors import ContractsError
-from node.errors import NodeError
-from node.he_worker import is_he
-from node.protocol import (
+from dnode.contracts.client import TERMINAL_STATUSES, TaskStatus
+from dnode.contracts.errors import ContractsError
+from dnode.node.errors import NodeError
+from dnode.node.he_worker import is_he
+from dnode.node.protocol import (
     Contribution,
 )
-from node.state import HeldSeat
-from node.task.context import NodeContext
-from node.task.policy import Resume, resume_action
-from node.task.settle import resume_settle
-from node.task.state import TaskState
-from node.task.worker import abandon, task_worker
-from scheduler.errors import SchedulerError
-from scheduler.programs import TaskParams
+from dnode.node.state import HeldSeat
+from dnode.node.task.context import NodeContext
+from dnode.node.task.policy import Resume, resume_action
+from dnode.node.task.settle import resume_settle
+from dnode.node.task.state import TaskState
+from dnode.node.task.worker import abandon, task_worker
+from dnode.scheduler.errors import SchedulerError
+from dnode.scheduler.programs import TaskParams
 
 log = logging.getLogger("dnode.node")
 TERMINAL = TERMINAL_STATUSES

@@ -6,13 +6,13 @@ import logging
 
 import trio
 
-from contracts.client import TaskStatus
-from contracts.errors import TransactionReverted
-from node.errors import MpcError
-from node.task.context import NodeContext
-from node.task.state import TaskRuntime, TaskState
-from oracle.reporter import reporter_rank
-from scheduler.seat_terms import claims_wait
+from dnode.contracts.client import TaskStatus
+from dnode.contracts.errors import TransactionReverted
+from dnode.node.errors import MpcError
+from dnode.node.task.context import NodeContext
+from dnode.node.task.state import TaskRuntime, TaskState
+from dnode.oracle.reporter import reporter_rank
+from dnode.scheduler.seat_terms import claims_wait
 
 log = logging.getLogger("dnode.node")
 REPORT_STAGGER = 4.0  # seconds between a reporter and its backup

@@ -10,17 +10,17 @@ from typing import Any
 
 import trio
 
-from contracts.errors import ContractsError
-from node.errors import NodeError
-from node.he_worker import is_he
-from node.task.announce import fetch_params
-from node.task.committee import join
-from node.task.compute import prepare
-from node.task.context import NodeContext
-from node.task.policy import OpenView, rerun_ineligible
-from node.task.state import TaskRuntime
-from scheduler.eligibility import NodeView, should_claim
-from scheduler.seat_terms import params_wait
+from dnode.contracts.errors import ContractsError
+from dnode.node.errors import NodeError
+from dnode.node.he_worker import is_he
+from dnode.node.task.announce import fetch_params
+from dnode.node.task.committee import join
+from dnode.node.task.compute import prepare
+from dnode.node.task.context import NodeContext
+from dnode.node.task.policy import OpenView, rerun_ineligible
+from dnode.node.task.state import TaskRuntime
+from dnode.scheduler.eligibility import NodeView, should_claim
+from dnode.scheduler.seat_terms import params_wait
 
 log = logging.getLogger("dnode.node")
 

@@ -6,12 +6,12 @@ import logging
 
 import trio
 
-from contracts.client import TERMINAL_STATUSES, TaskStatus
-from contracts.errors import ContractsError, TransactionReverted
-from node.task.context import NodeContext
-from node.task.report import REPORT_STAGGER
-from node.task.state import TaskRuntime
-from oracle.reporter import reporter_rank
+from dnode.contracts.client import TERMINAL_STATUSES, TaskStatus
+from dnode.contracts.errors import ContractsError, TransactionReverted
+from dnode.node.task.context import NodeContext
+from dnode.node.task.report import REPORT_STAGGER
+from dnode.node.task.state import TaskRuntime
+from dnode.oracle.reporter import reporter_rank
 
 log = logging.getLogger("dnode.node")
 TERMINAL = TERMINAL_STATUSES

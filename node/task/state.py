@@ -14,9 +14,9 @@ from enum import IntEnum
 
 import trio
 
-from node.protocol import Contribution, SignatureMessage
-from oracle.reporter import SignatureSet
-from scheduler.programs import TaskParams
+from dnode.node.protocol import Contribution, SignatureMessage
+from dnode.oracle.reporter import SignatureSet
+from dnode.scheduler.programs import TaskParams
 
 
 class TaskState(IntEnum):

@@ -7,21 +7,21 @@ import logging
 
 import trio
 
-from contracts.client import TaskStatus
-from contracts.errors import ContractsError, TransactionReverted
-from node.errors import MpcError, NodeError, ProtocolViolation, leaves
-from node.mpc.commitments import transcript_tag
-from node.protocol import (
+from dnode.contracts.client import TaskStatus
+from dnode.contracts.errors import ContractsError, TransactionReverted
+from dnode.node.errors import MpcError, NodeError, ProtocolViolation, leaves
+from dnode.node.mpc.commitments import transcript_tag
+from dnode.node.protocol import (
     SignatureMessage,
 )
-from node.task.attest import accept_signature, send_signature, sign_once
-from node.task.compute import compute
-from node.task.context import NodeContext
-from node.task.report import report
-from node.task.settle import finalize
-from node.task.state import TaskRuntime, TaskState
-from oracle.errors import OracleError
-from oracle.reporter import SignatureSet
+from dnode.node.task.attest import accept_signature, send_signature, sign_once
+from dnode.node.task.compute import compute
+from dnode.node.task.context import NodeContext
+from dnode.node.task.report import report
+from dnode.node.task.settle import finalize
+from dnode.node.task.state import TaskRuntime, TaskState
+from dnode.oracle.errors import OracleError
+from dnode.oracle.reporter import SignatureSet
 
 log = logging.getLogger("dnode.node")
 

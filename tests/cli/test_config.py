@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cli import config
-from cli.main import main
+from dnode.cli import config
+from dnode.cli.main import main
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.devcluster import DevCluster, free_port
+from dnode.cli.devcluster import DevCluster, free_port
 
 pytestmark = pytest.mark.slow
 

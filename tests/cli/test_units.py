@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli.units import fmt_eth, parse_amount
+from dnode.cli.units import fmt_eth, parse_amount
 
 
 @pytest.mark.parametrize(

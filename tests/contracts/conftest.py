@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from dnode_chain import Chain, make_account, new_chain, shutdown_all
 
-from contracts.client import ChainClient
+from dnode.contracts.client import ChainClient
 
 
 @pytest.fixture

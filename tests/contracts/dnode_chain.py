@@ -17,13 +17,13 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from web3 import HTTPProvider, Web3
 
-from contracts.client import ChainClient
-from contracts.compile import VYPER_DIR, compile_file
-from contracts.deploy import deploy
-from contracts.devnet import DevnetServer, start_in_thread
-from contracts.manifest import Deployment
-from scheduler.candidates import lookup_draws
-from scheduler.sortition import SKIP_DELAY, SKIP_STEP
+from dnode.contracts.client import ChainClient
+from dnode.contracts.compile import VYPER_DIR, compile_file
+from dnode.contracts.deploy import deploy
+from dnode.contracts.devnet import DevnetServer, start_in_thread
+from dnode.contracts.manifest import Deployment
+from dnode.scheduler.candidates import lookup_draws
+from dnode.scheduler.sortition import SKIP_DELAY, SKIP_STEP
 
 ETHER = 10**18
 MIN_STAKE = ETHER
@@ -130,7 +130,7 @@ def by_rank(
 ) -> list[ChainClient]:
     """``nodes`` in the sortition's rank order for the task's committee (``round`` 1: its
     re-execution committee); nodes not ranked (ineligible, excluded) come last."""
-    from scheduler.candidates import candidates_for
+    from dnode.scheduler.candidates import candidates_for
 
     cands = candidates_for(requester, requester.task_info(task_id), round)
     assert cands is not None

@@ -11,7 +11,7 @@ from eth_account import Account
 from web3 import HTTPProvider, Web3
 from web3.exceptions import BlockNotFound, ContractLogicError
 
-from contracts.devnet import (
+from dnode.contracts.devnet import (
     DEFAULT_BALANCE_WEI,
     DEV_ONLY_WARNING,
     dev_accounts,

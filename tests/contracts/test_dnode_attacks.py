@@ -15,9 +15,9 @@ from dnode_chain import (
 )
 from test_dnode_lifecycle import joins, post, setup_nodes, sign_all
 
-from contracts.client import ChainClient, TaskStatus
-from contracts.compile import compile_contracts
-from contracts.errors import TransactionReverted
+from dnode.contracts.client import ChainClient, TaskStatus
+from dnode.contracts.compile import compile_contracts
+from dnode.contracts.errors import TransactionReverted
 
 
 class Attacker:
@@ -225,7 +225,7 @@ def test_court_shares_dnode_storage_and_lock_layout() -> None:
     from vyper.compiler import compile_from_file_input
     from vyper.compiler.input_bundle import FilesystemInputBundle
 
-    from contracts.compile import VYPER_DIR
+    from dnode.contracts.compile import VYPER_DIR
 
     bundle = FilesystemInputBundle([VYPER_DIR])
 

@@ -13,10 +13,10 @@ from dnode_chain import ATTACKERS, CHALLENGE_PERIOD, ETHER, Chain, by_rank
 from test_dnode_disputes import balance_ok, form_rerun
 from test_dnode_lifecycle import joins, setup_nodes, sign_all
 
-from contracts.client import MAX_CALLBACK_GAS, ChainClient, TaskStatus
-from contracts.errors import TransactionReverted
-from oracle.encoding import AggregateResult
-from scheduler.programs import get_program
+from dnode.contracts.client import MAX_CALLBACK_GAS, ChainClient, TaskStatus
+from dnode.contracts.errors import TransactionReverted
+from dnode.oracle.encoding import AggregateResult
+from dnode.scheduler.programs import get_program
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "contracts" / "examples"
 MEAN_ID = get_program("mpc.mean").program_id
@@ -339,9 +339,9 @@ def test_manifest_carries_the_consumer_interface(chain: Chain, tmp_path: Path) -
 def test_reader_decodes_public_and_private_results_and_watches(chain: Chain, nodes, funded):
     """oracle.reader: a public aggregate decodes to its values, an HE result to its blob digest
     and locator only; watch yields final results in chain order, bounded by a count."""
-    from node.he.result import blob_locator, encode_report
-    from oracle.errors import ResultNotAvailable, UnknownTask
-    from oracle.reader import read, watch
+    from dnode.node.he.result import blob_locator, encode_report
+    from dnode.oracle.errors import ResultNotAvailable, UnknownTask
+    from dnode.oracle.reader import read, watch
 
     he_nodes = []
     for i in range(3):

@@ -7,8 +7,8 @@ import pytest
 from dnode_chain import CHALLENGE_PERIOD, ETHER, SEAT_COLLATERAL, Chain, by_rank
 from test_dnode_lifecycle import joins, post, setup_nodes, sign_all
 
-from contracts.client import ChainClient, TaskStatus
-from contracts.errors import TransactionReverted
+from dnode.contracts.client import ChainClient, TaskStatus
+from dnode.contracts.errors import TransactionReverted
 
 BOND = SEAT_COLLATERAL  # deploy() default: dispute bond = seat collateral
 BURN = "0x" + "00" * 20

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from dnode_chain import CHALLENGE_PERIOD, ETHER, SEAT_COLLATERAL, Chain, make_account
 
-from contracts.client import ChainClient, TaskStatus
-from contracts.errors import TransactionReverted
-from oracle.attestation import recover_signer, result_digest, sign_join, sign_report
+from dnode.contracts.client import ChainClient, TaskStatus
+from dnode.contracts.errors import TransactionReverted
+from dnode.oracle.attestation import recover_signer, result_digest, sign_join, sign_report
 
 PROGRAM = b"\x01" * 32
 PARAMS = b"\x02" * 32

@@ -27,11 +27,11 @@ from eth_abi import encode
 from eth_utils import keccak
 from test_dnode_lifecycle import PARAMS, PROGRAM, joins, sign_all
 
-from contracts.client import ChainClient, TaskStatus, send_transaction
-from contracts.compile import compile_contracts
-from contracts.errors import TransactionReverted
-from scheduler.candidates import candidates_for
-from scheduler.sortition import SKIP_DELAY, SKIP_STEP
+from dnode.contracts.client import ChainClient, TaskStatus, send_transaction
+from dnode.contracts.compile import compile_contracts
+from dnode.contracts.errors import TransactionReverted
+from dnode.scheduler.candidates import candidates_for
+from dnode.scheduler.sortition import SKIP_DELAY, SKIP_STEP
 
 CLAIM = 30  # claim period of the chains these tests deploy
 BURN = "0x" + "00" * 20
@@ -93,7 +93,7 @@ def form_with(
 ):
     """The first member sends the formation carrying the others' join signatures."""
     dep = chain.deployment
-    from oracle.attestation import sign_join
+    from dnode.oracle.attestation import sign_join
 
     sigs: list[bytes | None] = [None] + [
         sign_join(by[m].account, dep.chain_id, dep.address, task_id, round) for m in members[1:]
@@ -167,7 +167,7 @@ def test_attack1_member_must_claim_its_first_draw(claim_chain: Chain) -> None:
     later = cands.draws_for(members)
     # a later draw of the same member would make it look worse-ranked than it is
     p = cands.pool
-    from scheduler.sortition import draws as all_draws
+    from dnode.scheduler.sortition import draws as all_draws
 
     second = next(
         j
@@ -303,7 +303,7 @@ def _account_slot(chain: Chain, address: str) -> int:
     from vyper.compiler import compile_from_file_input
     from vyper.compiler.input_bundle import FilesystemInputBundle
 
-    from contracts.compile import VYPER_DIR
+    from dnode.contracts.compile import VYPER_DIR
 
     bundle = FilesystemInputBundle([VYPER_DIR])
     layout = compile_from_file_input(
@@ -364,7 +364,7 @@ def test_attack5_stake_added_after_posting_buys_no_draw(claim_chain: Chain) -> N
     info = requester.task_info(task_id)
     assert info.slot_snapshot == 80
     # the latecomer claims a draw that lands on its slots modulo the grown slot count
-    from scheduler.sortition import draw_hash
+    from dnode.scheduler.sortition import draw_hash
 
     seed = bytes.fromhex(requester.block_hash(info.seed_block)[2:])
     j = next(j for j in range(4096) if draw_hash(seed, task_id, 0, j) % 128 >= 80)
@@ -448,8 +448,8 @@ def test_attack7_court_with_other_parameters_is_refused(claim_chain: Chain) -> N
 def test_data_owner_waits_for_claims_and_refuses_a_committee_it_cannot_trust(
     claim_chain: Chain,
 ) -> None:
-    from scheduler.committee_check import verify_committee
-    from scheduler.errors import CommitteeNotRanked, SeatClaimsOpen
+    from dnode.scheduler.committee_check import verify_committee
+    from dnode.scheduler.errors import CommitteeNotRanked, SeatClaimsOpen
 
     chain = claim_chain
     honest, _, requester = world(chain, sybils=0)

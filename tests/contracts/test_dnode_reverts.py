@@ -15,9 +15,9 @@ from dnode_chain import (
 )
 from test_dnode_lifecycle import PARAMS, PROGRAM, form, joins, post, setup_nodes, sign_all
 
-from contracts.client import ChainClient, TaskStatus
-from contracts.errors import InsufficientFunds, TransactionReverted
-from oracle.attestation import sign_report
+from dnode.contracts.client import ChainClient, TaskStatus
+from dnode.contracts.errors import InsufficientFunds, TransactionReverted
+from dnode.oracle.attestation import sign_report
 
 
 def reverts(reason: str):

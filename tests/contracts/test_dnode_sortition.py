@@ -7,10 +7,10 @@ import pytest
 from dnode_chain import ETHER, SEAT_COLLATERAL, Chain
 from test_dnode_lifecycle import PARAMS, PROGRAM, joins, setup_nodes
 
-from contracts.client import ChainClient, TaskStatus
-from contracts.errors import TransactionReverted
-from scheduler.candidates import candidates_for
-from scheduler.sortition import (
+from dnode.contracts.client import ChainClient, TaskStatus
+from dnode.contracts.errors import TransactionReverted
+from dnode.scheduler.candidates import candidates_for
+from dnode.scheduler.sortition import (
     MAX_DRAW,
     SEED_LIFETIME,
     SKIP_DELAY,

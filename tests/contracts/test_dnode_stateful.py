@@ -35,10 +35,10 @@ from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from contracts.client import ChainClient, TaskStatus
-from contracts.errors import TransactionReverted
-from oracle.attestation import sign_join, sign_report
-from scheduler.sortition import (
+from dnode.contracts.client import ChainClient, TaskStatus
+from dnode.contracts.errors import TransactionReverted
+from dnode.oracle.attestation import sign_join, sign_report
+from dnode.scheduler.sortition import (
     MAX_DRAW,
     SEED_LIFETIME,
     SKIP_BLOCKS,

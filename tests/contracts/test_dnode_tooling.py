@@ -9,11 +9,11 @@ import pytest
 from dnode_chain import Chain
 from web3 import Web3
 
-from contracts.client import ChainClient, decode_revert_reason
-from contracts.compile import compile_contracts, compile_file
-from contracts.deploy import combined_abi
-from contracts.errors import ChainMismatch, CompileError, ManifestError, RpcUnreachable
-from contracts.manifest import Deployment
+from dnode.contracts.client import ChainClient, decode_revert_reason
+from dnode.contracts.compile import compile_contracts, compile_file
+from dnode.contracts.deploy import combined_abi
+from dnode.contracts.errors import ChainMismatch, CompileError, ManifestError, RpcUnreachable
+from dnode.contracts.manifest import Deployment
 
 
 def test_compile_is_cached_and_complete() -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from dnode_chain import ETHER, Chain
 
-from contracts.client import ChainClient, send_transaction
-from contracts.errors import TransactionReverted
-from contracts.outbox import TxOutbox, bump_fees, tx_nonce
+from dnode.contracts.client import ChainClient, send_transaction
+from dnode.contracts.errors import TransactionReverted
+from dnode.contracts.outbox import TxOutbox, bump_fees, tx_nonce
 
 
 def _nonce(chain: Chain, client: ChainClient) -> int:

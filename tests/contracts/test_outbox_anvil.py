@@ -16,10 +16,10 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from cli.devcluster import anvil_path, free_port
-from contracts.client import connect
-from contracts.devnet import dev_keys
-from contracts.outbox import BUMP_DEN, BUMP_NUM, TxOutbox
+from dnode.cli.devcluster import anvil_path, free_port
+from dnode.contracts.client import connect
+from dnode.contracts.devnet import dev_keys
+from dnode.contracts.outbox import BUMP_DEN, BUMP_NUM, TxOutbox
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from contracts.client import connect, rpc_stats
-from contracts.devnet import dev_keys, start_in_thread
-from contracts.errors import EndpointChainMismatch, RpcRetriesExhausted
-from contracts.rpc import ResilientHTTPProvider, RetryPolicy
+from dnode.contracts.client import connect, rpc_stats
+from dnode.contracts.devnet import dev_keys, start_in_thread
+from dnode.contracts.errors import EndpointChainMismatch, RpcRetriesExhausted
+from dnode.contracts.rpc import ResilientHTTPProvider, RetryPolicy
 from tests.rpc_chaos_proxy import ChaosProxy
 
 DEAD = "http://127.0.0.1:9"  # discard port: connection refused

@@ -12,12 +12,12 @@ import dataclasses
 import time
 from typing import Any
 
-from contracts.client import ChainEvent, NodeInfo, TaskInfo, TaskStatus
-from contracts.errors import TransactionReverted
-from contracts.manifest import Deployment
-from oracle.attestation import recover_signer, result_digest
-from oracle.errors import BadSignature
-from scheduler.programs import CAP_MPC, TaskParams
+from dnode.contracts.client import ChainEvent, NodeInfo, TaskInfo, TaskStatus
+from dnode.contracts.errors import TransactionReverted
+from dnode.contracts.manifest import Deployment
+from dnode.oracle.attestation import recover_signer, result_digest
+from dnode.oracle.errors import BadSignature
+from dnode.scheduler.programs import CAP_MPC, TaskParams
 
 CONTRACT = "0x00000000000000000000000000000000000D0de1"
 CHALLENGE = 30

@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from node.errors import P2PError
-from node.transport import ByteStream, GossipMessage, RequestHandler, TunnelResolver
+from dnode.node.errors import P2PError
+from dnode.node.transport import ByteStream, GossipMessage, RequestHandler, TunnelResolver
 
 
 class FakeNetwork:

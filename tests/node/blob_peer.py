@@ -17,8 +17,8 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from node.blobs import BlobStore, serve_blobs  # noqa: E402
-from node.p2p import open_host  # noqa: E402
+from dnode.node.blobs import BlobStore, serve_blobs  # noqa: E402
+from dnode.node.p2p import open_host  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 def main() -> int:
     mode, offset, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    from node.mpc import party
+    from dnode.node.mpc import party
 
     job = party.load_job(path)
     sys.argv = party.mpyc_argv(job)  # MPyC parses argv at its first import
@@ -51,7 +51,7 @@ def main() -> int:
 
         party.load_job = load_evil  # type: ignore[assignment]
     elif mode == "output":
-        from node.mpc import malicious
+        from dnode.node.mpc import malicious
 
         real_payload = malicious.Guard._payload
 

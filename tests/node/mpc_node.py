@@ -21,14 +21,14 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from node import tunnel  # noqa: E402
-from node.errors import MpcError, P2PError  # noqa: E402
-from node.mpc.executor import MpcJob, SubprocessExecutor, free_port  # noqa: E402
-from node.p2p import P2PHost, open_host  # noqa: E402
-from node.tunnel import TUNNEL_PROTOCOL, encode_header, tunnel_forwarders  # noqa: E402
+from dnode.node import tunnel  # noqa: E402
+from dnode.node.errors import MpcError, P2PError  # noqa: E402
+from dnode.node.mpc.executor import MpcJob, SubprocessExecutor, free_port  # noqa: E402
+from dnode.node.p2p import P2PHost, open_host  # noqa: E402
+from dnode.node.tunnel import TUNNEL_PROTOCOL, encode_header, tunnel_forwarders  # noqa: E402
 
 try:  # absent before issue 13: tunnels then admitted any committee member under any seat
-    from node.tunnel import SeatBinding
+    from dnode.node.tunnel import SeatBinding
 except ImportError:  # pragma: no cover - only when run against the old code
     SeatBinding = None  # type: ignore[assignment,misc]
 

@@ -21,10 +21,10 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from node import tunnel  # noqa: E402
-from node.errors import P2PError  # noqa: E402
-from node.p2p import P2PHost, open_host  # noqa: E402
-from node.tunnel import open_forwarders  # noqa: E402
+from dnode.node import tunnel  # noqa: E402
+from dnode.node.errors import P2PError  # noqa: E402
+from dnode.node.p2p import P2PHost, open_host  # noqa: E402
+from dnode.node.tunnel import open_forwarders  # noqa: E402
 
 # refusals of unknown keys are tested; don't wait the daemon's full minute for them
 tunnel.UNKNOWN_KEY_WAIT = 1.0

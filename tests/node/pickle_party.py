@@ -16,13 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import node.mpc.party as party  # noqa: E402
+import dnode.node.mpc.party as party  # noqa: E402
 
 MARKER = sys.argv[1]
 JOB = sys.argv[-1]
 
 try:
-    import node.mpc.hardening as hardening
+    import dnode.node.mpc.hardening as hardening
 
     hardening.harden = lambda *a, **k: None  # the attacker runs unpatched MPyC
     _decode = hardening.StrictCodec.loads

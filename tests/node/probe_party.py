@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import node.mpc.party as party  # noqa: E402
+import dnode.node.mpc.party as party  # noqa: E402
 
 SECRET, JOB = sys.argv[1], sys.argv[-1]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from node.aggregation import AggregationTooSmall, MinAggregation, declared, enforce
-from node.errors import MpcError
+from dnode.node.aggregation import AggregationTooSmall, MinAggregation, declared, enforce
+from dnode.node.errors import MpcError
 
 
 class C:  # a contribution: only the number of this seat's shares matters

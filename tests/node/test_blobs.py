@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from node.blobs import (
+from dnode.node.blobs import (
     BlobDigestMismatch,
     BlobError,
     BlobNotFound,
@@ -24,8 +24,8 @@ from node.blobs import (
     fetch_into,
     push_blob,
 )
-from node.errors import P2PError
-from node.p2p import open_host
+from dnode.node.errors import P2PError
+from dnode.node.p2p import open_host
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("blob_peer.py")

@@ -14,11 +14,11 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from cli.devcluster import DevCluster
-from contracts.client import ChainClient, connect
-from contracts.devnet import dev_keys
-from contracts.manifest import Deployment
-from node.chainwatch import ChainFollower
+from dnode.cli.devcluster import DevCluster
+from dnode.contracts.client import ChainClient, connect
+from dnode.contracts.devnet import dev_keys
+from dnode.contracts.manifest import Deployment
+from dnode.node.chainwatch import ChainFollower
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import stat
 import numpy as np
 import pytest
 
-from node.he import (
+from dnode.node.he import (
     HeParams,
     HeTask,
     TensorSpec,
@@ -32,8 +32,8 @@ from node.he import (
     save_keys,
     verify_result,
 )
-from node.he.encode import TensorBlob
-from node.he.errors import (
+from dnode.node.he.encode import TensorBlob
+from dnode.node.he.errors import (
     BlobTooLarge,
     ContextNotPublic,
     DigestMismatch,
@@ -48,9 +48,9 @@ from node.he.errors import (
     ParamsMismatch,
     UnsupportedOperation,
 )
-from node.he.params import CKKS_RTOL_ATOL, bfv_depth, check_program, default_params
-from node.he.validate import load_public_context, load_tensor
-from scheduler.programs import TaskParams
+from dnode.node.he.params import CKKS_RTOL_ATOL, bfv_depth, check_program, default_params
+from dnode.node.he.validate import load_public_context, load_tensor
+from dnode.scheduler.programs import TaskParams
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -335,7 +335,7 @@ def test_fresh_ciphertext_checks(ckks_keys):
 
     spec = TensorSpec((3,))
     v = ts.ckks_vector(ckks_keys.secret_context, [1.0, 2.0, 3.0])
-    from node.he.encode import TensorHeader
+    from dnode.node.he.encode import TensorHeader
 
     h = TensorHeader("ckks", (3,), "C", 1, 1, 3)
     deep = TensorBlob(h, [(v * 2.0).serialize()]).pack()  # one level down, other scale

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from node.he import decrypt_result, prepare_task, report_for_blob
-from node.he.hygiene import grid_step
-from node.he.params import CKKS_RTOL_ATOL
-from node.he.programs import evaluate
+from dnode.node.he import decrypt_result, prepare_task, report_for_blob
+from dnode.node.he.hygiene import grid_step
+from dnode.node.he.params import CKKS_RTOL_ATOL
+from dnode.node.he.programs import evaluate
 
 RTOL, ATOL = CKKS_RTOL_ATOL
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import trio
 
-from node import he_worker
-from node.he import HeError, decrypt_result, keccak256, prepare_task
-from node.he.params import CKKS_RTOL_ATOL
-from node.he_worker import HeWorker
-from node.task.state import TaskRuntime, TaskState
-from scheduler.programs import TaskParams
+from dnode.node import he_worker
+from dnode.node.he import HeError, decrypt_result, keccak256, prepare_task
+from dnode.node.he.params import CKKS_RTOL_ATOL
+from dnode.node.he_worker import HeWorker
+from dnode.node.task.state import TaskRuntime, TaskState
+from dnode.scheduler.programs import TaskParams
 
 OWNER = "0x" + "11" * 20
 V = np.linspace(-3, 7, 50)

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from node import keystore
-from node.errors import KeystoreError, WrongPassword
-from node.p2p import peer_id_from_seed
+from dnode.node import keystore
+from dnode.node.errors import KeystoreError, WrongPassword
+from dnode.node.p2p import peer_id_from_seed
 
 
 def test_new_load_and_wrong_password(tmp_path: Path) -> None:

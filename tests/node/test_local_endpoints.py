@@ -15,10 +15,10 @@ from functools import partial
 import pytest
 import trio
 
-from node.mpc.executor import MpcJob, free_port, run_party
-from node.mpc.sharing import field_modulus, share
-from node.p2p import open_host
-from node.tunnel import tunnel_forwarders
+from dnode.node.mpc.executor import MpcJob, free_port, run_party
+from dnode.node.mpc.sharing import field_modulus, share
+from dnode.node.p2p import open_host
+from dnode.node.tunnel import tunnel_forwarders
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user")
 

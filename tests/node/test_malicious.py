@@ -10,11 +10,11 @@ from fractions import Fraction
 import pytest
 import trio
 
-from node.errors import CheatingDetectedError, MpcError
-from node.mpc import influence
-from node.mpc import sharing as S
-from node.mpc.executor import MpcJob, MpcResult, SubprocessExecutor, free_port
-from node.mpc.malicious import coefficients, degree_check
+from dnode.node.errors import CheatingDetectedError, MpcError
+from dnode.node.mpc import influence
+from dnode.node.mpc import sharing as S
+from dnode.node.mpc.executor import MpcJob, MpcResult, SubprocessExecutor, free_port
+from dnode.node.mpc.malicious import coefficients, degree_check
 
 OWNERS = [["5", "-3", "12"], ["100"], ["-7", "0", "2"]]
 BL = 64
@@ -203,8 +203,8 @@ def test_out_of_range_owner_moves_the_unchecked_sum():
 
 
 def _signed_contributions(owner, shares_by_seat, round=0):
-    from node.mpc.commitments import seat_digests
-    from node.protocol import Contribution
+    from dnode.node.mpc.commitments import seat_digests
+    from dnode.node.protocol import Contribution
 
     dig = seat_digests(1337, CONTRACT, 9, round, owner.address, P, shares_by_seat)
     return [
@@ -223,8 +223,8 @@ def test_contribution_shares_are_bound_to_the_signed_commitment():
 
     from eth_account import Account
 
-    from node.errors import ProtocolViolation
-    from node.protocol import Contribution
+    from dnode.node.errors import ProtocolViolation
+    from dnode.node.protocol import Contribution
 
     owner = Account.create()
     cs = _signed_contributions(owner, S.share([1, 2, 3], 3, 1, P))
@@ -244,7 +244,7 @@ def test_equivocating_owner_is_named_before_computing():
     """Owner 1 signs two different sharings and gives seat 2 the second one."""
     from eth_account import Account
 
-    from node.mpc.commitments import sharing_commitment
+    from dnode.node.mpc.commitments import sharing_commitment
 
     owners = [Account.create() for _ in range(3)]
     enc = _enc(OWNERS, False)
@@ -275,7 +275,7 @@ def test_equivocating_owner_is_named_before_computing():
 
 
 def test_transcript_tag_needs_the_transcript():
-    from node.mpc.commitments import check_transcript_tag, transcript_tag
+    from dnode.node.mpc.commitments import check_transcript_tag, transcript_tag
 
     t, sig = b"\x01" * 32, b"\x02" * 65
     tag = transcript_tag(t, sig)

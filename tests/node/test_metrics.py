@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from node.metrics import Metrics, MetricsServer, parse_metrics
+from dnode.node.metrics import Metrics, MetricsServer, parse_metrics
 
 
 def test_exposition_format() -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from node.errors import InputError, MpcError
-from node.mpc import sharing as S
-from node.mpc.executor import MpcJob, MpcResult, free_port, run_party
+from dnode.node.errors import InputError, MpcError
+from dnode.node.mpc import sharing as S
+from dnode.node.mpc.executor import MpcJob, MpcResult, free_port, run_party
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from node.mpc.sharing import field_modulus, share
+from dnode.node.mpc.sharing import field_modulus, share
 from tests.node.test_p2p import Peer
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.mpc.hardening import MAX_INT_BYTES, CodecError, StrictCodec
+from dnode.node.mpc.hardening import MAX_INT_BYTES, CodecError, StrictCodec
 
 values = st.recursive(
     st.none()
@@ -75,7 +75,7 @@ def _exchanger(own_pid: int, connected: set[int]):
 
     from mpyc import asyncoro
 
-    from node.mpc.hardening import harden
+    from dnode.node.mpc.hardening import harden
 
     class Exchanger(asyncoro.MessageExchanger):
         pass

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from node.errors import MpcError
-from node.mpc.executor import MpcJob, SubprocessExecutor, free_port
+from dnode.node.errors import MpcError
+from dnode.node.mpc.executor import MpcJob, SubprocessExecutor, free_port
 
 PROBE = Path(__file__).with_name("probe_party.py")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from node.p2p import peer_id_from_seed
+from dnode.node.p2p import peer_id_from_seed
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("p2p_peer.py")

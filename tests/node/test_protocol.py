@@ -7,8 +7,8 @@ import json
 import pytest
 from eth_account import Account
 
-from node.errors import ProtocolViolation, RequestRefused
-from node.protocol import Announcement, Contribution, SignatureMessage, check_reply, error, ok
+from dnode.node.errors import ProtocolViolation, RequestRefused
+from dnode.node.protocol import Announcement, Contribution, SignatureMessage, check_reply, error, ok
 
 OWNER = Account.create()
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from contracts.client import TaskStatus
-from node.task.policy import rerun_ineligible
+from dnode.contracts.client import TaskStatus
+from dnode.node.task.policy import rerun_ineligible
 
 A, B, C, REQ, DISP, OTHER = (f"0x{i:040x}" for i in range(1, 7))
 

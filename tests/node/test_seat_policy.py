@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from contracts.client import TaskStatus
-from node.task.policy import Resume, choose_committee, resume_action
-from scheduler.sortition import Candidate
+from dnode.contracts.client import TaskStatus
+from dnode.node.task.policy import Resume, choose_committee, resume_action
+from dnode.scheduler.sortition import Candidate
 
 A, B, C, D, E = (f"0x{i:040x}" for i in range(1, 6))
 RANKED = [Candidate(a, j) for j, a in enumerate((A, B, C, D, E))]

@@ -14,9 +14,9 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from node.errors import DoubleSignRefused, StateLocked
-from node.state import open_state
-from oracle.attestation import recover_signer, sign_report
+from dnode.node.errors import DoubleSignRefused, StateLocked
+from dnode.node.state import open_state
+from dnode.oracle.attestation import recover_signer, sign_report
 
 KEY = keccak(text="dnode-test/state")
 CONTRACT = "0x" + "ab" * 20
@@ -81,7 +81,7 @@ def test_second_instance_on_the_same_state_dir_is_refused(tmp_path: Path) -> Non
     # another process, through the CLI: one line, non-zero exit, no traceback
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DNODE_PASSWORD": "x"}
     r = subprocess.run(
-        [sys.executable, "-m", "cli", "--home", str(tmp_path), "start"],
+        [sys.executable, "-m", "dnode.cli", "--home", str(tmp_path), "start"],
         capture_output=True,
         env=env,
         timeout=120,
@@ -102,8 +102,8 @@ def test_kill_9_keeps_what_was_committed_and_frees_the_lock(tmp_path: Path) -> N
         import os, signal
         from pathlib import Path
         from eth_account import Account
-        from node.state import open_state
-        from oracle.attestation import sign_report
+        from dnode.node.state import open_state
+        from dnode.oracle.attestation import sign_report
         st = open_state(Path({str(tmp_path)!r}))
         st.hold_seat(5, 0, 2)
         st.save_params(5, b"params")

@@ -9,8 +9,8 @@ import stat
 import pytest
 import trio
 
-from node.retention import sweep_once
-from node.state import open_state, write_private
+from dnode.node.retention import sweep_once
+from dnode.node.state import open_state, write_private
 
 SECRET = b"owner-share-0xfeedfacecafebeef-" * 4
 

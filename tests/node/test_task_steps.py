@@ -19,15 +19,15 @@ import trio
 from eth_account import Account
 from eth_utils import keccak
 
-from contracts.client import ChainClient, ChainEvent, TaskStatus
-from node.config import NodeConfig
-from node.daemon import NodeDaemon
-from node.engines import ENGINES
-from node.errors import MpcError, NodeError
-from node.mpc.commitments import seat_digests
-from node.mpc.influence import task_bound, with_witness
-from node.mpc.sharing import field_modulus, share
-from node.protocol import (
+from dnode.contracts.client import ChainClient, ChainEvent, TaskStatus
+from dnode.node.config import NodeConfig
+from dnode.node.daemon import NodeDaemon
+from dnode.node.engines import ENGINES
+from dnode.node.errors import MpcError, NodeError
+from dnode.node.mpc.commitments import seat_digests
+from dnode.node.mpc.influence import task_bound, with_witness
+from dnode.node.mpc.sharing import field_modulus, share
+from dnode.node.protocol import (
     PROTO_ANNOUNCE,
     PROTO_JOIN,
     PROTO_SHARES,
@@ -38,13 +38,13 @@ from node.protocol import (
     SignatureMessage,
     loads,
 )
-from node.task.events import on_chain_event
-from node.task.recover import recover
-from node.task.seat import consider
-from node.task.state import TaskRuntime, TaskState, task_state
-from oracle.attestation import sign_join, sign_report
-from oracle.encoding import AggregateResult
-from scheduler.programs import CAP_MPC, TaskParams, threshold_for
+from dnode.node.task.events import on_chain_event
+from dnode.node.task.recover import recover
+from dnode.node.task.seat import consider
+from dnode.node.task.state import TaskRuntime, TaskState, task_state
+from dnode.oracle.attestation import sign_join, sign_report
+from dnode.oracle.encoding import AggregateResult
+from dnode.scheduler.programs import CAP_MPC, TaskParams, threshold_for
 from tests.fakes.chain import FakeChain, FakeLedger
 from tests.fakes.transport import FakeNetwork
 
@@ -262,7 +262,7 @@ def test_signatures_only_from_seat_holders(tmp_path: Path, engine: Any) -> None:
     c.ledger.post(TASK, REQUESTER.address, PARAMS)
     members = [d.address for d in c.nodes]
     d0 = c.nodes[0]
-    from oracle.reporter import SignatureSet
+    from dnode.oracle.reporter import SignatureSet
 
     rt = d0.rt(TASK)
     rt.signatures = SignatureSet(d0.chain_id, d0.contract, TASK, members, 2)
@@ -366,7 +366,7 @@ def test_orphaned_posting_closes_the_runtime(tmp_path: Path, engine: Any) -> Non
     c = Cluster(tmp_path, n=1)
     d = c.nodes[0]
     rt = d.rt(TASK)
-    from node.task.events import on_orphaned
+    from dnode.node.task.events import on_orphaned
 
     on_orphaned(d, ChainEvent("TaskPosted", {"task_id": TASK}, 5, "0x0", 0))
     assert rt.state == TaskState.CLOSED and d.known(TASK) is None

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from node.errors import ProtocolViolation
-from node.mpc.commitments import transcript_tag
-from node.protocol import SignatureMessage
-from node.task.attest import accept_signature
-from node.task.state import TaskRuntime
-from oracle.attestation import sign_report
-from oracle.reporter import SignatureSet
+from dnode.node.errors import ProtocolViolation
+from dnode.node.mpc.commitments import transcript_tag
+from dnode.node.protocol import SignatureMessage
+from dnode.node.task.attest import accept_signature
+from dnode.node.task.state import TaskRuntime
+from dnode.oracle.attestation import sign_report
+from dnode.oracle.reporter import SignatureSet
 
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 MEMBERS = [Account.create() for _ in range(3)]

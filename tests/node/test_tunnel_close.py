@@ -14,8 +14,8 @@ from functools import partial
 
 import trio
 
-from node.p2p import open_host
-from node.tunnel import tunnel_forwarders
+from dnode.node.p2p import open_host
+from dnode.node.tunnel import tunnel_forwarders
 
 KEY = "test:close"
 PAYLOAD = secrets.token_bytes(3 * 1024 * 1024)

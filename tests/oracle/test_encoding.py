@@ -4,8 +4,8 @@ from fractions import Fraction
 
 import pytest
 
-from oracle.encoding import AggregateResult
-from oracle.errors import OracleError
+from dnode.oracle.encoding import AggregateResult
+from dnode.oracle.errors import OracleError
 
 
 @pytest.mark.parametrize(

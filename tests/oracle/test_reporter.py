@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from oracle.attestation import sign_report
-from oracle.errors import BadSignature
-from oracle.reporter import SignatureSet, reporter_rank
+from dnode.oracle.attestation import sign_report
+from dnode.oracle.errors import BadSignature
+from dnode.oracle.reporter import SignatureSet, reporter_rank
 
 CHAIN, CONTRACT, TASK = 1337, "0x5FbDB2315678afecb367f032d93F642f64180aa3", 7
 MEMBERS = [Account.create() for _ in range(3)]

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.errors import InvalidTaskParams, UnknownProgram
-from scheduler.programs import TaskParams, get_program, program_by_id, threshold_for
+from dnode.scheduler.errors import InvalidTaskParams, UnknownProgram
+from dnode.scheduler.programs import TaskParams, get_program, program_by_id, threshold_for
 
 OWNERS = (
     "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from scheduler.seat_terms import PARAMS_WAIT_FLOOR, claims_wait, params_wait, seat_terms
+from dnode.scheduler.seat_terms import PARAMS_WAIT_FLOOR, claims_wait, params_wait, seat_terms
 
 
 def test_params_are_looked_for_during_the_whole_seat_window() -> None:
@@ -31,8 +31,8 @@ def test_seats_whose_terms_are_not_worth_it_are_declined() -> None:
 def test_should_claim_takes_rerun_views_without_a_reward() -> None:
     """A re-execution seat is judged on a view without `reward` (regression: the terms check
     raised AttributeError and nodes never joined re-execution committees)."""
-    from node.task.policy import OpenView as _OpenView
-    from scheduler.eligibility import NodeView, should_claim
+    from dnode.node.task.policy import OpenView as _OpenView
+    from dnode.scheduler.eligibility import NodeView, should_claim
 
     node = NodeView("0xabc", "p", "p", 1, 10**18, 10**17, 0, 4)
     params = SimpleNamespace(is_owner=lambda a: False)

@@ -7,7 +7,7 @@ import random
 from eth_abi import encode
 from eth_utils import keccak
 
-from scheduler.sortition import (
+from dnode.scheduler.sortition import (
     SKIP_DELAY,
     SKIP_STEP,
     SlotTable,
@@ -138,7 +138,7 @@ def test_seat_frequency_follows_stake() -> None:
 def test_constants_match_the_contract() -> None:
     from pathlib import Path
 
-    from scheduler import sortition
+    from dnode.scheduler import sortition
 
     src = (Path(__file__).parents[2] / "contracts" / "vyper" / "market.vy").read_text()
     for name in ("SKIP_DELAY", "SKIP_STEP", "SKIP_BLOCKS", "SEED_LIFETIME"):
