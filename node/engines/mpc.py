@@ -12,6 +12,7 @@ from typing import cast
 import trio
 
 from dnode.node.aggregation import enforce as enforce_min_aggregation
+from dnode.node.aggregation import values_per_owner
 from dnode.node.errors import CheatingDetectedError, MpcError, leaves
 from dnode.node.mpc.commitments import sharing_commitment
 from dnode.node.mpc.executor import MpcJob, free_port
@@ -86,7 +87,7 @@ async def mpc_compute(
             f"only {len(rt.contributions)} of {len(params.owners)} data owners delivered shares",
         )
     # a published aggregate of too few owners/values reveals them: decline, never compute
-    enforce_min_aggregation(rt.task_id, params.extra, rt.contributions)
+    enforce_min_aggregation(rt.task_id, params.extra, values_per_owner(params, rt.contributions))
     if aligned:
         await await_mpc_slot(ctx, rt, deadline, party)
     while True:
