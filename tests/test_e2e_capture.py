@@ -1,7 +1,8 @@
 """Issue 12, attacks 1 and 2 end to end: real node processes, real libp2p and MPyC, the chain
 only over JSON-RPC, and the requester's attacker as a separate process
-(tests/attackers/sybil_requester.py) holding the keys of three staked Sybil accounts that run
-no node software (3 of 19 ether of stake, about 16%).
+(tests/attackers/sybil_requester.py) holding the keys of five staked Sybil accounts that run
+no node software (5 of 21 ether of stake, about 24%): three for the task's committee (m = 3),
+five for the re-execution's (m + 2).
 
 1. Committee capture. The requester posts an MPC task and withholds its params. Its attacker
    process tries to seat the Sybils right after the seed and, if the ranking makes the skip
@@ -18,7 +19,7 @@ no node software (3 of 19 ether of stake, about 16%).
 
 On the contracts before issue 12 this fails: ``form_committee`` accepted any m members drawn
 inside a window that doubled every 4 blocks (after ~25 one-second blocks it covered this
-19-ether registry), so the 40-s attempt seated the Sybils (``seated`` instead of a revert),
+21-ether registry), so the 40-s attempt seated the Sybils (``seated`` instead of a revert),
 and the honest nodes, which gave up looking for params after 30 s, never joined; the
 re-execution committee was formed by the same rule, so the attacker's round-1 formation went
 through too (and unpaid, honest nodes had no reason to sit). The refusal of a committee that
@@ -96,15 +97,15 @@ def _attacker(cluster: DevCluster, keyfile: Path, *args: str) -> dict:
     return json.loads(r.stdout.decode().strip().splitlines()[-1])
 
 
-def _honest_above_worst_sybil(chain: ChainClient, task_id: int, round: int, sybils) -> int:
-    """How many other candidates rank above the worst-ranked Sybil (what a Sybil-only
-    formation would have to skip)."""
+def _outranking(chain: ChainClient, task_id: int, round: int, members: list[str]) -> int:
+    """How many other candidates rank above the worst-ranked member (what a formation of
+    ``members`` would have to skip)."""
     info = chain.task_info(task_id)
     cands = candidates_for(chain, info, round)
     assert cands is not None
     order = [c.address.lower() for c in cands.ranking(want=64).candidates]
-    worst = max(order.index(s) for s in sybils)
-    return sum(1 for a in order[:worst] if a not in sybils)
+    worst = max(order.index(s) for s in members)
+    return sum(1 for a in order[:worst] if a not in members)
 
 
 def test_requester_with_sybils_captures_neither_committee(tmp_path: Path) -> None:
@@ -117,7 +118,7 @@ def test_requester_with_sybils_captures_neither_committee(tmp_path: Path) -> Non
         w3 = chain.w3
 
         # the attacker's Sybils: staked, registered for MPC, no node process behind them
-        keys = [cluster.dev_key() for _ in range(3)]
+        keys = [cluster.dev_key() for _ in range(5)]
         sybils = [Account.from_key(k).address.lower() for k in keys]
         keyfile = tmp_path / ".sybil-keys"
         keyfile.write_text("\n".join(keys))
@@ -138,14 +139,14 @@ def test_requester_with_sybils_captures_neither_committee(tmp_path: Path) -> Non
         posted_at = chain.task_info(task_id).posted_at
         _wait(lambda: candidates_for(chain, chain.task_info(task_id), 0), "the seed", 60)
 
-        first = _attacker(cluster, keyfile, "seat", str(task_id), "0")
+        first = _attacker(cluster, keyfile, "seat", str(task_id), "0", "3")
         print(f"attack 1, right after the seed: {first}")
         assert "seated" not in first and first["reverted"].startswith("sortition: ")
-        need = _honest_above_worst_sybil(chain, task_id, 0, sybils)
+        need = _outranking(chain, task_id, 0, sybils[:3])
         assert need > 0  # otherwise the Sybils simply are the best-ranked committee
         _wait(lambda: chain.block_timestamp() >= posted_at + WITHHOLD - 2, "the withholding", 90)
         if need > skip_budget(3, WITHHOLD):
-            late = _attacker(cluster, keyfile, "seat", str(task_id), "0")
+            late = _attacker(cluster, keyfile, "seat", str(task_id), "0", "3")
             print(f"attack 1, after {WITHHOLD} s of withheld params: {late}")
             assert "seated" not in late and late["reverted"].startswith("sortition: ")
         else:  # the budget's cap reaches them; the claim-back is the contract test's branch
@@ -181,7 +182,9 @@ def test_requester_with_sybils_captures_neither_committee(tmp_path: Path) -> Non
         wealth = w3.eth.get_balance(requester.address) + chain.credits(requester.address)
         out = cluster.dnode(requester, "task", "dispute", str(task_id))
         assert out["status"] == "disputed" and out["bond"] == BOND
-        rerun_try = _attacker(cluster, keyfile, "seat", str(task_id), "1")
+        _wait(lambda: candidates_for(chain, chain.task_info(task_id), 1), "the rerun seed", 60)
+        assert _outranking(chain, task_id, 1, sybils) > 0  # else they are the best-ranked
+        rerun_try = _attacker(cluster, keyfile, "seat", str(task_id), "1", "5")
         print(f"attack 2, re-execution formation: {rerun_try}")
         assert "seated" not in rerun_try and rerun_try["reverted"].startswith("sortition: ")
 

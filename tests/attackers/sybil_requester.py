@@ -2,11 +2,11 @@
 run no node software, and drives the contract only through ChainClient over JSON-RPC.
 
     python -m tests.attackers.sybil_requester RPC MANIFEST KEYFILE stake AMOUNT_WEI
-    python -m tests.attackers.sybil_requester RPC MANIFEST KEYFILE seat TASK_ID ROUND
+    python -m tests.attackers.sybil_requester RPC MANIFEST KEYFILE seat TASK_ID ROUND SIZE
 
-``seat`` forms the round's committee (0: the task's, 1: the re-execution's) from the Sybils
-alone, each claiming its own first draw, and prints one JSON line: ``{"seated": true}`` or
-``{"reverted": "<the contract's one-line reason>"}``.
+``seat`` forms the round's committee (0: the task's, 1: the re-execution's) from its first
+SIZE Sybils alone, each claiming its own first draw, and prints one JSON line:
+``{"seated": true}`` or ``{"reverted": "<the contract's one-line reason>"}``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def stake(sybils: list[ChainClient], wei: int) -> dict:
     return {"staked": [s.account.address for s in sybils if s.account]}
 
 
-def seat(sybils: list[ChainClient], task_id: int, round: int) -> dict:
+def seat(sybils: list[ChainClient], task_id: int, round: int, size: int) -> dict:
+    sybils = sybils[:size]
     sender = sybils[0]
     dep = sender.deployment
     members = [s.account.address for s in sybils if s.account]
@@ -63,7 +64,7 @@ def main(argv: list[str]) -> int:
     if cmd == "stake":
         out = stake(sybils, int(rest[0]))
     elif cmd == "seat":
-        out = seat(sybils, int(rest[0]), int(rest[1]))
+        out = seat(sybils, int(rest[0]), int(rest[1]), int(rest[2]))
     else:
         print(f"unknown command {cmd!r}", file=sys.stderr)
         return 2
