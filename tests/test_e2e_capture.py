@@ -21,12 +21,16 @@ On the contracts before issue 12 this fails: ``form_committee`` accepted any m m
 inside a window that doubled every 4 blocks (after ~25 one-second blocks it covered this
 21-ether registry), so the 40-s attempt seated the Sybils (``seated`` instead of a revert),
 and the honest nodes, which gave up looking for params after 30 s, never joined; the
-re-execution committee was formed by the same rule, so the attacker's round-1 formation went
-through too (and unpaid, honest nodes had no reason to sit). The refusal of a committee that
-is not best-ranked by ``dnode task contribute`` is shown at contract level in
-tests/contracts/test_dnode_ranked.py::
-test_data_owner_waits_for_claims_and_refuses_a_committee_it_cannot_trust; here the check
-must pass for the honest committee (and does run: contribute reports the verdict's members).
+re-execution committee was formed by the same doubling window, so once it covered the
+registry the attacker's round-1 formation went through as well (and, unpaid, honest nodes had
+no reason to sit; the old court also paid the requester from the slashed signers).
+
+``dnode task contribute`` runs the ranked check (scheduler.committee_check.verified_committee)
+before any share leaves the owner; here it must pass for the honest committees, and the test
+runs the same check itself on both rounds. Its refusal of a committee that is not best-ranked
+is shown at contract level in tests/contracts/test_dnode_ranked.py::
+test_data_owner_waits_for_claims_and_refuses_a_committee_it_cannot_trust (building such a
+committee here needs the attacker to win a race against the honest formation).
 """
 
 from __future__ import annotations
@@ -199,6 +203,7 @@ def test_requester_with_sybils_captures_neither_committee(tmp_path: Path) -> Non
         assert all(len(o["seats"]) == 5 and o["round"] == 1 for o in outs)
         rerun = [a.lower() for a in chain.rerun_seats(task_id)]
         assert len(rerun) == 5 and not set(rerun) & set(sybils) and not set(rerun) & set(signers)
+        assert [m.lower() for m in verify_committee(chain, task_id, 1).members] == rerun
 
         _wait(lambda: chain.task_info(task_id).status == TaskStatus.FINALIZED, "finalization", 240)
         res = cluster.dnode(requester, "task", "result", str(task_id))
