@@ -182,7 +182,7 @@ class DevCluster:
         cmd = [
             sys.executable,
             "-m",
-            "cli",
+            "dnode.cli",
             "--json",
             "--rpc-url",
             self.rpc_url,

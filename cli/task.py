@@ -20,6 +20,7 @@ from dnode.node import peer_client
 from dnode.node.aggregation import DEFAULT_MIN_OWNERS, MinAggregation
 from dnode.oracle.reader import read
 from dnode.scheduler.candidates import candidates_for, seed_state
+from dnode.scheduler.committee_check import verified_committee
 from dnode.scheduler.programs import (
     MAX_COMMITTEE,
     MIN_COMMITTEE,
@@ -468,6 +469,10 @@ def contribute(
                 raise CliError(
                     f"task {task_id} is {st.name.lower()}: the {committee} accepts no inputs"
                 )
+            # refuse (one line, non-zero exit) a committee the ranked sortition does not allow
+            await trio.to_thread.run_sync(
+                verified_committee, chain, task_id, rnd, params.owners, timeout
+            )
             return await peer_client.contribute_to_committee(
                 host, chain, acct, task_id, params, encoded, rnd
             )

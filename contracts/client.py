@@ -68,13 +68,16 @@ SIG_LEN = 65
 RERUN_EXTRA = 2
 
 # packed Task.meta / Dispute.meta layouts (see contracts/vyper/market.vy)
-CAP_OFF, SIZE_OFF, SEAT_DL_OFF, REPORT_DL_OFF = 0, 8, 16, 80
-REPORTED_AT_OFF, SIGNERS_OFF, DECLINED_OFF = 144, 208, 224
-D_SEAT_DL_OFF, D_REPORT_DL_OFF, D_SIGNERS_OFF, D_DECLINED_OFF = 0, 64, 128, 160
+CAP_OFF, SIZE_OFF, SEAT_DL_OFF, REPORT_DL_OFF = 0, 8, 16, 56
+REPORTED_AT_OFF, SIGNERS_OFF, DECLINED_OFF = 96, 136, 152
+POSTED_AT_OFF, SNAPSHOT_OFF, SKIPS_OFF = 168, 208, 248
+D_SEAT_DL_OFF, D_REPORT_DL_OFF, D_SIGNERS_OFF, D_DECLINED_OFF = 0, 40, 80, 104
+D_SEED_OFF, D_SNAPSHOT_OFF, D_SKIPS_OFF, D_CLAIMS_OFF = 128, 168, 208, 216
 CALLBACK_GAS_OFF, SEED_BLOCK_OFF = 160, 192  # Task.ext: callback | gas << 160 | seed << 192
-D_SEED_OFF = 192  # Dispute.meta: the re-execution's sortition seed block
-TASK_ABI_TYPE = "(address,uint256,bytes32,uint256,uint256,address[],bytes32)"
-DISPUTE_ABI_TYPE = "(address,uint256,address[],bytes32)"
+DRAW_BITS = 14  # Task.draws / Dispute.draws: seat i's draw at bits 14 i
+TIME_BITS = 40
+TASK_ABI_TYPE = "(address,uint256,bytes32,uint256,uint256,address[],uint256,bytes32)"
+DISPUTE_ABI_TYPE = "(address,uint256,address[],uint256,bytes32)"
 TASK_EVENTS = frozenset(
     {
         "TaskPosted",
@@ -88,6 +91,8 @@ TASK_EVENTS = frozenset(
         "Slashed",
         "CallbackRegistered",
         "CallbackDelivered",
+        "SeatClaimed",
+        "CoSigned",
     }
 )
 MAX_CALLBACK_GAS = 1_000_000  # market.vy
@@ -95,6 +100,11 @@ MAX_CALLBACK_GAS = 1_000_000  # market.vy
 
 def _bits(word: int, off: int, width: int) -> int:
     return (word >> off) & ((1 << width) - 1)
+
+
+def _put(word: int, off: int, width: int, value: int) -> int:
+    mask = ((1 << width) - 1) << off
+    return (word & ~mask) | (value << off)
 
 
 @dataclass
@@ -107,6 +117,7 @@ class TaskRecord:
     meta: int
     ext: int = 0
     committee: list[str] = field(default_factory=list)
+    draws: int = 0
     result_digest: bytes = b"\0" * 32
 
     @property
@@ -132,6 +143,7 @@ class TaskRecord:
             self.meta,
             self.ext,
             list(self.committee),
+            self.draws,
             self.result_digest,
         )
 
@@ -146,36 +158,57 @@ class DisputeRecord:
     disputer: str
     meta: int
     committee: list[str] = field(default_factory=list)
+    draws: int = 0
     result_digest: bytes = b"\0" * 32
 
     def as_abi(self) -> tuple[Any, ...]:
-        return (self.disputer, self.meta, list(self.committee), self.result_digest)
+        return (self.disputer, self.meta, list(self.committee), self.draws, self.result_digest)
 
     def digest(self) -> bytes:
         return keccak(abi_encode([DISPUTE_ABI_TYPE], [self.as_abi()]))
 
     @property
     def seat_deadline(self) -> int:
-        return _bits(self.meta, D_SEAT_DL_OFF, 64)
+        return _bits(self.meta, D_SEAT_DL_OFF, TIME_BITS)
 
     @property
     def report_deadline(self) -> int:
-        return _bits(self.meta, D_REPORT_DL_OFF, 64)
+        return _bits(self.meta, D_REPORT_DL_OFF, TIME_BITS)
 
     @property
     def signers_bitmap(self) -> int:
-        return _bits(self.meta, D_SIGNERS_OFF, 32)
+        return _bits(self.meta, D_SIGNERS_OFF, 24)
 
     @property
     def declined_bitmap(self) -> int:
-        return _bits(self.meta, D_DECLINED_OFF, 32)
+        return _bits(self.meta, D_DECLINED_OFF, 24)
 
     @property
     def seed_block(self) -> int:
-        return _bits(self.meta, D_SEED_OFF, 64)
+        return _bits(self.meta, D_SEED_OFF, 40)
+
+    @property
+    def slot_snapshot(self) -> int:
+        return _bits(self.meta, D_SNAPSHOT_OFF, 40)
+
+    @property
+    def skips(self) -> int:
+        return _bits(self.meta, D_SKIPS_OFF, 8)
+
+    @property
+    def claims_until(self) -> int:
+        return _bits(self.meta, D_CLAIMS_OFF, TIME_BITS) if self.skips else 0
+
+    def seat_draws(self) -> list[int]:
+        return unpack_draws(self.draws, len(self.committee))
 
 
 EMPTY_DISPUTE = DisputeRecord("0x" + "00" * 20, 0)
+
+
+def unpack_draws(packed: int, n: int) -> list[int]:
+    """The sortition draw of each of ``n`` seats from a packed Task/Dispute ``draws`` word."""
+    return [_bits(packed, DRAW_BITS * i, DRAW_BITS) for i in range(n)]
 
 
 @dataclass(frozen=True)
@@ -244,6 +277,12 @@ class TaskInfo:
     callback_ok: bool | None = None  # CallbackDelivered.success (None: no call made yet)
     seed_block: int = 0  # the sortition seed is this block's hash
     refund_reason: str = ""  # TaskRefunded.reason (see docs/protocol.md)
+    compute_window: int = 0  # seconds from formation to the report deadline
+    posted_at: int = 0
+    slot_snapshot: int = 0  # slot count at posting: draws are taken modulo it
+    draws: tuple[int, ...] = ()  # each seat's sortition draw (CommitteeFormed / SeatClaimed)
+    skips: int = 0  # candidates the formation skipped that may still claim a seat
+    claims_until: int = 0  # end of the seat-claim period (0: nobody was skipped)
 
 
 @dataclass(frozen=True)
@@ -598,15 +637,23 @@ class ChainClient:
         capability: int = MPC,
         committee_size: int = 3,
         seat_deadline: int,
-        report_deadline: int,
+        compute_window: int | None = None,
+        report_deadline: int | None = None,
         reward: int,
         callback: str | None = None,
         callback_gas: int = 0,
     ) -> int:
         """Post a task escrowing ``reward`` wei; returns the task id from the TaskPosted log.
 
+        ``compute_window``: seconds the committee has from its formation to report. Callers
+        written for absolute deadlines may pass ``report_deadline`` instead: the window is then
+        ``report_deadline - seat_deadline`` (raised to the deployment's minimum).
         ``callback``: a consumer contract called with the result at finalization (with
         ``callback_gas`` gas; 0 stores the result for ``result_of`` without a call)."""
+        if compute_window is None:
+            floor = int(self.deployment.params.get("min_compute_window", 0))
+            window = (report_deadline or seat_deadline) - seat_deadline
+            compute_window = max(window, floor)
         extra: tuple[Any, ...] = ()
         if callback is not None:
             extra = (to_checksum_address(callback), callback_gas)
@@ -618,7 +665,7 @@ class ChainClient:
             capability,
             committee_size,
             seat_deadline,
-            report_deadline,
+            compute_window,
             *extra,
             value=reward,
         )
@@ -663,6 +710,20 @@ class ChainClient:
         if self.draw_lookup is None:
             raise ContractsError("pass each member's sortition draw (or set draw_lookup)")
         return self.draw_lookup(self, info, round, members)
+
+    def claim_seat(self, task_id: int, draw: int) -> TxOutcome:
+        """Take back a seat the formation skipped this node for (its ``draw`` ranks above the
+        committee's worst member); only during the claim period (see docs/protocol.md)."""
+        rec, disp = self.task_records(task_id)
+        d = (disp or EMPTY_DISPUTE).as_abi()
+        self._transact("claim_seat", "claim_seat", task_id, rec.as_abi(), d, draw)
+        return self._last()
+
+    def cosign(self, task_id: int, signature: bytes) -> TxOutcome:
+        """Add a seat holder's report signature left out of the report (challenge window)."""
+        rec = self.task_record(task_id)
+        self._transact("cosign", "cosign", task_id, rec.as_abi(), bytes(signature))
+        return self._last()
 
     def report(self, task_id: int, result: bytes, signatures: list[bytes]) -> TxOutcome:
         """Submit the committee result with seat-holder signatures (see oracle.attestation)."""
@@ -821,7 +882,9 @@ class ChainClient:
                     meta=int(a["capability"])
                     | int(a["committee_size"]) << SIZE_OFF
                     | int(a["seat_deadline"]) << SEAT_DL_OFF
-                    | int(a["report_deadline"]) << REPORT_DL_OFF,
+                    | int(a["compute_window"]) << REPORT_DL_OFF
+                    | int(a["posted_at"]) << POSTED_AT_OFF
+                    | int(a["slot_snapshot"]) << SNAPSHOT_OFF,
                     ext=int(a["seed_block"]) << SEED_BLOCK_OFF,
                 )
             elif rec is None:
@@ -832,10 +895,36 @@ class ChainClient:
                 callback_ok = bool(a["success"])
             elif ev.name == "CommitteeFormed":
                 members: list[str] = [to_checksum_address(m) for m in a["members"]]
+                skips = int(a["skips"])
                 if a["round"] == 0:
                     rec.committee = members
+                    rec.draws = int(a["draws"])
+                    rec.meta = _put(rec.meta, REPORT_DL_OFF, TIME_BITS, int(a["report_deadline"]))
+                    if skips:
+                        rec.meta = _put(
+                            rec.meta, REPORTED_AT_OFF, TIME_BITS, int(a["claims_until"])
+                        )
+                        rec.meta = _put(rec.meta, SKIPS_OFF, 8, skips)
                 elif disp is not None:
                     disp.committee = members
+                    disp.draws = int(a["draws"])
+                    if skips:
+                        disp.meta = _put(disp.meta, D_SKIPS_OFF, 8, skips)
+                        disp.meta = _put(disp.meta, D_CLAIMS_OFF, TIME_BITS, int(a["claims_until"]))
+            elif ev.name == "SeatClaimed":
+                seat, node = int(a["seat"]), to_checksum_address(a["node"])
+                if a["round"] == 0:
+                    rec.committee[seat] = node
+                    rec.draws = _put(rec.draws, DRAW_BITS * seat, DRAW_BITS, int(a["draw"]))
+                    rec.meta &= ~(1 << (DECLINED_OFF + seat))
+                    rec.meta = _put(rec.meta, SKIPS_OFF, 8, _bits(rec.meta, SKIPS_OFF, 8) - 1)
+                elif disp is not None:
+                    disp.committee[seat] = node
+                    disp.draws = _put(disp.draws, DRAW_BITS * seat, DRAW_BITS, int(a["draw"]))
+                    disp.meta &= ~(1 << (D_DECLINED_OFF + seat))
+                    disp.meta = _put(disp.meta, D_SKIPS_OFF, 8, disp.skips - 1)
+            elif ev.name == "CoSigned":
+                rec.meta = _put(rec.meta, SIGNERS_OFF, 16, int(a["signers_bitmap"]))
             elif ev.name == "SeatDeclined":
                 if a["round"] == 0:
                     rec.meta |= 1 << (DECLINED_OFF + int(a["seat"]))
@@ -844,19 +933,20 @@ class ChainClient:
             elif ev.name == "ResultReported":
                 if a["round"] == 0:
                     result = bytes(a["result"])
-                    rec.meta |= int(a["signers_bitmap"]) << SIGNERS_OFF
-                    rec.meta |= int(a["reported_at"]) << REPORTED_AT_OFF
+                    rec.meta = _put(rec.meta, SIGNERS_OFF, 16, int(a["signers_bitmap"]))
+                    rec.meta = _put(rec.meta, REPORTED_AT_OFF, TIME_BITS, int(a["reported_at"]))
                     rec.result_digest = keccak(result)
                 elif disp is not None:
                     rerun_result = bytes(a["result"])
-                    disp.meta |= int(a["signers_bitmap"]) << D_SIGNERS_OFF
+                    disp.meta = _put(disp.meta, D_SIGNERS_OFF, 24, int(a["signers_bitmap"]))
                     disp.result_digest = keccak(rerun_result)
             elif ev.name == "TaskDisputed":
                 disp = DisputeRecord(
                     to_checksum_address(a["disputer"]),
                     int(a["seat_deadline"]) << D_SEAT_DL_OFF
                     | int(a["report_deadline"]) << D_REPORT_DL_OFF
-                    | (ev.block_number + 1) << D_SEED_OFF,
+                    | int(a["seed_block"]) << D_SEED_OFF
+                    | int(a["slot_snapshot"]) << D_SNAPSHOT_OFF,
                 )
             elif ev.name == "TaskRefunded":
                 refund_reason = str(a.get("reason", ""))
@@ -868,6 +958,16 @@ class ChainClient:
         if disp is not None and disp.digest() != bytes(self._call("disputes", task_id, block=head)):
             raise ContractsError(f"task {task_id}: the events do not rebuild the dispute record")
         m = _bits(rec.meta, SIZE_OFF, 8)
+        status = TaskStatus(word & 0xFF)
+        window = int(posted["compute_window"])
+        seat_dl = _bits(rec.meta, SEAT_DL_OFF, TIME_BITS)
+        formed = bool(rec.committee)
+        skips = _bits(rec.meta, SKIPS_OFF, 8) if formed else 0
+        # while OPEN the field holds the window: report the latest deadline it can become
+        report_dl = _bits(rec.meta, REPORT_DL_OFF, TIME_BITS) if formed else seat_dl + window
+        reported = status not in (TaskStatus.OPEN, TaskStatus.COMPUTING, TaskStatus.REFUNDED)
+        reported_at = _bits(rec.meta, REPORTED_AT_OFF, TIME_BITS) if reported else 0
+        claims_until = _bits(rec.meta, REPORTED_AT_OFF, TIME_BITS) if skips and not reported else 0
         return TaskInfo(
             task_id=task_id,
             requester=rec.requester,
@@ -877,11 +977,11 @@ class ChainClient:
             committee_size=m,
             quorum=m // 2 + 1,
             reward=rec.reward,
-            seat_deadline=_bits(rec.meta, SEAT_DL_OFF, 64),
-            report_deadline=_bits(rec.meta, REPORT_DL_OFF, 64),
-            status=TaskStatus(word & 0xFF),
+            seat_deadline=seat_dl,
+            report_deadline=report_dl,
+            status=status,
             seats_taken=len(rec.committee),
-            reported_at=_bits(rec.meta, REPORTED_AT_OFF, 64),
+            reported_at=reported_at,
             result_digest=rec.result_digest,
             committee=tuple(rec.committee),
             signers_bitmap=_bits(rec.meta, SIGNERS_OFF, 16),
@@ -895,6 +995,12 @@ class ChainClient:
             callback_ok=callback_ok,
             seed_block=_bits(rec.ext, SEED_BLOCK_OFF, 64),
             refund_reason=refund_reason,
+            compute_window=window,
+            posted_at=int(posted["posted_at"]),
+            slot_snapshot=int(posted["slot_snapshot"]),
+            draws=tuple(unpack_draws(rec.draws, len(rec.committee))),
+            skips=skips,
+            claims_until=claims_until,
         )
 
     def task_info(self, task_id: int) -> TaskInfo:
@@ -958,6 +1064,9 @@ class ChainClient:
             "challenge_period",
             "dispute_bond",
             "dispute_period",
+            "min_reward",
+            "min_compute_window",
+            "claim_period",
         )
         return {n: int(self._call(n)) for n in names}
 

@@ -41,12 +41,18 @@ def deploy(
     challenge_period: int,
     dispute_bond: int | None = None,
     dispute_period: int | None = None,
+    min_reward: int | None = None,
+    min_compute_window: int | None = None,
+    claim_period: int | None = None,
     rpc: str | None = None,
 ) -> Deployment:
     """Compile, deploy and return the manifest of a fresh dnode contract.
 
     Defaults: the dispute bond equals the seat collateral; a re-execution gets
-    max(4 * challenge_period, 40) seconds (its committee must form in the first quarter).
+    max(4 * challenge_period, 40) seconds (its committee must form in the first quarter);
+    the minimum reward is seat_collateral // 100 (at least 1 wei); skipped candidates get
+    min(30, dispute_period // 2) seconds to claim their seat; a compute window is at least
+    max(60, claim_period + 1) seconds.
     """
     artifacts = compile_contracts()
     artifact, court = artifacts[CONTRACT_NAME], artifacts[COURT_NAME]
@@ -60,6 +66,14 @@ def deploy(
             max(4 * int(challenge_period), 40) if dispute_period is None else dispute_period
         ),
     }
+    claim = min(30, params["dispute_period"] // 2) if claim_period is None else int(claim_period)
+    params["min_reward"] = int(
+        max(1, int(seat_collateral) // 100) if min_reward is None else min_reward
+    )
+    params["min_compute_window"] = int(
+        max(60, claim + 1) if min_compute_window is None else min_compute_window
+    )
+    params["claim_period"] = claim
     args = encode(["uint256"] * len(params), list(params.values()))
     # the extension first: dnode's constructor takes its address (same parameters, so the
     # immutables both copies of the modules read agree)

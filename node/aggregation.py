@@ -25,7 +25,14 @@ from typing import Any
 
 from dnode.node.errors import MpcError
 
-__all__ = ["DEFAULT_MIN_OWNERS", "AggregationTooSmall", "MinAggregation", "declared", "enforce"]
+__all__ = [
+    "DEFAULT_MIN_OWNERS",
+    "AggregationTooSmall",
+    "MinAggregation",
+    "declared",
+    "enforce",
+    "values_per_owner",
+]
 
 DEFAULT_MIN_OWNERS = 2
 KEY = "min_aggregation"
@@ -78,14 +85,35 @@ def declared(extra: Mapping[str, Any] | None) -> MinAggregation:
 def enforce(
     task_id: int, extra: Mapping[str, Any] | None, contributions: Mapping[str, Any]
 ) -> None:
-    """Raise :class:`AggregationTooSmall` unless ``contributions`` (owner -> object with
-    ``shares``) meet the declared minimum; a malformed declaration counts as unmet."""
+    """Raise :class:`AggregationTooSmall` unless ``contributions`` (owner -> number of values,
+    or an object with ``shares``) meet the declared minimum; a malformed declaration counts as
+    unmet.  Pass numbers when a contribution carries more than its values (the influence
+    witness of :mod:`dnode.node.mpc.influence`), or the witness would count as values."""
     try:
         rule = declared(extra)
     except ValueError as e:
         raise MpcError(task_id, f"bad minimum aggregation: {e}") from None
-    sizes = [len(c.shares) if hasattr(c, "shares") else len(c) for c in contributions.values()]
+    sizes = [
+        c if isinstance(c, int) else len(c.shares) if hasattr(c, "shares") else len(c)
+        for c in contributions.values()
+    ]
     owners = sum(1 for n in sizes if n > 0)
     values = sum(sizes)
     if owners < rule.owners or values < rule.values:
         raise AggregationTooSmall(task_id, owners, values, rule)
+
+
+def values_per_owner(params: Any, contributions: Mapping[str, Any]) -> dict[str, int]:
+    """How many VALUES each owner's shares carry: rows x columns of its table. A contribution
+    ends with the owner's influence witness (:mod:`dnode.node.mpc.influence`), which is not
+    data, and an encoding may use several integers per value (one-hot)."""
+    from dnode.node.mpc.influence import table_rows, task_witness
+
+    w = task_witness(params)
+    width = max(params.spec.width(params), 1)
+    cols = max(len(params.columns), 1)
+    out = {}
+    for o, c in contributions.items():
+        rows = len(c.shares) // width if w is None else table_rows(len(c.shares), w)
+        out[o] = rows * cols
+    return out

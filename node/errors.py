@@ -46,6 +46,15 @@ class MpcError(NodeError):
         super().__init__(f"MPC for task {task_id} failed: {detail}")
 
 
+class CheatingDetectedError(MpcError):
+    """A malicious-minority check of the session failed: the honest parties refuse to
+    produce (and sign) a result.  ``owner`` is the data owner it names, if any."""
+
+    def __init__(self, task_id: int, detail: str, owner: int | None = None) -> None:
+        self.owner = owner
+        super().__init__(task_id, detail)
+
+
 class RequestRefused(NodeError):
     """A peer answered a request with a refusal (it validated our message and said no)."""
 

@@ -18,6 +18,8 @@ from eth_account.signers.local import LocalAccount
 
 from dnode.contracts.client import ChainClient
 from dnode.node.errors import NodeError, P2PError
+from dnode.node.mpc.commitments import seat_digests
+from dnode.node.mpc.influence import table_witness, task_witness
 from dnode.node.mpc.sharing import field_modulus, share
 from dnode.node.p2p import P2PHost, open_host
 from dnode.node.protocol import (
@@ -147,7 +149,12 @@ async def contribute_via(
     ``peers[i]``) only its share, on an already open host; ``m`` is the committee size."""
     m = len(peers) if m is None else m
     modulus = field_modulus(params.bit_length)
-    shares = share(encoded, m, threshold_for(m), modulus)
+    # the witness lets the committee check this owner's influence inside the MPC
+    w = task_witness(params)
+    vector = list(encoded) if w is None else [*encoded, *table_witness(list(encoded), w)]
+    shares = share(vector, m, threshold_for(m), modulus)
+    # the same per-seat digests go to every seat: one sharing per round (finding 4)
+    digests = seat_digests(chain_id, contract, task_id, round, account.address, modulus, shares)
     async with trio.open_nursery() as nursery:
         for seat, peer in enumerate(peers):
             c = Contribution(
@@ -159,6 +166,7 @@ async def contribute_via(
                 modulus,
                 tuple(shares[seat]),
                 round=round,
+                commitment=tuple(digests),
             ).signed(account)
             nursery.start_soon(_deliver, host, peer, c)
 

@@ -23,7 +23,8 @@ PROTO_SHARES = "/dnode/shares/1.0.0"
 PROTO_SIGNATURE = "/dnode/signature/1.0.0"
 PROTO_JOIN = "/dnode/join/1.0.0"
 
-MAX_SHARES_PER_OWNER = 1_000_000
+#: a million values plus the owner's influence witness (node.mpc.influence, < 1024 bits)
+MAX_SHARES_PER_OWNER = 1_000_000 + 1024
 
 
 def dumps(obj: dict[str, Any]) -> bytes:
@@ -57,6 +58,16 @@ def _hex(peer: str, obj: dict[str, Any], key: str) -> bytes:
         raise ProtocolViolation(peer, f"field {key!r} is not 0x-hex") from None
 
 
+def _commitment(peer: str, obj: dict[str, Any]) -> tuple[bytes, ...]:
+    v = obj.get("commitment", [])
+    if not isinstance(v, list) or len(v) > 64:
+        raise ProtocolViolation(peer, "field 'commitment' must be a list of digests")
+    out = tuple(_hex(peer, {"d": d}, "d") for d in v)
+    if any(len(d) != 32 for d in out):
+        raise ProtocolViolation(peer, "a commitment digest is not 32 bytes")
+    return out
+
+
 @dataclass(frozen=True)
 class Announcement:
     """A requester tells the network a task's off-chain params (checked against the chain)."""
@@ -86,9 +97,14 @@ class Contribution:
     shares: tuple[int, ...]
     signature: bytes = b""
     round: int = 0  # 0: the task's committee; 1: its re-execution committee (a dispute)
+    # the owner's per-seat share digests (node.mpc.commitments.seat_digests), the same list
+    # in every seat's contribution: binds the owner to one sharing per round
+    commitment: tuple[bytes, ...] = ()
 
     def body(self) -> dict[str, Any]:
+        extra = {"commitment": ["0x" + d.hex() for d in self.commitment]} if self.commitment else {}
         return {
+            **extra,
             "chain_id": self.chain_id,
             "contract": to_checksum_address(self.contract),
             "task_id": self.task_id,
@@ -135,7 +151,15 @@ class Contribution:
             shares=tuple(shares),
             signature=_hex(peer, obj, "signature"),
             round=_int(peer, obj, "round", 0, 1),
+            commitment=_commitment(peer, obj),
         )
+        if c.commitment:
+            from dnode.node.mpc.commitments import seat_digest
+
+            if c.seat >= len(c.commitment) or c.commitment[c.seat] != seat_digest(
+                c.chain_id, c.contract, c.task_id, c.round, c.owner, c.seat, c.modulus, c.shares
+            ):
+                raise ProtocolViolation(peer, "shares do not match the owner's commitment")
         try:
             signer = Account.recover_message(
                 encode_defunct(primitive=c.signing_hash()), signature=c.signature
@@ -155,10 +179,14 @@ class SignatureMessage:
     result: bytes
     signature: bytes
     round: int = 0
+    # node.mpc.commitments.transcript_tag(session transcript, signature); empty for HE
+    transcript_tag: bytes = b""
 
     def to_bytes(self) -> bytes:
+        tag = {"transcript_tag": "0x" + self.transcript_tag.hex()} if self.transcript_tag else {}
         return dumps(
             {
+                **tag,
                 "task_id": self.task_id,
                 "round": self.round,
                 "result": "0x" + self.result.hex(),
@@ -173,7 +201,11 @@ class SignatureMessage:
         sig = _hex(peer, obj, "signature")
         if len(result) > 1024 or len(sig) != 65:
             raise ProtocolViolation(peer, "result or signature has the wrong size")
-        return cls(_int(peer, obj, "task_id", 1), result, sig, _int(peer, obj, "round", 0, 1))
+        tag = _hex(peer, obj, "transcript_tag") if "transcript_tag" in obj else b""
+        if len(tag) not in (0, 32):
+            raise ProtocolViolation(peer, "transcript tag has the wrong size")
+        rnd = _int(peer, obj, "round", 0, 1)
+        return cls(_int(peer, obj, "task_id", 1), result, sig, rnd, tag)
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from dnode.scheduler.sortition import (
+    MAX_DRAW,
     SEED_LIFETIME,
+    RankCheck,
     Ranking,
+    check_committee,
     first_draws,
     rank,
-    window,
+    skip_budget,
 )
 
-MAX_SCAN = 512  # draws examined off-chain at most (the on-chain window may grow larger)
+MAX_SCAN = 512  # draws examined off-chain at most (a seat may claim draws up to MAX_DRAW)
 NO_LIMIT = (1 << 256) - 1
 
 
@@ -33,9 +36,11 @@ class Pool:
     seats: int
     capability: int
     offer: int  # wei per seat a member must be content with
-    window: int  # draws claimable in the next block
-    slot_count: int
+    window: int  # deepest draw + 1 a seat may claim (MAX_DRAW + 1)
+    slot_count: int  # the slot count snapshotted at posting (dispute): draws are modulo it
     excluded: frozenset[str]  # lower-case addresses that may not sit (requester, ...)
+    budget: int = 0  # skips a formation landing in the next block may use
+    started: int = 0  # posting (dispute) time the skip budget counts from
 
 
 class Candidates:
@@ -67,6 +72,11 @@ class Candidates:
             return "excluded (requester, disputer or first committee)"
         if key in self.owners:
             return "a data owner of the task"
+        return self.onchain_verdict(address)
+
+    def onchain_verdict(self, address: str) -> str | None:
+        """The contract's per-seat eligibility only (no data-owner rule): whether a drawn
+        owner ranked above a member counts as a skip on-chain."""
         info = self.chain.node_info(address)
         if not info.registered:
             return "not registered"
@@ -90,11 +100,17 @@ class Candidates:
         return rank(p.seed, p.task_id, p.round, p.slot_count, self.holder, self.verdict, scan, want)
 
     def draws_for(self, members: list[str]) -> dict[str, int]:
-        """First claimable draw of each member (absent: not drawn within the window)."""
+        """First draw of each member (absent: not drawn within MAX_DRAW)."""
         p = self.pool
-        return first_draws(
-            p.seed, p.task_id, p.round, p.slot_count, self.holder, members, min(p.window, 1 << 16)
-        )
+        return first_draws(p.seed, p.task_id, p.round, p.slot_count, self.holder, members, p.window)
+
+    def check(self, members: list[str], draws: list[int], budget: int | None = None) -> RankCheck:
+        """The on-chain ranking rule applied to ``members`` (see sortition.check_committee)."""
+        p = self.pool
+        return check_committee(
+            p.seed, p.task_id, p.round, p.slot_count, self.holder, self.onchain_verdict,
+            members, draws, p.excluded, budget,
+        )  # fmt: skip
 
 
 def seed_state(chain: Any, seed_block: int) -> tuple[bytes | None, int]:
@@ -123,15 +139,22 @@ def pool_for(chain: Any, task: Any, round: int = 0) -> Pool | None:
             task.requester.lower(),
             d.disputer.lower(),
         }
-        offer = NO_LIMIT  # the re-execution is paid from slashes, not by a price
+        bond = int(chain.deployment.params.get("dispute_bond", 0))
+        offer = bond // seats  # a re-execution seat is paid from the bond (or slashes)
+        snapshot = d.slot_snapshot
+        period = int(chain.deployment.params.get("dispute_period", 0))
+        started = d.seat_deadline - period // 4
     else:
         seed_block = task.seed_block
         seats = task.committee_size
         excluded = {task.requester.lower()}
         offer = task.reward // seats
+        snapshot = task.slot_snapshot
+        started = task.posted_at
     seed, since = seed_state(chain, seed_block)
     if seed is None:
         return None
+    now = chain.block_timestamp("latest")
     return Pool(
         seed=seed,
         task_id=task.task_id,
@@ -139,9 +162,11 @@ def pool_for(chain: Any, task: Any, round: int = 0) -> Pool | None:
         seats=seats,
         capability=task.capability,
         offer=offer,
-        window=window(seats, since),
-        slot_count=chain.slot_count(),
+        window=MAX_DRAW + 1,
+        slot_count=snapshot,
         excluded=frozenset(excluded),
+        budget=skip_budget(seats, now + 1 - started),
+        started=started,
     )
 
 

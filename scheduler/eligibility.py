@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dnode.scheduler.programs import TaskParams
+from dnode.scheduler.seat_terms import seat_terms
 
 
 @dataclass(frozen=True)
@@ -49,4 +50,13 @@ def should_claim(node: NodeView, task: Any, params: TaskParams) -> Decision:
         return Decision(False, f"already running {node.running} tasks (max {node.max_tasks})")
     if params.is_owner(node.address):
         return Decision(False, "a data owner of a task never sits on its committee")
+    reward = getattr(task, "reward", None)  # a re-execution seat (_OpenView) has no reward
+    if reward is not None:
+        terms = seat_terms(
+            reward // max(task.committee_size, 1),
+            node.seat_collateral,
+            int(getattr(task, "compute_window", 0)),
+        )
+        if not terms.ok:
+            return Decision(False, terms.reason)
     return Decision(True)

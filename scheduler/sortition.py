@@ -1,5 +1,6 @@
-"""Stake-weighted committee sortition: the one implementation the node, the CLI, the contract
-tests and ``scripts/simulate_scheduler.py`` share (the contract checks the same arithmetic).
+"""Stake-weighted, ranked committee sortition: the one implementation the node, the CLI, data
+owners, the contract tests and ``scripts/simulate_scheduler.py`` share (the contract checks the
+same arithmetic, see contracts/vyper/market.vy ``_bind_committee``).
 
 Stake is cut into *slots*: a node bonding ``stake`` owns ``stake // slot_stake`` valid slots
 (``slot_stake`` is the deployment's seat collateral). The registry keeps one append-only array
@@ -8,23 +9,26 @@ only while ``k < stake // slot_stake`` (so unbonding and slashing need no loop: 
 slots simply stop counting). Slots never move once appended.
 
 Draw ``j`` of a task (round ``r``) lands on position ``keccak256(abi_encode(seed, task_id, r,
-j)) mod span``, ``span`` being the smallest power of two >= the number of slots. A draw on a
-position past the end or on a stale slot is a miss. Candidates in rank order are the distinct
-owners in order of first appearance over ``j = 0, 1, 2 ...`` that are eligible for the task.
-A member's seat is valid on-chain iff its claimed draw ``j`` lands on one of its valid slots and
-``j < window(m, blocks since the seed block)``: constant work per seat, no registry loop.
+j)) mod snapshot``, ``snapshot`` being the slot count when the task was posted (or disputed):
+slots appended later are never drawn, so stake added after the seed is known buys nothing.
+Candidates in rank order are the distinct owners in order of first appearance over
+``j = 0, 1, 2 ...`` that are eligible for the task. A committee is valid on-chain iff each
+member claims its first draw and every owner drawn before the worst member is a member, stale,
+excluded (requester, ...), ineligible on-chain, or one of at most ``skip_budget`` skipped
+owners; a skipped owner may displace the worst member during the claim period.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from eth_utils import keccak
 
-W0_EXTRA = 4  # window at the seed block: 2 m + 4 draws
-ESCALATE_BLOCKS = 4  # the window doubles every 4 blocks past the seed block ...
-MAX_DOUBLINGS = 16  # ... up to 2**16 times
+SKIP_DELAY = 10  # seconds after posting during which a formation may skip nobody ...
+SKIP_STEP = 10  # ... then one more skip every 10 s, at most m
+SKIP_BLOCKS = 128  # a formation that skips must land within 128 blocks of the seed block
+MAX_DRAW = (1 << 14) - 1  # deepest draw a seat may claim (packed 14 bits per seat)
 SEED_LIFETIME = 256  # blockhash reaches back 256 blocks: a seed older than that is gone
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -42,26 +46,20 @@ def draw_hash(seed: bytes, task_id: int, round: int, j: int) -> int:
     )
 
 
-def span(slot_count: int) -> int:
-    """Smallest power of two >= slot_count (1 for an empty registry). Draws are taken modulo
-    the span, not the count, so appending slots after the seed is known re-maps no draw that
-    landed on an existing slot (only crossing a power of two does, which costs doubling the
-    registered stake)."""
-    return 1 << max(slot_count - 1, 0).bit_length()
-
-
 def draw_position(seed: bytes, task_id: int, round: int, j: int, slot_count: int) -> int | None:
-    """The slot draw ``j`` lands on, or None when it falls past the last slot."""
-    pos = draw_hash(seed, task_id, round, j) & (span(slot_count) - 1)
-    return pos if pos < slot_count else None
+    """The slot draw ``j`` lands on (``slot_count``: the task's snapshot); None if empty."""
+    if slot_count <= 0:
+        return None
+    return draw_hash(seed, task_id, round, j) % slot_count
 
 
-def window(m: int, blocks_since_seed: int) -> int:
-    """How many draws may be claimed ``blocks_since_seed`` blocks after the seed block: the
-    first 2 m + 4 at once, doubling every ESCALATE_BLOCKS so a seat whose candidates do not
-    show up is eventually reachable by later ones (backups) without any on-chain loop."""
-    steps = min(max(blocks_since_seed, 0) // ESCALATE_BLOCKS, MAX_DOUBLINGS)
-    return (2 * m + W0_EXTRA) << steps
+def skip_budget(m: int, elapsed: int) -> int:
+    """How many eligible candidates ranked above a member a formation may leave out,
+    ``elapsed`` seconds after posting (or the dispute): 0 during SKIP_DELAY, then one more
+    every SKIP_STEP seconds, at most m."""
+    if elapsed < SKIP_DELAY:
+        return 0
+    return min(1 + (elapsed - SKIP_DELAY) // SKIP_STEP, m)
 
 
 def valid_slots(stake: int, slot_stake: int) -> int:
@@ -73,12 +71,11 @@ def draws(
     seed: bytes, task_id: int, round: int, slot_count: int, holder: Holder, limit: int
 ) -> Iterator[tuple[int, str]]:
     """(j, owner) of every draw j < limit that hits a valid slot, in order."""
-    mask = span(slot_count) - 1
+    if slot_count <= 0:
+        return
     prefix = seed + task_id.to_bytes(32, "big") + round.to_bytes(32, "big")
     for j in range(limit):
-        pos = int.from_bytes(keccak(prefix + j.to_bytes(32, "big")), "big") & mask
-        if pos >= slot_count:
-            continue
+        pos = int.from_bytes(keccak(prefix + j.to_bytes(32, "big")), "big") % slot_count
         owner = holder(pos)
         if owner is not None:
             yield j, owner
@@ -160,6 +157,66 @@ def first_draws(
             if len(found) == len(wanted):
                 break
     return found
+
+
+@dataclass
+class RankCheck:
+    """The on-chain ranking rule applied to a committee: which owners it skipped."""
+
+    ok: bool
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (draw, owner)
+    reason: str = ""
+
+    @property
+    def skips(self) -> int:
+        return len(self.skipped)
+
+
+def check_committee(
+    seed: bytes,
+    task_id: int,
+    round: int,
+    slot_count: int,
+    holder: Holder,
+    eligible: Verdict,
+    members: list[str],
+    claimed: list[int],
+    excluded: Iterable[str] = (),
+    budget: int | None = None,
+) -> RankCheck:
+    """What ``_bind_committee`` verifies, from chain data: each member holds its claimed draw
+    and it is its first; the owners drawn before the worst member that are neither members,
+    excluded nor ineligible (``eligible`` returns a reason) are the skipped ones, at most
+    ``budget`` of them (None: no bound). Data owners and nodes call this before trusting a
+    committee."""
+    keys = [m.lower() for m in members]
+    if len(claimed) != len(keys):
+        return RankCheck(False, reason="one draw per member")
+    out = RankCheck(True)
+    for key, d in zip(keys, claimed, strict=True):
+        pos = draw_position(seed, task_id, round, d, slot_count)
+        owner = holder(pos) if pos is not None else None
+        if owner is None or owner.lower() != key:
+            return RankCheck(False, reason=f"{key} does not hold draw {d}")
+    ex = {e.lower() for e in excluded}
+    seen: set[str] = set()
+    last = max(claimed, default=0)
+    for j, owner in draws(seed, task_id, round, slot_count, holder, last):
+        key = owner.lower()
+        if key in keys:
+            if claimed[keys.index(key)] > j:
+                return RankCheck(False, reason=f"{key} was drawn at {j}, before its claimed draw")
+            continue
+        if key in ex or key in seen:
+            continue
+        seen.add(key)
+        if eligible(owner) is not None:
+            continue
+        out.skipped.append((j, owner))
+    if budget is not None and out.skips > budget:
+        out.ok = False
+        out.reason = f"{out.skips} eligible candidates skipped, budget {budget}"
+    return out
 
 
 class SlotTable:

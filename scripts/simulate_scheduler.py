@@ -7,10 +7,14 @@ registry of N nodes whose stakes follow a Pareto distribution, and reports:
   of 3), with the max relative deviation over nodes holding >= 0.1% of the stake and the
   binomial noise floor of the smallest such node;
 * capture: the probability that a coalition (random nodes holding 10%, 20%, 33% of the stake)
-  gets a majority of a committee of 3, 5, 7, (a) when the best-ranked candidates form it (what
-  honest nodes do) and (b) when the coalition submits the formation transaction itself and
-  seats any eligible candidates within the initial window of 2m + 4 draws (and after one
-  doubling of it), which is all the contract can enforce;
+  gets a majority of a committee of 3, 5, 7 (a) with honest sampling: the best-ranked online
+  candidates form it, and (b) when the coalition sends the formation itself and uses its full
+  skip budget (m, the contract's cap) to leave out the best-ranked honest candidates, after
+  which every skipped honest candidate that is online claims its seat back during the claim
+  period (displacing the worst-ranked member), as the contract allows; with a fraction of the
+  honest nodes offline (0% and 20%; offline nodes neither form nor claim). The ratio (b)/(a)
+  is the coalition's gain from sending the formation; (c) is what free skips would give
+  without claims, for comparison;
 * cost: selection time per task at 1,000 and 10,000 nodes.
 
 Every task gets a fresh random seed (a block hash nobody knew when the task was posted) and a
@@ -32,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dnode.scheduler.sortition import ESCALATE_BLOCKS, SlotTable, rank, window  # noqa: E402
+from dnode.scheduler.sortition import MAX_DRAW, SlotTable, rank  # noqa: E402
 
 ETHER = 10**18
 MIN_STAKE = ETHER  # deploy default
@@ -60,7 +64,7 @@ def select(table: SlotTable, seed: bytes, task_id: int, m: int, excluded: str) -
         table.slot_count,
         table.holder,
         lambda a: "the requester" if a == excluded else None,
-        window(m, 1 << 20),
+        MAX_DRAW + 1,
         want=m,
     )
     return r.addresses()
@@ -113,10 +117,48 @@ def fairness(n: int, alpha: float, tasks: int, m: int, rng: random.Random) -> di
     }
 
 
+OFFLINE = (0.0, 0.2)  # fractions of the honest nodes offline (they neither form nor claim)
+BOUND = 1.5  # the coalition's formation may gain at most this factor (issue 12)
+
+
+def formed_by_coalition(
+    ranked: list[str], members: set[str], online: set[str], m: int, claims: bool
+) -> list[str]:
+    """The committee after the coalition sends the formation with its full skip budget (m):
+    its worst member may be the (2m)-th ranked candidate, so it seats all its own among the
+    first 2m and fills up with the best-ranked others; then (claims) every skipped honest
+    candidate that is online, best-ranked first, displaces the worst-ranked member."""
+    window = ranked[: 2 * m]
+    own = [a for a in window if a in members][:m]
+    rest = [a for a in window if a not in members and a in online][: m - len(own)]
+    if len(own) + len(rest) < m:  # not enough online candidates: wait for more skips
+        rest += [a for a in window if a not in members and a not in rest][
+            : m - len(own) - len(rest)
+        ]
+    committee = sorted(own + rest, key=ranked.index)
+    if not claims:
+        return committee
+    worst = max(ranked.index(a) for a in committee)
+    for a in ranked[:worst]:
+        if a in committee or a in members or a not in online:
+            continue
+        if ranked.index(a) > max(ranked.index(x) for x in committee):
+            break
+        committee.remove(max(committee, key=ranked.index))  # the worst-ranked member goes
+        committee.append(a)
+    return committee
+
+
+def honest_sampling(ranked: list[str], online: set[str], members: set[str], m: int) -> list[str]:
+    """The best-ranked m candidates that are online (offline ones are skipped)."""
+    return [a for a in ranked if a in members or a in online][:m]
+
+
 def coalition(n: int, alpha: float, tasks: int, rng: random.Random) -> dict:
     table, addrs, stakes = registry(n, alpha, rng)
     total = sum(stakes)
-    out: dict = {}
+    out: dict = {"bound": BOUND}
+    worst_ratio = 0.0
     for target in (0.10, 0.20, 0.33):
         order = list(range(n))
         rng.shuffle(order)
@@ -127,35 +169,55 @@ def coalition(n: int, alpha: float, tasks: int, rng: random.Random) -> dict:
                 break
             members.add(addrs[i])
             held += stakes[i]
-        row: dict = {"stake_share": held / total, "nodes": len(members)}
-        for m in (3, 5, 7):
-            quorum = m // 2 + 1
-            honest = 0
-            captured = [0, 0]  # in the first window, after one doubling of it
-            for task_id in range(1, tasks + 1):
-                seed = rng.randbytes(32)
-                requester = rng.choice(addrs)
-                best = select(table, seed, task_id, m, requester)
-                honest += sum(a in members for a in best) >= quorum
-                for doublings in (0, 1):
-                    r = rank(
-                        seed,
-                        task_id,
-                        0,
-                        table.slot_count,
-                        table.holder,
-                        lambda a, req=requester: "the requester" if a == req else None,
-                        window(m, doublings * ESCALATE_BLOCKS),
+        honest_nodes = [a for a in addrs if a not in members]
+        counts = {
+            (f, m, k): 0 for f in OFFLINE for m in (3, 5, 7) for k in ("honest", "claims", "free")
+        }
+        for task_id in range(1, tasks + 1):
+            seed = rng.randbytes(32)
+            # the requester is the coalition's own (unstaked) account: nobody is excluded
+            ranked = rank(
+                seed, task_id, 0, table.slot_count, table.holder, lambda a: None,
+                MAX_DRAW + 1, want=40,
+            ).addresses()  # fmt: skip
+            for f in OFFLINE:
+                online = {a for a in ranked if a not in members and rng.random() >= f}
+                for m in (3, 5, 7):
+                    q = m // 2 + 1
+
+                    def maj(c: list[str], q: int = q, own: set[str] = members) -> int:
+                        return int(sum(a in own for a in c) >= q)
+
+                    counts[(f, m, "honest")] += maj(honest_sampling(ranked, online, members, m))
+                    c = formed_by_coalition(ranked, members, online, m, True)
+                    counts[(f, m, "claims")] += maj(c)
+                    counts[(f, m, "free")] += maj(
+                        formed_by_coalition(ranked, members, online, m, False)
                     )
-                    own = sum(a in members for a in r.addresses())
-                    captured[doublings] += own >= quorum and len(r.candidates) >= m
-            row[f"m{m}"] = {
-                "honest_ranking": honest / tasks,
-                "coalition_forms_in_window": captured[0] / tasks,
-                "coalition_forms_after_one_doubling": captured[1] / tasks,
-            }
+        row: dict = {
+            "stake_share": held / total,
+            "nodes": len(members),
+            "honest_nodes": len(honest_nodes),
+        }
+        for f in OFFLINE:
+            for m in (3, 5, 7):
+                h = counts[(f, m, "honest")] / tasks
+                c = counts[(f, m, "claims")] / tasks
+                free = counts[(f, m, "free")] / tasks
+                ratio = c / h if h else (1.0 if c == 0 else math.inf)
+                worst_ratio = max(worst_ratio, ratio)
+                row[f"m{m}_offline{round(f * 100)}%"] = {
+                    "honest_sampling": h,
+                    "coalition_forms_full_budget_with_claims": c,
+                    "ratio": ratio,
+                    "within_bound": ratio <= BOUND,
+                    "coalition_forms_free_skips_no_claims": free,
+                    "free_skips_ratio": free / h if h else None,
+                }
         out[f"{round(target * 100)}%"] = row
     out["tasks_per_cell"] = tasks
+    out["max_ratio"] = worst_ratio
+    out["within_bound"] = worst_ratio <= BOUND
     return out
 
 
@@ -175,7 +237,7 @@ def timing(sizes: list[int], alpha: float, tasks: int, rng: random.Random) -> di
                 table.slot_count,
                 table.holder,
                 lambda a, req=reqs[task_id]: "the requester" if a == req else None,
-                window(3, 1 << 20),
+                MAX_DRAW + 1,
                 want=6,
             )
         out[str(n)] = {
@@ -222,6 +284,7 @@ def main() -> None:
     for share, row in report["coalition"].items():
         if isinstance(row, dict):
             print(share, json.dumps(row))
+    print("coalition gain max ratio", report["coalition"]["max_ratio"])
     print("selection time", json.dumps(report["selection_time"]))
 
 

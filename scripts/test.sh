@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 bash scripts/install_anvil.sh
-.venv/bin/ruff check contracts node scheduler oracle cli scripts tests
-.venv/bin/ruff format --check --quiet contracts node scheduler oracle cli scripts tests
-.venv/bin/mypy contracts node scheduler oracle cli
+.venv/bin/ruff check dnode setup.py contracts node scheduler oracle cli scripts tests
+.venv/bin/ruff format --check --quiet dnode setup.py contracts node scheduler oracle cli scripts tests
+bash scripts/typecheck.sh
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -15,7 +15,7 @@ LAYERS = ("contracts", "scheduler", "oracle", "node", "cli")
 
 
 def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    parts = ["dnode", *path.relative_to(ROOT).with_suffix("").parts]  # the installed name
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -73,7 +73,7 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def layer(mod: str) -> int:
-    return LAYERS.index(mod.split(".")[0])
+    return LAYERS.index(mod.split(".")[1])  # dnode.<layer>....
 
 
 def upward_imports(graph: dict[str, set[str]]) -> list[str]:
@@ -118,9 +118,10 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_the_checks_catch_what_they_guard() -> None:
-    graph = {"contracts.a": {"node.b"}, "node.b": {"contracts.a"}, "cli.c": {"node.b"}}
-    assert upward_imports(graph) == ["contracts.a -> node.b"]
-    assert cycles(graph) == [["contracts.a", "node.b"]]
+    a, b, c = "dnode.contracts.a", "dnode.node.b", "dnode.cli.c"
+    graph = {a: {b}, b: {a}, c: {b}}
+    assert upward_imports(graph) == [f"{a} -> {b}"]
+    assert cycles(graph) == [[a, b]]
 
 
 def test_no_upward_imports_between_layers() -> None:

@@ -65,7 +65,7 @@ def __init__(oracle: address, program_id: bytes32):
 @external
 @payable
 def request(
-    params_digest: bytes32, committee_size: uint256, seat_window: uint256, report_window: uint256
+    params_digest: bytes32, committee_size: uint256, seat_window: uint256, compute_window: uint256
 ) -> uint256:
     """
     @notice Post a task (msg.value is its reward) naming this contract as callback. The owner
@@ -73,7 +73,8 @@ def request(
     @param params_digest keccak256 of the canonical task params (program, data owners, ...)
     @param committee_size committee seats m (3..16)
     @param seat_window seconds from now to form the committee
-    @param report_window seconds from now to report the result (> seat_window)
+    @param compute_window seconds the committee has from its formation to report
+           (>= dnode's min_compute_window)
     @return the dnode task id
     """
     assert msg.sender == self.owner, "feed: not owner"
@@ -83,7 +84,7 @@ def request(
         MPC,
         committee_size,
         block.timestamp + seat_window,
-        block.timestamp + report_window,
+        compute_window,
         self,
         CALLBACK_GAS,
         value=msg.value,

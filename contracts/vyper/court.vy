@@ -20,20 +20,74 @@ uses: registry
 
 
 @external
+@nonreentrant
+def cancel(task_id: uint256, t: market.Task):
+    """
+    @notice Refund a task whose committee missed a deadline (anyone may call; the escrow
+            always goes to the requester's credits).
+    @dev market.OPEN after seat_deadline ("sortition: seats not filled"), or more than 256 blocks
+         after the seed block, whose hash the sortition can no longer read ("sortition: seed
+         expired"): full refund. market.COMPUTING after report_deadline: full refund and every seat
+         that neither reported nor declined is slashed one seat_collateral, which is burned
+         (credited to the zero address): a requester never profits from its committee's
+         silence. market.COMPUTING when so many seats declined that no quorum is possible: full
+         refund at once, nobody slashed.
+    @param task_id task to cancel
+    @param t the task record
+    """
+    status: uint256 = market._load(task_id, t)
+    slashed: uint256 = 0
+    reason: String[32] = ""
+    if status == market.OPEN:
+        if block.number > (t.ext >> market.SEED_BLOCK_OFF) + market.SEED_LIFETIME:
+            reason = "sortition: seed expired"
+        else:
+            assert block.timestamp > market._get(t.meta, market.SEAT_DL_OFF, 40), (
+                "market: seating still open"
+            )
+            reason = "sortition: seats not filled"
+    elif status == market.COMPUTING:
+        m: uint256 = len(t.committee)
+        declined: uint256 = market._get(t.meta, market.DECLINED_OFF, 16)
+        if market._popcount(declined) > m - (m // 2 + 1):
+            for i: uint256 in range(m, bound=market.MAX_SEATS):
+                if declined & (1 << i) == 0:
+                    registry._release_seat(t.committee[i], 0)
+            reason = "market: too many declines"
+        else:
+            assert block.timestamp > market._get(t.meta, market.REPORT_DL_OFF, 40), (
+                "market: report still due"
+            )
+            slashed = market._slash_undelivered(task_id, t.committee, declined)
+            registry._credit(market.BURN, slashed * registry.seat_collateral)
+            reason = "market: report deadline missed"
+    else:
+        raise "market: not cancellable"
+    market._set_status(task_id, market.REFUNDED)
+    registry._credit(t.requester, t.reward)
+    log market.TaskRefunded(
+        task_id=task_id, requester=t.requester, amount=t.reward, slashed_seats=slashed, reason=reason
+    )
+
+
+@external
 @payable
 @nonreentrant
 def dispute(task_id: uint256, t: market.Task):
     """
     @notice Challenge a reported result within the challenge window by posting exactly
-            `dispute_bond`. A re-execution committee of m + 2 seats, disjoint from the first
-            committee, must then form by now + market.dispute_period // 4 and report by
-            now + market.dispute_period.
+            `dispute_bond`. A re-execution committee of m + 2 seats, disjoint from the first,
+            formed by the same ranked sortition (seeded by the next block, drawn over the slot
+            count now), must then form by now + dispute_period // 4 and report by
+            now + dispute_period.
     @dev Only the requester or a staked node (registered, stake >= min_stake) may dispute.
+         HE tasks cannot be disputed: nodes do not re-execute HE programs.
     @param task_id task whose report is disputed
     @param t the task record
     """
     assert market._load(task_id, t) == market.REPORTED, "market: not reported"
-    reported_at: uint256 = market._get(t.meta, market.REPORTED_AT_OFF, 64)
+    assert market._get(t.meta, market.CAP_OFF, 8) != registry.HE, "court: HE tasks are not re-executed"
+    reported_at: uint256 = market._get(t.meta, market.REPORTED_AT_OFF, 40)
     assert block.timestamp < reported_at + market.challenge_period, "market: challenge window closed"
     assert msg.sender == t.requester or registry._is_staked(msg.sender), (
         "market: disputer not requester or staked node"
@@ -41,14 +95,17 @@ def dispute(task_id: uint256, t: market.Task):
     assert msg.value == market.dispute_bond, "market: wrong bond"
     seat_dl: uint256 = block.timestamp + market.dispute_period // 4
     report_dl: uint256 = block.timestamp + market.dispute_period
+    snapshot: uint256 = min(registry.slot_count, (1 << 40) - 1)
     d: market.Dispute = market.Dispute(
         disputer=msg.sender,
         meta=(
             (seat_dl << market.D_SEAT_DL_OFF)
             | (report_dl << market.D_REPORT_DL_OFF)
             | ((block.number + 1) << market.D_SEED_OFF)
+            | (snapshot << market.D_SNAPSHOT_OFF)
         ),
         committee=[],
+        draws=0,
         result_digest=empty(bytes32),
     )
     market.disputes[task_id] = market._dispute_hash(d)
@@ -59,7 +116,18 @@ def dispute(task_id: uint256, t: market.Task):
         bond=msg.value,
         seat_deadline=seat_dl,
         report_deadline=report_dl,
+        seed_block=block.number + 1,
+        slot_snapshot=snapshot,
     )
+
+
+@internal
+@view
+def _rerun_excluded(t: market.Task, d: market.Dispute) -> DynArray[address, market.MAX_SEATS]:
+    excluded: DynArray[address, market.MAX_SEATS] = t.committee
+    excluded.append(t.requester)
+    excluded.append(d.disputer)
+    return excluded
 
 
 @external
@@ -76,39 +144,201 @@ def form_rerun_committee(
     @notice Bind the re-execution committee of a disputed task (m + 2 seats) in one
             transaction; members sign the join intent with round = 1.
     @dev Members must be disjoint from the original committee and differ from the requester
-         and the disputer; the same eligibility, collateral and sortition rules as
-         form_committee apply (round 1, seeded by the block after the dispute; no price check:
-         the re-execution is not paid from the reward).
+         and the disputer; the same consent, eligibility, collateral and RANKED sortition
+         rules as form_committee apply (round 1, seeded by the block after the dispute,
+         drawn over the slot count at the dispute, skip budget counted from the dispute).
+         The offer a member's price must not exceed is dispute_bond // (m + 2): what a
+         re-execution seat is paid.
     @param task_id disputed task
     @param t the task record
     @param d the dispute record
     @param members the m + 2 seat holders, in seat order
     @param sigs join signatures, aligned with members
-    @param draws the sortition draw index each member claims, aligned with members
+    @param draws the first sortition draw of each member, aligned with members
     """
     assert market._load(task_id, t) == market.DISPUTED, "market: not disputed"
     market._load_dispute(task_id, d)
-    assert block.timestamp <= market._get(d.meta, market.D_SEAT_DL_OFF, 64), "market: seat deadline passed"
-    excluded: DynArray[address, market.MAX_SEATS] = t.committee
-    excluded.append(t.requester)
-    excluded.append(d.disputer)
-    market._bind_committee(
+    seat_dl: uint256 = market._get(d.meta, market.D_SEAT_DL_OFF, 40)
+    assert block.timestamp <= seat_dl, "market: seat deadline passed"
+    size: uint256 = len(t.committee) + market.RERUN_EXTRA
+    packed: uint256 = 0
+    skips: uint256 = 0
+    packed, skips = market._bind_committee(
         task_id,
         1,
-        len(t.committee) + market.RERUN_EXTRA,
+        size,
         market._get(t.meta, market.CAP_OFF, 8),
         members,
         sigs,
-        excluded,
+        self._rerun_excluded(t, d),
         draws,
-        market._get(d.meta, market.D_SEED_OFF, 64),
-        max_value(uint256),
+        market._get(d.meta, market.D_SEED_OFF, 40),
+        market._get(d.meta, market.D_SNAPSHOT_OFF, 40),
+        market.dispute_bond // size,
+        seat_dl - market.dispute_period // 4,
     )
+    claims_until: uint256 = 0
     nd: market.Dispute = d
+    if skips > 0:
+        claims_until = block.timestamp + market.claim_period
+        nd.meta = market._put(
+            market._put(d.meta, market.D_SKIPS_OFF, 8, skips), market.D_CLAIMS_OFF, 40, claims_until
+        )
     nd.committee = members
+    nd.draws = packed
     market.disputes[task_id] = market._dispute_hash(nd)
     market._set_status(task_id, market.RECOMPUTING)
-    log market.CommitteeFormed(task_id=task_id, round=1, members=members)
+    log market.CommitteeFormed(
+        task_id=task_id,
+        round=1,
+        members=members,
+        draws=packed,
+        skips=skips,
+        report_deadline=market._get(d.meta, market.D_REPORT_DL_OFF, 40),
+        claims_until=claims_until,
+    )
+
+
+@external
+@nonreentrant
+def decline(task_id: uint256, t: market.Task, d: market.Dispute, reason: String[128]):
+    """
+    @notice A seat holder that cannot run the task gives up its seat before the report
+            deadline, stating why; its collateral is unlocked and it is never slashed for it.
+    @dev Works for the original committee (status market.COMPUTING; `d` is ignored) and for the
+         re-execution committee (status market.RECOMPUTING; `d` must be the dispute record).
+    @param task_id task
+    @param t the task record
+    @param d the dispute record (any value when not disputed)
+    @param reason failure-indicating message (emitted)
+    """
+    status: uint256 = market._load(task_id, t)
+    idx: uint256 = market.NOT_SEATED
+    round: uint256 = 0
+    if status == market.COMPUTING:
+        assert block.timestamp <= market._get(t.meta, market.REPORT_DL_OFF, 40), (
+            "market: report deadline passed"
+        )
+        for i: uint256 in range(len(t.committee), bound=market.MAX_SEATS):
+            if t.committee[i] == msg.sender:
+                idx = i
+                break
+        assert idx != market.NOT_SEATED, "market: not a seat holder"
+        declined: uint256 = market._get(t.meta, market.DECLINED_OFF, 16)
+        assert declined & (1 << idx) == 0, "market: already declined"
+        nt: market.Task = t
+        nt.meta = market._put(t.meta, market.DECLINED_OFF, 16, declined | (1 << idx))
+        market._store(task_id, nt, market.COMPUTING)
+    elif status == market.RECOMPUTING:
+        market._load_dispute(task_id, d)
+        assert block.timestamp <= market._get(d.meta, market.D_REPORT_DL_OFF, 40), (
+            "market: report deadline passed"
+        )
+        for i: uint256 in range(len(d.committee), bound=market.MAX_SEATS):
+            if d.committee[i] == msg.sender:
+                idx = i
+                break
+        assert idx != market.NOT_SEATED, "market: not a seat holder"
+        declined: uint256 = market._get(d.meta, market.D_DECLINED_OFF, 24)
+        assert declined & (1 << idx) == 0, "market: already declined"
+        nd: market.Dispute = d
+        nd.meta = market._put(d.meta, market.D_DECLINED_OFF, 24, declined | (1 << idx))
+        market.disputes[task_id] = market._dispute_hash(nd)
+        round = 1
+    else:
+        raise "market: not computing"
+    registry._release_seat(msg.sender, 0)
+    log market.SeatDeclined(task_id=task_id, node=msg.sender, round=round, seat=idx, reason=reason)
+
+
+@external
+@nonreentrant
+def claim_seat(task_id: uint256, t: market.Task, d: market.Dispute, draw: uint256):
+    """
+    @notice A candidate the formation skipped takes its seat back: during the claim period
+            after a formation that skipped someone, the holder of a draw ranked above the
+            committee's worst-ranked member displaces that member (whose collateral is
+            unlocked, never slashed). So skipping an online honest candidate gains nothing.
+    @dev Works for the committee (status COMPUTING, round 0; `d` is ignored) and the
+         re-execution committee (RECOMPUTING, round 1). The caller consents by sending the
+         transaction and must pass the per-seat eligibility check; each claim uses up one of
+         the formation's skips, and the claim period ends early when none is left.
+    @param task_id task
+    @param t the task record
+    @param d the dispute record (any value for round 0)
+    @param draw the caller's draw index, ranked above the worst member's
+    """
+    status: uint256 = market._load(task_id, t)
+    round: uint256 = 0
+    committee: DynArray[address, market.MAX_SEATS] = t.committee
+    packed: uint256 = t.draws
+    meta: uint256 = t.meta
+    excluded: DynArray[address, market.MAX_SEATS] = [t.requester]
+    size: uint256 = len(t.committee)
+    if status == market.COMPUTING:
+        skips: uint256 = market._get(meta, market.SKIPS_OFF, 8)
+        assert skips > 0, "market: no skipped seats"
+        assert block.timestamp < market._get(meta, market.REPORTED_AT_OFF, 40), "market: claim period over"
+        meta = market._put(meta, market.SKIPS_OFF, 8, skips - 1)
+    elif status == market.RECOMPUTING:
+        market._load_dispute(task_id, d)
+        round = 1
+        committee = d.committee
+        packed = d.draws
+        meta = d.meta
+        excluded = self._rerun_excluded(t, d)
+        size = len(d.committee)
+        skips: uint256 = market._get(meta, market.D_SKIPS_OFF, 8)
+        assert skips > 0, "market: no skipped seats"
+        assert block.timestamp < market._get(meta, market.D_CLAIMS_OFF, 40), "market: claim period over"
+        meta = market._put(meta, market.D_SKIPS_OFF, 8, skips - 1)
+    else:
+        raise "market: no seats to claim"
+    seed_block: uint256 = t.ext >> market.SEED_BLOCK_OFF
+    snapshot: uint256 = market._get(t.meta, market.SNAPSHOT_OFF, 40)
+    offer: uint256 = t.reward // size
+    declined_off: uint256 = market.DECLINED_OFF
+    if round == 1:
+        seed_block = market._get(d.meta, market.D_SEED_OFF, 40)
+        snapshot = market._get(d.meta, market.D_SNAPSHOT_OFF, 40)
+        offer = market.dispute_bond // size
+        declined_off = market.D_DECLINED_OFF
+    seed: bytes32 = market._seed(seed_block)
+    assert market._drawn(seed, task_id, round, draw, snapshot) == msg.sender, "sortition: claimant not drawn"
+    assert not market._has(committee, msg.sender), "market: already seated"
+    assert not market._has(excluded, msg.sender), "market: member not eligible"
+    worst: uint256 = 0
+    worst_draw: uint256 = 0
+    for i: uint256 in range(size, bound=market.MAX_SEATS):
+        di: uint256 = (packed >> (market.DRAW_BITS * i)) & market.MAX_DRAW
+        if di > worst_draw:
+            worst_draw = di
+            worst = i
+    assert draw < worst_draw, "sortition: claimant ranked below the committee"
+    registry._lock_seat(msg.sender, market._get(t.meta, market.CAP_OFF, 8), offer)
+    displaced: address = committee[worst]
+    bit: uint256 = 1 << (declined_off + worst)
+    if meta & bit != 0:
+        meta &= ~bit  # the displaced seat had declined: its collateral is already free
+    else:
+        registry._release_seat(displaced, 0)
+    committee[worst] = msg.sender
+    packed = market._put(packed, market.DRAW_BITS * worst, market.DRAW_BITS, draw)
+    if round == 0:
+        nt: market.Task = t
+        nt.meta = meta
+        nt.committee = committee
+        nt.draws = packed
+        market._store(task_id, nt, market.COMPUTING)
+    else:
+        nd: market.Dispute = d
+        nd.meta = meta
+        nd.committee = committee
+        nd.draws = packed
+        market.disputes[task_id] = market._dispute_hash(nd)
+    log market.SeatClaimed(
+        task_id=task_id, node=msg.sender, round=round, seat=worst, draw=draw, displaced=displaced
+    )
 
 
 @external
@@ -123,13 +353,15 @@ def report_rerun(
     """
     @notice Submit the re-execution committee's result (quorum of its m + 2 seats, same
             signature format as report) and settle the dispute at once.
-    @dev Same digest as the original report: the original signers are paid the reward plus
-         the disputer's bond (market.UPHELD, status market.FINALIZED). Different digest: each original
-         signer is slashed one seat_collateral; half of the slashed total (rounded down) and
-         the bond go to the disputer, the reward and the other half to the requester
-         (market.REVERSED, status market.OVERTURNED). The re-execution seats are unlocked either way.
-         A consumer callback runs only when the result stands (FINALIZED); an overturned
-         task's consumer gets no call, result_of serves the re-execution's result.
+    @dev Same digest as the original report (market.UPHELD, status FINALIZED): the original
+         signers are paid the reward; the disputer's bond pays the re-execution signers.
+         Different digest (market.REVERSED, status OVERTURNED): each original signer is
+         slashed one seat_collateral; of the slashed total S, min(bond, S) pays the
+         re-execution signers, the disputer gets its bond back plus a bounty of at most
+         one bond (what it put at stake), the rest is burned; the requester gets its
+         reward back and nothing of S. The re-execution seats are unlocked either way. A
+         consumer callback runs only when the result stands; an overturned task's consumer
+         gets no call, result_of serves the re-execution's result.
     @param task_id disputed task
     @param t the task record
     @param d the dispute record
@@ -138,29 +370,42 @@ def report_rerun(
     """
     assert market._load(task_id, t) == market.RECOMPUTING, "oracle: not recomputing"
     market._load_dispute(task_id, d)
-    assert block.timestamp <= market._get(d.meta, market.D_REPORT_DL_OFF, 64), (
+    assert block.timestamp <= market._get(d.meta, market.D_REPORT_DL_OFF, 40), (
         "oracle: report deadline passed"
     )
-    declined: uint256 = market._get(d.meta, market.D_DECLINED_OFF, 32)
-    bitmap: uint256 = market._check_signatures(task_id, result, sigs, d.committee, declined)
+    if market._get(d.meta, market.D_SKIPS_OFF, 8) > 0:
+        assert block.timestamp >= market._get(d.meta, market.D_CLAIMS_OFF, 40), (
+            "oracle: seat claims still open"
+        )
+    declined: uint256 = market._get(d.meta, market.D_DECLINED_OFF, 24)
     digest: bytes32 = keccak256(result)
+    bitmap: uint256 = market._check_signatures(
+        market._report_hash(task_id, digest), sigs, d.committee, declined
+    )
     nd: market.Dispute = d
-    nd.meta = market._put(d.meta, market.D_SIGNERS_OFF, 32, bitmap)
+    nd.meta = market._put(d.meta, market.D_SIGNERS_OFF, 24, bitmap)
     nd.result_digest = digest
     market.disputes[task_id] = market._dispute_hash(nd)
     log market.ResultReported(
         task_id=task_id, round=1, result=result, signers_bitmap=bitmap, reported_at=block.timestamp
     )
-    market._release_rerun(d, declined)
     signers: uint256 = market._get(t.meta, market.SIGNERS_OFF, 16)
     t_declined: uint256 = market._get(t.meta, market.DECLINED_OFF, 16)
+    bond: uint256 = market.dispute_bond
     if digest == t.result_digest:
         market._set_status(task_id, market.FINALIZED)
+        market._pay_signers(d.committee, bitmap, declined, bond, 0)
         share: uint256 = 0
         extra: uint256 = 0
-        share, extra = market._pay_signers(t.committee, signers, t_declined, t.reward, market.dispute_bond)
+        share, extra = market._pay_signers(t.committee, signers, t_declined, t.reward, 0)
         log market.DisputeResolved(
-            task_id=task_id, outcome=market.UPHELD, slashed_seats=0, to_disputer=0, to_requester=0
+            task_id=task_id,
+            outcome=market.UPHELD,
+            slashed_seats=0,
+            to_disputer=0,
+            to_requester=0,
+            to_rerun=bond,
+            burned=0,
         )
         log market.TaskFinalized(task_id=task_id, share=share, extra_share=extra)
         market._deliver(task_id, t.ext)
@@ -179,16 +424,22 @@ def report_rerun(
         elif t_declined & bit == 0:
             registry._release_seat(node, 0)
     total: uint256 = slashed * registry.seat_collateral
-    to_disputer: uint256 = total // 2 + market.dispute_bond
-    to_requester: uint256 = total - total // 2 + t.reward
-    registry._credit(d.disputer, to_disputer)
-    registry._credit(t.requester, to_requester)
+    to_rerun: uint256 = min(bond, total)
+    bounty: uint256 = min(bond, total - to_rerun)
+    burned: uint256 = total - to_rerun - bounty
+    market._pay_signers(d.committee, bitmap, declined, to_rerun, 0)
+    registry._credit(d.disputer, bond + bounty)
+    registry._credit(t.requester, t.reward)
+    if burned > 0:
+        registry._credit(market.BURN, burned)
     log market.DisputeResolved(
         task_id=task_id,
         outcome=market.REVERSED,
         slashed_seats=slashed,
-        to_disputer=to_disputer,
-        to_requester=to_requester,
+        to_disputer=bond + bounty,
+        to_requester=t.reward,
+        to_rerun=to_rerun,
+        burned=burned,
     )
 
 
@@ -213,21 +464,19 @@ def resolve_dispute(task_id: uint256, t: market.Task, d: market.Dispute):
     market._load_dispute(task_id, d)
     slashed: uint256 = 0
     if status == market.DISPUTED:
-        assert block.timestamp > market._get(d.meta, market.D_SEAT_DL_OFF, 64), (
+        assert block.timestamp > market._get(d.meta, market.D_SEAT_DL_OFF, 40), (
             "market: re-execution seating open"
         )
-    elif status == market.RECOMPUTING:
+    else:
         m2: uint256 = len(d.committee)
-        declined: uint256 = market._get(d.meta, market.D_DECLINED_OFF, 32)
+        declined: uint256 = market._get(d.meta, market.D_DECLINED_OFF, 24)
         if market._popcount(declined) > m2 - (m2 // 2 + 1):
             market._release_rerun(d, declined)
         else:
-            assert block.timestamp > market._get(d.meta, market.D_REPORT_DL_OFF, 64), (
+            assert block.timestamp > market._get(d.meta, market.D_REPORT_DL_OFF, 40), (
                 "market: re-execution still due"
             )
             slashed = market._slash_undelivered(task_id, d.committee, declined)
-    else:
-        raise "market: no dispute to resolve"
     market._set_status(task_id, market.FINALIZED)
     share: uint256 = 0
     extra: uint256 = 0
@@ -245,6 +494,8 @@ def resolve_dispute(task_id: uint256, t: market.Task, d: market.Dispute):
         slashed_seats=slashed,
         to_disputer=market.dispute_bond,
         to_requester=0,
+        to_rerun=0,
+        burned=0,
     )
     log market.TaskFinalized(task_id=task_id, share=share, extra_share=extra)
     market._deliver(task_id, t.ext)

@@ -46,9 +46,8 @@ exports: (
     market.result_of,
     market.form_committee,
     market.report,
+    market.cosign,
     market.finalize,
-    market.cancel,
-    market.decline,
     market.task_status,
     market.tasks,
     market.disputes,
@@ -56,10 +55,25 @@ exports: (
     market.challenge_period,
     market.dispute_bond,
     market.dispute_period,
+    market.min_reward,
+    market.min_compute_window,
+    market.claim_period,
 )
 
 # code-only extension holding the litigation functions (contract size, EIP-170)
 court: public(immutable(address))
+
+
+interface CourtParams:
+    def min_stake() -> uint256: view
+    def seat_collateral() -> uint256: view
+    def unbond_delay() -> uint256: view
+    def challenge_period() -> uint256: view
+    def dispute_bond() -> uint256: view
+    def dispute_period() -> uint256: view
+    def min_reward() -> uint256: view
+    def min_compute_window() -> uint256: view
+    def claim_period() -> uint256: view
 
 
 @deploy
@@ -70,6 +84,9 @@ def __init__(
     challenge_period: uint256,
     dispute_bond: uint256,
     dispute_period: uint256,
+    min_reward: uint256,
+    min_compute_window: uint256,
+    claim_period: uint256,
     _court: address,
 ):
     """
@@ -81,12 +98,31 @@ def __init__(
     @param dispute_bond wei a disputer must post
     @param dispute_period seconds a re-execution has to report (its committee must form
            within the first quarter)
-    @param _court the dnode_court extension, deployed with the same parameters
+    @param min_reward smallest reward a task may escrow
+    @param min_compute_window smallest compute window (formation to report deadline)
+    @param claim_period seconds skipped candidates have to claim their seats after a
+           formation that skipped them
+    @param _court the dnode_court extension, deployed with the same parameters (checked
+           here: its immutables are baked into its code)
     """
     assert _court.is_contract, "dnode: court is not a contract"
+    c: CourtParams = CourtParams(_court)
+    assert (
+        staticcall c.min_stake() == min_stake
+        and staticcall c.seat_collateral() == seat_collateral
+        and staticcall c.unbond_delay() == unbond_delay
+        and staticcall c.challenge_period() == challenge_period
+        and staticcall c.dispute_bond() == dispute_bond
+        and staticcall c.dispute_period() == dispute_period
+        and staticcall c.min_reward() == min_reward
+        and staticcall c.min_compute_window() == min_compute_window
+        and staticcall c.claim_period() == claim_period
+    ), "dnode: court parameters differ"
     court = _court
     registry.__init__(min_stake, seat_collateral, unbond_delay)
-    market.__init__(challenge_period, dispute_bond, dispute_period)
+    market.__init__(
+        challenge_period, dispute_bond, dispute_period, min_reward, min_compute_window, claim_period
+    )
 
 
 @external

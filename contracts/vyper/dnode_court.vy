@@ -22,6 +22,19 @@ exports: (
     court.form_rerun_committee,
     court.report_rerun,
     court.resolve_dispute,
+    court.claim_seat,
+    court.decline,
+    court.cancel,
+    # the baked-in parameters, which dnode's constructor checks against its own
+    registry.min_stake,
+    registry.seat_collateral,
+    registry.unbond_delay,
+    market.challenge_period,
+    market.dispute_bond,
+    market.dispute_period,
+    market.min_reward,
+    market.min_compute_window,
+    market.claim_period,
 )
 
 
@@ -33,10 +46,15 @@ def __init__(
     challenge_period: uint256,
     dispute_bond: uint256,
     dispute_period: uint256,
+    min_reward: uint256,
+    min_compute_window: uint256,
+    claim_period: uint256,
 ):
     """
     @notice Deploy with the same parameters as the `dnode` contract that will use it (the
             immutables are part of the code, so both copies must agree; deploy.py checks).
     """
     registry.__init__(min_stake, seat_collateral, unbond_delay)
-    market.__init__(challenge_period, dispute_bond, dispute_period)
+    market.__init__(
+        challenge_period, dispute_bond, dispute_period, min_reward, min_compute_window, claim_period
+    )

@@ -41,17 +41,23 @@ REVERSED: constant(uint256) = 2
 RERUN_FAILED: constant(uint256) = 3
 
 MAX_REWARD: constant(uint256) = (1 << 96) - 1
-MAX_TIME: constant(uint256) = (1 << 64) - 1
+MAX_TIME: constant(uint256) = (1 << 40) - (1 << 34)  # packed timestamps are 40 bits wide
+MAX_PERIOD: constant(uint256) = 1 << 32  # any period or window, in seconds
 STATUS_MASK: constant(uint256) = 255
 
-# Task.meta layout (offset, width)
+# Task.meta layout (offset, width). REPORT_DL holds the compute window while the task is
+# OPEN and the absolute report deadline (formed_at + window) from formation on; REPORTED_AT
+# holds the end of the seat-claim period between a formation that skipped and the report.
 CAP_OFF: constant(uint256) = 0  # 8
 SIZE_OFF: constant(uint256) = 8  # 8
-SEAT_DL_OFF: constant(uint256) = 16  # 64
-REPORT_DL_OFF: constant(uint256) = 80  # 64
-REPORTED_AT_OFF: constant(uint256) = 144  # 64
-SIGNERS_OFF: constant(uint256) = 208  # 16
-DECLINED_OFF: constant(uint256) = 224  # 16
+SEAT_DL_OFF: constant(uint256) = 16  # 40
+REPORT_DL_OFF: constant(uint256) = 56  # 40
+REPORTED_AT_OFF: constant(uint256) = 96  # 40
+SIGNERS_OFF: constant(uint256) = 136  # 16
+DECLINED_OFF: constant(uint256) = 152  # 16
+POSTED_AT_OFF: constant(uint256) = 168  # 40
+SNAPSHOT_OFF: constant(uint256) = 208  # 40: slot_count when the task was posted
+SKIPS_OFF: constant(uint256) = 248  # 8: skipped candidates not yet displaced by a claim
 
 # Task.ext layout
 ADDR_MASK: constant(uint256) = (1 << 160) - 1  # callback address: bits 0..159
@@ -65,17 +71,24 @@ MAX_CALLBACK_GAS: constant(uint256) = 1_000_000
 CALLBACK_MARGIN: constant(uint256) = 15_000
 
 # Dispute.meta layout
-D_SEAT_DL_OFF: constant(uint256) = 0  # 64
-D_REPORT_DL_OFF: constant(uint256) = 64  # 64
-D_SIGNERS_OFF: constant(uint256) = 128  # 32
-D_DECLINED_OFF: constant(uint256) = 160  # 32
-D_SEED_OFF: constant(uint256) = 192  # 64: the re-execution committee's seed block
+D_SEAT_DL_OFF: constant(uint256) = 0  # 40
+D_REPORT_DL_OFF: constant(uint256) = 40  # 40
+D_SIGNERS_OFF: constant(uint256) = 80  # 24
+D_DECLINED_OFF: constant(uint256) = 104  # 24
+D_SEED_OFF: constant(uint256) = 128  # 40: the re-execution committee's seed block
+D_SNAPSHOT_OFF: constant(uint256) = 168  # 40: slot_count when the dispute was raised
+D_SKIPS_OFF: constant(uint256) = 208  # 8
+D_CLAIMS_OFF: constant(uint256) = 216  # 40: end of the seat-claim period
 
-# sortition (scheduler/sortition.py implements the same arithmetic off-chain)
-W0_EXTRA: constant(uint256) = 4  # window at the seed block: 2 m + 4 draws
-ESCALATE_BLOCKS: constant(uint256) = 4  # the window doubles every 4 blocks ...
-MAX_DOUBLINGS: constant(uint256) = 16  # ... at most 16 times
+# Task.draws / Dispute.draws: the sortition draw of seat i at bits DRAW_BITS * i
+DRAW_BITS: constant(uint256) = 14
+MAX_DRAW: constant(uint256) = (1 << DRAW_BITS) - 1
+
+# ranked sortition (scheduler/sortition.py implements the same arithmetic off-chain)
+SKIP_DELAY: constant(uint256) = 10  # seconds after posting during which nobody may be skipped
+SKIP_STEP: constant(uint256) = 10  # ... then one more skip allowed every 10 s, up to m
 SEED_LIFETIME: constant(uint256) = 256  # blockhash() reaches back 256 blocks
+SKIP_BLOCKS: constant(uint256) = 128  # a formation that skips leaves >= 128 blocks for claims
 
 JOIN_TAG: constant(bytes32) = keccak256("dnode.join.v1")
 REPORT_TAG: constant(bytes32) = keccak256("dnode.report.v1")
@@ -84,6 +97,8 @@ HALF_N: constant(uint256) = 5789604461865809771178549250434395392641878213953745
 NOT_SEATED: constant(uint256) = max_value(uint256)
 SIG_LEN: constant(uint256) = 65
 SIGS_BYTES: constant(uint256) = SIG_LEN * MAX_SEATS
+# slashed collateral that goes to nobody is credited here: no transaction comes from it
+BURN: constant(address) = empty(address)
 
 
 struct Task:
@@ -93,6 +108,7 @@ struct Task:
     meta: uint256
     ext: uint256  # callback (bits 0..159) | callback gas (160..191) | seed block (192..255)
     committee: DynArray[address, MAX_SEATS]
+    draws: uint256  # draw index of seat i at bits 14 i
     result_digest: bytes32
 
 
@@ -100,6 +116,7 @@ struct Dispute:
     disputer: address
     meta: uint256
     committee: DynArray[address, MAX_SEATS]
+    draws: uint256
     result_digest: bytes32
 
 
@@ -112,13 +129,33 @@ event TaskPosted:
     committee_size: uint256
     reward: uint256
     seat_deadline: uint256
-    report_deadline: uint256
+    compute_window: uint256
     seed_block: uint256
+    slot_snapshot: uint256
+    posted_at: uint256
 
 event CommitteeFormed:
     task_id: indexed(uint256)
     round: uint256
     members: DynArray[address, MAX_SEATS]
+    draws: uint256  # packed: draw of seat i at bits 14 i
+    skips: uint256
+    report_deadline: uint256
+    claims_until: uint256  # 0 when nobody was skipped (no claim period)
+
+event SeatClaimed:
+    task_id: indexed(uint256)
+    node: indexed(address)
+    round: uint256
+    seat: uint256
+    draw: uint256
+    displaced: address
+
+event CoSigned:
+    task_id: indexed(uint256)
+    node: indexed(address)
+    seat: uint256
+    signers_bitmap: uint256
 
 event SeatDeclined:
     task_id: indexed(uint256)
@@ -162,6 +199,8 @@ event TaskDisputed:
     bond: uint256
     seat_deadline: uint256
     report_deadline: uint256
+    seed_block: uint256
+    slot_snapshot: uint256
 
 event DisputeResolved:
     task_id: indexed(uint256)
@@ -169,6 +208,8 @@ event DisputeResolved:
     slashed_seats: uint256
     to_disputer: uint256
     to_requester: uint256
+    to_rerun: uint256
+    burned: uint256
 
 event Slashed:
     node: indexed(address)
@@ -179,6 +220,9 @@ event Slashed:
 dispute_bond: public(immutable(uint256))
 dispute_period: public(immutable(uint256))
 challenge_period: public(immutable(uint256))
+min_reward: public(immutable(uint256))
+min_compute_window: public(immutable(uint256))
+claim_period: public(immutable(uint256))
 
 # (keccak256(abi_encode(Task)) & ~255) | status; 0 = unknown task
 tasks: public(HashMap[uint256, uint256])
@@ -190,12 +234,28 @@ results: HashMap[uint256, Bytes[1024]]
 
 
 @deploy
-def __init__(_challenge_period: uint256, _dispute_bond: uint256, _dispute_period: uint256):
-    assert _dispute_bond > 0, "market: zero dispute bond"
+def __init__(
+    _challenge_period: uint256,
+    _dispute_bond: uint256,
+    _dispute_period: uint256,
+    _min_reward: uint256,
+    _min_compute_window: uint256,
+    _claim_period: uint256,
+):
+    assert _dispute_bond > 0 and _dispute_bond <= MAX_REWARD, "market: bad dispute bond"
     assert _dispute_period >= 4, "market: dispute period too short"
+    assert _min_reward > 0 and _min_reward <= MAX_REWARD, "market: bad minimum reward"
+    assert max(max(_challenge_period, _dispute_period), _min_compute_window) <= MAX_PERIOD, (
+        "market: period too long"
+    )
+    assert _min_compute_window > _claim_period, "market: compute window below claim period"
+    assert 2 * _claim_period <= _dispute_period, "market: claim period too long"
     challenge_period = _challenge_period
     dispute_bond = _dispute_bond
     dispute_period = _dispute_period
+    min_reward = _min_reward
+    min_compute_window = _min_compute_window
+    claim_period = _claim_period
 
 
 # ---------------------------------------------------------------- helpers
@@ -297,10 +357,31 @@ def _seed(seed_block: uint256) -> bytes32:
 
 @internal
 @view
-def _window(size: uint256, seed_block: uint256) -> uint256:
-    """Draws claimable now: 2 m + 4, doubling every ESCALATE_BLOCKS past the seed block."""
-    steps: uint256 = min((block.number - seed_block) // ESCALATE_BLOCKS, MAX_DOUBLINGS)
-    return (2 * size + W0_EXTRA) << steps
+def _skip_budget(size: uint256, started: uint256) -> uint256:
+    """Eligible candidates ranked above a member that a formation may leave out (offline,
+    or not consenting): none for SKIP_DELAY seconds after posting, then one more every
+    SKIP_STEP seconds, at most the committee size."""
+    if block.timestamp < started + SKIP_DELAY:
+        return 0
+    return min(1 + (block.timestamp - started - SKIP_DELAY) // SKIP_STEP, size)
+
+
+@internal
+@view
+def _drawn(seed: bytes32, task_id: uint256, round: uint256, j: uint256, snapshot: uint256) -> address:
+    """Owner of the slot draw j lands on (zero: a stale slot). Draws are taken modulo the
+    slot count snapshotted at posting (or dispute): slots appended later are never drawn."""
+    pos: uint256 = convert(keccak256(abi_encode(seed, task_id, round, j)), uint256) % snapshot
+    return registry._slot_holder(pos)
+
+
+@internal
+@pure
+def _has(xs: DynArray[address, MAX_SEATS], a: address) -> bool:
+    for x: address in xs:
+        if x == a:
+            return True
+    return False
 
 
 @internal
@@ -314,35 +395,65 @@ def _bind_committee(
     excluded: DynArray[address, MAX_SEATS],
     draws: DynArray[uint256, MAX_SEATS],
     seed_block: uint256,
+    snapshot: uint256,
     offer: uint256,
-):
+    started: uint256,
+) -> (uint256, uint256):
     """
-    Seat `members` in order: each one consented (its join signature, or it sent the tx),
-    passes the per-seat eligibility check, was drawn by the stake-weighted sortition (its
-    claimed draw j is inside the window and lands on one of its valid stake slots: O(1)
-    per seat, whatever the registry size) and gets one seat's collateral locked.
+    Seat `members` (each consented: its join signature, or it sent the tx; passes the
+    per-seat eligibility check; gets one seat's collateral locked) and check the ranking:
+    draws[i] is members[i]'s FIRST draw, and every draw ranked above the worst member's that
+    is not a member's lands on a stale slot, an excluded or on-chain ineligible owner, an
+    owner already counted, or a skipped owner; at most _skip_budget owners are skipped.
+    Returns (packed draws, skips).
     """
     assert len(members) == size, "market: wrong committee size"
     assert len(sigs) == size * SIG_LEN, "market: one signature per member"
     assert len(draws) == size, "market: one draw per member"
+    assert snapshot > 0, "sortition: no slots at posting"
     seed: bytes32 = self._seed(seed_block)
-    win: uint256 = self._window(size, seed_block)
-    mask: uint256 = registry._span() - 1
     h: bytes32 = self._eip191(
         keccak256(abi_encode(JOIN_TAG, chain.id, self, task_id, round))
     )
+    packed: uint256 = 0
+    last: uint256 = 0
     for i: uint256 in range(size, bound=MAX_SEATS):
         member: address = members[i]
         for j: uint256 in range(i, bound=MAX_SEATS):
             assert members[j] != member, "market: duplicate member"
-        for x: address in excluded:
-            assert x != member, "market: member not eligible"
+        assert not self._has(excluded, member), "market: member not eligible"
         if member != msg.sender:
             assert self._recover(h, sigs, i) == member, "market: bad join signature"
         registry._lock_seat(member, capability, offer)
-        assert draws[i] < win, "sortition: draw outside window"
-        pos: uint256 = convert(keccak256(abi_encode(seed, task_id, round, draws[i])), uint256)
-        assert registry._slot_holder(pos & mask) == member, "sortition: member not drawn"
+        assert draws[i] <= MAX_DRAW, "sortition: draw too deep"
+        assert self._drawn(seed, task_id, round, draws[i], snapshot) == member, (
+            "sortition: member not drawn"
+        )
+        packed |= draws[i] << (DRAW_BITS * i)
+        last = max(last, draws[i])
+    budget: uint256 = self._skip_budget(size, started)
+    skipped: DynArray[address, MAX_SEATS] = []
+    for j: uint256 in range(last, bound=MAX_DRAW):
+        owner: address = self._drawn(seed, task_id, round, j, snapshot)
+        if owner == empty(address):
+            continue
+        seat: uint256 = NOT_SEATED
+        for i: uint256 in range(size, bound=MAX_SEATS):
+            if members[i] == owner:
+                seat = i
+                break
+        if seat != NOT_SEATED:
+            assert draws[seat] <= j, "sortition: member not at its first draw"
+            continue
+        if self._has(excluded, owner) or self._has(skipped, owner):
+            continue
+        if not registry._eligible(owner, capability, offer):
+            continue
+        assert len(skipped) < budget, "sortition: skips over budget"
+        skipped.append(owner)
+    if len(skipped) > 0:
+        assert block.number <= seed_block + SKIP_BLOCKS, "sortition: too late to skip"
+    return packed, len(skipped)
 
 
 @internal
@@ -391,21 +502,19 @@ def _slash_undelivered(
 
 @internal
 def _check_signatures(
-    task_id: uint256,
-    result: Bytes[1024],
+    h: bytes32,
     sigs: Bytes[SIGS_BYTES],
     committee: DynArray[address, MAX_SEATS],
     declined: uint256,
 ) -> uint256:
-    """Recover each signature once; every signer must be a distinct, non-declined seat."""
+    """Recover each signature once; every signer must be a distinct seat. A seat that
+    declined is skipped (its signature does not count), so a signer front-running the report
+    with decline() cannot void it; the seats left must still be a quorum."""
     quorum: uint256 = len(committee) // 2 + 1
     assert len(sigs) % SIG_LEN == 0, "oracle: malformed signature"
     n: uint256 = len(sigs) // SIG_LEN
-    assert n >= quorum, "oracle: no quorum"
-    h: bytes32 = self._eip191(
-        keccak256(abi_encode(REPORT_TAG, chain.id, self, task_id, keccak256(result)))
-    )
     bitmap: uint256 = 0
+    count: uint256 = 0
     for k: uint256 in range(n, bound=MAX_SEATS):
         signer: address = self._recover(h, sigs, k)
         idx: uint256 = NOT_SEATED
@@ -416,9 +525,17 @@ def _check_signatures(
         assert idx != NOT_SEATED, "oracle: signer not in committee"
         bit: uint256 = 1 << idx
         assert bitmap & bit == 0, "oracle: duplicate signer"
-        assert declined & bit == 0, "oracle: signer declined"
-        bitmap |= bit
+        if declined & bit == 0:
+            bitmap |= bit
+            count += 1
+    assert count >= quorum, "oracle: no quorum"
     return bitmap
+
+
+@internal
+@view
+def _report_hash(task_id: uint256, digest: bytes32) -> bytes32:
+    return self._eip191(keccak256(abi_encode(REPORT_TAG, chain.id, self, task_id, digest)))
 
 
 @internal
@@ -453,39 +570,45 @@ def post_task(
     capability: uint256,
     committee_size: uint256,
     seat_deadline: uint256,
-    report_deadline: uint256,
+    compute_window: uint256,
     callback: address = empty(address),
     callback_gas: uint256 = 0,
 ) -> uint256:
     """
-    @notice Post a compute task, escrowing msg.value as the committee's reward. A consumer
-            contract names itself as `callback`: the result bytes are then stored (readable
-            with result_of) and, if callback_gas > 0, the finalizing transaction calls
-            callback.on_task_result(task_id, result) with exactly callback_gas gas.
+    @notice Post a compute task, escrowing msg.value (>= min_reward) as the committee's
+            reward. A consumer contract names itself as `callback`: the result bytes are then
+            stored (readable with result_of) and, if callback_gas > 0, the finalizing
+            transaction calls callback.on_task_result(task_id, result) with exactly
+            callback_gas gas.
+    @dev The registry's slot count is snapshotted here: the sortition draws modulo it, so
+         stake added after posting buys no draw of this task.
     @param program_id identifier of the program the committee runs
     @param params_digest digest of the (off-chain) task parameters
     @param capability required node capability bit (MPC=1 or HE=2)
     @param committee_size number of seats m, 3..16; quorum is m // 2 + 1
     @param seat_deadline absolute timestamp until which the committee may be formed
-    @param report_deadline absolute timestamp until which a result may be reported
+    @param compute_window seconds the committee has from its formation to report
+           (>= min_compute_window): report_deadline = formed_at + compute_window
     @param callback consumer contract (IDnodeConsumer), or empty for a plain task
     @param callback_gas gas cap of the callback, <= MAX_CALLBACK_GAS (0: store the result
            for result_of but make no call)
     @return the new task id (ids start at 1)
     """
-    assert msg.value > 0, "market: zero reward"
+    assert msg.value >= min_reward, "market: reward below minimum"
     assert msg.value <= MAX_REWARD, "market: reward too large"
     assert capability == registry.MPC or capability == registry.HE, "market: bad capability"
     assert committee_size >= MIN_COMMITTEE, "market: committee too small"
     assert committee_size <= MAX_COMMITTEE, "market: committee too large"
     assert seat_deadline > block.timestamp, "market: seat deadline in the past"
-    assert report_deadline > seat_deadline, "market: report deadline before seat deadline"
-    assert report_deadline <= MAX_TIME, "market: deadline too far"
+    assert seat_deadline <= MAX_TIME, "market: deadline too far"
+    assert compute_window >= min_compute_window, "market: compute window below minimum"
+    assert compute_window <= MAX_PERIOD, "market: compute window too long"
     assert callback_gas <= MAX_CALLBACK_GAS, "market: callback gas too high"
     assert callback != empty(address) or callback_gas == 0, "market: callback gas without callback"
 
     task_id: uint256 = self.task_count + 1
     self.task_count = task_id
+    snapshot: uint256 = min(registry.slot_count, (1 << 40) - 1)
     t: Task = Task(
         requester=msg.sender,
         reward=msg.value,
@@ -494,7 +617,9 @@ def post_task(
             capability
             | (committee_size << SIZE_OFF)
             | (seat_deadline << SEAT_DL_OFF)
-            | (report_deadline << REPORT_DL_OFF)
+            | (compute_window << REPORT_DL_OFF)
+            | (block.timestamp << POSTED_AT_OFF)
+            | (snapshot << SNAPSHOT_OFF)
         ),
         ext=(
             convert(callback, uint256)
@@ -502,6 +627,7 @@ def post_task(
             | ((block.number + 1) << SEED_BLOCK_OFF)
         ),
         committee=[],
+        draws=0,
         result_digest=empty(bytes32),
     )
     self._store(task_id, t, OPEN)
@@ -514,8 +640,10 @@ def post_task(
         committee_size=committee_size,
         reward=msg.value,
         seat_deadline=seat_deadline,
-        report_deadline=report_deadline,
+        compute_window=compute_window,
         seed_block=block.number + 1,
+        slot_snapshot=snapshot,
+        posted_at=block.timestamp,
     )
     if callback != empty(address):
         log CallbackRegistered(task_id=task_id, callback=callback, callback_gas=callback_gas)
@@ -532,26 +660,32 @@ def form_committee(
     draws: DynArray[uint256, MAX_SEATS],
 ):
     """
-    @notice Bind the whole committee of an open task in one transaction.
+    @notice Bind the best-ranked committee of an open task in one transaction.
     @dev Seat i is members[i]. Each member either sends this transaction or signed the join
          intent keccak256(abi_encode(keccak256("dnode.join.v1"), chain.id, this, task_id, 0))
          (EIP-191); its signature slot may be empty when it is msg.sender. Each member must be
          an active node with the capability, one seat's collateral free (which is locked), a
-         declared price <= reward // m and a free seat within its declared capacity, and must
-         have been drawn: draws[i] = j < window with
-         slot_holder(keccak256(abi_encode(blockhash(seed_block), task_id, 0, j)) mod span)
-         == members[i] (see docs/protocol.md, "Committee sortition").
+         declared price <= reward // m and a free seat within its declared capacity.
+         draws[i] must be members[i]'s first draw: the j with
+         slot_holder(keccak256(abi_encode(blockhash(seed_block), task_id, 0, j)) % snapshot)
+         == members[i]; every other owner drawn before the worst member must be stale,
+         the requester, ineligible on-chain, or one of at most _skip_budget skipped owners
+         (docs/protocol.md, "Committee sortition"). If any owner was skipped, skipped owners
+         may displace the worst-ranked members with claim_seat for claim_period seconds and
+         the report waits until then. The report deadline is now + the compute window.
     @param task_id task to staff
     @param t the task record (as rebuilt from events)
     @param members the m seat holders, in seat order
     @param sigs join signatures, aligned with members
-    @param draws the sortition draw index each member claims, aligned with members
+    @param draws the first sortition draw of each member, aligned with members
     """
     assert self._load(task_id, t) == OPEN, "market: task not open"
-    assert block.timestamp <= self._get(t.meta, SEAT_DL_OFF, 64), "market: seat deadline passed"
+    assert block.timestamp <= self._get(t.meta, SEAT_DL_OFF, 40), "market: seat deadline passed"
     excluded: DynArray[address, MAX_SEATS] = [t.requester]
     size: uint256 = self._get(t.meta, SIZE_OFF, 8)
-    self._bind_committee(
+    packed: uint256 = 0
+    skips: uint256 = 0
+    packed, skips = self._bind_committee(
         task_id,
         0,
         size,
@@ -561,12 +695,30 @@ def form_committee(
         excluded,
         draws,
         t.ext >> SEED_BLOCK_OFF,
+        self._get(t.meta, SNAPSHOT_OFF, 40),
         t.reward // size,
+        self._get(t.meta, POSTED_AT_OFF, 40),
     )
+    report_dl: uint256 = block.timestamp + self._get(t.meta, REPORT_DL_OFF, 40)
+    claims_until: uint256 = 0
     nt: Task = t
+    meta: uint256 = self._put(t.meta, REPORT_DL_OFF, 40, report_dl)
+    if skips > 0:
+        claims_until = block.timestamp + claim_period
+        meta = self._put(self._put(meta, REPORTED_AT_OFF, 40, claims_until), SKIPS_OFF, 8, skips)
+    nt.meta = meta
     nt.committee = members
+    nt.draws = packed
     self._store(task_id, nt, COMPUTING)
-    log CommitteeFormed(task_id=task_id, round=0, members=members)
+    log CommitteeFormed(
+        task_id=task_id,
+        round=0,
+        members=members,
+        draws=packed,
+        skips=skips,
+        report_deadline=report_dl,
+        claims_until=claims_until,
+    )
 
 
 @external
@@ -575,9 +727,11 @@ def report(task_id: uint256, t: Task, result: Bytes[1024], sigs: Bytes[SIGS_BYTE
     """
     @notice Submit the committee's result with a quorum of seat-holder signatures.
     @dev Signed message: keccak256(abi_encode(keccak256("dnode.report.v1"), chain.id, this,
-         task_id, keccak256(result))), EIP-191 prefixed, 65-byte r||s||v, low s. Any invalid,
-         foreign, duplicate or declined signer rejects the whole report; only one report is
-         ever accepted.
+         task_id, keccak256(result))), EIP-191 prefixed, 65-byte r||s||v, low s. An invalid,
+         foreign or duplicate signer rejects the whole report; a declined seat's signature
+         is skipped. Seat holders left out may add their signature with cosign() during the
+         challenge window (and are paid). When the formation skipped candidates, the report
+         waits for the end of the claim period. Only one report is ever accepted.
     @param task_id task the result belongs to
     @param t the task record
     @param result public result bytes (emitted; only its digest is kept, and the bytes
@@ -586,16 +740,21 @@ def report(task_id: uint256, t: Task, result: Bytes[1024], sigs: Bytes[SIGS_BYTE
     """
     status: uint256 = self._load(task_id, t)
     assert status == COMPUTING, "oracle: task not computing"
-    assert block.timestamp <= self._get(t.meta, REPORT_DL_OFF, 64), (
+    assert block.timestamp <= self._get(t.meta, REPORT_DL_OFF, 40), (
         "oracle: report deadline passed"
     )
+    if self._get(t.meta, SKIPS_OFF, 8) > 0:
+        assert block.timestamp >= self._get(t.meta, REPORTED_AT_OFF, 40), (
+            "oracle: seat claims still open"
+        )
+    digest: bytes32 = keccak256(result)
     bitmap: uint256 = self._check_signatures(
-        task_id, result, sigs, t.committee, self._get(t.meta, DECLINED_OFF, 16)
+        self._report_hash(task_id, digest), sigs, t.committee, self._get(t.meta, DECLINED_OFF, 16)
     )
     nt: Task = t
     meta: uint256 = self._put(t.meta, SIGNERS_OFF, 16, bitmap)
-    nt.meta = self._put(meta, REPORTED_AT_OFF, 64, block.timestamp)
-    nt.result_digest = keccak256(result)
+    nt.meta = self._put(meta, REPORTED_AT_OFF, 40, block.timestamp)
+    nt.result_digest = digest
     self._store(task_id, nt, REPORTED)
     if t.ext & ADDR_MASK != 0:
         self.results[task_id] = result
@@ -618,7 +777,7 @@ def finalize(task_id: uint256, t: Task):
     status: uint256 = self._load(task_id, t)
     assert status != FINALIZED, "oracle: already finalized"
     assert status == REPORTED, "oracle: not reported"
-    reported_at: uint256 = self._get(t.meta, REPORTED_AT_OFF, 64)
+    reported_at: uint256 = self._get(t.meta, REPORTED_AT_OFF, 40)
     assert block.timestamp >= reported_at + challenge_period, "oracle: challenge period active"
     self._set_status(task_id, FINALIZED)
     share: uint256 = 0
@@ -636,104 +795,36 @@ def finalize(task_id: uint256, t: Task):
 
 @external
 @nonreentrant
-def cancel(task_id: uint256, t: Task):
+def cosign(task_id: uint256, t: Task, sig: Bytes[SIGS_BYTES]):
     """
-    @notice Refund a task whose committee missed a deadline (anyone may call; the escrow
-            always goes to the requester's credits).
-    @dev OPEN after seat_deadline ("sortition: seats not filled"), or more than 256 blocks
-         after the seed block, whose hash the sortition can no longer read ("sortition: seed
-         expired"): full refund. COMPUTING after report_deadline: full refund
-         and every seat that neither reported nor declined is slashed one seat_collateral,
-         credited to the requester. COMPUTING when so many seats declined that no quorum is
-         possible: full refund at once, nobody slashed.
-    @param task_id task to cancel
+    @notice Add a seat holder's signature to an accepted report during the challenge window,
+            so a signer the reporter left out is paid like the others at finalization.
+    @dev `sig` is one 65-byte signature over the same report hash (it proves the signer's
+         agreement; anyone may submit it). Declined seats cannot co-sign.
+    @param task_id reported task
     @param t the task record
+    @param sig the seat holder's report signature
     """
-    status: uint256 = self._load(task_id, t)
-    slashed: uint256 = 0
-    reason: String[32] = ""
-    if status == OPEN:
-        if block.number > (t.ext >> SEED_BLOCK_OFF) + SEED_LIFETIME:
-            reason = "sortition: seed expired"
-        else:
-            assert block.timestamp > self._get(t.meta, SEAT_DL_OFF, 64), (
-                "market: seating still open"
-            )
-            reason = "sortition: seats not filled"
-    elif status == COMPUTING:
-        m: uint256 = len(t.committee)
-        declined: uint256 = self._get(t.meta, DECLINED_OFF, 16)
-        if self._popcount(declined) > m - (m // 2 + 1):
-            for i: uint256 in range(m, bound=MAX_SEATS):
-                if declined & (1 << i) == 0:
-                    registry._release_seat(t.committee[i], 0)
-            reason = "market: too many declines"
-        else:
-            assert block.timestamp > self._get(t.meta, REPORT_DL_OFF, 64), (
-                "market: report still due"
-            )
-            slashed = self._slash_undelivered(task_id, t.committee, declined)
-            reason = "market: report deadline missed"
-    else:
-        raise "market: not cancellable"
-    self._set_status(task_id, REFUNDED)
-    amount: uint256 = t.reward + slashed * registry.seat_collateral
-    registry._credit(t.requester, amount)
-    log TaskRefunded(
-        task_id=task_id, requester=t.requester, amount=amount, slashed_seats=slashed, reason=reason
+    assert self._load(task_id, t) == REPORTED, "oracle: not reported"
+    assert block.timestamp < self._get(t.meta, REPORTED_AT_OFF, 40) + challenge_period, (
+        "market: challenge window closed"
     )
-
-
-@external
-@nonreentrant
-def decline(task_id: uint256, t: Task, d: Dispute, reason: String[128]):
-    """
-    @notice A seat holder that cannot run the task gives up its seat before the report
-            deadline, stating why; its collateral is unlocked and it is never slashed for it.
-    @dev Works for the original committee (status COMPUTING; `d` is ignored) and for the
-         re-execution committee (status RECOMPUTING; `d` must be the dispute record).
-    @param task_id task
-    @param t the task record
-    @param d the dispute record (any value when not disputed)
-    @param reason failure-indicating message (emitted)
-    """
-    status: uint256 = self._load(task_id, t)
+    assert len(sig) == SIG_LEN, "oracle: malformed signature"
+    signer: address = self._recover(self._report_hash(task_id, t.result_digest), sig, 0)
     idx: uint256 = NOT_SEATED
-    round: uint256 = 0
-    if status == COMPUTING:
-        assert block.timestamp <= self._get(t.meta, REPORT_DL_OFF, 64), (
-            "market: report deadline passed"
-        )
-        for i: uint256 in range(len(t.committee), bound=MAX_SEATS):
-            if t.committee[i] == msg.sender:
-                idx = i
-                break
-        assert idx != NOT_SEATED, "market: not a seat holder"
-        declined: uint256 = self._get(t.meta, DECLINED_OFF, 16)
-        assert declined & (1 << idx) == 0, "market: already declined"
-        nt: Task = t
-        nt.meta = self._put(t.meta, DECLINED_OFF, 16, declined | (1 << idx))
-        self._store(task_id, nt, COMPUTING)
-    elif status == RECOMPUTING:
-        self._load_dispute(task_id, d)
-        assert block.timestamp <= self._get(d.meta, D_REPORT_DL_OFF, 64), (
-            "market: report deadline passed"
-        )
-        for i: uint256 in range(len(d.committee), bound=MAX_SEATS):
-            if d.committee[i] == msg.sender:
-                idx = i
-                break
-        assert idx != NOT_SEATED, "market: not a seat holder"
-        declined: uint256 = self._get(d.meta, D_DECLINED_OFF, 32)
-        assert declined & (1 << idx) == 0, "market: already declined"
-        nd: Dispute = d
-        nd.meta = self._put(d.meta, D_DECLINED_OFF, 32, declined | (1 << idx))
-        self.disputes[task_id] = self._dispute_hash(nd)
-        round = 1
-    else:
-        raise "market: not computing"
-    registry._release_seat(msg.sender, 0)
-    log SeatDeclined(task_id=task_id, node=msg.sender, round=round, seat=idx, reason=reason)
+    for i: uint256 in range(len(t.committee), bound=MAX_SEATS):
+        if t.committee[i] == signer:
+            idx = i
+            break
+    assert idx != NOT_SEATED, "oracle: signer not in committee"
+    bit: uint256 = 1 << idx
+    assert self._get(t.meta, DECLINED_OFF, 16) & bit == 0, "oracle: signer declined"
+    signers: uint256 = self._get(t.meta, SIGNERS_OFF, 16)
+    assert signers & bit == 0, "oracle: already signed"
+    nt: Task = t
+    nt.meta = self._put(t.meta, SIGNERS_OFF, 16, signers | bit)
+    self._store(task_id, nt, REPORTED)
+    log CoSigned(task_id=task_id, node=signer, seat=idx, signers_bitmap=signers | bit)
 
 
 # ---------------------------------------------------------------- views

@@ -38,6 +38,10 @@ SLOTS_OFF: constant(uint256) = 232
 SLOTS_MASK: constant(uint256) = (1 << 24) - 1
 ADDR_MASK: constant(uint256) = (1 << 160) - 1
 MAX_SLOT_SYNC: constant(uint256) = 64  # slots appended per call (gas bound, ~25k gas each)
+# most seats an account holds at once whatever its declared capacity: the 16-bit counter
+# never wraps into the capability bits (issue 12, attack 4)
+MAX_SEATS_HELD: constant(uint256) = SEATS_MASK
+MAX_PERIOD: constant(uint256) = 1 << 32  # any period in seconds (packed 40-bit timestamps)
 
 
 struct Unbond:
@@ -101,6 +105,7 @@ prices: HashMap[address, uint256]
 def __init__(_min_stake: uint256, _seat_collateral: uint256, _unbond_delay: uint256):
     assert _seat_collateral > 0, "registry: zero seat collateral"
     assert _seat_collateral <= AMOUNT_MASK and _min_stake <= AMOUNT_MASK, "registry: too large"
+    assert _unbond_delay <= MAX_PERIOD, "registry: unbond delay too long"
     min_stake = _min_stake
     seat_collateral = _seat_collateral
     unbond_delay = _unbond_delay
@@ -167,9 +172,25 @@ def _lock_seat(addr: address, capability: uint256, offer: uint256):
     assert self._active_word(word), "registry: node not active"
     capacity: uint256 = (word >> CAPACITY_OFF) & CAPACITY_MASK
     assert capacity == 0 or self._seats_of(word) < capacity, "registry: node at capacity"
+    assert self._seats_of(word) < MAX_SEATS_HELD, "registry: seat counter full"
     if word & PRICED_BIT != 0:
         assert self.prices[addr] <= offer, "registry: price above offer"
     self.accounts[addr] = word + ONE_SEAT
+
+
+@internal
+@view
+def _eligible(addr: address, capability: uint256, offer: uint256) -> bool:
+    """The checks of _lock_seat without the lock: whether a drawn owner ranked above a
+    committee member could have taken the seat (else its draw is excused, not a skip)."""
+    word: uint256 = self.accounts[addr]
+    if (word >> CAPS_OFF) & capability != capability or not self._active_word(word):
+        return False
+    seats: uint256 = self._seats_of(word)
+    capacity: uint256 = (word >> CAPACITY_OFF) & CAPACITY_MASK
+    if (capacity != 0 and seats >= capacity) or seats >= MAX_SEATS_HELD:
+        return False
+    return word & PRICED_BIT == 0 or self.prices[addr] <= offer
 
 
 @internal
@@ -183,25 +204,6 @@ def _slot_holder(pos: uint256) -> address:
     if (w >> 160) >= (self.accounts[owner] & AMOUNT_MASK) // seat_collateral:
         return empty(address)
     return owner
-
-
-@internal
-@view
-def _span() -> uint256:
-    """Smallest power of two >= slot_count (1 when empty); draws are taken modulo it."""
-    x: uint256 = self.slot_count
-    if x <= 1:
-        return 1
-    x -= 1
-    x |= x >> 1
-    x |= x >> 2
-    x |= x >> 4
-    x |= x >> 8
-    x |= x >> 16
-    x |= x >> 32
-    x |= x >> 64
-    x |= x >> 128
-    return x + 1
 
 
 @internal

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dnode import IMPORT_ROOT
 from dnode.node.he import errors as he_errors
 from dnode.node.he.errors import EvaluationFailed, HeError
 from dnode.node.he.params import HeParams, TensorSpec
@@ -62,7 +63,7 @@ def _command(memory_limit: int | None) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    root = str(Path(__file__).resolve().parents[2])
+    root = IMPORT_ROOT
     pp = os.environ.get("PYTHONPATH")
     return dict(os.environ, PYTHONPATH=root + (os.pathsep + pp if pp else ""))
 

@@ -32,14 +32,16 @@ from typing import Any, Protocol
 
 import trio
 
-from dnode.node.errors import MpcError
+from dnode import IMPORT_ROOT
+from dnode.node.errors import CheatingDetectedError, MpcError
+from dnode.node.mpc.influence import TableWitness, table_rows
 from dnode.node.mpc.isolation import party_env
-from dnode.node.mpc.party import CONNECTED_MARKER, LISTENING_MARKER
+from dnode.node.mpc.party import CONNECTED_MARKER, EXIT_CHEATING, LISTENING_MARKER
 from dnode.node.mpc.sharing import field_modulus
 
 __all__ = ["Executor", "MpcJob", "MpcResult", "SubprocessExecutor", "free_port", "run_party"]
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(IMPORT_ROOT)  # what the party process imports dnode from
 
 
 @dataclass(frozen=True)
@@ -55,14 +57,23 @@ class MpcJob:
     threshold: int
     shares: list[list[int]]  # per data-owner contribution: this party's shares
     listen_host: str = "127.0.0.1"  # interface this party's MPyC server binds
+    checks: bool = True  # malicious-minority checks (node.mpc.malicious); False: semi-honest
+    # what each owner's influence witness proves (the spec's declared bounds): its shares end
+    # with node.mpc.influence.table_witness, checked inside the MPC; None: no witness
+    witness: TableWitness | None = None
+    # per owner: node.mpc.commitments.sharing_commitment of its signed per-seat digests;
+    # the parties compare them, so an owner that equivocated is named before computing
+    commitments: list[bytes] | None = None
 
-    @property
-    def count(self) -> int:
-        return sum(len(s) for s in self.shares)
+    def owner_rows(self) -> list[int]:
+        """Each owner's number of table rows (its shares minus its witness)."""
+        if self.witness is None:
+            return [len(s) // self.width if self.width else 0 for s in self.shares]
+        return [table_rows(len(s), self.witness) for s in self.shares]
 
     @property
     def rows(self) -> int:
-        return self.count // self.width if self.width else 0
+        return sum(self.owner_rows())
 
     def validate(self) -> None:
         """Raise MpcError(task_id, ...) if the job cannot run."""
@@ -72,8 +83,12 @@ class MpcJob:
 
         if not all(p.isidentifier() for p in self.kernel.split(".")):
             raise bad(f"bad kernel module {self.kernel!r}")
-        if self.width < 1 or any(len(s) % self.width for s in self.shares):
+        if self.width < 1:
+            raise bad(f"bad width {self.width}")
+        if self.witness is None and any(len(s) % self.width for s in self.shares):
             raise bad(f"shares are not whole rows of width {self.width}")
+        if self.witness is not None and self.witness.width != self.width:
+            raise bad(f"witness bounds for {self.witness.width} columns, rows of {self.width}")
         if not 16 <= self.bit_length <= 256:
             raise bad(f"bit_length={self.bit_length} out of range")
         m = len(self.parties)
@@ -85,6 +100,12 @@ class MpcJob:
             if not host or not isinstance(port, int) or not 0 < port < 65536:
                 raise bad(f"bad party address {host!r}:{port!r}")
         p = field_modulus(self.bit_length)
+        if self.witness is not None:
+            for k, owner in enumerate(self.shares):
+                try:
+                    table_rows(len(owner), self.witness)
+                except ValueError as e:
+                    raise bad(f"data owner {k}: {e}") from None
         for owner in self.shares:
             if not all(isinstance(x, int) and 0 <= x < p for x in owner):
                 raise bad("a share is not an element of the secint field")
@@ -105,6 +126,11 @@ class MpcJob:
             "modulus": field_modulus(self.bit_length),
             "listen_host": self.listen_host,
             "deadline": deadline,
+            "checks": self.checks,
+            "witness": None if self.witness is None else self.witness.to_json(),
+            "commitments": None
+            if self.commitments is None
+            else [c.hex() for c in self.commitments],
         }
 
 
@@ -116,6 +142,9 @@ class MpcResult:
     rows: int
     program: str = ""
     modulus: int | None = field(default=None, compare=False)
+    # SHA-256 (hex) of every share opened in the session (node.mpc.malicious.Guard):
+    # the same at every honest party, unknown to a node that did not take part
+    transcript: str | None = field(default=None, compare=False)
 
 
 class Executor(Protocol):
@@ -148,9 +177,16 @@ _LOG_CAP = 64 * 1024  # keep the tail of a party's output only
 class SubprocessExecutor:
     """Runs ``python -m node.mpc.party`` in a fresh private temp dir per job."""
 
-    def __init__(self, python: str = sys.executable, *, grace: float = 10.0) -> None:
+    def __init__(
+        self,
+        python: str = sys.executable,
+        *,
+        grace: float = 10.0,
+        party_args: tuple[str, ...] = ("-m", "dnode.node.mpc.party"),
+    ) -> None:
         self.python = python
         self.grace = grace  # the party's own deadline = timeout + grace (orphan guard)
+        self.party_args = party_args  # the job file path is appended
 
     async def run_party(
         self, job: MpcJob, *, timeout: float, listening: trio.Event | None = None
@@ -179,7 +215,7 @@ class SubprocessExecutor:
 
         await trio.to_thread.run_sync(write_job)
         env = party_env(wd, _REPO_ROOT)  # nothing of the node's environment (secrets)
-        cmd = [self.python, "-m", "dnode.node.mpc.party", str(job_path)]
+        cmd = [self.python, *self.party_args, str(job_path)]
         out = bytearray()
         connected = False
 
@@ -223,6 +259,13 @@ class SubprocessExecutor:
             else:
                 what = "waiting for parties"
             raise MpcError(job.task_id, f"timed out after {timeout:g} s {what}")
+        if proc.returncode == EXIT_CHEATING:
+            last = _last_line(log_text)
+            reason = last.split(": ", 2)[-1] if last else "cheating detected"
+            owner = None
+            if "(data owner " in reason:
+                owner = int(reason.split("(data owner ", 1)[1].split(")", 1)[0])
+            raise CheatingDetectedError(job.task_id, reason, owner)
         if proc.returncode != 0:
             last = _last_line(log_text) or "(no output)"
             raise MpcError(job.task_id, f"party {job.index} exited with {proc.returncode}: {last}")
@@ -237,6 +280,7 @@ class SubprocessExecutor:
             rows=int(res["rows"]),
             program=job.program,
             modulus=int(res["modulus"]),
+            transcript=res.get("transcript"),
         )
 
 

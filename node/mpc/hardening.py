@@ -332,11 +332,12 @@ def secure_party(job_path: str, deadline: float | None) -> Callable[[Any], None]
     patches ``mpyc.runtime`` once imported (:func:`harden` with the same-user check)."""
     from pathlib import Path
 
+    from dnode import IMPORT_ROOT
     from dnode.node import localpeer
     from dnode.node.mpc import isolation
 
     tables = localpeer.open_tables()  # read later: the sandbox closes /proc
-    code_root = Path(__file__).resolve().parents[2]
+    code_root = Path(IMPORT_ROOT)
     cpu = None if deadline is None else math.ceil(deadline) + 30
     where = os.path.dirname(os.path.abspath(job_path))
     summary = isolation.confine(where, code_root, isolation.PartyLimits(cpu_seconds=cpu))

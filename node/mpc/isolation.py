@@ -75,8 +75,8 @@ def readable_roots(code_root: Path) -> list[str]:
         if entry and ("site-packages" in entry or "dist-packages" in entry or "python3" in entry):
             roots.add(entry)
     roots.update(["/usr", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/dev/null"])
-    roots.add(str(code_root / "node"))
-    roots.add(str(code_root / "scheduler"))  # program specs: kernels share their pure helpers
+    # our code: the dnode package, and in a source checkout the folders it maps (dnode.node)
+    roots.update(str(code_root / d) for d in ("dnode", "node", "scheduler", "oracle", "contracts"))
     return sorted(r for r in roots if os.path.exists(r))
 
 

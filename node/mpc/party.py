@@ -9,7 +9,7 @@ The job file (written by :mod:`node.mpc.executor`, mode 0600, it holds secret sh
     {
       "task_id": 7,                      # optional (default 0); checked across parties
       "program": "mpc.mean",             # the program's name (part of the session fingerprint)
-      "kernel": "dnode.node.engines.mpc.kernels.stats",  # module with async run(mpc, secint, x, args)
+      "kernel": "dnode.node.engines.mpc.kernels.stats",  # module with async run(session, args)
       "args": {...},                     # the spec's kernel_args (JSON), same on every party
       "width": 1,                        # integers per table row (the shares are row-major)
       "bit_length": 64,                  # secint(bit_length)
@@ -20,7 +20,12 @@ The job file (written by :mod:`node.mpc.executor`, mode 0600, it holds secret sh
       "output": "/path/result.json",
       "modulus": 1237940039285380274899124191,   # optional: expected secint field modulus
       "listen_host": "127.0.0.1",        # optional: interface this party listens on
-      "deadline": 70.0                   # optional: seconds before the party gives up
+      "deadline": 70.0,                  # optional: seconds before the party gives up
+      "checks": true,                    # optional (default true): malicious-minority checks
+      "witness": {"bounds": [..], "level": 1},  # optional: each owner's vector is its rows
+                                         # plus an influence witness (node.mpc.influence)
+      "commitments": ["ab12..", ...]     # optional: per owner, the hex sharing commitment
+                                         # (node.mpc.commitments); compared across parties
     }
 
 How MPyC connects (``mpyc.runtime.Runtime.start``): party ``i`` LISTENS on the port of
@@ -42,14 +47,17 @@ How shares are injected: exactly like ``mpc.input`` does with the shares it rece
 a secure object whose ``.share`` is this party's field element:
 ``secint.array(secint.field.array(my_shares))``.  No party ever sees a plaintext input.
 
-What is revealed: ONLY what the program's kernel opens (``mpc.output``), listed by its spec
-(``ProgramSpec.reveals``); the number of rows is public (every party knows the shape of its
-shares). The node turns the opened values into the public output (``spec.finish``).
+What is revealed: ONLY what the program's kernel opens (through its
+:class:`dnode.node.mpc.table.TableSession`), listed by its spec (``ProgramSpec.reveals``); the
+number of rows is public (every party knows the shape of its shares). The node turns the
+opened values into the public output (``spec.finish``).
 
-Result JSON: ``{"revealed": {...the kernel's opened values...}, "rows": int, ...}``.
-Exit codes: 0 ok, 2 bad job file, 3 deadline exceeded,
+Result JSON: ``{"revealed": {...the kernel's opened values...}, "rows": int,
+"transcript": hex | null, ...}``.  Exit codes: 0 ok, 2 bad job file, 3 deadline exceeded,
 4 parties disagree (session mismatch / inconsistent output), 5 a peer violated the
-wire protocol (see :mod:`node.mpc.hardening`), 1 anything else.  The last
+wire protocol (see :mod:`node.mpc.hardening`), 6 cheating detected (a check of
+:mod:`node.mpc.malicious` or :mod:`node.mpc.influence` failed: no result is written),
+1 anything else.  The last
 stderr line is always a one-line reason on failure.
 """
 
@@ -76,6 +84,10 @@ class JobError(Exception):
 
 class DisagreeError(Exception):
     pass
+
+
+#: exit code of a party whose malicious-minority checks failed (node.mpc.malicious)
+EXIT_CHEATING = 6
 
 
 def _say(msg: str) -> None:
@@ -128,15 +140,41 @@ def load_job(path: str) -> dict[str, Any]:
             isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in owner
         ):
             raise JobError("shares must be a list of lists of non-negative ints")
-        if len(owner) % width:
-            raise JobError(f"an owner's {len(owner)} shares are not whole rows of {width}")
     need("output", str)
     if job.get("modulus") is not None:
         need("modulus", int)
+    if job.get("commitments") is not None:
+        cs = need("commitments", list)
+        if len(cs) != len(shares) or not all(isinstance(c, str) for c in cs):
+            raise JobError("commitments must be one hex string per data owner")
     job.setdefault("listen_host", "127.0.0.1")
     need("listen_host", str)
     if job.get("deadline") is not None:
         need("deadline", (int, float))
+    job.setdefault("witness", None)
+    job["rows"] = []  # per owner: its number of table rows (the rest is its witness)
+    if job["witness"] is not None:
+        from dnode.node.mpc.influence import TableWitness, table_rows
+
+        try:
+            w = TableWitness.from_json(job["witness"])
+        except ValueError as e:
+            raise JobError(str(e)) from None
+        if w.width != width:
+            raise JobError(f"witness bounds for {w.width} columns, rows of {width}")
+        for k, owner in enumerate(shares):
+            try:
+                job["rows"].append(table_rows(len(owner), w))
+            except ValueError as e:
+                raise JobError(f"data owner {k}: {e}") from None
+    else:
+        for owner in shares:
+            if len(owner) % width:
+                raise JobError(f"an owner's {len(owner)} shares are not whole rows of {width}")
+            job["rows"].append(len(owner) // width)
+    job.setdefault("checks", True)
+    if not isinstance(job["checks"], bool):
+        raise JobError("job field 'checks' has the wrong type")
     return job
 
 
@@ -153,6 +191,8 @@ def mpyc_argv(job: dict[str, Any]) -> list[str]:
 async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]:
     import numpy as np
 
+    from dnode.node.mpc.table import TableSession
+
     m, t = len(job["parties"]), job["threshold"]
     secint = mpc.SecInt(job["bit_length"])
     field = secint.field
@@ -161,11 +201,10 @@ async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]
             f"field modulus mismatch: shares use {job['modulus']}, "
             f"secint({job['bit_length']}) uses {field.modulus}"
         )
-    flat = [x for owner in job["shares"] for x in owner]
-    if any(x >= field.modulus for x in flat):
+    if any(x >= field.modulus for owner in job["shares"] for x in owner):
         raise JobError("a share is not a field element (>= modulus)")
     width = job["width"]
-    rows = len(flat) // width if width else 0
+    rows = job["rows"]
 
     if job["index"] == 0:
         _say(f"{LISTENING_MARKER} (party 0 never listens)")
@@ -184,18 +223,49 @@ async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]
         m,
         t,
         tuple(len(owner) for owner in job["shares"]),
+        job["checks"],
+        json.dumps(job["witness"], sort_keys=True),
     )
-    fps = await mpc.transfer(fingerprint)
-    if any(fp != fingerprint for fp in fps):
-        bad = [j for j, fp in enumerate(fps) if fp != fingerprint]
+    commitments = tuple(job.get("commitments") or ())
+    got = await mpc.transfer((fingerprint, commitments))
+    if any(fp != fingerprint for fp, _ in got):
+        bad = [j for j, (fp, _) in enumerate(got) if fp != fingerprint]
         raise DisagreeError(f"parties {bad} are in a different session or hold other inputs")
+    for k, mine in enumerate(commitments):
+        if any(len(c) != len(commitments) or c[k] != mine for _, c in got):
+            raise DisagreeError(f"data owner {k} committed to different sharings at the seats")
 
-    # the shares as a secure (rows, width) array: no party ever sees a plaintext input
-    x = secint.array(field.array(np.array(flat, dtype=object))).reshape(rows, width)
-    revealed = await kernel.run(mpc, secint, x, job["args"])
+    def arr(xs: list[int]) -> Any:
+        return secint.array(field.array(np.array(xs, dtype=object)))
 
-    # Each party recombined from a different set of t+1 shares; compare so an
-    # inconsistent (degree > t) sharing by a data owner cannot go unnoticed.
+    # the shares as secure arrays: no party ever sees a plaintext input
+    vectors = [arr(o) for o in job["shares"]]
+    blocks = [arr(o[: n * width]).reshape(n, width) for o, n in zip(job["shares"], rows,
+                                                                     strict=True)]  # fmt: skip
+    witness = None
+    if job["witness"] is not None:
+        from dnode.node.mpc.influence import TableWitness
+
+        witness = TableWitness.from_json(job["witness"])
+    digest = None
+    if job["checks"]:
+        from dnode.node.mpc.malicious import Guard
+
+        session = (*fingerprint, commitments)  # the transcript binds the committed inputs
+        guard = Guard(mpc, secint, json.dumps(session).encode())
+        # every owner's vector (rows and witness) is a consistent degree-t sharing
+        await guard.check_sharings(vectors)
+        seed = await guard.coin("influence") if witness is not None else b""
+        bits = [arr(o[n * width :]) for o, n in zip(job["shares"], rows, strict=True)]
+        s = TableSession(mpc, secint, blocks, width, guard, witness, bits, seed)
+    else:
+        s = TableSession(mpc, secint, blocks, width)
+    revealed = await kernel.run(s, job["args"])
+    if job["checks"]:
+        digest = s.guard.transcript.hex()
+
+    # Each party must hold the same output (without checks: each recombined from a
+    # different set of t+1 shares, so an inconsistent owner sharing shows up here)
     mine = json.dumps(revealed, sort_keys=True)
     outs = await mpc.transfer(mine)
     if any(o != mine for o in outs):
@@ -205,12 +275,14 @@ async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]
         "task_id": job["task_id"],
         "program": job["program"],
         "revealed": revealed,
-        "rows": rows,
+        "rows": sum(rows),
         "bit_length": job["bit_length"],
         "modulus": field.modulus,
         "parties": m,
         "threshold": t,
         "index": job["index"],
+        "checks": job["checks"],
+        "transcript": digest,
     }
 
 
@@ -281,9 +353,14 @@ def main(args: list[str] | None = None) -> int:
     except DisagreeError as e:
         _say(f"dnode-mpc: {e}")
         return 4
-    except Exception as e:  # noqa: BLE001 - one-line reason for the executor
-        _say(f"dnode-mpc: party {job['index']} failed: {type(e).__name__}: {e}")
-        return 1
+    except Exception as e:  # noqa: BLE001
+        from dnode.node.mpc.malicious import CheatingDetected
+
+        if not isinstance(e, CheatingDetected):
+            _say(f"dnode-mpc: party {job['index']} failed: {type(e).__name__}: {e}")
+            return 1
+        _say(f"dnode-mpc: party {job['index']}: {e}")
+        return EXIT_CHEATING
     result["elapsed"] = round(time.monotonic() - t0, 3)
     _write_json(job["output"], result)
     return 0

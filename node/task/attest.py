@@ -7,6 +7,7 @@ import logging
 import trio
 
 from dnode.node.errors import DoubleSignRefused, NodeError, ProtocolViolation
+from dnode.node.mpc.commitments import check_transcript_tag
 from dnode.node.protocol import (
     PROTO_SIGNATURE,
     SignatureMessage,
@@ -19,6 +20,8 @@ from dnode.oracle.attestation import sign_report
 from dnode.oracle.errors import OracleError
 
 log = logging.getLogger("dnode.node")
+#: seconds a peer's signature request waits for our own result before it is kept for later
+SIGNED_WAIT = 5.0
 
 
 def sign_once(ctx: NodeContext, rt: TaskRuntime, result: bytes) -> bytes:
@@ -55,15 +58,34 @@ async def on_signature(ctx: NodeContext, peer: str, data: bytes) -> bytes:
                     await trio.sleep(0.2)
         if rt is None or rt.signatures is None:
             raise ProtocolViolation(peer, f"no committee known for task {msg.task_id}")
-        try:
-            rt.signatures.add(msg.result, msg.signature)
-        except OracleError as e:
-            raise ProtocolViolation(peer, str(e)) from None
+        # a co-signer must show it took part in OUR session (node.mpc.commitments):
+        # until our own result exists there is nothing to check against -> keep it
+        with trio.move_on_after(SIGNED_WAIT):
+            await rt.until(rt.is_signed)
+        if not rt.is_signed():
+            if len(rt.pending_signatures) >= 8 * max(1, len(rt.committee)):
+                raise ProtocolViolation(peer, "too many early signatures")
+            rt.pending_signatures.append((peer, msg))
+            return ok()
+        accept_signature(rt, peer, msg)
     except ProtocolViolation as e:
         log.warning("%s", e)
         return error(e.detail)
+    return ok()
+
+
+def accept_signature(rt: TaskRuntime, peer: str, msg: SignatureMessage) -> None:
+    """Add a peer's signature once our own result (and transcript) is known."""
+    assert rt.signatures is not None
+    if rt.transcript is not None and not check_transcript_tag(
+        rt.transcript, msg.signature, msg.transcript_tag
+    ):
+        raise ProtocolViolation(peer, "signature lacks a valid session transcript tag")
+    try:
+        rt.signatures.add(msg.result, msg.signature)
+    except OracleError as e:
+        raise ProtocolViolation(peer, str(e)) from None
     if rt.signatures.conflicting():
         log.error("task %d: committee members signed different results", msg.task_id)
     if rt.signatures.quorum_result() is not None:
         rt.notify()
-    return ok()

@@ -68,6 +68,8 @@ async def compute(
     stored = ctx.state.result(rt.task_id, rt.round)
     if stored is not None:  # computed before a restart: never recompute, never re-sign
         log.info("task %d: round %d result restored from the state db", rt.task_id, rt.round)
+        kept = stored[1].get("transcript")
+        rt.transcript = bytes.fromhex(kept) if kept else None
         return stored
     spec = params.spec
     engine = engine_for(spec)
@@ -75,6 +77,9 @@ async def compute(
     raw = await engine.compute(prepared, session(ctx, rt, peers, deadline))
     result = engine.encode_result(spec, raw)
     record = {"result": "0x" + result.hex(), **raw.record}
+    # node.mpc.commitments: co-signers' tags are checked on the session transcript (MPC)
+    kept = record.get("transcript")
+    rt.transcript = bytes.fromhex(kept) if kept else None
     ctx.state.save_result(rt.task_id, rt.round, result, record)
     ctx.save(rt.task_id, "result.json", record, rt.round)
     return result, record

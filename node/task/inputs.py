@@ -6,6 +6,7 @@ import json
 import logging
 
 from dnode.node.errors import ProtocolViolation
+from dnode.node.mpc.influence import table_rows, task_witness
 from dnode.node.mpc.sharing import field_modulus
 from dnode.node.protocol import (
     Contribution,
@@ -33,14 +34,26 @@ async def on_contribution(ctx: NodeContext, peer: str, data: bytes) -> bytes:
             raise ProtocolViolation(peer, f"{c.owner} is not a data owner of task {c.task_id}")
         if c.modulus != field_modulus(rt.params.bit_length):
             raise ProtocolViolation(peer, "shares are over the wrong field")
-        others = sum(len(x.shares) for o, x in rt.contributions.items() if o != c.owner.lower())
+        if rt.is_computing():
+            raise ProtocolViolation(peer, "the computation has already started")
+        if not c.commitment:  # node.mpc.commitments: one signed sharing per round
+            raise ProtocolViolation(peer, "contribution carries no sharing commitment")
+        w = task_witness(rt.params)
+        width = max(rt.params.spec.width(rt.params), 1)
+        try:  # the owner's rows must be followed by their influence witness
+            rows = len(c.shares) // width if w is None else table_rows(len(c.shares), w)
+        except ValueError as e:
+            raise ProtocolViolation(peer, str(e)) from None
+        others = sum(
+            len(x.shares) // width if w is None else table_rows(len(x.shares), w)
+            for o, x in rt.contributions.items()
+            if o != c.owner.lower()
+        )
         bad_shape = rt.params.contribution_error(
-            len(c.shares), others // max(rt.params.spec.width(rt.params), 1)
+            len(c.shares) if w is None else rows * width, others
         )
         if bad_shape is not None:
             raise ProtocolViolation(peer, bad_shape)
-        if rt.is_computing():
-            raise ProtocolViolation(peer, "the computation has already started")
         prev = rt.contributions.get(c.owner.lower())
         if prev is not None and prev.shares != c.shares:
             raise ProtocolViolation(peer, f"{c.owner} already contributed different shares")

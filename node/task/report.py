@@ -12,6 +12,7 @@ from dnode.node.errors import MpcError
 from dnode.node.task.context import NodeContext
 from dnode.node.task.state import TaskRuntime, TaskState
 from dnode.oracle.reporter import reporter_rank
+from dnode.scheduler.seat_terms import claims_wait
 
 log = logging.getLogger("dnode.node")
 REPORT_STAGGER = 4.0  # seconds between a reporter and its backup
@@ -34,6 +35,8 @@ async def report(ctx: NodeContext, rt: TaskRuntime, m: int, deadline: int) -> No
     if q is None:
         raise MpcError(rt.task_id, "no quorum of matching signatures before the deadline")
     result, sigs = q
+    task = await ctx.call(ctx.chain.task_info, rt.task_id)  # issue 12: claim period
+    await trio.sleep(claims_wait(task.dispute if rt.round else task, await ctx.chain_now()))
     submit = ctx.chain.report_rerun if rt.round else ctx.chain.report
     try:
         await ctx.tx(submit, rt.task_id, result, sigs)

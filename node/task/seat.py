@@ -19,6 +19,7 @@ from dnode.node.task.context import NodeContext
 from dnode.node.task.policy import OpenView, rerun_ineligible
 from dnode.node.task.state import TaskRuntime
 from dnode.scheduler.eligibility import NodeView, should_claim
+from dnode.scheduler.seat_terms import params_wait
 
 log = logging.getLogger("dnode.node")
 
@@ -32,7 +33,10 @@ async def consider_task(ctx: NodeContext, rt: TaskRuntime, posted: dict[str, Any
 
 
 async def consider(ctx: NodeContext, rt: TaskRuntime) -> None:
-    with trio.move_on_after(30):
+    posted = await ctx.call(ctx.chain.task_info, rt.task_id)
+    # issue 12: a requester who withholds params cannot mute honest candidates: look for them
+    # for the whole seat window, not 30 s
+    with trio.move_on_after(params_wait(posted.seat_deadline, await ctx.chain_now())):
         # gossip may have passed us by; ask peers again until someone knows (bounded)
         while rt.params is None:
             await fetch_params(ctx, rt)

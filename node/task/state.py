@@ -14,7 +14,7 @@ from enum import IntEnum
 
 import trio
 
-from dnode.node.protocol import Contribution
+from dnode.node.protocol import Contribution, SignatureMessage
 from dnode.oracle.reporter import SignatureSet
 from dnode.scheduler.programs import TaskParams
 
@@ -45,6 +45,10 @@ class TaskRuntime:
     peer_declined: bool = False  # another member gave its seat up: no full MPC possible
     worker_started: bool = False
     restored: bool = False  # the seat was held before this process started (crash/restart)
+    # node.mpc.commitments: our session transcript (None for HE) and peers' signatures that
+    # arrived before our own (checked against the transcript once it exists)
+    transcript: bytes | None = None
+    pending_signatures: list[tuple[str, SignatureMessage]] = field(default_factory=list)
     _changed: trio.Event = field(default_factory=trio.Event, repr=False)
 
     # ---- transitions ----------------------------------------------------------------------
@@ -76,6 +80,9 @@ class TaskRuntime:
 
     def is_formed(self) -> bool:
         return self.state >= TaskState.FORMED
+
+    def is_signed(self) -> bool:
+        return self.state >= TaskState.SIGNED
 
     def is_computing(self) -> bool:
         return self.state >= TaskState.COMPUTING

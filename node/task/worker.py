@@ -9,11 +9,12 @@ import trio
 
 from dnode.contracts.client import TaskStatus
 from dnode.contracts.errors import ContractsError, TransactionReverted
-from dnode.node.errors import MpcError, NodeError, leaves
+from dnode.node.errors import MpcError, NodeError, ProtocolViolation, leaves
+from dnode.node.mpc.commitments import transcript_tag
 from dnode.node.protocol import (
     SignatureMessage,
 )
-from dnode.node.task.attest import send_signature, sign_once
+from dnode.node.task.attest import accept_signature, send_signature, sign_once
 from dnode.node.task.compute import compute
 from dnode.node.task.context import NodeContext
 from dnode.node.task.report import report
@@ -113,7 +114,14 @@ async def work(ctx: NodeContext, rt: TaskRuntime) -> None:
         {"result": "0x" + result_bytes.hex(), "signature": "0x" + sig.hex()},
         rt.round,
     )
-    msg = SignatureMessage(rt.task_id, result_bytes, sig, rt.round).to_bytes()
+    tag = transcript_tag(rt.transcript, sig) if rt.transcript else b""
+    msg = SignatureMessage(rt.task_id, result_bytes, sig, rt.round, tag).to_bytes()
+    for peer, early in rt.pending_signatures:  # arrived before our own result
+        try:
+            accept_signature(rt, peer, early)
+        except ProtocolViolation as e:
+            log.warning("%s", e)
+    rt.pending_signatures.clear()
     async with trio.open_nursery() as n:
         for i, peer in enumerate(peers):
             if i != rt.seat:

@@ -145,6 +145,9 @@ class ProgramSpec:
     cost: str = ""  # a short cost hint for node operators
     supports_rerun: bool = True  # a disputed task can be re-executed by a fresh committee
     squares: ClassVar[bool] = False
+    # what each owner's influence witness bounds (node.mpc.influence): 0 its column sums,
+    # 1 also its sums of squares, 2 also its cross products (the kernel reveals X^T X)
+    moments: int = 0
 
     def __init__(self, **kw: Any) -> None:
         for k, v in kw.items():
@@ -209,6 +212,17 @@ class ProgramSpec:
     def width(self, params: TaskView) -> int:
         """Integers per table row after owner-side encoding."""
         return len(params.columns)
+
+    def influence(self, params: TaskView) -> tuple[tuple[int, ...], int] | None:
+        """(per encoded column its declared |value| bound, moment level) that every owner's
+        witness proves inside the MPC (node.mpc.influence); None: no table input (HE)."""
+        if not self.uses_table:
+            return None
+        width = self.width(params)
+        bounds = [max(1, c.bound) for c in params.columns]
+        if len(bounds) != width:  # an encoding that is not one integer per column (one-hot)
+            bounds = [max(bounds, default=1)] * width
+        return tuple(bounds), self.moments
 
     # ---- engine side -------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ def run(
     cmd = [
         sys.executable,
         "-m",
-        "cli",
+        "dnode.cli",
         "--rpc-url",
         rpc or c.rpc_url,
         "--manifest",
@@ -132,7 +132,7 @@ def test_missing_manifest(cluster: DevCluster, tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "cli",
+            "dnode.cli",
             "--rpc-url",
             cluster.rpc_url,
             "--home",

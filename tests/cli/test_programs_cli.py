@@ -14,8 +14,8 @@ OWNER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
 def dnode(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     e = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "dnode.cli", *args], capture_output=True, text=True,
-                          env=e, timeout=60, check=False)  # fmt: skip
+    cmd = [sys.executable, "-m", "dnode.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=60, check=False)
 
 
 def test_programs_lists_every_program_with_its_arguments() -> None:

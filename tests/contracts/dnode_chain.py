@@ -23,7 +23,7 @@ from dnode.contracts.deploy import deploy
 from dnode.contracts.devnet import DevnetServer, start_in_thread
 from dnode.contracts.manifest import Deployment
 from dnode.scheduler.candidates import lookup_draws
-from dnode.scheduler.sortition import ESCALATE_BLOCKS
+from dnode.scheduler.sortition import SKIP_DELAY, SKIP_STEP
 
 ETHER = 10**18
 MIN_STAKE = ETHER
@@ -32,7 +32,7 @@ UNBOND_DELAY = 3600
 CHALLENGE_PERIOD = 600
 FUNDING = 100 * ETHER
 ATTACKERS = Path(__file__).parent / "attackers"
-WIDE_WINDOW = 6  # doublings: 64 x (2m + 4) draws
+FULL_BUDGET_M = 3  # open_window() waits until a formation may skip this many candidates
 
 settings.register_profile(
     "ci",
@@ -102,11 +102,15 @@ class Chain:
         """Mine ``blocks`` empty blocks (each one second after its parent)."""
         self.rpc("anvil_mine", [hex(blocks)])
 
-    def open_window(self, doublings: int = WIDE_WINDOW) -> None:
-        """Let the sortition window of a just-posted task grow ``doublings`` times (the seed
-        block and 4 blocks per doubling), so any staked node of a small test registry has a
-        claimable draw: tests that pick their committee by hand call this first."""
-        self.mine(1 + doublings * ESCALATE_BLOCKS)
+    def open_window(self, skips: int = FULL_BUDGET_M) -> None:
+        """Mine the seed block of a just-posted task and let time pass until a formation may
+        skip ``skips`` eligible candidates: tests that pick their committee by hand (rather
+        than the best-ranked one) call this first. Test chains deploy with claim_period 0,
+        so such hand-picked committees report at once (tests of claims use a chain with a
+        claim period)."""
+        self.mine(1)
+        if skips > 0:
+            self.advance(SKIP_DELAY + SKIP_STEP * (skips - 1))
 
     def advance(self, seconds: int) -> None:
         self.travel_to(self.now() + seconds)
@@ -121,6 +125,20 @@ class Chain:
         return self.w3.eth.contract(address=receipt["contractAddress"], abi=art["abi"])
 
 
+def by_rank(
+    requester: ChainClient, nodes: list[ChainClient], task_id: int, round: int = 0
+) -> list[ChainClient]:
+    """``nodes`` in the sortition's rank order for the task's committee (``round`` 1: its
+    re-execution committee); nodes not ranked (ineligible, excluded) come last."""
+    from dnode.scheduler.candidates import candidates_for
+
+    cands = candidates_for(requester, requester.task_info(task_id), round)
+    assert cands is not None
+    order = [c.address.lower() for c in cands.ranking().candidates]
+    rank = {a: i for i, a in enumerate(order)}
+    return sorted(nodes, key=lambda n: rank.get(n.account.address.lower(), len(order)))
+
+
 def new_chain(**params: int) -> Chain:
     server, url = start_in_thread(port=0)
     _servers.append(server)
@@ -132,6 +150,7 @@ def new_chain(**params: int) -> Chain:
         "seat_collateral": SEAT_COLLATERAL,
         "unbond_delay": UNBOND_DELAY,
         "challenge_period": CHALLENGE_PERIOD,
+        "claim_period": 0,
         **params,
     }
     dep = deploy(w3, deployer, **kwargs)

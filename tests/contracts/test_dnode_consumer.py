@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dnode_chain import ATTACKERS, CHALLENGE_PERIOD, ETHER, SEAT_COLLATERAL, Chain
+from dnode_chain import ATTACKERS, CHALLENGE_PERIOD, ETHER, Chain, by_rank
 from test_dnode_disputes import balance_ok, form_rerun
 from test_dnode_lifecycle import joins, setup_nodes, sign_all
 
@@ -48,7 +48,7 @@ class Consumer:
 
     def post(self, gas: int = CAP, reward: int = ETHER) -> int:
         now = self.chain.now()
-        args = (MEAN_ID, PARAMS, 1, 3, now + 100, now + 1000, self.address, gas)
+        args = (MEAN_ID, PARAMS, 1, 3, now + 100, 900, self.address, gas)
         self.tx(self.contract.functions.act(self.data("post_task", *args), reward), reward)
         return self.chain.client(None).task_count()
 
@@ -67,7 +67,8 @@ def nodes(chain: Chain, funded) -> list[ChainClient]:
 def form_and_report(
     chain: Chain, nodes: list[ChainClient], task_id: int, result: bytes = MEAN.encode()
 ) -> None:
-    chain.open_window()  # the sortition window reaches every test node
+    chain.open_window()
+    nodes[:] = by_rank(chain.client(None), nodes, task_id)  # the best-ranked three sit
     sigs: list[bytes | None] = [None, *joins(chain, nodes[1:3], task_id)]
     nodes[0].form_committee(task_id, [n.account.address for n in nodes[:3]], sigs)
     nodes[0].report(task_id, result, sign_all(chain, nodes[:3], task_id, result))
@@ -162,7 +163,7 @@ def test_price_feed_recovers_an_overturned_task_and_sweeps_its_refund(chain: Cha
     )
     chain.w3.eth.wait_for_transaction_receipt(feed.functions.sync(1).transact({"from": owner}))
     assert feed.functions.price().call() == MEAN.value
-    refund = ETHER + 3 * SEAT_COLLATERAL - 3 * SEAT_COLLATERAL // 2
+    refund = ETHER  # the reward back; slashed collateral never goes to the requester
     assert nodes[0].credits(feed.address) == refund
     before = chain.w3.eth.get_balance(owner)
     receipt = chain.w3.eth.wait_for_transaction_receipt(
@@ -205,7 +206,7 @@ def test_reentering_consumer_is_locked_out_but_reads_views(chain: Chain, nodes) 
         c.data("finalize", task_id, rec.as_abi()),
         c.data("withdraw"),
         c.data("cancel", task_id, rec.as_abi()),
-        c.data("post_task", MEAN_ID, PARAMS, 1, 3, now + 100, now + 2000),
+        c.data("post_task", MEAN_ID, PARAMS, 1, 3, now + 100, 1900),
         c.data("dispute", task_id, rec.as_abi()),  # the court shares the lock
     ]
     c.arm(REENTER, calls)
@@ -387,7 +388,10 @@ def test_protocol_doc_example_runs(chain: Chain, nodes, tmp_path: Path) -> None:
     source = section.split("```python\n", 1)[1].split("```", 1)[0]
     (tmp_path / "doc_feed.vy").write_text(source)
     feed = chain.deploy_vyper(tmp_path / "doc_feed.vy", chain.deployment.address, MEAN_ID)
-    tx = feed.functions.request(PARAMS).transact({"from": chain.w3.eth.accounts[0], "value": 1})
+    reward = int(chain.deployment.params["min_reward"])
+    tx = feed.functions.request(PARAMS).transact(
+        {"from": chain.w3.eth.accounts[0], "value": reward}
+    )
     chain.w3.eth.wait_for_transaction_receipt(tx)
     form_and_report(chain, nodes, 1)
     chain.advance(CHALLENGE_PERIOD + 1)

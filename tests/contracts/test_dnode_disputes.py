@@ -4,13 +4,14 @@ slashing of the original signers or loss of the bond, and the re-execution timeo
 from __future__ import annotations
 
 import pytest
-from dnode_chain import CHALLENGE_PERIOD, ETHER, SEAT_COLLATERAL, Chain
+from dnode_chain import CHALLENGE_PERIOD, ETHER, SEAT_COLLATERAL, Chain, by_rank
 from test_dnode_lifecycle import joins, post, setup_nodes, sign_all
 
 from dnode.contracts.client import ChainClient, TaskStatus
 from dnode.contracts.errors import TransactionReverted
 
 BOND = SEAT_COLLATERAL  # deploy() default: dispute bond = seat collateral
+BURN = "0x" + "00" * 20
 
 
 def reverts(reason: str):
@@ -18,8 +19,10 @@ def reverts(reason: str):
 
 
 def balance_ok(chain: Chain, clients: list[ChainClient], escrow: int, bonds: int) -> None:
-    total = escrow + bonds
-    for c in clients:
+    total = escrow + bonds + clients[0].credits(BURN)
+    spares = [c for (cid, _), c in _spares.items() if cid == id(chain)]
+    unique = {c.account.address: c for c in [*clients, *spares]}
+    for c in unique.values():
         info = c.node_info()
         total += info.stake + info.unbonding + c.credits()
     assert chain.w3.eth.get_balance(chain.deployment.address) == total
@@ -27,10 +30,14 @@ def balance_ok(chain: Chain, clients: list[ChainClient], escrow: int, bonds: int
 
 @pytest.fixture
 def reported(chain: Chain, funded):
-    """Task 1: committee nodes[0..2], all three signed b"wrong"; 5 more nodes for the rerun."""
+    """Task 1: committee nodes[0..2] (the best-ranked), all three signed b"wrong"; 5 more
+    nodes for the rerun (and two spare nodes staked before the dispute, see _staked)."""
     nodes = setup_nodes(chain, funded, 8)
+    _staked(chain, "extra")
+    _staked(chain, "r5")
     requester = funded("requester")
     task_id = post(chain, requester)
+    nodes = by_rank(requester, nodes, task_id)
     sigs: list[bytes | None] = [None, *joins(chain, nodes[1:3], task_id)]
     nodes[0].form_committee(task_id, [n.account.address for n in nodes[:3]], sigs)
     nodes[0].report(task_id, b"wrong", sign_all(chain, nodes[:3], task_id, b"wrong"))
@@ -85,10 +92,14 @@ def test_dispute_overturns_and_slashes_signers(chain: Chain, reported) -> None:
     assert (status, result) == (TaskStatus.OVERTURNED, b"right")
     slashed = 3 * SEAT_COLLATERAL
     assert [n.node_info().stake for n in nodes[:3]] == [s - SEAT_COLLATERAL for s in stakes]
-    assert disputer.credits() == slashed // 2 + BOND
-    assert requester.credits() == ETHER + slashed - slashed // 2
+    # of the slashed 3 C: one bond pays the re-execution signers, the disputer gets its bond
+    # back plus a bounty of at most one bond, the rest is burned; the requester only gets
+    # its reward back
+    assert disputer.credits() == BOND + min(BOND, slashed - BOND)
+    assert requester.credits() == ETHER
     assert all(n.node_info().locked == 0 for n in everyone)
-    assert all(n.credits() == 0 for n in rerun)
+    assert sum(n.credits() for n in rerun[:4]) == BOND and rerun[4].credits() == 0
+    assert requester.credits(BURN) == slashed - BOND - min(BOND, slashed - BOND)
     balance_ok(chain, everyone, 0, 0)
     with reverts("market: no dispute to resolve"):
         requester.resolve_dispute(task_id)
@@ -115,15 +126,17 @@ def test_dispute_upheld_pays_bond_to_original_signers(chain: Chain, reported) ->
     rerun = [*nodes[3:8]]
     form_rerun(chain, rerun, task_id)
     rerun[4].decline(task_id, "no capacity")
-    with reverts("oracle: signer declined"):
+    with reverts("oracle: no quorum"):  # the declined seat's signature does not count
         rerun[0].report_rerun(
             task_id, b"wrong", sign_all(chain, [rerun[0], rerun[1], rerun[4]], task_id, b"wrong")
         )
     rerun[0].report_rerun(task_id, b"wrong", sign_all(chain, rerun[:3], task_id, b"wrong"))
     assert requester.task_status(task_id) == TaskStatus.FINALIZED
-    per = (ETHER + BOND) // 3
+    per = ETHER // 3
     credits = [n.credits() for n in nodes[:3]]
-    assert sum(credits) == ETHER + BOND and min(credits) == per
+    assert sum(credits) == ETHER and min(credits) == per
+    # the bond pays the re-execution signers
+    assert sum(n.credits() for n in rerun[:3]) == BOND
     assert requester.credits() == 0
     assert all(n.node_info().locked == 0 for n in nodes)
     balance_ok(chain, [*nodes, requester], 0, 0)
@@ -178,8 +191,16 @@ def test_no_dispute_after_window(chain: Chain, reported) -> None:
         requester.dispute(task_id)
 
 
+_spares: dict[tuple[int, str], ChainClient] = {}
+
+
 def _staked(chain: Chain, label: str) -> ChainClient:
-    c = _funded(chain, label)
-    c.register(f"12D3KooW{label}", 1)
-    c.stake(2 * ETHER)
-    return c
+    """A staked node; the fixture stakes the spares before posting, so they are in the
+    slot snapshot (slots added after a dispute are never drawn for its re-execution)."""
+    key = (id(chain), label)
+    if key not in _spares:
+        c = _funded(chain, label)
+        c.register(f"12D3KooW{label}", 1)
+        c.stake(2 * ETHER)
+        _spares[key] = c
+    return _spares[key]

@@ -2,8 +2,14 @@
 a Python reference model after every step.
 
 Invariants: contract balance == escrows + stakes + unbonding + credits + dispute bonds
-(exactly, and account by account); locked <= stake; no task both paid and refunded; every
-status change follows an edge documented in docs/protocol.md.
+(exactly, and account by account, the burn account included); locked <= stake; no task both
+paid and refunded; every status change follows an edge documented in docs/protocol.md.
+
+Formation is ranked (issue 12): the model predicts, with scheduler.sortition.check_committee
+over its own slot table and the task's slot snapshot, how many eligible candidates a
+committee skips and whether the time-based skip budget allows it; skipped candidates claim
+their seats during the claim period; left-out signers co-sign; reports skip declined
+signatures; re-execution signers are paid; slashes never reach the requester.
 
 Budgets (DNODE_HYPOTHESIS_PROFILE, see dnode_chain.py):
   ci   (default)   6 examples x 25 steps   ~30 s
@@ -25,13 +31,23 @@ from dnode_chain import (
     make_account,
     new_chain,
 )
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from dnode.contracts.client import ChainClient, TaskStatus
 from dnode.contracts.errors import TransactionReverted
 from dnode.oracle.attestation import sign_join, sign_report
-from dnode.scheduler.sortition import SEED_LIFETIME, SlotTable, first_draws, window
+from dnode.scheduler.sortition import (
+    MAX_DRAW,
+    SEED_LIFETIME,
+    SKIP_BLOCKS,
+    SlotTable,
+    check_committee,
+    first_draws,
+    rank,
+    skip_budget,
+)
 
 S = TaskStatus
 N_NODES = 9
@@ -41,6 +57,9 @@ RERUN = M + 2
 PROGRAM = b"\x07" * 32
 SLACK = 3  # seconds of uncertainty between "latest block" and the next tx's timestamp
 C = SEAT_COLLATERAL
+CLAIM = 30  # the machine's chain leaves 30 s for seat claims after a formation that skips
+BURN = "0x" + "00" * 20
+INITIAL_STAKE = [(1 + i % 3) * ETHER for i in range(N_NODES)]
 
 # the edges of docs/protocol.md ("Task lifecycle")
 EDGES = {
@@ -67,11 +86,12 @@ _base: dict[str, object] = {}
 def base_world() -> tuple[Chain, str]:
     """One chain per session with registered nodes; each example reverts to its snapshot."""
     if not _base:
-        chain = new_chain()
+        chain = new_chain(claim_period=CLAIM)
         for i in range(N_NODES):
             acct = make_account(f"sm-node{i}")
             chain.fund(acct)
             chain.client(acct).register(f"12D3KooWsm{i}", 1)
+            chain.client(acct).stake(INITIAL_STAKE[i])  # so committees form from step one
         for j in range(N_REQUESTERS):
             chain.fund(make_account(f"sm-req{j}"))
         _base["chain"] = chain
@@ -84,10 +104,16 @@ class MTask:
     requester: str
     reward: int
     seat_dl: int
-    report_dl: int
+    window: int  # compute window: report_dl = formed_at + window
     seed_block: int = 0
+    posted_at: int = 0
+    snapshot: int = 0
+    report_dl: int = 0
     status: S = S.OPEN
     committee: list[str] = field(default_factory=list)
+    draws: list[int] = field(default_factory=list)
+    skips: int = 0
+    claims_until: int = 0
     declined: set[int] = field(default_factory=set)
     signers: set[int] = field(default_factory=set)
     reported_at: int = 0
@@ -96,7 +122,11 @@ class MTask:
     d_seat_dl: int = 0
     d_report_dl: int = 0
     d_seed_block: int = 0
+    d_snapshot: int = 0
     rerun: list[str] = field(default_factory=list)
+    rerun_draws: list[int] = field(default_factory=list)
+    rerun_skips: int = 0
+    rerun_claims_until: int = 0
     rerun_declined: set[int] = field(default_factory=set)
     consumer: bool = False  # posted with a callback: the result bytes are stored on-chain
 
@@ -115,6 +145,12 @@ def negate(x: bool | None) -> bool | None:
     return None if x is None else not x
 
 
+def both(x: bool | None, y: bool | None) -> bool | None:
+    if x is False or y is False:
+        return False
+    return None if x is None or y is None else True
+
+
 class DnodeMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -126,17 +162,21 @@ class DnodeMachine(RuleBasedStateMachine):
             c.account.address: c for c in [*self.nodes, *self.reqs]
         }
         self.node_addrs = [n.account.address for n in self.nodes]
-        self.stake = dict.fromkeys(self.node_addrs, 0)
+        self.stake = dict(zip(self.node_addrs, INITIAL_STAKE, strict=True))
         self.seats = dict.fromkeys(self.node_addrs, 0)
         self.unbonding = dict.fromkeys(self.node_addrs, 0)
         self.unbond_at = dict.fromkeys(self.node_addrs, 0)
-        self.credits = dict.fromkeys(self.by_addr, 0)
+        self.credits = dict.fromkeys([*self.by_addr, BURN], 0)
         self.tasks: dict[int, MTask] = {}
         self.slots = SlotTable(C)  # the sortition slots as the contract should hold them
+        for a in self.node_addrs:
+            self.slots.set_stake(a, self.stake[a], max_append=64)
         self.paid: set[int] = set()
         self.refunded: set[int] = set()
         self.bond = int(self.nodes[0].params()["dispute_bond"])
         self.dispute_period = int(self.nodes[0].params()["dispute_period"])
+        self.min_reward = int(self.nodes[0].params()["min_reward"])
+        self.min_window = int(self.nodes[0].params()["min_compute_window"])
         dep = self.chain.deployment
         self.chain_id, self.contract = dep.chain_id, dep.address
 
@@ -182,26 +222,84 @@ class DnodeMachine(RuleBasedStateMachine):
         self.stake[a] -= C
         return C
 
-    def drawn(self, task_id: int, round: int, seed_block: int, members: list[str]) -> bool | None:
-        """Whether every member has a claimable draw in the next block (the real sortition
-        code over the model's slots); False once the seed is out of reach."""
-        head = self.chain.w3.eth.block_number
-        since = head + 1 - seed_block
+    def seed(self, seed_block: int) -> bytes | None:
+        """The sortition seed if a tx in the next block can still read it."""
+        since = self.chain.w3.eth.block_number + 1 - seed_block
         if since <= 0 or since > SEED_LIFETIME:
-            return False
-        seed = bytes(self.chain.w3.eth.get_block(seed_block)["hash"])
+            return None
+        return bytes(self.chain.w3.eth.get_block(seed_block)["hash"])
+
+    def holder(self, snapshot: int):
         self.slots.stake = dict(self.stake)
-        found = first_draws(
-            seed, task_id, round, self.slots.slot_count, self.slots.holder, members,
-            window(len(members), since),
+        return lambda pos: self.slots.holder(pos) if pos < snapshot else None
+
+    def round_view(self, t: MTask, round: int):
+        """(seed block, snapshot, seats, excluded, budget start) of a round."""
+        if round:
+            excluded = {*t.committee, t.requester, t.disputer}
+            start = t.d_seat_dl - self.dispute_period // 4
+            return t.d_seed_block, t.d_snapshot, RERUN, excluded, start
+        return t.seed_block, t.snapshot, M, {t.requester}, t.posted_at
+
+    def ranked(self, task_id: int, round: int) -> list[str]:
+        """The model's best-ranked eligible candidates of a round (may be fewer than seats)."""
+        t = self.tasks[task_id]
+        seed_block, snapshot, seats, excluded, _ = self.round_view(t, round)
+        seed = self.seed(seed_block)
+        if seed is None or snapshot == 0:
+            return []
+        r = rank(
+            seed, task_id, round, snapshot, self.holder(snapshot),
+            lambda a: None if a not in excluded and self.active(a) else "no", 512, seats + 2,
         )  # fmt: skip
-        return len(found) == len(members)
+        return r.addresses()
+
+    def formation(
+        self, task_id: int, round: int, members: list[str]
+    ) -> tuple[bool | None, list[int]]:
+        """Whether forming ``members`` in the next block is valid (None: depends on the exact
+        timestamp), and the draws the client will claim for them."""
+        t = self.tasks[task_id]
+        seed_block, snapshot, seats, excluded, start = self.round_view(t, round)
+        seed = self.seed(seed_block)
+        if seed is None or snapshot == 0:
+            return False, []
+        holder = self.holder(snapshot)
+        found = first_draws(seed, task_id, round, snapshot, holder, members, MAX_DRAW + 1)
+        draws = [found.get(a.lower(), 0) for a in members]
+        if len(found) != len(members) or excluded & set(members):
+            return False, draws
+        if not all(self.active(a) for a in members):
+            return False, draws
+        chk = check_committee(
+            seed, task_id, round, snapshot, holder,
+            lambda a: None if self.active(a) else "no", members, draws, excluded,
+        )  # fmt: skip
+        assert chk.ok, chk.reason
+        if chk.skips == 0:
+            return True, draws
+        if self.chain.w3.eth.block_number + 1 > seed_block + SKIP_BLOCKS:
+            return False, draws
+        now = self.now()
+        lo = skip_budget(seats, now - start)
+        hi = skip_budget(seats, max(now, int(time.time())) + SLACK - start)
+        if chk.skips <= lo:
+            return True, draws
+        if chk.skips > hi:
+            return False, draws
+        return None, draws
 
     def seed_gone(self, seed_block: int) -> bool:
         return self.chain.w3.eth.block_number + 1 - seed_block > SEED_LIFETIME
 
-    def pick_task(self, data: st.DataObject) -> int:
-        return data.draw(st.sampled_from(sorted(self.tasks)))
+    def pick_task(self, data: st.DataObject, *want: S) -> int:
+        """A task, three times in four one in a status the rule acts on (when there is one):
+        the rest exercise the refusals."""
+        # fixed-shape draws: which tasks fit depends on chain time, not on the draws
+        k = data.draw(st.integers(0, 1 << 16))
+        fit = sorted(i for i, t in self.tasks.items() if t.status in want)
+        pool = fit if fit and k % 4 else sorted(self.tasks)
+        return pool[(k >> 2) % len(pool)]
 
     # ---------------------------------------------------------------- registry rules
 
@@ -222,6 +320,7 @@ class DnodeMachine(RuleBasedStateMachine):
             self.unbonding[a] += amount
             self.unbond_at[a] = self.nodes[i].node_info().unbond_at
 
+    @precondition(lambda self: any(self.unbonding.values()))
     @rule(i=st.integers(0, N_NODES - 1))
     def withdraw_unbonded(self, i: int) -> None:
         a = self.node_addrs[i]
@@ -233,6 +332,7 @@ class DnodeMachine(RuleBasedStateMachine):
             self.credits[a] += self.unbonding[a]
             self.unbonding[a] = 0
 
+    @precondition(lambda self: any(self.credits[a] for a in self.by_addr))
     @rule(who=st.integers(0, N_NODES + N_REQUESTERS - 1))
     def withdraw(self, who: int) -> None:
         c = [*self.nodes, *self.reqs][who]
@@ -248,68 +348,177 @@ class DnodeMachine(RuleBasedStateMachine):
 
     @rule(
         j=st.integers(0, N_REQUESTERS - 1),
-        reward=st.integers(1, 5 * ETHER),
+        # the deployment floors (min_reward C // 100, compute window 60 s) and one below each
+        reward=st.integers(C // 100 - 1, 5 * ETHER),
         seat_window=st.integers(20, 600),
-        report_window=st.integers(20, 1500),
+        window=st.integers(59, 1500),
         consumer=st.booleans(),
+        then=st.sampled_from(["wait", "form the best", "form skipping"]),
     )
     def post(
-        self, j: int, reward: int, seat_window: int, report_window: int, consumer: bool
+        self, j: int, reward: int, seat_window: int, window: int, consumer: bool, then: str
     ) -> None:
         now = max(self.now(), int(time.time()))
         seat_dl = now + SLACK + seat_window
-        report_dl = seat_dl + report_window
         c = self.reqs[j]
-        task_id = c.post_task(
+        ok = reward >= self.min_reward and window >= self.min_window
+        if not self.attempt(
+            ok,
+            c.post_task,
             PROGRAM,
             PROGRAM,
             capability=1,
             committee_size=M,
             seat_deadline=seat_dl,
-            report_deadline=report_dl,
+            compute_window=window,
             reward=reward,
             # an EOA as callback: the call succeeds and moves no money, like any consumer
             callback=c.account.address if consumer else None,
             callback_gas=50_000 if consumer else 0,
-        )
-        assert task_id == len(self.tasks) + 1
+        ):
+            return
+        task_id = len(self.tasks) + 1
         seed_block = c.last_tx.block_number + 1
-        self.tasks[task_id] = MTask(c.account.address, reward, seat_dl, report_dl, seed_block)
-        assert c.task_info(task_id).seed_block == seed_block
+        info = c.task_info(task_id)
+        assert info.seed_block == seed_block and info.slot_snapshot == self.slots.slot_count
+        self.tasks[task_id] = MTask(
+            c.account.address, reward, seat_dl, window, seed_block, info.posted_at,
+            info.slot_snapshot,
+        )  # fmt: skip
         self.tasks[task_id].consumer = consumer
         assert (S.NONE, S.OPEN) in EDGES
         assert c.task_status(task_id) == S.OPEN
+        if then == "form the best":
+            self._bind(task_id, 0, list(range(N_NODES)), True, 0)
+        elif then == "form skipping":  # leave out the best-ranked node: it may claim back
+            self.chain.mine(1)
+            top = self.ranked(task_id, 0)
+            idx = [self.node_addrs.index(a) for a in top[1 : M + 1]] if len(top) > M else []
+            self._bind(task_id, 0, idx + [i for i in range(N_NODES) if i not in idx], False, 10)
+
+    def _members(self, task_id: int, round: int, idx: list[int], best: bool) -> list[str]:
+        n = RERUN if round else M
+        if best:
+            top = self.ranked(task_id, round)
+            if len(top) >= n:
+                return top[:n]
+        return [self.node_addrs[i] for i in idx[:n]]
+
+    def _bind(self, task_id: int, round: int, idx: list[int], best: bool, wait: int) -> bool:
+        """Form a round's committee (the model's best-ranked one, or any nodes): predicted
+        with the model's ranking, checked on-chain."""
+        t = self.tasks[task_id]
+        status, seat_dl, seed_block = (
+            (S.DISPUTED, t.d_seat_dl, t.d_seed_block)
+            if round
+            else (S.OPEN, t.seat_dl, t.seed_block)
+        )
+        if t.status == status and not self.seed_gone(seed_block):
+            self.chain.mine(1)  # the seed block
+            if wait:
+                self.chain.advance(wait)  # let the skip budget grow
+        members = self._members(task_id, round, idx, best)
+        expected, _ = (False, []) if t.status != status else self.formation(task_id, round, members)
+        if expected is not False:
+            expected = when(seat_dl, self.now()) if expected else None
+        sigs = [None] + [
+            sign_join(self.by_addr[a].account, self.chain_id, self.contract, task_id, round)
+            for a in members[1:]
+        ]
+        send = self.by_addr[members[0]]
+        form = send.form_rerun_committee if round else send.form_committee
+        if not self.attempt(expected, form, task_id, members, sigs):
+            return False
+        for a in members:
+            self.seats[a] += 1
+        info = send.task_info(task_id)
+        skips = (info.dispute.skips if info.dispute else 0) if round else info.skips
+        event(f"formed round {round} with {'skips' if skips else 'no skip'}")
+        if round:
+            d = info.dispute
+            assert d is not None and d.committee == members
+            t.rerun, t.rerun_draws = members, d.seat_draws()
+            t.rerun_skips, t.rerun_claims_until = d.skips, d.claims_until
+            self.move(task_id, S.RECOMPUTING)
+        else:
+            t.committee, t.draws = members, list(info.draws)
+            t.skips, t.claims_until = info.skips, info.claims_until
+            formed_at = self.chain.w3.eth.get_block(send.last_tx.block_number)["timestamp"]
+            assert info.report_deadline == formed_at + t.window
+            assert t.claims_until == (formed_at + CLAIM if t.skips else 0)
+            t.report_dl = info.report_deadline
+            self.move(task_id, S.COMPUTING)
+        return True
 
     @precondition(lambda self: self.tasks)
-    @rule(data=st.data(), idx=st.permutations(range(N_NODES)))
-    def form(self, data: st.DataObject, idx: list[int]) -> None:
-        task_id = self.pick_task(data)
+    @rule(
+        data=st.data(),
+        idx=st.permutations(range(N_NODES)),
+        best=st.booleans(),
+        wait=st.sampled_from([0, 10, 30]),
+    )
+    def form(self, data: st.DataObject, idx: list[int], best: bool, wait: int) -> None:
+        task_id = self.pick_task(data, S.OPEN)
+        self._bind(task_id, 0, idx, best, wait)
+
+    @precondition(lambda self: self.tasks)
+    @rule(data=st.data(), i=st.integers(0, N_NODES - 1))
+    def claim(self, data: st.DataObject, i: int) -> None:
+        """A skipped candidate (or anyone) tries to take the worst-ranked seat."""
+        task_id = self.pick_task(data, S.COMPUTING, S.RECOMPUTING)
         t = self.tasks[task_id]
-        members = [self.node_addrs[i] for i in idx[:M]]
-        sigs = [None] + [
-            sign_join(self.nodes[i].account, self.chain_id, self.contract, task_id, 0)
-            for i in idx[1:M]
-        ]
-        if t.status == S.OPEN and not self.seed_gone(t.seed_block):
-            self.chain.open_window()  # let the window cover every node (or the seed expire)
+        round = 1 if t.status == S.RECOMPUTING else 0
+        members = t.rerun if round else t.committee
+        a = self.node_addrs[i]
+        if i % 3:  # mostly the best-ranked node left out (a skipped candidate)
+            out = [x for x in self.ranked(task_id, round) if x not in members]
+            a = out[0] if out else a
+        draws = t.rerun_draws if round else t.draws
+        skips = t.rerun_skips if round else t.skips
+        until = t.rerun_claims_until if round else t.claims_until
+        declined = t.rerun_declined if round else t.declined
+        seed_block, snapshot, _, excluded, _ = self.round_view(t, round)
+        seed = self.seed(seed_block)
+        draw = 0
+        if seed is not None and snapshot:
+            found = first_draws(seed, task_id, round, snapshot, self.holder(snapshot), [a], 4096)
+            draw = found.get(a.lower(), 0)
+            drawn = a.lower() in found
+        else:
+            drawn = False
         if (
-            t.status != S.OPEN
-            or not all(self.active(a) for a in members)
-            or not self.drawn(task_id, 0, t.seed_block, members)
+            t.status not in (S.COMPUTING, S.RECOMPUTING)
+            or skips == 0
+            or not drawn
+            or a in members
+            or a in excluded
+            or draw >= max(draws)
+            or not self.active(a)
         ):
             expected: bool | None = False
         else:
-            expected = when(t.seat_dl, self.now())
-        if self.attempt(expected, self.nodes[idx[0]].form_committee, task_id, members, sigs):
-            for a in members:
-                self.seats[a] += 1
-            t.committee = members
-            self.move(task_id, S.COMPUTING)
+            expected = when(until - 1, self.now())  # claims close at `until`
+        if not self.attempt(expected, self.by_addr[a].claim_seat, task_id, draw):
+            return
+        event(f"seat claimed (round {round})")
+        worst = max(range(len(draws)), key=lambda k: (draws[k], -k))
+        displaced = members[worst]
+        if worst in declined:
+            declined.discard(worst)
+        else:
+            self.seats[displaced] -= 1
+        self.seats[a] += 1
+        members[worst], draws[worst] = a, draw
+        if round:
+            t.rerun_skips -= 1
+        else:
+            t.skips -= 1
+        self.move(task_id, t.status)
 
     @precondition(lambda self: self.tasks)
     @rule(data=st.data(), seat=st.integers(0, RERUN - 1))
     def decline(self, data: st.DataObject, seat: int) -> None:
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.COMPUTING, S.RECOMPUTING)
         t = self.tasks[task_id]
         if t.status == S.RECOMPUTING:
             members, declined, dl = t.rerun, t.rerun_declined, t.d_report_dl
@@ -346,7 +555,7 @@ class DnodeMachine(RuleBasedStateMachine):
         result=st.sampled_from([b"A", b"B"]),
     )
     def report(self, data: st.DataObject, picks: list[int], outsider: bool, result: bytes) -> None:
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.COMPUTING)
         t = self.tasks[task_id]
         members = t.committee or self.node_addrs[:M]
         chosen, sigs = self._sign(task_id, members, picks, result)
@@ -357,25 +566,45 @@ class DnodeMachine(RuleBasedStateMachine):
                     self.by_addr[stranger].account, self.chain_id, self.contract, task_id, result
                 )  # fmt: skip
             )
-        if (
-            t.status != S.COMPUTING
-            or outsider
-            or len(chosen) < M // 2 + 1
-            or set(chosen) & t.declined
-        ):
+        valid = set(chosen) - t.declined  # a declined seat's signature is skipped
+        if t.status != S.COMPUTING or outsider or len(valid) < M // 2 + 1:
             expected: bool | None = False
+        elif t.skips:  # the claim period must be over, the report deadline not
+            now = self.now()
+            expected = both(negate(when(t.claims_until - 1, now)), when(t.report_dl, now))
         else:
             expected = when(t.report_dl, self.now())
         if self.attempt(expected, self.nodes[0].report, task_id, result, sigs):
-            t.signers = set(chosen)
+            if set(chosen) & t.declined:
+                event("report with a declined signature skipped")
+            t.signers = valid
             t.result = result
             t.reported_at = self.nodes[0].task_info(task_id).reported_at
             self.move(task_id, S.REPORTED)
 
     @precondition(lambda self: self.tasks)
+    @rule(data=st.data(), seat=st.integers(0, M - 1))
+    def cosign(self, data: st.DataObject, seat: int) -> None:
+        """A signer left out of the report adds its signature during the challenge window."""
+        task_id = self.pick_task(data, S.REPORTED)
+        t = self.tasks[task_id]
+        if not t.committee:
+            return
+        a = t.committee[seat]
+        result = t.result or b"A"
+        sig = sign_report(self.by_addr[a].account, self.chain_id, self.contract, task_id, result)
+        if t.status != S.REPORTED or seat in t.signers or seat in t.declined:
+            expected: bool | None = False
+        else:
+            expected = when(t.reported_at + CHALLENGE_PERIOD - 1, self.now())
+        if self.attempt(expected, self.reqs[0].cosign, task_id, sig):
+            t.signers.add(seat)  # paid at finalization like the others
+            event("co-signed")
+
+    @precondition(lambda self: self.tasks)
     @rule(data=st.data())
     def finalize(self, data: st.DataObject) -> None:
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.REPORTED)
         t = self.tasks[task_id]
         if t.status != S.REPORTED:
             expected: bool | None = False
@@ -389,7 +618,7 @@ class DnodeMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.tasks)
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.OPEN, S.COMPUTING)
         t = self.tasks[task_id]
         now = self.now()
         quorum_dead = len(t.declined) > M - (M // 2 + 1)
@@ -408,7 +637,9 @@ class DnodeMachine(RuleBasedStateMachine):
                     self.seats[a] -= 1
                 else:
                     slashed += self.slash(a)
-            self.credits[t.requester] += t.reward + slashed
+            self.credits[t.requester] += t.reward  # slashed collateral is burned
+            self.credits[BURN] += slashed
+            event("cancelled" + (" with slashes burned" if slashed else ""))
             self.refunded.add(task_id)
             self.move(task_id, S.REFUNDED)
 
@@ -417,7 +648,7 @@ class DnodeMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.tasks)
     @rule(data=st.data(), who=st.integers(-1, N_NODES - 1))
     def dispute(self, data: st.DataObject, who: int) -> None:
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.REPORTED)
         t = self.tasks[task_id]
         c = self.by_addr[t.requester] if who < 0 else self.nodes[who]
         a = c.account.address
@@ -429,40 +660,23 @@ class DnodeMachine(RuleBasedStateMachine):
         if self.attempt(expected, c.dispute, task_id):
             d = c.task_info(task_id).dispute
             assert d is not None
-            t.d_seed_block = d.seed_block
+            t.d_seed_block, t.d_snapshot = d.seed_block, d.slot_snapshot
             assert d.seed_block == c.last_tx.block_number + 1
+            assert d.slot_snapshot == self.slots.slot_count
             t.disputer, t.d_seat_dl, t.d_report_dl = a, d.seat_deadline, d.report_deadline
             assert t.d_report_dl - t.d_seat_dl == self.dispute_period - self.dispute_period // 4
             self.move(task_id, S.DISPUTED)
 
     @precondition(lambda self: self.tasks)
-    @rule(data=st.data(), idx=st.permutations(range(N_NODES)))
-    def form_rerun(self, data: st.DataObject, idx: list[int]) -> None:
-        task_id = self.pick_task(data)
-        t = self.tasks[task_id]
-        members = [self.node_addrs[i] for i in idx[:RERUN]]
-        sigs = [None] + [
-            sign_join(self.by_addr[a].account, self.chain_id, self.contract, task_id, 1)
-            for a in members[1:]
-        ]
-        excluded = {*t.committee, t.requester, t.disputer}
-        if t.status == S.DISPUTED and not self.seed_gone(t.d_seed_block):
-            self.chain.open_window()
-        if (
-            t.status != S.DISPUTED
-            or excluded & set(members)
-            or not all(self.active(a) for a in members)
-            or not self.drawn(task_id, 1, t.d_seed_block, members)
-        ):
-            expected: bool | None = False
-        else:
-            expected = when(t.d_seat_dl, self.now())
-        submit = self.by_addr[members[0]]
-        if self.attempt(expected, submit.form_rerun_committee, task_id, members, sigs):
-            for a in members:
-                self.seats[a] += 1
-            t.rerun = members
-            self.move(task_id, S.RECOMPUTING)
+    @rule(
+        data=st.data(),
+        idx=st.permutations(range(N_NODES)),
+        best=st.booleans(),
+        wait=st.sampled_from([0, 10, 50]),
+    )
+    def form_rerun(self, data: st.DataObject, idx: list[int], best: bool, wait: int) -> None:
+        task_id = self.pick_task(data, S.DISPUTED)
+        self._bind(task_id, 1, idx, best, wait)
 
     @precondition(lambda self: self.tasks)
     @rule(
@@ -471,25 +685,25 @@ class DnodeMachine(RuleBasedStateMachine):
         result=st.sampled_from([b"A", b"B"]),
     )
     def report_rerun(self, data: st.DataObject, picks: list[int], result: bytes) -> None:
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.RECOMPUTING)
         t = self.tasks[task_id]
         members = t.rerun or self.node_addrs[:RERUN]
         chosen, sigs = self._sign(task_id, members, picks, result)
-        if (
-            t.status != S.RECOMPUTING
-            or len(chosen) < RERUN // 2 + 1
-            or set(chosen) & t.rerun_declined
-        ):
+        valid = set(chosen) - t.rerun_declined
+        if t.status != S.RECOMPUTING or len(valid) < RERUN // 2 + 1:
             expected: bool | None = False
+        elif t.rerun_skips:
+            now = self.now()
+            expected = both(negate(when(t.rerun_claims_until - 1, now)), when(t.d_report_dl, now))
         else:
             expected = when(t.d_report_dl, self.now())
         if not self.attempt(expected, self.nodes[0].report_rerun, task_id, result, sigs):
             return
-        for i, a in enumerate(t.rerun):
-            if i not in t.rerun_declined:
-                self.seats[a] -= 1
         if result == t.result:
-            self.pay_signers(t.committee, t.signers, t.declined, t.reward, self.bond)
+            # upheld: the bond pays the re-execution signers, the reward the original ones
+            event("rerun upheld (paid from the bond)")
+            self.pay_signers(t.rerun, valid, t.rerun_declined, self.bond, 0)
+            self.pay_signers(t.committee, t.signers, t.declined, t.reward, 0)
             self.paid.add(task_id)
             self.move(task_id, S.FINALIZED)
         else:
@@ -499,8 +713,13 @@ class DnodeMachine(RuleBasedStateMachine):
                     slashed += self.slash(a)
                 elif i not in t.declined:
                     self.seats[a] -= 1
-            self.credits[t.disputer] += slashed // 2 + self.bond
-            self.credits[t.requester] += slashed - slashed // 2 + t.reward
+            event("rerun overturned (paid from slashes)")
+            to_rerun = min(self.bond, slashed)
+            bounty = min(self.bond, slashed - to_rerun)
+            self.pay_signers(t.rerun, valid, t.rerun_declined, to_rerun, 0)
+            self.credits[t.disputer] += self.bond + bounty
+            self.credits[t.requester] += t.reward
+            self.credits[BURN] += slashed - to_rerun - bounty
             self.refunded.add(task_id)
             t.result = result  # the result that stands
             self.move(task_id, S.OVERTURNED)
@@ -509,7 +728,7 @@ class DnodeMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.tasks)
     @rule(data=st.data())
     def resolve(self, data: st.DataObject) -> None:
-        task_id = self.pick_task(data)
+        task_id = self.pick_task(data, S.DISPUTED, S.RECOMPUTING)
         t = self.tasks[task_id]
         now = self.now()
         quorum_dead = len(t.rerun_declined) > RERUN - (RERUN // 2 + 1)
@@ -568,6 +787,7 @@ class DnodeMachine(RuleBasedStateMachine):
         assert self.nodes[0].slot_count() == self.slots.slot_count
         for a, c in self.by_addr.items():
             assert c.credits(a) == self.credits[a]
+        assert self.nodes[0].credits(BURN) == self.credits[BURN]
         for task_id, t in self.tasks.items():
             assert self.nodes[0].task_status(task_id) == t.status
 

@@ -1,76 +1,77 @@
-"""A malicious MPyC party (test only): instead of its session fingerprint it sends every
-peer a pickle whose loading runs code (it writes MARKER with what it could reach: the
-victim's working directory, files there and its DNODE_PASSWORD).
+"""TEST ONLY: a real MPyC party of dnode that deviates from the protocol.
 
-Usage (through a wrapper given to SubprocessExecutor as its "python")::
+    python -m tests.node.evil_party MODE OFFSET JOB.json
 
-    python tests/node/evil_party.py MARKER -m node.mpc.party JOB.json
+MODE is one of
+  reshare  add OFFSET to the product share it re-shares in every degree reduction (GRR)
+  input    add OFFSET to its share of the first value of the first data owner
+  output   add OFFSET to its share of the first value of every result it opens
+Everything else is node.mpc.party unchanged (the same process layout, job file, exit codes).
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import sys
-from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-import dnode.node.mpc.party as party  # noqa: E402
-
-MARKER = sys.argv[1]
-JOB = sys.argv[-1]
-
-try:
-    import dnode.node.mpc.hardening as hardening
-
-    hardening.harden = lambda *a, **k: None  # the attacker runs unpatched MPyC
-    _decode = hardening.StrictCodec.loads
-except ImportError:  # the old code: everyone speaks pickle
-    _decode = pickle.loads
-
-STEAL = (
-    "import os, json; open({marker!r} + '-' + os.path.basename(os.getcwd()), 'w')"
-    ".write(json.dumps({{"
-    "'cwd': os.getcwd(), 'files': os.listdir('.'), "
-    "'password': os.environ.get('DNODE_PASSWORD')}}))"
-)
+#: what the Guard itself opens (coins and checks); everything else is a kernel's output
+INTERNAL = {"inputs", "influence", "verify", "input-check", "r", "mult-check", "zero-tests"}
 
 
-class _Payload:
-    def __reduce__(self):  # type: ignore[override]
-        return (exec, (STEAL.format(marker=MARKER),))
+def main() -> int:
+    mode, offset, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    from dnode.node.mpc import party
 
+    job = party.load_job(path)
+    sys.argv = party.mpyc_argv(job)  # MPyC parses argv at its first import
+    from mpyc import thresha
 
-class EvilPickle:
-    @staticmethod
-    def dumps(obj: object) -> bytes:
-        return pickle.dumps(_Payload())
+    if mode == "reshare":
+        np_split, split = thresha.np_random_split, thresha.random_split
 
-    @staticmethod
-    def loads(data: bytes) -> object:
-        if data == pickle.dumps(_Payload()):
-            return None  # its own message: the attacker does not attack itself
-        try:
-            return _decode(data)
-        except Exception:  # noqa: BLE001
-            return pickle.loads(data)
+        def np_evil(field: Any, s: Any, t: int, m: int) -> Any:
+            s = s.copy()
+            s[0] = (int(s[0]) + offset) % field.modulus  # a consistent sharing of c + e
+            return np_split(field, s, t, m)
 
+        def evil(field: Any, s: Any, t: int, m: int) -> Any:
+            s = list(s)
+            v = s[0].value if hasattr(s[0], "value") else s[0]
+            s[0] = (int(v) + offset) % field.modulus
+            return split(field, s, t, m)
 
-_session = party._session
+        thresha.np_random_split = np_evil
+        thresha.random_split = evil
+    elif mode == "input":
+        real_load = party.load_job
 
+        def load_evil(p: str) -> dict[str, Any]:
+            j = real_load(p)
+            mod = j["modulus"]
+            j["shares"][0][0] = (j["shares"][0][0] + offset) % mod
+            return j
 
-async def evil_session(mpc, job, kernel):  # type: ignore[no-untyped-def]
-    import mpyc.runtime
+        party.load_job = load_evil  # type: ignore[assignment]
+    elif mode == "output":
+        from dnode.node.mpc import malicious
 
-    mpyc.runtime.pickle = EvilPickle
-    return await _session(mpc, job, kernel)
+        real_payload = malicious.Guard._payload
 
+        def payload_evil(self: Any, label: str, shares: list[int]) -> bytes:
+            if label not in INTERNAL:  # any value a kernel opens (output, sum, gram, ...)
+                shares = [(shares[0] + offset) % self.p, *shares[1:]]
+            return real_payload(self, label, shares)
 
-party._session = evil_session
+        malicious.Guard._payload = payload_evil  # type: ignore[method-assign]
+    else:
+        print(f"unknown mode {mode!r}", file=sys.stderr)
+        return 2
+    return party.main([path])
+
 
 if __name__ == "__main__":
-    code = party.main([JOB])
+    code = main()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from dnode.node.aggregation import AggregationTooSmall, MinAggregation, declared, enforce
+from dnode.node.aggregation import (
+    AggregationTooSmall,
+    MinAggregation,
+    declared,
+    enforce,
+    values_per_owner,
+)
 from dnode.node.errors import MpcError
 
 
@@ -41,3 +47,23 @@ def test_defaults_leave_params_unchanged_and_bad_declarations_fail_closed():
     for bad in ({"owners": 0}, {"owners": 3, "values": 2}, {"owners": "2"}, [2], {"x": 1}):
         with pytest.raises(MpcError):
             enforce(7, {"min_aggregation": bad}, {"0xa": C(9), "0xb": C(9), "0xc": C(9)})
+
+
+def test_the_influence_witness_is_not_counted_as_values():
+    """Regression: shares end with the owner's influence witness (~300 field elements); counted
+    as values, 7 values passed a 20-value minimum and the task finalized (e2e test)."""
+    from types import SimpleNamespace
+
+    from dnode.node.mpc.influence import task_bound, with_witness
+    from dnode.scheduler.programs import TaskParams
+
+    params = TaskParams(program="mpc.sum", owners=("0x" + "1" * 40, "0x" + "2" * 40))
+    bound, squares = task_bound(params)
+    contributions = {
+        "a": SimpleNamespace(shares=with_witness([1, 2, 3], bound, squares)),
+        "b": SimpleNamespace(shares=with_witness([4, 5, 6, 7], bound, squares)),
+    }
+    counts = values_per_owner(params, contributions)
+    assert counts == {"a": 3, "b": 4}
+    with pytest.raises(AggregationTooSmall, match="7/20 values"):
+        enforce(1, {"min_aggregation": {"owners": 2, "values": 20}}, counts)

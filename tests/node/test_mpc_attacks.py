@@ -21,7 +21,7 @@ from tests.node.test_p2p import Peer
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("mpc_node.py")
-EVIL = Path(__file__).with_name("evil_party.py")
+EVIL = Path(__file__).with_name("pickle_party.py")
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -25,6 +25,8 @@ from dnode.node.daemon import NodeDaemon
 from dnode.node.engines import ENGINES
 from dnode.node.engines.base import ComputeSession, EngineRefused, PreparedTask, RawResult
 from dnode.node.errors import MpcError
+from dnode.node.mpc.commitments import seat_digests
+from dnode.node.mpc.influence import table_witness, task_witness
 from dnode.node.mpc.sharing import field_modulus, share
 from dnode.node.protocol import (
     PROTO_ANNOUNCE,
@@ -137,14 +139,33 @@ class Cluster:
     async def contribute(self, values: list[int], owner: Any = OWNER) -> list[bytes]:
         m = len(self.nodes)
         modulus = field_modulus(PARAMS.bit_length)
-        shares = share(values, m, threshold_for(m), modulus)
+        shares, digests = owner_sharing(values, m, modulus, owner.address, self.nodes[0])
         replies = []
         for seat, d in enumerate(self.nodes):
             c = Contribution(
-                d.chain_id, d.contract, TASK, owner.address, seat, modulus, tuple(shares[seat])
+                d.chain_id,
+                d.contract,
+                TASK,
+                owner.address,
+                seat,
+                modulus,
+                tuple(shares[seat]),
+                commitment=digests,
             ).signed(owner)
             replies.append(await self.owner.request(d.host.peer_id, PROTO_SHARES, c.to_bytes()))
         return replies
+
+
+def owner_sharing(
+    values: list[int], m: int, modulus: int, owner: str, d: Any
+) -> tuple[list[list[int]], tuple[bytes, ...]]:
+    """What an owner sends (node.peer_client.contribute_via): shares of values + witness,
+    and the per-seat digests every seat receives."""
+    w = task_witness(PARAMS)
+    vector = values if w is None else [*values, *table_witness(values, w)]
+    shares = share(vector, m, threshold_for(m), modulus)
+    digests = seat_digests(d.chain_id, d.contract, TASK, 0, owner, modulus, shares)
+    return shares, tuple(digests)
 
 
 async def announce(cluster: Cluster, params: TaskParams = PARAMS, to: int = 0) -> dict[str, Any]:
@@ -248,6 +269,7 @@ def test_signatures_only_from_seat_holders(tmp_path: Path, engine: Any) -> None:
 
     rt = d0.rt(TASK)
     rt.signatures = SignatureSet(d0.chain_id, d0.contract, TASK, members, 2)
+    rt.advance(TaskState.SIGNED)  # our own result exists: peers' signatures are checked now
     result = RESULT.encode()
 
     async def send(signer: Any) -> dict[str, Any]:
@@ -405,14 +427,21 @@ def test_restarted_nodes_resume_their_seats_or_give_them_up(tmp_path: Path, engi
     members = tuple(d.address for d in c.nodes)
     c.ledger.update(TASK, committee=members, status=TaskStatus.COMPUTING)
     m, modulus = len(c.nodes), field_modulus(PARAMS.bit_length)
-    shares = share([1, 2, 3], m, threshold_for(m), modulus)
+    shares, digests = owner_sharing([1, 2, 3], m, modulus, OWNER.address, c.nodes[0])
     for seat, d in enumerate(c.nodes):
         d.state.hold_seat(TASK, 0, seat)
         if seat == 2:
             continue  # lost its params and shares
         d.state.save_params(TASK, PARAMS.canonical())
         contribution = Contribution(
-            d.chain_id, d.contract, TASK, OWNER.address, seat, modulus, tuple(shares[seat])
+            d.chain_id,
+            d.contract,
+            TASK,
+            OWNER.address,
+            seat,
+            modulus,
+            tuple(shares[seat]),
+            commitment=digests,
         ).signed(OWNER)
         d.state.save_shares(TASK, 0, OWNER.address, contribution.to_bytes())
 

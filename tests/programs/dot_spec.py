@@ -18,6 +18,7 @@ class Dot(ProgramSpec):
     min_columns = max_columns = 2
     reveals = "the inner product only"
     cost = "one secure product per row"
+    moments = 2  # it reveals a cross product: owners' witnesses bound S_ab
 
     def field_bits(self, params: TaskParams) -> int:
         a, b = params.columns

@@ -8,15 +8,16 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from dnode.scheduler.sortition import (
-    ESCALATE_BLOCKS,
+    SKIP_DELAY,
+    SKIP_STEP,
     SlotTable,
+    check_committee,
     draw_hash,
     draw_position,
     first_draws,
     rank,
-    span,
+    skip_budget,
     valid_slots,
-    window,
 )
 
 SEED = bytes.fromhex("11" * 32)
@@ -41,25 +42,45 @@ def test_fixed_vector() -> None:
     assert draw_position(SEED, 1, 0, 0, 0) is None  # empty registry: every draw misses
 
 
-def test_span_is_next_power_of_two() -> None:
-    assert [span(n) for n in (0, 1, 2, 3, 4, 5, 8, 9, 1000)] == [1, 1, 2, 4, 4, 8, 8, 16, 1024]
-
-
-def test_positions_below_the_count_do_not_move_when_slots_are_appended() -> None:
-    # appending slots within the same power of two never re-maps a draw that hit a slot
+def test_draws_are_taken_modulo_the_snapshot() -> None:
+    # no power-of-two window: every draw lands on a slot of the snapshot, and the slot count
+    # at posting fixes the draws whatever is appended later (the caller passes the snapshot)
     for j in range(200):
-        before = draw_position(SEED, 3, 0, j, 600)
-        after = draw_position(SEED, 3, 0, j, 1000)
-        if before is not None:
-            assert after == before
+        pos = draw_position(SEED, 3, 0, j, 600)
+        assert pos is not None and pos == draw_hash(SEED, 3, 0, j) % 600
 
 
-def test_window_grows_by_doubling_and_is_capped() -> None:
-    assert window(3, 0) == 10
-    assert window(3, ESCALATE_BLOCKS - 1) == 10
-    assert window(3, ESCALATE_BLOCKS) == 20
-    assert window(3, 3 * ESCALATE_BLOCKS) == 80
-    assert window(3, 10**9) == 10 << 16
+def test_skip_budget_is_zero_at_first_then_grows_to_m() -> None:
+    assert skip_budget(3, 0) == 0
+    assert skip_budget(3, SKIP_DELAY - 1) == 0
+    assert skip_budget(3, SKIP_DELAY) == 1
+    assert skip_budget(3, SKIP_DELAY + SKIP_STEP) == 2
+    assert skip_budget(3, SKIP_DELAY + 10 * SKIP_STEP) == 3
+    assert skip_budget(7, 10**9) == 7
+
+
+def test_check_committee_counts_skips_like_the_contract() -> None:
+    t = SlotTable(slot_stake=1)
+    for i in range(12):
+        t.set_stake(f"n{i}", 2)
+    r = rank(SEED, 4, 0, t.slot_count, t.holder, lambda a: None, 400)
+    top = r.candidates
+
+    def check(cs, eligible=lambda a: None, budget=None, excluded=()):
+        return check_committee(
+            SEED, 4, 0, t.slot_count, t.holder, eligible,
+            [c.address for c in cs], [c.draw for c in cs], excluded, budget,
+        )  # fmt: skip
+
+    ok = check(top[:3], budget=0)
+    assert ok.ok and ok.skips == 0
+    worse = [top[0], top[1], top[4]]
+    chk = check(worse)
+    assert chk.ok and [o for _, o in chk.skipped] == [top[2].address, top[3].address]
+    assert not check(worse, budget=1).ok
+    # an ineligible or excluded owner is not a skip
+    chk = check(worse, lambda a: "no" if a == top[2].address else None, excluded=[top[3].address])
+    assert chk.ok and chk.skips == 0
 
 
 def test_slots_count_one_per_slot_stake_and_stale_ones_miss() -> None:
@@ -120,5 +141,7 @@ def test_constants_match_the_contract() -> None:
     from dnode.scheduler import sortition
 
     src = (Path(__file__).parents[2] / "contracts" / "vyper" / "market.vy").read_text()
-    for name in ("W0_EXTRA", "ESCALATE_BLOCKS", "MAX_DOUBLINGS", "SEED_LIFETIME"):
+    for name in ("SKIP_DELAY", "SKIP_STEP", "SKIP_BLOCKS", "SEED_LIFETIME"):
         assert f"{name}: constant(uint256) = {getattr(sortition, name)}" in src, name
+    assert "MAX_DRAW: constant(uint256) = (1 << DRAW_BITS) - 1" in src
+    assert "DRAW_BITS: constant(uint256) = 14" in src and sortition.MAX_DRAW == (1 << 14) - 1

@@ -20,9 +20,12 @@ from typing import cast
 import trio
 
 from dnode.node.aggregation import enforce as enforce_min_aggregation
+from dnode.node.aggregation import values_per_owner
 from dnode.node.engines.base import ComputeSession, EngineRefused, PreparedTask, RawResult
-from dnode.node.errors import MpcError, leaves
+from dnode.node.errors import CheatingDetectedError, MpcError, leaves
+from dnode.node.mpc.commitments import sharing_commitment
 from dnode.node.mpc.executor import MpcJob, MpcResult, SubprocessExecutor, free_port
+from dnode.node.mpc.influence import task_witness
 from dnode.node.transport import SeatBinding
 from dnode.node.tunnel import tunnel_forwarders
 from dnode.oracle.codecs import TensorCodec
@@ -70,7 +73,10 @@ class MpcEngine:
         finally:
             session.host.remove_tunnel_target(key)
         prepared = dataclasses.replace(prepared, task_id=session.task_id)
-        return RawResult(prepared, out, {"rows": out.rows, "revealed_keys": sorted(out.revealed)})
+        record = {"rows": out.rows, "revealed_keys": sorted(out.revealed)}
+        if out.transcript:  # node.mpc.commitments: co-signers' tags are checked on it
+            record["transcript"] = out.transcript
+        return RawResult(prepared, out, record)
 
     def encode_result(self, spec: ProgramSpec, raw: RawResult) -> bytes:
         out = cast(MpcResult, raw.data)
@@ -96,7 +102,7 @@ class MpcEngine:
                 f"only {len(s.inputs)} of {len(params.owners)} data owners delivered shares",
             )
         # a published aggregate of too few owners/values reveals them: decline, never compute
-        enforce_min_aggregation(s.task_id, params.extra, s.inputs)
+        enforce_min_aggregation(s.task_id, params.extra, values_per_owner(params, s.inputs))
         if aligned:
             await self._await_slot(s, party)
         while True:
@@ -104,12 +110,17 @@ class MpcEngine:
             try:
                 timeout = await self._attempt_timeout(s)
                 return await self._attempt(prepared, s, key, party, timeout)
+            except CheatingDetectedError:  # a check failed: no retry, refuse to sign
+                raise
             except MpcError as e:  # e.g. a party was killed: every party retries in step
                 failed = e
             except BaseExceptionGroup as eg:  # raised through the tunnels' nursery
                 errs = leaves(eg)
                 if not all(isinstance(x, MpcError) for x in errs):
                     raise
+                for x in errs:
+                    if isinstance(x, CheatingDetectedError):
+                        raise x from None
                 failed = cast(MpcError, errs[0])
             log.info("task %d: MPC attempt failed (%s)", s.task_id, failed.detail)
             await self._await_slot(s, party, failed)
@@ -170,7 +181,8 @@ class MpcEngine:
         params, spec = prepared.params, prepared.spec
         m = len(s.peers)
         remote = {i: p for i, p in enumerate(s.peers) if i != s.seat}
-        shares = [list(s.inputs[o.lower()].shares) for o in params.owners]
+        order = [o.lower() for o in params.owners]
+        shares = [list(s.inputs[o].shares) for o in order]
         async with tunnel_forwarders(s.host, key, remote, s.seat) as ports:
             parties = [("127.0.0.1", party.port if i == s.seat else ports[i]) for i in range(m)]
             job = MpcJob(
@@ -184,6 +196,8 @@ class MpcEngine:
                 parties=parties,
                 threshold=threshold_for(m),
                 shares=shares,
+                witness=task_witness(params),  # owners append influence witnesses
+                commitments=[sharing_commitment(s.inputs[o].commitment) for o in order],
             )
             s.started()
             log.info("task %d: MPC party %d of %d starting", s.task_id, s.seat, m)

@@ -109,6 +109,11 @@ class Stat(ProgramSpec):
     def qlist(self, params: TaskView) -> list[str]:
         return list(self.qs)
 
+    def influence(self, params: TaskView) -> tuple[tuple[int, ...], int] | None:
+        got = super().influence(params)
+        level = 2 if "gram" in self.needs else 1 if "sumsq" in self.needs else 0
+        return None if got is None else (got[0], level)
+
     def kernel_args(self, params: TaskView) -> dict[str, Any]:
         out: dict[str, Any] = {"width": self.width(params), "needs": list(self.needs)}
         if "extreme" in self.needs:

@@ -1,0 +1,171 @@
+"""What a program's kernel computes with: the owners' table as secure arrays, plus products and
+openings that are checked against a malicious minority when the session runs with checks.
+
+A kernel (``async def run(s: TableSession, args) -> dict``) never touches the Guard: it asks
+for column sums (:meth:`TableSession.sums`, local), sums of squares (:meth:`sumsq`), the Gram
+matrix X^T X (:meth:`gram`) and opens values with :meth:`open`.  With checks
+(:mod:`dnode.node.mpc.malicious`), every product here is authenticated (Chida et al.), the first
+opening runs every owner's influence check (:mod:`dnode.node.mpc.influence`) and the
+multiplication check first, and every opening detects a wrong share from any minority.
+Without checks (the semi-honest baseline) the same calls are MPyC as is.
+
+Secure comparisons (``s.mpc`` on ``s.x``: order statistics, min/max, histogram bins) are
+MPyC's own protocols: their internal products and openings are NOT checked; only what the
+kernel opens through :meth:`open` is (see docs/protocol.md, "Programs and their security").
+
+Import only inside a running party (no mpyc import at module level).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dnode.node.mpc import influence
+from dnode.node.mpc.sharing import to_signed
+
+__all__ = ["TableSession"]
+
+
+class TableSession:
+    """One session's table: ``blocks[k]`` is owner k's secure (rows_k, width) array."""
+
+    def __init__(
+        self,
+        mpc: Any,
+        secint: Any,
+        blocks: list[Any],
+        width: int,
+        guard: Any = None,
+        witness: influence.TableWitness | None = None,
+        bits: list[Any] | None = None,
+        seed: bytes = b"",
+    ) -> None:
+        self.mpc, self.secint, self.width = mpc, secint, width
+        self.blocks = blocks
+        self.guard, self.witness, self.bits, self.seed = guard, witness, bits or [], seed
+        self.rows_per_owner = [int(b.shape[0]) for b in blocks]
+        self.rows = sum(self.rows_per_owner)
+        live = [b for b in blocks if b.shape[0]]
+        if len(live) > 1:
+            self.x = mpc.np_vstack(live)
+        elif live:
+            self.x = live[0]
+        else:
+            self.x = secint.array(np.zeros((0, width), dtype=object))
+        self._auth: dict[int, Any] = {}  # owner -> Auth of its block (x, r*x)
+        self._s2: dict[int, list[Any]] = {}  # owner -> per column Auth sum of squares
+        self._gram: dict[int, Any] = {}  # owner -> Auth of its X^T X
+        self._final = False
+
+    @property
+    def checked(self) -> bool:
+        return self.guard is not None
+
+    # ---------------------------------------------------------------- computations
+
+    def sums(self) -> Any:
+        """Column sums (w,): local, an addition of shares needs no communication."""
+        return self.x.sum(axis=0)
+
+    def _owner_auth(self, k: int) -> Any:
+        if k not in self._auth:
+            self._auth[k] = self.guard.authenticate(self.blocks[k])
+        return self._auth[k]
+
+    def _owner_s2(self, k: int) -> list[Any]:
+        if k not in self._s2:
+            from dnode.node.mpc.malicious import Auth
+
+            if k in self._gram:
+                g = self._gram[k]
+                self._s2[k] = [Auth(g.x[c, c], g.rx[c, c]) for c in range(self.width)]
+            else:
+                a, blk = self._owner_auth(k), self.blocks[k]
+                self._s2[k] = [
+                    self.guard.inner(Auth(a.x[:, c], a.rx[:, c]), blk[:, c])
+                    for c in range(self.width)
+                ]
+        return self._s2[k]
+
+    def _owner_gram(self, k: int) -> Any:
+        if k not in self._gram:
+            from dnode.node.mpc.malicious import Auth
+
+            a = self._owner_auth(k)
+            self._gram[k] = self.guard.inner(Auth(a.x.T, a.rx.T), self.blocks[k])
+        return self._gram[k]
+
+    def _live(self) -> list[int]:
+        return [k for k, n in enumerate(self.rows_per_owner) if n]
+
+    def sumsq(self) -> Any:
+        """Per column sum of squares (w,): one degree reduction per column and owner."""
+        if not self.checked:
+            return (self.x * self.x).sum(axis=0)
+        cols = [None] * self.width
+        for k in self._live():
+            for c, z in enumerate(self._owner_s2(k)):
+                cols[c] = z.x if cols[c] is None else cols[c] + z.x
+        return self.mpc.np_fromlist(cols)
+
+    def gram(self) -> Any:
+        """X^T X (w, w): one secure matrix product per owner."""
+        if not self.checked:
+            return self.x.T @ self.x
+        total = None
+        for k in self._live():
+            g = self._owner_gram(k).x
+            total = g if total is None else total + g
+        return total
+
+    # ---------------------------------------------------------------- openings
+
+    async def _finish_checks(self) -> None:
+        """Every owner's influence check, then the multiplication check (Guard.verify)."""
+        from dnode.node.mpc.malicious import CheatingDetected
+
+        w = self.witness
+        if w is not None:
+            p = self.secint.field.modulus
+            for k in self._live():
+                n = self.rows_per_owner[k]
+                if not influence.table_fits(n, w, p):  # the checks could wrap mod p
+                    raise CheatingDetected(
+                        "influence", f"{n} rows at the declared bounds exceed what the field "
+                        "can check", k)  # fmt: skip
+                s1v = self.blocks[k].sum(axis=0)
+                s1 = [s1v[c] for c in range(self.width)]
+                s2 = cross = None
+                if w.level >= 2:
+                    g = self._owner_gram(k)
+                    cross = {
+                        (a, b): g.x[a, b]
+                        for a in range(self.width)
+                        for b in range(a + 1, self.width)
+                    }
+                if w.level >= 1:
+                    s2 = self._owner_s2(k)
+                await influence.add_table_checks(
+                    self.guard, k, n, w, s1, s2, cross, self.bits[k], self.seed
+                )
+        await self.guard.verify()
+
+    async def open(self, value: Any, label: str = "output") -> list[int]:
+        """Open a secure scalar or array (flattened, signed ints); with checks: after every
+        pending check, with error detection (all m shares on one degree-t polynomial)."""
+        if not self.checked:
+            got = await self.mpc.output(value)
+            return [int(v) for v in np.asarray(got).ravel().tolist()]
+        if not self._final:
+            self._final = True
+            await self._finish_checks()
+        p = self.secint.field.modulus
+        return [to_signed(v, p) for v in await self.guard.open([value], label)]
+
+    async def finish(self) -> None:
+        """Run the checks even if the kernel opened nothing (a clean abort beats silence)."""
+        if self.checked and not self._final:
+            self._final = True
+            await self._finish_checks()
