@@ -11,17 +11,15 @@ seconds and in blocks. Timestamps come from the node logs (ms) and the chain's e
 Also in the same run, on the same data, the cost of security against a malicious minority:
 the three dnode party processes alone (node.mpc.executor on localhost, shares prepared in
 advance) as
-  (c) semi-honest: MPyC's protocols as is (job "checks": false; elementwise x*x like (a)),
-  (c') semi-honest with the sum of squares as ONE inner product (one degree reduction
-      instead of N: the best semi-honest kernel), and
+  (c) semi-honest: MPyC's protocols as is (job "checks": false; elementwise x*x like (a)), and
   (d) checked: node.mpc.malicious + node.mpc.influence (the default): error-detecting
       openings, owner-sharing consistency, Chida et al. multiplication check, per-owner
       influence bounds with the owners' witnesses.
-d/c and d/c' are the price of the checks (issue 13 goal: <= 2).
+d/c is the price of the checks (issue 13 goal: <= 2).
 
     python scripts/bench_mpc.py --json            # N = 10,000 and 1,000,000
     python scripts/bench_mpc.py --n 10000         # one size
-    python scripts/bench_mpc.py --parties-only    # (a), (c), (c'), (d) without the devnet
+    python scripts/bench_mpc.py --parties-only    # (a), (c), (d) without the devnet
 """
 
 from __future__ import annotations
@@ -79,40 +77,49 @@ def run_bare(n: int, seed: int) -> dict[str, Any]:
     }
 
 
-def run_parties(n: int, seed: int, checks: bool, inner: bool = False) -> dict[str, Any]:
-    """The 3 dnode parties of an mpc.variance session on localhost (no network layer)."""
+def run_parties(n: int, seed: int, checks: bool) -> dict[str, Any]:
+    """The 3 dnode parties of an mpc.variance session on localhost (no network layer), the job
+    built from the program's spec as a node builds it (one int column, 3 owners)."""
+    from fractions import Fraction as F
+
     import trio
 
     from dnode.node.mpc import influence
     from dnode.node.mpc.executor import MpcJob, SubprocessExecutor
     from dnode.node.mpc.sharing import field_modulus, share
+    from dnode.scheduler.programs import Column, TaskParams
 
-    m, t, bl = 3, 1, 64
+    m, t = 3, 1
+    per_values = [owner_values(n, seed, i) for i in range(3)]
+    bound = max((abs(v) for vals in per_values for v in vals), default=1)
+    col = Column("value", "int", 0, F(-bound), F(bound))
+    owners = tuple("0x" + f"{i + 1:040x}" for i in range(3))
+    params = TaskParams("mpc.variance", owners, columns=(col,), max_rows=max(n, 1))
+    spec, bl = params.spec, params.bit_length
     p = field_modulus(bl)
-    bound = influence.declared_bound(bl, max(n, 1), True) if checks else None
+    w = influence.task_witness(params) if checks else None
     t_share = time.perf_counter()
     per_owner = []
-    for i in range(3):
-        vals = owner_values(n, seed, i)
-        vec = influence.with_witness(vals, bound, True) if bound is not None else vals
+    for vals in per_values:
+        vec = [*vals, *influence.table_witness(vals, w)] if w is not None else vals
         per_owner.append(share(vec, m, t, p))
     share_s = time.perf_counter() - t_share
     ports = [("127.0.0.1", free_port()) for _ in range(m)]
     jobs = [
         MpcJob(
             1,
-            "mpc.variance",
-            "int",
-            0,
+            params.program,
+            spec.kernel,
+            spec.kernel_args(params),
+            spec.width(params),
             bl,
             i,
             ports,
             t,
             [o[i] for o in per_owner],
             checks=checks,
-            value_bound=bound,
-            inner_product=inner,
-        )
+            witness=w,
+        )  # fmt: skip
         for i in range(m)
     ]
     results: list[Any] = [None] * m
@@ -128,8 +135,8 @@ def run_parties(n: int, seed: int, checks: bool, inner: bool = False) -> dict[st
     t0 = time.perf_counter()
     trio.run(all_parties)
     wall = time.perf_counter() - t0
-    r = results[0]
-    return {"wall_s": wall, "owner_share_s": share_s, "sum": r.sum, "sum_sq": r.sum_sq}
+    r = results[0].revealed
+    return {"wall_s": wall, "owner_share_s": share_s, "sum": r["sum"][0], "sum_sq": r["sumsq"][0]}
 
 
 def _log_times(path: Path, task_id: int) -> dict[str, float]:
@@ -250,11 +257,10 @@ def main() -> None:
         for n in sizes:
             a = run_bare(n, args.seed)
             c = run_parties(n, args.seed, checks=False)
-            c2 = run_parties(n, args.seed, checks=False, inner=True)
             d = run_parties(n, args.seed, checks=True)
-            ok = a["sum"] == c["sum"] == c2["sum"] == d["sum"]
-            ok = ok and a["sum_sq"] == c["sum_sq"] == c2["sum_sq"] == d["sum_sq"]
-            rows.append(_checks_row(n, a, c, c2, d, ok))
+            ok = a["sum"] == c["sum"] == d["sum"]
+            ok = ok and a["sum_sq"] == c["sum_sq"] == d["sum_sq"]
+            rows.append(_checks_row(n, a, c, d, ok))
         _print(rows, args.json, workdir)
         return
     cluster = DevCluster(workdir, challenge_period=3600)
@@ -268,14 +274,13 @@ def main() -> None:
             a = run_bare(n, args.seed)
             b = run_dnode(cluster, n, args.seed, workdir)
             c = run_parties(n, args.seed, checks=False)
-            c2 = run_parties(n, args.seed, checks=False, inner=True)
             d = run_parties(n, args.seed, checks=True)
             want = expected(n, args.seed)
-            ok = a["sum"] == c["sum"] == c2["sum"] == d["sum"]
-            ok = ok and a["sum_sq"] == c["sum_sq"] == c2["sum_sq"] == d["sum_sq"]
+            ok = a["sum"] == c["sum"] == d["sum"]
+            ok = ok and a["sum_sq"] == c["sum_sq"] == d["sum_sq"]
             rows.append(
                 {
-                    **_checks_row(n, a, c, c2, d, ok),
+                    **_checks_row(n, a, c, d, ok),
                     "dnode": b,
                     "ratio_b_over_a": b["total_s"] / a["wall_s"],
                     "correct": b["values"] == want and ok,
@@ -285,15 +290,13 @@ def main() -> None:
     _print(rows, args.json, workdir)
 
 
-def _checks_row(n: int, a: dict, c: dict, c2: dict, d: dict, ok: bool) -> dict[str, Any]:
+def _checks_row(n: int, a: dict, c: dict, d: dict, ok: bool) -> dict[str, Any]:
     return {
         "n": n,
         "bare": a,
         "parties_semi_honest": c,
-        "parties_semi_honest_inner_product": c2,
         "parties_checked": d,
         "ratio_checked_over_semi_honest": d["wall_s"] / c["wall_s"],
-        "ratio_checked_over_semi_honest_inner_product": d["wall_s"] / c2["wall_s"],
         "ratio_checked_over_bare": d["wall_s"] / a["wall_s"],
         "correct": ok,
     }
@@ -309,12 +312,11 @@ def _print(rows: list[dict[str, Any]], as_json: bool, workdir: Path) -> None:
     if as_json:
         print(json.dumps(report, indent=1))
         return
-    print(f"{'N':>10} {'bare s':>8} {'semi-honest s':>14} {'(inner) s':>10} {'checked s':>10} ok")
+    print(f"{'N':>10} {'bare s':>8} {'semi-honest s':>14} {'checked s':>10} ok")
     for r in rows:
         print(
             f"{r['n']:>10} {r['bare']['wall_s']:>8.2f} "
             f"{r['parties_semi_honest']['wall_s']:>14.2f} "
-            f"{r['parties_semi_honest_inner_product']['wall_s']:>10.2f} "
             f"{r['parties_checked']['wall_s']:>10.2f} {r['correct']}"
         )
     if not all("dnode" in r for r in rows):

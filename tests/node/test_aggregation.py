@@ -54,16 +54,43 @@ def test_the_influence_witness_is_not_counted_as_values():
     as values, 7 values passed a 20-value minimum and the task finalized (e2e test)."""
     from types import SimpleNamespace
 
-    from dnode.node.mpc.influence import task_bound, with_witness
+    from dnode.node.mpc.influence import table_witness, task_witness
     from dnode.scheduler.programs import TaskParams
 
     params = TaskParams(program="mpc.sum", owners=("0x" + "1" * 40, "0x" + "2" * 40))
-    bound, squares = task_bound(params)
+    w = task_witness(params)
+    assert w is not None
     contributions = {
-        "a": SimpleNamespace(shares=with_witness([1, 2, 3], bound, squares)),
-        "b": SimpleNamespace(shares=with_witness([4, 5, 6, 7], bound, squares)),
+        "a": SimpleNamespace(shares=[1, 2, 3, *table_witness([1, 2, 3], w)]),
+        "b": SimpleNamespace(shares=[4, 5, 6, 7, *table_witness([4, 5, 6, 7], w)]),
     }
     counts = values_per_owner(params, contributions)
     assert counts == {"a": 3, "b": 4}
     with pytest.raises(AggregationTooSmall, match="7/20 values"):
         enforce(1, {"min_aggregation": {"owners": 2, "values": 20}}, counts)
+
+
+def test_values_are_cells_of_the_table_not_its_encoding():
+    """rows x columns: a 2-column covariance row is 2 values, a one-hot histogram row is 1."""
+    from fractions import Fraction
+    from types import SimpleNamespace
+
+    from dnode.node.mpc.influence import table_witness, task_witness
+    from dnode.scheduler.programs import Column, TaskParams
+
+    a = Column("a", "int", 0, Fraction(-9), Fraction(9))
+    b = Column("b", "int", 0, Fraction(-9), Fraction(9))
+    owners = ("0x" + "1" * 40, "0x" + "2" * 40)
+    cov = TaskParams(program="mpc.covariance", owners=owners, columns=(a, b))
+    w = task_witness(cov)
+    assert w is not None
+    rows = [1, 2, 3, 4, 5, 6]  # three rows of (a, b)
+    counts = values_per_owner(cov, {"x": SimpleNamespace(shares=[*rows, *table_witness(rows, w)])})
+    assert counts == {"x": 6}
+    cat = Column("c", "cat", domain=("p", "q", "r"))
+    hist = TaskParams(program="mpc.histogram", owners=owners, columns=(cat,))
+    w = task_witness(hist)
+    assert w is not None and w.width == 3
+    onehot = [1, 0, 0, 0, 0, 1]  # two rows
+    shares = [*onehot, *table_witness(onehot, w)]
+    assert values_per_owner(hist, {"x": SimpleNamespace(shares=shares)}) == {"x": 2}
