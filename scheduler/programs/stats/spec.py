@@ -81,9 +81,9 @@ class Stat(ProgramSpec):
     def field_bits(self, params: TaskView) -> int:
         n = params.max_rows
         b = max((c.bound for c in params.columns), default=1)
-        need = n
-        if "sum" in self.needs:
-            need = max(need, n * b)
+        # n * b: every sum, and each owner's influence witness (node.mpc.influence), which
+        # bounds its column sums even when the kernel opens none (order statistics)
+        need = n * b
         if {"sumsq", "gram"} & set(self.needs):
             need = max(need, n * b * b)
         bits = max(16, need.bit_length() + 2, self.cmp_bits(params))
@@ -180,6 +180,9 @@ class Count(Stat):
 
     def encode_owner(self, params: TaskView, table: Table) -> list[int]:
         return [1] * table.rows  # one share per row: the count is the shares' public shape
+
+    def influence(self, params: TaskView) -> tuple[tuple[int, ...], int] | None:
+        return (1,), 0  # every encoded value is 1, whatever the columns' ranges
 
     def per_column(self, params: TaskView, r: Mapping[str, Any], n: int) -> list[Fraction]:
         return [Fraction(n)] * len(params.columns)
