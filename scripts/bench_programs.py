@@ -26,9 +26,11 @@ import numpy as np
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the checkout: dnode
 from bench_data import machine_info  # noqa: E402
 
 from dnode.node.mpc.executor import MpcJob, free_port, run_party  # noqa: E402
+from dnode.node.mpc.influence import table_witness, task_witness  # noqa: E402
 from dnode.node.mpc.sharing import field_modulus, share  # noqa: E402
 from dnode.scheduler.programs import Column, TaskParams, all_programs  # noqa: E402
 from dnode.scheduler.programs.tables import Table  # noqa: E402
@@ -68,7 +70,8 @@ async def run_program(program: str, rows: int, seed: int, timeout: float) -> dic
     sizes = [rows // 3 + (1 if i < rows % 3 else 0) for i in range(3)]
     t0 = time.perf_counter()
     enc = [spec.encode_owner(params, table(cols, sizes[i], i, seed)) for i in range(3)]
-    shares = [share(e, 3, 1, p) for e in enc]
+    w = task_witness(params)  # what owners append: their influence witness (checked in the MPC)
+    shares = [share(e if w is None else [*e, *table_witness(e, w)], 3, 1, p) for e in enc]
     t_share = time.perf_counter() - t0
     parties = [("127.0.0.1", free_port()) for _ in range(3)]
     jobs = [
@@ -83,6 +86,7 @@ async def run_program(program: str, rows: int, seed: int, timeout: float) -> dic
             parties,
             1,
             [s[i] for s in shares],
+            witness=w,
         )  # fmt: skip
         for i in range(3)
     ]
