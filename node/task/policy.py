@@ -158,7 +158,7 @@ def claim_plan(view: RoundView, me: str, my_draw: int | None, now: int) -> Claim
     if me in view.excluded:
         return ClaimPlan(False, "may not sit on this committee", final=True)
     if my_draw is None:
-        return ClaimPlan(False, "not drawn (or not eligible) for this committee", final=True)
+        return ClaimPlan(False, "not drawn above the worst member (or not eligible)", final=True)
     worst = max(range(len(view.draws)), key=lambda i: view.draws[i])
     if my_draw >= view.draws[worst]:
         # a member's draw only goes down with claims: this cannot improve
