@@ -26,6 +26,7 @@ from dnode.node.task.policy import (
     claim_plan,
     claim_position,
     cosign_decision,
+    round_view,
 )
 from dnode.node.task.recover import recover
 from dnode.node.task.state import task_state
@@ -70,6 +71,22 @@ def test_claim_plan_claims_the_worst_seat_only_when_ranked_above_it_in_the_perio
     ]:
         plan = claim_plan(view(until), me, draw, now)
         assert not plan.ok and plan.final and why in plan.reason, (draw, plan)
+
+
+def test_the_rerun_committee_is_claimed_by_the_same_rule_without_its_excluded() -> None:
+    """Round 1: the re-execution committee's draws and claim period come from the dispute
+    record; the first committee, the requester and the disputer may not claim."""
+    dispute = SimpleNamespace(
+        committee=[A, B, C], seat_draws=lambda: [2, 7, 4], claims_until=100, disputer=D
+    )
+    task = SimpleNamespace(committee=(A,), requester=B, dispute=dispute, draws=(), claims_until=0)
+    v = round_view(task, 1)
+    assert v is not None and v.draws == (2, 7, 4) and v.claims_until == 100
+    assert v.excluded == {A.lower(), B.lower(), D.lower()}
+    assert claim_plan(v, "0x" + "ee" * 20, 5, now=50).seat == 1
+    assert "may not sit" in claim_plan(v, D.lower(), 1, now=50).reason
+    assert round_view(task, 0) == RoundView((A,), (), 0, frozenset({B.lower()}))
+    assert round_view(SimpleNamespace(dispute=None), 1) is None
 
 
 def test_claims_are_staggered_best_ranked_first() -> None:
