@@ -32,6 +32,7 @@ from dnode.node.task.recover import recover
 from dnode.node.task.state import task_state
 from dnode.oracle.attestation import result_digest, sign_report
 from dnode.scheduler.candidates import candidates_for
+from dnode.scheduler.programs import TaskParams
 from tests.fakes.chain import CHALLENGE, FakeChain
 from tests.node.test_task_steps import (  # noqa: F401 - engine is a fixture
     OWNER,
@@ -302,3 +303,48 @@ def test_a_restart_resumes_a_claimed_seat_where_the_chain_put_it(
     assert d3.rt(TASK).seat == 1 and d3.state.seat(TASK, 0).seat == 1
     assert d3.state.seat(TASK, 0).state == "seated"
     assert d1.state.seat(TASK, 0).state == "closed"
+
+
+def test_a_claim_sent_before_the_params_is_given_up_when_they_rule_the_node_out(
+    tmp_path: Path,
+) -> None:
+    """A requester may withhold the params until the claim period is over, so a skipped node
+    claims without them; once they name it a data owner it declines the seat (never
+    slashed) instead of computing on its own inputs' shares."""
+    c = Cluster(tmp_path, n=4)
+    probe = c.ledger.post(TASK, REQUESTER.address, PARAMS)  # the ranking ignores the params
+    cands = candidates_for(cast(FakeChain, c.nodes[0].chain), probe, 0)
+    assert cands is not None
+    ranked = cands.ranking(want=4).candidates
+    by_address = {d.address.lower(): d for d in c.nodes}
+    best = by_address[ranked[0].address.lower()]
+    params = TaskParams(program="mpc.sum", owners=(OWNER.address, best.address), input_timeout=20)
+    c.ledger.post(TASK, REQUESTER.address, params)
+    formed = ranked[1:]
+    sender = cast(FakeChain, by_address[formed[0].address.lower()].chain)
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            c.wire(n)
+            n.start_soon(c.follow)
+            sender.form_committee(
+                TASK,
+                [x.address for x in formed],
+                [None] * 3,
+                [x.draw for x in formed],
+                skips=1,
+                claim_period=6,
+            )
+            with trio.fail_after(10):
+                await best.rt(TASK).until(lambda: best.rt(TASK).seat is not None)
+            assert best.rt(TASK).params is None  # claimed without knowing them
+            assert (await announce(c, params, to=1))["ok"]
+            with trio.fail_after(15):
+                while not c.ledger.declines:
+                    await trio.sleep(0.05)
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+    assert [(a, "data owner" in why) for _, a, why in c.ledger.declines] == [(best.address, True)]
+    assert best.state.seat(TASK, 0).state == "abandoned"
+    assert best.state.signature(TASK) is None
