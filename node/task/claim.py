@@ -21,9 +21,10 @@ from dnode.node.he_worker import is_he
 from dnode.node.state import HeldSeat
 from dnode.node.task.context import NodeContext
 from dnode.node.task.policy import OpenView, claim_plan, claim_position, round_view
+from dnode.node.task.seat import node_view
 from dnode.node.task.state import TaskRuntime
 from dnode.scheduler.candidates import candidates_for
-from dnode.scheduler.eligibility import NodeView, should_claim
+from dnode.scheduler.eligibility import should_claim
 
 log = logging.getLogger("dnode.node")
 CLAIM_STAGGER = 2.0  # seconds between skipped candidates' claims, best-ranked first
@@ -172,18 +173,7 @@ async def _ineligible(ctx: NodeContext, rt: TaskRuntime, task: Any) -> str:
     if rt.round and params is not None and is_he(params):
         return "HE re-execution is not run by this node version"
     info = await ctx.call(ctx.chain.node_info, ctx.address)
-    runtimes = [*ctx.tasks.values(), *ctx.reruns.values()]
-    busy = sum(1 for t in runtimes if t.seat is not None and not t.is_closed())
-    view = NodeView(
-        address=ctx.address,
-        peer_id=ctx.host.peer_id,
-        registered_peer_id=info.peer_id,
-        capabilities=info.capabilities,
-        free_stake=info.stake - info.locked,
-        seat_collateral=int(ctx.chain.deployment.params["seat_collateral"]),
-        running=busy,
-        max_tasks=ctx.cfg.max_tasks,
-    )
+    view = await node_view(ctx, info)
     if rt.round:
         open_view: Any = OpenView(task.capability, task.committee_size + 2)
     else:

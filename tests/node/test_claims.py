@@ -165,7 +165,7 @@ def test_a_skipped_candidate_claims_its_seat_and_the_displaced_member_stops(
             c.wire(n)
             n.start_soon(c.follow)
             assert (await announce(c))["ok"]
-            with trio.fail_after(5):
+            with trio.fail_after(20):
                 for d in c.nodes:
                     await d.rt(TASK).until(d.rt(TASK).knows_params)
             sender.form_committee(
@@ -176,11 +176,11 @@ def test_a_skipped_candidate_claims_its_seat_and_the_displaced_member_stops(
                 skips=1,
                 claim_period=6,
             )
-            with trio.fail_after(10):
+            with trio.fail_after(30):
                 await best.rt(TASK).until(lambda: best.rt(TASK).seat is not None)
                 await worst.rt(TASK).until(lambda: worst.rt(TASK).displaced)
             await contribute(c, [1, 2, 3])
-            with trio.fail_after(20):
+            with trio.fail_after(45):
                 for d in c.nodes:
                     if d is not worst:
                         await d.rt(TASK).until(d.rt(TASK).is_reported)
@@ -234,7 +234,7 @@ def test_a_member_left_out_of_the_report_cosigns(
             n.start_soon(c.follow)
             assert (await announce(c))["ok"]
             c.form()
-            with trio.fail_after(5):
+            with trio.fail_after(20):
                 for d in c.nodes:
                     await d.rt(TASK).until(d.rt(TASK).is_formed)
             await c.contribute([1, 2, 3])
@@ -335,11 +335,11 @@ def test_a_claim_sent_before_the_params_is_given_up_when_they_rule_the_node_out(
                 skips=1,
                 claim_period=6,
             )
-            with trio.fail_after(10):
+            with trio.fail_after(30):
                 await best.rt(TASK).until(lambda: best.rt(TASK).seat is not None)
             assert best.rt(TASK).params is None  # claimed without knowing them
             assert (await announce(c, params, to=1))["ok"]
-            with trio.fail_after(15):
+            with trio.fail_after(45):
                 while not c.ledger.declines:
                     await trio.sleep(0.05)
             n.cancel_scope.cancel()
