@@ -10,8 +10,8 @@ import pytest
 from dnode_chain import Chain
 from web3 import Web3
 
-from dnode.contracts.client import ChainClient, decode_revert_reason
 from dnode.contracts import compile as compiler
+from dnode.contracts.client import ChainClient, decode_revert_reason
 from dnode.contracts.compile import compile_contracts, compile_file
 from dnode.contracts.deploy import combined_abi
 from dnode.contracts.errors import ChainMismatch, CompileError, ManifestError, RpcUnreachable
