@@ -46,8 +46,7 @@ def demo(c: Ctx, nodes: int, workdir: Path | None) -> None:
     t0 = time.monotonic()
     try:
         with cluster.running():
-            for i in range(nodes):
-                cluster.start_node(f"node-{i + 1}")
+            cluster.start_nodes([f"node-{i + 1}" for i in range(nodes)])
             requester = cluster.member("requester")
             owners = {name: cluster.member(name) for name in DEMO_INPUTS}
             task_id = cluster.post_mpc(requester, list(owners.values()))

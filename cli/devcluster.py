@@ -25,6 +25,9 @@ from typing import IO, Any
 
 from eth_account import Account
 
+from dnode.contracts.client import ChainClient, connect
+from dnode.contracts.manifest import Deployment
+
 DEV_PASSWORD = "dev-only-password"  # the demo's keystores protect throwaway devnet keys
 
 
@@ -314,6 +317,21 @@ class DevCluster:
         self.say(f"node   {name} {m.address} peer {node.peer_id[:16]}… (pid {proc.pid})")
         return node
 
+    def start_nodes(self, names: Sequence[str], **kw: Any) -> list[NodeProc]:
+        """Start several nodes at once (in ``names`` order in the result): the first one alone
+        when none runs yet (the others bootstrap to it), the rest concurrently. Each start is
+        a key import, a stake transaction and a process start, mostly waiting on the chain."""
+        names = list(names)
+        started: list[NodeProc] = []
+        if not self.nodes and names:
+            started.append(self.start_node(names.pop(0), **kw))
+        if names:
+            kw.setdefault("bootstrap", self.bootstrap())
+            with ThreadPoolExecutor(min(4, len(names))) as pool:
+                futs = [pool.submit(self.start_node, n, **kw) for n in names]
+                started += [f.result() for f in futs]
+        return started
+
     def _await_ready(self, node: NodeProc) -> None:
         proc = node.proc
         assert proc.stdout is not None
@@ -395,6 +413,39 @@ class DevCluster:
                 n: pool.submit(self.contribute, m, task_id, files[n]) for n, m in owners.items()
             }
             return {n: f.result() for n, f in futs.items()}
+
+    def wait_status(
+        self, member: Member | None, task_id: int, *want: str, timeout: float = 180
+    ) -> dict[str, Any]:
+        """``dnode task status --until``: one process waits on the chain (each CLI start costs
+        ~1.5 s of CPU, so polling with a command per second would keep a core busy)."""
+        until = [a for w in want for a in ("--until", w)]
+        return self.dnode(
+            member,
+            "task",
+            "status",
+            str(task_id),
+            *until,
+            "--timeout",
+            str(timeout),
+            timeout=timeout + 60,
+        )
+
+    def reader(self) -> ChainClient:
+        """A read-only view of the deployed contracts over JSON-RPC (no key), for monitors."""
+        return ChainClient(connect(self.rpc_url), Deployment.load(self.manifest))
+
+    def watch(self, cond: Callable[[], Any], what: str, timeout: float, every: float = 0.5) -> Any:
+        """Poll ``cond`` in this process (e.g. a read-only ChainClient over JSON-RPC, as any
+        monitor reads the chain) until it returns something truthy."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = cond()
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                raise ClusterError(f"gave up after {timeout:.0f} s waiting: {what}")
+            time.sleep(every)
 
     def bootstrap(self) -> list[str]:
         """The first live node's address (the first node's while all run)."""

@@ -493,16 +493,32 @@ def contribute(
     )
 
 
+STATUS_NAMES = [s.name.lower() for s in TaskStatus if s != TaskStatus.NONE]
+
+
 @task.command("status")
 @click.argument("task_id", type=int)
+@click.option(
+    "--until",
+    "until",
+    multiple=True,
+    type=click.Choice(STATUS_NAMES),
+    help="Wait until the task is in this status (repeatable; a final status also ends the "
+    "wait), then show it. Scripts wait with one command instead of polling.",
+)
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="For --until.")
 @pass_ctx
-def status(c: Ctx, task_id: int) -> None:
+def status(c: Ctx, task_id: int, until: tuple[str, ...], timeout: float) -> None:
     """Show a task's on-chain state; for an open task, why it is still waiting (the sortition
     as the chain has it now: eligible candidates drawn, and why others were skipped)."""
     chain = c.chain()
     t = chain.task_info(task_id)
     if t.status == TaskStatus.NONE:
         raise CliError(f"task {task_id} does not exist")
+    if until:
+        want = {TaskStatus[name.upper()] for name in until}
+        _wait_for(c, chain, task_id, want, timeout, f"waiting for {' or '.join(until)}")
+        t = chain.task_info(task_id)
     seats = chain.seats(task_id)
     now = chain.block_timestamp()
     extra: dict[str, object] = {}

@@ -261,10 +261,18 @@ class ResilientHTTPProvider(HTTPProvider):
             return refused
         raw_bytes = bytes.fromhex(raw.removeprefix("0x")) if isinstance(raw, str) else raw
         tx_hash = "0x" + keccak(raw_bytes).hex()
-        try:
-            known = self._post(endpoint, "eth_getTransactionByHash", [tx_hash])
-        except TransientRpcError:
-            return refused
+        p = self.policy
+        known: Any = None
+        for attempt in range(p.attempts):  # the lookup meets the same flaky endpoint
+            try:
+                known = self._post(endpoint, "eth_getTransactionByHash", [tx_hash])
+                break
+            except TransientRpcError as e:
+                self.stats.count_error(e.kind)
+                if attempt + 1 >= p.attempts:
+                    return refused
+                self.stats.bump("retries")
+                self._sleep(self._rng.uniform(0, min(p.max_delay, p.base_delay * 2**attempt)))
         if isinstance(known, dict) and known.get("result"):
             log.info("transaction %s was already accepted by an earlier attempt", tx_hash)
             return {"jsonrpc": "2.0", "id": refused.get("id"), "result": tx_hash}

@@ -32,8 +32,10 @@ class Decision:
     reason: str = ""
 
 
-def should_claim(node: NodeView, task: Any, params: TaskParams) -> Decision:
-    """``task`` is the on-chain TaskInfo; ``params`` were already checked against its digest."""
+def should_claim(node: NodeView, task: Any, params: TaskParams | None) -> Decision:
+    """``task`` is the on-chain TaskInfo; ``params`` were already checked against its digest
+    (None: not announced yet, e.g. a seat claimed back before the requester announces them;
+    the data-owner rule is then checked once they arrive)."""
     from dnode.contracts.client import TaskStatus
 
     if task.status != TaskStatus.OPEN:
@@ -48,7 +50,7 @@ def should_claim(node: NodeView, task: Any, params: TaskParams) -> Decision:
         return Decision(False, "not enough free stake for the seat collateral")
     if node.running >= node.max_tasks:
         return Decision(False, f"already running {node.running} tasks (max {node.max_tasks})")
-    if params.is_owner(node.address):
+    if params is not None and params.is_owner(node.address):
         return Decision(False, "a data owner of a task never sits on its committee")
     reward = getattr(task, "reward", None)  # a re-execution seat (_OpenView) has no reward
     if reward is not None:

@@ -6,7 +6,6 @@ Asserts the attested on-chain result, the payouts, and that no node ever held a 
 from __future__ import annotations
 
 import json
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -50,7 +49,7 @@ def test_mpc_mean_end_to_end(tmp_path: Path) -> None:
 def run_mpc_mean(cluster: DevCluster) -> None:
     """The scenario, against whichever chain engine ``cluster`` runs (devnet or anvil)."""
     with cluster.running():
-        nodes = [cluster.start_node(f"node-{i}") for i in range(1, 4)]
+        nodes = cluster.start_nodes([f"node-{i}" for i in range(1, 4)])
         requester = cluster.member("requester")
         owners = {n: cluster.member(n) for n in INPUTS}
         boot = cluster.bootstrap()[0]
@@ -71,11 +70,8 @@ def run_mpc_mean(cluster: DevCluster) -> None:
         assert res["count"] == len(everything)
 
         # finalized after the challenge window; each of the 3 seats earned a third of the reward
-        deadline = time.monotonic() + 90
-        while cluster.dnode(requester, "task", "status", str(task_id))["status"] != "finalized":
-            assert time.monotonic() < deadline, "task was not finalized"
-            time.sleep(1)
-        status = cluster.dnode(requester, "task", "status", str(task_id))
+        status = cluster.wait_status(requester, task_id, "finalized", timeout=90)
+        assert status["status"] == "finalized", status
         assert sorted(status["seats"]) == sorted(n.member.address for n in nodes)
         for n in nodes:
             bal = cluster.dnode(n.member, "balance")

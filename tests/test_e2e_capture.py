@@ -119,7 +119,7 @@ def _outranking(chain: ChainClient, task_id: int, round: int, members: list[str]
 
 
 def test_requester_with_sybils_captures_neither_committee(tmp_path: Path) -> None:
-    cluster = DevCluster(tmp_path, challenge_period=25, dispute_period=DISPUTE_PERIOD, accounts=20)
+    cluster = DevCluster(tmp_path, challenge_period=60, dispute_period=DISPUTE_PERIOD, accounts=20)
     with cluster.running():
         nodes = [cluster.start_node(f"node-{i}") for i in range(1, 9)]
         requester = cluster.member("requester")

@@ -74,7 +74,7 @@ def run_consumer(cluster: DevCluster) -> None:
     """The scenario, against whichever chain engine ``cluster`` runs (devnet or anvil)."""
     tmp_path = cluster.workdir
     with cluster.running():
-        nodes = [cluster.start_node(f"node-{i}") for i in range(1, 4)]
+        nodes = cluster.start_nodes([f"node-{i}" for i in range(1, 4)])
         owners = {n: cluster.member(n) for n in INPUTS}
         boot = cluster.bootstrap()[0]
         operator_home = ["--home", str(tmp_path / "operator")]

@@ -32,19 +32,15 @@ BOND = 10**17  # deploy default: the dispute bond is the seat collateral (0.1 et
 
 
 def _wait_status(cluster: DevCluster, who, task_id: int, want: str, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        st = cluster.dnode(who, "task", "status", str(task_id))
-        if st["status"] == want:
-            return st
-        assert time.monotonic() < deadline, f"task is {st['status']}, not {want}"
-        time.sleep(1)
+    st = cluster.wait_status(who, task_id, want, timeout=timeout)
+    assert st["status"] == want, f"task is {st['status']}, not {want}"
+    return st
 
 
 def test_dispute_upheld_end_to_end(tmp_path: Path) -> None:
     cluster = DevCluster(tmp_path, challenge_period=25, dispute_period=160, accounts=14)
     with cluster.running():
-        nodes = [cluster.start_node(f"node-{i}") for i in range(1, 9)]
+        nodes = cluster.start_nodes([f"node-{i}" for i in range(1, 9)])
         requester = cluster.member("requester")
         owners = {n: cluster.member(n) for n in INPUTS}
         task_id = cluster.post_mpc(requester, list(owners.values()))

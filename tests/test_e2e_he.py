@@ -44,10 +44,8 @@ def _result(cluster: DevCluster, who: Member, boot: str, task_id: int) -> dict:
 
 
 def _wait_status(cluster: DevCluster, who: Member, task_id: int, want: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while cluster.dnode(who, "task", "status", str(task_id))["status"] != want:
-        assert time.monotonic() < deadline, f"task {task_id} never became {want}"
-        time.sleep(0.5)
+    st = cluster.wait_status(who, task_id, want, timeout=timeout)
+    assert st["status"] == want, f"task {task_id} never became {want}: {st['status']}"
 
 
 def _check_committee_agreed(nodes: list[NodeProc], task_id: int, res: dict) -> None:
@@ -95,7 +93,7 @@ def test_he_end_to_end(tmp_path: Path) -> None:
     timings: dict[str, float] = {}
     cluster = DevCluster(tmp_path, challenge_period=4)
     with cluster.running():
-        nodes = [cluster.start_node(f"node-{i}", capabilities="mpc,he") for i in range(1, 4)]
+        nodes = cluster.start_nodes([f"node-{i}" for i in range(1, 4)], capabilities="mpc,he")
         requester = cluster.member("requester")
         boot = cluster.bootstrap()[0]
 

@@ -10,11 +10,11 @@ shows; the requester gets a refund."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 from dnode.cli.devcluster import DevCluster
+from dnode.contracts.client import TaskStatus
 
 INPUTS = {"owner-a": [3, 5, 8], "owner-b": [13, 21]}
 
@@ -63,26 +63,30 @@ class EvilNodeCluster(DevCluster):
 def test_malicious_node_cannot_finalize_a_wrong_value(tmp_path: Path) -> None:
     cluster = EvilNodeCluster(tmp_path, evil="node-3", challenge_period=4)
     with cluster.running():
-        nodes = [cluster.start_node(f"node-{i}") for i in range(1, 4)]
+        nodes = [cluster.start_node(f"node-{i}") for i in range(1, 4)]  # _env is not thread-safe
         requester = cluster.member("requester")
         owners = {n: cluster.member(n) for n in INPUTS}
         task_id = cluster.post_mpc(requester, list(owners.values()), program="mpc.variance")
         files = cluster.write_inputs(INPUTS)
         cluster.contribute_all(task_id, owners, files)
 
-        deadline = time.monotonic() + 180
-        while True:
-            st = cluster.dnode(requester, "task", "status", str(task_id))
-            honest = [
-                d
-                for d in st["declines"]
-                if d["node"].lower() in {n.member.address.lower() for n in nodes[:2]}
-            ]
-            if len(honest) == 2:
-                break
-            assert st["status"] in ("computing",), st  # never reported, never finalized
-            assert time.monotonic() < deadline, st
-            time.sleep(1)
+        chain = cluster.reader()  # wait in-process; then read the reasons as a user would
+        cluster.watch(
+            lambda: (
+                bin(chain.task_info(task_id).declined_bitmap).count("1") >= 2
+                or chain.task_info(task_id).status != TaskStatus.COMPUTING
+            ),
+            "two seats declined",
+            180,
+        )
+        st = cluster.dnode(requester, "task", "status", str(task_id))
+        assert st["status"] == "computing", st  # never reported, never finalized
+        honest = [
+            d
+            for d in st["declines"]
+            if d["node"].lower() in {n.member.address.lower() for n in nodes[:2]}
+        ]
+        assert len(honest) == 2, st
         for d in honest:
             assert "cheating detected: multiplication check failed" in d["reason"], d
         assert st["result_digest"] == "0x" + "00" * 32 and st["reported_at"] == 0

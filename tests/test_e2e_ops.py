@@ -45,10 +45,9 @@ def test_a_task_reorged_out_is_never_acted_on(tmp_path: Path) -> None:
     anvil_path()
     cluster = DevCluster(tmp_path, engine="anvil", challenge_period=4)
     with cluster.running():
-        nodes = [
-            cluster.start_node(f"node-{i}", extra_args=["--confirmations", "3"])
-            for i in range(1, 4)
-        ]
+        nodes = cluster.start_nodes(
+            [f"node-{i}" for i in range(1, 4)], extra_args=["--confirmations", "3"]
+        )
         requester = cluster.member("requester")
         owners = {n: cluster.member(n) for n in INPUTS}
 
@@ -124,7 +123,7 @@ def test_status_metrics_json_logs_and_sigterm_during_mpc(tmp_path: Path) -> None
     cluster = DevCluster(tmp_path, challenge_period=4)
     with cluster.running():
         node = cluster.start_node("node-1", extra_args=["--log-format", "json"])
-        others = [cluster.start_node(f"node-{i}") for i in (2, 3)]
+        others = cluster.start_nodes(["node-2", "node-3"])
         m = node.member
         assert node.metrics and node.metrics.startswith("http://127.0.0.1:")
 
@@ -147,10 +146,8 @@ def test_status_metrics_json_logs_and_sigterm_during_mpc(tmp_path: Path) -> None
         requester = cluster.member("requester")
         owners = {n: cluster.member(n) for n in INPUTS}
         task_id = cluster.post_mpc(requester, list(owners.values()))
-        deadline = time.monotonic() + 120
-        while cluster.dnode(requester, "task", "status", str(task_id))["status"] != "computing":
-            assert time.monotonic() < deadline, "committee did not form"
-            time.sleep(1)
+        st = cluster.wait_status(requester, task_id, "computing", timeout=120)
+        assert st["status"] == "computing", f"committee did not form: {st['status']}"
         cluster.kill_node(others[1])
         files = cluster.write_inputs(INPUTS)
         with ThreadPoolExecutor(len(owners)) as pool:  # seat 3 is unreachable: check=False

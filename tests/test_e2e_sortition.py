@@ -44,7 +44,7 @@ def _wait(cond, what: str, timeout: float):
 def test_backup_takes_the_seat_of_a_dead_candidate(tmp_path: Path) -> None:
     cluster = DevCluster(tmp_path, challenge_period=4, accounts=12)
     with cluster.running():
-        nodes = [cluster.start_node(f"node-{i}") for i in range(1, 6)]
+        nodes = cluster.start_nodes([f"node-{i}" for i in range(1, 6)])
         requester = cluster.member("requester")
         owners = {n: cluster.member(n) for n in INPUTS}
         by_addr = {n.member.address.lower(): n for n in nodes}

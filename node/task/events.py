@@ -7,6 +7,8 @@ from typing import Any
 
 from dnode.contracts.client import ChainEvent
 from dnode.node.state import OPEN_SEAT_STATES
+from dnode.node.task.claim import claim_loop, on_seat_claimed
+from dnode.node.task.claimed import take_claimed_seat
 from dnode.node.task.context import NodeContext
 from dnode.node.task.seat import consider_task
 from dnode.node.task.state import TaskState
@@ -63,7 +65,15 @@ async def on_chain_event(ctx: NodeContext, ev: Any) -> None:
                 ctx.state.hold_seat(task_id, rnd, rt.seat)
             if held is None or held.state in OPEN_SEAT_STATES:
                 start_worker(ctx, rt)
+        elif int(args.get("skips", 0)) and not rt.displaced:
+            # the formation skipped candidates: if this node is one ranked above the worst
+            # member, it claims that seat during the claim period (issue 12)
+            ctx.spawn(claim_loop, ctx, rt)
         rt.advance(TaskState.FORMED)
+    elif name == "SeatClaimed":
+        rt = ctx.rt(task_id, int(args["round"]))
+        if on_seat_claimed(ctx, rt, str(args["node"]), int(args["seat"]), str(args["displaced"])):
+            ctx.spawn(take_claimed_seat, ctx, rt)
     elif name == "TaskDisputed":
         log.info("task %d disputed by %s", task_id, args["disputer"])
         rt = ctx.rt(task_id, 1)

@@ -94,3 +94,124 @@ def resume_action(
     ):
         return Resume.SETTLE
     return Resume.NOTHING
+
+
+# ---- issue 12: claiming a skipped seat back, co-signing a report that left us out ---------
+
+
+@dataclass(frozen=True)
+class RoundView:
+    """One round's committee as the chain records it (the task's, or the re-execution's)."""
+
+    members: tuple[str, ...]
+    draws: tuple[int, ...]
+    claims_until: int  # 0: no claim period (nobody skipped, or every skip used up)
+    excluded: frozenset[str]  # lower case: may not sit (requester; disputer and first committee)
+
+
+def round_view(task: Any, round: int) -> RoundView | None:
+    """The round's committee, draws and claim period (None: not formed)."""
+    if round:
+        d = task.dispute
+        if d is None or not d.committee:
+            return None
+        excluded = {a.lower() for a in task.committee} | {
+            task.requester.lower(),
+            d.disputer.lower(),
+        }
+        return RoundView(
+            tuple(d.committee), tuple(d.seat_draws()), d.claims_until, frozenset(excluded)
+        )
+    if not task.committee:
+        return None
+    return RoundView(
+        tuple(task.committee),
+        tuple(task.draws),
+        int(task.claims_until),
+        frozenset({task.requester.lower()}),
+    )
+
+
+@dataclass(frozen=True)
+class ClaimPlan:
+    """Whether this node sends ``claim_seat`` now, and for which seat."""
+
+    ok: bool
+    reason: str = ""
+    seat: int | None = None  # the worst-ranked seat the claim displaces
+    displaced: str = ""
+    final: bool = False  # not ok, and nothing in this claim period can change that
+
+
+def claim_plan(view: RoundView, me: str, my_draw: int | None, now: int) -> ClaimPlan:
+    """A candidate the formation skipped takes its seat back when its draw ranks above the
+    committee's worst member's, during the claim period (the contract's ``claim_seat``
+    rule; eligibility and seat terms are checked by the caller). ``now``: the latest block's
+    timestamp, ``me`` lower case."""
+    if not view.claims_until:
+        return ClaimPlan(False, "no claim period (the formation skipped nobody)", final=True)
+    if now >= view.claims_until:
+        return ClaimPlan(False, "the claim period is over", final=True)
+    members = [a.lower() for a in view.members]
+    if me in members:
+        return ClaimPlan(False, "already seated", final=True)
+    if me in view.excluded:
+        return ClaimPlan(False, "may not sit on this committee", final=True)
+    if my_draw is None:
+        return ClaimPlan(False, "not drawn above the worst member (or not eligible)", final=True)
+    worst = max(range(len(view.draws)), key=lambda i: view.draws[i])
+    if my_draw >= view.draws[worst]:
+        # a member's draw only goes down with claims: this cannot improve
+        return ClaimPlan(
+            False,
+            f"draw {my_draw} ranks below the committee's worst member (draw {view.draws[worst]})",
+            final=True,
+        )
+    return ClaimPlan(True, seat=worst, displaced=view.members[worst])
+
+
+def claim_position(my_draw: int, view: RoundView, ranked_draws: Sequence[int]) -> int:
+    """This node's place among the candidates that may claim now (0: the best-ranked): the
+    best-ranked claims first and the others re-check after a stagger, so a claim that a
+    better-ranked one makes pointless is not sent."""
+    worst = max(view.draws)
+    seated = set(view.draws)
+    ahead = [d for d in ranked_draws if d < my_draw and d < worst and d not in seated]
+    return len(ahead)
+
+
+@dataclass(frozen=True)
+class CosignDecision:
+    ok: bool
+    reason: str = ""
+    mismatch: bool = False  # our own result differs from the reported one
+
+
+def cosign_decision(
+    task: Any, me: str, our_digest: bytes | None, now: int, challenge_period: int
+) -> CosignDecision:
+    """A member left out of the report's signers adds its signature during the challenge
+    window, but only if it signed the very result that was reported (round 0 only: the
+    contract's ``cosign`` rule)."""
+    if task.status != TaskStatus.REPORTED:
+        return CosignDecision(False, f"task is {task.status.name.lower()}")
+    members = [a.lower() for a in task.committee]
+    if me not in members:
+        return CosignDecision(False, "holds no seat in the committee")
+    seat = members.index(me)
+    if task.declined_bitmap >> seat & 1:
+        return CosignDecision(False, "this seat declined")
+    if task.signers_bitmap >> seat & 1:
+        return CosignDecision(False, "already among the report's signers")
+    if our_digest is None:
+        return CosignDecision(False, "this node has not signed a result")
+    if our_digest != task.result_digest:
+        return CosignDecision(
+            False,
+            f"our result 0x{our_digest.hex()[:16]}.. differs from the reported "
+            f"0x{task.result_digest.hex()[:16]}..",
+            mismatch=True,
+        )
+    if now >= task.reported_at + challenge_period:
+        return CosignDecision(False, "the challenge window is closed")
+    return CosignDecision(True)

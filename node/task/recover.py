@@ -11,6 +11,7 @@ from dnode.node.protocol import (
     Contribution,
 )
 from dnode.node.state import HeldSeat
+from dnode.node.task.claim import claimed_seat
 from dnode.node.task.context import NodeContext
 from dnode.node.task.policy import Resume, resume_action
 from dnode.node.task.settle import resume_settle
@@ -57,6 +58,8 @@ async def resume_seat(ctx: NodeContext, held: HeldSeat) -> None:
     if rt.params is not None and len(rt.contributions) == len(rt.params.owners):
         rt.notify()
     task = await ctx.call(ctx.chain.task_info, task_id)
+    held = claimed_seat(ctx, held, task)  # a claim may have landed on another seat
+    rt.seat = held.seat
     signed = ctx.state.signature(task_id) is not None
     computed = ctx.state.result(task_id, rnd) is not None
     # e.g. MPC: with every share stored the party reruns in the next retry slot; with some

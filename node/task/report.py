@@ -22,7 +22,9 @@ async def report(ctx: NodeContext, rt: TaskRuntime, m: int, deadline: int) -> No
     assert rt.seat is not None and rt.signatures is not None
     rank = reporter_rank(rt.task_id, rt.seat, m)
     with trio.move_on_after(max(5.0, deadline - await ctx.chain_now())):
-        await rt.until(rt.has_quorum)
+        # a member whose peers' signatures never arrived stops waiting once another member
+        # reported (it may then co-sign: node.task.cosign)
+        await rt.until(lambda: rt.has_quorum() or rt.is_reported())
         with trio.move_on_after(rank * REPORT_STAGGER):
             await rt.until(rt.is_reported)
     if rt.is_reported():

@@ -9,6 +9,7 @@ import trio
 from dnode.contracts.client import TERMINAL_STATUSES, TaskStatus
 from dnode.contracts.errors import ContractsError, TransactionReverted
 from dnode.node.task.context import NodeContext
+from dnode.node.task.cosign import cosign_if_left_out
 from dnode.node.task.report import REPORT_STAGGER
 from dnode.node.task.state import TaskRuntime
 from dnode.oracle.reporter import reporter_rank
@@ -86,6 +87,7 @@ async def resume_settle(ctx: NodeContext, rt: TaskRuntime) -> None:
         task = await ctx.call(ctx.chain.task_info, rt.task_id)
         assert rt.seat is not None
         if task.status == TaskStatus.REPORTED:
+            await cosign_if_left_out(ctx, rt)  # left out of the report while we were down
             await finalize(ctx, rt)
         else:
             await settle_dispute(ctx, rt, reporter_rank(rt.task_id, rt.seat, len(task.committee)))

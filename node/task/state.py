@@ -45,6 +45,12 @@ class TaskRuntime:
     peer_declined: bool = False  # another member gave its seat up: no full MPC possible
     worker_started: bool = False
     restored: bool = False  # the seat was held before this process started (crash/restart)
+    # issue 12 claim period (node.task.claim): a skipped better-ranked candidate took our
+    # seat (the worker stops, nothing is signed), or this node runs a claim attempt
+    displaced: bool = False
+    claiming: bool = False
+    claims_seen: int = 0  # SeatClaimed events of this round seen (wakes staggered claims)
+    cosigned: bool = False  # node.task.cosign sent our left-out signature
     # node.mpc.commitments: our session transcript (None for HE) and peers' signatures that
     # arrived before our own (checked against the transcript once it exists)
     transcript: bytes | None = None
@@ -93,6 +99,9 @@ class TaskRuntime:
     def is_closed(self) -> bool:
         return self.state >= TaskState.CLOSED
 
+    def is_displaced_or_closed(self) -> bool:
+        return self.displaced or self.is_closed()
+
     def is_failed(self) -> bool:
         return self.state == TaskState.FAILED
 
@@ -106,7 +115,7 @@ class TaskRuntime:
         return self.peer_declined
 
 
-TASK_STATES = ("watching", "seated", "computing", "reported", "closed", "failed")
+TASK_STATES = ("watching", "seated", "computing", "reported", "closed", "failed", "displaced")
 
 
 def task_state(rt: TaskRuntime) -> str:
@@ -115,6 +124,8 @@ def task_state(rt: TaskRuntime) -> str:
         return "failed"
     if rt.state == TaskState.CLOSED:
         return "closed"
+    if rt.displaced:  # a better-ranked candidate claimed this node's seat (issue 12)
+        return "displaced"
     if rt.state == TaskState.REPORTED:
         return "reported"
     if rt.state >= TaskState.COMPUTING:

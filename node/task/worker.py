@@ -15,8 +15,10 @@ from dnode.node.protocol import (
     SignatureMessage,
 )
 from dnode.node.task.attest import accept_signature, send_signature, sign_once
+from dnode.node.task.claim import wait_claims
 from dnode.node.task.compute import compute
 from dnode.node.task.context import NodeContext
+from dnode.node.task.cosign import cosign_if_left_out
 from dnode.node.task.report import report
 from dnode.node.task.settle import finalize
 from dnode.node.task.state import TaskRuntime, TaskState
@@ -24,6 +26,9 @@ from dnode.oracle.errors import OracleError
 from dnode.oracle.reporter import SignatureSet
 
 log = logging.getLogger("dnode.node")
+#: seconds the worker waits for its signature to reach the other members before it goes on to
+#: report; sends still under way (an unreachable member, retries) continue in the background
+SIGNATURES_WAIT = 3.0
 
 
 def start_worker(ctx: NodeContext, rt: TaskRuntime) -> None:
@@ -53,6 +58,9 @@ async def task_worker(ctx: NodeContext, rt: TaskRuntime) -> None:
             failure = {"error": "; ".join(map(str, errors))}
             ctx.save(rt.task_id, "failure.json", failure, rt.round)
             await abandon(ctx, rt, f"failed on this node: {errors[0]}")
+    if rt.displaced:  # a better-ranked candidate claimed the seat (node.task.claim)
+        log.info("task %d: round %d worker stopped (seat displaced)", rt.task_id, rt.round)
+        return
     if rt.is_closed():
         ctx.state.set_seat_state(rt.task_id, rt.round, "closed")
         log.info("task %d closed", rt.task_id)
@@ -60,7 +68,7 @@ async def task_worker(ctx: NodeContext, rt: TaskRuntime) -> None:
 
 def watch_close(ctx: NodeContext, rt: TaskRuntime, scope: trio.CancelScope) -> None:
     async def watch() -> None:
-        await rt.until(rt.is_closed)
+        await rt.until(rt.is_displaced_or_closed)
         scope.cancel()
 
     assert ctx.nursery is not None
@@ -80,6 +88,9 @@ async def work(ctx: NodeContext, rt: TaskRuntime) -> None:
     assert rt.params is not None and rt.seat is not None
     params = rt.params
     await rt.until(rt.is_formed)
+    # issue 12: skipped candidates may still displace the worst members; the party list,
+    # tunnel bindings and expected shares are fixed only once no claim can land
+    await wait_claims(ctx, rt)
     if rt.round:
         task = await ctx.call(ctx.chain.task_info, rt.task_id)
         assert task.dispute is not None
@@ -122,15 +133,37 @@ async def work(ctx: NodeContext, rt: TaskRuntime) -> None:
         except ProtocolViolation as e:
             log.warning("%s", e)
     rt.pending_signatures.clear()
-    async with trio.open_nursery() as n:
-        for i, peer in enumerate(peers):
-            if i != rt.seat:
-                n.start_soon(send_signature, ctx, peer, msg)
+    await share_signature(ctx, [p for i, p in enumerate(peers) if i != rt.seat], msg)
     if rt.signatures.quorum_result() is not None:
         rt.notify()
     await report(ctx, rt, m, deadline)
     if rt.round == 0:
+        await cosign_if_left_out(ctx, rt)  # a report that left our signature out
         await finalize(ctx, rt)  # an upheld or overturned re-execution settles at report
+
+
+async def share_signature(ctx: NodeContext, peers: list[str], msg: bytes) -> None:
+    """Send our signature to every other member at once; wait at most SIGNATURES_WAIT for
+    the deliveries (one unreachable member must not hold the report back: its sends go on
+    retrying in the background)."""
+    pending = len(peers)
+    all_sent = trio.Event()
+
+    async def send(peer: str) -> None:
+        nonlocal pending
+        try:
+            await send_signature(ctx, peer, msg)
+        finally:
+            pending -= 1
+            if pending == 0:
+                all_sent.set()
+
+    if not peers:
+        return
+    for peer in peers:
+        ctx.spawn(send, peer)
+    with trio.move_on_after(SIGNATURES_WAIT):
+        await all_sent.wait()
 
 
 async def abandon(ctx: NodeContext, rt: TaskRuntime, reason: str) -> None:

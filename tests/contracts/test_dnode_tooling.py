@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from dnode_chain import Chain
 from web3 import Web3
 
+from dnode.contracts import compile as compiler
 from dnode.contracts.client import ChainClient, decode_revert_reason
 from dnode.contracts.compile import compile_contracts, compile_file
 from dnode.contracts.deploy import combined_abi
@@ -32,6 +34,40 @@ def test_compile_is_cached_and_complete() -> None:
     # moved to the extension for contract size (EIP-170), reached the same way
     for fn in ("cancel", "decline", "claim_seat"):
         assert fn in joined and fn not in names
+
+
+def test_compiled_artifacts_are_reused_across_processes_only_for_the_same_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every cluster deploys: the second process must not spend ~6 s compiling unchanged
+    sources, and an edited source must never be served a stale artifact."""
+    fresh = compile_contracts()
+    monkeypatch.setenv("DNODE_COMPILE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(compiler, "_cache", {})
+    assert compile_contracts() == fresh  # compiled (the cache is empty) and stored
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+
+    def no_compiler(*_a: object, **_k: object) -> None:
+        raise AssertionError("compiled although the sources did not change")
+
+    monkeypatch.setattr(compiler, "_cache", {})  # a new process: memory cache empty
+    monkeypatch.setattr(compiler, "compile_file", no_compiler)
+    assert compile_contracts() == fresh
+
+    # an edit anywhere under contracts/vyper (a module, not a main contract) -> new digest
+    src = tmp_path / "vyper"
+    shutil.copytree(compiler.VYPER_DIR, src)
+    before = compiler.source_digest()
+    monkeypatch.setattr(compiler, "VYPER_DIR", src)
+    assert compiler.source_digest() == before  # the digest depends on content, not the path
+    (src / "registry.vy").write_text((src / "registry.vy").read_text() + "\n# edited\n")
+    assert compiler.source_digest() != before
+    monkeypatch.setattr(compiler, "_cache", {})
+    with pytest.raises(AssertionError, match="did not change"):
+        compile_contracts()  # a cache miss goes to the compiler
+
+    monkeypatch.setenv("DNODE_COMPILE_CACHE", "0")
+    assert compiler.cache_dir() is None
 
 
 def test_compile_error_is_one_line(tmp_path: Path) -> None:

@@ -120,3 +120,28 @@ def test_lost_reply_to_a_raw_transaction_is_not_a_failure(devnet: str) -> None:
     assert proxy.counts["lost_reply"] == 1 and proxy.counts["forwarded"] >= 3
     assert tx_hash == signed.hash
     assert plain.eth.wait_for_transaction_receipt(tx_hash, timeout=10)["status"] == 1
+
+
+def test_a_flaky_lookup_after_a_lost_reply_is_retried(devnet: str) -> None:
+    """The chaos e2e test once failed with 'already known': the send's reply was lost, the
+    retry was refused as a duplicate, and the lookup that recognises our own transaction
+    itself met a fault (30% of requests) and the refusal went up to the user."""
+    key = dev_keys(3)[2]
+    acct = Account.from_key(key)
+    plain = _w3(devnet)
+    tx = {
+        "to": "0x" + "12" * 20,
+        "value": 1,
+        "gas": 21_000,
+        "gasPrice": plain.eth.gas_price,
+        "nonce": plain.eth.get_transaction_count(acct.address, "pending"),
+        "chainId": plain.eth.chain_id,
+    }
+    signed = acct.sign_transaction(tx)
+    # send: reply lost; retry: forwarded and refused; lookup: reset, 502, then answered
+    plan = ["lost_reply", None, "reset", "http_502"]
+    with ChaosProxy(devnet, fault_rate=0.0, plan=plan).running() as proxy:
+        tx_hash = _w3(proxy.url).eth.send_raw_transaction(signed.raw_transaction)
+    assert proxy.counts["reset"] == 1 and proxy.counts["http_502"] == 1
+    assert tx_hash == signed.hash
+    assert plain.eth.wait_for_transaction_receipt(tx_hash, timeout=10)["status"] == 1
