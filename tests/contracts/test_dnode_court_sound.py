@@ -81,22 +81,21 @@ def test_owner_changing_its_inputs_slashes_no_honest_signer(
     # ... but proves nothing against the original signers: nobody is slashed
     assert [n.node_info().stake for n in committee] == stakes
     assert all(n.node_info().locked == 0 for n in everyone)
-    # money: the re-execution is paid P = min(reward, bond) (as when it upholds), out of the
-    # reward; the rest of the reward to the original signers; the disputer's bond back;
-    # nothing burned, nothing back to the requester
-    pay = min(reward, BOND)
-    assert sum(n.credits() for n in rerun) - sum(before) == pay
+    # money: the requester's reward pays the re-execution (as the bond does when it upholds);
+    # the original seats are released unpaid; the disputer's bond (max(B, reward)) comes
+    # back; nothing burned, nothing back to the requester
+    assert sum(n.credits() for n in rerun) - sum(before) == reward
     assert rerun[4].credits() == before[4]  # did not sign
-    assert sum(n.credits() for n in committee) == reward - pay
-    assert disputer.credits() == BOND
+    assert sum(n.credits() for n in committee) == 0
+    assert disputer.credits() == max(BOND, reward)
     assert requester.credits() == 0
     assert requester.credits(BURN) == 0
     balance_ok(chain, everyone, 0, 0)
 
 
 def test_rerun_pay_does_not_depend_on_its_vote(chain: Chain, funded) -> None:
-    """A re-execution committee earns the same whether it upholds or overturns, so it gains
-    nothing by reporting a different result (the reward may exceed the bond)."""
+    """A re-execution committee earns the task's reward whether it upholds or overturns, so it
+    gains nothing by reporting a different result (here the reward exceeds dispute_bond)."""
     nodes, requester, task_id = _honest_report(chain, funded, ETHER)
     snap = chain.take_snapshot()
     paid = []
@@ -107,7 +106,7 @@ def test_rerun_pay_does_not_depend_on_its_vote(chain: Chain, funded) -> None:
         nodes[3].report_rerun(task_id, result, sign_all(chain, nodes[3:6], task_id, result))
         paid.append(sum(n.credits() for n in nodes[3:8]) - before)
         snap = chain.revert_to_snapshot(snap)
-    assert paid[0] == paid[1] == min(ETHER, BOND)
+    assert paid[0] == paid[1] == ETHER
 
 
 # ------------------------------------------------------------------ 2. free disputes
@@ -165,7 +164,7 @@ def test_silent_top_candidates_cannot_stall_the_rerun() -> None:
 
 def test_a_rerun_that_never_forms_costs_the_disputer(chain: Chain, funded) -> None:
     """No re-execution committee by its seat deadline: the original result stands and the
-    disputer pays the original signers P = min(reward, bond) for the delay."""
+    disputer pays the original signers min(reward, dispute_bond) for the delay."""
     reward = ETHER
     nodes, requester, task_id = _honest_report(chain, funded, reward)
     period = int(requester.params()["dispute_period"])
@@ -174,14 +173,14 @@ def test_a_rerun_that_never_forms_costs_the_disputer(chain: Chain, funded) -> No
     requester.resolve_dispute(task_id)
     assert requester.task_status(task_id) == TaskStatus.FINALIZED
     fee = min(reward, BOND)
-    assert requester.credits() == BOND - fee  # was: the whole bond back
+    assert requester.credits() == max(reward, BOND) - fee  # was: the whole bond back
     assert sum(n.credits() for n in nodes[:3]) == reward + fee
     balance_ok(chain, [*nodes, requester], 0, 0)
 
 
 def test_declines_that_kill_the_rerun_quorum_cost_the_disputer(chain: Chain, funded) -> None:
     """Owners who do not re-contribute make the re-execution seats decline: same as no
-    re-execution (the disputer pays P to the original signers)."""
+    re-execution (the disputer pays min(reward, dispute_bond) to the original signers)."""
     nodes, requester, task_id = _honest_report(chain, funded, BOND // 4)
     nodes[8].dispute(task_id)
     form_rerun(chain, nodes[3:8], task_id)
@@ -207,7 +206,7 @@ def test_silent_rerun_seats_are_slashed_and_the_disputer_is_whole(chain: Chain, 
     chain.advance(period + 1)
     requester.resolve_dispute(task_id)
     assert [n.node_info().stake for n in nodes[4:8]] == [2 * ETHER - SEAT_COLLATERAL] * 4
-    assert nodes[8].credits() == BOND
+    assert nodes[8].credits() == max(BOND, ETHER)
     assert sum(n.credits() for n in nodes[:3]) == ETHER + 4 * SEAT_COLLATERAL
     balance_ok(chain, [*nodes, requester], 0, 0)
 
