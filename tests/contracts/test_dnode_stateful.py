@@ -9,7 +9,11 @@ Formation is ranked (issue 12): the model predicts, with scheduler.sortition.che
 over its own slot table and the task's slot snapshot, how many eligible candidates a
 committee skips and whether the time-based skip budget allows it; skipped candidates claim
 their seats during the claim period; left-out signers co-sign; reports skip declined
-signatures; re-execution signers are paid; slashes never reach the requester.
+signatures; re-execution signers are paid the reward whichever way they vote; an overturn
+slashes nobody (the original seats are released unpaid, the disputer's bond of
+max(dispute_bond, reward) comes back); a re-execution without result costs the disputer
+min(reward, dispute_bond) less what silent re-execution seats were slashed; slashes never
+reach the requester.
 
 Budgets (DNODE_HYPOTHESIS_PROFILE, see dnode_chain.py):
   ci   (default)   6 examples x 25 steps   ~30 s
@@ -119,6 +123,7 @@ class MTask:
     reported_at: int = 0
     result: bytes = b""
     disputer: str = ""
+    bond: int = 0  # what the dispute posted: max(dispute_bond, reward)
     d_seat_dl: int = 0
     d_report_dl: int = 0
     d_seed_block: int = 0
@@ -664,6 +669,7 @@ class DnodeMachine(RuleBasedStateMachine):
             assert d.seed_block == c.last_tx.block_number + 1
             assert d.slot_snapshot == self.slots.slot_count
             t.disputer, t.d_seat_dl, t.d_report_dl = a, d.seat_deadline, d.report_deadline
+            t.bond = max(self.bond, t.reward)
             assert t.d_report_dl - t.d_seat_dl == self.dispute_period - self.dispute_period // 4
             self.move(task_id, S.DISPUTED)
 
@@ -699,28 +705,24 @@ class DnodeMachine(RuleBasedStateMachine):
             expected = when(t.d_report_dl, self.now())
         if not self.attempt(expected, self.nodes[0].report_rerun, task_id, result, sigs):
             return
+        # the re-execution signers are paid the reward whichever way they vote
+        self.pay_signers(t.rerun, valid, t.rerun_declined, t.reward, 0)
         if result == t.result:
-            # upheld: the bond pays the re-execution signers, the reward the original ones
+            # upheld: the bond paid the re-execution; the rest of it goes to the original
+            # signers on top of the reward
             event("rerun upheld (paid from the bond)")
-            self.pay_signers(t.rerun, valid, t.rerun_declined, self.bond, 0)
-            self.pay_signers(t.committee, t.signers, t.declined, t.reward, 0)
+            self.pay_signers(t.committee, t.signers, t.declined, t.reward, t.bond - t.reward)
             self.paid.add(task_id)
             self.move(task_id, S.FINALIZED)
         else:
-            slashed = 0
+            # overturned: the reward paid the re-execution; the original seats are released,
+            # unpaid and never slashed (a differing re-run proves nothing against them)
             for i, a in enumerate(t.committee):
-                if i in t.signers:
-                    slashed += self.slash(a)
-                elif i not in t.declined:
+                if i not in t.declined:
                     self.seats[a] -= 1
-            event("rerun overturned (paid from slashes)")
-            to_rerun = min(self.bond, slashed)
-            bounty = min(self.bond, slashed - to_rerun)
-            self.pay_signers(t.rerun, valid, t.rerun_declined, to_rerun, 0)
-            self.credits[t.disputer] += self.bond + bounty
-            self.credits[t.requester] += t.reward
-            self.credits[BURN] += slashed - to_rerun - bounty
-            self.refunded.add(task_id)
+            event("rerun overturned (reward to the rerun, bond back)")
+            self.credits[t.disputer] += t.bond
+            self.paid.add(task_id)  # the reward paid the re-execution, nothing refunded
             t.result = result  # the result that stands
             self.move(task_id, S.OVERTURNED)
             assert self.nodes[0].result_of(task_id)[2] == result
@@ -748,8 +750,13 @@ class DnodeMachine(RuleBasedStateMachine):
                 self.seats[a] -= 1
             else:
                 slashed += self.slash(a)
-        self.pay_signers(t.committee, t.signers, t.declined, t.reward, slashed)
-        self.credits[t.disputer] += self.bond
+        # the original signers are paid for the delay: the silent seats' collateral, topped up
+        # from the bond to min(reward, dispute_bond); the disputer gets the rest of its bond
+        fee = min(t.reward, self.bond)
+        fee -= min(fee, slashed)
+        event("rerun failed, delay fee " + ("from the bond" if fee else "covered by slashes"))
+        self.pay_signers(t.committee, t.signers, t.declined, t.reward, slashed + fee)
+        self.credits[t.disputer] += t.bond - fee
         self.paid.add(task_id)
         self.move(task_id, S.FINALIZED)
 
@@ -762,7 +769,7 @@ class DnodeMachine(RuleBasedStateMachine):
     @invariant()
     def money_is_conserved(self) -> None:
         escrow = sum(t.reward for t in self.tasks.values() if t.status in ESCROWED)
-        bonds = self.bond * sum(1 for t in self.tasks.values() if t.status in BONDED)
+        bonds = sum(t.bond for t in self.tasks.values() if t.status in BONDED)
         expected = (
             escrow
             + bonds
