@@ -359,7 +359,9 @@ class DnodeMachine(RuleBasedStateMachine):
         seat_window=st.integers(20, 600),
         window=st.integers(59, 1500),
         consumer=st.booleans(),
-        then=st.sampled_from(["wait", "form the best", "form skipping"]),
+        # "to a dispute": form the best, report, the requester disputes (random runs reach
+        # the re-execution rules far more often than by chaining the rules one by one)
+        then=st.sampled_from(["wait", "form the best", "form skipping", "to a dispute"]),
     )
     def post(
         self, j: int, reward: int, seat_window: int, window: int, consumer: bool, then: str
@@ -396,6 +398,12 @@ class DnodeMachine(RuleBasedStateMachine):
         assert c.task_status(task_id) == S.OPEN
         if then == "form the best":
             self._bind(task_id, 0, list(range(N_NODES)), True, 0)
+        elif then == "to a dispute":
+            t = self.tasks[task_id]
+            if self._bind(task_id, 0, list(range(N_NODES)), True, 0) and not t.skips:
+                self._report_with(task_id, list(range(M)), b"A")
+                if t.status == S.REPORTED:
+                    self._dispute_by(task_id, self.by_addr[t.requester])
         elif then == "form skipping":  # leave out the best-ranked node: it may claim back
             self.chain.mine(1)
             top = self.ranked(task_id, 0)
@@ -561,7 +569,11 @@ class DnodeMachine(RuleBasedStateMachine):
         result=st.sampled_from([b"A", b"B"]),
     )
     def report(self, data: st.DataObject, picks: list[int], outsider: bool, result: bytes) -> None:
-        task_id = self.pick_task(data, S.COMPUTING)
+        self._report_with(self.pick_task(data, S.COMPUTING), picks, result, outsider)
+
+    def _report_with(
+        self, task_id: int, picks: list[int], result: bytes, outsider: bool = False
+    ) -> None:
         t = self.tasks[task_id]
         members = t.committee or self.node_addrs[:M]
         chosen, sigs = self._sign(task_id, members, picks, result)
@@ -656,7 +668,10 @@ class DnodeMachine(RuleBasedStateMachine):
     def dispute(self, data: st.DataObject, who: int) -> None:
         task_id = self.pick_task(data, S.REPORTED)
         t = self.tasks[task_id]
-        c = self.by_addr[t.requester] if who < 0 else self.nodes[who]
+        self._dispute_by(task_id, self.by_addr[t.requester] if who < 0 else self.nodes[who])
+
+    def _dispute_by(self, task_id: int, c: ChainClient) -> None:
+        t = self.tasks[task_id]
         a = c.account.address
         allowed = a == t.requester or self.stake.get(a, 0) >= MIN_STAKE
         if t.status != S.REPORTED or not allowed:
@@ -673,6 +688,7 @@ class DnodeMachine(RuleBasedStateMachine):
             t.bond = max(self.bond, t.reward)
             assert t.d_report_dl - t.d_seat_dl == self.dispute_period - self.dispute_period // 4
             self.move(task_id, S.DISPUTED)
+            event("disputed")
 
     @precondition(lambda self: self.tasks)
     @rule(
