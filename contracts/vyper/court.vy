@@ -84,8 +84,8 @@ def cancel(task_id: uint256, t: market.Task):
 def dispute(task_id: uint256, t: market.Task):
     """
     @notice Challenge a reported result within the challenge window by posting exactly
-            max(dispute_bond, reward). A re-execution committee of m + 2 seats, disjoint from the first,
-            formed by the same ranked sortition (seeded by the next block, drawn over the slot
+            max(dispute_bond, reward). A re-execution committee of m + 2 seats, disjoint
+            from the first, formed by the same ranked sortition (seeded by the next block, drawn over the slot
             count now), must then form by now + dispute_period // 4 and report by
             now + dispute_period.
     @dev Only the requester or a staked node (registered, stake >= min_stake) may dispute.
@@ -433,7 +433,7 @@ def report_rerun(
     market._set_status(task_id, market.OVERTURNED)
     if t.ext & market.ADDR_MASK != 0:
         market.results[task_id] = result  # result_of now serves the re-execution's result
-    market._release_rerun(t.committee, t_declined)
+    market._release_seats(t.committee, t_declined)
     registry._credit(d.disputer, bond)
     log market.DisputeResolved(
         task_id=task_id,
@@ -476,7 +476,7 @@ def resolve_dispute(task_id: uint256, t: market.Task, d: market.Dispute):
         m2: uint256 = len(d.committee)
         declined: uint256 = market._get(d.meta, market.D_DECLINED_OFF, 24)
         if market._popcount(declined) > m2 - (m2 // 2 + 1):
-            market._release_rerun(d.committee, declined)
+            market._release_seats(d.committee, declined)
         else:
             assert block.timestamp > market._get(d.meta, market.D_REPORT_DL_OFF, 40), (
                 "market: re-execution still due"

@@ -6,8 +6,8 @@
         challenge window it is finalized. Within the window the requester or any staked node
         may dispute by posting a bond: a larger committee, disjoint from the first,
         re-executes the task and its result settles the dispute (replacing the result if it
-        differs; see court.vy for why nobody is slashed for that). Deadline misses are cancelled with a full refund and the
-        seats that never delivered are slashed.
+        differs; see court.vy for why nobody is slashed for that). Deadline misses are
+        cancelled with a full refund and the seats that never delivered are slashed.
 @dev Gas design: a task is stored as ONE word, `(keccak256(abi_encode(Task)) & ~255) | status`.
      Every later call passes the Task record in calldata and the contract checks it against
      that word, so each step costs one non-zero -> non-zero SSTORE for the task plus one per
@@ -484,7 +484,7 @@ def _pay_signers(
 
 
 @internal
-def _release_rerun(committee: DynArray[address, MAX_SEATS], declined: uint256):
+def _release_seats(committee: DynArray[address, MAX_SEATS], declined: uint256):
     """Unlock every non-declined seat, unpaid and unslashed."""
     for i: uint256 in range(len(committee), bound=MAX_SEATS):
         if declined & (1 << i) == 0:
