@@ -65,13 +65,17 @@ def chain(c: Ctx, host: str, port: int, accounts: int, chain_id: int, block_time
 @click.option("--unbond-delay", default=7 * DAY, show_default=True, help="Seconds.")
 @click.option("--challenge-period", default=3600, show_default=True, help="Seconds.")
 @click.option(
-    "--dispute-bond", type=AMOUNT, default=None, help="Bond a disputer posts [= seat collateral]."
+    "--dispute-bond",
+    type=AMOUNT,
+    default=None,
+    help="Base dispute bond; a dispute posts max(bond, reward) [= seat collateral].",
 )
 @click.option(
     "--dispute-period",
     type=int,
     default=None,
-    help="Seconds a re-execution has [max(4 x challenge period, 40)].",
+    help="Seconds a re-execution has; its committee must form in the first quarter, which "
+    "must be >= 190 s [max(4 x challenge period, 760)].",
 )
 @click.option(
     "--dev-account",

@@ -535,7 +535,7 @@ def status(c: Ctx, task_id: int, until: tuple[str, ...], timeout: float) -> None
         TaskStatus.REFUNDED: f"refunded to the requester: {refund}",
         TaskStatus.DISPUTED: "result disputed; waiting for a re-execution committee",
         TaskStatus.RECOMPUTING: "result disputed; re-execution committee computing",
-        TaskStatus.OVERTURNED: "dispute upheld: re-executed result is final, signers slashed",
+        TaskStatus.OVERTURNED: "dispute upheld: re-executed result is final, signers unpaid",
     }[t.status]
     c.emit(
         {
@@ -746,9 +746,10 @@ def cancel(c: Ctx, task_id: int) -> None:
 @click.argument("task_id", type=int)
 @pass_ctx
 def dispute(c: Ctx, task_id: int) -> None:
-    """Challenge a reported result within the challenge window, posting the dispute bond."""
+    """Challenge a reported result within the challenge window, posting the dispute bond
+    (max(dispute_bond, reward))."""
     chain = c.chain(c.account())
-    bond = chain.params()["dispute_bond"]
+    bond = chain.dispute_bond_for(task_id)
     chain.dispute(task_id)
     d = chain.task_info(task_id).dispute
     c.emit(

@@ -66,6 +66,11 @@ class TaskStatus(IntEnum):
 TERMINAL_STATUSES = (TaskStatus.FINALIZED, TaskStatus.REFUNDED, TaskStatus.OVERTURNED)
 SIG_LEN = 65
 RERUN_EXTRA = 2
+MAX_SEATS = 16 + RERUN_EXTRA  # market.vy MAX_COMMITTEE + RERUN_EXTRA
+SKIP_DELAY, SKIP_STEP = 10, 10  # market.vy (scheduler/sortition.py mirrors them)
+# market.vy RERUN_SEAT_WINDOW: the shortest re-execution seat window (dispute_period // 4) a
+# deployment accepts, so honest nodes can seat past MAX_SEATS silent top-ranked candidates
+RERUN_SEAT_WINDOW = SKIP_DELAY + SKIP_STEP * MAX_SEATS
 
 # packed Task.meta / Dispute.meta layouts (see contracts/vyper/market.vy)
 CAP_OFF, SIZE_OFF, SEAT_DL_OFF, REPORT_DL_OFF = 0, 8, 16, 56
@@ -751,10 +756,15 @@ class ChainClient:
         self._transact("decline", "decline", task_id, rec.as_abi(), d, reason[:128])
         return self._last()
 
+    def dispute_bond_for(self, task_id: int) -> int:
+        """What disputing ``task_id`` posts: max(dispute_bond, reward) (court.vy ``_bond``),
+        so the bond can pay the re-execution the task's reward."""
+        return max(int(self._call("dispute_bond")), self.task_record(task_id).reward)
+
     def dispute(self, task_id: int) -> TxOutcome:
-        """Challenge the reported result, posting the dispute bond."""
-        bond = int(self._call("dispute_bond"))
+        """Challenge the reported result, posting the bond (max(dispute_bond, reward))."""
         rec = self.task_record(task_id)
+        bond = max(int(self._call("dispute_bond")), rec.reward)
         self._transact("dispute", "dispute", task_id, rec.as_abi(), value=bond)
         return self._last()
 

@@ -8,7 +8,7 @@ from eth_abi import encode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from dnode.contracts.client import rpc_guard, send_transaction
+from dnode.contracts.client import RERUN_SEAT_WINDOW, rpc_guard, send_transaction
 from dnode.contracts.compile import compile_contracts, interface_abis
 from dnode.contracts.errors import ContractsError
 from dnode.contracts.manifest import Deployment
@@ -49,7 +49,8 @@ def deploy(
     """Compile, deploy and return the manifest of a fresh dnode contract.
 
     Defaults: the dispute bond equals the seat collateral; a re-execution gets
-    max(4 * challenge_period, 40) seconds (its committee must form in the first quarter);
+    max(4 * challenge_period, 4 * RERUN_SEAT_WINDOW) seconds (its committee must form in the
+    first quarter, which the contract requires to cover the skip schedule: >= 190 s);
     the minimum reward is seat_collateral // 100 (at least 1 wei); skipped candidates get
     min(30, dispute_period // 2) seconds to claim their seat; a compute window is at least
     max(60, claim_period + 1) seconds.
@@ -63,7 +64,9 @@ def deploy(
         "challenge_period": int(challenge_period),
         "dispute_bond": int(seat_collateral if dispute_bond is None else dispute_bond),
         "dispute_period": int(
-            max(4 * int(challenge_period), 40) if dispute_period is None else dispute_period
+            max(4 * int(challenge_period), 4 * RERUN_SEAT_WINDOW)
+            if dispute_period is None
+            else dispute_period
         ),
     }
     claim = min(30, params["dispute_period"] // 2) if claim_period is None else int(claim_period)

@@ -139,8 +139,7 @@ def pool_for(chain: Any, task: Any, round: int = 0) -> Pool | None:
             task.requester.lower(),
             d.disputer.lower(),
         }
-        bond = int(chain.deployment.params.get("dispute_bond", 0))
-        offer = bond // seats  # a re-execution seat is paid from the bond (or slashes)
+        offer = task.reward // seats  # the re-execution is paid the reward, either way
         snapshot = d.slot_snapshot
         period = int(chain.deployment.params.get("dispute_period", 0))
         started = d.seat_deadline - period // 4

@@ -36,7 +36,7 @@ def _pool(chain: Any, task: Any, round: int) -> Pool:
             task.requester.lower(),
             d.disputer.lower(),
         }
-        offer = int(chain.deployment.params.get("dispute_bond", 0)) // seats
+        offer = task.reward // seats  # the re-execution is paid the reward, either way
     else:
         seed_block, snapshot, seats = task.seed_block, task.slot_snapshot, task.committee_size
         excluded = {task.requester.lower()}

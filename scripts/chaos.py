@@ -281,11 +281,13 @@ class Chaos:
                     correct += int(AggregateResult.decode(t.result).value == want.value)
             elif t.status == TaskStatus.REFUNDED:
                 refunded += 1
-            else:
+            elif t.status != TaskStatus.OVERTURNED:  # an overturn paid the re-execution
                 open_left.append(task_id)
                 escrow += t.reward
-                bonded += int(t.status in (TaskStatus.DISPUTED, TaskStatus.RECOMPUTING))
-        held = escrow + bonded * int(chain.deployment.params["dispute_bond"])
+                if t.status in (TaskStatus.DISPUTED, TaskStatus.RECOMPUTING):
+                    # a dispute posts max(dispute_bond, reward)
+                    bonded += max(int(chain.deployment.params["dispute_bond"]), t.reward)
+        held = escrow + bonded
         for who in sorted(x for x in addresses if x):
             info = chain.node_info(who)
             held += info.stake + info.unbonding + chain.credits(who)

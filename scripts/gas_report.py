@@ -16,6 +16,12 @@ and withdrawals stay batched. Posting and reporting must cost the same (within 5
 the number of registered nodes; so must committee formation, whose ranked check reads the
 slots of the draws ranked above the worst member only, never a registry loop.
 
+Then, on a separate deployment of 9 equal nodes, one dispute of a reported task by its
+requester, measured on every way it can end (chain snapshots rewind between them): `dispute`,
+`form_rerun_committee` (the best-ranked m + 2 = 5 right after the seed block), `report_rerun`
+upheld and overturned (3 of 5 signatures), and `resolve_dispute` when no re-execution
+committee formed. Not part of the lifecycle total.
+
 Then 5 consumer tasks (docs/protocol.md, "Consuming results") through the example dApp
 contracts/examples/price_feed.vy: `request` (the dApp posts with itself as callback, cap
 150k), `report` (which also stores the result bytes), `finalize` (which calls the dApp back;
@@ -221,6 +227,97 @@ def _ranked(
     return [everyone[c.address.lower()] for c in cands.ranking(want=M).candidates]
 
 
+def measure_disputes() -> dict:
+    """Gas of each way a dispute ends, on one reported task (rewound between endings), with
+    9 equal nodes (two slots each) so the re-execution's ranking walk stays short."""
+    server, url = start_in_thread(port=0)
+    try:
+        w3 = connect(url, timeout=120)
+        deployer = _acct("deployer")
+        w3.eth.send_transaction(
+            {"from": w3.eth.accounts[0], "to": deployer.address, "value": 100 * ETHER}
+        )
+        dep = deploy(
+            w3,
+            deployer,
+            min_stake=SLOT,
+            seat_collateral=SLOT,
+            unbond_delay=3600,
+            challenge_period=CHALLENGE,
+        )
+        everyone = {}
+        for i in range(3 * M):
+            acct = _acct(f"disputes-node{i}")
+            w3.eth.send_transaction(
+                {"from": w3.eth.accounts[0], "to": acct.address, "value": ETHER}
+            )
+            c = ChainClient(w3, dep, acct)
+            c.draw_lookup = lookup_draws
+            c.register(f"12D3KooWdisputes{i}", 1)
+            c.stake(2 * SLOT)
+            everyone[acct.address.lower()] = c
+        acct = _acct("disputes-requester")
+        w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": acct.address, "value": ETHER})
+        requester = ChainClient(w3, dep, acct)
+        requester.draw_lookup = lookup_draws
+        return _dispute_paths(w3, requester, everyone)
+    finally:
+        server.shutdown()
+
+
+def _dispute_paths(w3: Web3, requester: ChainClient, everyone: dict[str, ChainClient]) -> dict:
+    dep = requester.deployment
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    task_id = requester.post_task(
+        b"\x01" * 32,
+        keccak(text="params-disputed"),
+        capability=1,
+        committee_size=M,
+        seat_deadline=now + 100,
+        report_deadline=now + 1000,
+        reward=10**17,
+    )
+    w3.provider.make_request("anvil_mine", ["0x1"])
+    seated = _ranked(requester, task_id, everyone)
+    sigs = [None] + [
+        sign_join(c.account, dep.chain_id, dep.address, task_id, 0) for c in seated[1:]
+    ]
+    seated[0].form_committee(task_id, [c.account.address for c in seated], sigs)
+    seated[0].report(
+        task_id,
+        RESULT,
+        [sign_report(c.account, dep.chain_id, dep.address, task_id, RESULT) for c in seated],
+    )
+    requester.dispute(task_id)
+    gas = {"dispute": requester.last_tx.gas_used}
+    snap = w3.provider.make_request("evm_snapshot", [])["result"]
+    w3.provider.make_request("anvil_mine", ["0x1"])  # the re-execution's seed block
+    cands = candidates_for(requester, requester.task_info(task_id), 1)
+    if cands is None:
+        raise SystemExit(f"task {task_id}: no re-execution seed")
+    rerun = [everyone[c.address.lower()] for c in cands.ranking(want=M + 2).candidates]
+    sigs = [None] + [sign_join(c.account, dep.chain_id, dep.address, task_id, 1) for c in rerun[1:]]
+    rerun[0].form_rerun_committee(task_id, [c.account.address for c in rerun], sigs)
+    gas["form_rerun_committee"] = rerun[0].last_tx.gas_used
+    formed = w3.provider.make_request("evm_snapshot", [])["result"]
+    for name, result in (("report_rerun (upheld)", RESULT), ("report_rerun (overturned)", b"x")):
+        rsigs = [
+            sign_report(c.account, dep.chain_id, dep.address, task_id, result) for c in rerun[:3]
+        ]
+        rerun[0].report_rerun(task_id, result, rsigs)
+        gas[name] = rerun[0].last_tx.gas_used
+        w3.provider.make_request("evm_revert", [formed])
+        formed = w3.provider.make_request("evm_snapshot", [])["result"]
+    w3.provider.make_request("evm_revert", [snap])
+    period = int(dep.params["dispute_period"])
+    w3.provider.make_request(
+        "evm_mine", [int(w3.eth.get_block("latest")["timestamp"]) + period // 4 + 1]
+    )
+    requester.resolve_dispute(task_id)
+    gas["resolve_dispute (no re-execution committee)"] = requester.last_tx.gas_used
+    return gas
+
+
 def _consumer_tasks(w3: Web3, dep, operator, everyone: dict[str, ChainClient]) -> dict:
     """Mean gas of the consumer-task steps, through the PriceFeed example dApp."""
     art = compile_file(EXAMPLE, [VYPER_DIR])
@@ -291,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     started = time.monotonic()
     runs = [measure(n) for n in args.nodes]
+    disputes = measure_disputes()
     lo, hi = runs[0], runs[-1]
     flat = {
         s: abs(hi["steps"][s] - lo["steps"][s]) / lo["steps"][s] <= 0.05
@@ -303,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "within_budget": all(r["total_per_task"] <= BUDGET for r in runs),
         "flat_within_5pct": flat,
+        "disputes": disputes,
         "seconds": round(time.monotonic() - started, 1),
     }
     if args.json:
@@ -319,6 +418,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"consumer task (PriceFeed example), mean over {CONSUMER_TASKS} tasks")
         for s in CONSUMER_STEPS:
             print(f"{s:<34}" + "".join(f"{r['consumer']['steps'][s]:>12}" for r in runs))
+        print("dispute paths (9 equal nodes, m = 3, re-execution 5 seats, 3 signatures)")
+        for s, g in disputes.items():
+            print(f"{s:<46}{g:>10}")
     return 0 if out["within_budget"] and all(flat.values()) else 1
 
 

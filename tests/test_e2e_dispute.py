@@ -3,8 +3,9 @@
 The requester disputes an honest result; the five nodes outside the committee form the
 re-execution committee (m + 2 = 5) from signed join intents, the owners re-share fresh shares
 to it, it recomputes the same result and reports it: the dispute is upheld, the original
-signers share the reward, the re-execution signers share the requester's bond (paid
-re-execution, issue 12), the task ends FINALIZED.
+signers share the reward, the re-execution signers are paid the reward out of the
+requester's bond (max(dispute_bond, reward): paid re-execution, issues 12 and 13), the task
+ends FINALIZED.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ INPUTS = {
     "owner-c": ["33", "48", "67", "52"],
 }
 REWARD = 3 * 10**17
-BOND = 10**17  # deploy default: the dispute bond is the seat collateral (0.1 ether)
+BOND = REWARD  # max(dispute_bond = the seat collateral 0.1 ether, the reward)
 
 
 def _wait_status(cluster: DevCluster, who, task_id: int, want: str, timeout: float) -> dict:
@@ -38,7 +39,7 @@ def _wait_status(cluster: DevCluster, who, task_id: int, want: str, timeout: flo
 
 
 def test_dispute_upheld_end_to_end(tmp_path: Path) -> None:
-    cluster = DevCluster(tmp_path, challenge_period=25, dispute_period=160, accounts=14)
+    cluster = DevCluster(tmp_path, challenge_period=25, dispute_period=760, accounts=14)
     with cluster.running():
         nodes = cluster.start_nodes([f"node-{i}" for i in range(1, 9)])
         requester = cluster.member("requester")
@@ -80,6 +81,7 @@ def test_dispute_upheld_end_to_end(tmp_path: Path) -> None:
         assert res["value_scaled"] == expected.value and res["final"]
 
         # upheld: the original signers share the reward, the re-execution signers the bond
+        # (= the reward: a re-execution is paid the reward whichever way it reports)
         credits, rerun_credits = [], []
         for n in nodes:
             bal = cluster.dnode(n.member, "balance")

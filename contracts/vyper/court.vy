@@ -3,8 +3,16 @@
 @title dnode litigation: disputes and re-execution
 @notice Within a task's challenge window the requester or any staked node may dispute its
         report by posting a bond; a larger committee, disjoint from the first, re-executes
-        the task and its result settles the dispute (slashing the original signers if it
-        differs, paying them the bond if it agrees).
+        the task and its result settles the dispute: a differing result replaces the
+        original one (whose signers go unpaid but are never slashed: the re-execution runs
+        on inputs the owners contribute again, not bound to round 0's, so a difference is
+        no evidence against them), an agreeing one pays them.
+@dev Money of a dispute (docs/protocol.md, "Litigation"): W = the task's reward, B = the
+     deployment's dispute_bond, bond = max(B, W). The re-execution's signers are paid W
+     whichever way they vote; a re-execution that produces no result costs the disputer
+     min(W, B) (less what silent re-execution seats were slashed), paid to the original
+     signers for the delay. Only seats that neither reported nor declined by a deadline
+     are slashed.
 @dev Split out of `market` only for contract size (EIP-170): these functions are compiled into
      the `dnode_court` extension, which `dnode` reaches by DELEGATECALL from `__default__`
      (the pattern of Yearn v3's TokenizedStrategy). Both contracts initialize the same modules
@@ -76,8 +84,8 @@ def cancel(task_id: uint256, t: market.Task):
 def dispute(task_id: uint256, t: market.Task):
     """
     @notice Challenge a reported result within the challenge window by posting exactly
-            `dispute_bond`. A re-execution committee of m + 2 seats, disjoint from the first,
-            formed by the same ranked sortition (seeded by the next block, drawn over the slot
+            max(dispute_bond, reward). A re-execution committee of m + 2 seats, disjoint
+            from the first, formed by the same ranked sortition (seeded by the next block, drawn over the slot
             count now), must then form by now + dispute_period // 4 and report by
             now + dispute_period.
     @dev Only the requester or a staked node (registered, stake >= min_stake) may dispute.
@@ -92,7 +100,7 @@ def dispute(task_id: uint256, t: market.Task):
     assert msg.sender == t.requester or registry._is_staked(msg.sender), (
         "market: disputer not requester or staked node"
     )
-    assert msg.value == market.dispute_bond, "market: wrong bond"
+    assert msg.value == self._bond(t), "market: wrong bond"
     seat_dl: uint256 = block.timestamp + market.dispute_period // 4
     report_dl: uint256 = block.timestamp + market.dispute_period
     snapshot: uint256 = min(registry.slot_count, (1 << 40) - 1)
@@ -123,6 +131,14 @@ def dispute(task_id: uint256, t: market.Task):
 
 @internal
 @view
+def _bond(t: market.Task) -> uint256:
+    """What a disputer posts: max(dispute_bond, reward), so the bond can always pay the
+    re-execution the task's reward (its pay does not depend on its vote)."""
+    return max(market.dispute_bond, t.reward)
+
+
+@internal
+@view
 def _rerun_excluded(t: market.Task, d: market.Dispute) -> DynArray[address, market.MAX_SEATS]:
     excluded: DynArray[address, market.MAX_SEATS] = t.committee
     excluded.append(t.requester)
@@ -147,8 +163,8 @@ def form_rerun_committee(
          and the disputer; the same consent, eligibility, collateral and RANKED sortition
          rules as form_committee apply (round 1, seeded by the block after the dispute,
          drawn over the slot count at the dispute, skip budget counted from the dispute).
-         The offer a member's price must not exceed is dispute_bond // (m + 2): what a
-         re-execution seat is paid.
+         The offer a member's price must not exceed is reward // (m + 2): the re-execution
+         is paid the reward whatever its result.
     @param task_id disputed task
     @param t the task record
     @param d the dispute record
@@ -174,7 +190,7 @@ def form_rerun_committee(
         draws,
         market._get(d.meta, market.D_SEED_OFF, 40),
         market._get(d.meta, market.D_SNAPSHOT_OFF, 40),
-        market.dispute_bond // size,
+        t.reward // size,
         seat_dl - market.dispute_period // 4,
     )
     claims_until: uint256 = 0
@@ -296,12 +312,11 @@ def claim_seat(task_id: uint256, t: market.Task, d: market.Dispute, draw: uint25
         raise "market: no seats to claim"
     seed_block: uint256 = t.ext >> market.SEED_BLOCK_OFF
     snapshot: uint256 = market._get(t.meta, market.SNAPSHOT_OFF, 40)
-    offer: uint256 = t.reward // size
+    offer: uint256 = t.reward // size  # a re-execution seat is paid from the same reward
     declined_off: uint256 = market.DECLINED_OFF
     if round == 1:
         seed_block = market._get(d.meta, market.D_SEED_OFF, 40)
         snapshot = market._get(d.meta, market.D_SNAPSHOT_OFF, 40)
-        offer = market.dispute_bond // size
         declined_off = market.D_DECLINED_OFF
     seed: bytes32 = market._seed(seed_block)
     assert market._drawn(seed, task_id, round, draw, snapshot) == msg.sender, "sortition: claimant not drawn"
@@ -352,16 +367,20 @@ def report_rerun(
 ):
     """
     @notice Submit the re-execution committee's result (quorum of its m + 2 seats, same
-            signature format as report) and settle the dispute at once.
-    @dev Same digest as the original report (market.UPHELD, status FINALIZED): the original
-         signers are paid the reward; the disputer's bond pays the re-execution signers.
-         Different digest (market.REVERSED, status OVERTURNED): each original signer is
-         slashed one seat_collateral; of the slashed total S, min(bond, S) pays the
-         re-execution signers, the disputer gets its bond back plus a bounty of at most
-         one bond (what it put at stake), the rest is burned; the requester gets its
-         reward back and nothing of S. The re-execution seats are unlocked either way. A
-         consumer callback runs only when the result stands; an overturned task's consumer
-         gets no call, result_of serves the re-execution's result.
+            signature format as report) and settle the dispute at once. Its signers are
+            paid the task's reward W either way, so their vote does not change their pay.
+    @dev Same digest as the original report (market.UPHELD, status FINALIZED): the bond pays
+         the re-execution signers W and the original signers the rest (bond - W, nothing
+         when W >= dispute_bond) on top of the reward. Different digest (market.REVERSED,
+         status OVERTURNED): the re-execution's result replaces the original one and the
+         requester's reward pays the re-execution signers (they produced the result it
+         gets); the original seats are released, unpaid and NOT slashed; the disputer gets
+         its bond back; nothing is burned and nothing goes back to the requester. No
+         slashing rests on a differing result: the re-execution computes on inputs the data
+         owners contribute again (fresh shares, not bound to round 0's), so an owner that
+         changes its values makes an honest result "differ" (docs/protocol.md, "Disputes
+         and committed inputs"). A consumer callback runs only when the result stands; an
+         overturned task's consumer gets no call, result_of serves the re-execution's result.
     @param task_id disputed task
     @param t the task record
     @param d the dispute record
@@ -391,21 +410,22 @@ def report_rerun(
     )
     signers: uint256 = market._get(t.meta, market.SIGNERS_OFF, 16)
     t_declined: uint256 = market._get(t.meta, market.DECLINED_OFF, 16)
-    bond: uint256 = market.dispute_bond
+    bond: uint256 = self._bond(t)
+    market._pay_signers(d.committee, bitmap, declined, t.reward, 0)
     if digest == t.result_digest:
         market._set_status(task_id, market.FINALIZED)
-        market._pay_signers(d.committee, bitmap, declined, bond, 0)
         share: uint256 = 0
         extra: uint256 = 0
-        share, extra = market._pay_signers(t.committee, signers, t_declined, t.reward, 0)
+        share, extra = market._pay_signers(
+            t.committee, signers, t_declined, t.reward, bond - t.reward
+        )
         log market.DisputeResolved(
             task_id=task_id,
             outcome=market.UPHELD,
             slashed_seats=0,
             to_disputer=0,
-            to_requester=0,
-            to_rerun=bond,
-            burned=0,
+            to_signers=bond,
+            to_rerun=t.reward,
         )
         log market.TaskFinalized(task_id=task_id, share=share, extra_share=extra)
         market._deliver(task_id, t.ext)
@@ -413,33 +433,15 @@ def report_rerun(
     market._set_status(task_id, market.OVERTURNED)
     if t.ext & market.ADDR_MASK != 0:
         market.results[task_id] = result  # result_of now serves the re-execution's result
-    slashed: uint256 = 0
-    for i: uint256 in range(len(t.committee), bound=market.MAX_SEATS):
-        bit: uint256 = 1 << i
-        node: address = t.committee[i]
-        if signers & bit != 0:
-            amount: uint256 = registry._slash_seat(node)
-            log market.Slashed(node=node, task_id=task_id, amount=amount)
-            slashed += 1
-        elif t_declined & bit == 0:
-            registry._release_seat(node, 0)
-    total: uint256 = slashed * registry.seat_collateral
-    to_rerun: uint256 = min(bond, total)
-    bounty: uint256 = min(bond, total - to_rerun)
-    burned: uint256 = total - to_rerun - bounty
-    market._pay_signers(d.committee, bitmap, declined, to_rerun, 0)
-    registry._credit(d.disputer, bond + bounty)
-    registry._credit(t.requester, t.reward)
-    if burned > 0:
-        registry._credit(market.BURN, burned)
+    market._release_seats(t.committee, t_declined)
+    registry._credit(d.disputer, bond)
     log market.DisputeResolved(
         task_id=task_id,
         outcome=market.REVERSED,
-        slashed_seats=slashed,
-        to_disputer=bond + bounty,
-        to_requester=t.reward,
-        to_rerun=to_rerun,
-        burned=burned,
+        slashed_seats=0,
+        to_disputer=bond,
+        to_signers=0,
+        to_rerun=t.reward,
     )
 
 
@@ -447,14 +449,17 @@ def report_rerun(
 @nonreentrant
 def resolve_dispute(task_id: uint256, t: market.Task, d: market.Dispute):
     """
-    @notice Settle a dispute whose re-execution did not happen: the original result stands
-            (market.FINALIZED, reward to its signers, consumer called back) and the bond
-            returns to the disputer.
-    @dev market.DISPUTED after the re-execution seat deadline (no committee formed): nobody slashed.
-         market.RECOMPUTING after the re-execution report deadline: every re-execution seat that
-         did not decline is slashed one seat_collateral, paid to the original signers with
-         the reward. market.RECOMPUTING with so many declines that no quorum is possible: at once,
-         nobody slashed.
+    @notice Settle a dispute whose re-execution produced no result: the original result
+            stands (market.FINALIZED, reward to its signers, consumer called back). The
+            original signers are paid for the delay: the collateral of re-execution seats
+            that stayed silent, topped up from the bond to min(reward, dispute_bond); the
+            disputer gets the rest of its bond. So a dispute that never re-executes is not
+            free, and a disputer whose re-execution was stalled by silent seats is whole.
+    @dev market.DISPUTED after the re-execution seat deadline (no committee formed): nobody
+         slashed. market.RECOMPUTING after the re-execution report deadline: every
+         re-execution seat that did not decline is slashed one seat_collateral (sound: it
+         neither reported nor declined). market.RECOMPUTING with so many declines that no
+         quorum is possible: at once, nobody slashed.
     @param task_id disputed task
     @param t the task record
     @param d the dispute record
@@ -471,13 +476,17 @@ def resolve_dispute(task_id: uint256, t: market.Task, d: market.Dispute):
         m2: uint256 = len(d.committee)
         declined: uint256 = market._get(d.meta, market.D_DECLINED_OFF, 24)
         if market._popcount(declined) > m2 - (m2 // 2 + 1):
-            market._release_rerun(d, declined)
+            market._release_seats(d.committee, declined)
         else:
             assert block.timestamp > market._get(d.meta, market.D_REPORT_DL_OFF, 40), (
                 "market: re-execution still due"
             )
             slashed = market._slash_undelivered(task_id, d.committee, declined)
     market._set_status(task_id, market.FINALIZED)
+    collateral: uint256 = slashed * registry.seat_collateral
+    fee: uint256 = min(t.reward, market.dispute_bond)
+    fee -= min(fee, collateral)
+    to_disputer: uint256 = self._bond(t) - fee
     share: uint256 = 0
     extra: uint256 = 0
     share, extra = market._pay_signers(
@@ -485,17 +494,16 @@ def resolve_dispute(task_id: uint256, t: market.Task, d: market.Dispute):
         market._get(t.meta, market.SIGNERS_OFF, 16),
         market._get(t.meta, market.DECLINED_OFF, 16),
         t.reward,
-        slashed * registry.seat_collateral,
+        collateral + fee,
     )
-    registry._credit(d.disputer, market.dispute_bond)
+    registry._credit(d.disputer, to_disputer)
     log market.DisputeResolved(
         task_id=task_id,
         outcome=market.RERUN_FAILED,
         slashed_seats=slashed,
-        to_disputer=market.dispute_bond,
-        to_requester=0,
+        to_disputer=to_disputer,
+        to_signers=t.reward + collateral + fee,
         to_rerun=0,
-        burned=0,
     )
     log market.TaskFinalized(task_id=task_id, share=share, extra_share=extra)
     market._deliver(task_id, t.ext)

@@ -5,9 +5,9 @@
         from the members' signed join intents; a quorum-signed result is reported; after the
         challenge window it is finalized. Within the window the requester or any staked node
         may dispute by posting a bond: a larger committee, disjoint from the first,
-        re-executes the task and its result settles the dispute (slashing the original
-        signers if it differs). Deadline misses are cancelled with a full refund and the
-        seats that never delivered are slashed.
+        re-executes the task and its result settles the dispute (replacing the result if it
+        differs; see court.vy for why nobody is slashed for that). Deadline misses are
+        cancelled with a full refund and the seats that never delivered are slashed.
 @dev Gas design: a task is stored as ONE word, `(keccak256(abi_encode(Task)) & ~255) | status`.
      Every later call passes the Task record in calldata and the contract checks it against
      that word, so each step costs one non-zero -> non-zero SSTORE for the task plus one per
@@ -89,6 +89,8 @@ SKIP_DELAY: constant(uint256) = 10  # seconds after posting during which nobody 
 SKIP_STEP: constant(uint256) = 10  # ... then one more skip allowed every 10 s, up to m
 SEED_LIFETIME: constant(uint256) = 256  # blockhash() reaches back 256 blocks
 SKIP_BLOCKS: constant(uint256) = 128  # a formation that skips leaves >= 128 blocks for claims
+# shortest re-execution seat window (dispute_period // 4) a deployment may have
+RERUN_SEAT_WINDOW: constant(uint256) = SKIP_DELAY + SKIP_STEP * MAX_SEATS
 
 JOIN_TAG: constant(bytes32) = keccak256("dnode.join.v1")
 REPORT_TAG: constant(bytes32) = keccak256("dnode.report.v1")
@@ -205,11 +207,10 @@ event TaskDisputed:
 event DisputeResolved:
     task_id: indexed(uint256)
     outcome: uint256
-    slashed_seats: uint256
+    slashed_seats: uint256  # re-execution seats slashed for silence (never original signers)
     to_disputer: uint256
-    to_requester: uint256
-    to_rerun: uint256
-    burned: uint256
+    to_signers: uint256  # credited to the original signers (reward + delay compensation)
+    to_rerun: uint256  # credited to the re-execution signers
 
 event Slashed:
     node: indexed(address)
@@ -243,7 +244,10 @@ def __init__(
     _claim_period: uint256,
 ):
     assert _dispute_bond > 0 and _dispute_bond <= MAX_REWARD, "market: bad dispute bond"
-    assert _dispute_period >= 4, "market: dispute period too short"
+    # the re-execution committee (up to MAX_SEATS seats) must be able to form in its seat
+    # window even when every top-ranked candidate stays silent: the skip budget reaches
+    # MAX_SEATS after SKIP_DELAY + (MAX_SEATS - 1) * SKIP_STEP, plus one step to land the tx
+    assert _dispute_period // 4 >= RERUN_SEAT_WINDOW, "market: dispute period too short"
     assert _min_reward > 0 and _min_reward <= MAX_REWARD, "market: bad minimum reward"
     assert max(max(_challenge_period, _dispute_period), _min_compute_window) <= MAX_PERIOD, (
         "market: period too long"
@@ -480,10 +484,11 @@ def _pay_signers(
 
 
 @internal
-def _release_rerun(d: Dispute, declined: uint256):
-    for i: uint256 in range(len(d.committee), bound=MAX_SEATS):
+def _release_seats(committee: DynArray[address, MAX_SEATS], declined: uint256):
+    """Unlock every non-declined seat, unpaid and unslashed."""
+    for i: uint256 in range(len(committee), bound=MAX_SEATS):
         if declined & (1 << i) == 0:
-            registry._release_seat(d.committee[i], 0)
+            registry._release_seat(committee[i], 0)
 
 
 @internal

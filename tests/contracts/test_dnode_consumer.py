@@ -142,9 +142,10 @@ def test_price_feed_receives_the_decoded_mean(chain: Chain, nodes) -> None:
     balance_ok(chain, nodes, 0, 0)
 
 
-def test_price_feed_recovers_an_overturned_task_and_sweeps_its_refund(chain: Chain, nodes) -> None:
-    """A dispute replaces the result: no callback; sync applies the re-execution's result and
-    the refunded reward reaches the owner through dnode's pull payment."""
+def test_price_feed_recovers_an_overturned_task_and_sweeps_a_refund(chain: Chain, nodes) -> None:
+    """A dispute replaces the result: no callback; sync applies the re-execution's result
+    (whose committee the reward paid: nothing is refunded). A cancelled task's refund reaches
+    the owner through dnode's pull payment."""
     feed = deploy_feed(chain)
     owner = chain.w3.eth.accounts[0]
     tx = feed.functions.request(PARAMS, 3, 100, 1000).transact({"from": owner, "value": ETHER})
@@ -163,7 +164,13 @@ def test_price_feed_recovers_an_overturned_task_and_sweeps_its_refund(chain: Cha
     )
     chain.w3.eth.wait_for_transaction_receipt(feed.functions.sync(1).transact({"from": owner}))
     assert feed.functions.price().call() == MEAN.value
-    refund = ETHER  # the reward back; slashed collateral never goes to the requester
+    # the reward paid the re-execution; slashed collateral never goes to the requester
+    assert nodes[0].credits(feed.address) == 0
+    tx = feed.functions.request(PARAMS, 3, 100, 1000).transact({"from": owner, "value": ETHER})
+    chain.w3.eth.wait_for_transaction_receipt(tx)
+    chain.advance(101)
+    nodes[0].cancel(2)  # no committee: refunded
+    refund = ETHER
     assert nodes[0].credits(feed.address) == refund
     before = chain.w3.eth.get_balance(owner)
     receipt = chain.w3.eth.wait_for_transaction_receipt(

@@ -1,5 +1,6 @@
-"""Litigation: dispute within the window, re-execution by a larger disjoint committee,
-slashing of the original signers or loss of the bond, and the re-execution timeouts."""
+"""Litigation: dispute within the window, re-execution by a larger disjoint committee, the
+result replaced (original signers unpaid, never slashed) or upheld (the disputer's bond pays
+the re-execution), and the re-execution timeouts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from dnode.contracts.client import ChainClient, TaskStatus
 from dnode.contracts.errors import TransactionReverted
 
 BOND = SEAT_COLLATERAL  # deploy() default: dispute bond = seat collateral
+# a dispute posts max(dispute_bond, reward): the fixture's reward is one ether
+POSTED = max(BOND, ETHER)
 BURN = "0x" + "00" * 20
 
 
@@ -50,13 +53,17 @@ def form_rerun(chain: Chain, nodes: list[ChainClient], task_id: int) -> None:
     nodes[0].form_rerun_committee(task_id, [n.account.address for n in nodes], sigs)
 
 
-def test_dispute_overturns_and_slashes_signers(chain: Chain, reported) -> None:
+def test_dispute_overturns_without_slashing_signers(chain: Chain, reported) -> None:
     nodes, requester, task_id = reported
     everyone = [*nodes, requester]
     disputer = nodes[7]
+    with reverts("market: wrong bond"):  # the bond is max(dispute_bond, reward)
+        disputer._transact(
+            "dispute", "dispute", task_id, requester.task_record(task_id).as_abi(), value=BOND
+        )
     disputer.dispute(task_id)
     assert requester.task_status(task_id) == TaskStatus.DISPUTED
-    balance_ok(chain, everyone, ETHER, BOND)
+    balance_ok(chain, everyone, ETHER, POSTED)
     with reverts("market: not reported"):
         nodes[6].dispute(task_id)
     with reverts("oracle: not reported"):
@@ -90,16 +97,16 @@ def test_dispute_overturns_and_slashes_signers(chain: Chain, reported) -> None:
     assert requester.task_status(task_id) == TaskStatus.OVERTURNED
     status, _, result = requester.result_of(task_id)
     assert (status, result) == (TaskStatus.OVERTURNED, b"right")
-    slashed = 3 * SEAT_COLLATERAL
-    assert [n.node_info().stake for n in nodes[:3]] == [s - SEAT_COLLATERAL for s in stakes]
-    # of the slashed 3 C: one bond pays the re-execution signers, the disputer gets its bond
-    # back plus a bounty of at most one bond, the rest is burned; the requester only gets
-    # its reward back
-    assert disputer.credits() == BOND + min(BOND, slashed - BOND)
-    assert requester.credits() == ETHER
+    # a differing re-execution is no evidence against the original signers (its inputs are
+    # not bound to round 0's): released unslashed and unpaid. The requester's reward pays the
+    # re-execution signers, the disputer gets its bond back, nothing is burned.
+    assert [n.node_info().stake for n in nodes[:3]] == stakes
+    assert all(n.credits() == 0 for n in nodes[:3])
+    assert disputer.credits() == POSTED
+    assert requester.credits() == 0
     assert all(n.node_info().locked == 0 for n in everyone)
-    assert sum(n.credits() for n in rerun[:4]) == BOND and rerun[4].credits() == 0
-    assert requester.credits(BURN) == slashed - BOND - min(BOND, slashed - BOND)
+    assert sum(n.credits() for n in rerun[:4]) == ETHER and rerun[4].credits() == 0
+    assert requester.credits(BURN) == 0
     balance_ok(chain, everyone, 0, 0)
     with reverts("market: no dispute to resolve"):
         requester.resolve_dispute(task_id)
@@ -113,7 +120,7 @@ def _funded(chain: Chain, label: str) -> ChainClient:
     return chain.client(acct)
 
 
-def test_dispute_upheld_pays_bond_to_original_signers(chain: Chain, reported) -> None:
+def test_dispute_upheld_bond_pays_the_rerun(chain: Chain, reported) -> None:
     nodes, requester, task_id = reported
     with reverts("market: wrong bond"):
         requester._transact(
@@ -132,11 +139,12 @@ def test_dispute_upheld_pays_bond_to_original_signers(chain: Chain, reported) ->
         )
     rerun[0].report_rerun(task_id, b"wrong", sign_all(chain, rerun[:3], task_id, b"wrong"))
     assert requester.task_status(task_id) == TaskStatus.FINALIZED
+    # the bond (max(dispute_bond, reward) = the reward here) pays the re-execution signers
+    # the reward, as an overturn would; the original signers get the reward plus the rest
     per = ETHER // 3
     credits = [n.credits() for n in nodes[:3]]
-    assert sum(credits) == ETHER and min(credits) == per
-    # the bond pays the re-execution signers
-    assert sum(n.credits() for n in rerun[:3]) == BOND
+    assert sum(credits) == ETHER + POSTED - ETHER and min(credits) == per
+    assert sum(n.credits() for n in rerun[:3]) == ETHER
     assert requester.credits() == 0
     assert all(n.node_info().locked == 0 for n in nodes)
     balance_ok(chain, [*nodes, requester], 0, 0)
@@ -151,10 +159,12 @@ def test_dispute_window_and_rerun_never_forms(chain: Chain, reported) -> None:
     chain.advance(period // 4 + 1)
     with reverts("market: seat deadline passed"):
         form_rerun(chain, nodes[3:8], task_id)
-    requester.resolve_dispute(task_id)  # original result stands; bond back, nobody slashed
+    requester.resolve_dispute(task_id)  # original result stands, nobody slashed
     assert requester.task_status(task_id) == TaskStatus.FINALIZED
-    assert nodes[6].credits() == BOND
-    assert sum(n.credits() for n in nodes[:3]) == ETHER
+    # not a free delay: the disputer pays the signers min(reward, dispute_bond)
+    fee = min(ETHER, BOND)
+    assert nodes[6].credits() == POSTED - fee
+    assert sum(n.credits() for n in nodes[:3]) == ETHER + fee
     balance_ok(chain, [*nodes, requester], 0, 0)
 
 
@@ -175,9 +185,10 @@ def test_rerun_committee_misses_deadline_is_slashed(chain: Chain, reported) -> N
         rerun[1].report_rerun(task_id, b"x", sign_all(chain, rerun[1:4], task_id, b"x"))
     requester.resolve_dispute(task_id)
     # 4 rerun seats did not deliver: slashed, paid to the original signers with the reward
+    # (they cover the delay fee, so the disputer gets its whole bond back)
     assert [n.node_info().stake for n in rerun] == [2 * ETHER] + [2 * ETHER - SEAT_COLLATERAL] * 4
     assert sum(n.credits() for n in nodes[:3]) == ETHER + 4 * SEAT_COLLATERAL
-    assert nodes[7].credits() == BOND
+    assert nodes[7].credits() == POSTED
     balance_ok(chain, [*nodes, requester, rerun[4]], 0, 0)
 
 
