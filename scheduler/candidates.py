@@ -126,31 +126,49 @@ def seed_state(chain: Any, seed_block: int) -> tuple[bytes | None, int]:
     return (bytes.fromhex(h[2:]) if h else None), since
 
 
-def pool_for(chain: Any, task: Any, round: int = 0) -> Pool | None:
-    """The sortition pool of a task's committee (round 0) or re-execution committee (round 1);
-    None while the seed block is not mined yet or once its hash is out of reach."""
+@dataclass(frozen=True)
+class RoundTerms:
+    """What the chain fixes for one round's sortition (round 0: the committee, round 1: the
+    re-execution committee), read from the task record; one copy for every caller."""
+
+    seed_block: int
+    seats: int
+    excluded: frozenset[str]
+    offer: int  # wei per seat (the re-execution is paid the reward, either way)
+    slot_count: int  # the slot snapshot the draws are taken modulo
+    started: int  # when the skip budget starts growing
+
+
+def round_terms(chain: Any, task: Any, round: int) -> RoundTerms | None:
+    """None for round 1 before a dispute exists."""
     if round:
         d = task.dispute
         if d is None:
             return None
-        seed_block = d.seed_block
         seats = task.committee_size + 2
         excluded = {a.lower() for a in task.committee} | {
             task.requester.lower(),
             d.disputer.lower(),
         }
-        offer = task.reward // seats  # the re-execution is paid the reward, either way
-        snapshot = d.slot_snapshot
         period = int(chain.deployment.params.get("dispute_period", 0))
-        started = d.seat_deadline - period // 4
-    else:
-        seed_block = task.seed_block
-        seats = task.committee_size
-        excluded = {task.requester.lower()}
-        offer = task.reward // seats
-        snapshot = task.slot_snapshot
-        started = task.posted_at
-    seed, since = seed_state(chain, seed_block)
+        return RoundTerms(
+            d.seed_block, seats, frozenset(excluded), task.reward // seats, d.slot_snapshot,
+            d.seat_deadline - period // 4,
+        )  # fmt: skip
+    seats = task.committee_size
+    return RoundTerms(
+        task.seed_block, seats, frozenset({task.requester.lower()}), task.reward // seats,
+        task.slot_snapshot, task.posted_at,
+    )  # fmt: skip
+
+
+def pool_for(chain: Any, task: Any, round: int = 0) -> Pool | None:
+    """The sortition pool of a task's committee (round 0) or re-execution committee (round 1);
+    None while the seed block is not mined yet or once its hash is out of reach."""
+    terms = round_terms(chain, task, round)
+    if terms is None:
+        return None
+    seed, since = seed_state(chain, terms.seed_block)
     if seed is None:
         return None
     now = chain.block_timestamp("latest")
@@ -158,14 +176,14 @@ def pool_for(chain: Any, task: Any, round: int = 0) -> Pool | None:
         seed=seed,
         task_id=task.task_id,
         round=round,
-        seats=seats,
+        seats=terms.seats,
         capability=task.capability,
-        offer=offer,
+        offer=terms.offer,
         window=MAX_DRAW + 1,
-        slot_count=snapshot,
-        excluded=frozenset(excluded),
-        budget=skip_budget(seats, now + 1 - started),
-        started=started,
+        slot_count=terms.slot_count,
+        excluded=terms.excluded,
+        budget=skip_budget(terms.seats, now + 1 - terms.started),
+        started=terms.started,
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from dnode.scheduler.candidates import Candidates, Pool
+from dnode.scheduler.candidates import Candidates, Pool, round_terms
 from dnode.scheduler.errors import CommitteeNotRanked, SeatClaimsOpen
 from dnode.scheduler.sortition import MAX_DRAW
 
@@ -29,31 +29,22 @@ class CommitteeVerdict:
 def _pool(chain: Any, task: Any, round: int) -> Pool:
     """The round's pool with the seed read from the node (any age: off-chain, blockhash's
     256-block horizon does not apply)."""
-    if round:
-        d = task.dispute
-        seed_block, snapshot, seats = d.seed_block, d.slot_snapshot, task.committee_size + 2
-        excluded = {a.lower() for a in task.committee} | {
-            task.requester.lower(),
-            d.disputer.lower(),
-        }
-        offer = task.reward // seats  # the re-execution is paid the reward, either way
-    else:
-        seed_block, snapshot, seats = task.seed_block, task.slot_snapshot, task.committee_size
-        excluded = {task.requester.lower()}
-        offer = task.reward // seats
-    h = chain.block_hash(seed_block)
+    terms = round_terms(chain, task, round)
+    if terms is None:
+        raise CommitteeNotRanked(task.task_id, round, "no dispute: no re-execution committee")
+    h = chain.block_hash(terms.seed_block)
     if not h:
-        raise CommitteeNotRanked(task.task_id, round, f"seed block {seed_block} not found")
+        raise CommitteeNotRanked(task.task_id, round, f"seed block {terms.seed_block} not found")
     return Pool(
         seed=bytes.fromhex(h[2:]),
         task_id=task.task_id,
         round=round,
-        seats=seats,
+        seats=terms.seats,
         capability=task.capability,
-        offer=offer,
+        offer=terms.offer,
         window=MAX_DRAW + 1,
-        slot_count=snapshot,
-        excluded=frozenset(excluded),
+        slot_count=terms.slot_count,
+        excluded=terms.excluded,
     )
 
 
