@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -99,19 +100,23 @@ def test_endpoints_must_agree_on_the_chain_id(devnet: str) -> None:
         other.shutdown()
 
 
-def test_lost_reply_to_a_raw_transaction_is_not_a_failure(devnet: str) -> None:
-    key = dev_keys(3)[2]
-    acct = Account.from_key(key)
-    plain = _w3(devnet)
+def _signed_transfer(w3: Web3, to: str) -> Any:
+    """A 1-wei transfer from a dev account, signed locally (sent raw by the test)."""
+    acct = Account.from_key(dev_keys(3)[2])
     tx = {
-        "to": "0x" + "11" * 20,
+        "to": to,
         "value": 1,
         "gas": 21_000,
-        "gasPrice": plain.eth.gas_price,
-        "nonce": plain.eth.get_transaction_count(acct.address, "pending"),
-        "chainId": plain.eth.chain_id,
+        "gasPrice": w3.eth.gas_price,
+        "nonce": w3.eth.get_transaction_count(acct.address, "pending"),
+        "chainId": w3.eth.chain_id,
     }
-    signed = acct.sign_transaction(tx)
+    return acct.sign_transaction(tx)
+
+
+def test_lost_reply_to_a_raw_transaction_is_not_a_failure(devnet: str) -> None:
+    plain = _w3(devnet)
+    signed = _signed_transfer(plain, "0x" + "11" * 20)
     # the first send reaches the chain but its reply is lost; the retry is refused as a
     # duplicate ("already known" / "nonce too low"): the provider recognises its own tx
     with ChaosProxy(devnet, fault_rate=0.0, plan=["lost_reply"]).running() as proxy:
@@ -126,18 +131,8 @@ def test_a_flaky_lookup_after_a_lost_reply_is_retried(devnet: str) -> None:
     """The chaos e2e test once failed with 'already known': the send's reply was lost, the
     retry was refused as a duplicate, and the lookup that recognises our own transaction
     itself met a fault (30% of requests) and the refusal went up to the user."""
-    key = dev_keys(3)[2]
-    acct = Account.from_key(key)
     plain = _w3(devnet)
-    tx = {
-        "to": "0x" + "12" * 20,
-        "value": 1,
-        "gas": 21_000,
-        "gasPrice": plain.eth.gas_price,
-        "nonce": plain.eth.get_transaction_count(acct.address, "pending"),
-        "chainId": plain.eth.chain_id,
-    }
-    signed = acct.sign_transaction(tx)
+    signed = _signed_transfer(plain, "0x" + "12" * 20)
     # send: reply lost; retry: forwarded and refused; lookup: reset, 502, then answered
     plan = ["lost_reply", None, "reset", "http_502"]
     with ChaosProxy(devnet, fault_rate=0.0, plan=plan).running() as proxy:
