@@ -174,6 +174,23 @@ def _last_line(text: str) -> str:
 _LOG_CAP = 64 * 1024  # keep the tail of a party's output only
 
 
+JOB_PREFIX = "dnode-mpc-"
+
+
+def sweep_stale_jobs(workroot: Path) -> int:
+    """Delete the job dirs a previous run of this node left (a kill -9 skips the ``finally``
+    that removes them): each holds a party's shares. Call it before any party starts (the
+    state dir's lock guarantees no other instance runs). Returns how many were removed."""
+    if not workroot.is_dir():
+        return 0
+    gone = 0
+    for d in workroot.iterdir():
+        if d.name.startswith(JOB_PREFIX) and d.is_dir() and not d.is_symlink():
+            shutil.rmtree(d, ignore_errors=True)
+            gone += 1
+    return gone
+
+
 class SubprocessExecutor:
     """Runs ``python -m node.mpc.party`` in a fresh private temp dir per job."""
 
@@ -183,10 +200,17 @@ class SubprocessExecutor:
         *,
         grace: float = 10.0,
         party_args: tuple[str, ...] = ("-m", "dnode.node.mpc.party"),
+        workroot: Path | None = None,
     ) -> None:
         self.python = python
         self.grace = grace  # the party's own deadline = timeout + grace (orphan guard)
         self.party_args = party_args  # the job file path is appended
+        # where job dirs (the party's shares) live: a node passes <state>/mpc-jobs, swept at
+        # its start; None: the system temp dir (tests, benchmarks)
+        self.workroot = workroot
+        if workroot is not None:
+            workroot.mkdir(mode=0o700, parents=True, exist_ok=True)
+            workroot.chmod(0o700)
 
     async def run_party(
         self, job: MpcJob, *, timeout: float, listening: trio.Event | None = None
@@ -194,7 +218,10 @@ class SubprocessExecutor:
         job.validate()
         if not (timeout > 0 and math.isfinite(timeout)):
             raise MpcError(job.task_id, f"invalid timeout {timeout!r}")
-        workdir = tempfile.mkdtemp(prefix=f"dnode-mpc-{job.task_id}-{job.index}-")
+        workdir = tempfile.mkdtemp(
+            prefix=f"{JOB_PREFIX}{job.task_id}-{job.index}-",
+            dir=str(self.workroot) if self.workroot is not None else None,
+        )
         try:
             return await self._run_in(job, timeout, Path(workdir), listening)
         finally:

@@ -7,6 +7,7 @@ first argument, so they can run against in-memory fakes of the chain and transpo
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from functools import partial
@@ -20,10 +21,12 @@ from dnode.contracts.outbox import TxOutbox
 from dnode.node.config import NodeConfig
 from dnode.node.he_worker import HeWorker
 from dnode.node.metrics import Metrics
-from dnode.node.mpc.executor import Executor, SubprocessExecutor
+from dnode.node.mpc.executor import Executor, SubprocessExecutor, sweep_stale_jobs
 from dnode.node.state import NodeState, open_state, write_private
 from dnode.node.task.state import TaskRuntime
 from dnode.node.transport import Transport
+
+log = logging.getLogger("dnode.node")
 
 T = TypeVar("T")
 
@@ -47,7 +50,13 @@ class NodeContext:
             self.outbox = TxOutbox(self.state.path, stuck_after=cfg.tx_stuck_after)
             chain.outbox = self.outbox
         self.host = transport
-        self.executor = executor or SubprocessExecutor()
+        if executor is None:
+            jobs = cfg.state_dir / "mpc-jobs"
+            swept = sweep_stale_jobs(jobs)  # left by a killed predecessor: shares at rest
+            if swept:
+                log.info("removed %d MPC job dir(s) a previous run left behind", swept)
+            executor = SubprocessExecutor(workroot=jobs)
+        self.executor = executor
         self.address = cfg.account.address
         self.tasks: dict[int, TaskRuntime] = {}  # round 0
         self.reruns: dict[int, TaskRuntime] = {}  # round 1: re-execution of a disputed task
