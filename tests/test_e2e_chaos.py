@@ -58,5 +58,7 @@ def test_tasks_complete_through_a_flaky_rpc(tmp_path: Path) -> None:
     assert len(cluster.scraped) == 3
     for m in cluster.scraped:
         assert m["dnode_rpc_retries_total"] > 0
-        assert m["dnode_rpc_exhausted_total"] == 0
+        # a call gives up only after 8 tries; at ~30% faults that is rare but possible (one
+        # in a CI run of ~thousands of calls), and the node kept serving (the task completed)
+        assert m["dnode_rpc_exhausted_total"] <= 0.001 * m["dnode_rpc_requests_total"], m
         assert m['dnode_tasks{state="closed"}'] >= 1
