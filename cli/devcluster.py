@@ -25,8 +25,12 @@ from typing import IO, Any
 
 from eth_account import Account
 
+from dnode.cli import forkserver
 from dnode.contracts.client import ChainClient, connect
 from dnode.contracts.manifest import Deployment
+
+#: a node or chain process: spawned, or forked from the cluster's fork server
+Proc = subprocess.Popen[bytes] | forkserver.ForkedProcess
 
 DEV_PASSWORD = "dev-only-password"  # the demo's keystores protect throwaway devnet keys
 
@@ -99,7 +103,7 @@ class Member:
 @dataclass
 class NodeProc:
     member: Member
-    proc: subprocess.Popen[bytes]
+    proc: Proc
     log_path: Path
     peer_id: str = ""
     addrs: list[str] = field(default_factory=list)
@@ -139,12 +143,13 @@ class DevCluster:
         self.manifest = workdir / "deployment.json"
         self.password_file = workdir / "password.txt"
         self.password_file.write_text(DEV_PASSWORD)
-        self.chain_proc: subprocess.Popen[bytes] | None = None
+        self.chain_proc: Proc | None = None
         self.nodes: list[NodeProc] = []
         self.members: dict[str, Member] = {}
         self._logs: list[IO[bytes]] = []
         self._next_dev_key = 0
         self._key_lock = threading.Lock()  # members may be created from several threads
+        self._forks: forkserver.ForkServer | None = None
 
     # ---- processes ------------------------------------------------------------------------
 
@@ -162,13 +167,18 @@ class DevCluster:
         python: bool = True,
         append: bool = False,
         pipe_stdout: bool = True,
-    ) -> tuple[subprocess.Popen[bytes], Path]:
+    ) -> tuple[Proc, Path]:
         """Start a process logging to WORKDIR/<log_name>.log. Only nodes keep stdout as a pipe
         (one ready line); a chain logs to stdout without end, and an undrained pipe would fill
         up and block it (anvil then stops answering)."""
         log_path = self.workdir / f"{log_name}.log"
         log = open(log_path, "ab" if append else "wb")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
+        forks = self._forkserver() if python else None
+        if forks is not None:
+            with contextlib.suppress(forkserver.ForkServerError):
+                out = None if pipe_stdout else log.fileno()
+                return forks.spawn(args, self._env(), out, log.fileno()), log_path
         proc = subprocess.Popen(
             [sys.executable, "-m", "dnode.cli", *args] if python else args,
             stdout=subprocess.PIPE if pipe_stdout else log,
@@ -196,13 +206,32 @@ class DevCluster:
         ]
         if member is not None:
             cmd += ["--home", str(member.home)]
-        r = subprocess.run([*cmd, *args], capture_output=True, timeout=timeout, env=self._env())
+        r = self._run_cli([*cmd[3:], *args], timeout)
         if check and r.returncode != 0:
             raise ClusterError(
                 f"dnode {' '.join(args)} failed: {r.stderr.decode().strip()[-2000:]}"
             )
         out = r.stdout.decode().strip().splitlines()
         return json.loads(out[-1]) if out else {}
+
+    def _forkserver(self) -> forkserver.ForkServer | None:
+        """The cluster's warm fork server (started on first use), or None when disabled."""
+        if not forkserver.enabled():
+            return None
+        with self._key_lock:
+            if self._forks is None or not self._forks.alive():
+                self._forks = forkserver.ForkServer(self._env(), self.workdir / "forkserver.log")
+            return self._forks
+
+    def _run_cli(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+        """``python -m dnode.cli ARGV``, forked from the warm fork server when it is enabled
+        (each command is still its own process; see :mod:`dnode.cli.forkserver`)."""
+        forks = self._forkserver()
+        if forks is not None:
+            with contextlib.suppress(forkserver.ForkServerError):
+                return forks.run(argv, self._env(), timeout)
+        cmd = [sys.executable, "-m", "dnode.cli", *argv]
+        return subprocess.run(cmd, capture_output=True, timeout=timeout, env=self._env())
 
     def start_chain(self) -> None:
         if self.external_rpc:
@@ -476,6 +505,9 @@ class DevCluster:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGKILL)
                 p.wait(5)
+        if self._forks is not None:  # after its children's exits were reported
+            self._forks.close()
+            self._forks = None
         for f in self._logs:
             f.close()
 
