@@ -81,8 +81,11 @@ def _run_child(req: dict[str, Any], fds: list[int]) -> None:
         os.dup2(fds[1], 2)
         for fd in (devnull, *fds):
             os.close(fd)
+        # the dispositions a fresh interpreter starts with (Python ignores SIGPIPE so that a
+        # write to a closed socket raises BrokenPipeError instead of killing the process)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        for sig in (signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD):
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        for sig in (signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
         if "numpy" in sys.modules:  # numpy's legacy global state is not reseeded by fork

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,3 +73,23 @@ def test_an_environment_that_acts_at_interpreter_start_is_refused(server: ForkSe
     env = dict(os.environ, PYTHONPATH="/nonexistent-site")
     with pytest.raises(ForkServerError):
         server.run(["--help"], env, 30)
+
+
+def test_children_start_with_a_fresh_interpreters_signal_dispositions(server: ForkServer) -> None:
+    # a forked child that kept SIGPIPE at its default died silently on the first write to a
+    # closed socket (a node's tunnel, the devnet answering a client that hung up)
+    fresh = subprocess.Popen([sys.executable, "-m", "dnode.cli", "chain", "--port", "0"])
+    forked = server.spawn(["chain", "--port", "0"])
+    try:
+        time.sleep(3)
+        assert _ignored(forked.pid) == _ignored(fresh.pid)
+        assert _ignored(forked.pid) & (1 << (signal.SIGPIPE - 1))
+    finally:
+        for p in (fresh, forked):
+            p.terminate()
+            p.wait(30)
+
+
+def _ignored(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return int(next(ln for ln in status if ln.startswith("SigIgn")).split()[1], 16)
