@@ -59,9 +59,9 @@ the m boxes, returned as ``"bundle"`` (hex) with ``"revealed": {}``.
 Result JSON: ``{"revealed": {...the kernel's opened values...}, "rows": int,
 "transcript": hex | null, "bundle": hex (private results only), ...}``.  Exit codes:
 0 ok, 2 bad job file, 3 deadline exceeded, 4 parties disagree (session mismatch /
-inconsistent output), 5 a peer violated the wire protocol (see :mod:`node.mpc.hardening`), 6 cheating detected (a check of
-:mod:`node.mpc.malicious` or :mod:`node.mpc.influence` failed: no result is written),
-1 anything else.  The last
+inconsistent output), 5 a peer violated the wire protocol (see :mod:`node.mpc.hardening`),
+6 cheating detected (a check of :mod:`node.mpc.malicious` or :mod:`node.mpc.influence`
+failed: no result is written), 1 anything else.  The last
 stderr line is always a one-line reason on failure.
 """
 
