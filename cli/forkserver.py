@@ -44,6 +44,7 @@ PRELOAD = (
     "dnode.scheduler.programs",
 )
 MAX_MSG = 1 << 20
+ENTRY = "dnode.cli.main"  # the module whose main(argv) a child runs
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -91,7 +92,7 @@ def _run_child(req: dict[str, Any], fds: list[int]) -> None:
         if "numpy" in sys.modules:  # numpy's legacy global state is not reseeded by fork
             sys.modules["numpy"].random.seed()
         sys.argv = ["dnode", *req["argv"]]
-        from dnode.cli.main import main
+        main = importlib.import_module(ENTRY).main  # by name: the CLI imports this module
 
         try:
             main(list(req["argv"]))

@@ -198,7 +198,12 @@ def test_requester_with_sybils_captures_neither_committee(tmp_path: Path) -> Non
         assert _outranking(chain, task_id, 1, sybils) > 0  # else they are the best-ranked
         rerun_try = _attacker(cluster, keyfile, "seat", str(task_id), "1", "5")
         print(f"attack 2, re-execution formation: {rerun_try}")
-        assert "seated" not in rerun_try and rerun_try["reverted"].startswith("sortition: ")
+        # refused by sortition, or too late: the honest nodes already formed it (checked below)
+        assert "seated" not in rerun_try
+        assert rerun_try["reverted"].startswith("sortition: ") or (
+            rerun_try["reverted"] == "market: not disputed"
+            and chain.task_info(task_id).status == TaskStatus.RECOMPUTING
+        ), rerun_try
 
         with ThreadPoolExecutor(3) as pool:
             outs = list(pool.map(lambda n: contribute(n, "--round", "1"), INPUTS))
