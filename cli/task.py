@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import click
 import trio
 from eth_utils import is_address, to_checksum_address
 
-from dnode.cli import he
+from dnode.cli import he, private
 from dnode.cli.context import CliError, Ctx, pass_ctx
 from dnode.cli.programs import program_args, table_params
 from dnode.cli.units import AMOUNT, fmt_eth
@@ -128,6 +129,12 @@ PROGRAM_FLAGS = {"ignore_unknown_options": True, "allow_extra_args": True}
 @click.option("--scheme", type=click.Choice(["ckks", "bfv"]), default="ckks", show_default=True)
 @_aggregation_options
 @click.option(
+    "--private-result",
+    is_flag=True,
+    help="Only this account can read the result: the committee seals its output shares to "
+    "a key derived from it; the chain holds their digest (table programs).",
+)
+@click.option(
     "--upload/--no-upload",
     default=True,
     show_default=True,
@@ -151,6 +158,7 @@ def post(
     args_opt: str | None,
     arg_items: tuple[str, ...],
     scheme: str,
+    private_result: bool,
     upload: bool,
     min_owners: int | None,
     min_values: int | None,
@@ -175,6 +183,8 @@ def post(
     if not prog.uses_table:  # the requester's own encrypted data (HE)
         if owners or columns or schema or cctx.args:
             raise CliError(f"{prog.name} takes no --owner/--column: the requester encrypts --data")
+        if private_result:
+            raise CliError(f"{prog.name}'s results are already encrypted to your own key")
         return he.post_he(
             c,
             prog,
@@ -197,6 +207,8 @@ def post(
         prog.name, owners, columns, schema, program_args(prog, cctx.args, args_opt),
         input_timeout, max_rows, minimum,
     )  # fmt: skip
+    if private_result:
+        params = dataclasses.replace(params, result_key=private.result_key(c))
     acct = c.account()
     chain = c.chain(acct)
     now = max(int(time.time()), chain.block_timestamp())
@@ -702,7 +714,11 @@ def result(
     posted = program_by_id(chain.task_info(task_id).program_id)
     if posted is not None and posted.codec == "private":  # only its requester can decrypt
         return he.result_he(c, chain, task_id, bootstrap)
-    r = read(chain, task_id, _known_params(c, chain, task_id, params_file))
+    known = _known_params(c, chain, task_id, params_file)
+    if known is not None and known.result_key:  # sealed to the requester's key
+        return _emit_private(c, task_id, known, private.result_private(c, chain, task_id, known,
+                                                                        bootstrap))  # fmt: skip
+    r = read(chain, task_id, known)
     if r.value is None or r.decoded is None:
         raise CliError(f"task {task_id}: the result is not a public value")
     out = r.decoded.to_json()
@@ -720,6 +736,30 @@ def result(
         },
         f"task {task_id}: {r.decoded.line()}; "
         f"digest 0x{r.digest.hex()[:16]}…, {'final' if r.final else 'in challenge window'}",
+    )
+
+
+def _emit_private(c: Ctx, task_id: int, params: TaskParams, got: dict[str, Any]) -> None:
+    decoded, status = got["decoded"], got["status"]
+    final = status == TaskStatus.FINALIZED
+    out = decoded.to_json()
+    c.emit(
+        {
+            "task_id": task_id,
+            "program": params.program,
+            "status": status.name.lower(),
+            "private": True,
+            "value": decoded.value.texts()[0],
+            "value_scaled": decoded.value.value,
+            **out,
+            "values": out["named"],
+            "result_digest": got["bundle_digest"],
+            "fetched_from": got["fetched_from"],
+            "final": final,
+        },
+        f"task {task_id}: {decoded.line()}; opened locally from the sealed shares (digest "
+        f"{got['bundle_digest'][:18]}… matches the chain; "
+        f"{'final' if final else 'in challenge window'})",
     )
 
 

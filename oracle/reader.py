@@ -119,7 +119,10 @@ def read(chain: ChainClient, task_id: int, params: TaskParams | None = None) -> 
         raise OracleError(f"task {task_id}: the given params are not the task's (digest differs)")
     shape, labels = prog.layout(params) if prog and params else ((), ())
     try:
-        decoded = codec(prog.codec if prog else "tensor").decode(result, shape, labels)
+        name = prog.codec if prog else "tensor"
+        if params is not None and params.result_key:  # sealed to the requester: a digest
+            name = "private"
+        decoded = codec(name).decode(result, shape, labels)
     except OracleError as e:
         raise OracleError(f"task {task_id}: {e}") from None
     return OracleResult(

@@ -64,6 +64,9 @@ class MpcJob:
     # per owner: node.mpc.commitments.sharing_commitment of its signed per-seat digests;
     # the parties compare them, so an owner that equivocated is named before computing
     commitments: list[bytes] | None = None
+    # private result (node.mpc.delivery): the requester's X25519 key, hex; outputs are sealed
+    # to it share by share instead of opened
+    result_key: str | None = None
 
     def owner_rows(self) -> list[int]:
         """Each owner's number of table rows (its shares minus its witness)."""
@@ -131,6 +134,7 @@ class MpcJob:
             "commitments": None
             if self.commitments is None
             else [c.hex() for c in self.commitments],
+            "result_key": self.result_key,
         }
 
 
@@ -145,6 +149,9 @@ class MpcResult:
     # SHA-256 (hex) of every share opened in the session (node.mpc.malicious.Guard):
     # the same at every honest party, unknown to a node that did not take part
     transcript: str | None = field(default=None, compare=False)
+    # private result: every seat's sealed box (node.mpc.delivery.Bundle), the same at every
+    # honest party; ``revealed`` is then empty
+    bundle: bytes | None = field(default=None, compare=False)
 
 
 class Executor(Protocol):
@@ -302,12 +309,15 @@ class SubprocessExecutor:
             raise MpcError(job.task_id, f"party {job.index} wrote no result: {e}") from None
         if res.get("rows") != job.rows or not isinstance(res.get("revealed"), dict):
             raise MpcError(job.task_id, "party result does not match the job")
+        if (job.result_key is not None) != bool(res.get("bundle")):
+            raise MpcError(job.task_id, "party result does not match the job (private result)")
         return MpcResult(
             revealed=res["revealed"],
             rows=int(res["rows"]),
             program=job.program,
             modulus=int(res["modulus"]),
             transcript=res.get("transcript"),
+            bundle=bytes.fromhex(res["bundle"]) if res.get("bundle") else None,
         )
 
 

@@ -52,12 +52,16 @@ What is revealed: ONLY what the program's kernel opens (through its
 number of rows is public (every party knows the shape of its shares). The node turns the
 opened values into the public output (``spec.finish``).
 
+Private result (job ``result_key``, :mod:`dnode.node.mpc.delivery`): the kernel's outputs are
+not opened; each party seals its own shares of them to the requester and the parties agree on
+the m boxes, returned as ``"bundle"`` (hex) with ``"revealed": {}``.
+
 Result JSON: ``{"revealed": {...the kernel's opened values...}, "rows": int,
-"transcript": hex | null, ...}``.  Exit codes: 0 ok, 2 bad job file, 3 deadline exceeded,
-4 parties disagree (session mismatch / inconsistent output), 5 a peer violated the
-wire protocol (see :mod:`node.mpc.hardening`), 6 cheating detected (a check of
-:mod:`node.mpc.malicious` or :mod:`node.mpc.influence` failed: no result is written),
-1 anything else.  The last
+"transcript": hex | null, "bundle": hex (private results only), ...}``.  Exit codes:
+0 ok, 2 bad job file, 3 deadline exceeded, 4 parties disagree (session mismatch /
+inconsistent output), 5 a peer violated the wire protocol (see :mod:`node.mpc.hardening`),
+6 cheating detected (a check of :mod:`node.mpc.malicious` or :mod:`node.mpc.influence`
+failed: no result is written), 1 anything else.  The last
 stderr line is always a one-line reason on failure.
 """
 
@@ -175,6 +179,11 @@ def load_job(path: str) -> dict[str, Any]:
     job.setdefault("checks", True)
     if not isinstance(job["checks"], bool):
         raise JobError("job field 'checks' has the wrong type")
+    job.setdefault("result_key", None)
+    if job["result_key"] is not None:
+        key = need("result_key", str)
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            raise JobError("result_key must be 64 lowercase hex digits (an X25519 public key)")
     return job
 
 
@@ -225,6 +234,7 @@ async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]
         tuple(len(owner) for owner in job["shares"]),
         job["checks"],
         json.dumps(job["witness"], sort_keys=True),
+        job["result_key"],
     )
     commitments = tuple(job.get("commitments") or ())
     got = await mpc.transfer((fingerprint, commitments))
@@ -248,6 +258,7 @@ async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]
 
         witness = TableWitness.from_json(job["witness"])
     digest = None
+    private = job["result_key"] is not None
     if job["checks"]:
         from dnode.node.mpc.malicious import Guard
 
@@ -257,12 +268,17 @@ async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]
         await guard.check_sharings(vectors)
         seed = await guard.coin("influence") if witness is not None else b""
         bits = [arr(o[n * width :]) for o, n in zip(job["shares"], rows, strict=True)]
-        s = TableSession(mpc, secint, blocks, width, guard, witness, bits, seed)
+        s = TableSession(mpc, secint, blocks, width, guard, witness, bits, seed, private)
     else:
-        s = TableSession(mpc, secint, blocks, width)
+        s = TableSession(mpc, secint, blocks, width, private=private)
     revealed = await kernel.run(s, job["args"])
     if job["checks"]:
         digest = s.guard.transcript.hex()
+    if private:  # node.mpc.delivery: seal our shares, agree on every seat's box
+        bundle = await _deliver(mpc, job, revealed, sum(rows), field.modulus)
+        await mpc.shutdown()
+        return {**_summary(job, sum(rows), field.modulus, digest), "revealed": {},
+                "bundle": bundle.hex()}  # fmt: skip
 
     # Each party must hold the same output (without checks: each recombined from a
     # different set of t+1 shares, so an inconsistent owner sharing shows up here)
@@ -271,19 +287,44 @@ async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]
     if any(o != mine for o in outs):
         raise DisagreeError("parties obtained different outputs (inconsistent input shares)")
     await mpc.shutdown()
+    return {**_summary(job, sum(rows), field.modulus, digest), "revealed": revealed}
+
+
+def _summary(job: dict[str, Any], rows: int, modulus: int, digest: str | None) -> dict[str, Any]:
     return {
         "task_id": job["task_id"],
         "program": job["program"],
-        "revealed": revealed,
-        "rows": sum(rows),
+        "rows": rows,
         "bit_length": job["bit_length"],
-        "modulus": field.modulus,
-        "parties": m,
-        "threshold": t,
+        "modulus": modulus,
+        "parties": len(job["parties"]),
+        "threshold": job["threshold"],
         "index": job["index"],
         "checks": job["checks"],
         "transcript": digest,
     }
+
+
+async def _deliver(
+    mpc: Any, job: dict[str, Any], shares: dict[str, Any], rows: int, modulus: int
+) -> bytes:
+    """Seal this party's output shares to the requester, exchange the boxes, and check every
+    party holds the same m boxes (a party that equivocates makes the honest ones abort)."""
+    import hashlib
+
+    from dnode.node.mpc.delivery import Bundle, seal_shares
+
+    mine = seal_shares(job["result_key"], job["index"], shares, rows)
+    boxes = await mpc.transfer(mine)  # hardened: bytes in a fixed format, never pickled
+    if not isinstance(boxes, list) or not all(isinstance(b, bytes) for b in boxes):
+        raise DisagreeError("a party sent something other than a sealed box")
+    if boxes[job["index"]] != mine:
+        raise DisagreeError("our own box came back changed")
+    bundle = Bundle(tuple(boxes), job["threshold"], modulus).to_bytes()
+    digest = hashlib.sha256(bundle).hexdigest()
+    if any(d != digest for d in await mpc.transfer(digest)):
+        raise DisagreeError("parties received different sealed boxes (a party equivocated)")
+    return bundle
 
 
 def _write_json(path: str, obj: dict[str, Any]) -> None:

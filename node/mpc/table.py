@@ -41,6 +41,7 @@ class TableSession:
         witness: influence.TableWitness | None = None,
         bits: list[Any] | None = None,
         seed: bytes = b"",
+        private: bool = False,
     ) -> None:
         self.mpc, self.secint, self.width = mpc, secint, width
         self.blocks = blocks
@@ -58,6 +59,9 @@ class TableSession:
         self._s2: dict[int, list[Any]] = {}  # owner -> per column Auth sum of squares
         self._gram: dict[int, Any] = {}  # owner -> Auth of its X^T X
         self._final = False
+        # private result (node.mpc.delivery): ``open`` hands back this party's own shares of
+        # the outputs, to be sealed to the requester; nothing is opened to the committee
+        self.private = private
 
     @property
     def checked(self) -> bool:
@@ -154,7 +158,14 @@ class TableSession:
 
     async def open(self, value: Any, label: str = "output") -> list[int]:
         """Open a secure scalar or array (flattened, signed ints); with checks: after every
-        pending check, with error detection (all m shares on one degree-t polynomial)."""
+        pending check, with error detection (all m shares on one degree-t polynomial).
+        Private result: after the same checks, this party's own shares instead (opened only
+        by the requester; a kernel of a private-capable program opens only its outputs)."""
+        if self.private:
+            if self.checked and not self._final:
+                self._final = True
+                await self._finish_checks()
+            return await self._own_shares(value)
         if not self.checked:
             got = await self.mpc.output(value)
             return [int(v) for v in np.asarray(got).ravel().tolist()]
@@ -163,6 +174,13 @@ class TableSession:
             await self._finish_checks()
         p = self.secint.field.modulus
         return [to_signed(v, p) for v in await self.guard.open([value], label)]
+
+    async def _own_shares(self, value: Any) -> list[int]:
+        """This party's shares of a secure scalar or array, flattened (field elements)."""
+        g = await self.mpc.gather(value)
+        if hasattr(g, "shape"):
+            return [int(a) for a in np.asarray(g.value, dtype=object).reshape(-1)]
+        return [int(g.value)]
 
     async def finish(self) -> None:
         """Run the checks even if the kernel opened nothing (a clean abort beats silence)."""

@@ -25,6 +25,7 @@ MAX_COMMITTEE = 16
 MAX_OWNERS = 64
 MAX_ROWS = 1 << 24
 PARAMS_VERSION = 2
+HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class TaskParams:
     input_timeout: int = 120  # seconds nodes wait for all owners' inputs once the committee forms
     max_rows: int = 1 << 16
     extra: dict[str, Any] = field(default_factory=dict)
+    # private result: the requester's X25519 public key (hex); the committee seals its output
+    # shares to it instead of opening them (node.mpc.delivery); "" = a public result
+    result_key: str = ""
 
     def __post_init__(self) -> None:
         spec = get_program(self.program)
@@ -66,6 +70,12 @@ class TaskParams:
         if not 1 <= self.max_rows <= MAX_ROWS:
             raise InvalidTaskParams(f"max_rows must be between 1 and {MAX_ROWS}")
         spec.validate(self)
+        if self.result_key:
+            if len(self.result_key) != 64 or any(c not in HEX for c in self.result_key):
+                raise InvalidTaskParams("result_key must be 64 lowercase hex digits")
+            why = spec.private_refusal(self)
+            if why:
+                raise InvalidTaskParams(f"{spec.name} cannot deliver a private result: {why}")
 
     @property
     def spec(self) -> ProgramSpec:
@@ -97,6 +107,7 @@ class TaskParams:
             "input_timeout": self.input_timeout,
             "max_rows": self.max_rows,
             "extra": self.extra,
+            **({"result_key": self.result_key} if self.result_key else {}),
         }
 
     def canonical(self) -> bytes:
@@ -121,6 +132,7 @@ class TaskParams:
                 input_timeout=int(d["input_timeout"]),
                 max_rows=int(d["max_rows"]),
                 extra=dict(d.get("extra") or {}),
+                result_key=str(d.get("result_key") or ""),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise InvalidTaskParams(f"malformed params: {e}") from None

@@ -185,6 +185,14 @@ class ProgramSpec:
                 out[a.name] = a.coerce(a.default, self.name)
         return out
 
+    def private_refusal(self, params: TaskView) -> str | None:
+        """Why this program cannot deliver its result privately to the requester (None: it
+        can). An MPC kernel can when it opens nothing but its outputs: those are sealed to the
+        requester share by share instead (node.mpc.delivery)."""
+        if self.capability != "mpc":
+            return "its results are already encrypted to the requester's own key"
+        return None
+
     def validate(self, params: TaskView) -> None:
         """Raise InvalidTaskParams if this program cannot run on ``params`` (schema, ranges)."""
         if not self.uses_table:

@@ -6,7 +6,9 @@ other only through authenticated tunnels keyed by the task. If an attempt fails 
 killed, a tunnel broke), every member retries in the next slot of a grid counted back from the
 report deadline, so restarted members and the others start fresh parties together.
 ``encode_result`` turns what the kernel opened into the public output (``spec.finish``) and
-encodes it with the ``tensor`` codec (:mod:`oracle.codecs`).
+encodes it with the ``tensor`` codec (:mod:`oracle.codecs`); a private result (params
+``result_key``) is the digest of the sealed boxes every node stores and serves as a blob
+(``private`` codec; :mod:`node.mpc.delivery`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import trio
 
 from dnode.node.aggregation import enforce as enforce_min_aggregation
 from dnode.node.aggregation import values_per_owner
+from dnode.node.blobs import blob_digest
 from dnode.node.engines.base import ComputeSession, EngineRefused, PreparedTask, RawResult
 from dnode.node.errors import CheatingDetectedError, MpcError, leaves
 from dnode.node.mpc.commitments import sharing_commitment
@@ -28,7 +31,7 @@ from dnode.node.mpc.executor import MpcJob, MpcResult, SubprocessExecutor, free_
 from dnode.node.mpc.influence import task_witness
 from dnode.node.transport import SeatBinding
 from dnode.node.tunnel import tunnel_forwarders
-from dnode.oracle.codecs import TensorCodec
+from dnode.oracle.codecs import PrivateCodec, TensorCodec
 from dnode.oracle.encoding import AggregateResult
 from dnode.scheduler.errors import SchedulerError
 from dnode.scheduler.programs.params import TaskParams, threshold_for
@@ -74,12 +77,18 @@ class MpcEngine:
             session.host.remove_tunnel_target(key)
         prepared = dataclasses.replace(prepared, task_id=session.task_id)
         record = {"rows": out.rows, "revealed_keys": sorted(out.revealed)}
+        if out.bundle is not None:  # private: every node serves the same sealed boxes
+            if session.blobs is None:
+                raise MpcError(session.task_id, "a private result needs this node's blob store")
+            record["bundle"] = "0x" + session.blobs.store.put(out.bundle).hex()
         if out.transcript:  # node.mpc.commitments: co-signers' tags are checked on it
             record["transcript"] = out.transcript
         return RawResult(prepared, out, record)
 
     def encode_result(self, spec: ProgramSpec, raw: RawResult) -> bytes:
         out = cast(MpcResult, raw.data)
+        if out.bundle is not None:  # only the requester can open it: report its digest
+            return PrivateCodec().encode_report(blob_digest(out.bundle))
         try:
             o = spec.finish(raw.prepared.params, out.revealed, out.rows)
         except SchedulerError as e:
@@ -198,6 +207,7 @@ class MpcEngine:
                 shares=shares,
                 witness=task_witness(params),  # owners append influence witnesses
                 commitments=[sharing_commitment(s.inputs[o].commitment) for o in order],
+                result_key=params.result_key or None,
             )
             s.started()
             log.info("task %d: MPC party %d of %d starting", s.task_id, s.seat, m)

@@ -126,6 +126,11 @@ class Stat(ProgramSpec):
             out["hi"] = [c.enc_hi for c in params.columns]
         return out
 
+    def private_refusal(self, params: TaskView) -> str | None:
+        if "order" in self.kernel_args(params)["needs"]:
+            return "its secure search opens one bit of the answer to the committee per step"
+        return super().private_refusal(params)
+
     # ---- output ------------------------------------------------------------------------
 
     def names(self, params: TaskView) -> tuple[str, ...]:
