@@ -80,11 +80,11 @@ class TableSession:
 
             if k in self._gram:
                 g = self._gram[k]
-                self._s2[k] = [Auth(g.x[c, c], g.rx[c, c]) for c in range(self.width)]
+                self._s2[k] = [Auth(g.x[c, c], g.rx[c, c], g.epoch) for c in range(self.width)]
             else:
                 a, blk = self._owner_auth(k), self.blocks[k]
                 self._s2[k] = [
-                    self.guard.inner(Auth(a.x[:, c], a.rx[:, c]), blk[:, c])
+                    self.guard.inner(Auth(a.x[:, c], a.rx[:, c], a.epoch), blk[:, c])
                     for c in range(self.width)
                 ]
         return self._s2[k]
@@ -94,7 +94,7 @@ class TableSession:
             from dnode.node.mpc.malicious import Auth
 
             a = self._owner_auth(k)
-            self._gram[k] = self.guard.inner(Auth(a.x.T, a.rx.T), self.blocks[k])
+            self._gram[k] = self.guard.inner(Auth(a.x.T, a.rx.T, a.epoch), self.blocks[k])
         return self._gram[k]
 
     def _live(self) -> list[int]:

@@ -1,0 +1,101 @@
+"""Secure comparisons under the malicious-minority checks (issue 13): min, max, median,
+quantiles and numeric histograms.
+
+Real MPyC party processes (node.mpc.party) on jobs built from the program's spec; the
+deviating party is tests/node/evil_party.py.  The jobs here carry no influence witness, so
+the only products of a session are those of its comparisons: on the old kernel (MPyC's own
+semi-honest comparison protocols) a party that adds an offset in its degree reductions made
+every honest party output a wrong maximum or median and exit 0."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+import trio
+
+from dnode.node.errors import CheatingDetectedError
+from dnode.node.mpc import influence
+from dnode.node.mpc.executor import MpcResult
+from dnode.node.mpc.influence import table_witness
+from dnode.scheduler.programs import Column, TaskParams
+from tests.node.test_malicious import ADDRS, _jobs, _run
+
+A = Column("a", "int", 0, Fraction(-1000), Fraction(1000))
+#: per owner: values of column a
+VALS = [[5, -3, 12, 640], [100], [-7, 0, 2, -999, 37]]
+FLAT = sorted(v for o in VALS for v in o)
+
+
+def _params(program: str, **args: object) -> TaskParams:
+    return TaskParams(program, ADDRS, columns=(A,), args=args)
+
+
+def _expected(program: str) -> dict[str, object]:
+    import numpy as np
+
+    n = len(FLAT)
+    if program == "mpc.max":
+        return {"extreme": [max(FLAT)]}
+    if program == "mpc.min":
+        return {"extreme": [min(FLAT)]}
+    if program == "mpc.median":
+        k = (n - 1) // 2 + 1
+        return {"ranks": [k], "order": [[FLAT[k - 1]]]}
+    if program == "mpc.histogram":
+        h, _ = np.histogram(FLAT, bins=[-1000, -10, 0, 10, 500, 1000])
+        return {"below": None, "hist": [int(v) for v in h]}
+    raise AssertionError(program)
+
+
+def _check(program: str, got: dict[str, object]) -> None:
+    want = _expected(program)
+    if program == "mpc.histogram":
+        b = [int(v) for v in got["below"]]  # type: ignore[union-attr]
+        assert [b[i + 1] - b[i] for i in range(len(b) - 1)] == want["hist"]
+        return
+    for k, v in want.items():
+        assert got[k] == v, (program, got)
+
+
+def _cjobs(program: str, vectors, *, witness: bool, checks: bool = True):
+    params = _params(program, **_ARGS.get(program, {}))
+    return _jobs(program, vectors, checks=checks, witness=witness, tid=31, params=params)
+
+
+_ARGS: dict[str, dict[str, object]] = {"mpc.histogram": {"bins": ["-1000", "-10", "0", "10", "500", "1000"]}}
+
+
+def _with_witness(program: str, vals):
+    w = influence.task_witness(_params(program, **_ARGS.get(program, {})))
+    assert w is not None
+    return [[*o, *table_witness(o, w)] for o in vals]
+
+
+# ------------------------------------------------------------------ honest runs
+
+
+@pytest.mark.parametrize("program", ["mpc.max", "mpc.min", "mpc.median", "mpc.histogram"])
+@pytest.mark.parametrize("checks", [True, False])
+def test_comparison_programs_are_exact(program, checks):
+    res = trio.run(_run, _cjobs(program, _with_witness(program, VALS), witness=True, checks=checks))
+    assert all(isinstance(r, MpcResult) for r in res), res
+    for r in res:
+        _check(program, r.revealed)
+    if checks:
+        assert len({r.transcript for r in res}) == 1
+
+
+# ------------------------------------------------------------------ the attack
+
+
+@pytest.mark.parametrize("program", ["mpc.max", "mpc.median"])
+def test_deviation_inside_comparisons_is_detected(program):
+    """Party 2 adds an offset to every product share it re-shares; the only products are the
+    comparisons' (no witness).  Honest parties must abort, never sign a wrong value."""
+    res = trio.run(_run, _cjobs(program, VALS, witness=False), 2, "reshare", 600)
+    for r in res[:2]:
+        if isinstance(r, MpcResult):  # the old kernel: a wrong result, exit 0
+            _check(program, r.revealed)
+        assert isinstance(r, CheatingDetectedError), res
+        assert "multiplication check failed" in str(r)
