@@ -9,9 +9,11 @@ opening runs every owner's influence check (:mod:`dnode.node.mpc.influence`) and
 multiplication check first, and every opening detects a wrong share from any minority.
 Without checks (the semi-honest baseline) the same calls are MPyC as is.
 
-Secure comparisons (``s.mpc`` on ``s.x``: order statistics, min/max, histogram bins) are
-MPyC's own protocols: their internal products and openings are NOT checked; only what the
-kernel opens through :meth:`open` is (see docs/protocol.md, "Programs and their security").
+Secure comparisons go through :meth:`less_than_zero` and :meth:`extreme` (a kernel must not
+call MPyC's comparison protocols itself): without checks they are MPyC's ``<`` and
+``np_amin``/``np_amax`` on a narrower secure type; with checks every random bit, product and
+opening of a comparison is checked (:mod:`dnode.node.mpc.compare`), and a compared value
+outside its declared range aborts the session.
 
 Import only inside a running party (no mpyc import at module level).
 """
@@ -58,10 +60,52 @@ class TableSession:
         self._s2: dict[int, list[Any]] = {}  # owner -> per column Auth sum of squares
         self._gram: dict[int, Any] = {}  # owner -> Auth of its X^T X
         self._final = False
+        self._cmp: Any = None
 
     @property
     def checked(self) -> bool:
         return self.guard is not None
+
+    # ---------------------------------------------------------------- comparisons
+
+    def _narrow(self, d: Any, bits: int) -> Any:
+        """The same shares as a secure type of ``bits`` bits (cheaper MPyC comparisons)."""
+        if type(d).sectype is not self.secint:
+            return d
+        cmp = self.mpc.SecInt(bits, p=self.secint.field.modulus)
+        return cmp.array(d.share, d.shape)
+
+    def _comparator(self) -> Any:
+        if self._cmp is None:
+            from dnode.node.mpc.compare import Comparator
+
+            self._cmp = Comparator(self.guard)
+        return self._cmp
+
+    async def less_than_zero(self, d: Any, bits: int) -> Any:
+        """``[d < 0]`` elementwise (a secure 0/1 array of d's shape) for |d| < 2**(bits-1).
+
+        With checks, a d out of that range aborts the session (docs/protocol.md)."""
+        if not self.checked:
+            return self._narrow(d, bits) < 0
+        lt = await self._comparator().less_than_zero(d.reshape(-1), bits)
+        return lt.x.reshape(d.shape)
+
+    async def extreme(self, x: Any, which: str, bits: int) -> Any:
+        """Column minimum or maximum of ``x`` (n, w) by a tournament of n - 1 comparisons."""
+        if not self.checked:
+            xs = self._narrow(x, bits)
+            return self.mpc.np_amin(xs, axis=0) if which == "min" else self.mpc.np_amax(xs, axis=0)
+        cmp, mpc = self._comparator(), self.mpc
+        a = x
+        while (n := a.shape[0]) > 1:
+            n0, h = n % 2, (n + 1) // 2
+            a1, a2 = a[n0:h], a[h:]
+            step = a2 - a1
+            lt = await cmp.less_than_zero((step if which == "min" else a1 - a2).reshape(-1), bits)
+            m = a1 + self.guard.mul(lt, step.reshape(-1)).x.reshape(a1.shape)
+            a = mpc.np_concatenate((a[:1], m), axis=0) if n0 else m
+        return a[0]
 
     # ---------------------------------------------------------------- computations
 
@@ -161,6 +205,8 @@ class TableSession:
         if not self._final:
             self._final = True
             await self._finish_checks()
+        elif self.guard.pending:  # products (comparisons) since the last check
+            await self.guard.verify()
         p = self.secint.field.modulus
         return [to_signed(v, p) for v in await self.guard.open([value], label)]
 

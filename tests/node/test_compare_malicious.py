@@ -19,6 +19,7 @@ from dnode.node.mpc import influence
 from dnode.node.mpc.executor import MpcResult
 from dnode.node.mpc.influence import table_witness
 from dnode.scheduler.programs import Column, TaskParams
+from dnode.scheduler.programs.stats.spec import order_ranks
 from tests.node.test_malicious import ADDRS, _jobs, _run
 
 A = Column("a", "int", 0, Fraction(-1000), Fraction(1000))
@@ -40,8 +41,8 @@ def _expected(program: str) -> dict[str, object]:
     if program == "mpc.min":
         return {"extreme": [min(FLAT)]}
     if program == "mpc.median":
-        k = (n - 1) // 2 + 1
-        return {"ranks": [k], "order": [[FLAT[k - 1]]]}
+        ks = order_ranks(n, ["0.5"])
+        return {"ranks": ks, "order": [[FLAT[k - 1]] for k in ks]}
     if program == "mpc.histogram":
         h, _ = np.histogram(FLAT, bins=[-1000, -10, 0, 10, 500, 1000])
         return {"below": None, "hist": [int(v) for v in h]}
@@ -63,7 +64,9 @@ def _cjobs(program: str, vectors, *, witness: bool, checks: bool = True):
     return _jobs(program, vectors, checks=checks, witness=witness, tid=31, params=params)
 
 
-_ARGS: dict[str, dict[str, object]] = {"mpc.histogram": {"bins": ["-1000", "-10", "0", "10", "500", "1000"]}}
+_ARGS: dict[str, dict[str, object]] = {
+    "mpc.histogram": {"bins": ["-1000", "-10", "0", "10", "500", "1000"]}
+}
 
 
 def _with_witness(program: str, vals):
@@ -99,3 +102,39 @@ def test_deviation_inside_comparisons_is_detected(program):
             _check(program, r.revealed)
         assert isinstance(r, CheatingDetectedError), res
         assert "multiplication check failed" in str(r)
+
+
+# ------------------------------------------------------------------ out-of-range owners
+
+
+def _forged(program: str, vals: list[int], legal: list[int]) -> list[list[int]]:
+    """Owner 1 shares ``vals`` with the (valid) influence witness of ``legal``: the same
+    row count and column sum, so the per-owner sum bounds pass."""
+    assert sum(vals) == sum(legal) and len(vals) == len(legal)
+    w = influence.task_witness(_params(program, **_ARGS.get(program, {})))
+    vecs = _with_witness(program, VALS)
+    vecs[1] = [*vals, *table_witness(legal, w)]
+    return vecs
+
+
+@pytest.mark.parametrize("program", ["mpc.max", "mpc.min", "mpc.median", "mpc.histogram"])
+def test_owner_sharing_2_90_aborts_the_comparisons(program):
+    """2**90 and -2**90 (sum 0, so the sum bounds hold): every comparison with them is out of
+    its range; the range check aborts instead of returning a wrong order statistic."""
+    vecs = _forged(program, [2**90, -(2**90)], [0, 0])
+    params = _params(program, **_ARGS.get(program, {}))
+    jobs = _jobs(program, vecs, witness=True, tid=32, params=params, bit_length=64)
+    res = trio.run(_run, jobs)
+    for r in res:
+        assert isinstance(r, CheatingDetectedError), res
+        assert "range check failed" in str(r)
+
+
+@pytest.mark.parametrize("program,want", [("mpc.max", 1000), ("mpc.min", -1000)])
+def test_value_beyond_the_declared_range_moves_the_extreme_only_to_the_bound(program, want):
+    """1500 (or -1500) fits the comparison width: the opened extreme is clamped to the declared
+    range, exactly what the legal value 1000 (or -1000) would give."""
+    vecs = _forged(program, [want * 3 // 2, -want // 2], [want, 0])
+    res = trio.run(_run, _cjobs(program, vecs, witness=True))
+    assert all(isinstance(r, MpcResult) for r in res), res
+    assert all(r.revealed["extreme"] == [want] for r in res)

@@ -119,6 +119,8 @@ class Stat(ProgramSpec):
         if "extreme" in self.needs:
             out["cmp_bits"] = self.cmp_bits(params)
             out["which"] = "min" if self.qs == ("0",) else "max"
+            out["lo"] = [c.enc_lo for c in params.columns]  # the opened extreme is clamped
+            out["hi"] = [c.enc_hi for c in params.columns]
         if "order" in self.needs:
             out["cmp_bits"] = self.cmp_bits(params)
             out["q"] = self.qlist(params)
