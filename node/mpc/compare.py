@@ -43,6 +43,7 @@ No mpyc import here: the caller's Guard holds the runtime.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,18 @@ import numpy as np
 from dnode.node.mpc.malicious import Auth, CheatingDetected, Guard, coefficients
 
 __all__ = ["Comparator"]
+
+_Pair = tuple[np.ndarray, np.ndarray]  # this party's shares of (x, r*x)
+
+
+@dataclass
+class _Masked:
+    bits: np.ndarray  # (l, n) shares of checked random bits
+    brx: np.ndarray  # (l, n) shares of r * bits (this epoch)
+    rsh: int  # share of this epoch's r
+    c: np.ndarray  # the opened masked values (public)
+    cb: list[np.ndarray]  # their bits, per position
+    r_low: np.ndarray  # shares of sum 2**i bits_i
 
 
 class Comparator:
@@ -101,63 +114,138 @@ class Comparator:
         half = (p + 1) // 2
         return ((await self._sh(a)) * inv + 1) * half % p
 
-    async def less_than_zero(self, d: Any, l: int) -> Auth:  # noqa: E741 - the paper's l
-        """Auth of the bits [d < 0] (flattened ``d``), for -2**(l-1) <= d < 2**(l-1).
+    def _kappa(self, l: int) -> int:  # noqa: E741 - the paper's l
+        kappa = self.p.bit_length() - l - 3
+        if l < 1 or kappa < 20:
+            raise ValueError(f"a {l}-bit comparison does not fit a {self.p.bit_length()}-bit field")
+        return kappa
 
-        Products pending: verify before opening anything computed from the result."""
-        g, p = self.guard, self.p
-        kappa = p.bit_length() - l - 3
-        if l < 2 or kappa < 20:
-            raise ValueError(f"a {l}-bit comparison does not fit a {p.bit_length()}-bit field")
-        self.calls += 1
-        tag = f"cmp{self.calls}"
-        ds = await self._sh(d)
-        n = len(ds)
+    async def _pair(self, a: Auth) -> tuple[np.ndarray, np.ndarray]:
+        return await self._sh(a.x), await self._sh(a.rx)
+
+    async def _masked(self, y: np.ndarray, l: int, tag: str) -> _Masked:  # noqa: E741
+        """Checked bits b (l, n), the opened c = y + sum 2**i b_i + 2**l r_high, and the bits
+        authenticated under the epoch that starts here (``_bits`` verified the previous)."""
+        g, p, n = self.guard, self.p, len(y)
+        kappa = self._kappa(l)
         bits = (await self._bits(n * l)).reshape(l, n)  # bits[i, j]: bit i of value j's mask
         high = await self._sh(self.mpc._np_randoms(self.sectype, n, 1 << kappa))
         pow2 = np.array([1 << i for i in range(l)], dtype=object).reshape(l, 1)
         r_low = (bits * pow2).sum(axis=0)
-        y = ds + (1 << (l - 1))
         c = np.array(
             await g.open_shares(list((y + r_low + (high << l)) % p), f"{tag}-masked"),
             dtype=object,
         )
-        cb = [(c >> i) & 1 for i in range(l)]  # public bits of c, per position
         ba = g.authenticate(self._mk(bits.reshape(-1)))  # the bits under this epoch's r
-        bx, brx = bits, (await self._sh(ba.rx)).reshape(l, n)
+        brx = (await self._sh(ba.rx)).reshape(l, n)
         (rsh,) = await self._sh(g.r)
+        return _Masked(bits, brx, rsh, c, [(c >> i) & 1 for i in range(l)], r_low)
 
-        def lin(i: int, coef: Any, const: Any) -> tuple[np.ndarray, np.ndarray]:
+    async def _borrows(self, gs: list[_Pair], ps: list[_Pair]) -> list[_Pair]:
+        """u_{i+1} = g_i + p_i u_i (u_0 = 0): the borrow chain, one Guard.mul per position."""
+        u = gs[0]
+        out = [u]
+        for gi, pi in zip(gs[1:], ps[1:], strict=True):
+            zx, zrx = await self._pair(self.guard.mul(self._auth(*pi), self._mk(u[0])))
+            u = ((gi[0] + zx) % self.p, (gi[1] + zrx) % self.p)
+            out.append(u)
+        return out
+
+    async def _range_check(
+        self,
+        y: np.ndarray,
+        m: _Masked,
+        ul: np.ndarray,
+        l: int,  # noqa: E741
+        tag: str,
+        why: str,
+    ) -> None:
+        """Zero test: y == (c mod 2**l) - r_low + 2**l u_l, i.e. y in [0, 2**l)."""
+        g, p = self.guard, self.p
+        diff = (y - (m.c % (1 << l)) + m.r_low - (ul << l)) % p
+        gamma = coefficients(await g.coin(f"{tag}-range"), "range", len(y))
+        combo = self.sectype(self.field(int(np.dot(gamma, diff)) % p))
+        g.must_be_zero(self.mpc._random(self.sectype) * combo, "range", None, why)
+
+    async def less_than_zero(self, d: Any, l: int) -> Auth:  # noqa: E741 - the paper's l
+        """Auth of the bits [d < 0] (flattened ``d``), for -2**(l-1) <= d < 2**(l-1).
+
+        Products pending: verify before opening anything computed from the result."""
+        if l < 2:
+            raise ValueError("a signed comparison needs l >= 2")
+        p = self.p
+        self.calls += 1
+        tag = f"cmp{self.calls}"
+        y = (await self._sh(d)) + (1 << (l - 1))
+        m = await self._masked(y, l, tag)
+        cb, bx, brx, rsh = m.cb, m.bits, m.brx, m.rsh
+
+        def lin(i: int, coef: Any, const: Any) -> _Pair:
             """coef * b_i + const (public vectors) as shares of (x, r*x)."""
             return (bx[i] * coef + const) % p, (brx[i] * coef + const * rsh) % p
 
-        u = lin(0, 1 - cb[0], 0)  # u_1 = g_0 (no borrow in)
-        borrows = [u]
-        for i in range(1, l):
-            gi = lin(i, 1 - cb[i], 0)
-            pi = lin(i, 2 * cb[i] - 1, 1 - cb[i])  # 1 - (c_i xor b_i)
-            z = g.mul(self._auth(*pi), self._mk(u[0]))
-            zx, zrx = await self._sh(z.x), await self._sh(z.rx)
-            u = ((gi[0] + zx) % p, (gi[1] + zrx) % p)
-            borrows.append(u)
+        gs = [lin(i, 1 - cb[i], 0) for i in range(l)]  # c_i < b_i
+        ps = [lin(i, 2 * cb[i] - 1, 1 - cb[i]) for i in range(l)]  # 1 - (c_i xor b_i)
+        borrows = await self._borrows(gs, ps)
         top = l - 1
         e = lin(top, 1 - 2 * cb[top], cb[top])  # c_{l-1} xor b_{l-1}
         ub = borrows[top - 1]  # borrow into position l-1
-        z = g.mul(self._auth(*e), self._mk(ub[0]))
-        zx, zrx = await self._sh(z.x), await self._sh(z.rx)
+        zx, zrx = await self._pair(self.guard.mul(self._auth(*e), self._mk(ub[0])))
         # msb = e + u - 2 e u ;  [d < 0] = 1 - msb
         lt_x = (1 - (e[0] + ub[0] - 2 * zx)) % p
         lt_rx = (rsh - (e[1] + ub[1] - 2 * zrx)) % p
-        # range: y == (c mod 2**l) - r_low + 2**l u_l
-        ul = borrows[l - 1][0]
-        diff = (y - (c % (1 << l)) + r_low - (ul << l)) % p
-        gamma = coefficients(await g.coin(f"{tag}-range"), "range", n)
-        combo = self.sectype(self.field(int(np.dot(gamma, diff)) % p))
-        g.must_be_zero(
-            self.mpc._random(self.sectype) * combo,
-            "range",
-            None,
+        why = (
             f"a compared value lies outside [-2**{l - 1}, 2**{l - 1}) (a value out of its "
-            "declared range)",
+            "declared range)"
         )
+        await self._range_check(y, m, borrows[l - 1][0], l, tag, why)
         return self._auth(lt_x, lt_rx)
+
+    async def decompose(self, v: Any, l: int) -> np.ndarray:  # noqa: E741 - the paper's l
+        """Shares (l, n) of the bits of each v (flattened) in [0, 2**l); a v outside aborts
+        the session at the next verify (BitDec: Damgaard et al. TCC 2006, with the masked
+        opening above).  The bits depend on products of this epoch: they are checked by the
+        next verify, before anything computed from them is opened."""
+        p = self.p
+        self.calls += 1
+        tag = f"dec{self.calls}"
+        y = await self._sh(v)
+        m = await self._masked(y, l, tag)
+        cb, bx, brx, rsh = m.cb, m.bits, m.brx, m.rsh
+
+        def lin(i: int, coef: Any, const: Any) -> _Pair:
+            return (bx[i] * coef + const) % p, (brx[i] * coef + const * rsh) % p
+
+        gs = [lin(i, 1 - cb[i], 0) for i in range(l)]
+        ps = [lin(i, 2 * cb[i] - 1, 1 - cb[i]) for i in range(l)]
+        borrows = await self._borrows(gs, ps)
+        out = np.empty((l, len(y)), dtype=object)
+        out[0] = (bx[0] * (1 - 2 * cb[0]) + cb[0]) % p  # y_0 = c_0 xor b_0
+        for i in range(1, l):  # y_i = c_i xor (b_i xor u_i)
+            u = borrows[i - 1]
+            zx, _ = await self._pair(self.guard.mul(self._auth(bx[i], brx[i]), self._mk(u[0])))
+            d = (bx[i] + u[0] - 2 * zx) % p
+            out[i] = (d * (1 - 2 * cb[i]) + cb[i]) % p
+        why = f"a value lies outside [lo, lo + 2**{l}) (out of its declared range)"
+        await self._range_check(y, m, borrows[l - 1][0], l, tag, why)
+        return out
+
+    async def below(self, vbits: np.ndarray, t: np.ndarray) -> Auth:
+        """Auth of [v < t] for v given by its bit shares (l, n) (:meth:`decompose`) and public
+        integers t (n,) in [0, 2**l]: the borrow chain of v - t, l - 1 products, no opening."""
+        g, p = self.guard, self.p
+        l, n = vbits.shape  # noqa: E741
+        t = np.asarray(t, dtype=object).reshape(-1)
+        a = g.authenticate(self._mk(vbits.reshape(-1)))  # under this epoch's r
+        vrx = (await self._sh(a.rx)).reshape(l, n)
+        (rsh,) = await self._sh(g.r)
+        tb = [(t >> i) & 1 for i in range(l + 1)]
+
+        def lin(i: int, coef: Any, const: Any) -> _Pair:
+            return (vbits[i] * coef + const) % p, (vrx[i] * coef + const * rsh) % p
+
+        gs = [lin(i, -tb[i], tb[i]) for i in range(l)]  # v_i < t_i: (1 - v_i) t_i
+        ps = [lin(i, 2 * tb[i] - 1, 1 - tb[i]) for i in range(l)]  # 1 - (v_i xor t_i)
+        ux, urx = (await self._borrows(gs, ps))[l - 1]
+        top = tb[l]  # t = 2**l: every v is below
+        return self._auth((ux * (1 - top) + top) % p, (urx * (1 - top) + top * rsh) % p)

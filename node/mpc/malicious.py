@@ -167,7 +167,6 @@ class Guard:
         self._r: Any = None
         self._pairs: list[tuple[Any, Any]] = []
         self._zeros: list[tuple[str, int | None, str, Any]] = []
-        self._verified = False
         self.epoch = 0  # verify() ends an epoch: r is opened, the next products use a new r
         self._transcript = hashlib.sha256(self.session)
         self.opened = 0  # number of field elements opened so far
@@ -352,7 +351,6 @@ class Guard:
                 raise CheatingDetected(
                     "multiplication", "a party deviated in a degree reduction (u != r*w)"
                 )
-        self._verified = True
         self._pairs, self._r, self.epoch = [], None, self.epoch + 1
         if self._zeros:
             zeros, self._zeros = self._zeros, []

@@ -91,6 +91,31 @@ class TableSession:
         lt = await self._comparator().less_than_zero(d.reshape(-1), bits)
         return lt.x.reshape(d.shape)
 
+    async def ranked(self, x: Any, lo: list[int], width: int, bits: int) -> Any:
+        """Prepare ``x`` (n, w) for :meth:`below`: with checks, the bits of every x - lo (one
+        checked decomposition per value, ``width`` bits: x in [lo, lo + 2**width) or the
+        session aborts); without, the values as a ``bits``-bit secure type."""
+        if not self.checked:
+            return (self._narrow(x, bits), np.array(lo, dtype=object))
+        shifted = x - np.array([lo] * x.shape[0], dtype=object)
+        vbits = await self._comparator().decompose(shifted.reshape(-1), width)
+        return (vbits, np.array(lo, dtype=object), x.shape)
+
+    async def below(self, h: Any, t: Any) -> Any:
+        """``[x < t]`` as a secure 0/1 array (R, n, w) for public thresholds t (R, w), with
+        lo <= t <= lo + 2**width; ``h`` from :meth:`ranked`."""
+        t = np.asarray(t, dtype=object)
+        if not self.checked:
+            xs, _ = h
+            n, w = xs.shape
+            return xs.reshape(1, n, w) - t.reshape(t.shape[0], 1, w).copy() < 0
+        vbits, lo, (n, w) = h
+        r = t.shape[0]
+        rel = np.broadcast_to((t - lo).reshape(r, 1, w), (r, n, w)).reshape(-1)
+        tiled = np.tile(vbits, (1, r))  # (width, r*n*w): the same bits for every rank
+        lt = await self._comparator().below(tiled, rel)
+        return lt.x.reshape(r, n, w)
+
     async def extreme(self, x: Any, which: str, bits: int) -> Any:
         """Column minimum or maximum of ``x`` (n, w) by a tournament of n - 1 comparisons."""
         if not self.checked:

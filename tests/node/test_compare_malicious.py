@@ -65,7 +65,8 @@ def _cjobs(program: str, vectors, *, witness: bool, checks: bool = True):
 
 
 _ARGS: dict[str, dict[str, object]] = {
-    "mpc.histogram": {"bins": ["-1000", "-10", "0", "10", "500", "1000"]}
+    "mpc.histogram": {"bins": ["-1000", "-10", "0", "10", "500", "1000"]},
+    "mpc.quantiles": {"q": ["0.5", "1"]},
 }
 
 
@@ -92,7 +93,7 @@ def test_comparison_programs_are_exact(program, checks):
 # ------------------------------------------------------------------ the attack
 
 
-@pytest.mark.parametrize("program", ["mpc.max", "mpc.median"])
+@pytest.mark.parametrize("program", ["mpc.max", "mpc.min", "mpc.median", "mpc.histogram"])
 def test_deviation_inside_comparisons_is_detected(program):
     """Party 2 adds an offset to every product share it re-shares; the only products are the
     comparisons' (no witness).  Honest parties must abort, never sign a wrong value."""
@@ -102,6 +103,21 @@ def test_deviation_inside_comparisons_is_detected(program):
             _check(program, r.revealed)
         assert isinstance(r, CheatingDetectedError), res
         assert "multiplication check failed" in str(r)
+
+
+def test_deviation_inside_comparisons_is_detected_with_five_parties():
+    res = trio.run(_run, _jobs("mpc.max", VALS, m=5, t=2, witness=False, tid=33,
+                               params=_params("mpc.max")), 3, "reshare", 1)  # fmt: skip
+    for r in res[:3] + res[4:]:
+        assert isinstance(r, CheatingDetectedError) and "multiplication" in str(r), res
+
+
+def test_wrong_share_of_a_masked_value_is_detected():
+    """Party 0 adds 1 to its share of every value it opens outside the Guard's own checks
+    (here: the random squares and masked values of the comparisons, then the bits)."""
+    res = trio.run(_run, _cjobs("mpc.median", VALS, witness=False), 0, "output", 1)
+    for r in res[1:]:
+        assert isinstance(r, CheatingDetectedError) and "opening check failed" in str(r), res
 
 
 # ------------------------------------------------------------------ out-of-range owners
@@ -138,3 +154,20 @@ def test_value_beyond_the_declared_range_moves_the_extreme_only_to_the_bound(pro
     res = trio.run(_run, _cjobs(program, vecs, witness=True))
     assert all(isinstance(r, MpcResult) for r in res), res
     assert all(r.revealed["extreme"] == [want] for r in res)
+
+
+def test_median_counts_a_value_beyond_the_range_as_clamped_and_refuses_one_below():
+    """Quantiles: each value is decomposed into bits(span + 1) bits above lo; 1040 fits
+    (declared hi 1000): the result is the order statistic of the clamped data; -1001 does not:
+    the session aborts."""
+    vecs = _forged("mpc.quantiles", [1040, 1040, 1040, 0], [1000, 1000, 1000, 120])
+    res = trio.run(_run, _cjobs("mpc.quantiles", vecs, witness=True))
+    assert all(isinstance(r, MpcResult) for r in res), res
+    data = sorted(v for v in [*VALS[0], 1000, 1000, 1000, 0, *VALS[2]])
+    ks = order_ranks(len(data), ["0.5", "1"])
+    assert len(ks) == 2 and data[ks[1] - 1] == 1000
+    assert all(r.revealed["order"] == [[data[k - 1]] for k in ks] for r in res), (res, ks, data)
+    res = trio.run(_run, _cjobs("mpc.median", _forged("mpc.median", [-1001, 1], [-1000, 0]),
+                                witness=True))  # fmt: skip
+    for r in res:
+        assert isinstance(r, CheatingDetectedError) and "range check failed" in str(r), res

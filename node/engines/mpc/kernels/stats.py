@@ -74,15 +74,15 @@ async def _order_stats(
     hi = np.array([list(args["hi"])] * len(ranks), dtype=object)
     k = np.array(ranks, dtype=object).reshape(len(ranks), 1)
     bits = int(args["cmp_bits"])  # the spec sized it (and the field)
-    xs = x.reshape(1, n, w)
+    span = max(b - a for a, b in zip(args["lo"], args["hi"], strict=True))
+    h = await s.ranked(x, list(args["lo"]), max(1, (span + 1).bit_length()), bits)
     while (lo < hi).any():
         mid = (lo + hi) // 2
-        # x <= mid  <=>  x - (mid + 1) < 0  (integers); mpyc converts object arrays in place
-        d = xs - (mid + 1).reshape(len(ranks), 1, w).copy()
-        count = (await s.less_than_zero(d, bits)).sum(axis=1)  # (ranks, columns)
+        count = (await s.below(h, mid + 1)).sum(axis=1)  # #(x <= mid), (ranks, columns)
         below = await s.less_than_zero(count - k.copy(), bits)  # count < k
         opened = await s.open(1 - below, "order-bits")
         ok = np.array(opened, dtype=bool).reshape(len(ranks), w)
-        hi = np.where(ok, mid, hi)
-        lo = np.where(ok, lo, mid + 1)
+        live = lo < hi  # a converged (rank, column) stays put: never beyond hi, even when
+        hi = np.where(live & ok, mid, hi)  # values above hi leave fewer than k below it
+        lo = np.where(live & ~ok, mid + 1, lo)
     return ranks, [[int(v) for v in row] for row in lo.tolist()]
