@@ -248,8 +248,8 @@ class OrderStat(Stat):
 
 
 class Extreme(OrderStat):
-    """min or max: a secure tournament (rows - 1 comparisons in log2(rows) rounds, MPyC's
-    np_amin/np_amax) opens only the extreme; cheaper than a binary search over the range."""
+    """min or max: a secure tournament (rows - 1 comparisons in log2(rows) rounds) opens only
+    the extreme, clamped to the declared range; cheaper than a binary search over the range."""
 
     needs = ("extreme",)
     reveals = "per column: the minimum (or maximum) only"
