@@ -43,9 +43,11 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
         out[name] = await s.open(v, name)
     bits = int(args.get("cmp_bits", 0))  # the spec sized it (and the field)
     if "extreme" in needs:  # a tournament: rows - 1 comparisons, only the extreme is opened
+        lo, hi = args.get("lo"), args.get("hi")
+        if lo is not None and hi is not None and s.checked:  # |a - b| <= span: compare fewer
+            bits = min(bits, max(b - a for a, b in zip(lo, hi, strict=True)).bit_length() + 2)
         e = await s.extreme(x, args["which"], bits)
         got = await s.open(e, "extreme")
-        lo, hi = args.get("lo"), args.get("hi")
         if lo is not None and hi is not None:  # clamp(max(x)) = max(clamp(x)): legal influence
             got = [min(max(v, a), b) for v, a, b in zip(got, lo, hi, strict=True)]
         out["extreme"] = got
