@@ -18,9 +18,11 @@ Statistically masked opening (Catrina and de Hoogh, "Improved primitives for sec
 multiparty integer computation", SCN 2010)
     for |d| < 2**(l-1): y = d + 2**(l-1) lies in [0, 2**l); the parties open, with error
     detection, c = y + r_low + 2**l * r_high, where r_low = sum 2**i b_i (l checked bits) and
-    r_high is PRSS-random below 2**kappa (kappa = field bits - l - 3 >= 28: hides y up to
-    statistical distance about 2**-(kappa-2)).  Nothing that depends on an unchecked product
-    is opened: the products d depends on were verified just before.
+    r_high is PRSS-random below 2**kappa (kappa = field bits - l - 3 >= 29; the one PRSS term
+    no minority knows is uniform below 2**kappa / C(m, t), which hides y up to statistical
+    distance about 2**-(kappa - 1 - bits(C(m, t))), e.g. 2**-26 for m = 3).  Nothing that
+    depends on an unchecked product is opened: the products d depends on were verified just
+    before.
 
 Bitwise borrow circuit (the carry chain of BitLT, Catrina and de Hoogh)
     with c public, the borrows of c mod 2**l - r_low are u_{i+1} = g_i + p_i u_i,
