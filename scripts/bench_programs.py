@@ -10,6 +10,13 @@ linearly from the previous size) is not run; its figure is then an extrapolation
 
     python scripts/bench_programs.py --json                 # 10k and 1M rows
     python scripts/bench_programs.py --rows 1000 --program mpc.median
+
+``--checks both`` runs every size twice, semi-honest (job "checks": false: MPyC's protocols as
+is) and with the malicious-minority checks (the default: node.mpc.malicious, node.mpc.compare
+for comparisons), and reports checked/semi-honest per size:
+
+    python scripts/bench_programs.py --checks both --program mpc.max --program mpc.median \
+        --rows 1000 --rows 10000 --json
 """
 
 from __future__ import annotations
@@ -62,7 +69,9 @@ def table(cols: tuple[Column, ...], rows: int, owner: int, seed: int) -> Table:
     return Table(cols, tuple(data))
 
 
-async def run_program(program: str, rows: int, seed: int, timeout: float) -> dict[str, Any]:
+async def run_program(
+    program: str, rows: int, seed: int, timeout: float, checks: bool = True
+) -> dict[str, Any]:
     cols, args = SETUP.get(program, ((A,), {}))
     params = TaskParams(program, OWNERS, args=args, columns=cols, max_rows=max(rows, 1))
     spec = params.spec
@@ -86,7 +95,8 @@ async def run_program(program: str, rows: int, seed: int, timeout: float) -> dic
             parties,
             1,
             [s[i] for s in shares],
-            witness=w,
+            witness=w if checks else None,
+            checks=checks,
         )  # fmt: skip
         for i in range(3)
     ]
@@ -108,6 +118,7 @@ async def run_program(program: str, rows: int, seed: int, timeout: float) -> dic
         "owner_encode_share_seconds": round(t_share, 2),
         "bit_length": params.bit_length,
         "first_value": str(float(res.values[0])),
+        "checks": checks,
         "extrapolated": False,
     }
 
@@ -144,6 +155,12 @@ def main() -> None:
     ap.add_argument("--program", action="append", help="program name (repeatable)")
     ap.add_argument("--budget", type=float, default=600.0, help="longest run in seconds")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--checks",
+        choices=("on", "off", "both"),
+        default="on",
+        help="malicious-minority checks (both: semi-honest and checked, with the ratio)",
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--out", type=Path, help="also write the JSON report to this file")
     ap.add_argument("--table", type=Path, help="print the docs' program table from a --json file")
@@ -153,25 +170,41 @@ def main() -> None:
         return
     sizes = sorted(a.rows or [10_000, 1_000_000])
     progs = a.program or [p.name for p in all_programs() if p.family == "stats"]
+    modes = {"on": (True,), "off": (False,), "both": (False, True)}[a.checks]
     results = []
     for prog in progs:
-        last: dict[str, Any] | None = None
-        for n in sizes:
-            guess = last["mpc_seconds"] * n / last["rows"] if last else 0.0
-            if last and guess > a.budget:
-                results.append({**last, "rows": n, "mpc_seconds": round(guess, 1),
-                                "extrapolated": True})  # fmt: skip
-                continue
-            try:
-                last = trio.run(run_program, prog, n, a.seed, a.budget * 2)
-            except Exception as e:  # noqa: BLE001 - a failed size is reported, the rest run
-                results.append({"program": prog, "rows": n, "error": str(e)[:200]})
-                break
-            results.append(last)
-            if a.out:
-                a.out.write_text(json.dumps({"results": results}, indent=1))
-            if not a.json:
-                print(f"{prog:<16} {n:>9} rows  {last['mpc_seconds']:>8.2f} s", flush=True)
+        for checks in modes:
+            last: dict[str, Any] | None = None
+            for n in sizes:
+                guess = last["mpc_seconds"] * n / last["rows"] if last else 0.0
+                if last and guess > a.budget:
+                    results.append({**last, "rows": n, "mpc_seconds": round(guess, 1),
+                                    "extrapolated": True})  # fmt: skip
+                    continue
+                try:
+                    last = trio.run(run_program, prog, n, a.seed, a.budget * 2, checks)
+                except Exception as e:  # noqa: BLE001 - a failed size is reported, the rest run
+                    results.append(
+                        {"program": prog, "rows": n, "checks": checks, "error": str(e)[:200]}
+                    )
+                    break
+                results.append(last)
+                if a.out:
+                    a.out.write_text(json.dumps({"results": results}, indent=1))
+                if not a.json:
+                    mode = "checked" if checks else "semi-honest"
+                    print(f"{prog:<16} {n:>9} rows {mode:>11} {last['mpc_seconds']:>8.2f} s",
+                          flush=True)  # fmt: skip
+    if a.checks == "both":  # checked / semi-honest per (program, rows), measured runs only
+        base = {
+            (r["program"], r["rows"]): r
+            for r in results
+            if not r.get("checks") and "mpc_seconds" in r and not r["extrapolated"]
+        }
+        for r in results:
+            b = base.get((r["program"], r["rows"]))
+            if r.get("checks") and b and "mpc_seconds" in r and not r["extrapolated"]:
+                r["checked_over_semi_honest"] = round(r["mpc_seconds"] / b["mpc_seconds"], 2)
     report = {"benchmark": "table programs: MPC kernel, 3 parties, 3 owners",
               "machine": machine_info(), "results": results}  # fmt: skip
     if a.out:

@@ -126,16 +126,23 @@ class Auth:
 
     x: Any
     rx: Any
+    epoch: int = 0  # the Guard's epoch whose r this is (r is public after its verify)
+
+    def _same(self, other: Auth) -> None:
+        if self.epoch != other.epoch:
+            raise RuntimeError("Guard: values authenticated under different epochs' r")
 
     def __add__(self, other: Auth) -> Auth:
-        return Auth(self.x + other.x, self.rx + other.rx)
+        self._same(other)
+        return Auth(self.x + other.x, self.rx + other.rx, self.epoch)
 
     def __sub__(self, other: Auth) -> Auth:
-        return Auth(self.x - other.x, self.rx - other.rx)
+        self._same(other)
+        return Auth(self.x - other.x, self.rx - other.rx, self.epoch)
 
     def scale(self, c: Any) -> Auth:
         """Multiply by a public constant (int) or public vector (object ndarray of ints)."""
-        return Auth(self.x * c, self.rx * c)
+        return Auth(self.x * c, self.rx * c, self.epoch)
 
 
 class Guard:
@@ -160,7 +167,7 @@ class Guard:
         self._r: Any = None
         self._pairs: list[tuple[Any, Any]] = []
         self._zeros: list[tuple[str, int | None, str, Any]] = []
-        self._verified = False
+        self.epoch = 0  # verify() ends an epoch: r is opened, the next products use a new r
         self._transcript = hashlib.sha256(self.session)
         self.opened = 0  # number of field elements opened so far
         outer = self
@@ -230,10 +237,15 @@ class Guard:
                 out.append(int(g.value))
         return out
 
+    @property
+    def pending(self) -> bool:
+        """True while products or zero tests of this epoch await :meth:`verify`."""
+        return bool(self._pairs or self._zeros)
+
     async def open(self, values: Sequence[Any], label: str = "output") -> list[int]:
         """Open secure values (scalars and/or arrays, flattened in order) with error
         detection.  Values that depend on a product must wait for :meth:`verify`."""
-        if self._pairs and not self._verified:
+        if self._pairs:
             raise RuntimeError("Guard.open before Guard.verify: products are unchecked")
         return await self.open_shares(await self._shares_of(values), label)
 
@@ -281,29 +293,29 @@ class Guard:
 
     def authenticate(self, x: Any) -> Auth:
         """Auth(x, r*x): one multiplication per element; the pair is checked by verify()."""
-        a = Auth(x, x * self.r)
+        a = Auth(x, x * self.r, self.epoch)
         self._record(a)
         return a
 
     def constant(self, c: int) -> Auth:
         """The public constant c as an authenticated value (no communication)."""
-        return Auth(self.sectype(c), self.r * c)
+        return Auth(self.sectype(c), self.r * c, self.epoch)
 
     def mul(self, a: Auth, y: Any) -> Auth:
         """Elementwise product a.x * y, authenticated as (a.x*y, a.rx*y)."""
-        z = Auth(a.x * y, a.rx * y)
+        z = Auth(a.x * y, a.rx * y, a.epoch)
         self._record(z)
         return z
 
     def inner(self, a: Auth, y: Any) -> Auth:
         """Inner product <a.x, y> (one degree reduction), authenticated as <a.rx, y>."""
-        z = Auth(a.x @ y, a.rx @ y)
+        z = Auth(a.x @ y, a.rx @ y, a.epoch)
         self._record(z)
         return z
 
     def _record(self, z: Auth) -> None:
-        if self._verified:  # r is public now: products after verify() would be unchecked
-            raise RuntimeError("Guard: no products after verify(); use a new Guard")
+        if z.epoch != self.epoch:  # its r is public: a product of it would be unchecked
+            raise RuntimeError("Guard: a value authenticated in an earlier epoch; re-authenticate")
         self._pairs.append((z.x, z.rx))
 
     def must_be_zero(
@@ -315,8 +327,10 @@ class Guard:
     async def verify(self) -> None:
         """The Chida et al. check over every recorded product, then the zero tests.
 
-        Call after the last product and before opening anything that depends on one."""
-        if self._pairs and not self._verified:
+        Call after the last product and before opening anything that depends on one.  It
+        ends the epoch: r is opened, so later products use a fresh r (values authenticated
+        before must be authenticated again, :meth:`authenticate`)."""
+        if self._pairs:
             # every product must be complete (all re-sharing messages received) BEFORE the
             # coin is drawn: MPyC runs asynchronously, and a cheater must not choose its
             # error after seeing the coefficients
@@ -337,11 +351,12 @@ class Guard:
                 raise CheatingDetected(
                     "multiplication", "a party deviated in a degree reduction (u != r*w)"
                 )
-        self._verified = True
+        self._pairs, self._r, self.epoch = [], None, self.epoch + 1
         if self._zeros:
+            zeros, self._zeros = self._zeros, []
             got = await self.open_shares(
-                await self._shares_of([v for *_, v in self._zeros]), "zero-tests"
+                await self._shares_of([v for *_, v in zeros]), "zero-tests"
             )
-            for (check, owner, detail, _), val in zip(self._zeros, got, strict=True):
+            for (check, owner, detail, _), val in zip(zeros, got, strict=True):
                 if val != 0:
                     raise CheatingDetected(check, detail, owner)

@@ -9,9 +9,11 @@ opening runs every owner's influence check (:mod:`dnode.node.mpc.influence`) and
 multiplication check first, and every opening detects a wrong share from any minority.
 Without checks (the semi-honest baseline) the same calls are MPyC as is.
 
-Secure comparisons (``s.mpc`` on ``s.x``: order statistics, min/max, histogram bins) are
-MPyC's own protocols: their internal products and openings are NOT checked; only what the
-kernel opens through :meth:`open` is (see docs/protocol.md, "Programs and their security").
+Secure comparisons go through :meth:`less_than_zero` and :meth:`extreme` (a kernel must not
+call MPyC's comparison protocols itself): without checks they are MPyC's ``<`` and
+``np_amin``/``np_amax`` on a narrower secure type; with checks every random bit, product and
+opening of a comparison is checked (:mod:`dnode.node.mpc.compare`), and a compared value
+outside its declared range aborts the session.
 
 Import only inside a running party (no mpyc import at module level).
 """
@@ -62,10 +64,77 @@ class TableSession:
         # private result (node.mpc.delivery): ``open`` hands back this party's own shares of
         # the outputs, to be sealed to the requester; nothing is opened to the committee
         self.private = private
+        self._cmp: Any = None
 
     @property
     def checked(self) -> bool:
         return self.guard is not None
+
+    # ---------------------------------------------------------------- comparisons
+
+    def _narrow(self, d: Any, bits: int) -> Any:
+        """The same shares as a secure type of ``bits`` bits (cheaper MPyC comparisons)."""
+        if type(d).sectype is not self.secint:
+            return d
+        cmp = self.mpc.SecInt(bits, p=self.secint.field.modulus)
+        return cmp.array(d.share, d.shape)
+
+    def _comparator(self) -> Any:
+        if self._cmp is None:
+            from dnode.node.mpc.compare import Comparator
+
+            self._cmp = Comparator(self.guard)
+        return self._cmp
+
+    async def less_than_zero(self, d: Any, bits: int) -> Any:
+        """``[d < 0]`` elementwise (a secure 0/1 array of d's shape) for |d| < 2**(bits-1).
+
+        With checks, a d out of that range aborts the session (docs/protocol.md)."""
+        if not self.checked:
+            return self._narrow(d, bits) < 0
+        lt = await self._comparator().less_than_zero(d.reshape(-1), bits)
+        return lt.x.reshape(d.shape)
+
+    async def ranked(self, x: Any, lo: list[int], width: int, bits: int) -> Any:
+        """Prepare ``x`` (n, w) for :meth:`below`: with checks, the bits of every x - lo (one
+        checked decomposition per value, ``width`` bits: x in [lo, lo + 2**width) or the
+        session aborts); without, the values as a ``bits``-bit secure type."""
+        if not self.checked:
+            return (self._narrow(x, bits), np.array(lo, dtype=object))
+        shifted = x - np.array([lo] * x.shape[0], dtype=object)
+        vbits = await self._comparator().decompose(shifted.reshape(-1), width)
+        return (vbits, np.array(lo, dtype=object), x.shape)
+
+    async def below(self, h: Any, t: Any) -> Any:
+        """``[x < t]`` as a secure 0/1 array (R, n, w) for public thresholds t (R, w), with
+        lo <= t <= lo + 2**width; ``h`` from :meth:`ranked`."""
+        t = np.asarray(t, dtype=object)
+        if not self.checked:
+            xs, _ = h
+            n, w = xs.shape
+            return xs.reshape(1, n, w) - t.reshape(t.shape[0], 1, w).copy() < 0
+        vbits, lo, (n, w) = h
+        r = t.shape[0]
+        rel = np.broadcast_to((t - lo).reshape(r, 1, w), (r, n, w)).reshape(-1)
+        tiled = np.tile(vbits, (1, r))  # (width, r*n*w): the same bits for every rank
+        lt = await self._comparator().below(tiled, rel)
+        return lt.x.reshape(r, n, w)
+
+    async def extreme(self, x: Any, which: str, bits: int) -> Any:
+        """Column minimum or maximum of ``x`` (n, w) by a tournament of n - 1 comparisons."""
+        if not self.checked:
+            xs = self._narrow(x, bits)
+            return self.mpc.np_amin(xs, axis=0) if which == "min" else self.mpc.np_amax(xs, axis=0)
+        cmp, mpc = self._comparator(), self.mpc
+        a = x
+        while (n := a.shape[0]) > 1:
+            n0, h = n % 2, (n + 1) // 2
+            a1, a2 = a[n0:h], a[h:]
+            step = a2 - a1
+            lt = await cmp.less_than_zero((step if which == "min" else a1 - a2).reshape(-1), bits)
+            m = a1 + self.guard.mul(lt, step.reshape(-1)).x.reshape(a1.shape)
+            a = mpc.np_concatenate((a[:1], m), axis=0) if n0 else m
+        return a[0]
 
     # ---------------------------------------------------------------- computations
 
@@ -84,11 +153,11 @@ class TableSession:
 
             if k in self._gram:
                 g = self._gram[k]
-                self._s2[k] = [Auth(g.x[c, c], g.rx[c, c]) for c in range(self.width)]
+                self._s2[k] = [Auth(g.x[c, c], g.rx[c, c], g.epoch) for c in range(self.width)]
             else:
                 a, blk = self._owner_auth(k), self.blocks[k]
                 self._s2[k] = [
-                    self.guard.inner(Auth(a.x[:, c], a.rx[:, c]), blk[:, c])
+                    self.guard.inner(Auth(a.x[:, c], a.rx[:, c], a.epoch), blk[:, c])
                     for c in range(self.width)
                 ]
         return self._s2[k]
@@ -98,7 +167,7 @@ class TableSession:
             from dnode.node.mpc.malicious import Auth
 
             a = self._owner_auth(k)
-            self._gram[k] = self.guard.inner(Auth(a.x.T, a.rx.T), self.blocks[k])
+            self._gram[k] = self.guard.inner(Auth(a.x.T, a.rx.T, a.epoch), self.blocks[k])
         return self._gram[k]
 
     def _live(self) -> list[int]:
@@ -161,17 +230,17 @@ class TableSession:
         pending check, with error detection (all m shares on one degree-t polynomial).
         Private result: after the same checks, this party's own shares instead (opened only
         by the requester; a kernel of a private-capable program opens only its outputs)."""
-        if self.private:
-            if self.checked and not self._final:
+        if self.checked:
+            if not self._final:
                 self._final = True
                 await self._finish_checks()
+            elif self.guard.pending:  # products (comparisons) since the last check
+                await self.guard.verify()
+        if self.private:
             return await self._own_shares(value)
         if not self.checked:
             got = await self.mpc.output(value)
             return [int(v) for v in np.asarray(got).ravel().tolist()]
-        if not self._final:
-            self._final = True
-            await self._finish_checks()
         p = self.secint.field.modulus
         return [to_signed(v, p) for v in await self.guard.open([value], label)]
 

@@ -49,8 +49,10 @@ def _vectors(program: str, owners=ROWS) -> list[list[int]]:
     return [[*_values(program, o), *table_witness(_values(program, o), w)] for o in owners]
 
 
-def _jobs(program, vectors, m=3, t=1, *, checks=True, witness=True, bit_length=None, tid=21):
-    params = _params(program, len(vectors))
+def _jobs(
+    program, vectors, m=3, t=1, *, checks=True, witness=True, bit_length=None, tid=21, params=None
+):
+    params = params or _params(program, len(vectors))
     spec = params.spec
     bl = bit_length or params.bit_length
     sh = [S.share(v, m, t, S.field_modulus(bl)) for v in vectors]

@@ -119,6 +119,8 @@ class Stat(ProgramSpec):
         if "extreme" in self.needs:
             out["cmp_bits"] = self.cmp_bits(params)
             out["which"] = "min" if self.qs == ("0",) else "max"
+            out["lo"] = [c.enc_lo for c in params.columns]  # the opened extreme is clamped
+            out["hi"] = [c.enc_hi for c in params.columns]
         if "order" in self.needs:
             out["cmp_bits"] = self.cmp_bits(params)
             out["q"] = self.qlist(params)
@@ -251,15 +253,20 @@ class OrderStat(Stat):
 
 
 class Extreme(OrderStat):
-    """min or max: a secure tournament (rows - 1 comparisons in log2(rows) rounds, MPyC's
-    np_amin/np_amax) opens only the extreme; cheaper than a binary search over the range."""
+    """min or max: a secure tournament (rows - 1 comparisons in log2(rows) rounds) opens only
+    the extreme, clamped to the declared range; cheaper than a binary search over the range."""
 
     needs = ("extreme",)
     reveals = "per column: the minimum (or maximum) only"
     cost = "rows - 1 secure comparisons per column, log2(rows) rounds"
 
     def per_column(self, params: TaskView, r: Mapping[str, Any], n: int) -> list[Fraction]:
-        return [c.decode(int(v)) for c, v in zip(params.columns, r["extreme"], strict=True)]
+        # clamp(max(x)) = max(clamp(x)): an out-of-range value moves it no further than a
+        # legal one could (the kernel opens it unclamped; a private result is clamped here too)
+        return [
+            c.decode(min(max(int(v), c.enc_lo), c.enc_hi))
+            for c, v in zip(params.columns, r["extreme"], strict=True)
+        ]
 
 
 class Quantiles(OrderStat):

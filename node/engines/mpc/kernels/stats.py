@@ -6,10 +6,11 @@ order statistics (secure binary search, one opened bit per step), the minimum or
 Comparisons run on a secure-integer type of the same field with only as many bits as the
 declared ranges need (cost grows with the bit length), over whole NumPy-style secure arrays.
 
-Products and openings go through the :class:`dnode.node.mpc.table.TableSession` the party
-hands in: checked against a malicious minority when the session runs with checks. The
-comparisons themselves are MPyC's semi-honest protocols (docs/protocol.md says what that
-leaves open); every bit they open goes through ``s.open`` (error-detecting).
+Products, comparisons and openings go through the :class:`dnode.node.mpc.table.TableSession`
+the party hands in (``s.less_than_zero``, ``s.extreme``, ``s.open``): checked against a
+malicious minority when the session runs with checks, MPyC as is otherwise.  An opened minimum
+or maximum is clamped to the column's declared range (by the spec's ``finish``): clamping
+commutes with order statistics, so an out-of-range value moves it only as far as a legal one.
 """
 
 from __future__ import annotations
@@ -21,14 +22,9 @@ import numpy as np
 from dnode.scheduler.programs.stats.spec import order_ranks
 
 
-def _retype(stype: Any, x: Any) -> Any:
-    """The same shares, as a secure type with fewer bits (cheaper comparisons, same field)."""
-    return stype.array(x.share, x.shape)
-
-
 async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
     """``s``: the session's :class:`dnode.node.mpc.table.TableSession`."""
-    mpc, secint, x = s.mpc, s.secint, s.x
+    x = s.x
     needs = set(args["needs"])
     n, w = s.rows, s.width
     out: dict[str, Any] = {}
@@ -45,27 +41,29 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
         opened.append(("gram", s.gram()))  # one secure matrix product
     for name, v in opened:
         out[name] = await s.open(v, name)
-    p = secint.field.modulus
+    bits = int(args.get("cmp_bits", 0))  # the spec sized it (and the field)
     if "extreme" in needs:  # a tournament: rows - 1 comparisons, only the extreme is opened
-        cmp = mpc.SecInt(int(args["cmp_bits"]), p=p)
-        xs = _retype(cmp, x)
-        e = mpc.np_amin(xs, axis=0) if args["which"] == "min" else mpc.np_amax(xs, axis=0)
+        lo, hi = args.get("lo"), args.get("hi")
+        if lo is not None and hi is not None and s.checked:  # |a - b| <= span: compare fewer
+            bits = min(bits, max(b - a for a, b in zip(lo, hi, strict=True)).bit_length() + 2)
+        e = await s.extreme(x, args["which"], bits)
+        # opened as is: the spec's finish clamps it (clamp(max(x)) = max(clamp(x))), also
+        # where a private result is reconstructed (the requester's side)
         out["extreme"] = await s.open(e, "extreme")
     if "order" in needs:
-        out["ranks"], out["order"] = await _order_stats(s, p, x, n, args)
+        out["ranks"], out["order"] = await _order_stats(s, x, n, args)
     if "below" in needs:
         t = [int(v) for v in args["below"]]
-        cmp = mpc.SecInt(int(args["cmp_bits"]), p=p)  # the spec sized it (and the field)
-        col = _retype(cmp, x)[:, 0]
+        col = x[:, 0]
         d = col.reshape(1, n) - np.array(t, dtype=object).reshape(len(t), 1)
-        counts = (d < 0).sum(axis=1)
+        counts = (await s.less_than_zero(d, bits)).sum(axis=1)
         out["below"] = await s.open(counts, "below")
     await s.finish()
     return out
 
 
 async def _order_stats(
-    s: Any, p: int, x: Any, n: int, args: dict[str, Any]
+    s: Any, x: Any, n: int, args: dict[str, Any]
 ) -> tuple[list[int], list[list[int]]]:
     """The k-th smallest value of each column for every rank k the quantiles need.
 
@@ -76,15 +74,16 @@ async def _order_stats(
     lo = np.array([list(args["lo"])] * len(ranks), dtype=object)
     hi = np.array([list(args["hi"])] * len(ranks), dtype=object)
     k = np.array(ranks, dtype=object).reshape(len(ranks), 1)
-    mpc = s.mpc
-    cmp = mpc.SecInt(int(args["cmp_bits"]), p=p)  # the spec sized it (and the field)
-    xs = _retype(cmp, x).reshape(1, n, w)
+    bits = int(args["cmp_bits"])  # the spec sized it (and the field)
+    span = max(b - a for a, b in zip(args["lo"], args["hi"], strict=True))
+    h = await s.ranked(x, list(args["lo"]), max(1, (span + 1).bit_length()), bits)
     while (lo < hi).any():
         mid = (lo + hi) // 2
-        d = xs - mid.reshape(len(ranks), 1, w).copy()  # mpyc converts object arrays in place
-        count = (d <= 0).sum(axis=1)  # (ranks, columns)
-        opened = await s.open(count >= k.copy(), "order-bits")
-        bits = np.array(opened, dtype=bool).reshape(len(ranks), w)
-        hi = np.where(bits, mid, hi)
-        lo = np.where(bits, lo, mid + 1)
+        count = (await s.below(h, mid + 1)).sum(axis=1)  # #(x <= mid), (ranks, columns)
+        below = await s.less_than_zero(count - k.copy(), bits)  # count < k
+        opened = await s.open(1 - below, "order-bits")
+        ok = np.array(opened, dtype=bool).reshape(len(ranks), w)
+        live = lo < hi  # a converged (rank, column) stays put: never beyond hi, even when
+        hi = np.where(live & ok, mid, hi)  # values above hi leave fewer than k below it
+        lo = np.where(live & ~ok, mid + 1, lo)
     return ranks, [[int(v) for v in row] for row in lo.tolist()]
