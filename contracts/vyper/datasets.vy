@@ -32,24 +32,28 @@ EPSILON: constant(uint256) = 1  # pure epsilon-DP, micro-epsilon
 RHO: constant(uint256) = 2  # zCDP, micro-rho
 MAX_BUDGET: constant(uint256) = (1 << 64) - 1
 MAX_ID: constant(uint256) = (1 << 64) - 1
+MAX_ROWS: constant(uint256) = (1 << 40) - 1
 
-# Dataset.head: owner 0..159 | expiry 160..199 | budget kind 200..207 | retired 208
+# Dataset.head: owner 0..159 | expiry 160..199 | budget kind 200..207 | retired 208 |
+# declared rows 216..255
 EXPIRY_OFF: constant(uint256) = 160
 KIND_OFF: constant(uint256) = 200
 RETIRED_BIT: constant(uint256) = 1 << 208
+ROWS_OFF: constant(uint256) = 216
 # Dataset.money: price 0..95 | budget 96..159 | spent 160..223
 BUDGET_OFF: constant(uint256) = 96
 SPENT_OFF: constant(uint256) = 160
-# task entry: dataset id 0..63 | cost 64..127 | price 128..223
+# task entry: dataset id 0..63 | cost 64..127 | price 128..223 | (entry 0 only) count 224..231
 COST_OFF: constant(uint256) = 64
 PRICE_OFF: constant(uint256) = 128
+COUNT_OFF: constant(uint256) = 224
+PRICE_MASK: constant(uint256) = (1 << 96) - 1
 
 
 struct Dataset:
     head: uint256
     money: uint256
     schema: bytes32
-    rows: uint256
     programs: DynArray[bytes32, MAX_PROGRAMS]
     locator: String[MAX_LOCATOR]
 
@@ -115,8 +119,10 @@ event DatasetRefunded:
 
 datasets: HashMap[uint256, Dataset]
 dataset_count: public(uint256)
-# packed entries (id | cost | price) of the tasks not yet settled; emptied by settlement
-task_sets: HashMap[uint256, DynArray[uint256, MAX_TASK_DATASETS]]
+# packed entries (id | cost | price) of the tasks not yet settled, entry i of task t at key
+# t * MAX_TASK_DATASETS + i; entry 0 also holds the count (one slot for a one-dataset task);
+# settlement zeroes them
+task_entries: HashMap[uint256, uint256]
 # sum of the escrowed prices of unsettled tasks
 data_escrow: public(uint256)
 
@@ -182,7 +188,7 @@ def register_dataset(
     @return the new dataset id (ids start at 1)
     """
     assert schema_digest != empty(bytes32), "datasets: empty schema digest"
-    assert rows <= MAX_ID, "datasets: row count too large"
+    assert rows <= MAX_ROWS, "datasets: row count too large"
     self._check_terms(price, expiry)
     assert len(programs) > 0, "datasets: no program allowed"
     assert budget_kind == EPSILON or budget_kind == RHO, "datasets: bad budget kind"
@@ -191,10 +197,14 @@ def register_dataset(
     assert dataset_id <= MAX_ID, "datasets: registry full"
     self.dataset_count = dataset_id
     self.datasets[dataset_id] = Dataset(
-        head=convert(msg.sender, uint256) | (expiry << EXPIRY_OFF) | (budget_kind << KIND_OFF),
+        head=(
+            convert(msg.sender, uint256)
+            | (expiry << EXPIRY_OFF)
+            | (budget_kind << KIND_OFF)
+            | (rows << ROWS_OFF)
+        ),
         money=price | (budget << BUDGET_OFF),
         schema=schema_digest,
-        rows=rows,
         programs=programs,
         locator=locator,
     )
@@ -324,7 +334,10 @@ def post_data_task(
         empty(address),
         0,
     )
-    self.task_sets[task_id] = entries
+    base: uint256 = task_id * MAX_TASK_DATASETS
+    self.task_entries[base] = entries[0] | (n << COUNT_OFF)
+    for i: uint256 in range(1, n, bound=MAX_TASK_DATASETS):
+        self.task_entries[base + i] = entries[i]
     self.data_escrow += total
     log TaskDatasets(
         task_id=task_id, requester=msg.sender, dataset_ids=dataset_ids, costs=costs, prices=prices
@@ -344,17 +357,21 @@ def settle_datasets(task_id: uint256, t: market.Task):
     @param t the task record (as rebuilt from events)
     """
     status: uint256 = market._load(task_id, t)
-    entries: DynArray[uint256, MAX_TASK_DATASETS] = self.task_sets[task_id]
-    assert len(entries) > 0, "datasets: nothing to settle"
+    base: uint256 = task_id * MAX_TASK_DATASETS
+    first: uint256 = self.task_entries[base]
+    assert first != 0, "datasets: nothing to settle"
     refund: bool = status == market.REFUNDED
     assert refund or status == market.FINALIZED or status == market.OVERTURNED, (
         "datasets: task not ended"
     )
-    self.task_sets[task_id] = []
     total: uint256 = 0
-    for e: uint256 in entries:
+    for i: uint256 in range(first >> COUNT_OFF, bound=MAX_TASK_DATASETS):
+        e: uint256 = first
+        if i > 0:
+            e = self.task_entries[base + i]
+        self.task_entries[base + i] = 0
         dataset_id: uint256 = e & MAX_ID
-        price: uint256 = e >> PRICE_OFF
+        price: uint256 = (e >> PRICE_OFF) & PRICE_MASK
         total += price
         if refund:
             cost: uint256 = market._get(e, COST_OFF, 64)
@@ -393,7 +410,7 @@ def dataset_info(dataset_id: uint256) -> DatasetInfo:
     return DatasetInfo(
         owner=convert(convert(d.head & market.ADDR_MASK, uint160), address),
         schema_digest=d.schema,
-        rows=d.rows,
+        rows=d.head >> ROWS_OFF,
         price=d.money & market.MAX_REWARD,
         expiry=market._get(d.head, EXPIRY_OFF, 40),
         budget_kind=market._get(d.head, KIND_OFF, 8),
@@ -422,4 +439,12 @@ def task_datasets(task_id: uint256) -> DynArray[uint256, MAX_TASK_DATASETS]:
     @notice Packed entries (dataset id 0..63 | cost 64..127 | price 128..223) of a task not
             yet settled; empty once settled (or for a task without datasets).
     """
-    return self.task_sets[task_id]
+    base: uint256 = task_id * MAX_TASK_DATASETS
+    first: uint256 = self.task_entries[base]
+    out: DynArray[uint256, MAX_TASK_DATASETS] = []
+    for i: uint256 in range(first >> COUNT_OFF, bound=MAX_TASK_DATASETS):
+        if i == 0:
+            out.append(first & ~(255 << COUNT_OFF))
+        else:
+            out.append(self.task_entries[base + i])
+    return out

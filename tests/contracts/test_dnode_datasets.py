@@ -132,6 +132,7 @@ def test_register_show_and_update(chain: Chain, funded) -> None:
     [
         ({"schema_digest": b"\0" * 32}, "datasets: empty schema digest"),
         ({"programs": []}, "datasets: no program allowed"),
+        ({"rows": 1 << 40}, "datasets: row count too large"),
         ({"budget": 0}, "datasets: bad privacy budget"),
         ({"budget": 1 << 64}, "datasets: bad privacy budget"),
         ({"budget_kind": 3}, "datasets: bad budget kind"),

@@ -104,7 +104,17 @@ def base_world() -> tuple[Chain, str]:
         for j in range(N_REQUESTERS):
             chain.fund(make_account(f"sm-req{j}"))
         for k in range(N_OWNERS):
-            chain.fund(make_account(f"sm-own{k}"))
+            acct = make_account(f"sm-own{k}")
+            chain.fund(acct)
+            # one live dataset each from step one, so tasks over datasets start at once
+            chain.client(acct).register_dataset(
+                schema_digest=b"\x05" * 32,
+                rows=10,
+                price=(1 + 2 * k) * 10**15,
+                expiry=chain.now() + 10**7,
+                programs=[PROGRAM] if k == 0 else [OTHER_PROGRAM, PROGRAM],
+                budget=2_000_000 // (k + 1),
+            )
         _base["chain"] = chain
         _base["snap"] = chain.take_snapshot()
     return _base["chain"], _base["snap"]  # type: ignore[return-value]
@@ -188,6 +198,11 @@ class DnodeMachine(RuleBasedStateMachine):
             c.account.address: c for c in [*self.nodes, *self.reqs, *self.owners]
         }
         self.datasets: dict[int, MDataset] = {}
+        for ds in range(1, N_OWNERS + 1):
+            info = self.owners[0].dataset_info(ds)
+            self.datasets[ds] = MDataset(
+                info.owner, info.price, info.expiry, info.budget, list(info.programs)
+            )
         self.node_addrs = [n.account.address for n in self.nodes]
         self.stake = dict(zip(self.node_addrs, INITIAL_STAKE, strict=True))
         self.seats = dict.fromkeys(self.node_addrs, 0)
@@ -741,7 +756,7 @@ class DnodeMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.datasets)
     @rule(
         j=st.integers(0, N_REQUESTERS - 1),
-        picks=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+        picks=st.lists(st.integers(1, 4), min_size=1, max_size=3),
         costs=st.lists(st.integers(1, 1_500_000), min_size=3, max_size=3),
         reward=st.integers(C // 100 - 1, 2 * ETHER),
         then=st.sampled_from(["wait", "form the best"]),
@@ -1054,5 +1069,69 @@ def test_dispute_endings_keep_the_money_invariant(ending: str, reward: int) -> N
         assert t.status == FINAL.get(ending, S.FINALIZED)
         stakes = {a: m.stake[a] for a in t.committee}
         assert stakes == {a: INITIAL_STAKE[m.node_addrs.index(a)] for a in t.committee}
+
+    run()
+
+
+# ---------------------------------------------------------------- directed data endings
+
+# every way a task over datasets ends, through the machine's own rules (so the owners'
+# credits, the requester's refund and each budget are checked after every step)
+DATA_ENDINGS = {
+    "finalized": [("report", b"A"), ("time_travel", 700), ("finalize",)],
+    "refunded": [("time_travel", 2000), ("cancel",)],
+    "overturned": [("report", b"A"), ("dispute",), ("form_rerun",), ("report_rerun", b"B")],
+    "upheld": [("report", b"A"), ("dispute",), ("form_rerun",), ("report_rerun", b"A")],
+}
+
+
+@pytest.mark.parametrize("ending", list(DATA_ENDINGS))
+def test_data_endings_keep_the_money_invariant(ending: str) -> None:
+    @settings(max_examples=1, database=None, deadline=None, phases=[Phase.generate])
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        m = DnodeMachine()
+        checks = [m.money_is_conserved, m.chain_matches_model, m.never_paid_and_refunded]
+
+        def step(fn, *args, **kw) -> None:
+            fn(*args, **kw)
+            for check in checks:
+                check()
+
+        step(m.publish, 1, 10**16, 1_000_000, 5000, False)
+        then = "wait" if ending == "refunded" else "form the best"
+        step(m.post_over_datasets, 0, [1, 2, 3], [300_000, 400_000, 500_000], ETHER, then)
+        (task_id,) = m.tasks
+        t = m.tasks[task_id]
+        assert len(t.data) == 3 and t.status == (S.OPEN if then == "wait" else S.COMPUTING)
+        left = {ds: d.budget - d.spent for ds, d in m.datasets.items()}
+        step(m.settle_datasets, data, 0)  # too early: refused
+        assert not t.data_settled
+        for name, *args in DATA_ENDINGS[ending]:
+            if name == "report":
+                step(m.report, data, [0, 1, 2], False, args[0])
+            elif name == "dispute":
+                step(m.dispute, data, -1)
+            elif name == "form_rerun":
+                step(m.form_rerun, data, list(range(N_NODES)), True, 0)
+            elif name == "report_rerun":
+                step(m.report_rerun, data, [0, 1, 2, 3], args[0])
+            elif name == "time_travel":
+                step(m.time_travel, args[0])
+            else:
+                step(getattr(m, name), data)
+        assert t.status == {"refunded": S.REFUNDED, "overturned": S.OVERTURNED}.get(
+            ending, S.FINALIZED
+        )
+        step(m.settle_datasets, data, 1)
+        assert t.data_settled
+        step(m.settle_datasets, data, 0)  # a second settlement is refused
+        released = ending == "refunded"
+        for ds, cost, _ in t.data:
+            d = m.datasets[ds]
+            assert d.budget - d.spent == left[ds] + (cost if released else 0)
+        for k in range(N_OWNERS):
+            step(m.withdraw, N_NODES + N_REQUESTERS + k)
+        step(m.withdraw, 0)
 
     run()
