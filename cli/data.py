@@ -1,4 +1,4 @@
-"""Dataset catalogue commands: ``dnode data publish|update|retire|list|show``.
+"""Dataset catalogue commands: ``dnode data publish|update|retire|list|show|settle``.
 
 A dataset lives on-chain (contracts/vyper/datasets.vy): its public schema digest, declared row
 count, price per task, expiry, allowed programs, a privacy budget that can never be raised, and
@@ -242,6 +242,24 @@ def show(c: Ctx, dataset_id: int) -> None:
         raise CliError(f"dataset {dataset_id} does not exist")
     j = describe(d, chain.block_timestamp())
     c.emit(j, _human(j))
+
+
+@data.command("settle")
+@click.argument("task_id", type=click.IntRange(min=1))
+@pass_ctx
+def settle(c: Ctx, task_id: int) -> None:
+    """Settle an ended task's dataset payments (anyone, once): owners are credited their
+    price when it has a result, the requester is refunded (and the budget released) when it
+    was refunded. Owners then take their credits with the usual withdrawal."""
+    chain = c.chain(c.account())
+    entries = chain.pending_datasets(task_id)
+    chain.settle_datasets(task_id)
+    status = chain.task_status(task_id).name.lower()
+    paid = sum(e.price for e in entries)
+    c.emit(
+        {"task_id": task_id, "status": status, "settled": paid, "datasets": len(entries)},
+        f"task {task_id} ({status}): settled {fmt_eth(paid)} over {len(entries)} dataset(s)",
+    )
 
 
 COMMANDS = [data]

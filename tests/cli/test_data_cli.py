@@ -96,3 +96,8 @@ def test_publish_mistakes_are_one_line(cluster: DevCluster, args: list[str], nee
 
 def test_show_unknown(cluster: DevCluster) -> None:
     one_line_error(run(cluster, None, "data", "show", "999"), "dataset 999 does not exist")
+
+
+def test_settle_unknown_or_unsettleable(cluster: DevCluster) -> None:
+    alice = cluster.members["alice"].home
+    one_line_error(run(cluster, alice, "data", "settle", "999"), "market: unknown task")
