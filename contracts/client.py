@@ -30,12 +30,22 @@ from web3.exceptions import (
 )
 from web3.types import RPCEndpoint, TxParams
 
+from dnode.contracts.data_market import (
+    DATASET_INFO_TYPE,
+    BudgetKind,
+    DatasetInfo,
+    TaskDataset,
+    dataset_from_abi,
+    unpack_entry,
+    unwrap,
+)
 from dnode.contracts.errors import (
     ChainMismatch,
     ContractsError,
     InsufficientFunds,
     RpcUnreachable,
     TransactionReverted,
+    dataset_error,
 )
 from dnode.contracts.manifest import Deployment
 from dnode.contracts.rpc import ResilientHTTPProvider, RetryPolicy, RpcStats
@@ -98,6 +108,7 @@ TASK_EVENTS = frozenset(
         "CallbackDelivered",
         "SeatClaimed",
         "CoSigned",
+        "TaskDatasets",
     }
 )
 MAX_CALLBACK_GAS = 1_000_000  # market.vy
@@ -288,6 +299,7 @@ class TaskInfo:
     draws: tuple[int, ...] = ()  # each seat's sortition draw (CommitteeFormed / SeatClaimed)
     skips: int = 0  # candidates the formation skipped that may still claim a seat
     claims_until: int = 0  # end of the seat-claim period (0: nobody was skipped)
+    datasets: tuple[TaskDataset, ...] = ()  # TaskDatasets: what a task over datasets escrowed
 
 
 @dataclass(frozen=True)
@@ -814,6 +826,155 @@ class ChainClient:
         self._transact("resolve_dispute", "resolve_dispute", task_id, rec.as_abi(), disp.as_abi())
         return self._last()
 
+    # ------------------------------------------------------------------ data marketplace
+
+    def _data_transact(self, action: str, *args: Any, value: int = 0) -> Any:
+        """A data function (dnode_data extension): its reverts become typed DatasetRefused."""
+        self._require_data()
+        try:
+            return self._transact(action, action, *args, value=value)
+        except TransactionReverted as err:
+            raise dataset_error(err) from err
+
+    def _data_call(self, fn: str, types: list[str], *args: Any) -> tuple[Any, ...]:
+        self._require_data()
+        return unwrap(self._call(fn, *args), types)
+
+    def _require_data(self) -> None:
+        if not any(e.get("name") == "register_dataset" for e in self.deployment.abi):
+            raise ContractsError(
+                "this deployment has no data marketplace (deployed before it; redeploy)"
+            )
+
+    def register_dataset(
+        self,
+        *,
+        schema_digest: bytes | str,
+        rows: int,
+        price: int,
+        expiry: int,
+        programs: Sequence[bytes | str],
+        budget: int,
+        budget_kind: BudgetKind = BudgetKind.EPSILON,
+        locator: str = "",
+    ) -> int:
+        """Publish a dataset owned by this account; returns its id. ``budget`` is in
+        millionths of epsilon (or rho, for zCDP) and can never be raised later."""
+        receipt = self._data_transact(
+            "register_dataset",
+            _bytes32(schema_digest),
+            rows,
+            price,
+            expiry,
+            [_bytes32(p) for p in programs],
+            int(budget_kind),
+            budget,
+            locator,
+        )
+        for ev in self.contract.events.DatasetRegistered().process_receipt(
+            receipt, errors=_DISCARD
+        ):
+            return int(ev["args"]["dataset_id"])
+        raise ContractsError("register_dataset: receipt has no DatasetRegistered event")
+
+    def update_dataset(
+        self,
+        dataset_id: int,
+        *,
+        price: int | None = None,
+        expiry: int | None = None,
+        programs: Sequence[bytes | str] | None = None,
+        locator: str | None = None,
+    ) -> TxOutcome:
+        """Change price, expiry, allowed programs or locator (owner only); None keeps the
+        current value. The privacy budget is not changeable."""
+        cur = self.dataset_info(dataset_id)
+        self._data_transact(
+            "update_dataset",
+            dataset_id,
+            cur.price if price is None else price,
+            cur.expiry if expiry is None else expiry,
+            list(cur.programs) if programs is None else [_bytes32(p) for p in programs],
+            cur.locator if locator is None else locator,
+        )
+        return self._last()
+
+    def retire_dataset(self, dataset_id: int) -> TxOutcome:
+        self._data_transact("retire_dataset", dataset_id)
+        return self._last()
+
+    def dataset_info(self, dataset_id: int) -> DatasetInfo:
+        """The dataset as stored (``exists`` is False for an unknown id)."""
+        (value,) = self._data_call("dataset_info", [DATASET_INFO_TYPE], dataset_id)
+        return dataset_from_abi(dataset_id, value)
+
+    def budget_left(self, dataset_id: int) -> int:
+        return int(self._data_call("budget_left", ["uint256"], dataset_id)[0])
+
+    def dataset_count(self) -> int:
+        return int(self._data_call("dataset_count", ["uint256"])[0])
+
+    def datasets(self) -> list[DatasetInfo]:
+        """Every dataset ever registered (retired ones included), by id."""
+        return [self.dataset_info(i) for i in range(1, self.dataset_count() + 1)]
+
+    def data_escrow(self) -> int:
+        """Wei escrowed for dataset owners by tasks not yet settled."""
+        return int(self._data_call("data_escrow", ["uint256"])[0])
+
+    def pending_datasets(self, task_id: int) -> list[TaskDataset]:
+        """The datasets of a task whose payments are not settled yet (empty once settled)."""
+        (words,) = self._data_call("task_datasets", ["uint256[]"], task_id)
+        return [unpack_entry(int(w)) for w in words]
+
+    def data_task_price(self, dataset_ids: Sequence[int]) -> int:
+        """What the named datasets cost together right now (wei)."""
+        return sum(self.dataset_info(i).price for i in dataset_ids)
+
+    def post_data_task(
+        self,
+        program_id: bytes | str,
+        params_digest: bytes | str,
+        *,
+        datasets: Sequence[int],
+        costs: Sequence[int],
+        reward: int,
+        seat_deadline: int,
+        compute_window: int | None = None,
+        capability: int = MPC,
+        committee_size: int = 3,
+        prices: int | None = None,
+    ) -> int:
+        """Post a task over datasets; returns its id. Sends ``reward`` plus the datasets'
+        prices (``prices``: the total the caller agreed to; read now when None), so a price
+        raised since the caller looked makes the post fail instead of costing more."""
+        if compute_window is None:
+            compute_window = int(self.deployment.params.get("min_compute_window", 60))
+        total = self.data_task_price(datasets) if prices is None else prices
+        receipt = self._data_transact(
+            "post_data_task",
+            _bytes32(program_id),
+            _bytes32(params_digest),
+            capability,
+            committee_size,
+            seat_deadline,
+            compute_window,
+            reward,
+            list(datasets),
+            list(costs),
+            value=reward + total,
+        )
+        for ev in self.contract.events.TaskPosted().process_receipt(receipt, errors=_DISCARD):
+            return int(ev["args"]["task_id"])
+        raise ContractsError("post_data_task: receipt has no TaskPosted event")
+
+    def settle_datasets(self, task_id: int) -> TxOutcome:
+        """Pay the owners (task finalized or overturned) or refund the requester and release
+        the budget (task refunded); anyone may call, once per task."""
+        rec = self.task_record(task_id)
+        self._data_transact("settle_datasets", task_id, rec.as_abi())
+        return self._last()
+
     def _last(self) -> TxOutcome:
         assert self.last_tx is not None
         return self.last_tx
@@ -879,6 +1040,7 @@ class ChainClient:
         rerun_result: bytes | None = None
         callback_ok: bool | None = None
         refund_reason = ""
+        datasets: tuple[TaskDataset, ...] = ()
         for ev in self._task_logs(task_id, head):
             a = ev.args
             if ev.name == "TaskPosted":
@@ -960,6 +1122,11 @@ class ChainClient:
                 )
             elif ev.name == "TaskRefunded":
                 refund_reason = str(a.get("reason", ""))
+            elif ev.name == "TaskDatasets":
+                datasets = tuple(
+                    TaskDataset(int(i), int(c), int(p))
+                    for i, c, p in zip(a["dataset_ids"], a["costs"], a["prices"], strict=True)
+                )
         if rec is None or rec.digest() != word & ~0xFF:
             raise ContractsError(
                 f"task {task_id}: the events do not rebuild the on-chain record "
@@ -1011,6 +1178,7 @@ class ChainClient:
             draws=tuple(unpack_draws(rec.draws, len(rec.committee))),
             skips=skips,
             claims_until=claims_until,
+            datasets=datasets,
         )
 
     def task_info(self, task_id: int) -> TaskInfo:

@@ -13,8 +13,9 @@ from dnode.contracts.errors import CompileError
 
 VYPER_DIR = Path(__file__).resolve().parent / "vyper"
 # deployable contracts; modules (registry/market/court) are pulled in via imports.
-# dnode_court is the code-only extension dnode delegates its litigation functions to.
-MAIN_CONTRACTS = ("dnode", "dnode_court")
+# dnode_court and dnode_data are the code-only extensions dnode delegates its litigation and
+# data marketplace functions to.
+MAIN_CONTRACTS = ("dnode", "dnode_court", "dnode_data")
 # the documented consumer interface (docs/protocol.md, "Consuming results"), in the manifest
 INTERFACES = ("IDnodeConsumer", "IDnodeOracle")
 

@@ -15,17 +15,36 @@ from dnode.contracts.manifest import Deployment
 
 CONTRACT_NAME = "dnode"
 COURT_NAME = "dnode_court"
+DATA_NAME = "dnode_data"
+# the key of dnode_data's own ABI in Deployment.interfaces: dnode returns what a data function
+# returns ABI-encoded once more as `bytes` (see dnode.vy __default__), decoded with this ABI
+DATA_ABI_KEY = "dnode_data"
+
+
+def _as_bytes_return(entry: dict[str, Any]) -> dict[str, Any]:
+    if entry.get("type") != "function" or not entry.get("outputs"):
+        return entry
+    return {**entry, "outputs": [{"name": "", "type": "bytes"}]}
 
 
 def combined_abi(
-    main: list[dict[str, Any]], extension: list[dict[str, Any]]
+    main: list[dict[str, Any]],
+    extension: list[dict[str, Any]],
+    data: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The ABI clients use at dnode's address: its own entries plus the extension's functions
-    and events (reached through dnode's DELEGATECALL fallback), without duplicates."""
+    """The ABI clients use at dnode's address: its own entries plus the extensions' functions
+    and events (reached through dnode's DELEGATECALL fallback), without duplicates. The data
+    extension's functions are declared returning `bytes` (what dnode's fallback returns)."""
     seen = {(e.get("type"), e.get("name")) for e in main}
     extra = [
         e
         for e in extension
+        if e.get("type") in ("function", "event") and (e.get("type"), e.get("name")) not in seen
+    ]
+    seen |= {(e.get("type"), e.get("name")) for e in extra}
+    extra += [
+        _as_bytes_return(e)
+        for e in data or []
         if e.get("type") in ("function", "event") and (e.get("type"), e.get("name")) not in seen
     ]
     return [*main, *extra]
@@ -57,6 +76,7 @@ def deploy(
     """
     artifacts = compile_contracts()
     artifact, court = artifacts[CONTRACT_NAME], artifacts[COURT_NAME]
+    data_art = artifacts[DATA_NAME]
     params = {
         "min_stake": int(min_stake),
         "seat_collateral": int(seat_collateral),
@@ -78,13 +98,17 @@ def deploy(
     )
     params["claim_period"] = claim
     args = encode(["uint256"] * len(params), list(params.values()))
-    # the extension first: dnode's constructor takes its address (same parameters, so the
-    # immutables both copies of the modules read agree)
-    receipt = send_transaction(w3, deployer, "deploy", to=None, data=court["bytecode"] + args.hex())
-    court_address = receipt.get("contractAddress")
-    if not court_address:
-        raise ContractsError("deploy: receipt has no court address")
-    args += encode(["address"], [court_address])
+    # the extensions first: dnode's constructor takes their addresses (same parameters, so
+    # the immutables every copy of the modules reads agree; dnode checks)
+    extensions = []
+    for name, art in ((COURT_NAME, court), (DATA_NAME, data_art)):
+        code = art["bytecode"] + args.hex()
+        receipt = send_transaction(w3, deployer, "deploy", to=None, data=code)
+        ext_address = receipt.get("contractAddress")
+        if not ext_address:
+            raise ContractsError(f"deploy: receipt has no {name} address")
+        extensions.append(ext_address)
+    args += encode(["address", "address"], extensions)
     data = artifact["bytecode"] + args.hex()
     receipt = send_transaction(w3, deployer, "deploy", to=None, data=data)
     address = receipt.get("contractAddress")
@@ -96,9 +120,9 @@ def deploy(
     return Deployment(
         chain_id=chain_id,
         address=Web3.to_checksum_address(address),
-        abi=combined_abi(artifact["abi"], court["abi"]),
+        abi=combined_abi(artifact["abi"], court["abi"], data_art["abi"]),
         deploy_block=int(receipt["blockNumber"]),
         params=params,
         rpc=rpc or (str(uri) if uri else None),
-        interfaces=interface_abis(),
+        interfaces={**interface_abis(), DATA_ABI_KEY: data_art["abi"]},
     )

@@ -94,3 +94,65 @@ class EndpointChainMismatch(ContractsError):
         super().__init__(
             f"RPC endpoint {endpoint} reports chain id {actual}, the others {expected}"
         )
+
+
+class DatasetRefused(TransactionReverted):
+    """The data marketplace (contracts/vyper/datasets.vy) refused an action; ``reason`` is the
+    namespaced "datasets: ..." revert string. Subclasses name the rule that was broken."""
+
+
+class UnknownDataset(DatasetRefused):
+    """No dataset has this id."""
+
+
+class NotDatasetOwner(DatasetRefused):
+    """Only a dataset's owner may update or retire it."""
+
+
+class DatasetRetired(DatasetRefused):
+    """The dataset was retired: no task may name it and it cannot be updated."""
+
+
+class DatasetExpired(DatasetRefused):
+    """The task arrived after the dataset's expiry."""
+
+
+class ProgramNotAllowed(DatasetRefused):
+    """The dataset's policy does not allow the task's program."""
+
+
+class BudgetExhausted(DatasetRefused):
+    """The task's privacy cost exceeds the budget the dataset has left."""
+
+
+class WrongDataPayment(DatasetRefused):
+    """msg.value is not the reward plus the datasets' current prices (a price changed?)."""
+
+
+class NothingToSettle(DatasetRefused):
+    """The task names no dataset, or its datasets were already settled."""
+
+
+class TaskNotEnded(DatasetRefused):
+    """Dataset payments settle only once the task is finalized, overturned or refunded."""
+
+
+_DATASET_REASONS: dict[str, type[DatasetRefused]] = {
+    "datasets: unknown dataset": UnknownDataset,
+    "datasets: not the owner": NotDatasetOwner,
+    "datasets: dataset retired": DatasetRetired,
+    "datasets: dataset expired": DatasetExpired,
+    "datasets: program not allowed": ProgramNotAllowed,
+    "datasets: privacy budget exhausted": BudgetExhausted,
+    "datasets: payment is not reward plus prices": WrongDataPayment,
+    "datasets: nothing to settle": NothingToSettle,
+    "datasets: task not ended": TaskNotEnded,
+}
+
+
+def dataset_error(err: TransactionReverted) -> TransactionReverted:
+    """The typed error for a data marketplace revert (``err`` itself for other reasons)."""
+    if not err.reason.startswith("datasets: "):
+        return err
+    cls = _DATASET_REASONS.get(err.reason, DatasetRefused)
+    return cls(err.action, err.reason)

@@ -27,8 +27,15 @@ contracts/examples/price_feed.vy: `request` (the dApp posts with itself as callb
 150k), `report` (which also stores the result bytes), `finalize` (which calls the dApp back;
 it decodes the mean and sets its price). Plain tasks do not pay for any of this.
 
+Then the data marketplace (issue 15), on a deployment of 9 equal nodes: `register_dataset`
+(one allowed program, a 40-character locator), `update_dataset`, `post_data_task` over 1 and
+over 3 datasets (beside a plain `post_task` on the same deployment), `settle_datasets` of
+each once finalized (the owners' prices to their credits) and of a refunded one (prices back,
+budget released), and an owner's `withdraw`.
+
     python scripts/gas_report.py            # table
     python scripts/gas_report.py --json     # machine-readable
+    python scripts/gas_report.py --only data --json   # the data marketplace alone (~20 s)
 """
 
 from __future__ import annotations
@@ -379,16 +386,143 @@ def _consumer_tasks(w3: Web3, dep, operator, everyone: dict[str, ChainClient]) -
     }
 
 
+def measure_data() -> dict:
+    """Gas of the data marketplace steps (9 equal nodes, m = 3, 3 owners)."""
+    server, url = start_in_thread(port=0)
+    try:
+        w3 = connect(url, timeout=120)
+
+        def funded(label: str) -> ChainClient:
+            acct = _acct(label)
+            w3.eth.send_transaction(
+                {"from": w3.eth.accounts[0], "to": acct.address, "value": 10 * ETHER}
+            )
+            c = ChainClient(w3, dep, acct)
+            c.draw_lookup = lookup_draws
+            return c
+
+        deployer = _acct("deployer")
+        w3.eth.send_transaction(
+            {"from": w3.eth.accounts[0], "to": deployer.address, "value": 100 * ETHER}
+        )
+        dep = deploy(
+            w3,
+            deployer,
+            min_stake=SLOT,
+            seat_collateral=SLOT,
+            unbond_delay=3600,
+            challenge_period=CHALLENGE,
+        )
+        everyone = {}
+        for i in range(3 * M):
+            c = funded(f"data-node{i}")
+            c.register(f"12D3KooWdata{i}", 1)
+            c.stake(2 * SLOT)
+            everyone[c.account.address.lower()] = c
+        return _data_paths(w3, funded, everyone)
+    finally:
+        server.shutdown()
+
+
+def _data_paths(w3: Web3, funded, everyone: dict[str, ChainClient]) -> dict:
+    program = keccak(text="stats.mean")
+    owners = [funded(f"data-owner{i}") for i in range(3)]
+    requester = funded("data-requester")
+    dep = requester.deployment
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    gas: dict[str, int] = {}
+    ids = []
+    for i, o in enumerate(owners):
+        ids.append(
+            o.register_dataset(
+                schema_digest=keccak(text=f"schema{i}"),
+                rows=1000,
+                price=10**16,
+                expiry=now + 10**6,
+                programs=[program],
+                budget=10**7,
+                locator="https://example.org/samples/table0.csv",
+            )
+        )
+        gas.setdefault("register_dataset", o.last_tx.gas_used)
+    owners[0].update_dataset(ids[0], price=2 * 10**16)
+    gas["update_dataset"] = owners[0].last_tx.gas_used
+
+    def run(task_id: int) -> None:
+        w3.provider.make_request("anvil_mine", ["0x1"])
+        seated = _ranked(requester, task_id, everyone)
+        sigs = [None] + [
+            sign_join(c.account, dep.chain_id, dep.address, task_id, 0) for c in seated[1:]
+        ]
+        seated[0].form_committee(task_id, [c.account.address for c in seated], sigs)
+        seated[0].report(
+            task_id,
+            RESULT,
+            [sign_report(c.account, dep.chain_id, dep.address, task_id, RESULT) for c in seated],
+        )
+        t = int(w3.eth.get_block("latest")["timestamp"])
+        w3.provider.make_request("evm_mine", [t + CHALLENGE + 1])
+        seated[0].finalize(task_id)
+
+    def post(datasets: list[int]) -> int:
+        seat_dl = int(w3.eth.get_block("latest")["timestamp"]) + 100
+        if not datasets:
+            return requester.post_task(
+                program, keccak(text="p"), seat_deadline=seat_dl, reward=10**17
+            )
+        return requester.post_data_task(
+            program,
+            keccak(text="p"),
+            datasets=datasets,
+            costs=[100_000] * len(datasets),
+            reward=10**17,
+            seat_deadline=seat_dl,
+        )
+
+    plain = post([])
+    gas["post_task (plain, same deployment)"] = requester.last_tx.gas_used
+    run(plain)
+    one = post(ids[:1])
+    gas["post_data_task (1 dataset)"] = requester.last_tx.gas_used
+    run(one)
+    three = post(ids)
+    gas["post_data_task (3 datasets)"] = requester.last_tx.gas_used
+    run(three)
+    requester.settle_datasets(one)
+    gas["settle_datasets (paid, 1 dataset)"] = requester.last_tx.gas_used
+    requester.settle_datasets(three)
+    gas["settle_datasets (paid, 3 datasets)"] = requester.last_tx.gas_used
+    refunded = post(ids[1:2])
+    t = int(w3.eth.get_block("latest")["timestamp"])
+    w3.provider.make_request("evm_mine", [t + 101])
+    requester.cancel(refunded)
+    requester.settle_datasets(refunded)
+    gas["settle_datasets (refund, 1 dataset)"] = requester.last_tx.gas_used
+    owners[1].withdraw()
+    gas["withdraw (owner)"] = owners[1].last_tx.gas_used
+    return gas
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print JSON")
     ap.add_argument(
         "--nodes", type=int, nargs="+", default=[10, 1000], help="registry sizes to measure"
     )
+    ap.add_argument("--only", choices=["data"], help="measure one section alone")
     args = ap.parse_args(argv)
     started = time.monotonic()
+    if args.only == "data":
+        data = measure_data()
+        if args.json:
+            print(json.dumps({"data": data, "seconds": round(time.monotonic() - started, 1)}))
+        else:
+            for s, g in data.items():
+                print(f"{s:<46}{g:>10}")
+        return 0
     runs = [measure(n) for n in args.nodes]
     disputes = measure_disputes()
+    data = measure_data()
     lo, hi = runs[0], runs[-1]
     flat = {
         s: abs(hi["steps"][s] - lo["steps"][s]) / lo["steps"][s] <= 0.05
@@ -402,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         "within_budget": all(r["total_per_task"] <= BUDGET for r in runs),
         "flat_within_5pct": flat,
         "disputes": disputes,
+        "data": data,
         "seconds": round(time.monotonic() - started, 1),
     }
     if args.json:
@@ -420,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{s:<34}" + "".join(f"{r['consumer']['steps'][s]:>12}" for r in runs))
         print("dispute paths (9 equal nodes, m = 3, re-execution 5 seats, 3 signatures)")
         for s, g in disputes.items():
+            print(f"{s:<46}{g:>10}")
+        print("data marketplace (9 equal nodes, m = 3, 3 owners)")
+        for s, g in data.items():
             print(f"{s:<46}{g:>10}")
     return 0 if out["within_budget"] and all(flat.values()) else 1
 

@@ -14,9 +14,12 @@
 
 import registry
 import market
+import datasets
 
 initializes: registry
 initializes: market[registry := registry]
+# storage only (its functions run in the dnode_data extension): the layouts must agree
+initializes: datasets[registry := registry, market := market]
 
 from interfaces import IDnodeOracle
 
@@ -60,8 +63,33 @@ exports: (
     market.claim_period,
 )
 
-# code-only extension holding the litigation functions (contract size, EIP-170)
+# code-only extensions (contract size, EIP-170): litigation, and the data marketplace
 court: public(immutable(address))
+data: public(immutable(address))
+
+# the functions of dnode_data, which __default__ routes there (tests/contracts checks the set)
+SEL_REGISTER: constant(bytes4) = method_id(
+    "register_dataset(bytes32,uint256,uint256,uint256,bytes32[],uint256,uint256,string)",
+    output_type=bytes4,
+)
+SEL_UPDATE: constant(bytes4) = method_id(
+    "update_dataset(uint256,uint256,uint256,bytes32[],string)", output_type=bytes4
+)
+SEL_RETIRE: constant(bytes4) = method_id("retire_dataset(uint256)", output_type=bytes4)
+SEL_POST: constant(bytes4) = method_id(
+    "post_data_task(bytes32,bytes32,uint256,uint256,uint256,uint256,uint256,uint256[],uint256[])",
+    output_type=bytes4,
+)
+SEL_SETTLE: constant(bytes4) = method_id(
+    "settle_datasets(uint256,(address,uint256,bytes32,uint256,uint256,address[],uint256,bytes32))",
+    output_type=bytes4,
+)
+SEL_INFO: constant(bytes4) = method_id("dataset_info(uint256)", output_type=bytes4)
+SEL_LEFT: constant(bytes4) = method_id("budget_left(uint256)", output_type=bytes4)
+SEL_TASK_SETS: constant(bytes4) = method_id("task_datasets(uint256)", output_type=bytes4)
+SEL_COUNT: constant(bytes4) = method_id("dataset_count()", output_type=bytes4)
+SEL_ESCROW: constant(bytes4) = method_id("data_escrow()", output_type=bytes4)
+MAX_RETURN: constant(uint256) = 2048  # largest return: dataset_info with 16 programs
 
 
 interface CourtParams:
@@ -88,6 +116,7 @@ def __init__(
     min_compute_window: uint256,
     claim_period: uint256,
     _court: address,
+    _data: address,
 ):
     """
     @notice Deploy with the network parameters (all immutable).
@@ -104,9 +133,35 @@ def __init__(
            formation that skipped them
     @param _court the dnode_court extension, deployed with the same parameters (checked
            here: its immutables are baked into its code)
+    @param _data the dnode_data extension, deployed with the same parameters (checked too)
     """
-    assert _court.is_contract, "dnode: court is not a contract"
-    c: CourtParams = CourtParams(_court)
+    for ext: address in [_court, _data]:
+        self._check_extension(ext, min_stake, seat_collateral, unbond_delay, challenge_period,
+            dispute_bond, dispute_period, min_reward, min_compute_window, claim_period)
+    court = _court
+    data = _data
+    registry.__init__(min_stake, seat_collateral, unbond_delay)
+    market.__init__(
+        challenge_period, dispute_bond, dispute_period, min_reward, min_compute_window, claim_period
+    )
+
+
+@internal
+@view
+def _check_extension(
+    ext: address,
+    min_stake: uint256,
+    seat_collateral: uint256,
+    unbond_delay: uint256,
+    challenge_period: uint256,
+    dispute_bond: uint256,
+    dispute_period: uint256,
+    min_reward: uint256,
+    min_compute_window: uint256,
+    claim_period: uint256,
+):
+    assert ext.is_contract, "dnode: extension is not a contract"
+    c: CourtParams = CourtParams(ext)
     assert (
         staticcall c.min_stake() == min_stake
         and staticcall c.seat_collateral() == seat_collateral
@@ -117,21 +172,38 @@ def __init__(
         and staticcall c.min_reward() == min_reward
         and staticcall c.min_compute_window() == min_compute_window
         and staticcall c.claim_period() == claim_period
-    ), "dnode: court parameters differ"
-    court = _court
-    registry.__init__(min_stake, seat_collateral, unbond_delay)
-    market.__init__(
-        challenge_period, dispute_bond, dispute_period, min_reward, min_compute_window, claim_period
-    )
+    ), "dnode: extension parameters differ"
 
 
 @external
 @payable
-def __default__():
+def __default__() -> Bytes[MAX_RETURN]:
     """
-    @notice Runs the litigation functions (see court.vy) in this contract's storage; any other
-            call, including plain ETH transfers, reverts.
-    @dev The extension's functions carry their own @nonreentrant, which shares this
+    @notice Runs the data marketplace functions (see datasets.vy) and the litigation
+            functions (see court.vy) in this contract's storage; any other call, including
+            plain ETH transfers, reverts.
+    @return what the extension returned, ABI-encoded once more as `bytes` (Vyper 0.4.3 has
+            no raw return): the manifest's ABI declares the data functions as returning
+            `bytes`, whose content decodes with dnode_data's ABI (contracts/client.py).
+    @dev The extensions' functions carry their own @nonreentrant, which shares this
          contract's lock (same transient slot); revert reasons bubble up unchanged.
     """
-    raw_call(court, msg.data, max_outsize=0, is_delegate_call=True)
+    sel: bytes4 = convert(slice(msg.data, 0, 4), bytes4)
+    target: address = court
+    if (
+        sel == SEL_REGISTER
+        or sel == SEL_UPDATE
+        or sel == SEL_RETIRE
+        or sel == SEL_POST
+        or sel == SEL_SETTLE
+        or sel == SEL_INFO
+        or sel == SEL_LEFT
+        or sel == SEL_TASK_SETS
+        or sel == SEL_COUNT
+        or sel == SEL_ESCROW
+    ):
+        target = data
+    out: Bytes[MAX_RETURN] = raw_call(
+        target, msg.data, max_outsize=MAX_RETURN, is_delegate_call=True
+    )
+    return out

@@ -12,9 +12,12 @@
 import registry
 import market
 import court
+import datasets
 
 initializes: registry
 initializes: market[registry := registry]
+# storage only (run by the dnode_data extension): the layouts of all three must agree
+initializes: datasets[registry := registry, market := market]
 initializes: court[market := market, registry := registry]
 
 exports: (

@@ -566,6 +566,77 @@ def _deliver(task_id: uint256, ext: uint256):
 # ---------------------------------------------------------------- task lifecycle
 
 
+@internal
+def _post_task(
+    requester: address,
+    reward: uint256,
+    program_id: bytes32,
+    params_digest: bytes32,
+    capability: uint256,
+    committee_size: uint256,
+    seat_deadline: uint256,
+    compute_window: uint256,
+    callback: address,
+    callback_gas: uint256,
+) -> uint256:
+    """Check and store a new task escrowing `reward` for `requester` (post_task, and the
+    data extension's post_data_task, which escrows dataset prices beside it)."""
+    assert reward >= min_reward, "market: reward below minimum"
+    assert reward <= MAX_REWARD, "market: reward too large"
+    assert capability == registry.MPC or capability == registry.HE, "market: bad capability"
+    assert committee_size >= MIN_COMMITTEE, "market: committee too small"
+    assert committee_size <= MAX_COMMITTEE, "market: committee too large"
+    assert seat_deadline > block.timestamp, "market: seat deadline in the past"
+    assert seat_deadline <= MAX_TIME, "market: deadline too far"
+    assert compute_window >= min_compute_window, "market: compute window below minimum"
+    assert compute_window <= MAX_PERIOD, "market: compute window too long"
+    assert callback_gas <= MAX_CALLBACK_GAS, "market: callback gas too high"
+    assert callback != empty(address) or callback_gas == 0, "market: callback gas without callback"
+
+    task_id: uint256 = self.task_count + 1
+    self.task_count = task_id
+    snapshot: uint256 = min(registry.slot_count, (1 << 40) - 1)
+    t: Task = Task(
+        requester=requester,
+        reward=reward,
+        spec=keccak256(abi_encode(program_id, params_digest)),
+        meta=(
+            capability
+            | (committee_size << SIZE_OFF)
+            | (seat_deadline << SEAT_DL_OFF)
+            | (compute_window << REPORT_DL_OFF)
+            | (block.timestamp << POSTED_AT_OFF)
+            | (snapshot << SNAPSHOT_OFF)
+        ),
+        ext=(
+            convert(callback, uint256)
+            | (callback_gas << CALLBACK_GAS_OFF)
+            | ((block.number + 1) << SEED_BLOCK_OFF)
+        ),
+        committee=[],
+        draws=0,
+        result_digest=empty(bytes32),
+    )
+    self._store(task_id, t, OPEN)
+    log TaskPosted(
+        task_id=task_id,
+        requester=requester,
+        program_id=program_id,
+        params_digest=params_digest,
+        capability=capability,
+        committee_size=committee_size,
+        reward=reward,
+        seat_deadline=seat_deadline,
+        compute_window=compute_window,
+        seed_block=block.number + 1,
+        slot_snapshot=snapshot,
+        posted_at=block.timestamp,
+    )
+    if callback != empty(address):
+        log CallbackRegistered(task_id=task_id, callback=callback, callback_gas=callback_gas)
+    return task_id
+
+
 @external
 @payable
 @nonreentrant
@@ -599,60 +670,18 @@ def post_task(
            for result_of but make no call)
     @return the new task id (ids start at 1)
     """
-    assert msg.value >= min_reward, "market: reward below minimum"
-    assert msg.value <= MAX_REWARD, "market: reward too large"
-    assert capability == registry.MPC or capability == registry.HE, "market: bad capability"
-    assert committee_size >= MIN_COMMITTEE, "market: committee too small"
-    assert committee_size <= MAX_COMMITTEE, "market: committee too large"
-    assert seat_deadline > block.timestamp, "market: seat deadline in the past"
-    assert seat_deadline <= MAX_TIME, "market: deadline too far"
-    assert compute_window >= min_compute_window, "market: compute window below minimum"
-    assert compute_window <= MAX_PERIOD, "market: compute window too long"
-    assert callback_gas <= MAX_CALLBACK_GAS, "market: callback gas too high"
-    assert callback != empty(address) or callback_gas == 0, "market: callback gas without callback"
-
-    task_id: uint256 = self.task_count + 1
-    self.task_count = task_id
-    snapshot: uint256 = min(registry.slot_count, (1 << 40) - 1)
-    t: Task = Task(
-        requester=msg.sender,
-        reward=msg.value,
-        spec=keccak256(abi_encode(program_id, params_digest)),
-        meta=(
-            capability
-            | (committee_size << SIZE_OFF)
-            | (seat_deadline << SEAT_DL_OFF)
-            | (compute_window << REPORT_DL_OFF)
-            | (block.timestamp << POSTED_AT_OFF)
-            | (snapshot << SNAPSHOT_OFF)
-        ),
-        ext=(
-            convert(callback, uint256)
-            | (callback_gas << CALLBACK_GAS_OFF)
-            | ((block.number + 1) << SEED_BLOCK_OFF)
-        ),
-        committee=[],
-        draws=0,
-        result_digest=empty(bytes32),
+    return self._post_task(
+        msg.sender,
+        msg.value,
+        program_id,
+        params_digest,
+        capability,
+        committee_size,
+        seat_deadline,
+        compute_window,
+        callback,
+        callback_gas,
     )
-    self._store(task_id, t, OPEN)
-    log TaskPosted(
-        task_id=task_id,
-        requester=msg.sender,
-        program_id=program_id,
-        params_digest=params_digest,
-        capability=capability,
-        committee_size=committee_size,
-        reward=msg.value,
-        seat_deadline=seat_deadline,
-        compute_window=compute_window,
-        seed_block=block.number + 1,
-        slot_snapshot=snapshot,
-        posted_at=block.timestamp,
-    )
-    if callback != empty(address):
-        log CallbackRegistered(task_id=task_id, callback=callback, callback_gas=callback_gas)
-    return task_id
 
 
 @external

@@ -205,7 +205,7 @@ def test_cannot_slash_or_pay_an_unrelated_node(chain: Chain, world) -> None:
     assert [n.node_info().stake for n in nodes[:3]] == [2 * ETHER - SEAT_COLLATERAL] * 3
 
 
-@pytest.mark.parametrize("name", ["dnode", "dnode_court"])
+@pytest.mark.parametrize("name", ["dnode", "dnode_court", "dnode_data"])
 def test_initcode_fits_eip3860(name: str) -> None:
     code = bytes.fromhex(compile_contracts()[name]["bytecode"][2:])
     assert len(code) <= 49152
@@ -213,14 +213,15 @@ def test_initcode_fits_eip3860(name: str) -> None:
 
 def test_deployed_runtime_fits_eip170(chain: Chain) -> None:
     main = chain.deployment.address
-    court = chain.w3.eth.contract(address=main, abi=chain.deployment.abi).functions.court().call()
-    for address in (main, court):
+    contract = chain.w3.eth.contract(address=main, abi=chain.deployment.abi)
+    court, data = contract.functions.court().call(), contract.functions.data().call()
+    for address in (main, court, data):
         code = chain.w3.eth.get_code(address)
         assert len(code) <= 24576, f"runtime code is {len(code)} bytes (EIP-170 limit 24576)"
 
 
 def test_court_shares_dnode_storage_and_lock_layout() -> None:
-    """The court runs by DELEGATECALL in dnode's storage: any layout drift would corrupt it."""
+    """The extensions run by DELEGATECALL in dnode's storage: any layout drift would corrupt it."""
     from vyper.compiler import compile_from_file_input
     from vyper.compiler.input_bundle import FilesystemInputBundle
 
@@ -234,9 +235,10 @@ def test_court_shares_dnode_storage_and_lock_layout() -> None:
         )["layout"]
         return {k: out.get(k) for k in ("storage_layout", "transient_storage_layout")}
 
-    main, court = layout("dnode"), layout("dnode_court")
+    main, court, data = layout("dnode"), layout("dnode_court"), layout("dnode_data")
     assert main["storage_layout"] and main["transient_storage_layout"]
-    assert main == court
+    assert "datasets" in main["storage_layout"]
+    assert main == court == data
 
 
 def test_court_called_directly_moves_nothing(chain: Chain, world) -> None:

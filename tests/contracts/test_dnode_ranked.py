@@ -422,23 +422,24 @@ def test_attack6_declined_signature_is_skipped_not_fatal(claim_chain: Chain) -> 
 # ------------------------------------------------------------------ 7. court parameters
 
 
-def test_attack7_court_with_other_parameters_is_refused(claim_chain: Chain) -> None:
+@pytest.mark.parametrize("bad", ["dnode_court", "dnode_data"])
+def test_attack7_extension_with_other_parameters_is_refused(claim_chain: Chain, bad: str) -> None:
     chain = claim_chain
     art = compile_contracts()
     params = dict(chain.deployment.params)
     other = {**params, "seat_collateral": params["seat_collateral"] // 2}
     names = list(params)
-    court_args = encode(["uint256"] * len(names), [other[n] for n in names])
-    receipt = send_transaction(
-        chain.w3,
-        chain.deployer,
-        "deploy",
-        to=None,
-        data=art["dnode_court"]["bytecode"] + court_args.hex(),
-    )
+    addresses = []
+    for name in ("dnode_court", "dnode_data"):
+        values = other if name == bad else params
+        ext_args = encode(["uint256"] * len(names), [values[n] for n in names])
+        receipt = send_transaction(
+            chain.w3, chain.deployer, "deploy", to=None, data=art[name]["bytecode"] + ext_args.hex()
+        )
+        addresses.append(receipt["contractAddress"])
     args = encode(["uint256"] * len(names), [params[n] for n in names])
-    args += encode(["address"], [receipt["contractAddress"]])
-    with reverts("dnode: court parameters differ"):
+    args += encode(["address", "address"], addresses)
+    with reverts("dnode: extension parameters differ"):
         send_transaction(
             chain.w3, chain.deployer, "deploy", to=None, data=art["dnode"]["bytecode"] + args.hex()
         )

@@ -1,9 +1,11 @@
 """Hypothesis state machine over every public action (time travel included), checked against
 a Python reference model after every step.
 
-Invariants: contract balance == escrows + stakes + unbonding + credits + dispute bonds
-(exactly, and account by account, the burn account included); locked <= stake; no task both
-paid and refunded; every status change follows an edge documented in docs/protocol.md.
+Invariants: contract balance == escrows + stakes + unbonding + credits + dispute bonds +
+dataset escrows (exactly, and account by account, the burn account and data owners included);
+locked <= stake; no task both paid and refunded; every status change follows an edge
+documented in docs/protocol.md; every dataset's privacy budget left matches the model (a
+task's cost is charged at posting and released only by settling its refund, once).
 
 Formation is ranked (issue 12): the model predicts, with scheduler.sortition.check_committee
 over its own slot table and the task's slot snapshot, how many eligible candidates a
@@ -57,6 +59,8 @@ from dnode.scheduler.sortition import (
 S = TaskStatus
 N_NODES = 9
 N_REQUESTERS = 2
+N_OWNERS = 2
+OTHER_PROGRAM = b"\x08" * 32
 M = 3
 RERUN = M + 2
 PROGRAM = b"\x07" * 32
@@ -99,6 +103,18 @@ def base_world() -> tuple[Chain, str]:
             chain.client(acct).stake(INITIAL_STAKE[i])  # so committees form from step one
         for j in range(N_REQUESTERS):
             chain.fund(make_account(f"sm-req{j}"))
+        for k in range(N_OWNERS):
+            acct = make_account(f"sm-own{k}")
+            chain.fund(acct)
+            # one live dataset each from step one, so tasks over datasets start at once
+            chain.client(acct).register_dataset(
+                schema_digest=b"\x05" * 32,
+                rows=10,
+                price=(1 + 2 * k) * 10**15,
+                expiry=chain.now() + 10**7,
+                programs=[PROGRAM] if k == 0 else [OTHER_PROGRAM, PROGRAM],
+                budget=2_000_000 // (k + 1),
+            )
         _base["chain"] = chain
         _base["snap"] = chain.take_snapshot()
     return _base["chain"], _base["snap"]  # type: ignore[return-value]
@@ -135,6 +151,19 @@ class MTask:
     rerun_claims_until: int = 0
     rerun_declined: set[int] = field(default_factory=set)
     consumer: bool = False  # posted with a callback: the result bytes are stored on-chain
+    data: list[tuple[int, int, int]] = field(default_factory=list)  # (dataset, cost, price)
+    data_settled: bool = False
+
+
+@dataclass
+class MDataset:
+    owner: str
+    price: int
+    expiry: int
+    budget: int
+    programs: list[bytes]
+    spent: int = 0
+    retired: bool = False
 
 
 def when(boundary: int, now: int) -> bool | None:
@@ -164,9 +193,16 @@ class DnodeMachine(RuleBasedStateMachine):
         _base["snap"] = self.chain.revert_to_snapshot(snap)
         self.nodes = [self.chain.client(make_account(f"sm-node{i}")) for i in range(N_NODES)]
         self.reqs = [self.chain.client(make_account(f"sm-req{j}")) for j in range(N_REQUESTERS)]
+        self.owners = [self.chain.client(make_account(f"sm-own{k}")) for k in range(N_OWNERS)]
         self.by_addr: dict[str, ChainClient] = {
-            c.account.address: c for c in [*self.nodes, *self.reqs]
+            c.account.address: c for c in [*self.nodes, *self.reqs, *self.owners]
         }
+        self.datasets: dict[int, MDataset] = {}
+        for ds in range(1, N_OWNERS + 1):
+            info = self.owners[0].dataset_info(ds)
+            self.datasets[ds] = MDataset(
+                info.owner, info.price, info.expiry, info.budget, list(info.programs)
+            )
         self.node_addrs = [n.account.address for n in self.nodes]
         self.stake = dict(zip(self.node_addrs, INITIAL_STAKE, strict=True))
         self.seats = dict.fromkeys(self.node_addrs, 0)
@@ -339,9 +375,9 @@ class DnodeMachine(RuleBasedStateMachine):
             self.unbonding[a] = 0
 
     @precondition(lambda self: any(self.credits[a] for a in self.by_addr))
-    @rule(who=st.integers(0, N_NODES + N_REQUESTERS - 1))
+    @rule(who=st.integers(0, N_NODES + N_REQUESTERS + N_OWNERS - 1))
     def withdraw(self, who: int) -> None:
-        c = [*self.nodes, *self.reqs][who]
+        c = [*self.nodes, *self.reqs, *self.owners][who]
         a = c.account.address
         before = self.chain.w3.eth.get_balance(a)
         if self.attempt(self.credits[a] > 0, c.withdraw):
@@ -661,6 +697,134 @@ class DnodeMachine(RuleBasedStateMachine):
             self.refunded.add(task_id)
             self.move(task_id, S.REFUNDED)
 
+    # ---------------------------------------------------------------- data marketplace rules
+
+    @rule(
+        k=st.integers(0, N_OWNERS - 1),
+        price=st.integers(0, ETHER),
+        budget=st.integers(1, 3_000_000),
+        ttl=st.sampled_from([-10, 100, 5000]),
+        other=st.booleans(),
+    )
+    def publish(self, k: int, price: int, budget: int, ttl: int, other: bool) -> None:
+        c = self.owners[k]
+        now = max(self.now(), int(time.time()))
+        expiry = now + SLACK + ttl if ttl > 0 else self.now() + ttl
+        programs = [OTHER_PROGRAM] if other else [PROGRAM, OTHER_PROGRAM]
+        expected = ttl > 0
+        try:
+            ds = c.register_dataset(
+                schema_digest=b"\x05" * 32,
+                rows=10,
+                price=price,
+                expiry=expiry,
+                programs=programs,
+                budget=budget,
+                locator="file:///sample.csv",
+            )
+        except TransactionReverted as err:
+            assert expected is False, f"publish: unexpected revert: {err}"
+            return
+        assert expected, "publish should have reverted"
+        assert ds == len(self.datasets) + 1
+        self.datasets[ds] = MDataset(c.account.address, price, expiry, budget, programs)
+
+    @precondition(lambda self: self.datasets)
+    @rule(
+        data=st.data(),
+        k=st.integers(0, N_OWNERS - 1),
+        price=st.integers(0, ETHER),
+        ttl=st.sampled_from([100, 5000]),
+        retire=st.booleans(),
+    )
+    def change_dataset(
+        self, data: st.DataObject, k: int, price: int, ttl: int, retire: bool
+    ) -> None:
+        """An owner (or another owner: refused) updates or retires a dataset; the budget
+        never moves."""
+        ds = data.draw(st.integers(1, len(self.datasets)))
+        d, c = self.datasets[ds], self.owners[k]
+        expected = c.account.address == d.owner and not d.retired
+        if retire:
+            if self.attempt(expected, c.retire_dataset, ds):
+                d.retired = True
+            return
+        expiry = max(self.now(), int(time.time())) + SLACK + ttl
+        if self.attempt(expected, c.update_dataset, ds, price=price, expiry=expiry):
+            d.price, d.expiry = price, expiry
+
+    @precondition(lambda self: self.datasets)
+    @rule(
+        j=st.integers(0, N_REQUESTERS - 1),
+        picks=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+        costs=st.lists(st.integers(1, 1_500_000), min_size=3, max_size=3),
+        reward=st.integers(C // 100 - 1, 2 * ETHER),
+        then=st.sampled_from(["wait", "form the best"]),
+    )
+    def post_over_datasets(
+        self, j: int, picks: list[int], costs: list[int], reward: int, then: str
+    ) -> None:
+        c = self.reqs[j]
+        now = self.now()
+        costs = costs[: len(picks)]
+        expected: bool | None = reward >= self.min_reward and len(set(picks)) == len(picks)
+        spent: dict[int, int] = {}
+        for ds, cost in zip(picks, costs, strict=True):
+            d = self.datasets.get(ds)
+            if d is None or d.retired or PROGRAM not in d.programs or d.spent + cost > d.budget:
+                expected = False
+                continue
+            expected = both(expected, when(d.expiry - 1, now))
+            spent[ds] = cost
+        seat_dl = max(now, int(time.time())) + SLACK + 300
+        if not self.attempt(
+            expected,
+            c.post_data_task,
+            PROGRAM,
+            PROGRAM,
+            datasets=picks,
+            costs=costs,
+            reward=reward,
+            seat_deadline=seat_dl,
+            compute_window=self.min_window,
+        ):
+            return
+        task_id = len(self.tasks) + 1
+        info = c.task_info(task_id)
+        t = MTask(
+            c.account.address, reward, seat_dl, self.min_window, info.seed_block,
+            info.posted_at, info.slot_snapshot,
+        )  # fmt: skip
+        t.data = [
+            (ds, cost, self.datasets[ds].price) for ds, cost in zip(picks, costs, strict=True)
+        ]
+        assert [(d.dataset_id, d.cost, d.price) for d in info.datasets] == t.data
+        for ds, cost in spent.items():
+            self.datasets[ds].spent += cost
+        self.tasks[task_id] = t
+        event(f"task over {len(picks)} dataset(s)")
+        if then == "form the best":
+            self._bind(task_id, 0, list(range(N_NODES)), True, 0)
+
+    @precondition(lambda self: any(t.data for t in self.tasks.values()))
+    @rule(data=st.data(), who=st.integers(0, N_OWNERS - 1))
+    def settle_datasets(self, data: st.DataObject, who: int) -> None:
+        with_data = sorted(i for i, t in self.tasks.items() if t.data)
+        task_id = with_data[data.draw(st.integers(0, len(with_data) - 1))]
+        t = self.tasks[task_id]
+        ended = t.status in (S.FINALIZED, S.OVERTURNED, S.REFUNDED)
+        expected = ended and not t.data_settled
+        if not self.attempt(expected, self.owners[who].settle_datasets, task_id):
+            return
+        t.data_settled = True
+        for ds, cost, price in t.data:
+            if t.status == S.REFUNDED:
+                self.credits[t.requester] += price
+                self.datasets[ds].spent -= cost
+            else:
+                self.credits[self.datasets[ds].owner] += price
+        event("datasets settled " + ("(refund)" if t.status == S.REFUNDED else "(paid)"))
+
     # ---------------------------------------------------------------- litigation rules
 
     @precondition(lambda self: self.tasks)
@@ -787,9 +951,14 @@ class DnodeMachine(RuleBasedStateMachine):
     def money_is_conserved(self) -> None:
         escrow = sum(t.reward for t in self.tasks.values() if t.status in ESCROWED)
         bonds = sum(t.bond for t in self.tasks.values() if t.status in BONDED)
+        data_escrow = sum(
+            p for t in self.tasks.values() if not t.data_settled for _, _, p in t.data
+        )
+        assert self.nodes[0].data_escrow() == data_escrow
         expected = (
             escrow
             + bonds
+            + data_escrow
             + sum(self.stake.values())
             + sum(self.unbonding.values())
             + sum(self.credits.values())
@@ -814,6 +983,12 @@ class DnodeMachine(RuleBasedStateMachine):
         assert self.nodes[0].credits(BURN) == self.credits[BURN]
         for task_id, t in self.tasks.items():
             assert self.nodes[0].task_status(task_id) == t.status
+        for ds, d in self.datasets.items():
+            info = self.nodes[0].dataset_info(ds)
+            assert (info.owner, info.price, info.expiry, info.retired) == (
+                d.owner, d.price, d.expiry, d.retired,
+            )  # fmt: skip
+            assert (info.budget, info.spent) == (d.budget, d.spent)
 
     @invariant()
     def consumer_results_stored(self) -> None:
@@ -894,5 +1069,69 @@ def test_dispute_endings_keep_the_money_invariant(ending: str, reward: int) -> N
         assert t.status == FINAL.get(ending, S.FINALIZED)
         stakes = {a: m.stake[a] for a in t.committee}
         assert stakes == {a: INITIAL_STAKE[m.node_addrs.index(a)] for a in t.committee}
+
+    run()
+
+
+# ---------------------------------------------------------------- directed data endings
+
+# every way a task over datasets ends, through the machine's own rules (so the owners'
+# credits, the requester's refund and each budget are checked after every step)
+DATA_ENDINGS = {
+    "finalized": [("report", b"A"), ("time_travel", 700), ("finalize",)],
+    "refunded": [("time_travel", 2000), ("cancel",)],
+    "overturned": [("report", b"A"), ("dispute",), ("form_rerun",), ("report_rerun", b"B")],
+    "upheld": [("report", b"A"), ("dispute",), ("form_rerun",), ("report_rerun", b"A")],
+}
+
+
+@pytest.mark.parametrize("ending", list(DATA_ENDINGS))
+def test_data_endings_keep_the_money_invariant(ending: str) -> None:
+    @settings(max_examples=1, database=None, deadline=None, phases=[Phase.generate])
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        m = DnodeMachine()
+        checks = [m.money_is_conserved, m.chain_matches_model, m.never_paid_and_refunded]
+
+        def step(fn, *args, **kw) -> None:
+            fn(*args, **kw)
+            for check in checks:
+                check()
+
+        step(m.publish, 1, 10**16, 1_000_000, 5000, False)
+        then = "wait" if ending == "refunded" else "form the best"
+        step(m.post_over_datasets, 0, [1, 2, 3], [300_000, 400_000, 500_000], ETHER, then)
+        (task_id,) = m.tasks
+        t = m.tasks[task_id]
+        assert len(t.data) == 3 and t.status == (S.OPEN if then == "wait" else S.COMPUTING)
+        left = {ds: d.budget - d.spent for ds, d in m.datasets.items()}
+        step(m.settle_datasets, data, 0)  # too early: refused
+        assert not t.data_settled
+        for name, *args in DATA_ENDINGS[ending]:
+            if name == "report":
+                step(m.report, data, [0, 1, 2], False, args[0])
+            elif name == "dispute":
+                step(m.dispute, data, -1)
+            elif name == "form_rerun":
+                step(m.form_rerun, data, list(range(N_NODES)), True, 0)
+            elif name == "report_rerun":
+                step(m.report_rerun, data, [0, 1, 2, 3], args[0])
+            elif name == "time_travel":
+                step(m.time_travel, args[0])
+            else:
+                step(getattr(m, name), data)
+        assert t.status == {"refunded": S.REFUNDED, "overturned": S.OVERTURNED}.get(
+            ending, S.FINALIZED
+        )
+        step(m.settle_datasets, data, 1)
+        assert t.data_settled
+        step(m.settle_datasets, data, 0)  # a second settlement is refused
+        released = ending == "refunded"
+        for ds, cost, _ in t.data:
+            d = m.datasets[ds]
+            assert d.budget - d.spent == left[ds] + (cost if released else 0)
+        for k in range(N_OWNERS):
+            step(m.withdraw, N_NODES + N_REQUESTERS + k)
+        step(m.withdraw, 0)
 
     run()
