@@ -1,4 +1,4 @@
-"""Dataset catalogue commands: ``dnode data publish|update|retire|list|show|settle``.
+"""Dataset catalogue commands: ``dnode data publish|update|retire|list|show|sample|settle``.
 
 A dataset lives on-chain (contracts/vyper/datasets.vy): its public schema digest, declared row
 count, price per task, expiry, allowed programs, a privacy budget that can never be raised, and
@@ -259,6 +259,69 @@ def settle(c: Ctx, task_id: int) -> None:
     c.emit(
         {"task_id": task_id, "status": status, "settled": paid, "datasets": len(entries)},
         f"task {task_id} ({status}): settled {fmt_eth(paid)} over {len(entries)} dataset(s)",
+    )
+
+
+SAMPLE_LIMIT = 64 << 20  # bytes a sample may have
+
+
+def fetch_sample(locator: str, limit: int = SAMPLE_LIMIT) -> bytes:
+    """The public sample at ``locator``: ``file://PATH`` or ``http(s)://URL`` (no secrets
+    travel: it is public mock data a requester develops against before paying)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    url = urllib.parse.urlparse(locator)
+    if url.scheme == "file":
+        path = Path(urllib.parse.unquote(url.path))
+        try:
+            with path.open("rb") as f:
+                data = f.read(limit + 1)
+        except OSError as e:
+            raise CliError(f"cannot read the sample {locator}: {e.strerror}") from None
+    elif url.scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(locator, timeout=30) as r:  # noqa: S310 - scheme checked
+                data = r.read(limit + 1)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise CliError(f"cannot fetch the sample {locator}: {e}") from None
+    else:
+        raise CliError(f"sample locator {locator!r}: only file:// and http(s):// are supported")
+    if len(data) > limit:
+        raise CliError(f"the sample at {locator} is larger than {limit} bytes")
+    return data
+
+
+@data.command("sample")
+@click.argument("dataset_id", type=click.IntRange(min=1))
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), help="Write it here [stdout]."
+)
+@pass_ctx
+def sample(c: Ctx, dataset_id: int, out: Path | None) -> None:
+    """Fetch a dataset's public sample (mock) data, to develop a task before paying."""
+    chain = c.chain()
+    d = chain.dataset_info(dataset_id)
+    if not d.exists:
+        raise CliError(f"dataset {dataset_id} does not exist")
+    if not d.locator:
+        raise CliError(f"dataset {dataset_id} publishes no sample")
+    data = fetch_sample(d.locator)
+    if out is None:
+        if c.as_json:
+            c.emit({"dataset_id": dataset_id, "sample": d.locator, "bytes": len(data),
+                    "text": data.decode(errors="replace")}, "")  # fmt: skip
+        else:
+            click.echo(data.decode(errors="replace"), nl=False)
+        return
+    try:
+        out.write_bytes(data)
+    except OSError as e:
+        raise CliError(f"cannot write {out}: {e.strerror}") from None
+    c.emit(
+        {"dataset_id": dataset_id, "sample": d.locator, "bytes": len(data), "out": str(out)},
+        f"dataset {dataset_id}: {len(data)} bytes of sample data from {d.locator} -> {out}",
     )
 
 

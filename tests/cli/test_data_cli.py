@@ -101,3 +101,26 @@ def test_show_unknown(cluster: DevCluster) -> None:
 def test_settle_unknown_or_unsettleable(cluster: DevCluster) -> None:
     alice = cluster.members["alice"].home
     one_line_error(run(cluster, alice, "data", "settle", "999"), "market: unknown task")
+
+
+def test_sample_fetches_the_public_mock_data(cluster: DevCluster, tmp_path: Path) -> None:
+    mock = tmp_path / "mock.csv"
+    mock.write_text("age,income\n41,52000.00\n29,31000.50\n")
+    pub = data(
+        cluster, "alice", "publish", "--schema-digest", "0x" + "11" * 32, "--rows", "3",
+        "--price", "0.01ether", "--program", "mpc.mean", "--epsilon", "1",
+        "--sample", mock.as_uri(),
+    )  # fmt: skip
+    out = tmp_path / "got.csv"
+    got = data(cluster, "bob", "sample", str(pub["dataset_id"]), "--out", str(out))
+    assert out.read_text() == mock.read_text() and got["bytes"] == len(mock.read_bytes())
+    # a dataset without a sample, and an unreachable one: one line each
+    none = data(
+        cluster, "alice", "publish", "--schema-digest", "0x" + "22" * 32, "--rows", "3",
+        "--price", "0.01ether", "--program", "mpc.mean", "--epsilon", "1",
+    )  # fmt: skip
+    r = run(cluster, cluster.members["bob"].home, "data", "sample", str(none["dataset_id"]))
+    one_line_error(r, "publishes no sample")
+    mock.unlink()
+    r = run(cluster, cluster.members["bob"].home, "data", "sample", str(pub["dataset_id"]))
+    one_line_error(r, "cannot read the sample")
