@@ -9,24 +9,25 @@ os.environ.pop("DNODE_PASSWORD", None)
 # Rough seconds per module on the 2-core CI machine (measured with --durations; only the
 # order matters). Longest first: with two xdist workers the short tests then fill the gaps,
 # instead of one long module running alone at the end (longest-processing-time scheduling).
-MODULE_WEIGHT = {
-    "test_e2e_capture.py": 500,
-    "test_e2e_stats.py": 350,
-    "test_e2e_claims.py": 280,
-    "test_e2e_dispute.py": 280,
-    "test_e2e_sortition.py": 260,
-    "test_e2e_ops.py": 230,
-    "test_e2e_consumer.py": 200,
-    "test_e2e_anvil.py": 130,
-    "test_e2e_chaos.py": 125,
-    "test_dnode_stateful.py": 120,
+MODULE_WEIGHT = {  # seconds, measured (pytest --durations) with the fork server
+    "test_e2e_stats.py": 260,
+    "test_e2e_capture.py": 230,
+    "test_e2e_claims.py": 150,
+    "test_e2e_sortition.py": 110,
+    "test_dnode_stateful.py": 100,
+    "test_he.py": 100,
     "test_malicious.py": 100,
-    "test_errors.py": 100,
-    "test_e2e_he.py": 65,
-    "test_e2e.py": 60,
-    "test_he.py": 50,
-    "test_e2e_malicious.py": 46,
-    "test_e2e_min_aggregation.py": 43,
+    "test_e2e_chaos.py": 85,
+    "test_e2e_dispute.py": 80,
+    "test_e2e_consumer.py": 70,
+    "test_compare_malicious.py": 70,
+    "test_e2e_ops.py": 60,
+    "test_e2e_he.py": 50,
+    "test_e2e_anvil.py": 45,
+    "test_e2e_malicious.py": 31,
+    "test_e2e_private.py": 27,
+    "test_e2e.py": 27,
+    "test_e2e_min_aggregation.py": 20,
 }
 
 

@@ -29,9 +29,6 @@ def run(
     rpc: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     cmd = [
-        sys.executable,
-        "-m",
-        "dnode.cli",
         "--rpc-url",
         rpc or c.rpc_url,
         "--manifest",
@@ -41,7 +38,10 @@ def run(
     ]
     if home:
         cmd += ["--home", str(home)]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120)
+    # each command is its own process, forked from the cluster's warm fork server (the
+    # output and exit code are those of a fresh `python -m dnode.cli`: test_forkserver.py)
+    r = c._run_cli([*cmd, *args], 120)
+    return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(), r.stderr.decode())
 
 
 def one_line_error(r: subprocess.CompletedProcess[str], needle: str) -> None:
