@@ -11,7 +11,7 @@ import click
 import trio
 from eth_utils import is_address, to_checksum_address
 
-from dnode.cli import he, private
+from dnode.cli import he, market, private
 from dnode.cli.context import CliError, Ctx, pass_ctx
 from dnode.cli.programs import program_args, table_params
 from dnode.cli.units import AMOUNT, fmt_eth
@@ -76,6 +76,21 @@ PROGRAM_FLAGS = {"ignore_unknown_options": True, "allow_extra_args": True}
     "owners",
     multiple=True,
     help="Table programs: address of a data owner who will contribute (repeatable, required).",
+)
+@click.option(
+    "--dataset",
+    "datasets",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="Run over a published dataset (repeatable; see dnode data list): its owner "
+    "contributes, and posting escrows its price and charges --privacy-cost to its budget.",
+)
+@click.option(
+    "--privacy-cost",
+    "privacy_costs",
+    multiple=True,
+    help="Privacy budget the task spends of each --dataset (ε or ρ, its kind): one value "
+    "for all, or one per dataset in order.",
 )
 @click.option("--column", "columns", multiple=True, help=COLUMN_HELP)
 @click.option(
@@ -145,6 +160,8 @@ def post(
     cctx: click.Context,
     program: str,
     owners: tuple[str, ...],
+    datasets: tuple[int, ...],
+    privacy_costs: tuple[str, ...],
     columns: tuple[str, ...],
     schema: Path | None,
     committee_size: int,
@@ -202,6 +219,15 @@ def post(
         )
     if data or arg_items:
         raise CliError(f"--data/--arg are for programs on encrypted data, not {prog.name}")
+    acct = c.account()
+    chain = c.chain(acct)
+    costs: list[int] = []
+    if datasets:
+        if owners:
+            raise CliError("give --dataset or --owner, not both: a dataset's owner contributes")
+        owners, costs = market.dataset_owners(chain, datasets, privacy_costs)
+    elif privacy_costs:
+        raise CliError("--privacy-cost needs --dataset")
     minimum = _min_aggregation(owners, min_owners, min_values, allow_single_owner)
     params = _table_params(
         prog.name, owners, columns, schema, program_args(prog, cctx.args, args_opt),
@@ -209,18 +235,29 @@ def post(
     )  # fmt: skip
     if private_result:
         params = dataclasses.replace(params, result_key=private.result_key(c))
-    acct = c.account()
-    chain = c.chain(acct)
     now = max(int(time.time()), chain.block_timestamp())
-    task_id = chain.post_task(
-        prog.program_id,
-        params.digest,
-        capability=prog.capability_bit,
-        committee_size=committee_size,
-        seat_deadline=now + seat_timeout,
-        report_deadline=now + report_timeout,
-        reward=reward,
-    )
+    if datasets:
+        task_id = chain.post_data_task(
+            prog.program_id,
+            params.digest,
+            datasets=list(datasets),
+            costs=costs,
+            reward=reward,
+            seat_deadline=now + seat_timeout,
+            compute_window=report_timeout - seat_timeout,
+            capability=prog.capability_bit,
+            committee_size=committee_size,
+        )
+    else:
+        task_id = chain.post_task(
+            prog.program_id,
+            params.digest,
+            capability=prog.capability_bit,
+            committee_size=committee_size,
+            seat_deadline=now + seat_timeout,
+            report_deadline=now + report_timeout,
+            reward=reward,
+        )
     kept = _params_file(c, chain, task_id)
     try:  # kept to shape and label the result later (dnode task result)
         kept.parent.mkdir(parents=True, exist_ok=True)
@@ -238,6 +275,7 @@ def post(
             "reward": reward,
             "announced_to": announced,
             "params": params.to_dict(),
+            "datasets": list(datasets),
             "tx": chain.last_tx.tx_hash if chain.last_tx else None,
         },
         f"posted task {task_id} ({prog.name}, committee {committee_size}, reward {fmt_eth(reward)})"

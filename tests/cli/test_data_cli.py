@@ -124,3 +124,32 @@ def test_sample_fetches_the_public_mock_data(cluster: DevCluster, tmp_path: Path
     mock.unlink()
     r = run(cluster, cluster.members["bob"].home, "data", "sample", str(pub["dataset_id"]))
     one_line_error(r, "cannot read the sample")
+
+
+def test_a_task_over_datasets_pays_their_prices_and_names_their_owners(
+    cluster: DevCluster, tmp_path: Path
+) -> None:
+    cluster.member("carol")
+    ids = []
+    for who in ("alice", "bob"):
+        pub = data(
+            cluster, who, "publish", "--schema-digest", "0x" + "33" * 32, "--rows", "10",
+            "--price", "0.02ether", "--program", "mpc.mean", "--epsilon", "1",
+        )  # fmt: skip
+        ids.append(str(pub["dataset_id"]))
+    carol = cluster.members["carol"].home
+    common = ["--json", "task", "post", "--reward", "0.3ether"]
+    sets = [a for i in ids for a in ("--dataset", i)]
+    r = run(cluster, carol, *common, "--program", "mpc.mean", *sets, "--privacy-cost", "0.25")
+    assert r.returncode == 0, r.stderr
+    posted = json.loads(r.stdout)
+    owners = {cluster.members[w].address for w in ("alice", "bob")}
+    assert set(posted["params"]["owners"]) == owners and posted["datasets"] == [int(i) for i in ids]
+    assert data(cluster, "carol", "show", ids[0])["budget_left"] == 0.75
+    # refusals, each one line with its reason, nothing paid
+    r = run(cluster, carol, *common, "--program", "mpc.sum", *sets, "--privacy-cost", "0.25")
+    one_line_error(r, "program not allowed")
+    r = run(cluster, carol, *common, "--program", "mpc.mean", *sets, "--privacy-cost", "0.9")
+    one_line_error(r, "privacy budget left")
+    r = run(cluster, carol, *common, "--program", "mpc.mean", *sets)
+    one_line_error(r, "--privacy-cost")
