@@ -365,15 +365,21 @@ class DevCluster:
         self._await_ready(node)
         self.say(f"node   {node.member.name} restarted (pid {node.proc.pid})")
 
-    def start_agent(self, member: Member, config: Path, extra_args: Sequence[str] = ()) -> NodeProc:
+    def start_agent(
+        self,
+        member: Member,
+        config: Path,
+        extra_args: Sequence[str] = (),
+        bootstrap: Sequence[str] | None = None,
+    ) -> NodeProc:
         """Run ``dnode owner start`` (the data owner's agent) as ``member`` with ``config``,
-        through the first node; logs to WORKDIR/agent-<name>.log."""
+        through ``bootstrap`` (default: the first node); logs to WORKDIR/agent-<name>.log."""
         args = [
             "--rpc-url", self.rpc_url, "--manifest", str(self.manifest),
             "--home", str(member.home), "--password-file", str(self.password_file),
             "owner", "start", "--config", str(config),
         ]  # fmt: skip
-        for b in self.bootstrap():
+        for b in self.bootstrap() if bootstrap is None else bootstrap:
             args += ["--bootstrap", b]
         if self.engine == "devnet" and not self.external_rpc:
             args += ["--confirmations", "0"]  # as its nodes (see start_node)
