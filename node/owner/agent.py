@@ -462,8 +462,11 @@ class OwnerAgent:
                 except (NodeError, P2PError) as e:
                     log.debug("notice to %s: %s", peer, e)
         if sent:
+            fresh = self.noticed.get(n.task_id) != (n.state, n.reason)
             self.noticed[n.task_id] = (n.state, n.reason)
-            log.info("task %d: notice %s sent to %d peer(s)", n.task_id, n.state, sent)
+            (log.info if fresh else log.debug)(
+                "task %d: notice %s sent to %d peer(s)", n.task_id, n.state, sent
+            )
 
     async def _notices_forever(self) -> None:
         """Re-send the notices of open tasks (a restarted node has forgotten them)."""
