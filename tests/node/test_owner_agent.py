@@ -345,3 +345,37 @@ def test_a_forged_or_foreign_notice_is_refused() -> None:
     with pytest.raises(ProtocolViolation, match="not a data owner"):
         accept_notice(ctx, "p", OwnerNotice.parse("p", stranger.to_bytes()))
     assert ctx.owner_notices == {}
+
+
+def test_a_dispute_rerun_gets_a_fresh_sharing_for_its_seats(tmp_path: Path) -> None:
+    """Round 1 (re-execution committee, m + 2 seats) reaches the agent the same way: its own
+    sharing, stored once, while round 0's stays as it was."""
+    w = World(tmp_path)
+    extra = [Account.create().address for _ in range(5)]
+    rerun_seats = []
+    for i, addr in enumerate(extra):
+        w.ledger.register(addr, f"rerun-{i}")
+        rerun_seats.append(Seat(w.net, f"rerun-{i}"))
+    w.post()
+
+    async def main() -> None:
+        a = w.agent()
+        a.chain.rerun_seats = lambda task_id: list(extra)
+        await _decide(w, a)
+        w.seat_committee()
+        assert await a.contribute_round(a.state.decision(TASK), 0)
+        round0 = [r.contribution for r in a.state.sharing(TASK, 0)]
+        w.ledger.update(TASK, status=TaskStatus.RECOMPUTING)
+        async with trio.open_nursery() as n:
+            a.nursery = n
+            await a.advance(a.state.decision(TASK))  # dispatches round 1 only
+            assert (TASK, 1) in a.delivering and (TASK, 0) not in a.delivering
+        assert [r.contribution for r in a.state.sharing(TASK, 0)] == round0
+        rows = a.state.sharing(TASK, 1)
+        assert len(rows) == 5 and all(r.acked_at for r in rows)
+        a.state.close()
+
+    trio.run(main)
+    cs = [Contribution.parse("t", s.received[0]) for s in rerun_seats]
+    assert {c.round for c in cs} == {1} and len({c.commitment for c in cs}) == 1
+    assert all(len(s.received) == 1 for s in rerun_seats)
