@@ -63,6 +63,7 @@ T = TypeVar("T")
 OUTCOME_STATE = {ACCEPT: ACCEPTED, PENDING: PENDING_STATE, REJECT: REJECTED}
 ROUND_STATUS = {0: TaskStatus.COMPUTING, 1: TaskStatus.RECOMPUTING}
 PARAMS_RETRY = 3.0  # seconds between attempts to learn a task's params
+RECHECK = 5.0  # seconds between chain reads of a task no event or owner decision touched
 MAX_CACHED_ANNOUNCEMENTS = 1024
 
 
@@ -109,6 +110,8 @@ class OwnerAgent:
         self.not_mine: set[int] = set()
         self.delivering: set[tuple[int, int]] = set()
         self.noticed: dict[int, tuple[str, str]] = {}
+        self.touched: set[int] = set()  # tasks an event named since the last pass
+        self.checked: dict[int, tuple[float, float]] = {}  # task -> (monotonic, decision.updated)
         self.wake = trio.Event()
         self.metrics_server: MetricsServer | None = None
         self.nursery: trio.Nursery | None = None
@@ -216,6 +219,7 @@ class OwnerAgent:
         woke = False
         for ev in events:
             task_id = int(ev.args.get("task_id", 0))
+            self.touched.add(task_id)
             if ev.name == "TaskPosted":
                 if self.state.decision(task_id) is None and task_id not in self.not_mine:
                     self.candidates.setdefault(task_id, 0.0)
@@ -267,8 +271,14 @@ class OwnerAgent:
             if now - tried >= PARAMS_RETRY or task_id in self.announced:
                 self.candidates[task_id] = now
                 await self.consider(task_id)
+        touched, self.touched = self.touched, set()
         for d in self.state.decisions(open_only=True):
-            await self.advance(d)
+            # a task's record is read from the chain (its logs) when an event named it, the
+            # owner decided (approve/reject), or every RECHECK s: the chain is shared
+            at, seen = self.checked.get(d.task_id, (0.0, 0.0))
+            if d.task_id in touched or d.updated != seen or now - at >= RECHECK:
+                self.checked[d.task_id] = (now, d.updated)
+                await self.advance(d)
 
     async def _params_of(self, task_id: int, digest: bytes) -> TaskParams | None:
         raw = self.announced.get(task_id)
@@ -335,6 +345,7 @@ class OwnerAgent:
         if info.status in TERMINAL_STATUSES or info.status == TaskStatus.NONE:
             await self._send_notice(d)
             purged = self.state.close_task(d.task_id)
+            self.checked.pop(d.task_id, None)
             log.info("task %d %s on chain: closed (%d stored seat contribution(s) deleted)",
                      d.task_id, info.status.name.lower(), purged)  # fmt: skip
             return
