@@ -291,7 +291,8 @@ class OwnerAgent:
                 pass
         try:
             return await fetch_params(self.host, task_id, digest)  # type: ignore[arg-type]
-        except NodeError:
+        except (NodeError, SchedulerError) as e:  # nobody knows them yet, or a peer sent junk
+            log.debug("params of task %d: %s", task_id, e)
             return None
 
     async def consider(self, task_id: int) -> Decision | None:

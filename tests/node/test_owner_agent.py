@@ -379,3 +379,22 @@ def test_a_dispute_rerun_gets_a_fresh_sharing_for_its_seats(tmp_path: Path) -> N
     cs = [Contribution.parse("t", s.received[0]) for s in rerun_seats]
     assert {c.round for c in cs} == {1} and len({c.commitment for c in cs}) == 1
     assert all(len(s.received) == 1 for s in rerun_seats)
+
+
+def test_malformed_params_are_skipped_and_the_agent_keeps_serving(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    w.post()
+
+    async def main() -> None:
+        a = w.agent()
+        a.candidates[TASK] = 0.0
+        a.announced[TASK] = b'{"v": 2, "program": "mpc.mean", "owners": "junk"}'
+        await a.reconcile()  # junk on gossip and no peer knows them: retried later
+        assert a.state.decision(TASK) is None and TASK in a.candidates
+        a.announced[TASK] = b"\xff not json"
+        await a.reconcile()
+        assert a.state.decision(TASK) is None
+        assert (await _decide(w, a)).state == "accepted"  # the real params arrive
+        a.state.close()
+
+    trio.run(main)
