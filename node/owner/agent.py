@@ -270,7 +270,7 @@ class OwnerAgent:
         for task_id, tried in list(self.candidates.items()):
             if now - tried >= PARAMS_RETRY or task_id in self.announced:
                 self.candidates[task_id] = now
-                await self.consider(task_id)
+                await self._guarded(self.consider, task_id)
         touched, self.touched = self.touched, set()
         for d in self.state.decisions(open_only=True):
             # a task's record is read from the chain (its logs) when an event named it, the
@@ -278,7 +278,16 @@ class OwnerAgent:
             at, seen = self.checked.get(d.task_id, (0.0, 0.0))
             if d.task_id in touched or d.updated != seen or now - at >= RECHECK:
                 self.checked[d.task_id] = (now, d.updated)
-                await self.advance(d)
+                await self._guarded(self.advance, d)
+
+    async def _guarded(self, step: Callable[..., Any], arg: Any) -> None:
+        """One task's step; its failure (an RPC error, a bug) does not hold up the others."""
+        try:
+            await step(arg)
+        except (ContractsError, NodeError, SchedulerError) as e:
+            log.warning("%s: %s", step.__name__, e)
+        except Exception as e:
+            log.error("%s failed", step.__name__, exc_info=e)
 
     async def _params_of(self, task_id: int, digest: bytes) -> TaskParams | None:
         raw = self.announced.get(task_id)
