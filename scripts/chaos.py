@@ -395,6 +395,13 @@ class Chaos:
             counts["seats_resumed_mpc_rerun"] += text.count("(rerunning the MPC)")
             counts["seats_abandoned_after_restart"] += text.count("cannot resume round")
             counts["seats_declined"] += text.count("declined round")
+        if self.cluster.agents:  # --owner-agents: did every seated committee get the shares?
+            counts["agent_rounds_shared"] = 0
+            counts["agent_rounds_all_acked"] = 0
+            for a in self.cluster.agents:
+                text = a.log_path.read_text(errors="replace")
+                counts["agent_rounds_shared"] += text.count(": sharing recorded")
+                counts["agent_rounds_all_acked"] += text.count("every seat acknowledged")
         return counts
 
 
