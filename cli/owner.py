@@ -93,7 +93,7 @@ def start(
 
     async def main() -> None:
         async with open_host(
-            _identity(acct), cfg.listen, cfg.bootstrap, topics=[TOPIC_TASKS] if cfg.gossip else []
+            _identity(acct), cfg.listen, cfg.bootstrap, topics=[TOPIC_TASKS]
         ) as host:
             agent = OwnerAgent(cfg, acct, chain, host, state)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

@@ -137,8 +137,7 @@ class OwnerAgent:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 nursery.start_soon(self._watch_chain)
-                if self.cfg.gossip:
-                    nursery.start_soon(self._listen_gossip)
+                nursery.start_soon(self._listen_gossip)
                 nursery.start_soon(self._reconcile_forever)
                 nursery.start_soon(self._notices_forever)
                 log.info(
@@ -473,11 +472,10 @@ class OwnerAgent:
         data = n.to_bytes()
         sent = 0
         with trio.move_on_after(10):
-            if self.cfg.gossip:  # else the nodes that take it relay it (node.task.notices)
-                try:
-                    await self.host.publish(TOPIC_TASKS, data)
-                except NodeError as e:
-                    log.debug("notice gossip: %s", e)
+            try:
+                await self.host.publish(TOPIC_TASKS, data)
+            except NodeError as e:
+                log.debug("notice gossip: %s", e)
             for peer in self.host.connected_peers():
                 try:
                     check_reply(peer, await self.host.request(peer, PROTO_NOTICE, data, timeout=5))

@@ -54,9 +54,6 @@ class OwnerConfig:
     metrics_port: int | None = 0  # 127.0.0.1 port of /metrics and /status; 0: any, None: off
     log_format: str = "text"
     lookback: int = 1000  # blocks of history a starting agent replays
-    # join the gossip mesh (params a little sooner); off: params are asked from peers and
-    # the nodes relay the agent's notices, the agent relays nobody's gossip
-    gossip: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -129,10 +126,6 @@ def _setting(name: str, v: Any) -> Any:
         if not isinstance(v, int) or isinstance(v, bool) or not -1 <= v <= 65535:
             raise ValueError("metrics_port must be -1..65535")
         return None if v < 0 else v
-    if name == "gossip":
-        if not isinstance(v, bool):
-            raise ValueError("gossip must be true or false")
-        return v
     if name == "log_format":
         if v not in ("text", "json"):
             raise ValueError('log_format must be "text" or "json"')

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import logging
 
-import trio
-
-from dnode.node.errors import NodeError, ProtocolViolation
-from dnode.node.protocol import TOPIC_TASKS, OwnerNotice, error, loads, ok
+from dnode.node.errors import ProtocolViolation
+from dnode.node.protocol import OwnerNotice, error, loads, ok
 from dnode.node.task.context import NodeContext
 
 log = logging.getLogger("dnode.node")
@@ -50,14 +48,8 @@ async def on_owner_notice(ctx: NodeContext, peer: str, data: bytes) -> bytes:
                 raise ProtocolViolation(peer, "task_id missing")
             kept = ctx.owner_notices.get(task_id, {})
             return ok(notices=[n.to_json() for n in kept.values()])
-        fresh = accept_notice(ctx, peer, OwnerNotice.from_obj(peer, obj))
+        accept_notice(ctx, peer, OwnerNotice.from_obj(peer, obj))
     except ProtocolViolation as e:
         log.info("%s", e)
         return error(e.detail)
-    if fresh:  # relay it: the agent need not be in the gossip mesh
-        with trio.move_on_after(5):
-            try:
-                await ctx.host.publish(TOPIC_TASKS, data)
-            except NodeError as e:
-                log.info("cannot gossip an owner notice of task %d: %s", obj.get("task_id"), e)
     return ok()
