@@ -145,6 +145,7 @@ class DevCluster:
         self.password_file.write_text(DEV_PASSWORD)
         self.chain_proc: Proc | None = None
         self.nodes: list[NodeProc] = []
+        self.agents: list[NodeProc] = []  # data owners' agents (dnode owner start)
         self.members: dict[str, Member] = {}
         self._logs: list[IO[bytes]] = []
         self._next_dev_key = 0
@@ -393,6 +394,40 @@ class DevCluster:
         self._await_ready(node)
         self.say(f"node   {node.member.name} restarted (pid {node.proc.pid})")
 
+    def start_agent(
+        self,
+        member: Member,
+        config: Path,
+        extra_args: Sequence[str] = (),
+        bootstrap: Sequence[str] | None = None,
+    ) -> NodeProc:
+        """Run ``dnode owner start`` (the data owner's agent) as ``member`` with ``config``,
+        through ``bootstrap`` (default: the first node); logs to WORKDIR/agent-<name>.log."""
+        args = [
+            "--rpc-url", self.rpc_url, "--manifest", str(self.manifest),
+            "--home", str(member.home), "--password-file", str(self.password_file),
+            "owner", "start", "--config", str(config),
+        ]  # fmt: skip
+        for b in self.bootstrap() if bootstrap is None else bootstrap:
+            args += ["--bootstrap", b]
+        if self.engine == "devnet" and not self.external_rpc:
+            args += ["--confirmations", "0"]  # as its nodes (see start_node)
+        args += list(extra_args)
+        proc, log_path = self._spawn(args, f"agent-{member.name}")
+        agent = NodeProc(member, proc, log_path, args=args)
+        self._await_ready(agent)
+        self.agents.append(agent)
+        self.say(f"agent  {member.name} {member.address} (pid {proc.pid})")
+        return agent
+
+    def restart_agent(self, agent: NodeProc) -> None:
+        """Start a stopped (or killed) owner agent again with the same home and config."""
+        if agent.alive:
+            raise ClusterError(f"agent {agent.member.name} is still running")
+        agent.proc, _ = self._spawn(agent.args, f"agent-{agent.member.name}", append=True)
+        agent.restarts += 1
+        self._await_ready(agent)
+
     def post_mpc(
         self,
         requester: Member,
@@ -493,7 +528,8 @@ class DevCluster:
     def stop(self) -> None:
         if self.ticker is not None:
             self.ticker.stop()
-        procs = [n.proc for n in self.nodes] + ([self.chain_proc] if self.chain_proc else [])
+        procs = [n.proc for n in [*self.agents, *self.nodes]]
+        procs += [self.chain_proc] if self.chain_proc else []
         for p in procs:
             if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError):

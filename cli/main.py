@@ -108,9 +108,9 @@ def cli(
 
 
 def register_commands() -> None:
-    from dnode.cli import account, chain, data, demo, node, ops, oracle, programs, task
+    from dnode.cli import account, chain, data, demo, node, ops, oracle, owner, programs, task
 
-    for mod in (chain, account, node, ops, task, data, oracle, programs, demo):
+    for mod in (chain, account, node, ops, task, data, owner, oracle, programs, demo):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)
 

@@ -13,6 +13,7 @@ from eth_utils import is_address, to_checksum_address
 
 from dnode.cli import he, market, private
 from dnode.cli.context import CliError, Ctx, pass_ctx
+from dnode.cli.owner import notice_lines, owner_notices
 from dnode.cli.programs import program_args, table_params
 from dnode.cli.units import AMOUNT, fmt_eth
 from dnode.cli.wait import _wait_for
@@ -557,10 +558,19 @@ STATUS_NAMES = [s.name.lower() for s in TaskStatus if s != TaskStatus.NONE]
     "wait), then show it. Scripts wait with one command instead of polling.",
 )
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="For --until.")
+@click.option(
+    "--bootstrap",
+    multiple=True,
+    help="Peer multiaddr to ask for the data owners' notices: which owner agents approved, "
+    "which wait for their owner, and why one refused (repeatable).",
+)
 @pass_ctx
-def status(c: Ctx, task_id: int, until: tuple[str, ...], timeout: float) -> None:
+def status(
+    c: Ctx, task_id: int, until: tuple[str, ...], timeout: float, bootstrap: tuple[str, ...]
+) -> None:
     """Show a task's on-chain state; for an open task, why it is still waiting (the sortition
-    as the chain has it now: eligible candidates drawn, and why others were skipped)."""
+    as the chain has it now: eligible candidates drawn, and why others were skipped); with
+    --bootstrap, the data owners' decisions."""
     chain = c.chain()
     t = chain.task_info(task_id)
     if t.status == TaskStatus.NONE:
@@ -577,6 +587,9 @@ def status(c: Ctx, task_id: int, until: tuple[str, ...], timeout: float) -> None
         opening, extra = _open_note(chain, t)
     refund = REFUND_REASONS.get(t.refund_reason, t.refund_reason or "no reason recorded")
     declines = _declines(chain, task_id)
+    owners = owner_notices(task_id, bootstrap) if bootstrap else None
+    if owners is not None:
+        extra["owners"] = owners
     note = {
         TaskStatus.OPEN: opening,
         TaskStatus.COMPUTING: "committee formed; computing",
@@ -617,7 +630,8 @@ def status(c: Ctx, task_id: int, until: tuple[str, ...], timeout: float) -> None
         + "".join(
             f"\ndeclined: round {d['round']} seat {d['seat']} ({d['node']}): {d['reason']}"
             for d in declines
-        ),
+        )
+        + notice_lines(owners),
     )
 
 

@@ -32,11 +32,13 @@ from dnode.node.mpc.executor import Executor
 from dnode.node.protocol import (
     PROTO_ANNOUNCE,
     PROTO_JOIN,
+    PROTO_NOTICE,
     PROTO_PARAMS,
     PROTO_SHARES,
     PROTO_SIGNATURE,
     TOPIC_TASKS,
     Announcement,
+    OwnerNotice,
 )
 from dnode.node.retention import sweep_forever
 from dnode.node.state import NodeState
@@ -46,6 +48,7 @@ from dnode.node.task.committee import accept_join, on_join_request
 from dnode.node.task.context import NodeContext
 from dnode.node.task.events import on_chain_event, on_orphaned
 from dnode.node.task.inputs import on_contribution
+from dnode.node.task.notices import accept_notice, on_owner_notice
 from dnode.node.task.recover import recover
 from dnode.node.task.state import TASK_STATES, TaskRuntime, task_state
 from dnode.node.transport import Transport
@@ -82,6 +85,7 @@ class NodeDaemon(NodeContext):
         self.host.set_handler(PROTO_SHARES, partial(on_contribution, self))
         self.host.set_handler(PROTO_SIGNATURE, partial(on_signature, self))
         self.host.set_handler(PROTO_JOIN, partial(on_join_request, self))
+        self.host.set_handler(PROTO_NOTICE, partial(on_owner_notice, self))
         self.he.serve()  # /dnode/blob/1.0.0: HE contexts, ciphertexts and results
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -260,6 +264,9 @@ class NodeDaemon(NodeContext):
             try:
                 if b'"kind":"join"' in data:
                     await accept_join(self, peer, data)
+                    continue
+                if b'"kind":"owner-notice"' in data:
+                    accept_notice(self, peer, OwnerNotice.parse(peer, data))
                     continue
                 ann = Announcement.parse(peer, data)
                 if self.rt(ann.task_id).params is None:

@@ -24,10 +24,12 @@ from dnode.node.mpc.sharing import field_modulus, share
 from dnode.node.p2p import P2PHost, open_host
 from dnode.node.protocol import (
     PROTO_ANNOUNCE,
+    PROTO_NOTICE,
     PROTO_PARAMS,
     PROTO_SHARES,
     Announcement,
     Contribution,
+    OwnerNotice,
     check_reply,
     dumps,
 )
@@ -148,6 +150,26 @@ async def contribute_via(
     """Shamir-share ``encoded`` values (``params.encode_table``) here and send seat i (held by
     ``peers[i]``) only its share, on an already open host; ``m`` is the committee size."""
     m = len(peers) if m is None else m
+    contributions = signed_contributions(
+        chain_id, contract, account, task_id, params, encoded, m, round
+    )
+    async with trio.open_nursery() as nursery:
+        for seat, peer in enumerate(peers):
+            nursery.start_soon(_deliver, host, peer, contributions[seat])
+
+
+def signed_contributions(
+    chain_id: int,
+    contract: str,
+    account: LocalAccount,
+    task_id: int,
+    params: TaskParams,
+    encoded: list[int],
+    m: int,
+    round: int = 0,
+) -> list[Contribution]:
+    """ONE sharing of ``encoded`` for the m seats of a round: each seat's signed contribution,
+    all carrying the same per-seat digests (node.mpc.commitments)."""
     modulus = field_modulus(params.bit_length)
     # the witness lets the committee check this owner's influence inside the MPC
     w = task_witness(params)
@@ -155,20 +177,20 @@ async def contribute_via(
     shares = share(vector, m, threshold_for(m), modulus)
     # the same per-seat digests go to every seat: one sharing per round (finding 4)
     digests = seat_digests(chain_id, contract, task_id, round, account.address, modulus, shares)
-    async with trio.open_nursery() as nursery:
-        for seat, peer in enumerate(peers):
-            c = Contribution(
-                chain_id,
-                contract,
-                task_id,
-                account.address,
-                seat,
-                modulus,
-                tuple(shares[seat]),
-                round=round,
-                commitment=tuple(digests),
-            ).signed(account)
-            nursery.start_soon(_deliver, host, peer, c)
+    return [
+        Contribution(
+            chain_id,
+            contract,
+            task_id,
+            account.address,
+            seat,
+            modulus,
+            tuple(shares[seat]),
+            round=round,
+            commitment=tuple(digests),
+        ).signed(account)
+        for seat in range(m)
+    ]
 
 
 async def _deliver(host: P2PHost, peer: str, c: Contribution) -> None:
@@ -181,3 +203,30 @@ async def _deliver(host: P2PHost, peer: str, c: Contribution) -> None:
             last = e
             await trio.sleep(1 + attempt)
     raise P2PError(f"could not deliver shares to seat {c.seat} ({peer}): {last}")
+
+
+async def fetch_notices(host: P2PHost, task_id: int) -> list[OwnerNotice]:
+    """The data owners' notices on ``task_id`` the connected peers keep (each signature
+    checked here), newest per owner."""
+    newest: dict[str, OwnerNotice] = {}
+    for peer in host.connected_peers():
+        try:
+            obj = check_reply(
+                peer,
+                await host.request(peer, PROTO_NOTICE, dumps({"task_id": task_id}), timeout=10),
+            )
+            items = obj.get("notices")
+            for item in items if isinstance(items, list) else []:
+                if not isinstance(item, dict):
+                    continue
+                try:
+                    n = OwnerNotice.from_obj(peer, item)
+                except NodeError as e:
+                    log.warning("notice from %s dropped: %s", peer, e)
+                    continue
+                prev = newest.get(n.owner.lower())
+                if n.task_id == task_id and (prev is None or n.seq > prev.seq):
+                    newest[n.owner.lower()] = n
+        except NodeError as e:
+            log.info("owner notices from %s: %s", peer, e)
+    return sorted(newest.values(), key=lambda n: n.owner.lower())

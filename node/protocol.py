@@ -22,6 +22,7 @@ PROTO_PARAMS = "/dnode/params/1.0.0"
 PROTO_SHARES = "/dnode/shares/1.0.0"
 PROTO_SIGNATURE = "/dnode/signature/1.0.0"
 PROTO_JOIN = "/dnode/join/1.0.0"
+PROTO_NOTICE = "/dnode/owner-notice/1.0.0"
 
 #: a million values plus the owner's influence witness (node.mpc.influence, < 1024 bits)
 MAX_SHARES_PER_OWNER = 1_000_000 + 1024
@@ -258,6 +259,89 @@ class JoinIntent:
         if signer.lower() != node.lower():
             raise ProtocolViolation(peer, f"join intent is not signed by {node}")
         return msg
+
+
+NOTICE_STATES = ("accepted", "approved", "pending", "rejected", "refused", "delivered")
+
+
+@dataclass(frozen=True)
+class OwnerNotice:
+    """A data owner's signed word on a task: whether its agent contributes, waits for the
+    owner (pending) or refuses, and why. Nodes keep the newest per (task, owner) (highest
+    ``seq``) and serve them to requesters (``dnode task status --bootstrap``)."""
+
+    chain_id: int
+    contract: str
+    task_id: int
+    owner: str
+    state: str
+    reason: str
+    seq: int  # milliseconds since the epoch of the decision: a later notice supersedes
+    signature: bytes = b""
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "kind": "owner-notice",
+            "chain_id": self.chain_id,
+            "contract": to_checksum_address(self.contract),
+            "task_id": self.task_id,
+            "owner": to_checksum_address(self.owner),
+            "state": self.state,
+            "reason": self.reason,
+            "seq": self.seq,
+        }
+
+    def signing_hash(self) -> bytes:
+        return keccak(b"dnode.owner-notice.v1" + dumps(self.body()))
+
+    def signed(self, account: Any) -> OwnerNotice:
+        sig = account.sign_message(encode_defunct(primitive=self.signing_hash())).signature
+        return OwnerNotice(**{**self.__dict__, "signature": bytes(sig)})
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.body(), "signature": "0x" + self.signature.hex()}
+
+    def to_bytes(self) -> bytes:
+        return dumps(self.to_json())
+
+    @classmethod
+    def from_obj(cls, peer: str, obj: dict[str, Any]) -> OwnerNotice:
+        """Parse and authenticate: the signature must recover to ``owner``."""
+        if obj.get("kind") != "owner-notice":
+            raise ProtocolViolation(peer, "not an owner notice")
+        state, reason = obj.get("state"), obj.get("reason")
+        if state not in NOTICE_STATES:
+            raise ProtocolViolation(peer, "owner notice has an unknown state")
+        if not isinstance(reason, str) or len(reason) > 1000:
+            raise ProtocolViolation(peer, "owner notice reason missing or too long")
+        try:
+            owner = to_checksum_address(str(obj.get("owner")))
+            contract = to_checksum_address(str(obj.get("contract")))
+        except ValueError:
+            raise ProtocolViolation(peer, "owner/contract is not an address") from None
+        n = cls(
+            _int(peer, obj, "chain_id", 1),
+            contract,
+            _int(peer, obj, "task_id", 1),
+            owner,
+            state,
+            reason,
+            _int(peer, obj, "seq", 0),
+            _hex(peer, obj, "signature"),
+        )
+        try:
+            signer = Account.recover_message(
+                encode_defunct(primitive=n.signing_hash()), signature=n.signature
+            )
+        except Exception:  # eth-keys raises several types for junk signatures
+            raise ProtocolViolation(peer, "owner notice signature is malformed") from None
+        if signer.lower() != owner.lower():
+            raise ProtocolViolation(peer, f"owner notice is not signed by its owner {owner}")
+        return n
+
+    @classmethod
+    def parse(cls, peer: str, data: bytes) -> OwnerNotice:
+        return cls.from_obj(peer, loads(peer, data))
 
 
 def ok(**extra: Any) -> bytes:

@@ -65,6 +65,7 @@ class Chaos:
         self.stop = threading.Event()
         self.mu = threading.Lock()
         self.janitor_txs = 0
+        self.agent_mean: Fraction | None = None
 
     # ---- the run --------------------------------------------------------------------------
 
@@ -87,6 +88,8 @@ class Chaos:
                 )
             requester = c.member("requester")
             owners = {n: c.member(n) for n in OWNERS}
+            if self.args.owner_agents:
+                self._start_agents(owners)
             janitor = c.member("janitor")
             chain = self._client(janitor)
             killer = threading.Thread(target=self._killer, daemon=True)
@@ -117,6 +120,7 @@ class Chaos:
                 "nodes": self.args.nodes,
                 "kill_interval_s": self.args.kill_interval,
                 "seed": self.args.seed,
+                "owner_agents": bool(self.args.owner_agents),
                 "kills": self.kills,
                 "restarts": self.restarts,
                 "all_settled": settled,
@@ -133,6 +137,25 @@ class Chaos:
             and report["nonce_gaps"] == 0
         )
         return report
+
+    def _start_agents(self, owners: dict[str, Member]) -> None:
+        """--owner-agents: each owner runs `dnode owner start` with one fixed dataset (so
+        every task has the same expected mean), bootstrapped to every node."""
+        c = self.cluster
+        rng = random.Random(self.args.seed)
+        everything: list[int] = []
+        for n, m in owners.items():
+            vs = [rng.randint(0, 1000) for _ in range(rng.randint(2, 6))]
+            everything += vs
+            data = c.workdir / f"{n}-dataset.csv"
+            data.write_text("\n".join(map(str, vs)) + "\n")
+            cfg = c.workdir / f"{n}-agent.toml"
+            cfg.write_text(
+                "poll_interval = 1.0\nretry_interval = 2.0\n"
+                f'[[dataset]]\nname = "{n}"\nfile = "{data}"\n'
+            )
+            c.start_agent(m, cfg, bootstrap=[x.addrs[0] for x in c.nodes if x.addrs])
+        self.agent_mean = Fraction(sum(everything), len(everything))
 
     def _client(self, m: Member) -> ChainClient:
         from dnode.node import keystore
@@ -168,7 +191,11 @@ class Chaos:
             return
         with self.mu:
             self.tasks[task_id] = Fraction(sum(everything), len(everything))
+            if self.args.owner_agents:  # the agents contribute their datasets on their own
+                self.tasks[task_id] = self.agent_mean
         self.say(f"task   {task_id} posted ({len(everything)} values)")
+        if self.args.owner_agents:
+            return
         files = {}
         for n, vs in values.items():
             files[n] = c.workdir / f"{n}-task{task_id}.csv"
@@ -368,6 +395,13 @@ class Chaos:
             counts["seats_resumed_mpc_rerun"] += text.count("(rerunning the MPC)")
             counts["seats_abandoned_after_restart"] += text.count("cannot resume round")
             counts["seats_declined"] += text.count("declined round")
+        if self.cluster.agents:  # --owner-agents: did every seated committee get the shares?
+            counts["agent_rounds_shared"] = 0
+            counts["agent_rounds_all_acked"] = 0
+            for a in self.cluster.agents:
+                text = a.log_path.read_text(errors="replace")
+                counts["agent_rounds_shared"] += text.count(": sharing recorded")
+                counts["agent_rounds_all_acked"] += text.count("every seat acknowledged")
         return counts
 
 
@@ -398,6 +432,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settle", type=float, default=5.0, help="seconds before the final audit")
     p.add_argument("--max-wall", type=float, default=3600.0, help="give up after (seconds)")
     p.add_argument("--workdir", type=Path, default=None)
+    p.add_argument(
+        "--owner-agents",
+        action="store_true",
+        help="owners run `dnode owner start` (retrying deliveries) instead of one-shot "
+        "`task contribute` per task",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--verbose", action="store_true", help="progress on stderr")
     args = p.parse_args(argv)

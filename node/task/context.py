@@ -22,6 +22,7 @@ from dnode.node.config import NodeConfig
 from dnode.node.he_worker import HeWorker
 from dnode.node.metrics import Metrics
 from dnode.node.mpc.executor import Executor, SubprocessExecutor, sweep_stale_jobs
+from dnode.node.protocol import OwnerNotice
 from dnode.node.state import NodeState, open_state, write_private
 from dnode.node.task.state import TaskRuntime
 from dnode.node.transport import Transport
@@ -60,6 +61,8 @@ class NodeContext:
         self.address = cfg.account.address
         self.tasks: dict[int, TaskRuntime] = {}  # round 0
         self.reruns: dict[int, TaskRuntime] = {}  # round 1: re-execution of a disputed task
+        # data owners' signed decisions per task, newest per owner (node.task.notices)
+        self.owner_notices: dict[int, dict[str, OwnerNotice]] = {}
         self._tx_lock = trio.Lock()
         self.nursery: trio.Nursery | None = None
         self.chain_id = chain.deployment.chain_id
