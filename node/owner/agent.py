@@ -76,6 +76,7 @@ def owner_metrics() -> Metrics:
     m.counter("owner_deliveries_total", "Seat contributions acknowledged by their seat.")
     m.counter("owner_delivery_failures_total", "Delivery attempts that failed (retried).")
     m.gauge("owner_unacked_seats", "Stored seat contributions not yet acknowledged.")
+    m.counter("owner_settlements_total", "Ended tasks over our datasets this agent settled.")
     m.gauge("peers", "Connected libp2p peers.")
     m.gauge("head_block", "Chain head seen at the last poll.")
     m.gauge("confirmed_block", "Newest block whose events were acted on.")
@@ -325,7 +326,7 @@ class OwnerAgent:
 
     def decide_task(self, info: TaskInfo, params: TaskParams) -> Decision:
         """Dataset, offer, policy: the decision, recorded once (never re-decided)."""
-        ds, why = dataset_for(params, self.cfg.datasets)
+        ds, why = dataset_for(params, self.cfg.datasets, info)
         canonical = params.canonical()
         if ds is None:
             d = self.state.decide(info.task_id, "", REFUSED, why, info.requester,
@@ -354,6 +355,7 @@ class OwnerAgent:
         info: TaskInfo = await self.call(self.chain.task_info, d.task_id)
         if info.status in TERMINAL_STATUSES or info.status == TaskStatus.NONE:
             await self._send_notice(d)
+            await self._settle(info)
             purged = self.state.close_task(d.task_id)
             self.checked.pop(d.task_id, None)
             log.info("task %d %s on chain: closed (%d stored seat contribution(s) deleted)",
@@ -367,6 +369,23 @@ class OwnerAgent:
                 self.delivering.add((d.task_id, rnd))
                 assert self.nursery is not None
                 self.nursery.start_soon(self._contribute_round, d, rnd)
+
+    async def _settle(self, info: TaskInfo) -> None:
+        """Pull payment for a task over one of our datasets once it ended: settle its
+        datasets (the owners' prices to their credits, or the requester's refund). Anyone may
+        settle, once; if someone did already, there is nothing left to do."""
+        ours = {ds.dataset_id for ds in self.cfg.datasets if ds.dataset_id}
+        if not ours & {e.dataset_id for e in info.datasets or ()}:
+            return
+        try:
+            if not await self.call(self.chain.pending_datasets, info.task_id):
+                return
+            await self.call(self.chain.settle_datasets, info.task_id)
+        except ContractsError as e:  # settled by someone else meanwhile, or a refusal
+            log.info("task %d: datasets not settled here: %s", info.task_id, e)
+            return
+        self.metrics.inc("owner_settlements_total")
+        log.info("task %d %s: datasets settled", info.task_id, info.status.name.lower())
 
     async def _contribute_round(self, d: Decision, rnd: int) -> None:
         try:
