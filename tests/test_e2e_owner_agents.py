@@ -209,3 +209,78 @@ def test_c_pending_approve_and_reject_reach_the_requester(setup: Setup) -> None:
     )  # fmt: skip
     assert r.returncode != 0
     assert r.stderr.strip() == f"error: task {refused} is not pending (it is rejected)"
+
+
+# ---- (d) the marketplace: datasets on-chain, a task bought over them, a private result ----
+
+#: three tables with different schemas; the task reads the column they share
+TABLES = {
+    "owner-a": "income,age\n52000,41\n31000,29\n47000,55\n",
+    "owner-b": "region,income\nnorth,61000\nsouth,38000\n",
+    "owner-c": "income\n44000\n59000\n",
+}
+PRICE = 10**16  # 0.01 ether per task
+
+
+def test_d_a_task_bought_over_three_datasets_pays_their_owners_privately(setup: Setup) -> None:
+    s, cl = setup, setup.cluster
+    ids: dict[str, int] = {}
+    for name, m in s.owners.items():
+        table = cl.workdir / f"{name}-table.csv"
+        table.write_text(TABLES[name])
+        schema = cl.workdir / f"{name}-schema.json"
+        schema.write_text(json.dumps({"columns": TABLES[name].splitlines()[0].split(",")}))
+        mock = cl.workdir / f"{name}-mock.csv"
+        mock.write_text(TABLES[name].splitlines()[0] + "\n" + "1,2\n" * 2)
+        pub = cl.dnode(
+            m, "data", "publish", "--schema", str(schema), "--rows", "3", "--price", "0.01ether",
+            "--program", "mpc.mean", "--epsilon", "1", "--sample", mock.as_uri(),
+        )  # fmt: skip
+        ids[name] = pub["dataset_id"]
+        cfg = cl.workdir / f"{name}.toml"  # the agent now also serves this dataset
+        cfg.write_text(
+            cfg.read_text().replace("[[dataset]]", f'[[dataset]]\nname = "{name}-table"\n'
+                                    f'file = "{table}"\ndataset_id = {pub["dataset_id"]}\n'
+                                    "[dataset.policy]\n\n[[dataset]]", 1)
+        )  # fmt: skip
+        agent = s.agents[name]
+        agent.proc.send_signal(signal.SIGTERM)
+        agent.proc.wait(60)
+        cl.restart_agent(agent)
+
+    # the requester browses the catalogue and develops against a sample before paying
+    listed = {d["dataset_id"]: d for d in cl.dnode(s.requester, "data", "list")["datasets"]}
+    assert set(ids.values()) <= set(listed)
+    assert all(listed[i]["price"] == PRICE for i in ids.values())
+    out = cl.workdir / "sample.csv"
+    cl.dnode(s.requester, "data", "sample", str(ids["owner-b"]), "--out", str(out))
+    assert out.read_text().startswith("region,income")
+    before = {n: s.chain.credits(m.address) for n, m in s.owners.items()}
+
+    boot = cl.bootstrap()[0]
+    sets = [a for i in ids.values() for a in ("--dataset", str(i))]
+    posted = cl.dnode(
+        s.requester, "task", "post", "--program", "mpc.mean", "--reward", HIGH,
+        "--column", "income:int:0:1000000", *sets, "--privacy-cost", "0.1",
+        "--private-result", "--input-timeout", "300", "--bootstrap", boot,
+    )  # fmt: skip
+    task_id = posted["task_id"]
+    res = cl.dnode(s.requester, "task", "result", str(task_id), "--wait", "300",
+                   "--bootstrap", boot)  # fmt: skip
+    incomes = [int(r.split(",")[0 if n != "owner-b" else 1])
+               for n, t in TABLES.items() for r in t.splitlines()[1:]]  # fmt: skip
+    want = AggregateResult.from_fraction(Fraction(sum(incomes), len(incomes)), len(incomes))
+    assert res["private"] is True and res["value_scaled"] == want.value, res
+    cl.wait_status(s.requester, task_id, "finalized", timeout=120)
+
+    # every agent contributed on its own and settled: each owner is credited its price
+    for name, m in s.owners.items():
+        assert f"task {task_id} round 0: sharing recorded" in s.log(name)
+        _wait(lambda m=m, n=name: s.chain.credits(m.address) == before[n] + PRICE,
+              f"{name} credited", 120)  # fmt: skip
+        left = cl.dnode(s.requester, "data", "show", str(ids[name]))["budget_left"]
+        assert left == pytest.approx(0.9)
+    # the chain holds a digest; no node log holds the mean or the total
+    for n in cl.nodes:
+        text = n.log_path.read_text(errors="replace")
+        assert str(sum(incomes)) not in text and want.texts()[0] not in text
