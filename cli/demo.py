@@ -1,12 +1,16 @@
 """``dnode demo``: the whole network on this machine, as separate processes, one real task.
 
-Three data owners (hospitals, say) want the mean age of their patients without showing anyone
-their records. Each secret-shares its values locally; three staked nodes compute the mean with
-MPyC over libp2p; the committee's result is attested on-chain and printed.
+Three hospitals each publish a dataset of patient records (different tables, one shared
+``age`` column) with a price, the programs they allow and a privacy budget, and run an owner
+agent that serves it. A researcher browses the catalogue and buys the mean age over the
+three datasets, delivered privately to it: the agents secret-share their column to a staked
+committee on their own, three nodes compute with MPyC over libp2p, the chain records a
+digest of the sealed result, only the researcher opens it, and the hospitals are paid.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from fractions import Fraction
@@ -19,11 +23,20 @@ from dnode.cli.devcluster import ClusterError, DevCluster
 from dnode.cli.units import fmt_eth
 from dnode.oracle.encoding import AggregateResult
 
-DEMO_INPUTS = {
-    "owner-a": [34, 51, 29, 62, 45, 38],
-    "owner-b": [71, 23, 56, 40],
-    "owner-c": [33, 48, 67, 52, 39],
+#: each hospital's private table (never leaves its machine); the task reads ``age``
+DEMO_TABLES = {
+    "hospital-a": "age,weight_kg\n34,71\n51,80\n29,58\n62,77\n45,90\n38,66\n",
+    "hospital-b": "ward,age\ncardio,71\northo,23\ncardio,56\nonco,40\n",
+    "hospital-c": "age\n33\n48\n67\n52\n39\n",
 }
+PRICE = "0.01ether"
+PRIVACY_COST = "0.1"
+
+
+def _ages(table: str) -> list[int]:
+    rows = [r.split(",") for r in table.strip().splitlines()]
+    i = rows[0].index("age")
+    return [int(r[i]) for r in rows[1:]]
 
 
 @click.command("demo")
@@ -47,54 +60,100 @@ def demo(c: Ctx, nodes: int, workdir: Path | None) -> None:
     try:
         with cluster.running():
             cluster.start_nodes([f"node-{i + 1}" for i in range(nodes)])
-            requester = cluster.member("requester")
-            owners = {name: cluster.member(name) for name in DEMO_INPUTS}
-            task_id = cluster.post_mpc(requester, list(owners.values()))
-            say(f"task   {task_id} posted: mpc.mean over 3 data owners, reward 0.3 ETH escrowed")
-            files = cluster.write_inputs(
-                DEMO_INPUTS, header="# private values: never leave this machine\n"
+            requester = cluster.member("researcher")
+            owners = {name: cluster.member(name) for name in DEMO_TABLES}
+            datasets = {name: _publish(cluster, name, owners[name]) for name in DEMO_TABLES}
+            listed = cluster.dnode(requester, "data", "list")["datasets"]
+            say(f"market {len(listed)} datasets listed; the researcher buys the mean age over all")
+            boot = cluster.bootstrap()[0]
+            sets = [a for i in datasets.values() for a in ("--dataset", str(i))]
+            posted = cluster.dnode(
+                requester, "task", "post", "--program", "mpc.mean", "--reward", "0.3ether",
+                "--column", "age:int:0:130", *sets, "--privacy-cost", PRIVACY_COST,
+                "--private-result", "--bootstrap", boot,
+            )  # fmt: skip
+            task_id = posted["task_id"]
+            say(
+                f"task   {task_id} posted: reward 0.3 ETH + 3 x {PRICE} of prices escrowed, "
+                f"ε {PRIVACY_COST} charged to each dataset; the agents share on their own"
             )
-            for n, out in cluster.contribute_all(task_id, owners, files).items():
-                say(f"owner  {n} shared {out['values']} values to {len(out['seats'])} seats")
-            res = cluster.dnode(requester, "task", "result", str(task_id), "--wait", "300")
-            say(f"oracle result reported on-chain, digest {res['result_digest'][:18]}…")
-            final = cluster.dnode(requester, "task", "result", str(task_id), "--wait", "120")
-            deadline = time.monotonic() + 60
-            while not final["final"] and time.monotonic() < deadline:
-                time.sleep(1)
-                final = cluster.dnode(requester, "task", "result", str(task_id))
-            status = cluster.dnode(requester, "task", "status", str(task_id))
+            res = cluster.dnode(requester, "task", "result", str(task_id), "--wait", "300",
+                                "--bootstrap", boot)  # fmt: skip
+            say(f"result sealed to the researcher; on-chain digest {res['result_digest'][:18]}…")
+            status = cluster.wait_status(requester, task_id, "finalized", timeout=120)
+            reader = cluster.reader()
+            price = reader.dataset_info(datasets["hospital-a"]).price
+            cluster.watch(
+                lambda: all(reader.credits(m.address) >= price for m in owners.values()),
+                "the hospitals' payments", 120,
+            )  # fmt: skip
+            owner_credits = {n: reader.credits(m.address) for n, m in owners.items()}
+            budget_left = {n: reader.dataset_info(i).budget_left / 1e6 for n, i in datasets.items()}
             payouts = {
                 n.member.name: cluster.dnode(n.member, "balance")["credits"] for n in cluster.nodes
             }
     except ClusterError as e:
         raise CliError(f"{e} (logs in {workdir})") from None
-    plain = Fraction(
-        sum(sum(v) for v in DEMO_INPUTS.values()), sum(len(v) for v in DEMO_INPUTS.values())
-    )
-    expected = str(AggregateResult.from_fraction(plain, 0))
+    ages = [a for t in DEMO_TABLES.values() for a in _ages(t)]
+    expected = str(AggregateResult.from_fraction(Fraction(sum(ages), len(ages)), 0))
     summary = {
         "task_id": task_id,
-        "result": final["value"],
+        "datasets": datasets,
+        "result": res["value"],
+        "private": res["private"],
         "plaintext_mean": expected,
-        "equal": final["value"] == expected,
-        "final": final["final"],
+        "equal": res["value"] == expected,
         "status": status["status"],
         "seats": status["seats"],
         "payouts_wei": payouts,
+        "owner_credits_wei": owner_credits,
+        "budget_left": budget_left,
         "seconds": round(time.monotonic() - t0, 1),
         "workdir": str(workdir),
     }
     c.emit(
         summary,
-        f"\nattested mean = {final['value']}  (plaintext mean {expected}: "
-        f"{'equal' if summary['equal'] else 'DIFFERENT'})\n"
-        f"task {task_id} {status['status']}; rewards credited: "
+        f"\nmean age = {res['value']}, opened by the researcher alone (plaintext mean "
+        f"{expected}: {'equal' if summary['equal'] else 'DIFFERENT'})\n"
+        f"task {task_id} {status['status']}; hospitals paid: "
+        + ", ".join(f"{k} {fmt_eth(v)}" for k, v in owner_credits.items())
+        + "; nodes rewarded: "
         + ", ".join(f"{k} {fmt_eth(v)}" for k, v in payouts.items())
+        + "\nprivacy budget left: "
+        + ", ".join(f"{k} ε {v:g}" for k, v in budget_left.items())
         + f"\n({summary['seconds']} s; homes and logs in {workdir})",
     )
     if not summary["equal"]:
-        raise CliError("the attested result differs from the plaintext mean")
+        raise CliError("the result differs from the plaintext mean")
+
+
+def _publish(cluster: DevCluster, name: str, owner: object) -> int:
+    """``name`` writes its table, publishes it with a mock sample, and starts its agent."""
+    table = cluster.workdir / f"{name}.csv"
+    table.write_text(DEMO_TABLES[name])
+    header = DEMO_TABLES[name].splitlines()[0]
+    schema = cluster.workdir / f"{name}-schema.json"
+    schema.write_text(json.dumps({"columns": header.split(",")}))
+    mock = cluster.workdir / f"{name}-sample.csv"  # public mock rows, not patients
+    mock.write_text(
+        header + "\n" + "\n".join(",".join("1" for _ in header.split(",")) for _ in range(3)) + "\n"
+    )
+    pub = cluster.dnode(
+        owner, "data", "publish", "--schema", str(schema), "--rows",  # type: ignore[arg-type]
+        str(len(_ages(DEMO_TABLES[name]))), "--price", PRICE, "--program", "mpc.mean",
+        "--family", "stats", "--epsilon", "1", "--sample", mock.as_uri(),
+    )  # fmt: skip
+    config = cluster.workdir / f"{name}-agent.toml"
+    config.write_text(
+        f'[[dataset]]\nname = "{name}-patients"\nfile = "{table}"\n'
+        f'dataset_id = {pub["dataset_id"]}\n[dataset.policy]\nprograms = ["family:stats"]\n'
+    )
+    cluster.start_agent(owner, config)  # type: ignore[arg-type]
+    cluster.say(
+        f"owner  {name} published dataset {pub['dataset_id']} ({header}; {PRICE} per task, "
+        "ε budget 1); its agent serves it"
+    )
+    return int(pub["dataset_id"])
 
 
 COMMANDS = [demo]
