@@ -27,13 +27,24 @@ DAY = 86_400
     help="Also mine an empty block every so many seconds (0: only on transactions), so "
     "events reach the nodes' confirmation depth without traffic.",
 )
+@click.option(
+    "--max-ahead",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds the chain's clock may run ahead of the wall clock: beyond that, "
+    "transactions wait (at most a second) and share a block, so deadlines in chain time "
+    "do not expire early under load.",
+)
 @pass_ctx
-def chain(c: Ctx, host: str, port: int, accounts: int, chain_id: int, block_time: float) -> None:
+def chain(
+    c: Ctx, host: str, port: int, accounts: int, chain_id: int, block_time: float,
+    max_ahead: float,
+) -> None:  # fmt: skip
     """Run an embedded EVM dev chain (py-evm) behind JSON-RPC, mining every transaction."""
-    from dnode.cli.devcluster import BlockTicker
     from dnode.contracts import devnet
 
-    net = devnet.Devnet(accounts=accounts, chain_id=chain_id)
+    net = devnet.Devnet(accounts=accounts, chain_id=chain_id, max_ahead=max_ahead)
     rows = net.dev_accounts()
     if c.as_json:
         click.echo(
@@ -50,10 +61,8 @@ def chain(c: Ctx, host: str, port: int, accounts: int, chain_id: int, block_time
         click.echo("DEV ONLY: these keys are public; never use them on a real network.")
         for i, (addr, key, bal) in enumerate(rows):
             click.echo(f"  ({i}) {addr}  {key}  {fmt_eth(bal)}")
-    ticker = BlockTicker(f"http://{host}:{port}", block_time) if block_time else None
+    net.run_miner(empty_every=block_time)  # never an empty block that runs ahead of the clock
     try:
-        if ticker is not None:
-            ticker.start()  # its first block comes once the server listens
         devnet.serve(host=host, port=port, devnet=net)
     except OSError as e:
         raise CliError(f"cannot listen on {host}:{port}: {e.strerror}") from None

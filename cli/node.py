@@ -57,6 +57,8 @@ def use_log_format(fmt: str) -> None:
     for handler in root.handlers:
         if handler not in p2p_log.handlers:
             p2p_log.addHandler(handler)
+    if root.getEffectiveLevel() > logging.DEBUG:  # its dial loop logs twice every 10 s
+        logging.getLogger("libp2p.network.auto_connector").setLevel(logging.WARNING)
 
 
 def _settings(

@@ -13,7 +13,13 @@ Design notes
 * Every transaction is mined into its own block immediately (instant mining, no mempool).
   Consequently a nonce that is not exactly the account's next nonce is rejected rather than queued.
 * Block timestamps follow the wall clock plus the ``evm_increaseTime`` offset and always
-  strictly increase (parent + 1 at least).
+  strictly increase (parent + 1 at least). Instant mining at more than one transaction per
+  second therefore runs the chain's clock ahead of the wall clock, and deadlines counted in
+  chain time expire early. With ``max_ahead`` (``dnode chain`` sets it) a transaction that
+  would put the clock more than that many seconds ahead waits in the pending block, with
+  every other one arriving meanwhile, until :meth:`Devnet.tick` mines it (at most a second
+  later: the clock is bounded, throughput is not). ``tick`` also mines an empty block each
+  second the clock moves, never one that runs ahead.
 * py-evm is not thread-safe: one lock serialises every RPC call.
 * The accounts come from the well-known public dev mnemonic (the one anvil and hardhat use), so
   the addresses and keys match those tools. They are public knowledge: never fund them on a real
@@ -233,6 +239,7 @@ class Devnet:
         balance_wei: int = DEFAULT_BALANCE_WEI,
         gas_limit: int = DEFAULT_GAS_LIMIT,
         mnemonic: str = DEV_MNEMONIC,
+        max_ahead: float | None = None,
     ) -> None:
         if not isinstance(accounts, int) or accounts < 1:
             raise DevnetError(f"accounts must be a positive integer, got {accounts!r}")
@@ -258,6 +265,7 @@ class Devnet:
         self._lock = threading.RLock()
         self._time_offset = 0  # seconds added to the wall clock (evm_increaseTime)
         self._next_ts: int | None = None  # exact timestamp for the next block, if set
+        self._max_ahead = max_ahead  # None: mine every transaction at once (see module doc)
         self._snapshots: dict[int, tuple[bytes, int, int | None]] = {}
         self._snapshot_counter = 0
         self._filters: dict[int, dict[str, Any]] = {}
@@ -360,6 +368,48 @@ class Devnet:
         ts = self._next_timestamp()
         if chain.header.timestamp != ts and not chain.get_block().transactions:
             chain.header = chain.header.copy(timestamp=ts)
+
+    def _clock(self) -> int:
+        """The chain's idea of now: the wall clock plus the ``evm_increaseTime`` offset."""
+        return int(time.time()) + self._time_offset
+
+    def _may_mine_now(self) -> bool:
+        if self._max_ahead is None or self._next_ts is not None:
+            return True
+        return bool(self._chain.header.timestamp <= self._clock() + self._max_ahead)
+
+    def tick(self, empty: bool = True) -> bool:
+        """Mine the transactions waiting in the pending block once the clock allows, or (with
+        ``empty``) an empty block if the clock passed the latest block's timestamp. Call it
+        every second or so when ``max_ahead`` is set; True if a block was mined."""
+        with self._lock:
+            chain = self._chain
+            if chain.get_block().transactions:
+                if not self._may_mine_now():
+                    return False
+            elif not empty or self._clock() <= chain.get_canonical_head().timestamp:
+                return False
+            self._mine()
+            return True
+
+    def run_miner(self, empty_every: float = 1.0) -> threading.Thread:
+        """``tick`` in a daemon thread (``dnode chain``): waiting transactions within a second,
+        an empty block every ``empty_every`` seconds (0: never)."""
+
+        def loop() -> None:
+            last_empty = time.monotonic()
+            while True:
+                time.sleep(min(1.0, empty_every) if empty_every else 1.0)
+                due = bool(empty_every) and time.monotonic() - last_empty >= empty_every
+                try:
+                    if self.tick(empty=due) and due:
+                        last_empty = time.monotonic()
+                except Exception:  # noqa: BLE001 - keep mining; the RPC side reports errors
+                    log.exception("devnet miner")
+
+        t = threading.Thread(target=loop, name="devnet-miner", daemon=True)
+        t.start()
+        return t
 
     def _mine(self, timestamp: int | None = None) -> bytes:
         chain = self._chain
@@ -691,7 +741,8 @@ class Devnet:
             raise RpcError(
                 SERVER_ERROR, f"invalid chain id for signer: have {cid} want {self._chain_id}"
             )
-        if self._find_tx(tx.hash) is not None:
+        pending = chain.get_block().transactions
+        if self._find_tx(tx.hash) is not None or any(p.hash == tx.hash for p in pending):
             raise RpcError(SERVER_ERROR, "already known")
         self._refresh_pending()
         try:
@@ -700,7 +751,8 @@ class Devnet:
             raise RpcError(
                 SERVER_ERROR, _friendly_validation_message(str(exc), sender=sender)
             ) from None
-        self._mine()
+        if self._may_mine_now():
+            self._mine()  # else it waits in the pending block for the miner's next tick
         return _d(tx.hash)
 
     # ================================================================ RPC methods

@@ -60,6 +60,7 @@ HEADER_TIMEOUT = 10.0
 UNKNOWN_KEY_WAIT = 60.0  # seconds an incoming tunnel waits for its key to be registered
 LOCAL_CONNECT_TIMEOUT = 30.0
 OPEN_TIMEOUT = 15.0
+OPEN_RETRY_WINDOW = 60.0  # seconds a dialer keeps retrying to open its stream
 # The listener's resolver may legitimately wait (e.g. until its MPC party is up)
 # before accepting; the dialer waits a bit longer than the listener lets it.
 RESOLVE_TIMEOUT = 110.0
@@ -324,15 +325,41 @@ class TunnelService:
         await pipe(tcp, stream, f"{key} party {index} <- {peer_id[:12]}")
 
 
+async def _open_with_retries(
+    host: Transport, peer_id: str, header: bytes, label: str
+) -> ByteStream:
+    """Open the stream and send the header, retrying for up to OPEN_RETRY_WINDOW s.
+
+    The local program (an MPyC party) already holds a connected socket: closing it because one
+    stream negotiation timed out (a busy peer answers multistream-select late) kills its
+    session, while waiting a little costs nothing. Only failures before the listener could
+    admit the stream are retried (the header is not yet known to it)."""
+    deadline = trio.current_time() + OPEN_RETRY_WINDOW
+    delay = 0.5
+    while True:
+        stream: ByteStream | None = None
+        try:
+            with trio.fail_after(OPEN_TIMEOUT):
+                stream = await host.open_stream(peer_id, TUNNEL_PROTOCOL, timeout=OPEN_TIMEOUT)
+                await stream.write(header)
+            return stream
+        except (P2PError, trio.TooSlowError) as e:
+            if stream is not None:
+                await _quiet_reset(stream)
+            if trio.current_time() + delay >= deadline:
+                raise
+            log.info("tunnel %s: open failed (%r); retrying in %.1f s", label, e, delay)
+        await trio.sleep(delay)
+        delay = min(delay * 2, 4.0)
+
+
 async def _forward_one(
     host: Transport, key: str, peer_id: str, index: int, local_index: int, tcp: trio.SocketStream
 ) -> None:
     label = f"{key} -> party {index} ({peer_id[:12]})"
     stream: ByteStream | None = None
     try:
-        with trio.fail_after(OPEN_TIMEOUT):
-            stream = await host.open_stream(peer_id, TUNNEL_PROTOCOL, timeout=OPEN_TIMEOUT)
-            await stream.write(encode_header(key, local_index))
+        stream = await _open_with_retries(host, peer_id, encode_header(key, local_index), label)
         with trio.fail_after(ACCEPT_TIMEOUT):
             ack = await stream.read(1)
         if ack != ACCEPT:

@@ -19,6 +19,7 @@ connections; a tunnel delivering peers' connections to it must not dial it earli
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -42,6 +43,8 @@ from dnode.node.mpc.sharing import field_modulus
 __all__ = ["Executor", "MpcJob", "MpcResult", "SubprocessExecutor", "free_port", "run_party"]
 
 _REPO_ROOT = Path(IMPORT_ROOT)  # what the party process imports dnode from
+
+log = logging.getLogger("dnode.node.mpc")
 
 
 @dataclass(frozen=True)
@@ -288,6 +291,8 @@ class SubprocessExecutor:
                     await proc.wait()
         log_text = out.decode("utf-8", "replace")
         if scope.cancelled_caught:
+            tail = [ln for ln in log_text.splitlines() if ln.strip()][-3:]
+            log.info("task %d: party %d's last output: %s", job.task_id, job.index, tail)
             if connected:
                 what = "(all parties connected, computation stalled)"
             else:

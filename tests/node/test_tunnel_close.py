@@ -14,6 +14,7 @@ from functools import partial
 
 import trio
 
+from dnode.node.errors import P2PError
 from dnode.node.p2p import open_host
 from dnode.node.tunnel import tunnel_forwarders
 
@@ -91,6 +92,53 @@ def test_leaving_the_forwarders_lets_in_flight_data_finish() -> None:
             with trio.fail_after(30):
                 await received.wait()
             assert got == [PAYLOAD]
+            n.cancel_scope.cancel()
+
+    trio.run(_pair, scenario)
+
+
+class _Flaky:
+    """Host ``b`` whose first ``fails`` stream opens fail (a busy peer that answers
+    multistream-select late), delegating everything else."""
+
+    def __init__(self, host, fails: int) -> None:
+        self._host, self.fails = host, fails
+
+    def __getattr__(self, name):
+        return getattr(self._host, name)
+
+    async def open_stream(self, peer_id: str, protocol_id: str, *, timeout: float = 10.0):
+        if self.fails:
+            self.fails -= 1
+            raise P2PError(f"cannot open {protocol_id} to {peer_id}: response timed out")
+        return await self._host.open_stream(peer_id, protocol_id, timeout=timeout)
+
+
+def test_a_failed_stream_open_is_retried_without_dropping_the_local_connection() -> None:
+    """Regression (chaos runs): one slow negotiation closed the MPyC party's socket, and the
+    party's session died ("Connection reset by peer", then "computation stalled")."""
+
+    async def scenario(a, b) -> None:
+        async def echo(tcp: trio.SocketStream) -> None:
+            await tcp.send_all(await _read_all(tcp))
+            await tcp.send_eof()
+
+        async with trio.open_nursery() as n:
+            (listener,) = await n.start(partial(trio.serve_tcp, host="127.0.0.1"), echo, 0)
+            port = listener.socket.getsockname()[1]
+
+            async def resolve(peer_id: str, key: str):
+                return ("127.0.0.1", port)
+
+            a.set_tunnel_target(KEY, resolve)
+            flaky = _Flaky(b, fails=2)
+            async with tunnel_forwarders(flaky, KEY, {0: a.peer_id}, 1) as ports:
+                client = await trio.open_tcp_stream("127.0.0.1", ports[0])
+                await client.send_all(b"hello party")
+                await client.send_eof()
+                with trio.fail_after(30):
+                    assert await _read_all(client) == b"hello party"
+            assert flaky.fails == 0
             n.cancel_scope.cancel()
 
     trio.run(_pair, scenario)

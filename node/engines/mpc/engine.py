@@ -3,8 +3,10 @@
 ``compute`` waits for every data owner's shares, then runs this node's party of the program's
 kernel (``spec.kernel``) in a child process (:mod:`node.mpc.party`); the parties reach each
 other only through authenticated tunnels keyed by the task. If an attempt fails (a party was
-killed, a tunnel broke), every member retries in the next slot of a grid counted back from the
-report deadline, so restarted members and the others start fresh parties together.
+killed, a tunnel broke), every member retries at the next boundary of a grid of wall-clock
+slots (:func:`slot_plan`: every ``MPC_SLOT`` seconds of Unix time, the same on every member
+whose clock is synchronised), so restarted members and the others start fresh parties
+together; each attempt has its own tunnel key, so no party ever reaches a stale one.
 ``encode_result`` turns what the kernel opened into the public output (``spec.finish``) and
 encodes it with the ``tensor`` codec (:mod:`oracle.codecs`); a private result (params
 ``result_key``) is the digest of the sealed boxes every node stores and serves as a blob
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from pathlib import Path
 from typing import cast
@@ -39,9 +42,36 @@ from dnode.scheduler.programs.registry import ProgramSpec
 
 log = logging.getLogger("dnode.node.mpc")
 
-MPC_SLOT_GAP = 5.0  # seconds between the end of one MPC attempt slot and the next
+MPC_SLOT = 30.0  # seconds of wall-clock time between retry boundaries (a protocol constant)
+MPC_SLOT_GAP = 5.0  # seconds between the end of one MPC attempt and the next boundary
 MPC_REPORT_MARGIN = 30.0  # seconds kept before the report deadline to sign and report
-MPC_MIN_ATTEMPT = 15.0  # shortest MPC attempt worth starting
+NO_TIME_LEFT = "no time left before the deadline"
+MPC_MIN_ATTEMPT = 25.0  # shortest MPC attempt worth starting (tunnels open in seconds)
+
+
+def attempt_end(start: float, attempt_timeout: float) -> float:
+    """When an attempt begun at wall time ``start`` ends: ``MPC_SLOT_GAP`` before a grid
+    boundary, at most ``attempt_timeout`` after ``start`` and at least ``MPC_MIN_ATTEMPT``
+    (members with the same timeout that begin in the same slot end together)."""
+    longest = max(attempt_timeout, MPC_MIN_ATTEMPT)
+    b = math.floor((start + longest + MPC_SLOT_GAP) / MPC_SLOT) * MPC_SLOT
+    if b - MPC_SLOT_GAP < start + MPC_MIN_ATTEMPT:
+        b = math.ceil((start + MPC_MIN_ATTEMPT + MPC_SLOT_GAP) / MPC_SLOT) * MPC_SLOT
+    return b - MPC_SLOT_GAP
+
+
+def next_boundary(now: float) -> int:
+    """Index of the first grid boundary after wall time ``now`` (boundary k is k * MPC_SLOT)."""
+    return math.floor(now / MPC_SLOT) + 1
+
+
+def slot_plan(now: float, time_left: float) -> int | None:
+    """The boundary index of the next retry, or None when an attempt begun there could not
+    run ``MPC_MIN_ATTEMPT`` seconds before the deadline (``time_left`` seconds from ``now``)."""
+    k = next_boundary(now)
+    if k * MPC_SLOT + MPC_MIN_ATTEMPT > now + time_left:
+        return None
+    return k
 
 
 class _Party:
@@ -69,12 +99,7 @@ class MpcEngine:
 
     async def compute(self, prepared: PreparedTask, session: ComputeSession) -> RawResult:
         party = _Party()
-        key = session_key(session)
-        self._accept_tunnels(session, key, party)
-        try:
-            out = await self._run(prepared, session, key, party)
-        finally:
-            session.host.remove_tunnel_target(key)
+        out = await self._run(prepared, session, party)
         prepared = dataclasses.replace(prepared, task_id=session.task_id)
         record = {"rows": out.rows, "revealed_keys": sorted(out.revealed)}
         if out.bundle is not None:  # private: every node serves the same sealed boxes
@@ -97,9 +122,7 @@ class MpcEngine:
 
     # ---- the attempts ------------------------------------------------------------------
 
-    async def _run(
-        self, prepared: PreparedTask, s: ComputeSession, key: str, party: _Party
-    ) -> MpcResult:
+    async def _run(self, prepared: PreparedTask, s: ComputeSession, party: _Party) -> MpcResult:
         params = prepared.params
         # restarted with every share: the others' session broke, they retry in the slots
         aligned = s.restored and s.inputs_complete.is_set()
@@ -112,13 +135,16 @@ class MpcEngine:
             )
         # a published aggregate of too few owners/values reveals them: decline, never compute
         enforce_min_aggregation(s.task_id, params.extra, values_per_owner(params, s.inputs))
-        if aligned:
-            await self._await_slot(s, party)
+        # the first attempt starts when the inputs are in; a retry at a grid boundary, and
+        # ends by the boundary's clock, not the member's (a late member ends with the others)
+        attempt, begun = await self._await_slot(s, party) if aligned else ("a0", time.time())
         while True:
             failed: MpcError | None = None
+            key = f"{session_key(s)}:{attempt}"
+            self._accept_tunnels(s, key, party)
             try:
-                timeout = await self._attempt_timeout(s)
-                return await self._attempt(prepared, s, key, party, timeout)
+                end = attempt_end(begun, s.attempt_timeout)
+                return await self._attempt(prepared, s, key, party, end - time.time())
             except CheatingDetectedError:  # a check failed: no retry, refuse to sign
                 raise
             except MpcError as e:  # e.g. a party was killed: every party retries in step
@@ -131,41 +157,34 @@ class MpcEngine:
                     if isinstance(x, CheatingDetectedError):
                         raise x from None
                 failed = cast(MpcError, errs[0])
+            finally:
+                s.host.remove_tunnel_target(key)
             log.info("task %d: MPC attempt failed (%s)", s.task_id, failed.detail)
-            await self._await_slot(s, party, failed)
+            attempt, begun = await self._await_slot(s, party, failed)
 
     async def _await_slot(
         self, s: ComputeSession, party: _Party, failed: MpcError | None = None
-    ) -> None:
-        """Sleep until the next retry slot, or raise ``failed`` if none is left.
+    ) -> tuple[str, float]:
+        """Sleep until the next boundary of the retry grid and name that attempt, or raise
+        ``failed`` if no attempt fits before the report deadline.
 
-        Slots are a grid every ``attempt_timeout + MPC_SLOT_GAP`` seconds counted back from the
-        report deadline (minus a margin to sign and report), identical on every member, so a
-        restarted member and the ones whose session broke start fresh parties together and no
-        stale party is left listening (each attempt ends before the next slot)."""
-        slot = s.attempt_timeout + MPC_SLOT_GAP
+        The grid is wall-clock time (:func:`slot_plan`), not chain time: a devnet stamps each
+        block at least a second after its parent, so its clock runs ahead of the wall under
+        load, and members reading different blocks would pick different slots (their parties
+        would never meet). Chain time only bounds how many slots are left."""
         last = s.deadline - MPC_REPORT_MARGIN  # no attempt may run past this chain time
-        now = await s.chain_now()
-        k = int((last - now) // slot)
-        if k >= 1 and not s.abort.is_set():
-            start = last - k * slot
+        now = time.time()
+        k = slot_plan(now, last - await s.chain_now())
+        if k is not None and not s.abort.is_set():
+            start = k * MPC_SLOT
             log.info("task %d: next MPC attempt in %.0f s (slot %d)", s.task_id, start - now, k)
-            with trio.move_on_after(max(0.0, start - now)):
+            with trio.move_on_after(max(0.0, start - time.time())):
                 await s.abort.wait()
-        if k < 1 or s.abort.is_set():
-            why = "a member declined its seat" if k >= 1 else "no time left before the deadline"
+        if k is None or s.abort.is_set():
+            why = "a member declined its seat" if k is not None else NO_TIME_LEFT
             raise MpcError(s.task_id, f"{failed.detail + '; ' if failed else ''}{why}")
         party.fresh()  # a fresh party; tunnels resolve to it once it listens
-
-    async def _attempt_timeout(self, s: ComputeSession) -> float:
-        """An attempt ends just before the first slot boundary at least MPC_MIN_ATTEMPT s
-        away (at most attempt_timeout), so it never overlaps the next retry slot."""
-        slot = s.attempt_timeout + MPC_SLOT_GAP
-        last = s.deadline - MPC_REPORT_MARGIN
-        now = await s.chain_now()
-        k = int((last - now - MPC_MIN_ATTEMPT) // slot)
-        end = last - max(k, 0) * slot
-        return max(MPC_MIN_ATTEMPT, min(s.attempt_timeout, end - now - 1))
+        return f"s{k}", start
 
     def _accept_tunnels(self, s: ComputeSession, key: str, party: _Party) -> None:
         """Let exactly this task's committee members reach our MPyC party, once it listens."""
