@@ -1003,6 +1003,24 @@ class ChainClient:
         addr = self._call("slot_holder", pos)
         return None if int(addr, 16) == 0 else to_checksum_address(addr)
 
+    def slot_holders(self, positions: Sequence[int]) -> dict[int, str | None]:
+        """``slot_holder`` of many slots in one JSON-RPC batch (one round trip; sortition reads
+        dozens per evaluation). Falls back to one call per slot if the endpoint refuses
+        batches."""
+        out: dict[int, str | None] = {}
+        try:
+            with rpc_guard(self.w3, "slot_holder"), self.w3.batch_requests() as batch:
+                for pos in positions:
+                    batch.add(self.contract.functions.slot_holder(pos))
+                results = batch.execute()
+            if len(results) != len(positions):
+                raise ValueError("batch answered a different number of calls")
+            for pos, addr in zip(positions, results, strict=True):
+                out[pos] = None if int(str(addr), 16) == 0 else to_checksum_address(str(addr))
+        except Exception:  # noqa: BLE001 - no batch support, or a partial answer: one by one
+            out = {pos: self.slot_holder(pos) for pos in positions}
+        return out
+
     def slots_owned(self, address: str) -> int:
         return int(self._call("slots_owned", to_checksum_address(address)))
 

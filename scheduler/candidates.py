@@ -24,6 +24,7 @@ from dnode.scheduler.sortition import (
 
 MAX_SCAN = 512  # draws examined off-chain at most (a seat may claim draws up to MAX_DRAW)
 NO_LIMIT = (1 << 256) - 1
+PREFETCH_SLOTS = 1024  # up to this many slots, a ranking reads them all in one batch
 
 
 @dataclass
@@ -56,7 +57,13 @@ class Candidates:
 
     def holder(self, pos: int) -> str | None:
         if pos not in self._holders:
-            self._holders[pos] = self.chain.slot_holder(pos)
+            if not self._holders and 0 < self.pool.slot_count <= PREFETCH_SLOTS:
+                # a ranking reads many slots: fetch them all in one round trip
+                batch = getattr(self.chain, "slot_holders", None)
+                if batch is not None:
+                    self._holders.update(batch(range(self.pool.slot_count)))
+            if pos not in self._holders:
+                self._holders[pos] = self.chain.slot_holder(pos)
         return self._holders[pos]
 
     def verdict(self, address: str) -> str | None:
