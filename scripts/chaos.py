@@ -125,6 +125,7 @@ class Chaos:
                 "restarts": self.restarts,
                 "all_settled": settled,
                 "post_errors": len(self.post_errors),
+                "post_error_messages": [m[-400:] for m in self.post_errors],
                 "janitor_txs": self.janitor_txs,
                 "wall_s": round(wall, 1),
             }

@@ -64,6 +64,7 @@ OUTCOME_STATE = {ACCEPT: ACCEPTED, PENDING: PENDING_STATE, REJECT: REJECTED}
 ROUND_STATUS = {0: TaskStatus.COMPUTING, 1: TaskStatus.RECOMPUTING}
 PARAMS_RETRY = 3.0  # seconds between attempts to learn a task's params
 RECHECK = 5.0  # seconds between chain reads of a task no event or owner decision touched
+STEPS_AT_ONCE = 8  # tasks an agent steps (params, chain reads, notices) concurrently
 MAX_CACHED_ANNOUNCEMENTS = 1024
 
 
@@ -116,6 +117,7 @@ class OwnerAgent:
         self.wake = trio.Event()
         self.metrics_server: MetricsServer | None = None
         self.nursery: trio.Nursery | None = None
+        self.steps = trio.CapacityLimiter(STEPS_AT_ONCE)  # tasks stepped concurrently
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         run = trio.to_thread.run_sync
@@ -268,23 +270,28 @@ class OwnerAgent:
         """One pass: learn candidates' params and decide; drive contributing tasks; close
         settled ones."""
         now = time.monotonic()
-        for task_id, tried in list(self.candidates.items()):
-            if now - tried >= PARAMS_RETRY or task_id in self.announced:
-                self.candidates[task_id] = now
-                await self._guarded(self.consider, task_id)
+        # tasks step concurrently (bounded): one task's slow peers or RPCs must not delay
+        # another's shares past its input timeout
+        async with trio.open_nursery() as steps:
+            for task_id, tried in list(self.candidates.items()):
+                if now - tried >= PARAMS_RETRY or task_id in self.announced:
+                    self.candidates[task_id] = now
+                    steps.start_soon(self._guarded, self.consider, task_id)
         touched, self.touched = self.touched, set()
-        for d in self.state.decisions(open_only=True):
-            # a task's record is read from the chain (its logs) when an event named it, the
-            # owner decided (approve/reject), or every RECHECK s: the chain is shared
-            at, seen = self.checked.get(d.task_id, (0.0, 0.0))
-            if d.task_id in touched or d.updated != seen or now - at >= RECHECK:
-                self.checked[d.task_id] = (now, d.updated)
-                await self._guarded(self.advance, d)
+        async with trio.open_nursery() as steps:
+            for d in self.state.decisions(open_only=True):
+                # a task's record is read from the chain (its logs) when an event named it,
+                # the owner decided (approve/reject), or every RECHECK s: the chain is shared
+                at, seen = self.checked.get(d.task_id, (0.0, 0.0))
+                if d.task_id in touched or d.updated != seen or now - at >= RECHECK:
+                    self.checked[d.task_id] = (now, d.updated)
+                    steps.start_soon(self._guarded, self.advance, d)
 
     async def _guarded(self, step: Callable[..., Any], arg: Any) -> None:
         """One task's step; its failure (an RPC error, a bug) does not hold up the others."""
         try:
-            await step(arg)
+            async with self.steps:
+                await step(arg)
         except (ContractsError, NodeError, SchedulerError) as e:
             log.warning("%s: %s", step.__name__, e)
         except Exception as e:
@@ -490,17 +497,23 @@ class OwnerAgent:
         """Gossip the notice and hand it to every connected peer directly."""
         data = n.to_bytes()
         sent = 0
+
+        async def one(peer: str) -> None:
+            nonlocal sent
+            try:
+                check_reply(peer, await self.host.request(peer, PROTO_NOTICE, data, timeout=5))
+                sent += 1
+            except (NodeError, P2PError) as e:
+                log.debug("notice to %s: %s", peer, e)
+
         with trio.move_on_after(10):
             try:
                 await self.host.publish(TOPIC_TASKS, data)
             except NodeError as e:
                 log.debug("notice gossip: %s", e)
-            for peer in self.host.connected_peers():
-                try:
-                    check_reply(peer, await self.host.request(peer, PROTO_NOTICE, data, timeout=5))
-                    sent += 1
-                except (NodeError, P2PError) as e:
-                    log.debug("notice to %s: %s", peer, e)
+            async with trio.open_nursery() as peers:  # a dead peer must not delay the rest
+                for peer in self.host.connected_peers():
+                    peers.start_soon(one, peer)
         if sent:
             fresh = self.noticed.get(n.task_id) != (n.state, n.reason)
             self.noticed[n.task_id] = (n.state, n.reason)
