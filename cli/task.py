@@ -20,6 +20,7 @@ from dnode.cli.wait import _wait_for
 from dnode.contracts.client import TERMINAL_STATUSES, ChainClient, TaskInfo, TaskStatus
 from dnode.node import peer_client
 from dnode.node.aggregation import DEFAULT_MIN_OWNERS, MinAggregation
+from dnode.node.errors import NodeError
 from dnode.oracle.reader import read
 from dnode.scheduler.candidates import candidates_for, seed_state
 from dnode.scheduler.committee_check import verified_committee
@@ -267,7 +268,13 @@ def post(
         pass
     announced = 0
     if bootstrap:
-        announced = trio.run(peer_client.announce, list(bootstrap), task_id, params)
+        try:
+            announced = trio.run(peer_client.announce, list(bootstrap), task_id, params)
+        except NodeError as e:  # posted and paid: say which task and how to announce it
+            raise CliError(
+                f"task {task_id} is posted but its params were not announced ({e}); retry with "
+                f"`dnode task announce {task_id} --params {kept} --bootstrap ADDR`"
+            ) from None
     c.emit(
         {
             "task_id": task_id,

@@ -51,10 +51,23 @@ async def ephemeral_host(bootstrap: list[str]) -> AsyncIterator[P2PHost]:
         yield host
 
 
+ANNOUNCE_WINDOW = 30.0  # seconds a client keeps trying to hand its task to some peer
+
+
 async def announce(bootstrap: list[str], task_id: int, params: TaskParams) -> int:
-    """Tell the bootstrap peers about the task; they check it on-chain and gossip it on."""
+    """Tell the bootstrap peers about the task; they check it on-chain and gossip it on.
+
+    A busy or restarting peer may reset one request: the peers this host is connected to (the
+    bootstrap peers and whoever it learned of since) are asked again until one accepts or
+    ANNOUNCE_WINDOW s have passed."""
+    accepted = 0
     async with ephemeral_host(bootstrap) as host:
-        accepted = await announce_via(host, host.connected_peers(), task_id, params)
+        with trio.move_on_after(ANNOUNCE_WINDOW):
+            while True:
+                accepted = await announce_via(host, host.connected_peers(), task_id, params)
+                if accepted:
+                    break
+                await trio.sleep(2.0)
     if not accepted:
         raise P2PError("no peer accepted the task announcement")
     return accepted

@@ -315,7 +315,8 @@ class Chaos:
                 if t.status in (TaskStatus.DISPUTED, TaskStatus.RECOMPUTING):
                     # a dispute posts max(dispute_bond, reward)
                     bonded += max(int(chain.deployment.params["dispute_bond"]), t.reward)
-        held = escrow + bonded
+        # slashed collateral no one is owed is credited to the zero address (market.BURN)
+        held = escrow + bonded + chain.credits("0x" + "00" * 20)
         for who in sorted(x for x in addresses if x):
             info = chain.node_info(who)
             held += info.stake + info.unbonding + chain.credits(who)
