@@ -92,6 +92,7 @@ class DisagreeError(Exception):
 
 #: exit code of a party whose malicious-minority checks failed (node.mpc.malicious)
 EXIT_CHEATING = 6
+EXIT_PEER_LOST = 5  # a peer's connection closed before the session ended: no waiting it out
 
 
 def _say(msg: str) -> None:
@@ -334,6 +335,33 @@ def _write_json(path: str, obj: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _exit_when_a_peer_is_lost(mpc: Any, index: int) -> None:
+    """A peer whose connection closes before our shutdown began has died (killed, its tunnel
+    broke): MPyC would wait for its messages until the deadline. Exit at once, so the node
+    retries at the next slot with the others instead of idling through this one."""
+    from mpyc import asyncoro
+
+    closing = False
+    lost = asyncoro.MessageExchanger.connection_lost
+    shutdown = mpc.shutdown
+
+    def connection_lost(self: Any, exc: Exception | None) -> None:
+        if not closing:
+            peer = getattr(self, "peer_pid", None)
+            _say(f"dnode-mpc: party {index}: lost the connection to party {peer} ({exc!r})")
+            sys.stdout.flush()
+            os._exit(EXIT_PEER_LOST)
+        lost(self, exc)
+
+    async def shutdown_then_close() -> Any:
+        nonlocal closing
+        closing = True  # peers close their connections once everyone reached shutdown
+        return await shutdown()
+
+    asyncoro.MessageExchanger.connection_lost = connection_lost  # type: ignore[method-assign]
+    mpc.shutdown = shutdown_then_close
+
+
 def main(args: list[str] | None = None) -> int:
     args = sys.argv[1:] if args is None else args
     if len(args) != 1:
@@ -366,6 +394,7 @@ def main(args: list[str] | None = None) -> int:
     from mpyc.runtime import mpc
 
     patch_runtime(mpyc_runtime)  # no pickle; party ids checked; only our user connects
+    _exit_when_a_peer_is_lost(mpc, job["index"])
 
     # MPyC's server binds every interface; peers' pickled messages are unpickled, so
     # listen on listen_host only (loopback by default: remote peers come via tunnels).

@@ -433,3 +433,35 @@ def test_three_parties_min_and_max_by_tournament():
         assert all(isinstance(r, MpcResult) for r in res), res
         assert set(res[0].revealed) == {"extreme"}  # only the extreme is opened
         assert _finish(program, OWNERS_INT, "int", res[0]) == (want,)
+
+
+def test_a_dead_peer_ends_the_session_at_once():
+    """A party whose peer died (killed node, broken tunnel) exits at once instead of waiting
+    for the peer's messages until its deadline: the node then retries at the next slot
+    (chaos runs: sessions "stalled" for their whole attempt after one member was killed)."""
+    rng = random.Random(7)
+    owners = [[str(rng.randint(-500, 500)) for _ in range(400)] for _ in range(3)]
+    jobs = _jobs(16, "mpc.median", "int", owners, 3, 1)
+
+    async def scenario():
+        results: list[object] = [None] * 3
+
+        async def one(i, timeout):
+            try:
+                results[i] = await run_party(jobs[i], timeout=timeout)
+            except MpcError as e:
+                results[i] = e
+
+        t0 = time.monotonic()
+        async with trio.open_nursery() as n:
+            n.start_soon(one, 0, 120.0)
+            n.start_soon(one, 1, 120.0)
+            n.start_soon(one, 2, 4.0)  # killed by its executor mid-session
+        return results, time.monotonic() - t0
+
+    (r0, r1, r2), elapsed = trio.run(scenario)
+    assert isinstance(r2, MpcError) and "timed out after 4 s" in str(r2), r2
+    for r in (r0, r1):
+        assert isinstance(r, MpcError), r
+        assert "lost the connection to party 2" in str(r), r
+    assert elapsed < 60  # not the 120 s deadline
