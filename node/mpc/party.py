@@ -93,6 +93,7 @@ class DisagreeError(Exception):
 #: exit code of a party whose malicious-minority checks failed (node.mpc.malicious)
 EXIT_CHEATING = 6
 EXIT_PEER_LOST = 5  # a peer's connection closed before the session ended: no waiting it out
+PEER_LOST_GRACE = 5.0  # seconds a party may still finish (or detect cheating) after that
 
 
 def _say(msg: str) -> None:
@@ -345,12 +346,17 @@ def _exit_when_a_peer_is_lost(mpc: Any, index: int) -> None:
     lost = asyncoro.MessageExchanger.connection_lost
     shutdown = mpc.shutdown
 
+    def give_up(peer: Any, exc: Exception | None) -> None:
+        _say(f"dnode-mpc: party {index}: lost the connection to party {peer} ({exc!r})")
+        sys.stdout.flush()
+        os._exit(EXIT_PEER_LOST)
+
     def connection_lost(self: Any, exc: Exception | None) -> None:
         if not closing:
-            peer = getattr(self, "peer_pid", None)
-            _say(f"dnode-mpc: party {index}: lost the connection to party {peer} ({exc!r})")
-            sys.stdout.flush()
-            os._exit(EXIT_PEER_LOST)
+            # a moment's grace: a peer that just exited on a failed check closes first, and
+            # this party should report the same finding, not the lost connection
+            mpc._loop.call_later(PEER_LOST_GRACE, give_up, getattr(self, "peer_pid", None), exc)
+            return
         lost(self, exc)
 
     async def shutdown_then_close() -> Any:
