@@ -916,8 +916,13 @@ class Devnet:
 
     # transactions
     def _m_eth_getTransactionByHash(self, params: list[Any]) -> dict[str, Any] | None:
-        found = self._find_tx(_p_hash(_arg(params, 0, name="transaction hash")))
-        if found is None:
+        tx_hash = _p_hash(_arg(params, 0, name="transaction hash"))
+        found = self._find_tx(tx_hash)
+        if found is None:  # waiting in the pending block (max_ahead): known, not yet mined
+            pending = self._chain.get_block()
+            for i, tx in enumerate(pending.transactions):
+                if tx.hash == tx_hash:
+                    return self._ser_tx(pending, tx, i, True)
             return None
         block, tx, index = found
         return self._ser_tx(block, tx, index, False)

@@ -79,6 +79,8 @@ def test_a_waiting_transaction_counts_for_the_pending_nonce_and_is_known() -> No
         net.request("evm_mine", [])
     h = _send(net, key, to, 0)
     assert net.request("eth_getTransactionReceipt", [h]) is None  # waiting in the pending block
+    seen = net.request("eth_getTransactionByHash", [h])  # known, as a real node's mempool says
+    assert seen["hash"] == h and seen["blockNumber"] is None
     assert int(net.request("eth_getTransactionCount", [addr, "pending"]), 16) == 1
     assert int(net.request("eth_getTransactionCount", [addr, "latest"]), 16) == 0
     try:
