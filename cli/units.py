@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import click
 
-UNITS = {"ether": 10**18, "eth": 10**18, "gwei": 10**9, "wei": 1}
+from dnode.contracts.units import UNITS, parse_amount
 
-
-def parse_amount(text: str) -> int:
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*", text)
-    if not m:
-        raise ValueError(f"{text!r} is not an amount (try 1.5ether, 2gwei, 1000wei)")
-    unit = (m.group(2) or "ether").lower()
-    if unit not in UNITS:
-        raise ValueError(f"unknown unit {m.group(2)!r} (ether, gwei or wei)")
-    try:
-        wei = Decimal(m.group(1)) * UNITS[unit]
-    except InvalidOperation:
-        raise ValueError(f"{text!r} is not an amount") from None
-    if wei != wei.to_integral_value():
-        raise ValueError(f"{text!r} is not a whole number of wei")
-    return int(wei)
+__all__ = ["AMOUNT", "UNITS", "fmt_eth", "parse_amount"]
 
 
 def fmt_eth(wei: int) -> str:

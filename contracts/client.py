@@ -686,9 +686,13 @@ class ChainClient:
             *extra,
             value=reward,
         )
+        return self._posted_task_id(receipt, "post_task")
+
+    def _posted_task_id(self, receipt: Any, action: str) -> int:
+        """The task id a posting's TaskPosted log names."""
         for ev in self.contract.events.TaskPosted().process_receipt(receipt, errors=_DISCARD):
             return int(ev["args"]["task_id"])
-        raise ContractsError("post_task: receipt has no TaskPosted event")
+        raise ContractsError(f"{action}: receipt has no TaskPosted event")
 
     def join_signature(self, task_id: int, round: int = 0) -> bytes:
         """This account's signed intent to sit on ``task_id``'s committee (round 1: rerun)."""
@@ -964,9 +968,7 @@ class ChainClient:
             list(costs),
             value=reward + total,
         )
-        for ev in self.contract.events.TaskPosted().process_receipt(receipt, errors=_DISCARD):
-            return int(ev["args"]["task_id"])
-        raise ContractsError("post_data_task: receipt has no TaskPosted event")
+        return self._posted_task_id(receipt, "post_data_task")
 
     def settle_datasets(self, task_id: int) -> TxOutcome:
         """Pay the owners (task finalized or overturned) or refund the requester and release

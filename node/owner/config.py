@@ -18,13 +18,12 @@ Example (paths relative to the config file; amounts in wei or with a unit)::
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, field, fields
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from dnode.contracts.units import parse_amount
 from dnode.node.chainwatch import DEFAULT_CONFIRMATIONS
 from dnode.node.owner.errors import OwnerConfigError
 from dnode.node.owner.policy import PENDING, REJECT, Policy
@@ -63,24 +62,16 @@ class OwnerConfig:
 SETTINGS = {f.name for f in fields(OwnerConfig)} - {"home", "datasets"}
 POLICY_KEYS = {f.name for f in fields(Policy)}
 FLOAT_SETTINGS = {"poll_interval", "retry_interval", "notice_interval"}
-UNITS = {"ether": 10**18, "eth": 10**18, "gwei": 10**9, "wei": 1}
 
 
 def parse_wei(value: Any, where: str) -> int:
     """An amount: an integer of wei, or a string such as "0.5ether", "2gwei"."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*", str(value))
-    unit = (m.group(2) or "ether").lower() if m else ""
-    if not m or unit not in UNITS:
-        raise ValueError(f"{where}: {value!r} is not an amount (e.g. 0.1ether, 1000wei)")
     try:
-        wei = Decimal(m.group(1)) * UNITS[unit]
-    except InvalidOperation:
-        raise ValueError(f"{where}: {value!r} is not an amount") from None
-    if wei != wei.to_integral_value():
-        raise ValueError(f"{where}: {value!r} is not a whole number of wei")
-    return int(wei)
+        return parse_amount(str(value))
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
 
 
 def _strs(v: Any, where: str) -> tuple[str, ...]:
