@@ -352,13 +352,13 @@ def _seat(row: Any) -> HeldSeat:
     return HeldSeat(int(t), int(r), int(s), json.loads(c), str(st), str(note))
 
 
-def open_state(state_dir: Path) -> NodeState:
-    """Lock the state dir for this process (or raise StateLocked) and open its database."""
+def lock_state_dir(state_dir: Path, lock_name: str) -> IO[str]:
+    """Create the private state dir and take its exclusive lock for this process (StateLocked
+    names the holder); the open lock file holds the lock until closed or the process dies."""
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
         os.chmod(state_dir, PRIVATE_DIR)  # shares live here: never group/world readable
-        lock_path = state_dir / LOCK_NAME
-        f = open(lock_path, "a+")  # noqa: SIM115 - held for the process lifetime
+        f = open(state_dir / lock_name, "a+")  # noqa: SIM115 - held for the process lifetime
     except OSError as e:
         raise StateError(f"cannot open the state dir {state_dir}: {e.strerror or e}") from None
     try:
@@ -372,6 +372,12 @@ def open_state(state_dir: Path) -> NodeState:
     f.truncate()
     f.write(f"pid {os.getpid()}")
     f.flush()
+    return f
+
+
+def open_state(state_dir: Path) -> NodeState:
+    """Lock the state dir for this process (or raise StateLocked) and open its database."""
+    f = lock_state_dir(state_dir, LOCK_NAME)
     try:
         return NodeState(state_dir, f)
     except sqlite3.Error as e:

@@ -20,7 +20,6 @@ reject and pending open the same file without the lock (SQLite serializes the wr
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 import threading
@@ -31,8 +30,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from dnode.contracts.outbox import connect_db, write_txn
-from dnode.node.errors import StateError, StateLocked
+from dnode.node.errors import StateError
 from dnode.node.owner.errors import NotPending, UnknownTask
+from dnode.node.state import lock_state_dir
 
 DB_NAME = "owner.db"
 LOCK_NAME = "owner.lock"
@@ -286,23 +286,7 @@ def _decision(row: Any) -> Decision:
 
 def open_owner_state(state_dir: Path) -> OwnerState:
     """Lock the agent's state dir for this process (or raise StateLocked) and open its db."""
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(state_dir, 0o700)
-        f = open(state_dir / LOCK_NAME, "a+")  # noqa: SIM115 - held for the process lifetime
-    except OSError as e:
-        raise StateError(f"cannot open the state dir {state_dir}: {e.strerror or e}") from None
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        holder = f.read().strip()
-        f.close()
-        raise StateLocked(str(state_dir), holder) from None
-    f.seek(0)
-    f.truncate()
-    f.write(f"pid {os.getpid()}")
-    f.flush()
+    f = lock_state_dir(state_dir, LOCK_NAME)
     try:
         return OwnerState(state_dir, f)
     except sqlite3.Error as e:
