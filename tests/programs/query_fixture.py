@@ -105,6 +105,6 @@ def ours_as_rows(
     out = {}
     for g, labels in enumerate(groups):
         row = list(values[g * width : (g + 1) * width])
-        if row[0] > 0 or not plan.group_by:
+        if row[0] >= 0:
             out[tuple(labels)] = row[1:]
     return out

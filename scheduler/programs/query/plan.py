@@ -55,10 +55,11 @@ as ``"40"`` or ``"-1.5"``, categorical labels as the label)::
 
 ``C`` is a column name of the table (aggregate) or ``"table.column"`` (join). The output of a
 plan is one row per group (all domain combinations, row-major in GROUP BY order; one row
-``all`` without GROUP BY) and the columns ``rows`` (the group's size, 0 when the group is
-empty or fails HAVING, as DuckDB then omits the row) followed by one column per aggregate
-ITEM of the SELECT (group ITEMs are the row labels). SQL NULL (an empty group's AVG, a
-sample variance of one row, a correlation with a constant column) is reported as 0.
+``all`` without GROUP BY) and the columns ``rows`` (the group's size; -1 when the row is
+not in the SQL answer: an empty group under GROUP BY, or HAVING false, whose other values
+are then 0) followed by one column per aggregate ITEM of the SELECT (group ITEMs are the row
+labels). SQL NULL (an empty group's AVG, a sample variance of one row, a correlation with a
+constant column, where DuckDB says NULL or NaN) is reported as 0.
 """
 
 from __future__ import annotations

@@ -276,7 +276,7 @@ class Query(ProgramSpec):
             aggs = [stats.agg(a, g) for a in plan.aggs]
             keep = (n > 0 or not plan.group_by) and eval_pred(plan.having, aggs.__getitem__)
             row = [Fraction(n)] + [aggs[i] for _, i in plan.agg_items]
-            vals += row if keep else [Fraction(0)] * len(row)
+            vals += row if keep else [Fraction(-1)] + [Fraction(0)] * (len(row) - 1)
         return Output(tuple(vals), rows, *self.layout(params))
 
 
