@@ -22,6 +22,7 @@ from dnode.contracts.client import ChainClient
 from dnode.node import peer_client
 from dnode.scheduler.programs import MAX_COMMITTEE, MIN_COMMITTEE, TaskParams
 from dnode.scheduler.programs.query.build import explain, explain_lines, query_params, read_schema
+from dnode.scheduler.programs.query.plan import compile_query
 from dnode.scheduler.programs.schema import Column
 
 
@@ -175,7 +176,8 @@ def query(
     key = private.result_key(c) if private_result else ""
     from dnode.cli.task import _min_aggregation
 
-    everyone = tuple(dict.fromkeys(o for os_ in by_table.values() for o in os_))
+    used = compile_query(sql, catalog).tables  # the owners of the tables the query reads
+    everyone = tuple(dict.fromkeys(o for t in used for o in by_table.get(t, ())))
     minimum = _min_aggregation(everyone, None, None, allow_single_owner)
     plan, params = query_params(
         sql, catalog, by_table, max_rows=max_rows, input_timeout=input_timeout,
