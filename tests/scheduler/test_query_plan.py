@@ -134,12 +134,50 @@ def test_quantile_cannot_be_private():
         params_for("SELECT MEDIAN(age) FROM customers", result_key="ab" * 32)
 
 
-def test_where_isolating_one_row_reveals_what_explain_says():
-    """A WHERE that isolates one row makes its group size 1 and its SUM that row's value: the
-    spec says so (group sizes and sums are revealed); nothing hides it, so --explain must."""
-    params = params_for("SELECT SUM(income) FROM customers WHERE age = 44")
-    assert "group size" in params.spec.reveals
-    assert "sums" in params.spec.reveals
+EXPLAINED = {
+    "count": ("size of every group", "number of rows after WHERE"),
+    "sum": ("the sum of",),
+    "sumsq": ("sum of squares",),
+    "cross": ("sum of products",),
+    "min": ("the minimum of",),
+    "max": ("the maximum of",),
+    "order": ("order statistics",),
+}
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT SUM(income) FROM customers WHERE id = 'x'",  # refused: ids are not filtered
+        "SELECT region, SUM(income) FROM customers WHERE age = 44 GROUP BY region",
+        "SELECT tier, MIN(age), MAX(income), CORR(age, income) FROM customers GROUP BY tier",
+        "SELECT MEDIAN(income), VAR_POP(age) FROM customers WHERE region = 'N'",
+        "SELECT region, COUNT(*) FROM customers GROUP BY region HAVING COUNT(*) > 2",
+    ],
+)
+def test_explain_names_everything_the_kernel_opens(sql):
+    """A WHERE that isolates one row reveals that row's aggregated values: --explain must say
+    every kind of value the kernel opens (checked against what it opens on a table)."""
+    from dnode.scheduler.programs.query.build import explain
+
+    try:
+        params = params_for(sql)
+    except TypeMismatch:
+        return  # an identifier cannot single out a row: refused before posting
+    rng = random.Random(3)
+    owners = [random_rows(rng, 4) for _ in range(3)]
+    enc = [params.spec.encode_owner(params, table_of(params, o)) for o in owners]
+    opened, _ = reveal(params, enc)
+    plan = Plan.from_dict(params.args["plan"])
+    text = " ".join(explain(params, plan, {"customers": list(params.owners)})["reveals"])
+    if plan.where or plan.group_by:
+        assert "with no minimum" in text and "matches one row" in text
+    for key in opened:
+        if key == "order_keys" or (key in ("sum", "sumsq", "cross") and not opened[key]):
+            continue
+        assert any(x in text for x in EXPLAINED[key]), (key, text)
+    if plan.having:
+        assert "HAVING" in text and "every group's statistics" in text
 
 
 # ------------------------------------------------------------------ plan -> finish vs DuckDB

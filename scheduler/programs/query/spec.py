@@ -248,6 +248,12 @@ class Query(ProgramSpec):
             "max": [[at[c], *rng[c]] for c in need.max],
             "quantile": [[at[c], *rng[c], qs] for c, qs in need.quantile.items()],
             "cmp_bits": self.cmp_bits(params),
+            # narrower comparisons where the values allow (cost grows with the bits): WHERE
+            # compares x - t with |x - t| <= span, MIN/MAX values in [lo - 1, hi + 1]
+            "where_bits": _span_bits(
+                sch, [c for c in _where_columns(plan) if sch[c].type != "cat"], 0
+            ),
+            "ext_bits": _span_bits(sch, need.min + need.max, 2),
         }
 
     # ---- output ------------------------------------------------------------------------
@@ -278,6 +284,13 @@ class Query(ProgramSpec):
             row = [Fraction(n)] + [aggs[i] for _, i in plan.agg_items]
             vals += row if keep else [Fraction(-1)] + [Fraction(0)] * (len(row) - 1)
         return Output(tuple(vals), rows, *self.layout(params))
+
+
+def _span_bits(sch: Mapping[str, Column], cols: list[str], extra: int) -> int:
+    """Bits of a secure comparison of differences up to max(hi - lo) + extra (0: none)."""
+    if not cols:
+        return 0
+    return (max(sch[c].enc_hi - sch[c].enc_lo for c in cols) + extra).bit_length() + 2
 
 
 def params_result_key(params: TaskView) -> str:

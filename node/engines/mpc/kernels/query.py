@@ -34,7 +34,7 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
         await s.finish()
         return _empty(args, G)
     await s.check_onehot([(int(o), int(k)) for o, k in args["onehot"]])
-    mask = await _where(s, x, args["where"], bits)
+    mask = await _where(s, x, args["where"], int(args.get("where_bits") or bits))
     m = None  # None: every row, one group
     if groups:
         cols = [_stack(mpc, [x[:, g[j]] for g in groups]) for j in range(len(groups[0]))]
@@ -76,7 +76,7 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
         if not spec:
             continue
         v = _masked(s, x, m, G, spec, which)
-        e = await s.extreme(v, which, bits)
+        e = await s.extreme(v, which, int(args.get("ext_bits") or bits))
         out[which] = await s.open(e, which)
 
     # ---- order statistics (quantiles): needs the group sizes (opened above, or n)
