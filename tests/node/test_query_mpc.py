@@ -140,3 +140,32 @@ def test_out_of_range_filtered_value_aborts():
     vecs[2] = [*enc, *table_witness([40] * len(enc), wit)]
     res = trio.run(_run, _jobs(params, vecs, checks=True))
     assert all(isinstance(r, MpcError) for r in res), res
+
+
+def test_private_result_larger_than_the_chain_holds():
+    """A 24-value answer (3 regions x 2 tiers x 3 columns + sizes) only as a private result:
+    no party opens anything; the requester's key reconstructs the statistics, equal to
+    DuckDB's answer after finish."""
+    import dataclasses
+
+    from dnode.node.mpc.delivery import Bundle, open_bundle, result_keypair
+
+    sk, pk = result_keypair(bytes(range(1, 33)))
+    sql = (
+        "SELECT region, tier, COUNT(*), SUM(income), MAX(age) FROM customers WHERE age < 60 "
+        "GROUP BY region, tier"
+    )
+    params = params_for(sql, result_key=pk)
+    rng = random.Random(11)
+    owners = [random_rows(rng, n) for n in (6, 5, 7)]
+    jobs = [dataclasses.replace(j, result_key=pk)
+            for j in _jobs(params, _vectors(params, owners, checks=True), checks=True)]  # fmt: skip
+    res = trio.run(_run, jobs)
+    assert all(isinstance(r, MpcResult) for r in res), res
+    assert all(r.revealed == {} for r in res)  # the committee opened nothing
+    (raw,) = {r.bundle for r in res}
+    got, rows = open_bundle(sk, Bundle.from_bytes(raw))
+    ours = ours_as_rows(params, params.spec.finish(params, got, rows).values)
+    theirs = duckdb_answer(sql, owners)
+    assert theirs
+    _close(ours, theirs)
