@@ -218,8 +218,14 @@ def queries(draw):
             where = f"({where}) {op} {atom()}"
         where = " WHERE " + where
     having = ""
-    if gb and draw(st.booleans()):
-        having = f" HAVING COUNT(*) >= {draw(st.integers(0, 4))}"
+    if draw(st.booleans()):
+        pick = draw(st.sampled_from(["count", "agg", "not"]))
+        if pick == "count":
+            having = f" HAVING COUNT(*) >= {draw(st.integers(0, 4))}"
+        else:
+            cmp = draw(st.sampled_from(["<", ">=", "<>"]))
+            h = f"{aggs[0]} {cmp} {draw(st.integers(-5, 1000)) / 4}"
+            having = f" HAVING {'NOT ' if pick == 'not' else ''}{h} OR COUNT(*) = 1"
     cols = ", ".join([*gb, *aggs])
     group = f" GROUP BY {', '.join(gb)}" if gb else ""
     return f"SELECT {cols} FROM customers{where}{group}{having}", len(gb), aggs

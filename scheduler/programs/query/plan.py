@@ -166,20 +166,27 @@ def pred_columns(p: Mapping[str, Any] | None) -> list[str]:
     return [str(p["col"])]
 
 
-def eval_pred(p: Mapping[str, Any] | None, value: Any) -> bool:
+def eval_pred(p: Mapping[str, Any] | None, value: Any) -> bool | None:
     """A predicate on one row (or one group's aggregates: ``value(key)`` gives the exact value
-    of a column name or an aggregate index). Constants compare exactly (decimals)."""
+    of a column name or an aggregate index, None for SQL NULL), in SQL's three-valued logic:
+    True, False or None (unknown; HAVING keeps a group only on True). Constants compare
+    exactly (decimals)."""
     if not p:
         return True
     op = p["op"]
-    if op == "and":
-        return all(eval_pred(a, value) for a in p["args"])
-    if op == "or":
-        return any(eval_pred(a, value) for a in p["args"])
+    if op in ("and", "or"):
+        got = [eval_pred(a, value) for a in p["args"]]
+        decisive = op == "or"  # True decides an OR, False an AND
+        if decisive in got:
+            return decisive
+        return None if None in got else not decisive
     if op == "not":
-        return not eval_pred(p["arg"], value)
+        inner = eval_pred(p["arg"], value)
+        return None if inner is None else not inner
     key = p["col"] if "col" in p else int(p["agg"])
     x = value(key)
+    if x is None:
+        return None
 
     def const(v: str) -> Any:
         return v if isinstance(x, str) else parse_decimal(v)

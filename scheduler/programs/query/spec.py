@@ -279,9 +279,9 @@ class Query(ProgramSpec):
         vals: list[Fraction] = []
         for g in range(len(groups)):
             n = stats.count[g]
-            aggs = [stats.agg(a, g) for a in plan.aggs]
+            aggs = [stats.agg(a, g) for a in plan.aggs]  # None: SQL NULL
             keep = (n > 0 or not plan.group_by) and eval_pred(plan.having, aggs.__getitem__)
-            row = [Fraction(n)] + [aggs[i] for _, i in plan.agg_items]
+            row = [Fraction(n)] + [aggs[i] or Fraction(0) for _, i in plan.agg_items]
             vals += row if keep else [Fraction(-1)] + [Fraction(0)] * (len(row) - 1)
         return Output(tuple(vals), rows, *self.layout(params))
 
@@ -351,14 +351,14 @@ class GroupStats:
         sxy = self._ss(a, g) if a == b else self._sxy(a, b, g)
         return (sxy - self._s(a, g) * self._s(b, g) / n) / (n - ddof)
 
-    def agg(self, a: Mapping[str, Any], g: int) -> Fraction:
-        """One aggregate of group g (SQL NULL -> 0)."""
+    def agg(self, a: Mapping[str, Any], g: int) -> Fraction | None:
+        """One aggregate of group g (None: SQL NULL)."""
         fn, c, n = a["fn"], a.get("col"), self.count[g]
         if fn == "count":
             return Fraction(n)
         c = str(c)
         if n == 0:
-            return Fraction(0)
+            return None
         if fn == "sum":
             return self._s(c, g)
         if fn == "avg":
@@ -366,7 +366,7 @@ class GroupStats:
         if fn in SQUARES:
             v = self._cov(c, c, g, 1 if fn.endswith("samp") else 0)
             if v is None:
-                return Fraction(0)
+                return None
             return sqrt(v) if fn.startswith("stddev") else v
         if fn in ("min", "max"):
             col = self.sch[c]
@@ -381,11 +381,11 @@ class GroupStats:
         c2 = str(a["col2"])
         if fn in ("covar_pop", "covar_samp"):
             v = self._cov(c, c2, g, 1 if fn == "covar_samp" else 0)
-            return Fraction(0) if v is None else v
-        # corr: covar_pop / (stddev_pop * stddev_pop); NULL (-> 0) for a constant column
+            return v
+        # corr: covar_pop / (stddev_pop * stddev_pop); undefined for a constant column
         cxy, vx, vy = self._cov(c, c2, g, 0), self._cov(c, c, g, 0), self._cov(c2, c2, g, 0)
         if cxy is None or not vx or not vy:
-            return Fraction(0)
+            return None
         return cxy / sqrt(vx * vy)
 
 
