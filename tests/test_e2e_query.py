@@ -106,3 +106,31 @@ def test_grouped_aggregate_with_where_over_three_owners(setup: Setup) -> None:
         if exact_avg is not None:
             assert abs(got[1] - exact_avg) <= half
         assert float(got[1]) == pytest.approx(float(avg), rel=1e-15)
+
+
+def test_query_over_published_datasets(setup: Setup) -> None:
+    """The same table published as 3 datasets (one per owner, the schema file's digest on
+    chain): ``dnode query --dataset`` finds each dataset's table by that digest, escrows the
+    prices, and the answer equals DuckDB's over the UNION ALL."""
+    s = setup
+    ids = []
+    for m in s.owners.values():
+        pub = s.cluster.dnode(
+            m, "data", "publish", "--schema", str(s.schema), "--rows", "4", "--price",
+            "0.01ether", "--program", "query", "--epsilon", "1",
+        )  # fmt: skip
+        ids.append(str(pub["dataset_id"]))
+    sql = "SELECT COUNT(*), SUM(income), MIN(age) FROM customers WHERE region IN ('n', 's')"
+    base = ["query", sql, "--schema", str(s.schema), *SLOW, "--privacy-cost", "0.1"]
+    base += [x for i in ids for x in ("--dataset", i)]
+    ex = s.cluster.dnode(s.requester, *base, "--explain")["explain"]
+    assert ex["cost"]["total"] == 3 * 10**17 + 3 * 10**16  # reward + 3 dataset prices
+    assert ex["tables"][0]["owners"] == [m.address for m in s.owners.values()]
+    posted = s.cluster.dnode(s.requester, *base, "--bootstrap", s.cluster.bootstrap()[0])
+    task_id = int(posted["task_id"])
+    s.cluster.contribute_all(task_id, s.owners, s.files)
+    res = s.cluster.dnode(s.requester, "task", "result", str(task_id), "--wait", "900")
+    assert res["shape"] == [1, 4]
+    vals = [Fraction(v, 10 ** res["decimals"]) for v in res["values_scaled"]]
+    ((count, total, least),) = _duckdb(sql, list(s.files.values()))
+    assert vals == [count, count, Fraction(Decimal(str(total))), least]
