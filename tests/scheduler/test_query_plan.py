@@ -187,7 +187,7 @@ AGGS = [
     "VARIANCE(age)", "VAR_POP(age)", "STDDEV(income)", "STDDEV_POP(age)", "MIN(age)",
     "MAX(income)", "MEDIAN(age)", "QUANTILE_CONT(income, 0.25)",
     "PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY age)", "CORR(age, income)",
-    "COVAR_POP(age, income)", "COVAR_SAMP(income, age)", "COUNT(id)",
+    "COVAR_POP(age, income)", "COVAR_SAMP(income, age)", "COUNT(id)", "COUNT(income)",
 ]  # fmt: skip
 EXACT = ("COUNT", "SUM", "MIN", "MAX")
 ATOMS = [

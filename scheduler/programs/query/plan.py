@@ -494,6 +494,7 @@ class _Compiler:
             if arg is None or isinstance(arg, exp.Star):
                 return {"fn": "count"}
             name, col = self.column(arg)  # COUNT(col): no NULLs, the same as COUNT(*)
+            self._use(name, col)  # named: in the task's schema, so the text recompiles there
             return {"fn": "count"}
         fn = _FN.get(type(node).__name__)
         if fn is None and isinstance(node, exp.Anonymous):
