@@ -53,7 +53,13 @@ as ``"40"`` or ``"-1.5"``, categorical labels as the label)::
           | {"op": "between", "col": C, "low": V, "high": V}   # inclusive, as SQL
     HPRED = PRED with "agg": i (an index into "aggs") instead of "col" (values: decimals)
 
-``C`` is a column name of the table (aggregate) or ``"table.column"`` (join). The output of a
+``C`` is a column name of the table (aggregate) or ``"table.column"`` (join).
+
+How a join plan reaches its program: ``scheduler.programs.query.build.query_params`` (behind
+``dnode query``) looks up the program ``query.join`` and calls its spec's
+``build_params(sql, plan, catalog, owners, *, max_rows, input_timeout, extra, result_key)
+-> TaskParams`` (``catalog``: table -> its columns; ``owners``: table -> the addresses holding
+it); without that program (or method) a JOIN is refused with one line before posting. The output of a
 plan is one row per group (all domain combinations, row-major in GROUP BY order; one row
 ``all`` without GROUP BY) and the columns ``rows`` (the group's size; -1 when the row is
 not in the SQL answer: an empty group under GROUP BY, or HAVING false, whose other values
