@@ -152,7 +152,7 @@ class MpcResult:
     # private result: every seat's sealed box (node.mpc.delivery.Bundle), the same at every
     # honest party; ``revealed`` is then empty
     bundle: bytes | None = field(default=None, compare=False)
-    # bytes this party sent to the other parties (MPyC's counters), for benchmarks
+    # what this party sent its peers (MPyC's byte count: frames, headers included): a metric
     bytes_sent: int = field(default=0, compare=False)
 
 

@@ -294,9 +294,10 @@ async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]
 
 
 def _bytes_sent(mpc: Any) -> int:
-    """Bytes this party sent to the others in the session (MPyC's own counters; for the
-    benchmarks' "bytes per seat")."""
-    return sum(int(getattr(p.protocol, "nbytes_sent", 0)) for p in mpc.parties if p.pid != mpc.pid)
+    """Bytes this party sent its peers so far (MPyC counts every frame it writes)."""
+    return sum(
+        int(getattr(p.protocol, "nbytes_sent", 0) or 0) for p in mpc.parties if p.pid != mpc.pid
+    )
 
 
 def _summary(job: dict[str, Any], rows: int, modulus: int, digest: str | None) -> dict[str, Any]:
