@@ -62,12 +62,16 @@ def query_params(
                 f"JOIN queries run as the {JOIN_PROGRAM} program, which this dnode does not have"
             ) from None
         build = getattr(spec, "build_params", None)
-        if build is None:
-            raise QueryError(f"the {JOIN_PROGRAM} program cannot build a task from a plan")
-        params = build(
-            sql, plan, catalog, owners, max_rows=max_rows, input_timeout=input_timeout,
-            extra=dict(extra or {}), result_key=result_key,
-        )  # fmt: skip
+        if build is not None:
+            params = build(
+                sql, plan, catalog, owners, max_rows=max_rows, input_timeout=input_timeout,
+                extra=dict(extra or {}), result_key=result_key,
+            )  # fmt: skip
+        else:
+            params = join_params(
+                sql, plan, catalog, owners, max_rows=max_rows, input_timeout=input_timeout,
+                extra=extra, result_key=result_key,
+            )  # fmt: skip
         return plan, params
     (table,) = plan.tables
     by = {c.name: c for c in catalog[table]}
@@ -84,6 +88,65 @@ def query_params(
         result_key=result_key,
     )
     return plan, params
+
+
+JOIN_FNS = ("count", "sum", "avg", "var_samp", "var_pop", "stddev_samp", "stddev_pop",
+            "covar_pop", "covar_samp", "corr")  # fmt: skip
+
+
+def join_params(
+    sql: str,
+    plan: Plan,
+    catalog: Catalog,
+    owners: Mapping[str, Sequence[str]],
+    *,
+    max_rows: int = 1 << 16,
+    input_timeout: int = 120,
+    extra: Mapping[str, Any] | None = None,
+    result_key: str = "",
+) -> TaskParams:
+    """A join plan as the params of ``query.join`` in its own plan form (i16-psi:
+    ``{"tables": [[left columns], [right columns]], "aggregates": [[fn, col...], ...]}``,
+    one owner per table, one id column): what that program runs, refused here with one line.
+    The SQL text travels in ``extra["sql"]`` so the params digest covers it."""
+    if plan.where or plan.group_by or plan.having:
+        raise QueryError(f"{JOIN_PROGRAM} runs no WHERE, GROUP BY or HAVING (yet): aggregate "
+                         "the whole join")  # fmt: skip
+    left, right = plan.tables
+    for t in (left, right):
+        if len(owners.get(t, ())) != 1:
+            raise QueryError(f"a JOIN takes one owner per table; {t!r} has {len(owners[t])}")
+    ids = [c.split(".", 1)[1] for c in plan.on]
+    if ids[0] != ids[1]:
+        raise QueryError(f"{JOIN_PROGRAM} joins identifier columns of the same name "
+                         f"(got {ids[0]!r} and {ids[1]!r})")  # fmt: skip
+    split: list[list[str]] = [[], []]
+    cols: list[Column] = [next(c for c in catalog[left] if c.name == ids[0])]
+    for q in plan.columns:
+        t, name = q.split(".", 1)
+        side = 0 if t == left else 1
+        if name in split[1 - side] or name in split[side]:
+            raise QueryError(f"column {name!r} is in both joined tables: rename one")
+        split[side].append(name)
+        cols.append(next(c for c in catalog[t] if c.name == name))
+    aggs: list[list[str]] = []
+    for a in plan.aggs:
+        if a["fn"] not in JOIN_FNS:
+            raise QueryError(f"{JOIN_PROGRAM} computes {', '.join(JOIN_FNS)}; not "
+                             f"{str(a['fn']).upper()}")  # fmt: skip
+        aggs.append([a["fn"], *(str(a[k]).split(".", 1)[1] for k in ("col", "col2") if k in a)])
+    if [s["agg"] for s in plan.select if "agg" in s] != list(range(len(plan.aggs))):
+        raise QueryError(f"{JOIN_PROGRAM}: name each aggregate once, in SELECT")
+    return TaskParams(
+        program=JOIN_PROGRAM,
+        owners=(owners[left][0], owners[right][0]),
+        args={"plan": {"tables": split, "aggregates": aggs}},
+        columns=tuple(cols),
+        input_timeout=input_timeout,
+        max_rows=max_rows,
+        extra={**dict(extra or {}), "sql": sql},
+        result_key=result_key,
+    )
 
 
 def explain(

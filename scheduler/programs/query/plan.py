@@ -59,13 +59,15 @@ How a join plan reaches its program: ``scheduler.programs.query.build.query_para
 ``dnode query``) looks up the program ``query.join`` and calls its spec's
 ``build_params(sql, plan, catalog, owners, *, max_rows, input_timeout, extra, result_key)
 -> TaskParams`` (``catalog``: table -> its columns; ``owners``: table -> the addresses holding
-it); without that program (or method) a JOIN is refused with one line before posting. The output of a
-plan is one row per group (all domain combinations, row-major in GROUP BY order; one row
-``all`` without GROUP BY) and the columns ``rows`` (the group's size; -1 when the row is
-not in the SQL answer: an empty group under GROUP BY, or HAVING false, whose other values
-are then 0) followed by one column per aggregate ITEM of the SELECT (group ITEMs are the row
-labels). SQL NULL (an empty group's AVG, a sample variance of one row, a correlation with a
-constant column, where DuckDB says NULL or NaN) is reported as 0.
+it); without that program a JOIN is refused with one line before posting, and a ``query.join``
+without ``build_params`` gets its own plan form from ``build.join_params``.
+
+The output of an aggregate plan is one row per group (all domain combinations, row-major in
+GROUP BY order; one row ``all`` without GROUP BY) and the columns ``rows`` (the group's size;
+-1 when the row is not in the SQL answer: an empty group under GROUP BY, or HAVING false, whose
+other values are then 0) followed by one column per aggregate ITEM of the SELECT (group ITEMs
+are the row labels). SQL NULL (an empty group's AVG, a sample variance of one row, a
+correlation with a constant column, where DuckDB says NULL or NaN) is reported as 0.
 """
 
 from __future__ import annotations
