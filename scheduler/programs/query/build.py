@@ -163,9 +163,7 @@ def explain(
     t = (committee - 1) // 2
     private = bool(params.result_key)
     shape, labels = params.spec.layout(params)
-    reveals: list[str] = []
-    if plan.kind == "aggregate":
-        reveals = _reveals(params, plan)
+    reveals = _reveals(params, plan) if plan.kind == "aggregate" else [params.spec.reveals]
     to_whom = (
         "you only: the committee seals its output shares to your account's key; no seat, and "
         f"no {t} colluding seats, learn them"
