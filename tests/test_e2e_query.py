@@ -134,3 +134,45 @@ def test_query_over_published_datasets(setup: Setup) -> None:
     vals = [Fraction(v, 10 ** res["decimals"]) for v in res["values_scaled"]]
     ((count, total, least),) = _duckdb(sql, list(s.files.values()))
     assert vals == [count, count, Fraction(Decimal(str(total))), least]
+
+
+def test_join_query_of_two_owners(setup: Setup) -> None:
+    """``dnode query`` with JOIN ... ON id (vertical partitioning: owner A holds ages, owner B
+    scores of partly the same ids) runs as query.join (i16-psi); equals DuckDB's join."""
+    from dnode.scheduler.errors import UnknownProgram
+    from dnode.scheduler.programs import get_program
+
+    try:
+        get_program("query.join")
+    except UnknownProgram:
+        pytest.skip("query.join (i16-psi) is not merged yet")
+    s = setup
+    tmp = s.schema.parent
+    bank = tmp / "bank.json"
+    cols = [{"name": "id", "type": "id"}, {"name": "score", "type": "int", "min": 0, "max": 900}]
+    bank.write_text(json.dumps({"table": "bank", "columns": cols}))
+    scores = tmp / "bank.csv"
+    scores.write_text("id,score\na1,700\na3,512\nb2,640\nc4,455\nzz,800\n")
+    a, b = s.owners["owner-a"], s.owners["owner-b"]
+    sql = ("SELECT COUNT(*), AVG(c.age), SUM(b.score), CORR(c.age, b.score) FROM customers c "
+           "JOIN bank b ON c.id = b.id")  # fmt: skip
+    everyone = tmp / "everyone.csv"  # owner A holds the whole customers table here
+    everyone.write_text("\n".join([HEADER, *(r for rs in ROWS.values() for r in rs)]) + "\n")
+    posted = s.cluster.dnode(
+        s.requester, "query", sql, "--schema", str(s.schema), "--schema", str(bank), *SLOW,
+        "--owner", a.address, "--table", "customers", "--owner", b.address, "--table", "bank",
+        "--bootstrap", s.cluster.bootstrap()[0],
+    )  # fmt: skip
+    task_id = int(posted["task_id"])
+    s.cluster.contribute_all(task_id, {"owner-a": a, "owner-b": b},
+                             {"owner-a": everyone, "owner-b": scores})  # fmt: skip
+    res = s.cluster.dnode(s.requester, "task", "result", str(task_id), "--wait", "900")
+    vals = [float(Fraction(v, 10 ** res["decimals"])) for v in res["values_scaled"]]
+    import duckdb
+
+    con = duckdb.connect()
+    want = con.execute(
+        f"SELECT COUNT(*), AVG(c.age), SUM(b.score), CORR(c.age, b.score) FROM "
+        f"read_csv('{everyone}') c JOIN read_csv('{scores}') b ON c.id = b.id"
+    ).fetchall()[0]
+    assert vals == pytest.approx([float(x) for x in want], rel=1e-12)

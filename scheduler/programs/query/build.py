@@ -251,7 +251,8 @@ def explain_lines(e: Mapping[str, Any]) -> str:
     lines.append("columns shared (encoded in MPC, ranges public): "
                  + ", ".join(c["name"] for c in e["columns"] if c["type"] != "id"))  # fmt: skip
     lab = e["output"]["labels"]
-    rows, cols = (", ".join(lab[0]), ", ".join(lab[1])) if lab else ("-", "-")
+    axes = [", ".join(x) or "-" for x in lab]
+    rows, cols = (["-", "-"] + axes)[-2:]  # a vector's one axis is its columns
     shape = " x ".join(map(str, e["output"]["shape"]))
     lines.append(f"answer: {shape} values; rows {rows}; columns {cols}")
     lines.append("reveals:")
