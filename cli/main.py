@@ -108,9 +108,21 @@ def cli(
 
 
 def register_commands() -> None:
-    from dnode.cli import account, chain, data, demo, node, ops, oracle, owner, programs, task
+    from dnode.cli import (
+        account,
+        chain,
+        data,
+        demo,
+        node,
+        ops,
+        oracle,
+        owner,
+        programs,
+        query,
+        task,
+    )
 
-    for mod in (chain, account, node, ops, task, data, owner, oracle, programs, demo):
+    for mod in (chain, account, node, ops, task, data, owner, oracle, programs, query, demo):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)
 

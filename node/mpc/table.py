@@ -79,6 +79,13 @@ class TableSession:
         cmp = self.mpc.SecInt(bits, p=self.secint.field.modulus)
         return cmp.array(d.share, d.shape)
 
+    def _widen(self, d: Any) -> Any:
+        """The same shares as the session's secure type (results of a narrow comparison can
+        then meet the table's values in products)."""
+        if type(d).sectype is self.secint:
+            return d
+        return self.secint.array(d.share, d.shape)
+
     def _comparator(self) -> Any:
         if self._cmp is None:
             from dnode.node.mpc.compare import Comparator
@@ -91,7 +98,7 @@ class TableSession:
 
         With checks, a d out of that range aborts the session (docs/protocol.md)."""
         if not self.checked:
-            return self._narrow(d, bits) < 0
+            return self._widen(self._narrow(d, bits) < 0)
         lt = await self._comparator().less_than_zero(d.reshape(-1), bits)
         return lt.x.reshape(d.shape)
 
@@ -135,6 +142,41 @@ class TableSession:
             m = a1 + self.guard.mul(lt, step.reshape(-1)).x.reshape(a1.shape)
             a = mpc.np_concatenate((a[:1], m), axis=0) if n0 else m
         return a[0]
+
+    # ---------------------------------------------------------------- products
+
+    def mul(self, a: Any, b: Any) -> Any:
+        """Elementwise ``a * b`` of secure arrays (broadcasting); with checks, authenticated
+        (a Chida et al. pair checked before the next opening)."""
+        if not self.checked:
+            return a * b
+        return self.guard.mul(self.guard.authenticate(a), b).x
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        """``a @ b`` of secure matrices (one degree reduction per entry); checked likewise."""
+        if not self.checked:
+            return a @ b
+        return self.guard.inner(self.guard.authenticate(a), b).x
+
+    async def check_onehot(self, groups: list[tuple[int, int]]) -> None:
+        """With checks: every owner's one-hot encoded categorical columns (``(offset, k)``) hold
+        0/1 entries with exactly one 1 per row, or the session aborts naming the owner (a
+        sharing of 2 or -1 would count a row twice, or subtract it, from a group). One product
+        per entry and one zero test per owner, tested with the multiplication check."""
+        if not self.checked or not groups:
+            return
+        from dnode.node.mpc.malicious import coefficients
+
+        seed = await self.guard.coin("one-hot")
+        for k in self._live():
+            blk = self.blocks[k]
+            parts = [blk[:, o : o + w] for o, w in groups]
+            h = parts[0] if len(parts) == 1 else self.mpc.np_hstack(parts)
+            sq = self.mul(h, h - 1).reshape(-1)  # 0 for every entry in {0, 1}
+            ones = self.mpc.np_stack([p.sum(axis=1) - 1 for p in parts]).reshape(-1)
+            r = coefficients(seed, f"one-hot/{k}", sq.shape[0] + ones.shape[0])
+            z = (sq * r[: sq.shape[0]]).sum() + (ones * r[sq.shape[0] :]).sum()
+            self.guard.must_be_zero(z, "one-hot", k, "a categorical value is not one-hot")
 
     # ---------------------------------------------------------------- computations
 

@@ -1,0 +1,234 @@
+"""Kernel of the ``query`` program (spec: scheduler.programs.query.spec).
+
+1. With checks, every owner's one-hot columns are proven 0/1 with one 1 per row.
+2. WHERE: every ``[x < t]`` atom of the predicate in ONE batch of secure comparisons
+   (``s.less_than_zero`` on x - t; with checks an x out of its declared range aborts), then the
+   predicate's tree: NOT = 1 - a, AND = a * b, OR = a + b - a * b, equality and BETWEEN as a
+   difference of two atoms, categorical = and IN as sums of one-hot entries (no comparison).
+3. Groups: the product of the GROUP BY columns' one-hot entries, times the WHERE bit: a 0/1
+   matrix M (rows x groups).
+4. Per group, opened: the size (M's column sums), M^T V for V the summed columns, their squares
+   and cross products (one secure matrix product), the extreme of each MIN/MAX column with
+   masked-out rows moved just outside the declared range (hi + 1 for MIN, lo - 1 for MAX)
+   first, and the order statistics of each quantile column (masked rows moved to hi + 1; a
+   secure binary search over the declared range, one opened bit per step and rank).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dnode.scheduler.programs.stats.spec import order_ranks
+
+
+async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """``s``: the session's :class:`dnode.node.mpc.table.TableSession`."""
+    x, n, mpc = s.x, s.rows, s.mpc
+    groups: list[list[int]] = args["groups"]
+    G = max(1, len(groups))
+    bits = int(args["cmp_bits"])
+    out: dict[str, Any] = {}
+    if n == 0:
+        await s.finish()
+        return _empty(args, G)
+    await s.check_onehot([(int(o), int(k)) for o, k in args["onehot"]])
+    mask = await _where(s, x, args["where"], int(args.get("where_bits") or bits))
+    m = None  # None: every row, one group
+    if groups:
+        cols = [_stack(mpc, [x[:, g[j]] for g in groups]) for j in range(len(groups[0]))]
+        m = cols[0]
+        for c in cols[1:]:
+            m = s.mul(m, c)
+        if mask is not None:
+            m = s.mul(m, mask.reshape(n, 1))
+    elif mask is not None:
+        m = mask.reshape(n, 1)
+
+    # ---- sizes, sums, squares, cross products: one matrix product, opened together
+    vs = [x[:, o] for o in args["sum"]]
+    if args["sumsq"]:
+        sq = _stack(mpc, [x[:, o] for o in args["sumsq"]])
+        vs += _cols(s.mul(sq, sq))
+    if args["cross"]:
+        a = _stack(mpc, [x[:, i] for i, _ in args["cross"]])
+        b = _stack(mpc, [x[:, j] for _, j in args["cross"]])
+        vs += _cols(s.mul(a, b))
+    stats = None
+    if vs:
+        v = _stack(mpc, vs)
+        stats = v.sum(axis=0).reshape(1, -1) if m is None else s.matmul(m.T, v)
+    if m is not None:
+        out["count"] = await s.open(m.sum(axis=0), "count")
+    if stats is not None:
+        flat = await s.open(stats, "stats")
+        k = [len(args["sum"]), len(args["sumsq"]), len(args["cross"])]
+        per = sum(k)
+        rows = [flat[g * per : (g + 1) * per] for g in range(G)]
+        out["sum"] = [v for r in rows for v in r[: k[0]]]
+        out["sumsq"] = [v for r in rows for v in r[k[0] : k[0] + k[1]]]
+        out["cross"] = [v for r in rows for v in r[k[0] + k[1] :]]
+
+    # ---- extremes of the masked columns
+    for which in ("min", "max"):
+        spec = args[which]
+        if not spec:
+            continue
+        v = _masked(s, x, m, G, spec, which)
+        e = await s.extreme(v, which, int(args.get("ext_bits") or bits))
+        out[which] = await s.open(e, which)
+
+    # ---- order statistics (quantiles): needs the group sizes (opened above, or n)
+    if args["quantile"]:
+        sizes = [int(c) for c in out["count"]] if "count" in out else [n]
+        out["order_keys"], out["order"] = await _order(s, x, m, G, args["quantile"], sizes, bits)
+    await s.finish()
+    return out
+
+
+def _empty(args: dict[str, Any], G: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"count": [0] * G}
+    out["sum"] = [0] * (G * len(args["sum"]))
+    out["sumsq"] = [0] * (G * len(args["sumsq"]))
+    out["cross"] = [0] * (G * len(args["cross"]))
+    for which in ("min", "max"):
+        if args[which]:
+            out[which] = [0] * (G * len(args[which]))
+    if args["quantile"]:
+        out["order_keys"], out["order"] = [], []
+    return out
+
+
+def _stack(mpc: Any, cols: list[Any]) -> Any:
+    """Columns (n,) -> a secure (n, k) array."""
+    return mpc.np_stack(cols, axis=1)
+
+
+def _cols(a: Any) -> list[Any]:
+    return [a[:, j] for j in range(a.shape[1])]
+
+
+async def _where(s: Any, x: Any, pred: Any, bits: int) -> Any:
+    """The WHERE bit of every row, a secure (n,) 0/1 vector; None when every row passes."""
+    if pred == 1:
+        return None
+    if pred == 0:
+        return x[:, 0] * 0
+    atoms: list[tuple[int, int]] = []
+
+    def collect(p: Any) -> None:
+        if isinstance(p, int):
+            return
+        if "lt" in p:
+            key = (int(p["lt"][0]), int(p["lt"][1]))
+            if key not in atoms:
+                atoms.append(key)
+            return
+        if "hot" in p:
+            return
+        if "not" in p:
+            collect(p["not"])
+            return
+        for q in next(iter(p.values())):
+            collect(q)
+
+    collect(pred)
+    lt = None
+    if atoms:
+        d = _stack(s.mpc, [x[:, o] - t for o, t in atoms])
+        lt = await s.less_than_zero(d, bits)
+
+    def prod(a: Any, b: Any) -> Any:
+        if isinstance(a, int) or isinstance(b, int):
+            return a * b
+        return s.mul(a, b)
+
+    def ev(p: Any) -> Any:
+        if isinstance(p, int):
+            return p
+        if "lt" in p:
+            assert lt is not None
+            return lt[:, atoms.index((int(p["lt"][0]), int(p["lt"][1])))]
+        if "hot" in p:
+            acc = x[:, p["hot"][0]]
+            for o in p["hot"][1:]:
+                acc = acc + x[:, o]
+            return acc
+        if "not" in p:
+            return 1 - ev(p["not"])
+        if "diff" in p:
+            a, b = p["diff"]
+            return ev(a) - ev(b)
+        ((op, items),) = p.items()
+        vals = [ev(q) for q in items]
+        acc = vals[0]
+        for v in vals[1:]:
+            if op == "sum":
+                acc = acc + v
+            elif op == "and":
+                acc = prod(acc, v)
+            else:  # or
+                acc = acc + v - prod(acc, v)
+        return acc
+
+    got = ev(pred)
+    return got if not isinstance(got, int) else (x[:, 0] * 0 + got)
+
+
+def _masked(s: Any, x: Any, m: Any, G: int, spec: list[list[int]], which: str) -> Any:
+    """(n, G * len(spec)) group-major: column (g, e) is x[:, off_e] where row is in group g,
+    else just outside the declared range (hi + 1 for min and quantiles, lo - 1 for max)."""
+    mpc = s.mpc
+    xs = [x[:, int(off)] for off, *_ in spec]
+    if m is None:
+        return _stack(mpc, xs)
+    n = x.shape[0]
+    k = len(spec)
+    xr = _stack(mpc, [xs[e] for _ in range(G) for e in range(k)])  # (n, G*k)
+    away = np.array(
+        [(hi + 1) if which != "max" else (lo - 1) for _ in range(G) for _, lo, hi, *_ in spec],
+        dtype=object,
+    )
+    mr = _stack(mpc, [m[:, g] for g in range(G) for _ in range(k)])  # (n, G*k)
+    # v = x + (1 - m) * (away - x): x inside the group, `away` outside
+    return xr + s.mul(1 - mr, np.tile(away, (n, 1)) - xr)
+
+
+async def _order(
+    s: Any, x: Any, m: Any, G: int, spec: list[Any], sizes: list[int], bits: int
+) -> tuple[list[list[int]], list[int]]:
+    """The order statistics every (group, quantile column) needs, by a secure binary search
+    over the declared range: the smallest v with #(masked x <= v) >= k."""
+    v = _masked(s, x, m, G, [[o, lo, hi] for o, lo, hi, _ in spec], "min")
+    k = len(spec)
+    W = G * k
+    lo0 = [int(spec[e][1]) for _ in range(G) for e in range(k)]
+    hi0 = [int(spec[e][2]) for _ in range(G) for e in range(k)]
+    rank_lists = []
+    for g in range(G):
+        for e in range(k):
+            n_g = sizes[g]
+            rank_lists.append(order_ranks(n_g, list(spec[e][3])) if n_g else [1])
+    R = max(len(r) for r in rank_lists)
+    ks = np.array([[r[min(i, len(r) - 1)] for r in rank_lists] for i in range(R)], dtype=object)
+    lo = np.array([lo0] * R, dtype=object)
+    hi = np.array([hi0] * R, dtype=object)
+    span = max(b - a for a, b in zip(lo0, hi0, strict=True)) + 1  # masked rows sit at hi + 1
+    h = await s.ranked(v, lo0, max(1, (span + 1).bit_length()), bits)
+    while (lo < hi).any():
+        mid = (lo + hi) // 2
+        count = (await s.below(h, mid + 1)).sum(axis=1)  # (R, W): #(v <= mid)
+        below = await s.less_than_zero(count - ks.copy(), bits)
+        opened = await s.open(1 - below, "order-bits")
+        ok = np.array(opened, dtype=bool).reshape(R, W)
+        live = lo < hi
+        hi = np.where(live & ok, mid, hi)
+        lo = np.where(live & ~ok, mid + 1, lo)
+    keys, vals = [], []
+    for j, ranks in enumerate(rank_lists):
+        g, e = divmod(j, k)
+        for i, rk in enumerate(ranks):
+            keys.append([e, g, int(rk)])
+            vals.append(int(lo[i, j]))
+    return keys, vals
