@@ -9,10 +9,14 @@ eth-tester) without node-managed accounts. Contract rejections surface as
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 from eth_abi import decode as abi_decode
@@ -325,9 +329,28 @@ _nonce_locks: dict[str, threading.Lock] = {}
 _nonce_locks_guard = threading.Lock()
 
 
-def _nonce_lock(address: str) -> threading.Lock:
+def _nonce_lock_of(address: str) -> threading.Lock:
     with _nonce_locks_guard:
         return _nonce_locks.setdefault(address.lower(), threading.Lock())
+
+
+@contextlib.contextmanager
+def _nonce_lock(address: str) -> Iterator[None]:
+    """Hold the sender's nonce from reading it to broadcasting, across threads and across
+    processes of this user (two `dnode task post` of one account at once read the same
+    pending nonce and one failed with "nonce too low")."""
+    with _nonce_lock_of(address):
+        path = Path(tempfile.gettempdir()) / f"dnode-nonce-{address.lower()}.lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:  # e.g. another user's file: the in-process lock still holds
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
 
 
 def endpoint_of(w3: Web3) -> str:
