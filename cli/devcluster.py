@@ -436,10 +436,11 @@ class DevCluster:
         reward: str = "0.3ether",
         extra: Sequence[str] = (),
     ) -> int:
-        """``dnode task post`` as ``requester``, announced through the first live node;
+        """``dnode task post`` as ``requester``, announced through the first live nodes;
         ``extra`` goes to ``dnode task post`` (e.g. --seat-timeout)."""
         args = ["task", "post", "--program", program, "--reward", reward, *extra]
-        args += ["--bootstrap", self.bootstrap()[0]]
+        for b in self.bootstrap(3):  # one node killed or busy must not lose the announcement
+            args += ["--bootstrap", b]
         for m in owners:
             args += ["--owner", m.address]
         return int(self.dnode(requester, *args)["task_id"])
@@ -455,7 +456,7 @@ class DevCluster:
         return files
 
     def contribute(self, owner: Member, task_id: int, inputs: Path, *extra: str) -> dict[str, Any]:
-        """``dnode task contribute`` as ``owner``, through the first node."""
+        """``dnode task contribute`` as ``owner``, through the first live nodes."""
         return self.dnode(
             owner,
             "task",
@@ -463,8 +464,7 @@ class DevCluster:
             str(task_id),
             "--inputs",
             str(inputs),
-            "--bootstrap",
-            self.bootstrap()[0],
+            *[x for b in self.bootstrap(3) for x in ("--bootstrap", b)],
             *extra,
         )
 
@@ -511,10 +511,10 @@ class DevCluster:
                 raise ClusterError(f"gave up after {timeout:.0f} s waiting: {what}")
             time.sleep(every)
 
-    def bootstrap(self) -> list[str]:
-        """The first live node's address (the first node's while all run)."""
+    def bootstrap(self, many: int = 1) -> list[str]:
+        """The first ``many`` live nodes' addresses (the first nodes' while all run)."""
         live = [n for n in self.nodes if n.alive] or self.nodes
-        return [live[0].addrs[0]] if live else []
+        return [n.addrs[0] for n in live[:many]]
 
     def signal_node(self, node: NodeProc, sig: signal.Signals) -> None:
         """Send ``sig`` to a node's process group (SIGSTOP/SIGCONT pause and resume it)."""
