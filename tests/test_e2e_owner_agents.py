@@ -13,6 +13,10 @@ One cluster (3 nodes, 3 owners with agents) serves three cases, in order:
 (c) a task whose reward is below owner C's minimum is pending at C (the requester sees why);
     ``dnode owner approve`` makes C contribute and it finalizes; on a second such task
     ``dnode owner reject --reason`` shows the reason to the requester.
+(d) the marketplace: three owners publish datasets, a requester browses, samples and buys a
+    task over them with a private result; the agents serve it and each owner is paid.
+(e) an agent whose policy asks more than its dataset's on-chain price keeps such a task
+    pending, the requester sees the reason, the owner rejects it.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ HIGH, LOW = "0.6ether", "0.3ether"
 class Setup:
     def __init__(self, cluster: DevCluster) -> None:
         self.cluster = cluster
+        self.dataset_ids: dict[str, int] = {}
         self.nodes = cluster.start_nodes([f"node-{i}" for i in range(3)])
         self.requester = cluster.member("requester")
         self.owners = {n: cluster.member(n) for n in INPUTS}
@@ -250,6 +255,7 @@ def test_d_a_task_bought_over_three_datasets_pays_their_owners_privately(setup: 
         agent.proc.wait(60)
         cl.restart_agent(agent)
 
+    s.dataset_ids = ids  # (e) reuses them
     # the requester browses the catalogue and develops against a sample before paying
     listed = {d["dataset_id"]: d for d in cl.dnode(s.requester, "data", "list")["datasets"]}
     assert set(ids.values()) <= set(listed)
@@ -288,3 +294,39 @@ def test_d_a_task_bought_over_three_datasets_pays_their_owners_privately(setup: 
             data = f.read_bytes()
             assert str(sum(incomes)).encode() not in data, f
             assert want.texts()[0].encode() not in data, f
+
+
+def test_e_a_price_below_the_owners_minimum_stays_pending_with_the_reason(setup: Setup) -> None:
+    """The owner's agent asks more than the dataset's on-chain price (its policy's min_price):
+    the task is not served, and the requester sees why (the refusal the issue lists as "price
+    below the owner's minimum"); the owner rejects it from the pending list."""
+    s, cl = setup, setup.cluster
+    ids, c = s.dataset_ids, s.owners["owner-c"]
+    cfg = cl.workdir / "owner-c.toml"
+    text = cfg.read_text()
+    assert "[dataset.policy]\n\n[[dataset]]" in text  # the table's policy, set in (d)
+    cfg.write_text(
+        text.replace(
+            "[dataset.policy]\n\n[[dataset]]",
+            '[dataset.policy]\nmin_price = "0.02ether"\n\n[[dataset]]',
+            1,
+        )
+    )
+    agent = s.agents["owner-c"]
+    agent.proc.send_signal(signal.SIGTERM)
+    agent.proc.wait(60)
+    cl.restart_agent(agent)
+
+    sets = [a for i in ids.values() for a in ("--dataset", str(i))]
+    posted = cl.dnode(
+        s.requester, "task", "post", "--program", "mpc.mean", "--reward", HIGH,
+        "--column", "income:int:0:1000000", *sets, "--privacy-cost", "0.1",
+        "--input-timeout", "300", "--bootstrap", cl.bootstrap()[0],
+    )  # fmt: skip
+    task_id = posted["task_id"]
+    seen = s.wait_owner(task_id, c, "pending")
+    assert (
+        "price 10000000000000000 wei is below the minimum 20000000000000000 wei" in (seen["reason"])
+    ), seen
+    cl.dnode(c, "owner", "reject", str(task_id), "--reason", "price below my minimum")
+    assert s.wait_owner(task_id, c, "rejected")["reason"] == "price below my minimum"
