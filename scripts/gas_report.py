@@ -84,6 +84,54 @@ def _acct(label: str):
     return Account.from_key(keccak(text=f"dnode-gas/{label}"))
 
 
+class _Deployment:
+    """A fresh devnet with dnode deployed (min stake = seat collateral = SLOT); ``funded``
+    makes a funded account's client (draw lookups off-chain, as nodes do)."""
+
+    def __init__(self) -> None:
+        self.server, url = start_in_thread(port=0)
+        self.w3 = connect(url, timeout=120)
+        self.deployer = _acct("deployer")
+        self.fund(self.deployer.address, 100 * ETHER)
+        self.dep = deploy(
+            self.w3,
+            self.deployer,
+            min_stake=SLOT,
+            seat_collateral=SLOT,
+            unbond_delay=3600,
+            challenge_period=CHALLENGE,
+        )
+
+    def fund(self, address: str, wei: int) -> None:
+        self.w3.eth.send_transaction({"from": self.w3.eth.accounts[0], "to": address, "value": wei})
+
+    def client(self, acct) -> ChainClient:
+        c = ChainClient(self.w3, self.dep, acct)
+        c.draw_lookup = lookup_draws
+        return c
+
+    def funded(self, label: str, wei: int = 10 * ETHER) -> ChainClient:
+        acct = _acct(label)
+        self.fund(acct.address, wei)
+        return self.client(acct)
+
+    def equal_nodes(self, prefix: str, count: int, slots: int = 2) -> dict[str, ChainClient]:
+        """``count`` registered nodes of ``slots`` sortition slots each, by lower-case address."""
+        everyone = {}
+        for i in range(count):
+            c = self.funded(f"{prefix}-node{i}", ETHER)
+            c.register(f"12D3KooW{prefix}{i}", 1)
+            c.stake(slots * SLOT)
+            everyone[c.account.address.lower()] = c
+        return everyone
+
+    def __enter__(self) -> _Deployment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+
+
 def _fill_registry(w3: Web3, client_for, count: int, fillers: list[ChainClient]) -> None:
     """Register `count` extra nodes (funded, registered, staked: one sortition slot each), all
     able to sit on the measured tasks: when one is ranked among the first three it sits."""
@@ -98,27 +146,8 @@ def _fill_registry(w3: Web3, client_for, count: int, fillers: list[ChainClient])
 
 
 def measure(n_nodes: int) -> dict:
-    server, url = start_in_thread(port=0)
-    try:
-        w3 = connect(url, timeout=120)
-        deployer = _acct("deployer")
-        w3.eth.send_transaction(
-            {"from": w3.eth.accounts[0], "to": deployer.address, "value": 100 * ETHER}
-        )
-        dep = deploy(
-            w3,
-            deployer,
-            min_stake=SLOT,
-            seat_collateral=SLOT,
-            unbond_delay=3600,
-            challenge_period=CHALLENGE,
-        )
-
-        def client_for(acct) -> ChainClient:
-            client = ChainClient(w3, dep, acct)
-            client.draw_lookup = lookup_draws
-            return client
-
+    with _Deployment() as d:
+        w3, dep, deployer, client_for = d.w3, d.dep, d.deployer, d.client
         members = []
         for i in range(M):
             acct = _acct(f"member{i}")
@@ -219,8 +248,6 @@ def measure(n_nodes: int) -> dict:
             "within_250k": sum(per_step.values()) <= BUDGET,
             "consumer": consumer,
         }
-    finally:
-        server.shutdown()
 
 
 def _ranked(
@@ -237,39 +264,10 @@ def _ranked(
 def measure_disputes() -> dict:
     """Gas of each way a dispute ends, on one reported task (rewound between endings), with
     9 equal nodes (two slots each) so the re-execution's ranking walk stays short."""
-    server, url = start_in_thread(port=0)
-    try:
-        w3 = connect(url, timeout=120)
-        deployer = _acct("deployer")
-        w3.eth.send_transaction(
-            {"from": w3.eth.accounts[0], "to": deployer.address, "value": 100 * ETHER}
-        )
-        dep = deploy(
-            w3,
-            deployer,
-            min_stake=SLOT,
-            seat_collateral=SLOT,
-            unbond_delay=3600,
-            challenge_period=CHALLENGE,
-        )
-        everyone = {}
-        for i in range(3 * M):
-            acct = _acct(f"disputes-node{i}")
-            w3.eth.send_transaction(
-                {"from": w3.eth.accounts[0], "to": acct.address, "value": ETHER}
-            )
-            c = ChainClient(w3, dep, acct)
-            c.draw_lookup = lookup_draws
-            c.register(f"12D3KooWdisputes{i}", 1)
-            c.stake(2 * SLOT)
-            everyone[acct.address.lower()] = c
-        acct = _acct("disputes-requester")
-        w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": acct.address, "value": ETHER})
-        requester = ChainClient(w3, dep, acct)
-        requester.draw_lookup = lookup_draws
-        return _dispute_paths(w3, requester, everyone)
-    finally:
-        server.shutdown()
+    with _Deployment() as d:
+        everyone = d.equal_nodes("disputes", 3 * M)
+        requester = d.funded("disputes-requester", ETHER)
+        return _dispute_paths(d.w3, requester, everyone)
 
 
 def _dispute_paths(w3: Web3, requester: ChainClient, everyone: dict[str, ChainClient]) -> dict:
@@ -388,40 +386,9 @@ def _consumer_tasks(w3: Web3, dep, operator, everyone: dict[str, ChainClient]) -
 
 def measure_data() -> dict:
     """Gas of the data marketplace steps (9 equal nodes, m = 3, 3 owners)."""
-    server, url = start_in_thread(port=0)
-    try:
-        w3 = connect(url, timeout=120)
-
-        def funded(label: str) -> ChainClient:
-            acct = _acct(label)
-            w3.eth.send_transaction(
-                {"from": w3.eth.accounts[0], "to": acct.address, "value": 10 * ETHER}
-            )
-            c = ChainClient(w3, dep, acct)
-            c.draw_lookup = lookup_draws
-            return c
-
-        deployer = _acct("deployer")
-        w3.eth.send_transaction(
-            {"from": w3.eth.accounts[0], "to": deployer.address, "value": 100 * ETHER}
-        )
-        dep = deploy(
-            w3,
-            deployer,
-            min_stake=SLOT,
-            seat_collateral=SLOT,
-            unbond_delay=3600,
-            challenge_period=CHALLENGE,
-        )
-        everyone = {}
-        for i in range(3 * M):
-            c = funded(f"data-node{i}")
-            c.register(f"12D3KooWdata{i}", 1)
-            c.stake(2 * SLOT)
-            everyone[c.account.address.lower()] = c
-        return _data_paths(w3, funded, everyone)
-    finally:
-        server.shutdown()
+    with _Deployment() as d:
+        everyone = d.equal_nodes("data", 3 * M)
+        return _data_paths(d.w3, d.funded, everyone)
 
 
 def _data_paths(w3: Web3, funded, everyone: dict[str, ChainClient]) -> dict:
