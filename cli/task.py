@@ -498,7 +498,7 @@ def contribute(
         if not params.is_owner(acct.address):
             raise CliError(f"{acct.address} is not a data owner of task {task_id}")
         # encode once, before waiting: a malformed file fails now, not after the committee
-        return params.encode_table(inputs)
+        return params.encode_table(inputs, acct.address)
 
     early = encode(local) if local is not None else None  # offline: before any connection
     rows = 0
