@@ -162,7 +162,8 @@ class Intersection(PsiSpec):
 class Labelled(PsiSpec):
     """The provider (owner 1) holds the id and 1+ label columns; the requester (owner 0) only
     the id. Labels stay secret-shared: the committee picks the matched provider row's shares
-    (a public index: the match pattern) and seals them to the requester."""
+    (a public index: the match pattern) and seals them to the requester. A provider id on
+    several rows labels with its first row."""
 
     mode = "label"
     max_columns = 1 + 4

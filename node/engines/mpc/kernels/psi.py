@@ -117,7 +117,9 @@ async def owner_tokens(s: Any) -> list[list[bytes]]:
 
 async def _labels(s: Any, toks: list[list[bytes]]) -> dict[str, Any]:
     """Per requester row: the match bit and the provider's label shares at its matched row."""
-    where = {tok: i for i, tok in enumerate(toks[1])}  # provider row per token
+    where: dict[bytes, int] = {}
+    for i, tok in enumerate(toks[1]):  # a duplicated provider id: its first row
+        where.setdefault(tok, i)
     w = s.width - 2
     bits = [int(x in where) for x in toks[0]]
     n = len(toks[0])
