@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -232,10 +231,8 @@ def post(
     minimum = _min_aggregation(owners, min_owners, min_values, allow_single_owner)
     params = _table_params(
         prog.name, owners, columns, schema, program_args(prog, cctx.args, args_opt),
-        input_timeout, max_rows, minimum,
+        input_timeout, max_rows, minimum, private.result_key(c) if private_result else "",
     )  # fmt: skip
-    if private_result:
-        params = dataclasses.replace(params, result_key=private.result_key(c))
     now = max(int(time.time()), chain.block_timestamp())
     if datasets:
         task_id = chain.post_data_task(
@@ -297,6 +294,7 @@ def _table_params(
     input_timeout: int,
     max_rows: int,
     minimum: MinAggregation,
+    result_key: str = "",
 ) -> TaskParams:
     """The params of a table program, from the command-line options (one-line errors)."""
     prog = get_program(program)
@@ -307,8 +305,9 @@ def _table_params(
             raise CliError(f"data owner {o!r} is not an address")
     owners = tuple(to_checksum_address(o) for o in owners)
     return table_params(
-        prog, owners, columns, schema, args, input_timeout, max_rows, minimum.to_extra()
-    )
+        prog, owners, columns, schema, args, input_timeout, max_rows, minimum.to_extra(),
+        result_key,
+    )  # fmt: skip
 
 
 def _min_aggregation(

@@ -140,7 +140,8 @@ def test_labelled_psi(run: dict[str, Any]) -> None:
     rows = (
         _db(run["files"])
         .execute(
-            "SELECT id, first(income ORDER BY rowid) FROM b WHERE id IN (SELECT id FROM a) GROUP BY id"
+            "SELECT id, first(income ORDER BY rowid) FROM b "
+            "WHERE id IN (SELECT id FROM a) GROUP BY id"
         )
         .fetchall()
     )

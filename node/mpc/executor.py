@@ -158,6 +158,8 @@ class MpcResult:
     # private result: every seat's sealed box (node.mpc.delivery.Bundle), the same at every
     # honest party; ``revealed`` is then empty
     bundle: bytes | None = field(default=None, compare=False)
+    # what this party sent its peers (MPyC's byte count: frames, headers included): a metric
+    bytes_sent: int = field(default=0, compare=False)
 
 
 class Executor(Protocol):
@@ -324,6 +326,7 @@ class SubprocessExecutor:
             modulus=int(res["modulus"]),
             transcript=res.get("transcript"),
             bundle=bytes.fromhex(res["bundle"]) if res.get("bundle") else None,
+            bytes_sent=int(res.get("bytes_sent") or 0),
         )
 
 

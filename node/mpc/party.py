@@ -281,9 +281,10 @@ async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]
         digest = s.guard.transcript.hex()
     if private:  # node.mpc.delivery: seal our shares, agree on every seat's box
         bundle = await _deliver(mpc, job, revealed, sum(rows), field.modulus)
+        sent = _bytes_sent(mpc)
         await mpc.shutdown()
         return {**_summary(job, sum(rows), field.modulus, digest), "revealed": {},
-                "bundle": bundle.hex()}  # fmt: skip
+                "bundle": bundle.hex(), "bytes_sent": sent}  # fmt: skip
 
     # Each party must hold the same output (without checks: each recombined from a
     # different set of t+1 shares, so an inconsistent owner sharing shows up here)
@@ -291,8 +292,17 @@ async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]
     outs = await mpc.transfer(mine)
     if any(o != mine for o in outs):
         raise DisagreeError("parties obtained different outputs (inconsistent input shares)")
+    sent = _bytes_sent(mpc)
     await mpc.shutdown()
-    return {**_summary(job, sum(rows), field.modulus, digest), "revealed": revealed}
+    return {**_summary(job, sum(rows), field.modulus, digest), "revealed": revealed,
+            "bytes_sent": sent}  # fmt: skip
+
+
+def _bytes_sent(mpc: Any) -> int:
+    """Bytes this party sent its peers so far (MPyC counts every frame it writes)."""
+    return sum(
+        int(getattr(p.protocol, "nbytes_sent", 0) or 0) for p in mpc.parties if p.pid != mpc.pid
+    )
 
 
 def _summary(job: dict[str, Any], rows: int, modulus: int, digest: str | None) -> dict[str, Any]:
