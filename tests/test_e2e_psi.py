@@ -75,7 +75,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                       [*col("id:id", "income:fixed:2:0:200000"), "--private-result"]),
             "join": (requester, two, "query.join",
                      [*col("id:id", "age:int:0:120", "income:fixed:2:0:200000"),
-                      "--args", json.dumps(plan)]),
+                      "--args", json.dumps({"plan": plan})]),
         }  # fmt: skip
         ids = {
             k: cluster.post_mpc(who, list(os_.values()), prog, extra=[*extra, *SLOW])

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from nacl.bindings import crypto_core_ed25519_add
+from coincurve import PublicKey
 
 
 def main() -> int:
@@ -25,7 +25,9 @@ def main() -> int:
 
     async def exchange(self: Any, payload: bytes, label: str) -> list[bytes]:
         bad = bytearray(payload)
-        bad[32:64] = crypto_core_ed25519_add(bytes(payload[32:64]), shift)
+        n = T.POINT_BYTES
+        p = PublicKey(bytes(payload[n : 2 * n]))
+        bad[n : 2 * n] = PublicKey.combine_keys([p, PublicKey(shift)]).format()
         got = await honest(self, bytes(bad), label)
         got[self.mpc.pid] = payload
         return got

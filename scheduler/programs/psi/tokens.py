@@ -1,13 +1,19 @@
 """The token math of the PSI family: a committee-held 2HashDH OPRF key in the exponent.
 
-Group: the prime-order subgroup of edwards25519 (order ``ORDER`` = l), through libsodium
-(pynacl).  ``hash_to_point`` maps an identifier into that subgroup with domain separation:
-SHA-512 over a version tag, the task's domain and the identifier (length-prefixed, so two
-ids never share an input), then two Elligator-2 maps added (``from_uniform`` clears the
-cofactor), the random-oracle construction of RFC 9380 (hash_to_curve = map(u0) + map(u1)).
+Group: secp256k1 (prime order ``ORDER`` = n, no cofactor: every valid point is in the group),
+through libsecp256k1 (coincurve): a variable-base scalar multiplication costs about a third of
+libsodium's edwards25519 one here, which is what every seat pays per element.
+
+``hash_to_point`` maps an identifier into the group with domain separation: SHA-256 over a
+version tag, the task's domain, the identifier (all length-prefixed, so two inputs never
+collide by concatenation) and a counter, read as an x coordinate, with one more hash bit
+choosing the parity of y; the first counter giving a curve point wins (try-and-increment:
+two tries on average; its timing depends on the id only on the owner's own machine). This is
+a random oracle onto the group in the random-oracle model, and nobody knows the discrete log
+of its outputs, which is what 2HashDH needs.
 
 One-shot owner (no round trip): owner o draws a secret scalar r, publishes to the committee
-only the blinded points ``a_j = r * H(id_j)`` and Shamir-shares ``rho = r^-1 mod l``.  The
+only the blinded points ``a_j = r * H(id_j)`` and Shamir-shares ``rho = r^-1 mod n``.  The
 committee holds a shared random key [k] and computes [k * rho] (one checked product); seat i
 computes the partial ``P_ij = s_i * a_j`` with its share s_i of k * rho, the seats exchange
 partials and every seat combines them by Lagrange interpolation in the exponent:
@@ -16,13 +22,11 @@ same id whichever owner holds it; a token is a PRF value under k, so a seat lear
 of ids across owners (the match pattern) and nothing else about them.
 
 Shares sit at x = 1..m (MPyC's layout); a degree-t sharing evaluated at consecutive integers
-has vanishing (t+1)-th finite differences, so the parity check of the m partials (``check``)
-and the interpolation at 0 from x = 1..t+1 use only small integer coefficients: binomials.
-Any partials off one degree-t polynomial "in the exponent" are detected when at most t of m
->= 2t+1 are wrong (the Reed-Solomon code has distance m - t > t), at the cost of a few point
-additions per element; tokens are multiplied by a small factor (2 for m = 3, else the
-cofactor 8) so that a small-order
-component a cheating seat adds (invisible to an even coefficient) cannot change a token.
+has vanishing (t+1)-th finite differences, so the parity check of the m partials (``combine``)
+and the interpolation at 0 from x = 1..t+1 use only small integer coefficients (binomials):
+point additions, no scalar multiplication. Partials off one degree-t polynomial "in the
+exponent" are detected whenever at most t of m >= 2t+1 are wrong (the Reed-Solomon code has
+distance m - t > t).
 """
 
 from __future__ import annotations
@@ -32,20 +36,15 @@ import secrets
 from collections.abc import Sequence
 from math import comb
 
-from nacl.bindings import (
-    crypto_core_ed25519_add,
-    crypto_core_ed25519_from_uniform,
-    crypto_core_ed25519_sub,
-    crypto_scalarmult_ed25519_noclamp,
-)
-from nacl.exceptions import RuntimeError as NaclRuntimeError
+from coincurve import PublicKey
 
 from dnode.scheduler.errors import SchedulerError
 
-ORDER = 2**252 + 27742317777372353535851937790883648493  # l, the prime group order
-IDENTITY = bytes([1]) + bytes(31)  # (0, 1)
-TAG = b"dnode.psi.h2c.v1"
-HALF = 1 << 128  # a 32-byte point travels as two 128-bit field elements (hi, lo)
+ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # n, prime
+FIELD_P = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F  # the curve's field
+TAG = b"dnode.psi.h2c.secp256k1.v1"
+POINT_BYTES = 33  # compressed: 02/03 and x
+HALF = 1 << 128  # a point travels as two field elements: (parity bit, x high) and x low
 
 
 class TokenError(SchedulerError):
@@ -53,11 +52,11 @@ class TokenError(SchedulerError):
 
 
 class BadPoint(TokenError):
-    """A blinded point is not a point of the prime-order subgroup (owner input)."""
+    """Bytes that are not a point of the group (an owner's input or a seat's partial)."""
 
     def __init__(self, where: str) -> None:
         self.where = where
-        super().__init__(f"{where}: not a point of the prime-order group")
+        super().__init__(f"{where}: not a point of the group")
 
 
 class PartialMismatch(TokenError):
@@ -71,31 +70,45 @@ class PartialMismatch(TokenError):
         )
 
 
-def scalar_bytes(s: int) -> bytes:
-    return (s % ORDER).to_bytes(32, "little")
+def point(data: bytes) -> PublicKey:
+    try:
+        return PublicKey(bytes(data))
+    except (ValueError, TypeError):
+        raise BadPoint("point") from None
 
 
 def hash_to_point(domain: bytes, ident: str | bytes) -> bytes:
-    """H(id) in the prime-order subgroup (32-byte encoding), separated by ``domain``."""
+    """H(id) (33-byte compressed point), separated by ``domain``."""
     raw = ident.encode() if isinstance(ident, str) else bytes(ident)
-    h = hashlib.sha512(
-        TAG + len(domain).to_bytes(2, "big") + domain + len(raw).to_bytes(8, "big") + raw
-    ).digest()
-    return crypto_core_ed25519_add(
-        crypto_core_ed25519_from_uniform(h[:32]), crypto_core_ed25519_from_uniform(h[32:])
-    )
+    head = TAG + len(domain).to_bytes(2, "big") + domain + len(raw).to_bytes(8, "big") + raw
+    ctr = 0
+    while True:
+        h = hashlib.sha256(head + ctr.to_bytes(4, "big")).digest()
+        x = int.from_bytes(h, "big")
+        if x < FIELD_P:
+            parity = hashlib.sha256(head + b"y" + ctr.to_bytes(4, "big")).digest()[0] & 1
+            try:
+                return PublicKey(bytes([2 + parity]) + h).format()
+            except ValueError:
+                pass  # x^3 + 7 is not a square: the next counter
+        ctr += 1
 
 
 def new_blinding() -> int:
-    """A secret scalar r in [1, l)."""
+    """A secret scalar r in [1, n)."""
     return 1 + secrets.randbelow(ORDER - 1)
 
 
-def mul(point: bytes, scalar: int) -> bytes:
-    """scalar * point; raises BadPoint for a point outside the subgroup (libsodium checks)."""
+def scalar_bytes(s: int) -> bytes:
+    return (s % ORDER).to_bytes(32, "big")
+
+
+def mul(p: bytes | PublicKey, scalar: int) -> bytes:
+    """scalar * p (compressed); BadPoint for bytes that are no point or a zero scalar."""
+    pk = p if isinstance(p, PublicKey) else point(p)
     try:
-        return crypto_scalarmult_ed25519_noclamp(scalar_bytes(scalar), point)
-    except NaclRuntimeError:
+        return pk.multiply(scalar_bytes(scalar)).format()
+    except ValueError:
         raise BadPoint("scalar multiplication") from None
 
 
@@ -105,41 +118,25 @@ def blind(domain: bytes, ids: Sequence[str | bytes], r: int) -> list[bytes]:
 
 
 def unblinding(r: int) -> int:
-    """rho = r^-1 mod l, the value the owner secret-shares."""
+    """rho = r^-1 mod n, the value the owner secret-shares."""
     return pow(r, -1, ORDER)
 
 
-def split(point: bytes) -> tuple[int, int]:
-    v = int.from_bytes(point, "big")
-    return v >> 128, v & (HALF - 1)
+def split(p: bytes) -> tuple[int, int]:
+    """A compressed point as two field elements below 2**129: (parity, x high), x low."""
+    v = int.from_bytes(p[1:], "big")
+    return ((p[0] - 2) << 128) | (v >> 128), v & (HALF - 1)
 
 
 def join(hi: int, lo: int) -> bytes:
-    if not (0 <= hi < HALF and 0 <= lo < HALF):
+    if not (0 <= hi < 2 * HALF and 0 <= lo < HALF):
         raise BadPoint("point halves")
-    return ((hi << 128) | lo).to_bytes(32, "big")
+    return bytes([2 + (hi >> 128)]) + (((hi & (HALF - 1)) << 128) | lo).to_bytes(32, "big")
 
 
-def small_mul(p: bytes, c: int) -> bytes:
-    """c * p for a small integer c (double-and-add: additions only)."""
-    neg, c = c < 0, abs(c)
-    acc = IDENTITY
-    add = p
-    while c:
-        if c & 1:
-            acc = crypto_core_ed25519_add(acc, add) if acc != IDENTITY else add
-        c >>= 1
-        if c:
-            add = crypto_core_ed25519_add(add, add)
-    return crypto_core_ed25519_sub(IDENTITY, acc) if neg and acc != IDENTITY else acc
-
-
-def _lincomb(points: Sequence[bytes], coeffs: Sequence[int]) -> bytes:
-    acc = IDENTITY
-    for p, c in zip(points, coeffs, strict=True):
-        if c:
-            acc = crypto_core_ed25519_add(acc, small_mul(p, c))
-    return acc
+def neg(p: bytes) -> bytes:
+    """-p: the same x, the other y (flip the compressed prefix)."""
+    return bytes([p[0] ^ 1]) + p[1:]
 
 
 def interpolation(t: int) -> list[int]:
@@ -156,50 +153,49 @@ def parity(m: int, t: int) -> list[list[int]]:
     ]
 
 
-def partial(point: bytes, share: int) -> bytes:
+def partial(p: bytes | PublicKey, share: int) -> bytes:
     """Seat i's partial s_i * a_j (its share of k * rho in the exponent)."""
-    return mul(point, share)
+    return mul(p, share)
+
+
+def _sum(points: list[PublicKey]) -> bytes | None:
+    """The sum's encoding, or None for the point at infinity."""
+    try:
+        return PublicKey.combine_keys(points).format()
+    except ValueError:
+        return None
+
+
+def _sides(ps: Sequence[PublicKey], coeffs: Sequence[int]) -> tuple[list[PublicKey], list]:
+    pos = [p for p, c in zip(ps, coeffs, strict=True) for _ in range(max(c, 0))]
+    negs = [p for p, c in zip(ps, coeffs, strict=True) for _ in range(max(-c, 0))]
+    return pos, negs
 
 
 def combine(partials: Sequence[bytes], t: int, element: int = 0) -> bytes:
-    """The token 8 * k * H(id) from the m seats' partials (x = 1..m), after the parity check."""
+    """The token k * H(id) from the m seats' partials (x = 1..m), after the parity check."""
     m = len(partials)
-    if m == 3 and t == 1:
-        return _combine3(partials, element)
-    for w, row in enumerate(parity(m, t)):
-        try:
-            ok = _lincomb(partials, row) == IDENTITY
-        except NaclRuntimeError:
-            ok = False  # not even a curve point
-        if not ok:
-            raise PartialMismatch(element, w)
     try:
-        return small_mul(_lincomb(partials[: t + 1], interpolation(t)), 8)
-    except NaclRuntimeError:
+        ps = [PublicKey(bytes(p)) for p in partials]
+    except (ValueError, TypeError):
         raise PartialMismatch(element, -1) from None
-
-
-def _combine3(p: Sequence[bytes], element: int) -> bytes:
-    """m = 3, t = 1 in five additions: parity P1 + P3 = 2 P2; token 2 (2 P1 - P2).
-
-    Only an order-2 component at the middle seat escapes the parity check (coefficient -2);
-    the factor 2 clears it, so the token is 2 * k * H(id) here and every combination of
-    small-order components a seat may add is either caught or cleared."""
-    try:
-        p2 = crypto_core_ed25519_add(p[1], p[1])
-        if crypto_core_ed25519_add(p[0], p[2]) != p2:
+    if m == 3 and t == 1:  # P1 + P3 = 2 P2; token 2 P1 - P2
+        if _sum([ps[0], ps[2]]) != _sum([ps[1], ps[1]]):
             raise PartialMismatch(element, 0)
-        p1 = crypto_core_ed25519_add(p[0], p[0])
-        return crypto_core_ed25519_sub(crypto_core_ed25519_add(p1, p1), p2)
-    except NaclRuntimeError:
-        raise PartialMismatch(element, 0) from None
+        tok = _sum([ps[0], ps[0], PublicKey(neg(partials[1]))])
+    else:
+        for w, row in enumerate(parity(m, t)):
+            pos, negs = _sides(ps, row)
+            if _sum(pos) != _sum(negs):
+                raise PartialMismatch(element, w)
+        pos, negs = _sides(ps[: t + 1], interpolation(t))
+        a, b = _sum(pos), _sum(negs)
+        tok = a if b is None else _sum([point(a), point(neg(b))]) if a is not None else neg(b)
+    if tok is None:
+        raise PartialMismatch(element, -1)
+    return tok
 
 
-def cofactor(m: int, t: int) -> int:
-    """The small factor every token carries (see ``combine``)."""
-    return 2 if (m, t) == (3, 1) else 8
-
-
-def direct_token(domain: bytes, ident: str | bytes, k: int, m: int = 3, t: int = 1) -> bytes:
-    """c * k * H(id), c = ``cofactor(m, t)``: what ``combine`` yields (tests, references)."""
-    return small_mul(mul(hash_to_point(domain, ident), k), cofactor(m, t))
+def direct_token(domain: bytes, ident: str | bytes, k: int) -> bytes:
+    """k * H(id): what ``combine`` yields (tests, references)."""
+    return mul(hash_to_point(domain, ident), k)

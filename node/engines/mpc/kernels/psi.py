@@ -53,8 +53,7 @@ def _public(s: Any, values: list[int]) -> Any:
 
 
 async def owner_tokens(s: Any) -> list[list[bytes]]:
-    """Every owner's tokens k * H(id) (times the small factor of ``tokens.cofactor``), one
-    per row after its header, in the order of its file."""
+    """Every owner's tokens k * H(id), one per row after its header, in its file's order."""
     mpc = s.mpc
     m, t = len(mpc.parties), mpc.threshold
     n_owners = len(s.blocks)
@@ -83,6 +82,7 @@ async def owner_tokens(s: Any) -> list[list[bytes]]:
     mine = await s.shares_of(await s.product(rho, kk))
     # 3. partials, exchanged, combined with the parity check
     payload = bytearray()
+    size = T.POINT_BYTES
     for k in range(n_owners):
         sh = mine[k] % T.ORDER
         for p in points[k]:
@@ -92,17 +92,17 @@ async def owner_tokens(s: Any) -> list[list[bytes]]:
                 raise PsiKernelError(f"data owner {k} sent a point outside the group") from None
     got = await s.exchange(bytes(payload), "psi-partials")
     total = sum(ids)
-    if any(len(g) != 32 * total for g in got):
+    if any(len(g) != size * total for g in got):
         from dnode.node.mpc.malicious import CheatingDetected
 
-        bad = [i for i, g in enumerate(got) if len(g) != 32 * total]
+        bad = [i for i, g in enumerate(got) if len(g) != size * total]
         raise CheatingDetected("psi-partials", f"parties {bad} sent partials of the wrong size")
     out: list[list[bytes]] = []
     j = 0
     for k in range(n_owners):
         mine_k = []
         for _ in range(ids[k]):
-            parts = [g[32 * j : 32 * j + 32] for g in got]
+            parts = [g[size * j : size * (j + 1)] for g in got]
             try:
                 mine_k.append(T.combine(parts, t, j))
             except T.PartialMismatch as e:
