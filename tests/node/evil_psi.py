@@ -25,9 +25,9 @@ def main() -> int:
 
     async def exchange(self: Any, payload: bytes, label: str) -> list[bytes]:
         bad = bytearray(payload)
-        n = T.POINT_BYTES
+        n = T.PARTIAL_BYTES
         p = PublicKey(bytes(payload[n : 2 * n]))
-        bad[n : 2 * n] = PublicKey.combine_keys([p, PublicKey(shift)]).format()
+        bad[n : 2 * n] = PublicKey.combine_keys([p, PublicKey(shift)]).format(compressed=False)
         got = await honest(self, bytes(bad), label)
         got[self.mpc.pid] = payload
         return got

@@ -35,15 +35,21 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from math import comb
+from typing import Any
 
 from coincurve import PublicKey
+from coincurve._libsecp256k1 import ffi as _ffi
+from coincurve._libsecp256k1 import lib as _lib
+from coincurve.context import GLOBAL_CONTEXT
 
 from dnode.scheduler.errors import SchedulerError
 
 ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # n, prime
 FIELD_P = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F  # the curve's field
 TAG = b"dnode.psi.h2c.secp256k1.v1"
-POINT_BYTES = 33  # compressed: 02/03 and x
+POINT_BYTES = 33  # a point or token, compressed: 02/03 and x
+PARTIAL_BYTES = 65  # a partial, uncompressed (04, x, y): the receivers parse it without a sqrt
+_CTX = GLOBAL_CONTEXT.ctx
 HALF = 1 << 128  # a point travels as two field elements: (parity bit, x high) and x low
 
 
@@ -77,6 +83,47 @@ def point(data: bytes) -> PublicKey:
         raise BadPoint("point") from None
 
 
+# ---- libsecp256k1 directly (cffi): the per-element hot path of every seat ----------------
+
+
+def _parse(data: bytes) -> Any:
+    """A parsed point (``secp256k1_pubkey *``); None if ``data`` is no point of the curve.
+    Uncompressed (65 bytes) parses without a square root: partials travel that way."""
+    pk = _ffi.new("secp256k1_pubkey *")
+    if not _lib.secp256k1_ec_pubkey_parse(_CTX, pk, data, len(data)):
+        return None
+    return pk
+
+
+def _ser(pk: Any, compressed: bool = True) -> bytes:
+    n = 33 if compressed else 65
+    out = _ffi.new("unsigned char[]", n)
+    size = _ffi.new("size_t *", n)
+    flag = _lib.SECP256K1_EC_COMPRESSED if compressed else _lib.SECP256K1_EC_UNCOMPRESSED
+    _lib.secp256k1_ec_pubkey_serialize(_CTX, out, size, pk, flag)
+    return bytes(_ffi.buffer(out, n))
+
+
+def _add(*pks: Any) -> Any:
+    """The sum of parsed points; None for the point at infinity."""
+    out = _ffi.new("secp256k1_pubkey *")
+    if not _lib.secp256k1_ec_pubkey_combine(_CTX, out, _ffi.new("secp256k1_pubkey *[]", pks),
+                                            len(pks)):  # fmt: skip
+        return None
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is not None and b is not None and _lib.secp256k1_ec_pubkey_cmp(_CTX, a, b) == 0
+
+
+def _negated(pk: Any) -> Any:
+    out = _ffi.new("secp256k1_pubkey *")
+    _ffi.memmove(out, pk, _ffi.sizeof("secp256k1_pubkey"))
+    _lib.secp256k1_ec_pubkey_negate(_CTX, out)
+    return out
+
+
 def hash_to_point(domain: bytes, ident: str | bytes) -> bytes:
     """H(id) (33-byte compressed point), separated by ``domain``."""
     raw = ident.encode() if isinstance(ident, str) else bytes(ident)
@@ -87,10 +134,9 @@ def hash_to_point(domain: bytes, ident: str | bytes) -> bytes:
         x = int.from_bytes(h, "big")
         if x < FIELD_P:
             parity = hashlib.sha256(head + b"y" + ctr.to_bytes(4, "big")).digest()[0] & 1
-            try:
-                return PublicKey(bytes([2 + parity]) + h).format()
-            except ValueError:
-                pass  # x^3 + 7 is not a square: the next counter
+            enc = bytes([2 + parity]) + h
+            if _parse(enc) is not None:  # else x^3 + 7 is not a square: the next counter
+                return enc
         ctr += 1
 
 
@@ -103,13 +149,12 @@ def scalar_bytes(s: int) -> bytes:
     return (s % ORDER).to_bytes(32, "big")
 
 
-def mul(p: bytes | PublicKey, scalar: int) -> bytes:
+def mul(p: bytes, scalar: int) -> bytes:
     """scalar * p (compressed); BadPoint for bytes that are no point or a zero scalar."""
-    pk = p if isinstance(p, PublicKey) else point(p)
-    try:
-        return pk.multiply(scalar_bytes(scalar)).format()
-    except ValueError:
-        raise BadPoint("scalar multiplication") from None
+    pk = _parse(bytes(p))
+    if pk is None or not _lib.secp256k1_ec_pubkey_tweak_mul(_CTX, pk, scalar_bytes(scalar)):
+        raise BadPoint("scalar multiplication")
+    return _ser(pk)
 
 
 def blind(domain: bytes, ids: Sequence[str | bytes], r: int) -> list[bytes]:
@@ -153,47 +198,46 @@ def parity(m: int, t: int) -> list[list[int]]:
     ]
 
 
-def partial(p: bytes | PublicKey, share: int) -> bytes:
-    """Seat i's partial s_i * a_j (its share of k * rho in the exponent)."""
-    return mul(p, share)
+def partial(p: bytes, share: int) -> bytes:
+    """Seat i's partial s_i * a_j (its share of k * rho in the exponent), uncompressed."""
+    pk = _parse(p)
+    if pk is None or not _lib.secp256k1_ec_pubkey_tweak_mul(_CTX, pk, scalar_bytes(share)):
+        raise BadPoint("partial")
+    return _ser(pk, compressed=False)
 
 
-def _sum(points: list[PublicKey]) -> bytes | None:
-    """The sum's encoding, or None for the point at infinity."""
-    try:
-        return PublicKey.combine_keys(points).format()
-    except ValueError:
-        return None
+def partials(points: Sequence[bytes], share: int) -> bytes:
+    """``partial`` of every point, concatenated (PARTIAL_BYTES each)."""
+    return b"".join(partial(p, share) for p in points)
 
 
-def _sides(ps: Sequence[PublicKey], coeffs: Sequence[int]) -> tuple[list[PublicKey], list]:
+def _sides(ps: Sequence[Any], coeffs: Sequence[int]) -> tuple[list[Any], list[Any]]:
     pos = [p for p, c in zip(ps, coeffs, strict=True) for _ in range(max(c, 0))]
     negs = [p for p, c in zip(ps, coeffs, strict=True) for _ in range(max(-c, 0))]
     return pos, negs
 
 
 def combine(partials: Sequence[bytes], t: int, element: int = 0) -> bytes:
-    """The token k * H(id) from the m seats' partials (x = 1..m), after the parity check."""
+    """The token k * H(id) (compressed) from the m seats' partials (x = 1..m), after the
+    parity check (PartialMismatch: a wrong partial, or bytes that are no point)."""
     m = len(partials)
-    try:
-        ps = [PublicKey(bytes(p)) for p in partials]
-    except (ValueError, TypeError):
-        raise PartialMismatch(element, -1) from None
+    ps = [_parse(bytes(p)) for p in partials]
+    if any(p is None for p in ps):
+        raise PartialMismatch(element, -1)
     if m == 3 and t == 1:  # P1 + P3 = 2 P2; token 2 P1 - P2
-        if _sum([ps[0], ps[2]]) != _sum([ps[1], ps[1]]):
+        if not _same(_add(ps[0], ps[2]), _add(ps[1], ps[1])):
             raise PartialMismatch(element, 0)
-        tok = _sum([ps[0], ps[0], PublicKey(neg(partials[1]))])
+        tok = _add(ps[0], ps[0], _negated(ps[1]))
     else:
         for w, row in enumerate(parity(m, t)):
             pos, negs = _sides(ps, row)
-            if _sum(pos) != _sum(negs):
+            if not _same(_add(*pos), _add(*negs)):
                 raise PartialMismatch(element, w)
         pos, negs = _sides(ps[: t + 1], interpolation(t))
-        a, b = _sum(pos), _sum(negs)
-        tok = a if b is None else _sum([point(a), point(neg(b))]) if a is not None else neg(b)
+        tok = _add(*pos, *[_negated(q) for q in negs])
     if tok is None:
         raise PartialMismatch(element, -1)
-    return tok
+    return _ser(tok)
 
 
 def direct_token(domain: bytes, ident: str | bytes, k: int) -> bytes:

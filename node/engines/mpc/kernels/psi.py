@@ -82,14 +82,12 @@ async def owner_tokens(s: Any) -> list[list[bytes]]:
     mine = await s.shares_of(await s.product(rho, kk))
     # 3. partials, exchanged, combined with the parity check
     payload = bytearray()
-    size = T.POINT_BYTES
+    size = T.PARTIAL_BYTES
     for k in range(n_owners):
-        sh = mine[k] % T.ORDER
-        for p in points[k]:
-            try:
-                payload += T.partial(p, sh)
-            except T.BadPoint:
-                raise PsiKernelError(f"data owner {k} sent a point outside the group") from None
+        try:
+            payload += T.partials(points[k], mine[k] % T.ORDER)
+        except T.BadPoint:
+            raise PsiKernelError(f"data owner {k} sent a point outside the group") from None
     got = await s.exchange(bytes(payload), "psi-partials")
     total = sum(ids)
     if any(len(g) != size * total for g in got):
