@@ -164,7 +164,48 @@ def join(n: int, timeout: float) -> dict[str, Any]:
     return {"workload": f"join_2x{n}", "rows_per_owner": n, **got, "duckdb_seconds": dk}
 
 
+def check_cost(n: int = 20_000) -> dict[str, Any]:
+    """Per element and seat (m = 3, t = 1), in one process: the partial (one scalar
+    multiplication), the combination with the parity check against a malicious seat, and the
+    same combination without it (what the check costs)."""
+    from dnode.node.mpc.sharing import share as shamir
+    from dnode.scheduler.programs.psi import tokens as tk
+
+    r, k = tk.new_blinding(), tk.new_blinding()
+    t0 = time.perf_counter()
+    pts = tk.blind(b"bench", [f"customer-{i}" for i in range(n)], r)
+    owner = time.perf_counter() - t0
+    sh = shamir([k * tk.unblinding(r) % tk.ORDER], M, T, tk.ORDER)
+    t0 = time.perf_counter()
+    parts = [tk.partials(pts, sh[i][0]) for i in range(M)]
+    partial = (time.perf_counter() - t0) / M
+    size = tk.PARTIAL_BYTES
+    el = [[p[size * j : size * (j + 1)] for p in parts] for j in range(n)]
+    t0 = time.perf_counter()
+    full = [tk.combine(e, T, j) for j, e in enumerate(el)]
+    checked = time.perf_counter() - t0
+    ps = [[tk._parse(x) for x in e] for e in el]  # the token alone: 2 P1 - P2, no parity check
+    t0 = time.perf_counter()
+    bare = [tk._ser(tk._add(p[0], p[0], tk._negated(p[1]))) for p in ps]
+    token_only = time.perf_counter() - t0
+    parse = checked - token_only  # what remains: parsing the partials and the parity check
+    t0 = time.perf_counter()
+    for p in ps:
+        tk._same(tk._add(p[0], p[2]), tk._add(p[1], p[1]))
+    parity_only = time.perf_counter() - t0
+    assert full == bare
+    us = lambda s: round(s / n * 1e6, 1)  # noqa: E731
+    return {
+        "workload": "psi_check_cost", "elements": n,
+        "owner_hash_and_blind_us": us(owner), "seat_partial_us": us(partial),
+        "seat_combine_with_check_us": us(checked), "seat_parity_check_us": us(parity_only),
+        "seat_parse_and_rest_us": us(parse - parity_only),
+        "check_share_of_seat_work": round(parity_only / (partial + checked), 3),
+    }  # fmt: skip
+
+
 WORKLOADS: dict[str, Callable[[float], dict[str, Any]]] = {
+    "psi_check_cost": lambda t: check_cost(),
     "psi_10k": lambda t: psi(10_000, t),
     "psi_100k": lambda t: psi(100_000, t),
     "join_10k": lambda t: join(10_000, t),

@@ -3,7 +3,7 @@ intersection to a participating requester, labelled PSI, and JOIN ... ON id with
 
 Protocol (docs/protocol.md "PSI and joins"; token math in :mod:`.tokens`): every owner blinds
 the hashes of its ids with one secret scalar r (one-shot, no round trip) and secret-shares, over
-GF(l) (``field_prime``: the group order, so shares are exponents), one header row holding
+GF(n) (``field_prime``: secp256k1's group order, so shares are exponents), one header row holding
 rho = r^-1 and then one row per id: the blinded point as two 128-bit halves followed by the
 row's numeric columns. The committee opens the blinded points (pseudorandom to a seat), draws
 a shared key [k], computes [k * rho] per owner (one checked product) and turns every point into
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from dnode.scheduler.programs.tables import Table
 
 KERNEL = "dnode.node.engines.mpc.kernels.psi"
-FIELD_BITS = 200  # secure integers over GF(l) (253 bits): MPyC needs l > 2**(bits + 31)
+FIELD_BITS = 200  # secure integers over GF(n) (256 bits): MPyC needs n > 2**(bits + 31)
 DOMAIN_TAG = b"dnode.psi.task.v1"
 
 #: aggregate name -> number of column arguments (DuckDB's definitions; ``count`` is COUNT(*))
@@ -51,7 +51,7 @@ def task_domain(params: TaskView) -> bytes:
 
 
 class PsiSpec(ProgramSpec):
-    """The common part: one ``id`` column, owner-side blinding, the GF(l) field."""
+    """The common part: one ``id`` column, owner-side blinding, the GF(n) field."""
 
     family = "psi"
     capability = "mpc"
