@@ -251,7 +251,8 @@ class Join(PsiSpec):
             fn, cols = a[0].lower(), a[1:]
             if fn not in AGGREGATES:
                 raise InvalidTaskParams(f"{self.name}: unsupported aggregate {a[0]!r}")
-            if len(cols) != AGGREGATES[fn]:
+            # COUNT(col) = COUNT(*): a column holds no NULL (every cell is checked on encoding)
+            if len(cols) != AGGREGATES[fn] and not (fn == "count" and len(cols) == 1):
                 raise InvalidTaskParams(f"{self.name}: {fn} takes {AGGREGATES[fn]} column(s)")
             for name in cols:
                 if name not in names:
@@ -272,6 +273,8 @@ class Join(PsiSpec):
         pairs: set[tuple[int, int]] = set()
         for a in aggs:
             fn, cols = a[0].lower(), [slot[c] for c in a[1:]]
+            if fn == "count":
+                continue
             sums |= set(cols)
             if fn.startswith(("var", "stddev")):
                 pairs.add((cols[0], cols[0]))
