@@ -35,7 +35,7 @@ def test_intersection_and_labels_need_a_private_result() -> None:
     ("program", "owners", "cols", "args", "match"),
     [
         ("psi.cardinality", A[:1], (ID,), {}, "takes 2..16 data owners"),
-        ("psi.cardinality", A[:2], (X,), {}, "exactly one id column"),
+        ("psi.cardinality", A[:2], (X,), {}, "cannot take column .x. of type int"),
         ("psi.cardinality", A[:2], (ID, Column("id2", "id")), {}, "takes 1..1 column"),
         ("query.join", A, (ID, X, Y), {"plan": PLAN}, "takes 2 data owners"),
         ("query.join", A[:2], (X, Y), {"plan": PLAN}, "exactly one id column"),  # not on id

@@ -133,6 +133,7 @@ class Cardinality(PsiSpec):
     mode = "cardinality"
     max_owners = 16
     max_columns = 1
+    input_types = ("id",)
     reveals = (
         "the intersection size; to the committee also the match pattern of the owners' "
         "tokens (which rows of which owners share an id) and every owner's set size"
@@ -147,6 +148,7 @@ class Cardinality(PsiSpec):
 class Intersection(PsiSpec):
     mode = "intersection"
     max_columns = 1
+    input_types = ("id",)
     needs_private = True
     revealed_to = "the requester only (sealed shares); the committee sees the match pattern"
     reveals = ("to the requester (data owner 0): for each of its rows, in its file's order, 1 if "
