@@ -56,7 +56,7 @@ class PsiSpec(ProgramSpec):
     family = "psi"
     capability = "mpc"
     kernel = KERNEL
-    input_types = ("id", "int", "fixed", "cat")
+    input_types: tuple[str, ...] = ("id", "int", "fixed", "cat")
     mode = ""
     min_owners = 2
     max_owners = 2
