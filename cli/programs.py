@@ -104,6 +104,7 @@ def table_params(
     input_timeout: int,
     max_rows: int,
     extra: dict[str, Any] | None = None,
+    result_key: str = "",
 ) -> TaskParams:
     """The params of a table program, from the command line (one-line errors); ``extra``:
     public policy the nodes enforce (e.g. the minimum aggregation, node.aggregation)."""
@@ -125,6 +126,7 @@ def table_params(
         input_timeout=input_timeout,
         max_rows=max_rows,
         extra=dict(extra or {}),
+        result_key=result_key,  # validated with the rest: a program may require one
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -233,10 +232,8 @@ def post(
     minimum = _min_aggregation(owners, min_owners, min_values, allow_single_owner)
     params = _table_params(
         prog.name, owners, columns, schema, program_args(prog, cctx.args, args_opt),
-        input_timeout, max_rows, minimum,
+        input_timeout, max_rows, minimum, private.result_key(c) if private_result else "",
     )  # fmt: skip
-    if private_result:
-        params = dataclasses.replace(params, result_key=private.result_key(c))
     now = max(int(time.time()), chain.block_timestamp())
     if datasets:
         task_id = chain.post_data_task(
@@ -304,6 +301,7 @@ def _table_params(
     input_timeout: int,
     max_rows: int,
     minimum: MinAggregation,
+    result_key: str = "",
 ) -> TaskParams:
     """The params of a table program, from the command-line options (one-line errors)."""
     prog = get_program(program)
@@ -314,8 +312,9 @@ def _table_params(
             raise CliError(f"data owner {o!r} is not an address")
     owners = tuple(to_checksum_address(o) for o in owners)
     return table_params(
-        prog, owners, columns, schema, args, input_timeout, max_rows, minimum.to_extra()
-    )
+        prog, owners, columns, schema, args, input_timeout, max_rows, minimum.to_extra(),
+        result_key,
+    )  # fmt: skip
 
 
 def _min_aggregation(
@@ -505,7 +504,7 @@ def contribute(
         if not params.is_owner(acct.address):
             raise CliError(f"{acct.address} is not a data owner of task {task_id}")
         # encode once, before waiting: a malformed file fails now, not after the committee
-        return params.encode_table(inputs)
+        return params.encode_table(inputs, acct.address)
 
     early = encode(local) if local is not None else None  # offline: before any connection
     rows = 0

@@ -20,7 +20,7 @@ from dnode.contracts.client import ChainClient
 from dnode.node.errors import NodeError, P2PError
 from dnode.node.mpc.commitments import seat_digests
 from dnode.node.mpc.influence import table_witness, task_witness
-from dnode.node.mpc.sharing import field_modulus, share
+from dnode.node.mpc.sharing import share, task_modulus
 from dnode.node.p2p import P2PHost, open_host
 from dnode.node.protocol import (
     PROTO_ANNOUNCE,
@@ -112,7 +112,7 @@ async def contribute(
 ) -> list[str]:
     """Share the owner's ``table`` file (CSV, checked against the task's schema) among the
     committee of ``task_id``; returns the seat holders' peer ids."""
-    encoded = params.encode_table(table)
+    encoded = params.encode_table(table, account.address)
     async with ephemeral_host(bootstrap) as host:
         return await contribute_to_committee(host, chain, account, task_id, params, encoded)
 
@@ -183,7 +183,7 @@ def signed_contributions(
 ) -> list[Contribution]:
     """ONE sharing of ``encoded`` for the m seats of a round: each seat's signed contribution,
     all carrying the same per-seat digests (node.mpc.commitments)."""
-    modulus = field_modulus(params.bit_length)
+    modulus = task_modulus(params)
     # the witness lets the committee check this owner's influence inside the MPC
     w = task_witness(params)
     vector = list(encoded) if w is None else [*encoded, *table_witness(list(encoded), w)]

@@ -1,17 +1,16 @@
-"""Cost of SQL queries (issue 16): 3 real MPyC party processes, 3 owners, beside DuckDB on the
-same plaintext rows.
+"""Joint queries and the PSI family: seconds and bytes per seat, DuckDB on the plaintext beside.
 
-One function per workload (``WORKLOADS``; ``--workload NAME``, repeatable); each returns one
-row per size with ``seconds`` (the MPC: party start, connection, kernel, opening),
-``bytes_per_seat`` (the most any party sent, MPyC's counters), ``owner_share_seconds`` and
-``duckdb_seconds`` (the same SQL over the UNION ALL of the plaintext tables). A size predicted
-(linearly from the previous one) to exceed ``--budget`` seconds is not run: its row is an
-extrapolation marked ``"extrapolated": true``.
+Each workload runs its program's kernel in 3 real MPyC party processes (malicious-minority
+checks on, as a node runs them) on inputs encoded and Shamir-shared exactly as
+``dnode task contribute`` does. Reported per workload: the owners' encoding (for PSI: hashing
+and blinding every id, one scalar multiplication each) and sharing, timed per owner (owners
+work in parallel on their own machines: the slowest one counts), the MPC wall time, the
+bytes each seat sent its peers (MPyC's count), and DuckDB running the same query on the
+plaintext. One function per workload; `grouped_1m` runs the grouped SQL aggregate of
+`bench_query_grouped.py` (10k, 100k, 1M rows; a size over the budget is extrapolated).
 
-    python scripts/bench_query.py --json                          # grouped, 10k ... 1M rows
-    python scripts/bench_query.py --workload grouped --rows 10000 --checks off
-
-The PSI and join rows are added by their own workload functions (``psi``, ``join``).
+    python scripts/bench_query.py --json                       # every workload
+    python scripts/bench_query.py --workload psi_10k --workload join_10k
 """
 
 from __future__ import annotations
@@ -19,82 +18,48 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the checkout: dnode
 from bench_data import machine_info  # noqa: E402
+from bench_query_grouped import series as grouped_series  # noqa: E402
 
-from dnode.node.mpc.executor import MpcJob, free_port, run_party  # noqa: E402
-from dnode.node.mpc.influence import table_witness, task_witness  # noqa: E402
-from dnode.node.mpc.sharing import field_modulus, share  # noqa: E402
-from dnode.scheduler.programs import Column  # noqa: E402
-from dnode.scheduler.programs.query.build import query_params  # noqa: E402
-from dnode.scheduler.programs.tables import Table  # noqa: E402
+from dnode.node.mpc.executor import MpcJob, MpcResult, free_port, run_party  # noqa: E402
+from dnode.node.mpc.sharing import share, task_modulus  # noqa: E402
+from dnode.scheduler.programs import Column, TaskParams  # noqa: E402
 
 OWNERS = (
     "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
     "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
-    "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
 )
-CUSTOMERS = (
-    Column("age", "int", 0, Fraction(18), Fraction(90)),
-    Column("income", "fixed", 2, Fraction(0), Fraction(10_000)),
-    Column("region", "cat", domain=("n", "s", "e", "w")),
-)
-GROUPED_SQL = (
-    "SELECT region, COUNT(*), AVG(income), SUM(age) FROM customers WHERE age >= 40 GROUP BY region"
-)
+M, T = 3, 1
 
 
-def _tables(rows: int, seed: int) -> list[dict[str, np.ndarray]]:
-    sizes = [rows // 3 + (1 if i < rows % 3 else 0) for i in range(3)]
-    out = []
-    for i, n in enumerate(sizes):
-        rng = np.random.default_rng([seed, i])
-        out.append({
-            "age": rng.integers(18, 91, n),
-            "income": rng.integers(0, 1_000_001, n),  # cents
-            "region": rng.integers(0, 4, n),
-        })  # fmt: skip
-    return out
+def _ids(n: int, owner: int) -> list[str]:
+    """Owner 0: ids 0..n-1; owner 1: n/2..3n/2-1 (half overlap), as text ids."""
+    start = 0 if owner == 0 else n // 2
+    return [f"customer-{i:09d}" for i in range(start, start + n)]
 
 
-def _duckdb(sql: str, tables: list[dict[str, np.ndarray]]) -> float:
-    import duckdb
-
-    con = duckdb.connect()
-    regions = np.array(["n", "s", "e", "w"])
-    cols = {
-        "age": np.concatenate([t["age"] for t in tables]),
-        "income": np.concatenate([t["income"] for t in tables]) / 100,
-        "region": regions[np.concatenate([t["region"] for t in tables])],
-    }
-    con.register("src", cols)
-    con.execute(
-        "CREATE TABLE customers AS SELECT age::BIGINT AS age, income::DECIMAL(18,2) AS income,"
-        " region FROM src"
-    )
-    t0 = time.perf_counter()
-    con.execute(sql).fetchall()
-    return time.perf_counter() - t0
+def _write(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
+    with path.open("w") as f:
+        f.write(",".join(header) + "\n")
+        for r in rows:
+            f.write(",".join(map(str, r)) + "\n")
+    return path
 
 
-async def _parties(params: Any, encoded: list[list[int]], checks: bool, timeout: float) -> Any:
+async def _parties(params: TaskParams, shares: list[list[list[int]]], timeout: float) -> list:
     spec = params.spec
-    p = field_modulus(params.bit_length)
-    w = task_witness(params) if checks else None
-    t0 = time.perf_counter()
-    shares = [share(e if w is None else [*e, *table_witness(e, w)], 3, 1, p) for e in encoded]
-    t_share = time.perf_counter() - t0
-    ports = [("127.0.0.1", free_port()) for _ in range(3)]
+    ports = [("127.0.0.1", free_port()) for _ in range(M)]
     jobs = [
         MpcJob(
             0,
@@ -105,102 +70,174 @@ async def _parties(params: Any, encoded: list[list[int]], checks: bool, timeout:
             params.bit_length,
             i,
             ports,
-            1,
+            T,
             [s[i] for s in shares],
-            witness=w,
-            checks=checks,
+            result_key=params.result_key or None,
+            modulus=params.field_prime,
         )  # fmt: skip
-        for i in range(3)
+        for i in range(M)
     ]
-    out: list[Any] = [None] * 3
-    t0 = time.perf_counter()
+    out: list[Any] = [None] * M
 
     async def one(i: int) -> None:
         out[i] = await run_party(jobs[i], timeout=timeout)
 
     async with trio.open_nursery() as n:
-        for i in range(3):
+        for i in range(M):
             n.start_soon(one, i)
-    return out, time.perf_counter() - t0, t_share
+    return out
 
 
-def grouped(rows: int, seed: int, checks: bool, timeout: float, mpc: bool = True) -> dict[str, Any]:
-    """A grouped aggregate with WHERE over one table split across 3 owners (UNION ALL);
-    ``mpc=False``: DuckDB only (beside an extrapolated MPC figure)."""
-    tables = _tables(rows, seed)
-    if not mpc:
-        return {"duckdb_seconds": round(_duckdb(GROUPED_SQL, tables), 4)}
-    _, params = query_params(
-        GROUPED_SQL, {"customers": CUSTOMERS}, {"customers": list(OWNERS)},
-        max_rows=max(rows, 1),
-    )  # fmt: skip
-    spec = params.spec
-    encoded = []
-    for t in tables:
-        data = tuple(tuple(int(v) for v in t[c.name]) for c in params.columns)
-        encoded.append(spec.encode_owner(params, Table(params.columns, data)))
-    out, wall, t_share = trio.run(_parties, params, encoded, checks, timeout)
-    res = spec.finish(params, out[0].revealed, out[0].rows)
+def _run(params: TaskParams, files: list[Path], timeout: float) -> dict[str, Any]:
+    p = task_modulus(params)
+    owner_s = []
+    shares = []
+    for k, f in enumerate(files):
+        t0 = time.perf_counter()
+        shares.append(share(params.encode_table(f, OWNERS[k]), M, T, p))
+        owner_s.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    out = trio.run(_parties, params, shares, timeout)
+    wall = time.perf_counter() - t0
+    r: MpcResult = out[0]
+    res = params.spec.finish(params, r.revealed, r.rows)
     return {
-        "workload": "grouped",
-        "sql": GROUPED_SQL,
-        "rows": rows,
-        "checks": checks,
-        "seconds": round(wall, 2),
-        "bytes_per_seat": max(r.bytes_sent for r in out),
-        "owner_share_seconds": round(t_share, 2),
-        "duckdb_seconds": round(_duckdb(GROUPED_SQL, tables), 4),
-        "bit_length": params.bit_length,
-        "first_group_rows": int(res.values[0]),
-        "extrapolated": False,
+        "owner_seconds": round(max(owner_s), 2),
+        "mpc_seconds": round(wall, 2),
+        "seconds": round(max(owner_s) + wall, 2),
+        "bytes_sent_per_seat": [int(x.bytes_sent) for x in out],
+        "result": [str(float(v)) for v in res.values],
     }
 
 
-#: name -> f(rows, seed, checks, timeout, mpc=True) -> one result row
-WORKLOADS: dict[str, Callable[..., dict[str, Any]]] = {"grouped": grouped}
-DEFAULT_ROWS: dict[str, list[int]] = {"grouped": [10_000, 100_000, 1_000_000]}
+def _duckdb(sql: str) -> tuple[float, Any]:
+    import duckdb
+
+    db = duckdb.connect()
+    t0 = time.perf_counter()
+    got = db.execute(sql).fetchall()
+    return round(time.perf_counter() - t0, 3), got
 
 
-def main() -> None:
+def psi(n: int, timeout: float) -> dict[str, Any]:
+    """PSI cardinality of 2 owners x n ids (half of them shared)."""
+    with tempfile.TemporaryDirectory() as d:
+        files = [_write(Path(d) / f"o{k}.csv", ["id"], [[i] for i in _ids(n, k)]) for k in (0, 1)]
+        params = TaskParams(
+            "psi.cardinality", OWNERS, columns=(Column("id", "id"),), max_rows=n + 1
+        )
+        got = _run(params, files, timeout)
+        dk, want = _duckdb(
+            f"SELECT count(*) FROM (SELECT id FROM read_csv('{files[0]}') INTERSECT "
+            f"SELECT id FROM read_csv('{files[1]}'))"
+        )
+    assert Fraction(got["result"][0]) == want[0][0], (got, want)
+    return {"workload": f"psi_2x{n}", "ids_per_owner": n, **got, "duckdb_seconds": dk}
+
+
+JOIN_AGGS = [["count"], ["avg", "x"], ["sum", "y"], ["var_samp", "y"], ["corr", "x", "y"]]
+
+
+def join(n: int, timeout: float) -> dict[str, Any]:
+    """JOIN ON id of 2 owners x n rows (half of the ids shared), 5 aggregates over both."""
+    x = Column("x", "int", 0, Fraction(0), Fraction(1000))
+    y = Column("y", "fixed", 2, Fraction(0), Fraction(10_000))
+    with tempfile.TemporaryDirectory() as d:
+        a = [[i, (j * 7919) % 1001] for j, i in enumerate(_ids(n, 0))]
+        b = [[i, f"{(j * 104729) % 1_000_000 / 100:.2f}"] for j, i in enumerate(_ids(n, 1))]
+        files = [
+            _write(Path(d) / "a.csv", ["id", "x"], a),
+            _write(Path(d) / "b.csv", ["id", "y"], b),
+        ]
+        plan = {"tables": [["x"], ["y"]], "aggregates": JOIN_AGGS}
+        params = TaskParams(
+            "query.join", OWNERS, args={"plan": plan}, columns=(Column("id", "id"), x, y),
+            max_rows=n + 1,
+        )  # fmt: skip
+        got = _run(params, files, timeout)
+        dk, want = _duckdb(
+            "SELECT count(*), avg(x), sum(y), var_samp(y), corr(x, y) FROM "
+            f"(SELECT id::VARCHAR AS id, x FROM read_csv('{files[0]}')) a JOIN "
+            f"(SELECT id::VARCHAR AS id, y::DECIMAL(12,2) AS y FROM read_csv('{files[1]}')) b "
+            "ON a.id = b.id"
+        )
+    for g, w in zip(got["result"], want[0], strict=True):
+        assert abs(float(g) - float(w)) <= 1e-9 * max(1.0, abs(float(w))), (got, want)
+    return {"workload": f"join_2x{n}", "rows_per_owner": n, **got, "duckdb_seconds": dk}
+
+
+def check_cost(n: int = 20_000) -> dict[str, Any]:
+    """Per element and seat (m = 3, t = 1), in one process: the partial (one scalar
+    multiplication), the combination with the parity check against a malicious seat, and the
+    same combination without it (what the check costs)."""
+    from dnode.node.mpc.sharing import share as shamir
+    from dnode.scheduler.programs.psi import tokens as tk
+
+    r, k = tk.new_blinding(), tk.new_blinding()
+    t0 = time.perf_counter()
+    pts = tk.blind(b"bench", [f"customer-{i}" for i in range(n)], r)
+    owner = time.perf_counter() - t0
+    sh = shamir([k * tk.unblinding(r) % tk.ORDER], M, T, tk.ORDER)
+    t0 = time.perf_counter()
+    parts = [tk.partials(pts, sh[i][0]) for i in range(M)]
+    partial = (time.perf_counter() - t0) / M
+    size = tk.PARTIAL_BYTES
+    el = [[p[size * j : size * (j + 1)] for p in parts] for j in range(n)]
+    t0 = time.perf_counter()
+    full = [tk.combine(e, T, j) for j, e in enumerate(el)]
+    checked = time.perf_counter() - t0
+    ps = [[tk._parse(x) for x in e] for e in el]  # the token alone: 2 P1 - P2, no parity check
+    t0 = time.perf_counter()
+    bare = [tk._ser(tk._add(p[0], p[0], tk._negated(p[1]))) for p in ps]
+    token_only = time.perf_counter() - t0
+    parse = checked - token_only  # what remains: parsing the partials and the parity check
+    t0 = time.perf_counter()
+    for p in ps:
+        tk._same(tk._add(p[0], p[2]), tk._add(p[1], p[1]))
+    parity_only = time.perf_counter() - t0
+    assert full == bare
+    us = lambda s: round(s / n * 1e6, 1)  # noqa: E731
+    return {
+        "workload": "psi_check_cost", "elements": n,
+        "owner_hash_and_blind_us": us(owner), "seat_partial_us": us(partial),
+        "seat_combine_with_check_us": us(checked), "seat_parity_check_us": us(parity_only),
+        "seat_parse_and_rest_us": us(parse - parity_only),
+        "check_share_of_seat_work": round(parity_only / (partial + checked), 3),
+    }  # fmt: skip
+
+
+WORKLOADS: dict[str, Callable[[float], dict[str, Any]]] = {
+    "psi_check_cost": lambda t: check_cost(),
+    "psi_10k": lambda t: psi(10_000, t),
+    "psi_100k": lambda t: psi(100_000, t),
+    "join_10k": lambda t: join(10_000, t),
+    "join_100k": lambda t: join(100_000, t),
+    # the grouped SQL aggregate (bench_query_grouped.py): 10k and 100k rows measured, 1M
+    # extrapolated when it would take longer than the budget (timeout / 2)
+    "grouped_1m": lambda t: {
+        "workload": "grouped",
+        "rows": grouped_series("grouped", [10_000, 100_000, 1_000_000], 1, True, t / 2),
+    },
+}
+
+
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workload", action="append", choices=sorted(WORKLOADS))
-    ap.add_argument("--rows", type=int, action="append", help="rows in total (repeatable)")
-    ap.add_argument("--budget", type=float, default=900.0, help="longest run in seconds")
-    ap.add_argument("--checks", choices=("on", "off"), default="on")
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=1800.0, help="per MPC run (s)")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--out", type=Path, help="also write the JSON report to this file")
     a = ap.parse_args()
-    results: list[dict[str, Any]] = []
-    for name in a.workload or sorted(WORKLOADS):
-        last: dict[str, Any] | None = None
-        for n in sorted(a.rows or DEFAULT_ROWS.get(name, [10_000])):
-            guess = last["seconds"] * n / last["rows"] if last else 0.0
-            if last and guess > a.budget:
-                bytes_guess = last["bytes_per_seat"] * n // last["rows"]
-                duck = WORKLOADS[name](n, a.seed, a.checks == "on", a.budget, mpc=False)
-                results.append({**last, "rows": n, "seconds": round(guess, 1),
-                                "bytes_per_seat": bytes_guess, **duck,
-                                "extrapolated": True})  # fmt: skip
-                continue
-            try:
-                last = WORKLOADS[name](n, a.seed, a.checks == "on", a.budget * 2)
-            except Exception as e:  # noqa: BLE001 - a failed size is reported, the rest run
-                results.append({"workload": name, "rows": n, "error": str(e)[:300]})
-                break
-            results.append(last)
-            if a.out:
-                a.out.write_text(json.dumps({"results": results}, indent=1))
-            if not a.json:
-                print(f"{name:<10} {n:>9} rows {last['seconds']:>9.2f} s "
-                      f"{last['bytes_per_seat'] / 1e6:>9.1f} MB/seat  DuckDB "
-                      f"{last['duckdb_seconds']:.4f} s", flush=True)  # fmt: skip
-    report = {"machine": machine_info(), "results": results}
-    if a.out:
-        a.out.write_text(json.dumps(report, indent=1))
+    results = []
+    for w in a.workload or list(WORKLOADS):
+        r = WORKLOADS[w](a.timeout)
+        results.append(r)
+        if not a.json:
+            print(json.dumps(r), flush=True)
+    report = {"machine": machine_info(parties=M, threshold=T, checks=True), "results": results}
     if a.json:
         print(json.dumps(report, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -70,6 +70,12 @@ class MpcJob:
     # private result (node.mpc.delivery): the requester's X25519 key, hex; outputs are sealed
     # to it share by share instead of opened
     result_key: str | None = None
+    # the field's prime when the program fixes it (spec.field_prime); None: MPyC's rule
+    modulus: int | None = None
+
+    @property
+    def prime(self) -> int:
+        return self.modulus or field_modulus(self.bit_length)
 
     def owner_rows(self) -> list[int]:
         """Each owner's number of table rows (its shares minus its witness)."""
@@ -105,7 +111,7 @@ class MpcJob:
         for host, port in self.parties:
             if not host or not isinstance(port, int) or not 0 < port < 65536:
                 raise bad(f"bad party address {host!r}:{port!r}")
-        p = field_modulus(self.bit_length)
+        p = self.prime
         if self.witness is not None:
             for k, owner in enumerate(self.shares):
                 try:
@@ -129,7 +135,7 @@ class MpcJob:
             "threshold": self.threshold,
             "shares": self.shares,
             "output": output,
-            "modulus": field_modulus(self.bit_length),
+            "modulus": self.prime,
             "listen_host": self.listen_host,
             "deadline": deadline,
             "checks": self.checks,

@@ -206,6 +206,11 @@ async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]
 
     m, t = len(job["parties"]), job["threshold"]
     secint = mpc.SecInt(job["bit_length"])
+    if job.get("modulus") is not None and job["modulus"] != secint.field.modulus:
+        try:  # a program that fixes its field (spec.field_prime, e.g. a group order)
+            secint = mpc.SecInt(job["bit_length"], p=job["modulus"])
+        except ValueError as e:
+            raise JobError(f"field modulus {job['modulus']}: {e}") from None
     field = secint.field
     if job.get("modulus") is not None and job["modulus"] != field.modulus:
         raise JobError(

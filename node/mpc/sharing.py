@@ -31,7 +31,7 @@ import secrets
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from dnode.node.errors import InputError
 
@@ -47,6 +47,7 @@ __all__ = [
     "parse_number",
     "reconstruct",
     "share",
+    "task_modulus",
     "to_signed",
     "value_bound",
 ]
@@ -114,6 +115,12 @@ def field_modulus(bit_length: int, *, sec_param: int = SEC_PARAM) -> int:
         if p % 4 == 3 and is_probable_prime(p):
             return p
         p -= 2
+
+
+def task_modulus(params: Any) -> int:
+    """The prime owners share a task's inputs over: the program's own (``spec.field_prime``,
+    e.g. a group order) or MPyC's for the task's bit length."""
+    return params.field_prime or field_modulus(params.bit_length)
 
 
 def to_signed(x: int, modulus: int) -> int:

@@ -286,6 +286,44 @@ class TableSession:
         p = self.secint.field.modulus
         return [to_signed(v, p) for v in await self.guard.open([value], label)]
 
+    async def open_public(self, value: Any, label: str) -> list[int]:
+        """Open to the committee even in a private session, as field ints in [0, p): only for
+        values the spec declares every seat sees (e.g. an owner's blinded points); with checks
+        every pending product is verified first and a wrong share is detected."""
+        p = self.secint.field.modulus
+        if not self.checked:
+            got = await self.mpc.output(value)
+            return [int(v) % p for v in np.asarray(got).ravel().tolist()]
+        if self.guard.pending:
+            await self.guard.verify()
+        return [int(v) for v in await self.guard.open([value], label)]
+
+    async def product(self, x: Any, y: Any) -> Any:
+        """x * y elementwise; with checks authenticated and verified before it is returned."""
+        if not self.checked:
+            return x * y
+        z = self.guard.mul(self.guard.authenticate(x), y)
+        await self.guard.verify()
+        return z.x
+
+    def random(self) -> Any:
+        """A uniformly random secret field element no party knows (MPyC's PRSS)."""
+        return self.mpc._random(self.secint)
+
+    async def shares_of(self, value: Any) -> list[int]:
+        """This party's own shares of a secure value (local; they reveal nothing alone)."""
+        return await self._own_shares(value)
+
+    async def exchange(self, payload: bytes, label: str) -> list[bytes]:
+        """Send ``payload`` to every party and receive theirs (seat order, ours included):
+        raw bytes through the hardened transport, for data the spec declares every seat sees."""
+        got = await self.mpc.transfer(bytes(payload))
+        if not isinstance(got, list) or not all(isinstance(b, bytes) for b in got):
+            from dnode.node.mpc.malicious import CheatingDetected
+
+            raise CheatingDetected("exchange", f"a party sent something other than bytes ({label})")
+        return got
+
     async def _own_shares(self, value: Any) -> list[int]:
         """This party's shares of a secure scalar or array, flattened (field elements)."""
         g = await self.mpc.gather(value)

@@ -426,7 +426,7 @@ class OwnerAgent:
                 self._refuse(task_id, f"dataset {d.dataset!r} is no longer configured")
                 return False
             try:
-                encoded = await self.call(params.encode_table, ds.file)
+                encoded = await self.call(params.encode_table, ds.file, self.address)
             except SchedulerError as e:
                 self._refuse(task_id, f"dataset {ds.name}: {e}")
                 return False

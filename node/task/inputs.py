@@ -7,7 +7,7 @@ import logging
 
 from dnode.node.errors import ProtocolViolation
 from dnode.node.mpc.influence import table_rows, task_witness
-from dnode.node.mpc.sharing import field_modulus
+from dnode.node.mpc.sharing import task_modulus
 from dnode.node.protocol import (
     Contribution,
     error,
@@ -32,7 +32,7 @@ async def on_contribution(ctx: NodeContext, peer: str, data: bytes) -> bytes:
             raise ProtocolViolation(peer, f"shares for seat {c.seat} sent to seat {rt.seat}")
         if not rt.params.is_owner(c.owner):
             raise ProtocolViolation(peer, f"{c.owner} is not a data owner of task {c.task_id}")
-        if c.modulus != field_modulus(rt.params.bit_length):
+        if c.modulus != task_modulus(rt.params):
             raise ProtocolViolation(peer, "shares are over the wrong field")
         if rt.is_computing():
             raise ProtocolViolation(peer, "the computation has already started")

@@ -137,12 +137,20 @@ class TaskParams:
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise InvalidTaskParams(f"malformed params: {e}") from None
 
-    def encode_table(self, path: str | Path) -> list[int]:
+    def encode_table(self, path: str | Path, owner: str | None = None) -> list[int]:
         """A data owner's file as the integers it secret-shares (type- and range-checked;
-        TableError names the file, row and column of the first bad cell)."""
+        TableError names the file, row and column of the first bad cell). ``owner``: its
+        address, when the program gives owners different columns (``spec.owner_columns``)."""
         from dnode.scheduler.programs.tables import read_table
 
-        return self.spec.encode_owner(self, read_table(path, self.columns))
+        k = self.owner_index(owner) if owner is not None and self.is_owner(owner) else None
+        cols = self.spec.owner_columns(self, k)
+        return self.spec.encode_owner(self, read_table(path, cols))
+
+    @property
+    def field_prime(self) -> int | None:
+        """The MPC field's prime when the program fixes it (None: from ``bit_length``)."""
+        return self.spec.field_prime(self)
 
     def encode_values(self, values: list[str], source: str = "<values>") -> list[int]:
         """Values of a one-column task (a list instead of a file), checked like a file's."""

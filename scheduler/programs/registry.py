@@ -212,6 +212,11 @@ class ProgramSpec:
 
     # ---- owner side --------------------------------------------------------------------
 
+    def owner_columns(self, params: TaskView, owner: int | None) -> tuple[Column, ...]:
+        """The columns owner number ``owner`` holds (its file is read against these); all of
+        the task's by default. A program over vertically split tables (a join) differs."""
+        return tuple(params.columns)
+
     def encode_owner(self, params: TaskView, table: Table) -> list[int]:
         """An owner's table as the flat, row-major integers it secret-shares (``width`` per row)."""
         cols = list(zip(*table.data, strict=True))
@@ -237,6 +242,11 @@ class ProgramSpec:
     def field_bits(self, params: TaskView) -> int:
         """Bit length of the MPC secure integers (the field follows from it)."""
         return 64
+
+    def field_prime(self, params: TaskView) -> int | None:
+        """The prime of the MPC field when the program needs a specific one (e.g. a group
+        order, so shares are exponents); None: MPyC's rule for ``field_bits`` bits."""
+        return None
 
     def kernel_args(self, params: TaskView) -> dict[str, Any]:
         """What the kernel needs besides the shares (JSON; identical on every party)."""

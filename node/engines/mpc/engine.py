@@ -227,6 +227,7 @@ class MpcEngine:
                 witness=task_witness(params),  # owners append influence witnesses
                 commitments=[sharing_commitment(s.inputs[o].commitment) for o in order],
                 result_key=params.result_key or None,
+                modulus=params.field_prime,
             )
             s.started()
             log.info("task %d: MPC party %d of %d starting", s.task_id, s.seat, m)

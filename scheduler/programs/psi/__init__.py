@@ -1,0 +1,1 @@
+"""The private set intersection family: PSI cardinality, intersection, labelled PSI, JOIN ON id."""
