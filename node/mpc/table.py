@@ -136,6 +136,31 @@ class TableSession:
             a = mpc.np_concatenate((a[:1], m), axis=0) if n0 else m
         return a[0]
 
+    async def where_negative(self, d: Any, a: Any, b: Any, bits: int) -> Any:
+        """``b`` where ``d < 0``, else ``a`` (a secure select), for |d| < 2**(bits-1).
+
+        ``a``/``b`` have d's shape, or d's shape plus one trailing axis (a row selected whole,
+        e.g. a value with its one-hot index).  One comparison per element of ``d`` and one
+        product per element of ``a``; with checks both are checked (a d out of range aborts)."""
+        diff = b - a
+        shape = (*d.shape, 1) if len(diff.shape) > len(d.shape) else d.shape
+        if not self.checked:
+            lt = self._narrow(d, bits) < 0
+            lt = self.secint.array(lt.share, lt.shape)  # back to the session's secure type
+            return a + lt.reshape(shape) * diff
+        from dnode.node.mpc.malicious import Auth
+
+        lt = await self._comparator().less_than_zero(d.reshape(-1), bits)
+        bit = Auth(lt.x.reshape(shape), lt.rx.reshape(shape), lt.epoch)
+        return a + self.guard.mul(bit, diff).x
+
+    def cross(self, a: Any, b: Any) -> Any:
+        """``a^T b`` of two secure arrays (n, p) and (n, q): one checked inner product per
+        entry of the (p, q) result (e.g. per-cluster sums from a secret one-hot matrix)."""
+        if not self.checked:
+            return a.T @ b
+        return self.guard.inner(self.guard.authenticate(a.T), b).x
+
     # ---------------------------------------------------------------- computations
 
     def sums(self) -> Any:
