@@ -152,6 +152,8 @@ class MpcResult:
     # private result: every seat's sealed box (node.mpc.delivery.Bundle), the same at every
     # honest party; ``revealed`` is then empty
     bundle: bytes | None = field(default=None, compare=False)
+    # bytes this party sent to the other parties (benchmarks: bytes per seat)
+    bytes_sent: int = field(default=0, compare=False)
 
 
 class Executor(Protocol):
@@ -318,6 +320,7 @@ class SubprocessExecutor:
             modulus=int(res["modulus"]),
             transcript=res.get("transcript"),
             bundle=bytes.fromhex(res["bundle"]) if res.get("bundle") else None,
+            bytes_sent=int(res.get("bytes_sent") or 0),
         )
 
 

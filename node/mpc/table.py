@@ -154,6 +154,21 @@ class TableSession:
         bit = Auth(lt.x.reshape(shape), lt.rx.reshape(shape), lt.epoch)
         return a + self.guard.mul(bit, diff).x
 
+    async def negative(self, d: Any, bits: int) -> Any:
+        """``[d < 0]`` as a secure 0/1 array of the session's type (usable in products), for
+        |d| < 2**(bits-1); with checks, checked (a d out of range aborts)."""
+        if not self.checked:
+            lt = self._narrow(d, bits) < 0
+            return self.secint.array(lt.share, lt.shape)
+        lt = await self._comparator().less_than_zero(d.reshape(-1), bits)
+        return lt.x.reshape(d.shape)
+
+    def mul(self, a: Any, b: Any) -> Any:
+        """Elementwise product of two secure arrays of one shape (checked with checks)."""
+        if not self.checked:
+            return a * b
+        return self.guard.mul(self.guard.authenticate(a), b).x
+
     def cross(self, a: Any, b: Any) -> Any:
         """``a^T b`` of two secure arrays (n, p) and (n, q): one checked inner product per
         entry of the (p, q) result (e.g. per-cluster sums from a secret one-hot matrix)."""
@@ -268,6 +283,15 @@ class TableSession:
             return [int(v) for v in np.asarray(got).ravel().tolist()]
         p = self.secint.field.modulus
         return [to_signed(v, p) for v in await self.guard.open([value], label)]
+
+    async def reveal(self, value: Any, label: str) -> list[int]:
+        """Open to the committee even when the result is private: for the intermediate values
+        a spec declares as revealed to the committee (e.g. an iteration's gradient)."""
+        private, self.private = self.private, False
+        try:
+            return await self.open(value, label)
+        finally:
+            self.private = private
 
     async def _own_shares(self, value: Any) -> list[int]:
         """This party's shares of a secure scalar or array, flattened (field elements)."""

@@ -70,7 +70,7 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
         onehot = await argmax_onehot(s, scores, bits)
         sums = s.cross(onehot, x)  # (k, d), common scale
         count = onehot.sum(axis=0)
-        opened = await s.open(s.mpc.np_concatenate((sums.reshape(-1), count)), f"kmeans-{it}")
+        opened = await s.reveal(s.mpc.np_concatenate((sums.reshape(-1), count)), f"kmeans-{it}")
         sizes = opened[k * d :]
         new = cents.copy()
         for i in range(k):
