@@ -82,9 +82,9 @@ def test_logreg_refuses_bad_labels_and_a_public_result_that_does_not_fit():
     xtr, _, _, _ = cancer()
     cols = columns(xtr)
     with pytest.raises(InvalidTaskParams, match="ask for a private result"):
-        TaskParams("ml.logreg", ADDRS, columns=cols, max_rows=1000).spec.validate(
-            TaskParams("ml.logreg", ADDRS, columns=cols, max_rows=1000))
+        TaskParams("ml.logreg", ADDRS, columns=cols, max_rows=1000)
     bad = (*cols[:3], Column("label", "int", 0, Fraction(0), Fraction(2)))
-    p = TaskParams("ml.logreg", ADDRS, columns=bad, max_rows=1000)
     with pytest.raises(InvalidTaskParams, match="must be declared int with range"):
-        p.spec.validate(p)
+        TaskParams("ml.logreg", ADDRS, columns=bad, max_rows=1000)
+    with pytest.raises(InvalidTaskParams, match=r"c \(scikit-learn C\) must be > 0"):
+        TaskParams("ml.logreg", ADDRS, columns=(*cols[:3], cols[-1]), args={"c": "0"})

@@ -78,7 +78,7 @@ class LogReg(ProgramSpec):
                 "int with range [0, 1]"
             )
         if parse_decimal(str(params.args.get("c", "1"))) <= 0:
-            raise InvalidTaskParams(f"{self.name}: C must be > 0")
+            raise InvalidTaskParams(f"{self.name}: c (scikit-learn C) must be > 0")
         it = int(params.args.get("iterations", 8))
         if not 1 <= it <= MAX_ITERATIONS:
             raise InvalidTaskParams(f"{self.name}: iterations must be 1..{MAX_ITERATIONS}")
