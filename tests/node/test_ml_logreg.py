@@ -41,8 +41,8 @@ def columns(x: np.ndarray) -> tuple[Column, ...]:
     return (*cols, Column("label", "int", 0, Fraction(0), Fraction(1)))
 
 
-def owners(x: np.ndarray, y: np.ndarray) -> list[list[int]]:
-    sc = scales(x)
+def owners(x: np.ndarray, y: np.ndarray, sc: list[int] | None = None) -> list[list[int]]:
+    sc = sc or scales(x)
     rows = [[int(round(v * 10**s)) for v, s in zip(r, sc, strict=True)] + [int(t)]
             for r, t in zip(x, y, strict=True)]  # fmt: skip
     cuts = [0, len(rows) // 4, len(rows) // 2 + 20, len(rows)]
