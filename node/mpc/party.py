@@ -276,8 +276,9 @@ async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]
         digest = s.guard.transcript.hex()
     if private:  # node.mpc.delivery: seal our shares, agree on every seat's box
         bundle = await _deliver(mpc, job, revealed, sum(rows), field.modulus)
+        sent = _bytes_sent(mpc)
         await mpc.shutdown()
-        return {**_summary(job, sum(rows), field.modulus, digest), "revealed": {},
+        return {**_summary(job, sum(rows), field.modulus, digest, sent), "revealed": {},
                 "bundle": bundle.hex()}  # fmt: skip
 
     # Each party must hold the same output (without checks: each recombined from a
@@ -286,11 +287,14 @@ async def _session(mpc: Any, job: dict[str, Any], kernel: Any) -> dict[str, Any]
     outs = await mpc.transfer(mine)
     if any(o != mine for o in outs):
         raise DisagreeError("parties obtained different outputs (inconsistent input shares)")
+    sent = _bytes_sent(mpc)
     await mpc.shutdown()
-    return {**_summary(job, sum(rows), field.modulus, digest), "revealed": revealed}
+    return {**_summary(job, sum(rows), field.modulus, digest, sent), "revealed": revealed}
 
 
-def _summary(job: dict[str, Any], rows: int, modulus: int, digest: str | None) -> dict[str, Any]:
+def _summary(
+    job: dict[str, Any], rows: int, modulus: int, digest: str | None, sent: int = 0
+) -> dict[str, Any]:
     return {
         "task_id": job["task_id"],
         "program": job["program"],
@@ -302,15 +306,13 @@ def _summary(job: dict[str, Any], rows: int, modulus: int, digest: str | None) -
         "index": job["index"],
         "checks": job["checks"],
         "transcript": digest,
-        "bytes_sent": _bytes_sent(),
+        "bytes_sent": sent,
     }
 
 
-def _bytes_sent() -> int:
+def _bytes_sent(mpc: Any) -> int:
     """Bytes this party sent to the others so far (MPyC's own per-peer counters)."""
     try:
-        from mpyc.runtime import mpc
-
         return sum(
             int(getattr(p.protocol, "nbytes_sent", 0))
             for p in mpc.parties
