@@ -86,8 +86,12 @@ def test_ml_family_end_to_end(tmp_path: Path) -> None:
         )  # fmt: skip
         cluster.contribute_all(km, owners, kfiles)
         cluster.contribute_all(lr, owners, lfiles)
-        rk = cluster.dnode(requester, "task", "result", str(km), "--wait", "1800")
+        png = tmp_path / "clusters.png"
+        rk = cluster.dnode(requester, "task", "result", str(km), "--wait", "1800", "--plot",
+                           str(png))  # fmt: skip
         rl = cluster.dnode(requester, "task", "result", str(lr), "--wait", "2400")
+
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the centroids, drawn
 
     # k-means: inertia within 2% and sizes within 1% of scikit-learn with the same init
     assert rk["shape"] == [3, 3] and rk["labels"][1] == ["x", "y", "size"]
