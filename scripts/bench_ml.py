@@ -38,6 +38,7 @@ from dnode.node.mpc.executor import MpcJob, free_port, run_party  # noqa: E402
 from dnode.node.mpc.influence import table_witness, task_witness  # noqa: E402
 from dnode.node.mpc.sharing import field_modulus, share  # noqa: E402
 from dnode.scheduler.programs import Column, TaskParams  # noqa: E402
+from dnode.scheduler.programs.schema import MAX_COLUMNS  # noqa: E402
 
 OWNERS = (
     "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
@@ -99,6 +100,8 @@ async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks:
             nursery.start_soon(one, i)
     wall = time.perf_counter() - t0
     res = spec.finish(params, out[0].revealed, out[0].rows)
+    its = int(out[0].revealed.get("iterations", args.get("iterations", 1)))
+    want = int(args.get("iterations", its))
     return {
         "program": program,
         "rows": n,
@@ -108,7 +111,10 @@ async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks:
         "bytes_per_seat": max(o.bytes_sent for o in out),
         "owner_encode_share_seconds": round(t_share, 2),
         "bit_length": params.bit_length,
-        "iterations": out[0].revealed.get("iterations", args.get("iterations")),
+        "iterations": its,
+        # k-means stops early once no centroid moves: scaled to the requested iterations
+        # (an upper bound: setup and the clamp are counted once per iteration)
+        f"mpc_seconds_at_{want}_iterations": round(wall * want / its, 2),
         "first_values": [str(float(v)) for v in res.values[:4]],
         "extrapolated": False,
     }
@@ -142,12 +148,18 @@ def main() -> None:
                 and "mpc_seconds" in r]  # fmt: skip
         size = n * (d + 1 if prog == "ml.logreg" else 1)
         guess = prev[-1]["mpc_seconds"] * size / _cells(prev[-1]) if prev else 0.0
-        if prev and guess > a.budget:
+        too_wide = prog == "ml.logreg" and d + 1 > MAX_COLUMNS  # a task takes <= 32 columns
+        if prev and (guess > a.budget or too_wide):
             last = prev[-1]
-            results.append({**last, "rows": n, "columns": d + (prog == "ml.logreg"),
+            results.append({**{k: v for k, v in last.items() if not k.startswith("mpc_seconds_at")},
+                            "rows": n, "columns": d + (prog == "ml.logreg"),
                             "mpc_seconds": round(guess, 1),
+                            **{k: round(v * size / _cells(last), 1) for k, v in last.items()
+                               if k.startswith("mpc_seconds_at")},
                             "bytes_per_seat": int(last["bytes_per_seat"] * size / _cells(last)),
-                            "extrapolated": True})  # fmt: skip
+                            "extrapolated": True,
+                            **({"note": f"a task takes at most {MAX_COLUMNS} columns"}
+                               if too_wide else {})})  # fmt: skip
             continue
         if prog == "ml.kmeans":
             cols, enc, args = kmeans_data(n, a.seed)
