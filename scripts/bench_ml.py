@@ -69,11 +69,21 @@ def logreg_data(n: int, d: int, seed: int) -> tuple[tuple[Column, ...], np.ndarr
     return cols, enc, {"iterations": 8}
 
 
+def predict_data(
+    n: int, d: int, seed: int
+) -> tuple[tuple[Column, ...], np.ndarray, dict[str, Any]]:
+    cols, enc, _ = logreg_data(n, d, seed)
+    rng = np.random.default_rng([seed, 7])
+    model = [f"{v:.6f}" for v in rng.normal(0, 1, d + 1)]
+    return cols[:-1], enc[:, :-1], {"model": model}
+
+
 async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks: bool,
               timeout: float) -> dict[str, Any]:  # fmt: skip
     n = len(enc)
+    private = len(cols) > 16 or (program == "ml.predict" and n > 16)
     params = TaskParams(program, OWNERS, args=args, columns=cols, max_rows=max(n, 1),
-                        result_key=KEY if len(cols) > 16 else "")  # fmt: skip
+                        result_key=KEY if private else "")  # fmt: skip
     spec = params.spec
     spec.validate(params)
     p = field_modulus(params.bit_length)
@@ -129,6 +139,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kmeans", type=int, action="append", help="points (repeatable)")
     ap.add_argument("--logreg", action="append", help="ROWSxCOLS (repeatable)")
+    ap.add_argument("--predict", type=int, action="append", help="records x 30 (repeatable)")
     ap.add_argument("--budget", type=float, default=900.0, help="longest run in seconds")
     ap.add_argument("--checks", choices=("on", "off"), default="on")
     ap.add_argument("--seed", type=int, default=1)
@@ -141,6 +152,7 @@ def main() -> None:
                                                                       "7000x54"])]  # fmt: skip
     plan: list[tuple[str, int, int]] = [("ml.kmeans", n, 2) for n in km]
     plan += [("ml.logreg", n, d) for n, d in lr]
+    plan += [("ml.predict", n, 30) for n in (a.predict or [1_000])]
     results: list[dict[str, Any]] = []
     for prog, n, d in plan:
         # the cost per row of the last measured run of this program (per row x column for logreg)
@@ -163,6 +175,8 @@ def main() -> None:
             continue
         if prog == "ml.kmeans":
             cols, enc, args = kmeans_data(n, a.seed)
+        elif prog == "ml.predict":
+            cols, enc, args = predict_data(n, d, a.seed)
         else:
             cols, enc, args = logreg_data(n, d, a.seed)
         try:
