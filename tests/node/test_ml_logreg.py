@@ -88,3 +88,35 @@ def test_logreg_refuses_bad_labels_and_a_public_result_that_does_not_fit():
         TaskParams("ml.logreg", ADDRS, columns=bad, max_rows=1000)
     with pytest.raises(InvalidTaskParams, match=r"c \(scikit-learn C\) must be > 0"):
         TaskParams("ml.logreg", ADDRS, columns=(*cols[:3], cols[-1]), args={"c": "0"})
+
+
+def test_label_beyond_0_1_counts_as_1():
+    """An owner labels one row 7 (declared [0, 1]): its sum (7) and sum of squares (49) stay
+    inside what its 60 rows' influence witness allows, so only the clamp stops the row from
+    weighing 7 times a legal one.  The model equals the one trained with that label at 1."""
+    from tests.node.test_ml_kmeans import _forged_witness
+
+    rng = np.random.default_rng(5)
+    x = np.round(rng.normal(0, 1, (90, 3)), 2)
+    y = (x @ np.array([1.5, -1.0, 0.5]) + rng.normal(0, 0.5, 90) > 0).astype(int)
+    y[30:90] = 0
+    y[45] = 1  # the row the cheater relabels
+    cols = tuple(Column(f"f{j}", "fixed", 2, Fraction(-5), Fraction(5)) for j in range(3))
+    cols = (*cols, Column("label", "int", 0, Fraction(0), Fraction(1)))
+    params = TaskParams("ml.logreg", ADDRS, columns=cols, args={"iterations": 3}, max_rows=100)
+    w = influence.task_witness(params)
+    assert w is not None
+    rows = [[int(round(v * 100)) for v in r] + [int(t)] for r, t in zip(x, y, strict=True)]
+    owners_ = [[v for r in rows[a:b] for v in r] for a, b in ((0, 30), (30, 90), (90, 90))]
+    owners_[2] = [v for r in rows[:1] for v in r]  # owner 2: one row (a copy)
+    evil = list(owners_[1])
+    evil[15 * 4 + 3] = 7  # row 45's label
+    vecs = [[*o, *table_witness(o, w)] for o in owners_]
+    vecs[1] = [*evil, *_forged_witness(evil, w)]
+    res = trio.run(_run, _jobs("ml.logreg", vecs, checks=True, tid=62, params=params), None,
+                   "", 0, 900)  # fmt: skip
+    assert all(isinstance(r, MpcResult) for r in res), res
+    honest = [[*o, *table_witness(o, w)] for o in owners_]
+    ref = trio.run(_run, _jobs("ml.logreg", honest, checks=True, tid=63, params=params), None,
+                   "", 0, 900)  # fmt: skip
+    assert res[0].revealed == ref[0].revealed
