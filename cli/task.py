@@ -750,9 +750,20 @@ def _known_params(
     envvar="DNODE_BOOTSTRAP",
     help="Private results: peer multiaddr to fetch the result blob through (repeatable).",
 )
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="ml.kmeans on 2 columns: draw the centroids and cluster sizes to this PNG.",
+)
 @pass_ctx
 def result(
-    c: Ctx, task_id: int, wait_s: float, params_file: Path | None, bootstrap: tuple[str, ...]
+    c: Ctx,
+    task_id: int,
+    wait_s: float,
+    params_file: Path | None,
+    bootstrap: tuple[str, ...],
+    plot_file: Path | None = None,
 ) -> None:
     """Read the attested result from the oracle contract and check it against its digest;
     decode it with the program's codec (shaped and labelled when the params are known).
@@ -780,6 +791,8 @@ def result(
     if r.value is None or r.decoded is None:
         raise CliError(f"task {task_id}: the result is not a public value")
     out = r.decoded.to_json()
+    if plot_file is not None:
+        _plot_clusters(plot_file, known, [v / 10**r.value.decimals for v in r.value.values])
     c.emit(
         {
             "task_id": task_id,
@@ -795,6 +808,19 @@ def result(
         f"task {task_id}: {r.decoded.line()}; "
         f"digest 0x{r.digest.hex()[:16]}…, {'final' if r.final else 'in challenge window'}",
     )
+
+
+def _plot_clusters(path: Path, params: TaskParams | None, values: list[float]) -> None:
+    """--plot: an ml.kmeans result over 2 columns, drawn within the declared ranges."""
+    if params is None or params.program != "ml.kmeans" or len(params.columns) != 2:
+        raise CliError("--plot draws ml.kmeans results over 2 columns (with the task's params)")
+    from dnode.cli.plot import clusters_png
+
+    k = len(values) // 3
+    cents = [(values[3 * i], values[3 * i + 1]) for i in range(k)]
+    sizes = [int(values[3 * i + 2]) for i in range(k)]
+    xc, yc = params.columns
+    clusters_png(path, cents, sizes, (float(xc.lo), float(xc.hi)), (float(yc.lo), float(yc.hi)))
 
 
 def _emit_private(c: Ctx, task_id: int, params: TaskParams, got: dict[str, Any]) -> None:

@@ -145,6 +145,33 @@ class TableSession:
 
     # ---------------------------------------------------------------- products
 
+    async def where_negative(self, d: Any, a: Any, b: Any, bits: int) -> Any:
+        """``b`` where ``d < 0``, else ``a`` (a secure select), for |d| < 2**(bits-1).
+
+        ``a``/``b`` have d's shape, or d's shape plus one trailing axis (a row selected whole,
+        e.g. a value with its one-hot index).  One comparison per element of ``d`` and one
+        product per element of ``a``; with checks both are checked (a d out of range aborts)."""
+        diff = b - a
+        shape = (*d.shape, 1) if len(diff.shape) > len(d.shape) else d.shape
+        if not self.checked:
+            lt = self._narrow(d, bits) < 0
+            lt = self.secint.array(lt.share, lt.shape)  # back to the session's secure type
+            return a + lt.reshape(shape) * diff
+        from dnode.node.mpc.malicious import Auth
+
+        lt = await self._comparator().less_than_zero(d.reshape(-1), bits)
+        bit = Auth(lt.x.reshape(shape), lt.rx.reshape(shape), lt.epoch)
+        return a + self.guard.mul(bit, diff).x
+
+    async def negative(self, d: Any, bits: int) -> Any:
+        """``[d < 0]`` as a secure 0/1 array of the session's type (usable in products), for
+        |d| < 2**(bits-1); with checks, checked (a d out of range aborts)."""
+        if not self.checked:
+            lt = self._narrow(d, bits) < 0
+            return self.secint.array(lt.share, lt.shape)
+        lt = await self._comparator().less_than_zero(d.reshape(-1), bits)
+        return lt.x.reshape(d.shape)
+
     def mul(self, a: Any, b: Any) -> Any:
         """Elementwise ``a * b`` of secure arrays (broadcasting); with checks, authenticated
         (a Chida et al. pair checked before the next opening)."""
@@ -177,6 +204,13 @@ class TableSession:
             r = coefficients(seed, f"one-hot/{k}", sq.shape[0] + ones.shape[0])
             z = (sq * r[: sq.shape[0]]).sum() + (ones * r[sq.shape[0] :]).sum()
             self.guard.must_be_zero(z, "one-hot", k, "a categorical value is not one-hot")
+
+    def cross(self, a: Any, b: Any) -> Any:
+        """``a^T b`` of two secure arrays (n, p) and (n, q): one checked inner product per
+        entry of the (p, q) result (e.g. per-cluster sums from a secret one-hot matrix)."""
+        if not self.checked:
+            return a.T @ b
+        return self.guard.inner(self.guard.authenticate(a.T), b).x
 
     # ---------------------------------------------------------------- computations
 
@@ -323,6 +357,15 @@ class TableSession:
 
             raise CheatingDetected("exchange", f"a party sent something other than bytes ({label})")
         return got
+
+    async def reveal(self, value: Any, label: str) -> list[int]:
+        """Open to the committee even when the result is private: for the intermediate values
+        a spec declares as revealed to the committee (e.g. an iteration's gradient)."""
+        private, self.private = self.private, False
+        try:
+            return await self.open(value, label)
+        finally:
+            self.private = private
 
     async def _own_shares(self, value: Any) -> list[int]:
         """This party's shares of a secure scalar or array, flattened (field elements)."""

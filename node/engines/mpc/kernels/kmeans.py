@@ -1,0 +1,88 @@
+"""Kernel of ``ml.kmeans`` (spec and what it reveals: scheduler.programs.ml.kmeans).
+
+Centroids are public integers at the centroid scale; points are secret.  The score
+``2 x.c - |c|^2`` is linear in x, so distances cost no product; the nearest centroid is a
+tournament of checked comparisons carrying a secret one-hot row; the per-cluster sums are one
+secure product ``onehot^T X``; only the sums and sizes are opened, once per iteration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+async def argmax_onehot(s: Any, scores: Any, bits: int) -> Any:
+    """Per row of ``scores`` (n, k): a secret one-hot (n, k) of its largest entry."""
+    n, k = scores.shape
+    mpc, secint = s.mpc, s.secint
+    eye = np.array([[[int(i == j) for i in range(k)]] * n for j in range(k)], dtype=object)
+    vals = scores.T.reshape(k, n, 1)
+    a = mpc.np_concatenate((vals, secint.array(eye)), axis=2)  # (k, n, 1 + k)
+    while (c := a.shape[0]) > 1:
+        n0, h = c % 2, (c + 1) // 2
+        a1, a2 = a[n0:h], a[h:]
+        d = a1[:, :, 0] - a2[:, :, 0]  # a1 < a2: take a2 (ties keep a1)
+        m = await s.where_negative(d, a1, a2, bits)
+        a = mpc.np_concatenate((a[:1], m), axis=0) if n0 else m
+    return a[0][:, 1:]
+
+
+def _round_div(num: int, den: int) -> int:
+    """num / den rounded to the nearest integer (halves away from zero)."""
+    q, r = divmod(abs(num), den)
+    q += 2 * r >= den
+    return q if num >= 0 else -q
+
+
+async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """``s``: the session's :class:`dnode.node.mpc.table.TableSession`."""
+    k, n, d = int(args["k"]), s.rows, s.width
+    empty = [i for i, r in enumerate(s.rows_per_owner) if r == 0]
+    error = None
+    if empty:
+        error = f"ml.kmeans: data owner(s) {empty} contributed no rows"
+    elif n < k:
+        error = f"ml.kmeans: k={k} clusters but only {n} row(s) of data"
+    if error:
+        await s.finish()
+        return {"error": error}
+    mult = [int(v) for v in args["mult"]]
+    x = s.x
+    if any(m != 1 for m in mult):
+        x = x * np.array([mult] * n, dtype=object)
+    # clamp every coordinate into its declared range (once): an out-of-range point moves a
+    # centroid no further than a legal one
+    cb = int(args["clamp_bits"])
+    lo = np.array([args["lo"]] * n, dtype=object)
+    hi = np.array([args["hi"]] * n, dtype=object)
+    x = await s.where_negative(x - lo, x, s.secint.array(lo), cb)
+    x = await s.where_negative(hi - x, x, s.secint.array(hi), cb)
+    extra, bits, tol = int(args["extra"]), int(args["dist_bits"]), int(args["tol"])
+    xe = x * extra
+    cents = np.array([int(v) for v in args["init"]], dtype=object).reshape(k, d)
+    sizes = [0] * k
+    done = 0
+    for it in range(int(args["iterations"])):
+        norms = (cents * cents).sum(axis=1)
+        scores = 2 * (xe @ cents.T) - np.array([list(norms)] * n, dtype=object)
+        onehot = await argmax_onehot(s, scores, bits)
+        sums = s.cross(onehot, x)  # (k, d), common scale
+        count = onehot.sum(axis=0)
+        opened = await s.reveal(s.mpc.np_concatenate((sums.reshape(-1), count)), f"kmeans-{it}")
+        sizes = opened[k * d :]
+        new = cents.copy()
+        for i in range(k):
+            if sizes[i]:
+                for j in range(d):
+                    new[i, j] = _round_div(opened[i * d + j] * extra, sizes[i])
+        shift = max(abs(int(v)) for v in (new - cents).reshape(-1))
+        cents, done = new, it + 1
+        if shift <= tol:
+            break
+    return {
+        "centroids": [int(v) for v in cents.reshape(-1)],
+        "sizes": [int(v) for v in sizes],
+        "iterations": done,
+    }

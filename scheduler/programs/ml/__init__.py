@@ -1,0 +1,1 @@
+"""The machine-learning family: k-means, ridge regression, logistic regression, inference."""

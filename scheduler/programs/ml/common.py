@@ -1,0 +1,45 @@
+"""Shared helpers of the ML family: a common fixed-point scale across columns, public draws."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from eth_utils import keccak
+
+from dnode.scheduler.errors import InvalidTaskParams
+
+if TYPE_CHECKING:
+    from dnode.scheduler.programs.registry import TaskView
+
+NUMERIC = ("int", "fixed")
+
+
+def common_scale(params: TaskView) -> int:
+    """The decimal scale every column is brought to inside the MPC (the largest declared)."""
+    return max((c.scale for c in params.columns), default=0)
+
+
+def multipliers(params: TaskView) -> list[int]:
+    """Per column: the public factor that lifts its encoding to the common scale."""
+    s = common_scale(params)
+    return [10 ** (s - c.scale) for c in params.columns]
+
+
+def bounds_at_common(params: TaskView) -> list[tuple[int, int]]:
+    """Per column: the declared range (lo, hi) encoded at the common scale."""
+    return [(c.enc_lo * m, c.enc_hi * m) for c, m in zip(params.columns, multipliers(params),
+                                                          strict=True)]  # fmt: skip
+
+
+def public_uniform(seed: int, label: str, lo: Fraction, hi: Fraction, scale: int) -> Fraction:
+    """A public draw in [lo, hi] at ``scale`` decimals, from keccak(seed, label): every node
+    and the requester (and scikit-learn in a test) obtain the same value."""
+    steps = int((hi - lo) * 10**scale)
+    h = int.from_bytes(keccak(text=f"dnode.ml:{seed}:{label}"), "big")
+    return lo + Fraction(h % (steps + 1), 10**scale)
+
+
+def need_rows(name: str, k: int, rows: int, what: str = "clusters") -> None:
+    if rows < k:
+        raise InvalidTaskParams(f"{name}: k={k} {what} but only {rows} row(s) of data")

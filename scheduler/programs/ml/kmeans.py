@@ -1,0 +1,212 @@
+"""``ml.kmeans``: Lloyd's k-means over rows split across owners (kernel:
+``node.engines.mpc.kernels.kmeans``).
+
+Algorithm (secure aggregation of per-cluster sums, centroids public between iterations):
+
+1. once: every coordinate is clamped into its column's declared range inside the MPC (two
+   checked comparisons per value), so an owner's out-of-range point moves a centroid no further
+   than a legal point could (with checks, a value beyond the comparison range aborts);
+2. per iteration, with the centroids ``c_1..c_k`` public: each point's score
+   ``2 x.c_j - |c_j|^2`` is linear in the secret x (no product), the nearest centroid is a
+   secure argmax (a tournament of k - 1 checked comparisons per point that carries a secret
+   one-hot vector), the per-cluster sums are one secure matrix product ``onehot^T X``;
+3. the committee opens the per-cluster sums and sizes (k x (d + 1) values), divides publicly
+   and rounds the new centroids to the fixed-point grid; it stops after ``iterations`` or when
+   no centroid moved more than ``tol`` in any column.
+
+Revealed to the committee at each iteration: the centroids and the cluster sizes of that
+iteration (what the final output is made of); never a point, its distances or its assignment.
+The final centroids and sizes are the public result.  An empty cluster keeps its centroid
+(scikit-learn would move it to a far point instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from dnode.scheduler.errors import InvalidTaskParams
+from dnode.scheduler.programs.ml.common import (
+    NUMERIC,
+    bounds_at_common,
+    common_scale,
+    multipliers,
+    public_uniform,
+)
+from dnode.scheduler.programs.registry import MAX_RESULT_VALUES, Arg, Output, ProgramSpec, register
+from dnode.scheduler.programs.schema import parse_decimal
+
+if TYPE_CHECKING:
+    from dnode.scheduler.programs.registry import TaskView
+
+KERNEL = "dnode.node.engines.mpc.kernels.kmeans"
+EXTRA_DIGITS = 1  # centroids carry one decimal more than the data
+MAX_FIELD_BITS = 128
+MAX_ITERATIONS = 100
+
+
+class KMeans(ProgramSpec):
+    family = "ml"
+    capability = "mpc"
+    kernel = KERNEL
+    input_types = NUMERIC
+    max_columns = 15
+    args = (
+        Arg("k", "int", "number of clusters", required=True),
+        Arg("iterations", "int", "Lloyd iterations at most", default=10),
+        Arg("tol", "decimal", "stop once no centroid moves more than this (column units)",
+            default="0"),
+        Arg("init", "decimals", "initial centroids, k rows of the columns, row-major"),
+        Arg("seed", "int", "public seed of initial centroids drawn from the declared ranges",
+            default=0),
+    )  # fmt: skip
+    reveals = (
+        "per iteration: the centroids and the cluster sizes (to the committee); "
+        "output: the final ones"
+    )
+    revealed_to = "the committee at every iteration, then everyone (on-chain)"
+    cost = "per iteration: (k - 1) checked comparisons per point, one k x d secure matrix product"
+
+    # ---- validation --------------------------------------------------------------------
+
+    def k(self, params: TaskView) -> int:
+        return int(params.args["k"])
+
+    def dims(self, params: TaskView) -> int:
+        return len(params.columns)
+
+    def validate(self, params: TaskView) -> None:
+        super().validate(params)
+        k, d = self.k(params), self.dims(params)
+        if k < 1:
+            raise InvalidTaskParams(f"{self.name}: k must be at least 1")
+        if k > params.max_rows:
+            raise InvalidTaskParams(
+                f"{self.name}: k={k} clusters but the task admits at most {params.max_rows} rows"
+            )
+        if k * (d + 1) > MAX_RESULT_VALUES:
+            raise InvalidTaskParams(
+                f"{self.name}: {k} centroids of {d} column(s) plus sizes are {k * (d + 1)} "
+                f"values; at most {MAX_RESULT_VALUES} fit the on-chain result"
+            )
+        it = int(params.args.get("iterations", 10))
+        if not 1 <= it <= MAX_ITERATIONS:
+            raise InvalidTaskParams(f"{self.name}: iterations must be 1..{MAX_ITERATIONS}")
+        if parse_decimal(str(params.args.get("tol", "0"))) < 0:
+            raise InvalidTaskParams(f"{self.name}: tol must be >= 0")
+        self.initial(params)  # a bad --init is refused before posting
+        self.field_bits(params)
+
+    def initial(self, params: TaskView) -> list[list[Fraction]]:
+        """The k initial centroids (column units): ``init`` as given, else public draws."""
+        k, cols = self.k(params), params.columns
+        cs = common_scale(params) + EXTRA_DIGITS
+        init = params.args.get("init")
+        if init:
+            vals = [parse_decimal(v) for v in init]
+            if len(vals) != k * len(cols):
+                raise InvalidTaskParams(
+                    f"{self.name}: init needs k x columns = {k * len(cols)} values, got {len(vals)}"
+                )
+            rows = [vals[i * len(cols) : (i + 1) * len(cols)] for i in range(k)]
+            for r in rows:
+                for c, v in zip(cols, r, strict=True):
+                    if not c.lo <= v <= c.hi:
+                        raise InvalidTaskParams(
+                            f"{self.name}: initial centroid value {v} is outside column "
+                            f"{c.name!r}'s declared range [{c.lo}, {c.hi}]"
+                        )
+                    if (v * 10**cs).denominator != 1:
+                        raise InvalidTaskParams(
+                            f"{self.name}: initial centroid value {v} has more than {cs} decimals"
+                        )
+            return rows
+        seed = int(params.args.get("seed", 0))
+        return [[public_uniform(seed, f"{i}:{j}", c.lo, c.hi, c.scale)
+                 for j, c in enumerate(cols)] for i in range(k)]  # fmt: skip
+
+    # ---- sizes -------------------------------------------------------------------------
+
+    def centroid_scale(self, params: TaskView) -> int:
+        return common_scale(params) + EXTRA_DIGITS
+
+    def _magnitude(self, params: TaskView) -> int:
+        """Largest |coordinate| at the centroid scale (points and centroids alike)."""
+        return max(max(abs(a), abs(b)) for a, b in bounds_at_common(params)) * 10**EXTRA_DIGITS
+
+    def dist_bits(self, params: TaskView) -> int:
+        """Bits of a signed difference of two scores 2 x.c - |c|^2 (each |.| <= 3 d B^2)."""
+        b = self._magnitude(params)
+        return (6 * self.dims(params) * b * b).bit_length() + 2
+
+    def clamp_bits(self, params: TaskView) -> int:
+        span = max(b - a for a, b in bounds_at_common(params))
+        b = max(max(abs(a), abs(b)) for a, b in bounds_at_common(params))
+        return (2 * (span + b)).bit_length() + 2
+
+    def field_bits(self, params: TaskView) -> int:
+        n = params.max_rows
+        bnd = max(max(abs(a), abs(b)) for a, b in bounds_at_common(params))
+        need = max(n * bnd, n * max(1, *(c.bound for c in params.columns)))
+        bits = max(32, need.bit_length() + 2, self.dist_bits(params) + 2,
+                   self.clamp_bits(params) + 2)  # fmt: skip
+        if bits > MAX_FIELD_BITS:
+            raise InvalidTaskParams(
+                f"{self.name}: the declared ranges with max_rows={n} need {bits}-bit secure "
+                f"integers (at most {MAX_FIELD_BITS}); narrow the ranges or fewer decimals"
+            )
+        return bits
+
+    # ---- kernel ------------------------------------------------------------------------
+
+    def private_refusal(self, params: TaskView) -> str | None:
+        return "its iterations open every intermediate centroid to the committee"
+
+    def kernel_args(self, params: TaskView) -> dict[str, Any]:
+        cs = self.centroid_scale(params)
+        init = [int(v * 10**cs) for row in self.initial(params) for v in row]
+        lh = bounds_at_common(params)
+        return {
+            "k": self.k(params),
+            "iterations": int(params.args.get("iterations", 10)),
+            "tol": int(parse_decimal(str(params.args.get("tol", "0"))) * 10**cs),
+            "init": init,
+            "mult": multipliers(params),
+            "extra": 10**EXTRA_DIGITS,
+            "lo": [a for a, _ in lh],
+            "hi": [b for _, b in lh],
+            "dist_bits": self.dist_bits(params),
+            "clamp_bits": self.clamp_bits(params),
+        }
+
+    # ---- output ------------------------------------------------------------------------
+
+    def out_shape(self, params: TaskView) -> tuple[int, ...]:
+        return (self.k(params), self.dims(params) + 1)
+
+    def labels(self, params: TaskView) -> tuple[tuple[str, ...], ...]:
+        return (
+            tuple(f"c{i}" for i in range(self.k(params))),
+            (*(c.name for c in params.columns), "size"),
+        )
+
+    def finish(self, params: TaskView, revealed: Mapping[str, Any], rows: int) -> Output:
+        k, d = self.k(params), self.dims(params)
+        if revealed.get("error"):
+            raise InvalidTaskParams(str(revealed["error"]))
+        if rows < k:
+            raise InvalidTaskParams(f"{self.name}: k={k} clusters but only {rows} row(s) of data")
+        scale = 10 ** self.centroid_scale(params)
+        cents = [int(v) for v in revealed["centroids"]]
+        sizes = [int(v) for v in revealed["sizes"]]
+        vals: list[Fraction] = []
+        for i in range(k):
+            vals += [Fraction(cents[i * d + j], scale) for j in range(d)]
+            vals.append(Fraction(sizes[i]))
+        return Output(tuple(vals), rows, self.out_shape(params), self.labels(params))
+
+
+register(
+    KMeans(name="ml.kmeans", description="k-means clustering (Lloyd) of rows split across owners")
+)

@@ -1,0 +1,200 @@
+"""Cost of the ML programs: 3 real MPyC party processes (node.mpc.party), 3 owners, one run.
+
+Reports per run the wall time of the MPC (party start, connection, the kernel, the openings),
+the bytes each seat sent (MPyC's counters; max over seats) and the quality figure of the run:
+
+* ``ml.kmeans``: N 2-D points (5 Gaussian blobs in [-100, 100]^2, 2 decimals), k = 5,
+  10 iterations, initial centroids drawn from the public seed;
+* ``ml.logreg``: N x D features (standard normal rounded to 2 decimals, declared [-10, 10]),
+  labels from a random logistic model; 8 Newton iterations;
+* ``ml.ridge`` (sufficient statistics, for scale): N x D.
+
+A size whose predicted time (linear in the rows, from the previous size of the same program)
+exceeds ``--budget`` seconds is not run; its figure is then an extrapolation, marked
+``"extrapolated": true``.
+
+    python scripts/bench_ml.py --json                     # the issue's sizes
+    python scripts/bench_ml.py --kmeans 1000 --logreg 500x30 --checks off
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the checkout: dnode
+from bench_data import machine_info  # noqa: E402
+
+from dnode.node.mpc.executor import MpcJob, free_port, run_party  # noqa: E402
+from dnode.node.mpc.influence import table_witness, task_witness  # noqa: E402
+from dnode.node.mpc.sharing import field_modulus, share  # noqa: E402
+from dnode.scheduler.programs import Column, TaskParams  # noqa: E402
+from dnode.scheduler.programs.schema import MAX_COLUMNS  # noqa: E402
+
+OWNERS = (
+    "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+    "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+)
+KEY = "ab" * 32
+
+
+def kmeans_data(n: int, seed: int) -> tuple[tuple[Column, ...], np.ndarray, dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    centers = rng.uniform(-70, 70, (5, 2))
+    pts = np.round(np.clip(centers[rng.integers(0, 5, n)] + rng.normal(0, 8, (n, 2)),
+                           -100, 100), 2)  # fmt: skip
+    cols = tuple(Column(c, "fixed", 2, Fraction(-100), Fraction(100)) for c in ("x", "y"))
+    enc = np.rint(pts * 100).astype(np.int64)
+    return cols, enc, {"k": 5, "iterations": 10, "seed": seed}
+
+
+def logreg_data(n: int, d: int, seed: int) -> tuple[tuple[Column, ...], np.ndarray, dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    x = np.round(np.clip(rng.normal(0, 1, (n, d)), -10, 10), 2)
+    w = rng.normal(0, 1, d) / np.sqrt(d) * 3
+    y = (rng.uniform(0, 1, n) < 1 / (1 + np.exp(-(x @ w)))).astype(np.int64)
+    cols = tuple(Column(f"f{j}", "fixed", 2, Fraction(-10), Fraction(10)) for j in range(d))
+    cols = (*cols, Column("label", "int", 0, Fraction(0), Fraction(1)))
+    enc = np.column_stack([np.rint(x * 100).astype(np.int64), y])
+    return cols, enc, {"iterations": 8}
+
+
+def predict_data(
+    n: int, d: int, seed: int
+) -> tuple[tuple[Column, ...], np.ndarray, dict[str, Any]]:
+    cols, enc, _ = logreg_data(n, d, seed)
+    rng = np.random.default_rng([seed, 7])
+    model = [f"{v:.6f}" for v in rng.normal(0, 1, d + 1)]
+    return cols[:-1], enc[:, :-1], {"model": model}
+
+
+async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks: bool,
+              timeout: float) -> dict[str, Any]:  # fmt: skip
+    n = len(enc)
+    private = len(cols) > 16 or (program == "ml.predict" and n > 16)
+    params = TaskParams(program, OWNERS, args=args, columns=cols, max_rows=max(n, 1),
+                        result_key=KEY if private else "")  # fmt: skip
+    spec = params.spec
+    spec.validate(params)
+    p = field_modulus(params.bit_length)
+    cuts = [0, n // 3, 2 * n // 3, n]
+    t0 = time.perf_counter()
+    w = task_witness(params)
+    shares = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        vals = [int(v) for v in enc[a:b].reshape(-1)]
+        shares.append(share([*vals, *table_witness(vals, w)] if w else vals, 3, 1, p))
+    t_share = time.perf_counter() - t0
+    parties = [("127.0.0.1", free_port()) for _ in range(3)]
+    jobs = [MpcJob(0, program, spec.kernel, spec.kernel_args(params), spec.width(params),
+                   params.bit_length, i, parties, 1, [s[i] for s in shares],
+                   witness=w if checks else None, checks=checks) for i in range(3)]  # fmt: skip
+    out: list[Any] = [None] * 3
+    t0 = time.perf_counter()
+
+    async def one(i: int) -> None:
+        out[i] = await run_party(jobs[i], timeout=timeout)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(3):
+            nursery.start_soon(one, i)
+    wall = time.perf_counter() - t0
+    res = spec.finish(params, out[0].revealed, out[0].rows)
+    its = int(out[0].revealed.get("iterations", args.get("iterations", 1)))
+    want = int(args.get("iterations", its))
+    return {
+        "program": program,
+        "rows": n,
+        "columns": len(cols),
+        "checks": checks,
+        "mpc_seconds": round(wall, 2),
+        "bytes_per_seat": max(o.bytes_sent for o in out),
+        "owner_encode_share_seconds": round(t_share, 2),
+        "bit_length": params.bit_length,
+        "iterations": its,
+        # k-means stops early once no centroid moves: scaled to the requested iterations
+        # (an upper bound: setup and the clamp are counted once per iteration)
+        f"mpc_seconds_at_{want}_iterations": round(wall * want / its, 2),
+        "first_values": [str(float(v)) for v in res.values[:4]],
+        "extrapolated": False,
+    }
+
+
+def _cells(r: dict[str, Any]) -> int:
+    """What a run's cost is taken to be linear in: points (k-means), rows x columns."""
+    return int(r["rows"]) * (int(r["columns"]) if r["program"] == "ml.logreg" else 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kmeans", type=int, action="append", help="points (repeatable)")
+    ap.add_argument("--logreg", action="append", help="ROWSxCOLS (repeatable)")
+    ap.add_argument("--predict", type=int, action="append", help="records x 30 (repeatable)")
+    ap.add_argument("--budget", type=float, default=900.0, help="longest run in seconds")
+    ap.add_argument("--checks", choices=("on", "off"), default="on")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", type=Path, help="also write the JSON report to this file")
+    a = ap.parse_args()
+    checks = a.checks == "on"
+    km = sorted(a.kmeans or [1_000, 10_000, 100_000])
+    lr = [tuple(int(v) for v in s.split("x")) for s in (a.logreg or ["1000x30", "10000x30",
+                                                                      "7000x54"])]  # fmt: skip
+    plan: list[tuple[str, int, int]] = [("ml.kmeans", n, 2) for n in km]
+    plan += [("ml.logreg", n, d) for n, d in lr]
+    plan += [("ml.predict", n, 30) for n in (a.predict or [1_000])]
+    results: list[dict[str, Any]] = []
+    for prog, n, d in plan:
+        # the cost per row of the last measured run of this program (per row x column for logreg)
+        prev = [r for r in results if r["program"] == prog and not r["extrapolated"]
+                and "mpc_seconds" in r]  # fmt: skip
+        size = n * (d + 1 if prog == "ml.logreg" else 1)
+        guess = prev[-1]["mpc_seconds"] * size / _cells(prev[-1]) if prev else 0.0
+        too_wide = prog == "ml.logreg" and d + 1 > MAX_COLUMNS  # a task takes <= 32 columns
+        if prev and (guess > a.budget or too_wide):
+            last = prev[-1]
+            results.append({**{k: v for k, v in last.items() if not k.startswith("mpc_seconds_at")},
+                            "rows": n, "columns": d + (prog == "ml.logreg"),
+                            "mpc_seconds": round(guess, 1),
+                            **{k: round(v * size / _cells(last), 1) for k, v in last.items()
+                               if k.startswith("mpc_seconds_at")},
+                            "bytes_per_seat": int(last["bytes_per_seat"] * size / _cells(last)),
+                            "extrapolated": True,
+                            **({"note": f"a task takes at most {MAX_COLUMNS} columns"}
+                               if too_wide else {})})  # fmt: skip
+            continue
+        if prog == "ml.kmeans":
+            cols, enc, args = kmeans_data(n, a.seed)
+        elif prog == "ml.predict":
+            cols, enc, args = predict_data(n, d, a.seed)
+        else:
+            cols, enc, args = logreg_data(n, d, a.seed)
+        try:
+            r = trio.run(run, prog, cols, enc, args, checks, a.budget * 3)
+        except Exception as e:  # noqa: BLE001 - a failed size is reported, the rest run
+            r = {"program": prog, "rows": n, "columns": len(cols), "error": str(e)[:300],
+                 "extrapolated": False}  # fmt: skip
+        results.append(r)
+        if a.out:
+            a.out.write_text(json.dumps({"results": results}, indent=1))
+        if not a.json:
+            print(json.dumps(r), flush=True)
+    report = {"machine": machine_info(), "checks": checks, "results": results}
+    if a.out:
+        a.out.write_text(json.dumps(report, indent=1))
+    if a.json:
+        print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
