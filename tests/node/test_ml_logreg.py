@@ -54,6 +54,7 @@ def accuracy(model: list[float], x: np.ndarray, y: np.ndarray) -> float:
     return float(((x @ coef + b > 0) == y).mean())
 
 
+@pytest.mark.soak  # ~2 min on 2 cores; `pytest -m soak` (tests/test_e2e_ml.py trains in CI)
 @pytest.mark.timeout(3000)
 def test_logreg_matches_scikit_learn_accuracy():
     from sklearn.linear_model import LogisticRegression
