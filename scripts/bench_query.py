@@ -58,25 +58,8 @@ def _write(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
 
 
 async def _parties(params: TaskParams, shares: list[list[list[int]]], timeout: float) -> list:
-    spec = params.spec
     ports = [("127.0.0.1", free_port()) for _ in range(M)]
-    jobs = [
-        MpcJob(
-            0,
-            params.program,
-            spec.kernel,
-            spec.kernel_args(params),
-            spec.width(params),
-            params.bit_length,
-            i,
-            ports,
-            T,
-            [s[i] for s in shares],
-            result_key=params.result_key or None,
-            modulus=params.field_prime,
-        )  # fmt: skip
-        for i in range(M)
-    ]
+    jobs = [MpcJob.for_task(params, i, ports, T, [s[i] for s in shares]) for i in range(M)]
     out: list[Any] = [None] * M
 
     async def one(i: int) -> None:

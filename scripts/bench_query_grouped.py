@@ -86,7 +86,6 @@ def _duckdb(sql: str, tables: list[dict[str, np.ndarray]]) -> float:
 
 
 async def _parties(params: Any, encoded: list[list[int]], checks: bool, timeout: float) -> Any:
-    spec = params.spec
     p = field_modulus(params.bit_length)
     w = task_witness(params) if checks else None
     t0 = time.perf_counter()
@@ -94,20 +93,7 @@ async def _parties(params: Any, encoded: list[list[int]], checks: bool, timeout:
     t_share = time.perf_counter() - t0
     ports = [("127.0.0.1", free_port()) for _ in range(3)]
     jobs = [
-        MpcJob(
-            0,
-            params.program,
-            spec.kernel,
-            spec.kernel_args(params),
-            spec.width(params),
-            params.bit_length,
-            i,
-            ports,
-            1,
-            [s[i] for s in shares],
-            witness=w,
-            checks=checks,
-        )  # fmt: skip
+        MpcJob.for_task(params, i, ports, 1, [s[i] for s in shares], witness=w, checks=checks)
         for i in range(3)
     ]
     out: list[Any] = [None] * 3
@@ -132,13 +118,12 @@ def grouped(rows: int, seed: int, checks: bool, timeout: float, mpc: bool = True
         GROUPED_SQL, {"customers": CUSTOMERS}, {"customers": list(OWNERS)},
         max_rows=max(rows, 1),
     )  # fmt: skip
-    spec = params.spec
     encoded = []
     for t in tables:
         data = tuple(tuple(int(v) for v in t[c.name]) for c in params.columns)
-        encoded.append(spec.encode_owner(params, Table(params.columns, data)))
+        encoded.append(params.spec.encode_owner(params, Table(params.columns, data)))
     out, wall, t_share = trio.run(_parties, params, encoded, checks, timeout)
-    res = spec.finish(params, out[0].revealed, out[0].rows)
+    res = params.spec.finish(params, out[0].revealed, out[0].rows)
     return {
         "workload": "grouped",
         "sql": GROUPED_SQL,

@@ -73,6 +73,21 @@ class MpcJob:
     # the field's prime when the program fixes it (spec.field_prime); None: MPyC's rule
     modulus: int | None = None
 
+    @classmethod
+    def for_task(
+        cls, params: Any, index: int, parties: list[tuple[str, int]], threshold: int,
+        shares: list[list[int]], task_id: int = 0, **kw: Any,
+    ) -> MpcJob:  # fmt: skip
+        """Party ``index``'s job for ``params`` (a TaskParams), built through its program's
+        spec as a node builds it: kernel, kernel args, width, field, private result."""
+        spec = params.spec
+        kw.setdefault("result_key", params.result_key or None)
+        kw.setdefault("modulus", params.field_prime)
+        return cls(
+            task_id, params.program, spec.kernel, spec.kernel_args(params), spec.width(params),
+            params.bit_length, index, parties, threshold, shares, **kw,
+        )  # fmt: skip
+
     @property
     def prime(self) -> int:
         return self.modulus or field_modulus(self.bit_length)

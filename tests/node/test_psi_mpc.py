@@ -40,27 +40,10 @@ def _csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
 
 
 def _jobs(params: TaskParams, files: list[Path], m: int = 3, t: int = 1) -> list[MpcJob]:
-    spec = params.spec
     p = S.task_modulus(params)
     sh = [S.share(params.encode_table(f, ADDRS[k]), m, t, p) for k, f in enumerate(files)]
     ports = [("127.0.0.1", free_port()) for _ in range(m)]
-    return [
-        MpcJob(
-            1,
-            params.program,
-            spec.kernel,
-            spec.kernel_args(params),
-            spec.width(params),
-            params.bit_length,
-            i,
-            ports,
-            t,
-            [s[i] for s in sh],
-            result_key=params.result_key or None,
-            modulus=params.field_prime,
-        )  # fmt: skip
-        for i in range(m)
-    ]
+    return [MpcJob.for_task(params, i, ports, t, [s[i] for s in sh], 1) for i in range(m)]
 
 
 async def _run_all(

@@ -23,26 +23,12 @@ from tests.programs.query_fixture import (
 
 
 def _jobs(params, vectors, *, checks, m=3, t=1, tid=31):
-    spec = params.spec
     bl = params.bit_length
     sh = [S.share(v, m, t, S.field_modulus(bl)) for v in vectors]
     ports = [("127.0.0.1", free_port()) for _ in range(m)]
     w = influence.task_witness(params) if checks else None
     return [
-        MpcJob(
-            tid,
-            params.program,
-            spec.kernel,
-            spec.kernel_args(params),
-            spec.width(params),
-            bl,
-            i,
-            ports,
-            t,
-            [s[i] for s in sh],
-            checks=checks,
-            witness=w,
-        )  # fmt: skip
+        MpcJob.for_task(params, i, ports, t, [s[i] for s in sh], tid, checks=checks, witness=w)
         for i in range(m)
     ]
 
