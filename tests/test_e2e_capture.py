@@ -37,6 +37,7 @@ committee here needs the attacker to win a race against the honest formation).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -75,6 +76,12 @@ DISPUTE_PERIOD = 760
 
 def _chain(cluster: DevCluster) -> ChainClient:
     return ChainClient(connect(cluster.rpc_url), Deployment.load(cluster.manifest))
+
+
+def holds_number(data: bytes, number: str) -> bool:
+    """Whether ``data`` holds ``number`` as a whole number (not digits inside a longer one:
+    a 30-digit share may contain any six digits by chance)."""
+    return re.search(rb"(?<![0-9.])" + re.escape(number.encode()) + rb"(?![0-9])", data) is not None
 
 
 def _wait(cond, what: str, timeout: float):
