@@ -38,6 +38,15 @@ class P2PError(NodeError):
     """A libp2p operation failed (dial, stream, timeout)."""
 
 
+class ProtocolNotServed(P2PError):
+    """The peer is reachable but does not serve ``protocol`` (e.g. a data owner's agent asked
+    for join intents): asking it again will not help."""
+
+    def __init__(self, peer: str, protocol: str, detail: str = "") -> None:
+        self.peer, self.protocol = peer, protocol
+        super().__init__(f"{peer} does not serve {protocol}" + (f": {detail}" if detail else ""))
+
+
 class MpcError(NodeError):
     """An MPC session failed (a party died, timed out, or the program failed)."""
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import trio
 
-from dnode.node.errors import P2PError, ProtocolViolation
+from dnode.node.errors import P2PError, ProtocolNotServed, ProtocolViolation
 from dnode.node.libp2p_patches import (
     _RPC_OVERHEAD,
     _build_libp2p_host,
@@ -79,6 +79,20 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------
 # the host
+
+
+def _not_supported(e: BaseException) -> bool:
+    """Whether a failed ``new_stream`` means the peer answered that it has no such protocol
+    (multistream-select "na"), not that it could not be reached."""
+    from libp2p.protocol_muxer.exceptions import (
+        MultiselectClientError,
+        ProtocolNotSupportedError,
+    )
+
+    cause = e.__cause__ or e
+    if isinstance(cause, ProtocolNotSupportedError):
+        return True
+    return isinstance(cause, MultiselectClientError) and "not supported" in str(cause)
 
 
 class P2PHost(PeerDiscovery):
@@ -268,6 +282,8 @@ class P2PHost(PeerDiscovery):
             ) from None
         except ProtocolViolation as e:
             raise P2PError(f"request {protocol_id} to {peer_id}: bad response: {e.detail}") from e
+        except ProtocolNotServed:
+            raise
         except P2PError as e:
             raise P2PError(f"request {protocol_id} to {peer_id} failed: {e}") from e
 
@@ -315,6 +331,8 @@ class P2PHost(PeerDiscovery):
         except trio.Cancelled:
             raise
         except Exception as e:  # noqa: BLE001 - StreamFailure, SwarmException, ...
+            if _not_supported(e):
+                raise ProtocolNotServed(peer_id, protocol_id) from e
             raise P2PError(f"cannot open {protocol_id} to {peer_id}: {e}") from e
         return P2PStream(net_stream, peer_id)
 

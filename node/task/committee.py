@@ -8,7 +8,7 @@ import trio
 
 from dnode.contracts.client import TaskStatus
 from dnode.contracts.errors import ContractsError, TransactionReverted
-from dnode.node.errors import NodeError, ProtocolViolation
+from dnode.node.errors import NodeError, ProtocolNotServed, ProtocolViolation
 from dnode.node.protocol import (
     PROTO_JOIN,
     TOPIC_TASKS,
@@ -168,8 +168,12 @@ async def broadcast_join(ctx: NodeContext, msg: bytes) -> None:
         except NodeError as e:
             log.debug("join intent not gossiped: %s", e)
         for peer in list(ctx.host.connected_peers()):
+            if peer in ctx.not_joiners:
+                continue
             try:
                 await ctx.host.request(peer, PROTO_JOIN, msg, timeout=5)
+            except ProtocolNotServed:
+                ctx.not_joiners.add(peer)
             except NodeError as e:
                 log.debug("join intent to %s not delivered: %s", peer, e)
 

@@ -63,6 +63,9 @@ class NodeContext:
         self.reruns: dict[int, TaskRuntime] = {}  # round 1: re-execution of a disputed task
         # data owners' signed decisions per task, newest per owner (node.task.notices)
         self.owner_notices: dict[int, dict[str, OwnerNotice]] = {}
+        # peers that answered that they do not serve join intents (data owners' agents):
+        # not asked again, so libp2p does not log a failed stream per intent and agent
+        self.not_joiners: set[str] = set()
         self._tx_lock = trio.Lock()
         self.nursery: trio.Nursery | None = None
         self.chain_id = chain.deployment.chain_id

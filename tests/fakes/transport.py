@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from dnode.node.errors import P2PError
+from dnode.node.errors import P2PError, ProtocolNotServed
 from dnode.node.transport import ByteStream, GossipMessage, RequestHandler, TunnelResolver
 
 
@@ -60,8 +60,10 @@ class FakeTransport:
         self, peer_id: str, protocol_id: str, data: bytes, *, timeout: float = 10.0
     ) -> bytes:
         peer = self.net.peers.get(peer_id)
-        if peer is None or peer.down or protocol_id not in peer.handlers:
+        if peer is None or peer.down:
             raise P2PError(f"cannot reach {peer_id} on {protocol_id}")
+        if protocol_id not in peer.handlers:
+            raise ProtocolNotServed(peer_id, protocol_id)
         try:
             with trio.fail_after(timeout):
                 return await peer.handlers[protocol_id](self._peer_id, data)

@@ -12,10 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dnode.node.engines.mpc.engine import (
+    MPC_JOIN_MIN,
     MPC_MIN_ATTEMPT,
     MPC_SLOT,
     MPC_SLOT_GAP,
     attempt_end,
+    current_slot,
     slot_plan,
 )
 
@@ -64,3 +66,41 @@ def test_no_slot_when_an_attempt_would_not_fit_before_the_deadline() -> None:
     now = 100 * MPC_SLOT + 1.0
     assert slot_plan(now, time_left=MPC_SLOT - 1.0 + MPC_MIN_ATTEMPT + 0.5) is not None
     assert slot_plan(now, time_left=MPC_SLOT - 1.0 + MPC_MIN_ATTEMPT - 0.5) is None
+
+
+def test_a_member_restarted_early_in_an_attempt_joins_it() -> None:
+    # chaos run, task 3: the others began slot k at 18:42:00 and waited 25 s for party 0,
+    # whose node was killed at :05 and back at :09; it sat the attempt out ("no time left"
+    # for the next boundary) and the task was refunded. Joining slot k gives it 16 s.
+    k = 59_871_685
+    now = k * MPC_SLOT + 9.0
+    assert current_slot(now, attempt_timeout=45.0, time_left=30.0) == k
+    # the next boundary would not fit before the deadline: before, the member gave up
+    assert slot_plan(now, time_left=30.0) is None
+
+
+def test_no_join_when_the_attempt_is_nearly_over_or_runs_past_the_deadline() -> None:
+    k = 59_871_685
+    end = attempt_end(k * MPC_SLOT, 45.0)
+    assert current_slot(end - MPC_JOIN_MIN + 0.5, 45.0, 1_000.0) is None
+    assert current_slot(k * MPC_SLOT + 1.0, 45.0, end - k * MPC_SLOT - 2.0) is None
+
+
+@given(
+    k=st.integers(min_value=59_000_000, max_value=60_000_000),
+    into=st.floats(min_value=0.0, max_value=MPC_SLOT - 0.001),
+    timeout=st.floats(min_value=1.0, max_value=600.0),
+)
+def test_a_joiner_ends_with_the_others_and_retries_with_them(
+    k: int, into: float, timeout: float
+) -> None:
+    # whenever a restarted member joins, its attempt is the others' attempt of boundary k (same
+    # key s{k}, same end), and a failure leaves everyone at the same next boundary
+    now = k * MPC_SLOT + into
+    j = current_slot(now, timeout, 10_000.0)
+    if j is None:
+        return
+    assert j == k
+    end = attempt_end(j * MPC_SLOT, timeout)
+    assert end - now >= MPC_JOIN_MIN
+    assert slot_plan(end, 10_000.0) == k + 1

@@ -267,12 +267,17 @@ def test_request_response_and_directory(net, tmp_path):
         assert {a.peer_id, c.peer_id, boot.peer_id} <= set(d.call("connected"))
         # unknown peer: clean error, no hang
         ghost = peer_id_from_seed(seed(77))
-        assert "P2PError" in d.call_error("request", peer=ghost, proto=ECHO, data="00", timeout=5)
+        err = d.call_error("request", peer=ghost, proto=ECHO, data="00", timeout=5)
+        assert err.startswith("P2PError"), err
     finally:
         d.close()
     # B -> C (both committee-like members) directly by peer id
     out = b.call("request", peer=c.peer_id, proto=ECHO, data=b"b2c".hex())
     assert bytes.fromhex(out) == b"echo:b2c"
+    # a reachable peer that does not serve a protocol says so (a data owner's agent asked
+    # for join intents): a typed error the caller can act on, unlike a dead peer
+    err = b.call_error("request", peer=c.peer_id, proto="/test/none/1.0.0", data="00", timeout=5)
+    assert err.startswith("ProtocolNotServed"), err
 
 
 def test_bad_requests_are_dropped_and_host_keeps_serving(net):

@@ -466,3 +466,35 @@ def test_restarted_nodes_resume_their_seats_or_give_them_up(tmp_path: Path, engi
     assert [(t, a) for t, a, _ in c.ledger.declines] == [(TASK, c.nodes[2].address)]
     assert c.nodes[2].state.seat(TASK, 0).state == "abandoned"
     assert all(d.rt(TASK).restored for d in c.nodes)
+
+
+def test_join_intents_are_not_pushed_again_to_a_peer_that_does_not_serve_them(
+    tmp_path: Path, engine: Any
+) -> None:
+    # chaos run: every join intent went to every connected data owner's agent, whose libp2p
+    # refused the protocol and logged an ERROR each time (251 lines in one run)
+    from dnode.node.task.committee import broadcast_join
+
+    c = Cluster(tmp_path)
+    asked: list[str] = []
+    node = c.nodes[0]
+    real = node.host.request
+
+    async def counting(peer: str, proto: str, data: bytes, **kw: Any) -> bytes:
+        if proto == PROTO_JOIN:
+            asked.append(peer)
+        return await real(peer, proto, data, **kw)
+
+    node.host.request = counting  # type: ignore[method-assign]
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            c.wire(n)
+            await broadcast_join(node, b"intent")
+            await broadcast_join(node, b"intent")
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+    assert asked.count("owner-peer") == 1  # asked once, then remembered
+    assert asked.count("peer1") == 2 and asked.count("peer2") == 2  # members: every time
+    assert node.not_joiners == {"owner-peer"}

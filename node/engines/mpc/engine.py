@@ -74,6 +74,28 @@ def slot_plan(now: float, time_left: float) -> int | None:
     return k
 
 
+MPC_JOIN_MIN = 10.0  # seconds an attempt must still run for a restarted member to join it
+
+
+def current_slot(now: float, attempt_timeout: float, time_left: float) -> int | None:
+    """The boundary index of the attempt a member restarted at ``now`` can still join, or None.
+
+    The other members began their attempt at the last boundary and wait ``attempt_timeout``
+    for every party to connect: a member killed just before or after that boundary (its
+    party never connected, or the others' parties exited when it died) can start a fresh
+    party for the same attempt instead of sitting out until the next boundary -- with kills
+    every ~30 s, that next boundary is often past the deadline. Only when the attempt fits
+    in its slot (it then ends before the next boundary, where the member can still retry
+    with everyone), still runs ``MPC_JOIN_MIN`` s and ends before the deadline."""
+    k = math.floor(now / MPC_SLOT)
+    end = attempt_end(k * MPC_SLOT, attempt_timeout)
+    if end > (k + 1) * MPC_SLOT - MPC_SLOT_GAP + 1e-9:
+        return None  # a longer attempt: the last boundary may not be where the others began
+    if end - now < MPC_JOIN_MIN or end > now + time_left:
+        return None
+    return k
+
+
 class _Party:
     """This node's current party: its listen port and when it listens (tunnels wait on it)."""
 
@@ -137,7 +159,10 @@ class MpcEngine:
         enforce_min_aggregation(s.task_id, params.extra, values_per_owner(params, s.inputs))
         # the first attempt starts when the inputs are in; a retry at a grid boundary, and
         # ends by the boundary's clock, not the member's (a late member ends with the others)
-        attempt, begun = await self._await_slot(s, party) if aligned else ("a0", time.time())
+        if aligned:
+            attempt, begun = await self._join_or_await_slot(s, party)
+        else:
+            attempt, begun = "a0", time.time()
         while True:
             failed: MpcError | None = None
             key = f"{session_key(s)}:{attempt}"
@@ -161,6 +186,18 @@ class MpcEngine:
                 s.host.remove_tunnel_target(key)
             log.info("task %d: MPC attempt failed (%s)", s.task_id, failed.detail)
             attempt, begun = await self._await_slot(s, party, failed)
+
+    async def _join_or_await_slot(self, s: ComputeSession, party: _Party) -> tuple[str, float]:
+        """A restarted member: the attempt in progress if it can still join it
+        (:func:`current_slot`), else the next boundary."""
+        now = time.time()
+        last = s.deadline - MPC_REPORT_MARGIN
+        k = current_slot(now, s.attempt_timeout, last - await s.chain_now())
+        if k is None:
+            return await self._await_slot(s, party)
+        log.info("task %d: joining the MPC attempt in progress (slot %d)", s.task_id, k)
+        party.fresh()
+        return f"s{k}", k * MPC_SLOT
 
     async def _await_slot(
         self, s: ComputeSession, party: _Party, failed: MpcError | None = None
