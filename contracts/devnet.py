@@ -1087,7 +1087,9 @@ class Devnet:
             return [e for e in self._block_logs(chain.get_block_by_header(header)) if match(e)]
         head = chain.get_canonical_head().block_number
         if start is not None:
-            lo = max(lo, start)
+            # a filter's changes: every block since the last poll ("latest" or no fromBlock
+            # meant the head when the filter was installed, as in geth), never only the head
+            lo = start if _is_head_tag(criteria.get("fromBlock")) else max(lo, start)
         hi = min(hi, head)
         out: list[dict[str, Any]] = []
         for n in range(lo, hi + 1):
@@ -1569,3 +1571,8 @@ __all__ = [
     "serve",
     "start_in_thread",
 ]
+
+
+def _is_head_tag(tag: Any) -> bool:
+    """A block tag that moves with the chain (a filter without fromBlock, or "latest")."""
+    return tag is None or tag in ("latest", "pending", "safe", "finalized")

@@ -325,6 +325,23 @@ def test_log_filter_changes(chain, contract, keys):
     assert w3.eth.uninstall_filter(flt.filter_id)
 
 
+@pytest.mark.parametrize("criteria", [{}, {"fromBlock": "latest"}, {"toBlock": "latest"}])
+def test_log_filter_changes_keep_every_block_mined_between_polls(chain, contract, keys, criteria):
+    # ethers.js's contract.on() installs a filter without fromBlock and polls it: logs of every
+    # block mined since the last poll must come back, not only the head block's
+    _, _, w3 = chain
+    flt = w3.eth.filter({"address": contract.address, **criteria})
+    receipts = [
+        send(w3, keys[6], call_tx(contract, contract.functions.ping(50 + i, i), keys[6]))
+        for i in range(3)
+    ]
+    assert len({r["blockNumber"] for r in receipts}) == 3  # three blocks between two polls
+    new = flt.get_new_entries()
+    assert [e["transactionHash"] for e in new] == [r["transactionHash"] for r in receipts]
+    assert flt.get_new_entries() == []
+    assert w3.eth.uninstall_filter(flt.filter_id)
+
+
 def test_reverts_surface_as_contract_logic_error(chain, contract, keys):
     _, url, w3 = chain
     sender = Account.from_key(keys[5]).address
