@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 bash scripts/install_anvil.sh
+bash scripts/install_js.sh
 .venv/bin/ruff check dnode setup.py contracts node scheduler oracle cli scripts tests
 .venv/bin/ruff format --check --quiet dnode setup.py contracts node scheduler oracle cli scripts tests
 bash scripts/typecheck.sh
