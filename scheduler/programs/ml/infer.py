@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 KERNEL = "dnode.node.engines.mpc.kernels.infer"
 MAX_FIELD_BITS = 256
 MAX_MODEL_SCALE = 18
+FIELD_EXTRA_BITS = 32  # MPyC's secint(bits) field: a prime of bits + 32 bits (-K 30)
 
 
 class Infer(ProgramSpec):
@@ -172,12 +173,14 @@ class Infer(ProgramSpec):
         return bound.bit_length() + 2
 
     def field_bits(self, params: TaskView) -> int:
-        from dnode.node.mpc.influence import TableWitness, table_layout
-
+        # every owner's witnessed quantities (influence.table_layout: at level 1 the largest
+        # is n**2 B**2) must not wrap modulo p (influence.table_fits); MPyC's field for
+        # ``bits`` has bits + SEC_PARAM + 2 = bits + 32 bits (node.mpc.sharing.field_modulus)
+        n = max(2, params.max_rows)
         got = self.influence(params)
         assert got is not None
-        wit = max(table_layout(max(1, params.max_rows), TableWitness(got[0], got[1])))
-        need = max(self.cmp_bits(params), wit + 4,
+        wit = max((n * n * b * b).bit_length() for b in got[0])
+        need = max(self.cmp_bits(params), wit + 4 - FIELD_EXTRA_BITS,
                    (self.model_bound(params) * 2).bit_length() + 4)  # fmt: skip
         bits = max(32, need)
         if bits > MAX_FIELD_BITS:
