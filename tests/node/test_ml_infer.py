@@ -20,7 +20,7 @@ from dnode.node.mpc import influence
 from dnode.node.mpc.executor import MpcResult
 from dnode.node.mpc.influence import table_witness
 from dnode.scheduler.errors import InvalidTaskParams, SchedulerError
-from dnode.scheduler.programs import TaskParams
+from dnode.scheduler.programs import Column, TaskParams
 from dnode.scheduler.programs.tables import Table
 from tests.node.test_malicious import ADDRS, _jobs, _run
 from tests.node.test_ml_logreg import cancer, columns
@@ -111,6 +111,44 @@ def test_infer_matches_scikit_learn_predict(checks):
     assert got == exact
     assert got == ref.predict(rows).tolist()
     assert 0 < sum(got) < len(got)  # both classes occur: a constant answer would fail
+
+
+def test_multinomial_infer_matches_scikit_learn_predict():
+    """Three iris classes: the model owner shares one weight vector and intercept per class;
+    the class is the argmax of the three scores (k - 1 checked comparisons per row)."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_iris(return_X_y=True)
+    xtr, xte, ytr, _ = train_test_split(np.round(x, 1), y, test_size=15, random_state=0,
+                                        stratify=y)  # fmt: skip
+    lr = LogisticRegression(max_iter=1000).fit(xtr, ytr)
+    coef = [[Fraction(f"{Decimal(float(v)):.{SCALE}f}") for v in row] for row in lr.coef_]
+    icpt = [Fraction(f"{Decimal(float(v)):.{SCALE}f}") for v in lr.intercept_]
+    model = [v for c, b in zip(coef, icpt, strict=True) for v in [*c, b]]
+    ref = LogisticRegression()
+    ref.classes_ = np.array([0, 1, 2])
+    ref.coef_ = np.array([[float(v) for v in c] for c in coef])
+    ref.intercept_ = np.array([float(v) for v in icpt])
+    cols = tuple(Column(f"f{j}", "fixed", 1, Fraction(0), Fraction(10)) for j in range(4))
+    bound = math.ceil(max(abs(v) for v in model)) + 1
+    params = TaskParams(
+        "ml.infer",
+        ADDRS,
+        columns=cols,
+        max_rows=16,
+        args={"model_scale": SCALE, "model_bound": str(bound), "classes": 3},
+    )
+    assert [c.name for c in params.spec.owner_columns(params, 0)][4:6] == ["intercept0", "w1_f0"]
+    res = _go(params, _encode(params, model, xte))
+    assert all(isinstance(r, MpcResult) for r in res), res
+    got = [int(v) for v in params.spec.finish(params, res[0].revealed, res[0].rows).values]
+    scores = [[sum(Fraction(str(v)) * w for v, w in zip(r, c, strict=True)) + b
+               for c, b in zip(coef, icpt, strict=True)] for r in xte]  # fmt: skip
+    assert got == [max(range(3), key=lambda j, s=sc: (s[j], -j)) for sc in scores]
+    assert got == ref.predict(xte).tolist()
+    assert set(got) == {0, 1, 2}
 
 
 def test_model_coefficient_out_of_range_is_detected_naming_the_model_owner():

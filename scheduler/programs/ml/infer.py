@@ -8,10 +8,12 @@ like a table: the committee of each task is a fresh sortition, so "keeping the m
 secret-shared" means its holder shares it into every task's committee; no seat, and no other
 owner, ever sees it in the clear.  The other owners contribute the rows to score.
 
-Encoding (``width = 2 d + 1`` integers per row, d = the task's columns): a row to score is
+Encoding (``width = d + v (d + 1)`` integers per row, d = the task's columns, v = 1 weight
+vector for a binary model, ``--classes`` k > 2 for a multinomial one): a row to score is
 ``[x_1 .. x_d, 0 .. 0]``; the model owner's file has the columns ``w_<column>`` and
-``intercept`` (:meth:`Infer.owner_columns`) and exactly one row, encoded
-``[0 .. 0, W_1 .. W_d, B]`` (W = w 10**model_scale).  Every owner's influence witness proves
+``intercept`` (multinomial: ``w<k>_<column>``, ``intercept<k>`` per class k;
+:meth:`Infer.owner_columns`) and exactly one row, encoded ``[0 .. 0, W_1 .. W_d, B, ...]``
+(W = w 10**model_scale).  Every owner's influence witness proves
 its column sums and sums of squares within the declared bounds (``moments = 1``): for the
 model owner's single row that is an owner-side bit-decomposition range proof of every model
 value (|W_j|, |B| <= model_bound 10**model_scale, checked inside the MPC); for a data owner
@@ -24,7 +26,9 @@ depends on the rows and the model together.  The score at the common integer sca
 ``Z = sum_j W_j X_j 10**(S - s_j) + B 10**S`` (S: the largest column scale) is a
 secret x secret inner product, exact (no truncation: its sign is the sign of
 ``x . w + b``); one checked comparison per row gives the class ``[Z > 0]`` (scikit-learn's
-``predict`` for a binary linear classifier).  The comparison width covers every model and
+``predict`` for a binary linear classifier); multinomial: the running argmax of the k scores,
+k - 1 checked comparisons per row, the first maximum winning (``numpy.argmax``, hence
+scikit-learn's ``predict``).  The comparison width covers every model and
 every row that passed the checks, so it never aborts on them.
 
 Revealed: the classes only (one bit per row, in owner order), to the committee and everyone
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
 KERNEL = "dnode.node.engines.mpc.kernels.infer"
 MAX_FIELD_BITS = 256
 MAX_MODEL_SCALE = 18
+MAX_CLASSES = 16
 FIELD_EXTRA_BITS = 32  # MPyC's secint(bits) field: a prime of bits + 32 bits (-K 30)
 
 
@@ -69,6 +74,8 @@ class Infer(ProgramSpec):
             default=6),
         Arg("model_bound", "decimal", "declared bound |w_j|, |b| <= this of the secret model",
             default="1000"),
+        Arg("classes", "int", "2: one weight vector, class [x.w + b > 0]; k > 2: one per class "
+            "(multinomial), class argmax_k x.w_k + b_k", default=2),
     )  # fmt: skip
     reveals = "the class of each scored row (one bit per row); never the model"
     revealed_to = "the committee, then everyone (at most 16 rows); else only the requester"
@@ -96,12 +103,24 @@ class Infer(ProgramSpec):
         q = self.model_scale(params)
         return int(parse_decimal(str(params.args.get("model_bound", "1000"))) * 10**q)
 
+    def classes(self, params: TaskView) -> int:
+        return int(params.args.get("classes", 2))
+
+    def vectors(self, params: TaskView) -> int:
+        """Weight vectors in the model: 1 for a binary model, one per class otherwise."""
+        k = self.classes(params)
+        return 1 if k == 2 else k
+
     def model_columns(self, params: TaskView) -> tuple[Column, ...]:
         """What the model owner's file holds: one row, a coefficient per column, then the
-        intercept (fixed, ``model_scale`` decimals, declared range +-model_bound)."""
+        intercept (``w_<column>``, ``intercept``); multinomial: that block per class k
+        (``w<k>_<column>``, ``intercept<k>``).  Fixed, ``model_scale`` decimals, declared
+        range +-model_bound."""
         q = self.model_scale(params)
         m = parse_decimal(str(params.args.get("model_bound", "1000")))
-        names = [f"w_{c.name}" for c in params.columns] + ["intercept"]
+        tags = [""] if self.vectors(params) == 1 else [str(k) for k in range(self.classes(params))]
+        names = [n for t in tags for n in [*(f"w{t}_{c.name}" for c in params.columns),
+                                           f"intercept{t}"]]  # fmt: skip
         return tuple(Column(n, "fixed", q, -m, m) for n in names)
 
     def owner_columns(self, params: TaskView, owner: int | None) -> tuple[Column, ...]:
@@ -110,7 +129,7 @@ class Infer(ProgramSpec):
         return tuple(params.columns)
 
     def width(self, params: TaskView) -> int:
-        return 2 * len(params.columns) + 1
+        return len(params.columns) + self.vectors(params) * (len(params.columns) + 1)
 
     def encode_owner(self, params: TaskView, table: Table) -> list[int]:
         d = len(params.columns)
@@ -123,12 +142,13 @@ class Infer(ProgramSpec):
                     f"model), it holds {len(rows)}"
                 )
             return [0] * d + [int(v) for v in rows[0]]
-        return [v for r in rows for v in [*(int(x) for x in r), *[0] * (d + 1)]]
+        pad = [0] * (self.width(params) - d)
+        return [v for r in rows for v in [*(int(x) for x in r), *pad]]
 
     def influence(self, params: TaskView) -> tuple[tuple[int, ...], int] | None:
         mb = max(1, self.model_bound(params))
         data = [max(1, c.bound) for c in params.columns]
-        return (*data, *[mb] * (len(params.columns) + 1)), self.moments
+        return (*data, *[mb] * (self.width(params) - len(data))), self.moments
 
     # ---- validation ----------------------------------------------------------------------
 
@@ -143,6 +163,8 @@ class Infer(ProgramSpec):
         q = params.args.get("model_scale", 6)
         if not 0 <= int(q) <= MAX_MODEL_SCALE:
             raise InvalidTaskParams(f"{self.name}: model_scale must be 0..{MAX_MODEL_SCALE}")
+        if not 2 <= self.classes(params) <= MAX_CLASSES:
+            raise InvalidTaskParams(f"{self.name}: classes must be 2..{MAX_CLASSES}")
         if parse_decimal(str(params.args.get("model_bound", "1000"))) <= 0:
             raise InvalidTaskParams(f"{self.name}: model_bound must be > 0")
         if (parse_decimal(str(params.args.get("model_bound", "1000"))) * 10**int(q)
@@ -170,7 +192,8 @@ class Infer(ProgramSpec):
         mult = multipliers(params)
         bound = sum(mb * x * k for x, k in zip(self.value_bounds(params), mult, strict=True))
         bound += mb * 10 ** common_scale(params)
-        return bound.bit_length() + 2
+        # multinomial: the difference of two classes' scores is compared (twice the bound)
+        return bound.bit_length() + 2 + (self.vectors(params) > 1)
 
     def field_bits(self, params: TaskView) -> int:
         # every owner's witnessed quantities (influence.table_layout: at level 1 the largest
@@ -194,6 +217,7 @@ class Infer(ProgramSpec):
         mb = self.model_bound(params)
         return {
             "features": len(params.columns),
+            "vectors": self.vectors(params),
             "model_owner": self.model_owner(params),
             "multipliers": multipliers(params),
             "intercept_multiplier": 10 ** common_scale(params),
