@@ -212,6 +212,8 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path):
         TaskParams("ml.infer", ADDRS, columns=cols, args={"model_scale": 40}, max_rows=16)
     with pytest.raises(InvalidTaskParams, match="model_bound must be > 0"):
         TaskParams("ml.infer", ADDRS, columns=cols, args={"model_bound": "0"}, max_rows=16)
+    with pytest.raises(InvalidTaskParams, match="classes must be 2..16"):
+        TaskParams("ml.infer", ADDRS, columns=cols, args={"classes": 1}, max_rows=16)
     # the model owner's file: its columns are w_<column> and intercept, exactly one row
     params = _params(xtr, model, model_owner=ADDRS[1])
     assert params.spec.model_owner(params) == 1
