@@ -77,9 +77,12 @@ class Infer(ProgramSpec):
         Arg("classes", "int", "2: one weight vector, class [x.w + b > 0]; k > 2: one per class "
             "(multinomial), class argmax_k x.w_k + b_k", default=2),
     )  # fmt: skip
-    reveals = "the class of each scored row (one bit per row); never the model"
+    reveals = "the class of each scored row; never the model"
     revealed_to = "the committee, then everyone (at most 16 rows); else only the requester"
-    cost = "a range check of the model, one secret inner product and one checked comparison per row"
+    cost = (
+        "a range check of the model; per row and weight vector a secret inner product, per row "
+        "one checked comparison (multinomial: k - 1)"
+    )
 
     # ---- the model owner and its columns -------------------------------------------------
 
