@@ -7,7 +7,10 @@ the bytes each seat sent (MPyC's counters; max over seats) and the quality figur
   10 iterations, initial centroids drawn from the public seed;
 * ``ml.logreg``: N x D features (standard normal rounded to 2 decimals, declared [-10, 10]),
   labels from a random logistic model; 8 Newton iterations;
-* ``ml.ridge`` (sufficient statistics, for scale): N x D.
+* ``ml.ridge`` (sufficient statistics, for scale): N x D;
+* ``ml.predict``: N records x 30 under a public model; ``ml.infer``: the same under a model
+  that owner 0 shares secret (the records split across owners 1 and 2), with the fraction of
+  classes equal to the plaintext evaluation of the same decimal model (``matches_plaintext``).
 
 A size whose predicted time (linear in the rows, from the previous size of the same program)
 exceeds ``--budget`` seconds is not run; its figure is then an extrapolation, marked
@@ -15,6 +18,7 @@ exceeds ``--budget`` seconds is not run; its figure is then an extrapolation, ma
 
     python scripts/bench_ml.py --json                     # the issue's sizes
     python scripts/bench_ml.py --kmeans 1000 --logreg 500x30 --checks off
+    python scripts/bench_ml.py --only ml.infer --infer 1000 --json   # one workload
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from dnode.node.mpc.influence import table_witness, task_witness  # noqa: E402
 from dnode.node.mpc.sharing import field_modulus, share  # noqa: E402
 from dnode.scheduler.programs import Column, TaskParams  # noqa: E402
 from dnode.scheduler.programs.schema import MAX_COLUMNS  # noqa: E402
+from dnode.scheduler.programs.tables import Table  # noqa: E402
 
 OWNERS = (
     "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
@@ -78,21 +83,45 @@ def predict_data(
     return cols[:-1], enc[:, :-1], {"model": model}
 
 
+def infer_data(n: int, d: int, seed: int) -> tuple[tuple[Column, ...], np.ndarray, dict[str, Any]]:
+    """``predict_data`` with the model as owner 0's secret row (``args["_model"]``)."""
+    cols, enc, pargs = predict_data(n, d, seed)
+    return cols, enc, {"model_scale": 6, "model_bound": "10", "_model": pargs["model"]}
+
+
+def owner_vectors(params: TaskParams, enc: np.ndarray, model: list[str] | None) -> list[list[int]]:
+    """Each owner's encoded integers: rows split in thirds, or (a secret model) owner 0's
+    model row and the rows split between owners 1 and 2, encoded as the owner CLI does."""
+    n, spec = len(enc), params.spec
+    if model is None:
+        cuts = [0, n // 3, 2 * n // 3, n]
+        return [[int(v) for v in enc[a:b].reshape(-1)] for a, b in zip(cuts, cuts[1:],
+                                                                         strict=False)]  # fmt: skip
+    mcols = spec.owner_columns(params, 0)
+    menc = tuple((int(Fraction(v) * 10**c.scale),) for v, c in zip(model, mcols, strict=True))
+    out = [spec.encode_owner(params, Table(mcols, menc))]
+    for part in (enc[: n // 2], enc[n // 2 :]):
+        data = tuple(tuple(int(v) for v in part[:, j]) for j in range(part.shape[1]))
+        out.append(spec.encode_owner(params, Table(params.columns, data)))
+    return out
+
+
 async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks: bool,
               timeout: float) -> dict[str, Any]:  # fmt: skip
     n = len(enc)
-    private = len(cols) > 16 or (program == "ml.predict" and n > 16)
-    params = TaskParams(program, OWNERS, args=args, columns=cols, max_rows=max(n, 1),
+    args = dict(args)
+    model = args.pop("_model", None)  # a secret model: owner 0 shares it
+    private = len(cols) > 16 or (program in ("ml.predict", "ml.infer") and n > 16)
+    params = TaskParams(program, OWNERS, args=args, columns=cols,
+                        max_rows=max(n + (model is not None), 1),
                         result_key=KEY if private else "")  # fmt: skip
     spec = params.spec
     spec.validate(params)
     p = field_modulus(params.bit_length)
-    cuts = [0, n // 3, 2 * n // 3, n]
     t0 = time.perf_counter()
     w = task_witness(params)
     shares = []
-    for a, b in zip(cuts, cuts[1:], strict=False):
-        vals = [int(v) for v in enc[a:b].reshape(-1)]
+    for vals in owner_vectors(params, enc, model):
         shares.append(share([*vals, *table_witness(vals, w)] if w else vals, 3, 1, p))
     t_share = time.perf_counter() - t0
     parties = [("127.0.0.1", free_port()) for _ in range(3)]
@@ -112,6 +141,13 @@ async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks:
     res = spec.finish(params, out[0].revealed, out[0].rows)
     its = int(out[0].revealed.get("iterations", args.get("iterations", 1)))
     want = int(args.get("iterations", its))
+    quality: dict[str, Any] = {}
+    if model is not None:  # the plaintext evaluation of the same decimal model
+        mw = [Fraction(v) for v in model]
+        x = [[Fraction(int(v), 10**c.scale) for v, c in zip(r, cols, strict=True)] for r in enc]
+        exact = [int(sum(a * b for a, b in zip(r, mw, strict=False)) + mw[-1] > 0) for r in x]
+        got = [int(v) for v in res.values]
+        quality["matches_plaintext"] = sum(a == b for a, b in zip(got, exact, strict=True)) / n
     return {
         "program": program,
         "rows": n,
@@ -126,6 +162,7 @@ async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks:
         # (an upper bound: setup and the clamp are counted once per iteration)
         f"mpc_seconds_at_{want}_iterations": round(wall * want / its, 2),
         "first_values": [str(float(v)) for v in res.values[:4]],
+        **quality,
         "extrapolated": False,
     }
 
@@ -140,6 +177,17 @@ def main() -> None:
     ap.add_argument("--kmeans", type=int, action="append", help="points (repeatable)")
     ap.add_argument("--logreg", action="append", help="ROWSxCOLS (repeatable)")
     ap.add_argument("--predict", type=int, action="append", help="records x 30 (repeatable)")
+    ap.add_argument(
+        "--infer",
+        type=int,
+        action="append",
+        help="records x 30 under a secret-shared model (repeatable)",
+    )
+    ap.add_argument(
+        "--only",
+        action="append",
+        help="run only this program's workloads (repeatable), e.g. ml.infer",
+    )
     ap.add_argument("--budget", type=float, default=900.0, help="longest run in seconds")
     ap.add_argument("--checks", choices=("on", "off"), default="on")
     ap.add_argument("--seed", type=int, default=1)
@@ -153,6 +201,9 @@ def main() -> None:
     plan: list[tuple[str, int, int]] = [("ml.kmeans", n, 2) for n in km]
     plan += [("ml.logreg", n, d) for n, d in lr]
     plan += [("ml.predict", n, 30) for n in (a.predict or [1_000])]
+    plan += [("ml.infer", n, 30) for n in (a.infer or [1_000])]
+    if a.only:
+        plan = [x for x in plan if x[0] in a.only]
     results: list[dict[str, Any]] = []
     for prog, n, d in plan:
         # the cost per row of the last measured run of this program (per row x column for logreg)
@@ -177,6 +228,8 @@ def main() -> None:
             cols, enc, args = kmeans_data(n, a.seed)
         elif prog == "ml.predict":
             cols, enc, args = predict_data(n, d, a.seed)
+        elif prog == "ml.infer":
+            cols, enc, args = infer_data(n, d, a.seed)
         else:
             cols, enc, args = logreg_data(n, d, a.seed)
         try:

@@ -161,13 +161,14 @@ class Comparator:
         l: int,  # noqa: E741
         tag: str,
         why: str,
+        owner: int | None = None,
     ) -> None:
         """Zero test: y == (c mod 2**l) - r_low + 2**l u_l, i.e. y in [0, 2**l)."""
         g, p = self.guard, self.p
         diff = (y - (m.c % (1 << l)) + m.r_low - (ul << l)) % p
         gamma = coefficients(await g.coin(f"{tag}-range"), "range", len(y))
         combo = self.sectype(self.field(int(np.dot(gamma, diff)) % p))
-        g.must_be_zero(self.mpc._random(self.sectype) * combo, "range", None, why)
+        g.must_be_zero(self.mpc._random(self.sectype) * combo, "range", owner, why)
 
     async def less_than_zero(self, d: Any, l: int) -> Auth:  # noqa: E741 - the paper's l
         """Auth of the bits [d < 0] (flattened ``d``), for -2**(l-1) <= d < 2**(l-1).
@@ -203,11 +204,18 @@ class Comparator:
         await self._range_check(y, m, borrows[l - 1][0], l, tag, why)
         return self._auth(lt_x, lt_rx)
 
-    async def decompose(self, v: Any, l: int) -> np.ndarray:  # noqa: E741 - the paper's l
+    async def decompose(
+        self,
+        v: Any,
+        l: int,  # noqa: E741 - the paper's l
+        owner: int | None = None,
+        why: str | None = None,
+    ) -> np.ndarray:
         """Shares (l, n) of the bits of each v (flattened) in [0, 2**l); a v outside aborts
         the session at the next verify (BitDec: Damgaard et al. TCC 2006, with the masked
-        opening above).  The bits depend on products of this epoch: they are checked by the
-        next verify, before anything computed from them is opened."""
+        opening above), naming ``owner`` (if given) with ``why``.  The bits depend on
+        products of this epoch: they are checked by the next verify, before anything
+        computed from them is opened."""
         p = self.p
         self.calls += 1
         tag = f"dec{self.calls}"
@@ -228,8 +236,8 @@ class Comparator:
             zx, _ = await self._pair(self.guard.mul(self._auth(bx[i], brx[i]), self._mk(u[0])))
             d = (bx[i] + u[0] - 2 * zx) % p
             out[i] = (d * (1 - 2 * cb[i]) + cb[i]) % p
-        why = f"a value lies outside [lo, lo + 2**{l}) (out of its declared range)"
-        await self._range_check(y, m, borrows[l - 1][0], l, tag, why)
+        why = why or f"a value lies outside [lo, lo + 2**{l}) (out of its declared range)"
+        await self._range_check(y, m, borrows[l - 1][0], l, tag, why, owner)
         return out
 
     async def below(self, vbits: np.ndarray, t: np.ndarray) -> Auth:

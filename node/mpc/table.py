@@ -127,6 +127,20 @@ class TableSession:
         lt = await self._comparator().below(tiled, rel)
         return lt.x.reshape(r, n, w)
 
+    async def check_range(self, v: Any, lo: int, hi: int, owner: int, what: str) -> None:
+        """With checks: every value of the secure array ``v`` lies in [lo, hi], or the session
+        aborts now naming data owner ``owner`` (a checked bit decomposition of v - lo and of
+        hi - v, each in [0, 2**l) with 2**l > hi - lo; then a verify).  For values an owner
+        shares whose range must hold before anything else is computed (e.g. a secret model).
+        Without checks (the semi-honest baseline: owners are honest too) nothing is done."""
+        if not self.checked:
+            return
+        flat = v.reshape(-1)
+        both = self.mpc.np_concatenate((flat - lo, hi - flat))
+        why = f"{what} lies outside its declared range [{lo}, {hi}]"
+        await self._comparator().decompose(both, max(1, (hi - lo).bit_length()), owner, why)
+        await self.guard.verify()
+
     async def extreme(self, x: Any, which: str, bits: int) -> Any:
         """Column minimum or maximum of ``x`` (n, w) by a tournament of n - 1 comparisons."""
         if not self.checked:

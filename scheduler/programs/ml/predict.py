@@ -8,8 +8,8 @@ the MPC computes it exactly at a common integer scale without any product, and o
 comparison per row gives the class ``[z > 0]`` (scikit-learn's ``predict`` for a binary
 linear classifier).  Revealed: the classes only (one bit per row, in owner order), to the
 committee and everyone when at most 16 rows may come (``--max-rows``), else privately to the
-requester (sealed shares; the committee opens nothing).  A model kept secret-shared across
-tasks is not supported: the committee of a later task is a fresh sortition and holds no share.
+requester (sealed shares; the committee opens nothing).  A model that must stay secret:
+``ml.infer`` (its owner shares it into each task's committee like a table).
 """
 
 from __future__ import annotations
