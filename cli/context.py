@@ -22,6 +22,10 @@ from dnode.node import keystore
 DEFAULT_RPC = "http://127.0.0.1:8545"
 
 
+#: where `dnode deploy` and every command without --home keep their files
+DEFAULT_HOME = Path.home() / ".dnode"
+
+
 class CliError(click.ClickException):
     """A user mistake the CLI reports in one line (exit code 1)."""
 
@@ -48,7 +52,13 @@ class Ctx:
 
     @property
     def manifest(self) -> Path:
-        return self.manifest_path or (self.home / "deployment.json")
+        """--manifest, else this home's deployment.json, else the default home's (where
+        `dnode deploy` writes it): a requester with its own --home finds the deployment."""
+        if self.manifest_path is not None:
+            return self.manifest_path
+        own = self.home / "deployment.json"
+        shared = DEFAULT_HOME / "deployment.json"
+        return shared if not own.exists() and shared.exists() else own
 
     def w3(self) -> Web3:
         if self._w3 is None:
@@ -66,7 +76,13 @@ class Ctx:
         return self._w3
 
     def deployment(self) -> Deployment:
-        return Deployment.load(self.manifest)
+        path = self.manifest
+        if self.manifest_path is None and not path.exists():
+            raise CliError(
+                f"no deployment manifest in {self.home} or {DEFAULT_HOME}: run `dnode deploy` "
+                "(it writes ~/.dnode/deployment.json) or pass --manifest FILE"
+            )
+        return Deployment.load(path)
 
     def password(self, prompt: str = "Keystore password", confirm: bool = False) -> str:
         if self.password_file is not None:

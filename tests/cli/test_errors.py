@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,24 +130,28 @@ def test_malformed_inputs_file(cluster: DevCluster, tmp_path: Path) -> None:
     one_line_error(r, "row 3, column 'value'")
 
 
+def _cli_at_home(cluster: DevCluster, home: Path, user_home: Path, *args: str) -> Any:
+    env = {**os.environ, "HOME": str(user_home)}  # the default home is $HOME/.dnode
+    env.pop("DNODE_HOME", None)
+    cmd = [sys.executable, "-m", "dnode.cli", "--rpc-url", cluster.rpc_url, "--home", str(home)]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env)
+
+
 def test_missing_manifest(cluster: DevCluster, tmp_path: Path) -> None:
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dnode.cli",
-            "--rpc-url",
-            cluster.rpc_url,
-            "--home",
-            str(tmp_path),
-            "task",
-            "status",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    one_line_error(r, "file not found")
+    r = _cli_at_home(cluster, tmp_path / "req", tmp_path, "task", "status", "1")
+    one_line_error(r, "run `dnode deploy`")
+
+
+def test_a_home_without_a_manifest_uses_the_one_deploy_wrote(
+    cluster: DevCluster, tmp_path: Path
+) -> None:
+    # README, by hand: `dnode deploy` writes ~/.dnode/deployment.json, then
+    # `dnode --home ~/req task ...` must find it (it looked for ~/req/deployment.json only)
+    (tmp_path / ".dnode").mkdir()
+    shutil.copy(cluster.manifest, tmp_path / ".dnode" / "deployment.json")
+    r = _cli_at_home(cluster, tmp_path / "req", tmp_path, "--json", "task", "status", "999")
+    assert "manifest" not in r.stderr and "deploy" not in r.stderr, r.stderr
+    assert "999" in r.stderr + r.stdout  # got as far as asking the chain about task 999
 
 
 BOOT = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
