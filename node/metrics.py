@@ -1,18 +1,30 @@
-"""Prometheus metrics and a JSON status page for a running node (stdlib only).
+"""Prometheus metrics and a JSON status page for a running node.
 
-The daemon updates values from its trio thread; a small ``http.server`` in a daemon thread,
-bound to 127.0.0.1, serves ``/metrics`` (Prometheus text exposition format 0.0.4) and
-``/status`` (the JSON ``dnode status`` prints). Reads and writes share one lock.
+The daemon updates values from its trio thread; several are mirrored from counts kept
+elsewhere (RPC statistics, the chain follower), so the values live here and reach
+``prometheus_client`` through a custom collector (its documented pattern for such values);
+the library writes the exposition format. A small ``http.server`` in a daemon thread, bound
+to 127.0.0.1, serves ``/metrics`` and ``/status`` (the JSON ``dnode status`` prints). Reads
+and writes share one lock.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.parser import text_string_to_metric_families
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -22,23 +34,6 @@ DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 
 def _labels(labels: dict[str, str] | None) -> Labels:
     return tuple(sorted((labels or {}).items()))
-
-
-def _fmt_labels(labels: Labels, extra: Iterable[tuple[str, str]] = ()) -> str:
-    items = [*labels, *extra]
-    if not items:
-        return ""
-    body = ",".join(
-        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-        for k, v in items
-    )
-    return "{" + body + "}"
-
-
-def _num(v: float) -> str:
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return repr(float(v)) if not float(v).is_integer() else str(int(v))
 
 
 class Metrics:
@@ -51,6 +46,8 @@ class Metrics:
         self._values: dict[str, dict[Labels, float]] = {}
         self._hist: dict[str, tuple[tuple[float, ...], dict[Labels, list[float]]]] = {}
         self._collectors: list[Callable[[], None]] = []
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(self)
 
     def _declare(self, name: str, kind: str, help: str) -> str:
         full = self.prefix + name
@@ -102,37 +99,59 @@ class Metrics:
             return self._values[self.prefix + name].get(_labels(labels), 0.0)
 
     def render(self) -> str:
+        """The Prometheus text exposition of every metric (collectors run first)."""
         for fn in self._collectors:
             fn()
-        out: list[str] = []
+        return generate_latest(self._registry).decode()
+
+    def collect(self) -> Iterator[Metric]:
+        """``prometheus_client``'s collector interface: one family per declared metric."""
         with self._lock:
             for full, (kind, help) in sorted(self._meta.items()):
-                out.append(f"# HELP {full} {help}")
-                out.append(f"# TYPE {full} {kind}")
                 if kind == "histogram":
-                    buckets, series = self._hist[full]
-                    for labels, row in sorted(series.items()):
-                        for i, b in enumerate(buckets):
-                            le = _fmt_labels(labels, [("le", _num(b))])
-                            out.append(f"{full}_bucket{le} {_num(row[i])}")
-                        inf = _fmt_labels(labels, [("le", "+Inf")])
-                        out.append(f"{full}_bucket{inf} {_num(row[-1])}")
-                        out.append(f"{full}_sum{_fmt_labels(labels)} {_num(row[-2])}")
-                        out.append(f"{full}_count{_fmt_labels(labels)} {_num(row[-1])}")
+                    buckets, hseries = self._hist[full]
+                    names = _label_names(hseries)
+                    h = HistogramMetricFamily(full, help, labels=names)
+                    for labels, row in sorted(hseries.items()):
+                        pairs = [(_le(b), row[i]) for i, b in enumerate(buckets)]
+                        h.add_metric(
+                            _label_values(labels, names), [*pairs, ("+Inf", row[-1])], row[-2]
+                        )
+                    yield h
+                    continue
+                series = self._values[full]
+                names = _label_names(series)
+                fam: CounterMetricFamily | GaugeMetricFamily
+                if kind == "counter":
+                    fam = CounterMetricFamily(full, help, labels=names)
                 else:
-                    for labels, v in sorted(self._values[full].items()):
-                        out.append(f"{full}{_fmt_labels(labels)} {_num(v)}")
-        return "\n".join(out) + "\n"
+                    fam = GaugeMetricFamily(full, help, labels=names)
+                for labels, v in sorted(series.items()):
+                    fam.add_metric(_label_values(labels, names), v)
+                yield fam
+
+
+def _label_names(series: dict[Labels, Any]) -> list[str]:
+    return sorted({k for labels in series for k, _ in labels})
+
+
+def _label_values(labels: Labels, names: list[str]) -> list[str]:
+    d = dict(labels)
+    return [d.get(n, "") for n in names]
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))
 
 
 def parse_metrics(text: str) -> dict[str, float]:
-    """``name{labels}`` -> value for every sample line (used by ``dnode status`` and tests)."""
+    """``name{labels}`` -> value for every sample (used by ``dnode status`` and tests); labels
+    in name order, as ``prometheus_client``'s parser reads them (``le="1.0"``)."""
     samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name, _, value = line.rpartition(" ")
-        samples[name] = float(value)
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+            samples[s.name + (f"{{{labels}}}" if labels else "")] = float(s.value)
     return samples
 
 
@@ -149,7 +168,7 @@ class MetricsServer:
                 try:
                     if path == "/metrics":
                         body = metrics.render().encode()
-                        ctype = "text/plain; version=0.0.4; charset=utf-8"
+                        ctype = CONTENT_TYPE_PLAIN_0_0_4  # what generate_latest writes
                     elif path == "/status":
                         body = json.dumps(status(), default=str).encode()
                         ctype = "application/json"

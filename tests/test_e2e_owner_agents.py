@@ -33,6 +33,7 @@ import pytest
 
 from dnode.cli.devcluster import DevCluster, Member, NodeProc
 from dnode.contracts.client import ChainClient
+from dnode.node.metrics import parse_metrics
 from dnode.node.owner.state import OwnerState
 from dnode.node.protocol import Contribution
 from dnode.oracle.encoding import AggregateResult
@@ -126,7 +127,7 @@ def test_a_agents_contribute_without_any_manual_command(setup: Setup) -> None:
     status = json.loads(urllib.request.urlopen(f"{url}/status", timeout=10).read())
     assert status["decisions"].get("accepted", 0) >= 1
     metrics = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
-    assert "dnode_owner_deliveries_total 3" in metrics
+    assert parse_metrics(metrics)["dnode_owner_deliveries_total"] == 3
 
 
 def test_b_killed_agent_resumes_its_one_sharing_and_reaches_a_seat_that_was_down(

@@ -30,8 +30,8 @@ def test_exposition_format() -> None:
     assert got['dnode_tasks{state="closed"}'] == 3
     assert 'dnode_tasks{state="computing"}' not in got
     # buckets are cumulative; +Inf equals the count
-    assert got['dnode_run_seconds_bucket{le="1"}'] == 1
-    assert got['dnode_run_seconds_bucket{le="5"}'] == 2
+    assert got['dnode_run_seconds_bucket{le="1.0"}'] == 1
+    assert got['dnode_run_seconds_bucket{le="5.0"}'] == 2
     assert got['dnode_run_seconds_bucket{le="+Inf"}'] == 3
     assert got["dnode_run_seconds_count"] == 3 and got["dnode_run_seconds_sum"] == 9.5
 
