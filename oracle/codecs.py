@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from eth_abi import decode, encode
 from eth_abi.exceptions import DecodingError
 
-from dnode.oracle.encoding import AggregateResult
+from dnode.oracle.encoding import AggregateResult, fmt_short
 from dnode.oracle.errors import OracleError
 
 Labels = tuple[tuple[str, ...], ...]
@@ -94,8 +94,10 @@ class TensorResult:
         }
 
     def line(self) -> str:
-        shown = ", ".join(f"{k} {v}" for k, v in self.named().items())
-        return f"{shown} (over {self.value.count} rows, {self.value.decimals} decimals)"
+        """For people: each value to 9 significant digits (--json has them exact)."""
+        short = [fmt_short(v, self.value.decimals) for v in self.value.values]
+        shown = ", ".join(f"{k} {short[i]}" for i, k in enumerate(self.named()))
+        return f"{shown} (over {self.value.count} rows; exact to {self.value.decimals} decimals in --json)"
 
 
 @dataclass(frozen=True)

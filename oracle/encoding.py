@@ -38,6 +38,21 @@ def fmt_fixed(value: int, decimals: int) -> str:
     return s.rstrip("0").rstrip(".") if "." in s else s
 
 
+SHOWN_DIGITS = 9  # significant digits in human-readable lines (JSON keeps every decimal)
+
+
+def fmt_short(value: int, decimals: int, digits: int = SHOWN_DIGITS) -> str:
+    """``value / 10**decimals`` to ``digits`` significant digits (never dropping integer
+    digits), for people: 18 decimals of a fixed-point mean suggest a precision the inputs
+    (and CKKS) do not have. Rounded half to even."""
+    d = Decimal(value).scaleb(-decimals)
+    if d == 0:
+        return "0"
+    places = max(0, min(decimals, digits - 1 - d.adjusted()))
+    s = f"{d.quantize(Decimal(1).scaleb(-places)):f}"
+    return s.rstrip("0").rstrip(".") if "." in s else s
+
+
 @dataclass(frozen=True)
 class AggregateResult:
     values: tuple[int, ...]  # each scaled by 10**decimals
