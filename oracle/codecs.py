@@ -97,7 +97,8 @@ class TensorResult:
         """For people: each value to 9 significant digits (--json has them exact)."""
         short = [fmt_short(v, self.value.decimals) for v in self.value.values]
         shown = ", ".join(f"{k} {short[i]}" for i, k in enumerate(self.named()))
-        return f"{shown} (over {self.value.count} rows; exact to {self.value.decimals} decimals in --json)"
+        exact = f"exact to {self.value.decimals} decimals in --json"
+        return f"{shown} (over {self.value.count} rows; {exact})"
 
 
 @dataclass(frozen=True)
