@@ -128,17 +128,18 @@ def deploy(
     )
     u = urlparse(c.rpc_url)
     dep = type(dep)(**{**dep.__dict__, "rpc": f"{u.scheme}://{u.netloc}"})
-    dep.save(c.manifest)
+    manifest = c.own_manifest
+    dep.save(manifest)
     c.emit(
         {
             "address": dep.address,
             "chain_id": dep.chain_id,
             "deploy_block": dep.deploy_block,
-            "manifest": str(c.manifest),
+            "manifest": str(manifest),
             "params": dep.params,
         },
         f"deployed dnode at {dep.address} on chain {dep.chain_id} (block {dep.deploy_block})\n"
-        f"manifest {c.manifest}",
+        f"manifest {manifest}",
     )
 
 

@@ -51,6 +51,11 @@ class Ctx:
         return self.home / "keystore"
 
     @property
+    def own_manifest(self) -> Path:
+        """Where this home's manifest is written (`dnode deploy`)."""
+        return self.manifest_path or (self.home / "deployment.json")
+
+    @property
     def manifest(self) -> Path:
         """--manifest, else this home's deployment.json, else the default home's (where
         `dnode deploy` writes it): a requester with its own --home finds the deployment."""

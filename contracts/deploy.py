@@ -10,7 +10,7 @@ from web3 import Web3
 
 from dnode.contracts.client import RERUN_SEAT_WINDOW, rpc_guard, send_transaction
 from dnode.contracts.compile import compile_contracts, interface_abis
-from dnode.contracts.errors import ContractsError
+from dnode.contracts.errors import ChainTooOld, ContractsError
 from dnode.contracts.manifest import Deployment
 
 CONTRACT_NAME = "dnode"
@@ -50,6 +50,26 @@ def combined_abi(
     return [*main, *extra]
 
 
+#: the EVM the contracts are compiled for (vyper 0.4's default). Compiled for Shanghai (no
+#: TSTORE/MCOPY) the main contract's runtime is 25,330 bytes, over EIP-170's 24,576-byte
+#: limit (vyper 0.4.3, measured with either optimisation): older chains cannot host dnode.
+EVM_VERSION = "cancun"
+# creation code run by eth_call: it ends in STOP if the chain knows the version's opcode
+_PROBES = (("cancun", "0x5f5c00"), ("shanghai", "0x5f00"))  # PUSH0 TLOAD / PUSH0
+
+
+def chain_evm(w3: Web3) -> str:
+    """The newest EVM version the chain runs, probed with eth_call (Cancun: TLOAD;
+    Shanghai: PUSH0); "paris or older" when neither runs."""
+    for version, code in _PROBES:
+        try:
+            w3.eth.call({"data": code})  # type: ignore[typeddict-item]
+            return version
+        except Exception:  # noqa: BLE001 - an invalid opcode, in each client's words
+            continue
+    return "paris or older"
+
+
 def deploy(
     w3: Web3,
     deployer: LocalAccount,
@@ -72,8 +92,12 @@ def deploy(
     first quarter, which the contract requires to cover the skip schedule: >= 190 s);
     the minimum reward is seat_collateral // 100 (at least 1 wei); skipped candidates get
     min(30, dispute_period // 2) seconds to claim their seat; a compute window is at least
-    max(60, claim_period + 1) seconds.
+    max(60, claim_period + 1) seconds. A chain older than Cancun is refused with
+    :class:`ChainTooOld` before anything is sent.
     """
+    found = chain_evm(w3)
+    if found != EVM_VERSION:
+        raise ChainTooOld(EVM_VERSION, found)  # before anything is compiled or sent
     artifacts = compile_contracts()
     artifact, court = artifacts[CONTRACT_NAME], artifacts[COURT_NAME]
     data_art = artifacts[DATA_NAME]

@@ -156,3 +156,16 @@ def dataset_error(err: TransactionReverted) -> TransactionReverted:
         return err
     cls = _DATASET_REASONS.get(err.reason, DatasetRefused)
     return cls(err.action, err.reason)
+
+
+class ChainTooOld(ContractsError):
+    """The chain does not run the EVM version the contracts need: Cancun (TLOAD/TSTORE/MCOPY;
+    ganache stops at Shanghai). Compiled for Shanghai they exceed EIP-170's size limit."""
+
+    def __init__(self, needed: str, found: str) -> None:
+        self.needed, self.found = needed, found
+        super().__init__(
+            f"the chain runs {found}; dnode's contracts need {needed} or later "
+            "(TLOAD/TSTORE/MCOPY; without them the main contract exceeds EIP-170's 24,576-byte "
+            "limit): use e.g. anvil, geth or hardhat >= 2.20"
+        )
