@@ -42,7 +42,17 @@ log = logging.getLogger("dnode.rpc")
 # and the HTTP-style codes some gateways put in the body)
 TRANSIENT_RPC_CODES = frozenset({-32005, -32603, 429, 502, 503, 504})
 # messages that are never transient, whatever code a node picked for them
-DETERMINISTIC_HINTS = ("revert", "invalid", "nonce too", "insufficient funds", "underpriced")
+# (anvil answers EVM failures in eth_estimateGas, e.g. "EVM error CreateContractSizeLimit",
+# with -32603: retried, they ended as "cannot reach the chain")
+DETERMINISTIC_HINTS = (
+    "revert",
+    "invalid",
+    "nonce too",
+    "insufficient funds",
+    "underpriced",
+    "evm error",
+    "out of gas",
+)
 
 
 @dataclass

@@ -140,3 +140,19 @@ def test_a_flaky_lookup_after_a_lost_reply_is_retried(devnet: str) -> None:
     assert proxy.counts["reset"] == 1 and proxy.counts["http_502"] == 1
     assert tx_hash == signed.hash
     assert plain.eth.wait_for_transaction_receipt(tx_hash, timeout=10)["status"] == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        ({"code": -32603, "message": "EVM error CreateContractSizeLimit"}, None),  # anvil
+        ({"code": -32603, "message": "out of gas"}, None),
+        ({"code": 3, "message": "execution reverted: x"}, None),
+        ({"code": -32603, "message": "internal error"}, "rpc_error"),
+        ({"code": -32005, "message": "request rate limited"}, "rpc_error"),
+    ],
+)
+def test_evm_failures_are_final_whatever_their_code(error: dict, kind: str | None) -> None:
+    from dnode.contracts.rpc import classify_response
+
+    assert classify_response({"jsonrpc": "2.0", "id": 1, "error": error}) == kind
