@@ -23,6 +23,7 @@ def test_the_readme_by_hand_section_runs_as_written(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr[-3000:] + r.stdout[-2000:]
     assert "by_hand: task 1 mean 30" in r.stdout, r.stdout[-2000:]
     # every step printed as the README writes it
-    for step in ("dnode chain", "dnode deploy", "account import", "stake --amount 2ether",
-                 "task post --program mpc.mean", "task contribute 1", "task result 1 --wait"):  # fmt: skip
-        assert f"$ {step}" in r.stderr or step in r.stderr, step
+    steps = ("dnode chain", "dnode deploy", "account import", "stake --amount 2ether")
+    steps += ("task post --program mpc.mean", "task contribute 1", "task result 1 --wait")
+    for step in steps:
+        assert step in r.stderr, step
