@@ -368,6 +368,15 @@ class NetLab:
             os.close(target)
             os.close(home)
 
+    def placement(self, default: str, chain: str = "chain") -> Any:
+        """A :class:`dnode.cli.devcluster.Placement` of a DevCluster on this lab's hosts: each
+        cluster user whose name is a host runs there, the others on ``default``."""
+        from dnode.cli.devcluster import Placement
+
+        return Placement(
+            {h.name: (h.enter, h.address) for h in self.hosts.values()}, default, chain
+        )
+
     def router_stats(self) -> dict[str, int]:
         """The router's counters (refreshed every second while it runs)."""
         if self._stats_dir is None:
