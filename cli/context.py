@@ -6,18 +6,20 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from eth_account.signers.local import LocalAccount
-from rich.console import Console
-from web3 import Web3
 
-from dnode.contracts.client import ChainClient, connect
 from dnode.contracts.errors import ChainMismatch, ContractsError, RpcUnreachable
-from dnode.contracts.manifest import Deployment
-from dnode.contracts.rpc import ResilientHTTPProvider, RetryPolicy
-from dnode.node import keystore
+
+if TYPE_CHECKING:  # imported on use: `dnode --help` must not load web3, eth-account or rich
+    from eth_account.signers.local import LocalAccount
+    from rich.console import Console
+    from web3 import Web3
+
+    from dnode.contracts.client import ChainClient
+    from dnode.contracts.manifest import Deployment
+    from dnode.contracts.rpc import RetryPolicy
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 
@@ -38,9 +40,18 @@ class Ctx:
     as_json: bool
     account_hint: str | None
     password_file: Path | None
-    console: Console = field(default_factory=lambda: Console(stderr=True))
     _w3: Web3 | None = None
     rpc_policy: RetryPolicy | None = None
+    _console: Console | None = field(default=None, repr=False)
+
+    @property
+    def console(self) -> Console:
+        """Status lines and spinners on stderr."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True)
+        return self._console
 
     @property
     def rpc_url(self) -> str:
@@ -67,6 +78,9 @@ class Ctx:
 
     def w3(self) -> Web3:
         if self._w3 is None:
+            from dnode.contracts.client import connect
+            from dnode.contracts.rpc import ResilientHTTPProvider
+
             w3 = connect(self.rpc_urls, policy=self.rpc_policy)
             if len(self.rpc_urls) > 1:
                 assert isinstance(w3.provider, ResilientHTTPProvider)
@@ -81,6 +95,8 @@ class Ctx:
         return self._w3
 
     def deployment(self) -> Deployment:
+        from dnode.contracts.manifest import Deployment
+
         path = self.manifest
         if self.manifest_path is None and not path.exists():
             raise CliError(
@@ -105,10 +121,14 @@ class Ctx:
         return str(click.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
 
     def account(self) -> LocalAccount:
+        from dnode.node import keystore
+
         path = keystore.find_keyfile(self.keystore_dir, self.account_hint)
         return keystore.load_account(path, self.password())
 
     def chain(self, account: LocalAccount | None = None) -> ChainClient:
+        from dnode.contracts.client import ChainClient
+
         dep = self.deployment()
         w3 = self.w3()
         actual = w3.eth.chain_id
@@ -121,6 +141,8 @@ class Ctx:
         if self.as_json:
             click.echo(json.dumps(obj, indent=None, default=str))
         elif human is not None:
+            from rich.console import Console
+
             Console().print(human, highlight=False)
 
 

@@ -50,6 +50,29 @@ class ClusterError(RuntimeError):
     """A cluster process failed; the message names it and the tail of its log."""
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the cluster's processes run when they are not all on this host's loopback: one
+    host per user (a network namespace of scripts/netlab.py), given as the argv prefix that
+    runs a command there and the address it listens on. The chain runs on host ``chain``;
+    users the mapping does not name (the deployer, ...) run on ``default``. The process that
+    drives the cluster must itself be on one of the hosts (it reads the chain and waits on it).
+    """
+
+    hosts: Mapping[str, tuple[Sequence[str], str]]  # name -> (argv prefix, address)
+    default: str
+    chain: str = "chain"
+
+    def _host(self, name: str | None) -> tuple[Sequence[str], str]:
+        return self.hosts.get(name or self.default) or self.hosts[self.default]
+
+    def prefix(self, name: str | None) -> list[str]:
+        return list(self._host(name)[0])
+
+    def address(self, name: str | None) -> str:
+        return self._host(name)[1]
+
+
 class BlockTicker:
     """Mines an empty block every ``interval`` seconds (``evm_mine``) on an automining dev
     chain, so blocks keep coming without traffic and events reach their confirmation depth
@@ -128,6 +151,7 @@ class DevCluster:
         accounts: int = 10,
         block_time: float | None = 1.0,
         say: Callable[[str], None] = lambda s: None,
+        placement: Placement | None = None,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +175,7 @@ class DevCluster:
         self._next_dev_key = 0
         self._key_lock = threading.Lock()  # members may be created from several threads
         self._forks: forkserver.ForkServer | None = None
+        self.placement = placement  # None: every process on this host's 127.0.0.1
 
     # ---- processes ------------------------------------------------------------------------
 
@@ -168,10 +193,12 @@ class DevCluster:
         python: bool = True,
         append: bool = False,
         pipe_stdout: bool = True,
+        where: str | None = None,
     ) -> tuple[Proc, Path]:
-        """Start a process logging to WORKDIR/<log_name>.log. Only nodes keep stdout as a pipe
-        (one ready line); a chain logs to stdout without end, and an undrained pipe would fill
-        up and block it (anvil then stops answering)."""
+        """Start a process logging to WORKDIR/<log_name>.log, on host ``where`` when the
+        cluster is placed on several. Only nodes keep stdout as a pipe (one ready line); a
+        chain logs to stdout without end, and an undrained pipe would fill up and block it
+        (anvil then stops answering)."""
         log_path = self.workdir / f"{log_name}.log"
         log = open(log_path, "ab" if append else "wb")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
@@ -180,8 +207,11 @@ class DevCluster:
             with contextlib.suppress(forkserver.ForkServerError):
                 out = None if pipe_stdout else log.fileno()
                 return forks.spawn(args, self._env(), out, log.fileno()), log_path
+        argv = [sys.executable, "-m", "dnode.cli", *args] if python else args
+        if self.placement is not None:
+            argv = [*self.placement.prefix(where), *argv]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dnode.cli", *args] if python else args,
+            argv,
             stdout=subprocess.PIPE if pipe_stdout else log,
             stderr=log,
             env=self._env(),
@@ -207,7 +237,7 @@ class DevCluster:
         ]
         if member is not None:
             cmd += ["--home", str(member.home)]
-        r = self._run_cli([*cmd[3:], *args], timeout)
+        r = self._run_cli([*cmd[3:], *args], timeout, member.name if member else None)
         if check and r.returncode != 0:
             raise ClusterError(
                 f"dnode {' '.join(args)} failed: {r.stderr.decode().strip()[-2000:]}"
@@ -216,45 +246,56 @@ class DevCluster:
         return json.loads(out[-1]) if out else {}
 
     def _forkserver(self) -> forkserver.ForkServer | None:
-        """The cluster's warm fork server (started on first use), or None when disabled."""
-        if not forkserver.enabled():
+        """The cluster's warm fork server (started on first use), or None when disabled or
+        when processes run on several hosts (a fork stays on the server's host)."""
+        if not forkserver.enabled() or self.placement is not None:
             return None
         with self._key_lock:
             if self._forks is None or not self._forks.alive():
                 self._forks = forkserver.ForkServer(self._env(), self.workdir / "forkserver.log")
             return self._forks
 
-    def _run_cli(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
-        """``python -m dnode.cli ARGV``, forked from the warm fork server when it is enabled
-        (each command is still its own process; see :mod:`dnode.cli.forkserver`)."""
+    def _run_cli(
+        self, argv: list[str], timeout: float, where: str | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        """``python -m dnode.cli ARGV`` (on host ``where`` when placed), forked from the warm
+        fork server when it is enabled (each command is still its own process; see
+        :mod:`dnode.cli.forkserver`)."""
         forks = self._forkserver()
         if forks is not None:
             with contextlib.suppress(forkserver.ForkServerError):
                 return forks.run(argv, self._env(), timeout)
         cmd = [sys.executable, "-m", "dnode.cli", *argv]
+        if self.placement is not None:
+            cmd = [*self.placement.prefix(where), *cmd]
         return subprocess.run(cmd, capture_output=True, timeout=timeout, env=self._env())
 
     def start_chain(self) -> None:
         if self.external_rpc:
             return
         port = free_port()
-        self.rpc_url = f"http://127.0.0.1:{port}"
+        where = self.placement.chain if self.placement else None
+        host = self.placement.address(where) if self.placement else "127.0.0.1"
+        self.rpc_url = f"http://{host}:{port}"
         if self.engine == "anvil":
-            cmd = [str(anvil_path()), "--host", "127.0.0.1", "--port", str(port)]
+            cmd = [str(anvil_path()), "--host", host, "--port", str(port)]
             cmd += ["--accounts", str(self.accounts)]
-            self.chain_proc, log_path = self._spawn(cmd, "chain", python=False, pipe_stdout=False)
+            self.chain_proc, log_path = self._spawn(
+                cmd, "chain", python=False, pipe_stdout=False, where=where
+            )
         else:
             self.chain_proc, log_path = self._spawn(
-                ["chain", "--port", str(port), "--accounts", str(self.accounts)]
+                ["chain", "--host", host, "--port", str(port), "--accounts", str(self.accounts)]
                 + ["--block-time", str(self.block_time or 0)],
                 "chain",
                 pipe_stdout=False,
+                where=where,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.chain_proc.poll() is not None:
                 raise ClusterError(f"chain exited: {_tail(log_path)}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
                 name = "anvil" if self.engine == "anvil" else "embedded devnet"
                 self.say(f"chain  {name} at {self.rpc_url}")
                 if self.block_time and self.engine == "anvil":  # `dnode chain` ticks itself
@@ -336,11 +377,13 @@ class DevCluster:
         for b in bootstrap if bootstrap is not None else self.bootstrap():
             args += ["--bootstrap", b]
         args += extra_args or []
+        if self.placement is not None and "--listen" not in args:
+            args += ["--listen", f"/ip4/{self.placement.address(name)}/tcp/0"]
         if self.engine == "devnet" and not self.external_rpc and "--confirmations" not in args:
             # the embedded devnet is one instant-mining node: it never reorgs, so its nodes
             # act at the head (real chains keep the default depth; see docs/operations.md)
             args += ["--confirmations", "0"]
-        proc, log_path = self._spawn(args, name)
+        proc, log_path = self._spawn(args, name, where=name)
         node = NodeProc(m, proc, log_path, args=args)
         self._await_ready(node)
         self.nodes.append(node)
@@ -389,7 +432,7 @@ class DevCluster:
                     keep.append(a)
             i = keep.index("start") + 1
             args = keep[:i] + [x for b in bootstrap for x in ("--bootstrap", b)] + keep[i:]
-        node.proc, _ = self._spawn(args, node.member.name, append=True)
+        node.proc, _ = self._spawn(args, node.member.name, append=True, where=node.member.name)
         node.restarts += 1
         self._await_ready(node)
         self.say(f"node   {node.member.name} restarted (pid {node.proc.pid})")
@@ -413,7 +456,9 @@ class DevCluster:
         if self.engine == "devnet" and not self.external_rpc:
             args += ["--confirmations", "0"]  # as its nodes (see start_node)
         args += list(extra_args)
-        proc, log_path = self._spawn(args, f"agent-{member.name}")
+        if self.placement is not None and "--listen" not in args:
+            args += ["--listen", f"/ip4/{self.placement.address(member.name)}/tcp/0"]
+        proc, log_path = self._spawn(args, f"agent-{member.name}", where=member.name)
         agent = NodeProc(member, proc, log_path, args=args)
         self._await_ready(agent)
         self.agents.append(agent)
@@ -424,7 +469,9 @@ class DevCluster:
         """Start a stopped (or killed) owner agent again with the same home and config."""
         if agent.alive:
             raise ClusterError(f"agent {agent.member.name} is still running")
-        agent.proc, _ = self._spawn(agent.args, f"agent-{agent.member.name}", append=True)
+        agent.proc, _ = self._spawn(
+            agent.args, f"agent-{agent.member.name}", append=True, where=agent.member.name
+        )
         agent.restarts += 1
         self._await_ready(agent)
 

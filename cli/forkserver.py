@@ -120,6 +120,10 @@ def serve(fd: int) -> None:
         os.environ[var] = "1"  # process with threads can deadlock the child (POSIX fork)
     for name in PRELOAD:
         importlib.import_module(name)
+    from dnode.cli.main import COMMANDS  # the CLI loads commands on use: load them all here
+
+    for module in sorted({module for module, _, _ in COMMANDS.values()}):
+        importlib.import_module(module)
     if _threads() != 1:
         raise SystemExit(f"forkserver: {_threads()} threads after the imports; refusing to fork")
     sock = socket.socket(fileno=fd)

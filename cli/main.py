@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
 import traceback
 from collections.abc import Callable
+from gettext import gettext as _
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,40 @@ USER_ERRORS = (ContractsError, NodeError, OracleError, SchedulerError)
 
 
 class DnodeGroup(click.Group):
-    """Turns every known error into one line on stderr and a non-zero exit, never a traceback."""
+    """Turns every known error into one line on stderr and a non-zero exit, never a traceback.
+
+    Commands load on use (``COMMANDS`` below): listing them reads only their summaries.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = self.commands.get(cmd_name)
+        if cmd is None and cmd_name in COMMANDS:
+            module, attr, _ = COMMANDS[cmd_name]
+            cmd = getattr(importlib.import_module(module), attr)
+            assert isinstance(cmd, click.Command)
+            self.add_command(cmd, cmd_name)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click's, from the summaries: no command module is imported to list them."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            if name in self.commands:  # already loaded (or added directly): ask it
+                cmd = self.commands[name]
+                if cmd.hidden:
+                    continue
+                rows.append((name, cmd.get_short_help_str(limit)))
+            else:
+                rows.append((name, _short_help(COMMANDS[name][2], limit)))
+        with formatter.section(_("Commands")):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -39,6 +74,11 @@ class DnodeGroup(click.Group):
             raise CliError(
                 f"internal error: {type(e).__name__}: {e} (set DNODE_DEBUG=1 for details)"
             ) from None
+
+
+def _short_help(summary: str, limit: int) -> str:
+    """What click lists for a command whose docstring starts with ``summary``."""
+    return click.Command(None, help=summary).get_short_help_str(limit)
 
 
 @click.group(cls=DnodeGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -107,27 +147,95 @@ def cli(
     )
 
 
-def register_commands() -> None:
-    from dnode.cli import (
-        account,
-        chain,
-        data,
-        demo,
-        node,
-        ops,
-        oracle,
-        owner,
-        programs,
-        query,
-        task,
-    )
-
-    for mod in (chain, account, node, ops, task, data, owner, oracle, programs, query, demo):
-        for cmd in mod.COMMANDS:
-            cli.add_command(cmd)
-
-
-register_commands()
+#: every command: name -> (module, attribute, summary). A module is imported only when its
+#: command runs or shows its own help, so ``dnode --help`` never loads web3, libp2p or MPyC.
+#: The summary is the first paragraph of the command's docstring (what ``dnode --help`` lists);
+#: tests/cli/test_lazy.py checks that it matches the command's own.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "account": (
+        "dnode.cli.account",
+        "account",
+        "Create, import and list keys (standard encrypted JSON keystores).",
+    ),
+    "balance": (
+        "dnode.cli.account",
+        "balance",
+        "Show an account's ETH balance, stake and credits in the protocol.",
+    ),
+    "chain": (
+        "dnode.cli.chain",
+        "chain",
+        "Run an embedded EVM dev chain (py-evm) behind JSON-RPC, mining every transaction.",
+    ),
+    "data": (
+        "dnode.cli.data",
+        "data",
+        "Publish datasets and browse the catalogue (prices, policies, privacy budgets).",
+    ),
+    "demo": (
+        "dnode.cli.demo",
+        "demo",
+        "Run a devnet, deploy, start nodes, and compute an MPC mean from 3 data owners.",
+    ),
+    "deploy": (
+        "dnode.cli.chain",
+        "deploy",
+        "Compile the Vyper contracts from source, deploy them, write the manifest.",
+    ),
+    "init": ("dnode.cli.ops", "init", "Write a commented default config for `dnode start`."),
+    "oracle": (
+        "dnode.cli.oracle",
+        "oracle",
+        "Read attested task results, as an off-chain consumer.",
+    ),
+    "owner": (
+        "dnode.cli.owner",
+        "owner",
+        "Run a data owner's agent and work through its pending list.",
+    ),
+    "programs": (
+        "dnode.cli.programs",
+        "programs",
+        "List the programs a task can run, with their arguments (or describe one).",
+    ),
+    "query": (
+        "dnode.cli.query",
+        "query",
+        "Answer a SQL aggregate over owners' tables in MPC (WHERE, GROUP BY, HAVING; a table "
+        "held by several owners is their UNION ALL). --explain says what it reveals and costs.",
+    ),
+    "stake": (
+        "dnode.cli.account",
+        "stake",
+        "Register this node (peer id derived from its key), declare its price and capacity, "
+        "and add stake (each seat collateral's worth of stake is one sortition slot).",
+    ),
+    "start": (
+        "dnode.cli.node",
+        "start",
+        "Run a compute node: libp2p host, chain watcher, committee work.",
+    ),
+    "status": (
+        "dnode.cli.ops",
+        "status",
+        "Summarise the node running from HOME (its metrics endpoint, else state/node.json).",
+    ),
+    "task": (
+        "dnode.cli.task",
+        "task",
+        "Post compute tasks, contribute inputs, follow them and read attested results.",
+    ),
+    "unbond": (
+        "dnode.cli.account",
+        "unbond",
+        "Start unbonding free stake; it can be withdrawn after the unbonding delay.",
+    ),
+    "withdraw": (
+        "dnode.cli.account",
+        "withdraw",
+        "Withdraw rewards, refunds and matured unbonded stake to this account.",
+    ),
+}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,11 +23,17 @@ Phases, in one run:
    ONE bootstrap node, and read from each node's log when it first accepted the task's params
    (``task N: params known (via ...)``); latency = that time - the time the announce was sent.
 
+With ``--netlab`` (root), the same phases run again across hosts: a fresh lab of
+scripts/netlab.py puts the chain, the requester (this driver, also the tasks' data owner) and
+every node on its own network namespace, ``--rtt`` ms apart (± ``--jitter``) with ``--loss``
+per packet each way; the report gives both runs and ``lab_vs_loopback`` side by side.
+
 Usage (from the repository root)::
 
     python scripts/bench_network.py            # full: 60 s window, 20 gossip nodes (~8 min)
     python scripts/bench_network.py --quick    # ~3-4 min: 15 s window, 8 gossip nodes
     python scripts/bench_network.py --json     # one JSON document on stdout
+    python scripts/bench_network.py --quick --netlab --rtt 50 --jitter 5 --loss 0.01 --json
 
 Absolute rates on a shared 2-core machine are noisy; compare the ratios, which come from one run.
 """
@@ -41,6 +47,7 @@ import random
 import re
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -61,7 +68,7 @@ from bench_data import machine_info  # noqa: E402
 from eth_account import Account  # noqa: E402
 from eth_account.signers.local import LocalAccount  # noqa: E402
 
-from dnode.cli.devcluster import DevCluster, NodeProc  # noqa: E402
+from dnode.cli.devcluster import DevCluster, NodeProc, Placement  # noqa: E402
 from dnode.contracts.client import ChainClient, connect  # noqa: E402
 from dnode.contracts.manifest import Deployment  # noqa: E402
 from dnode.node.aggregation import MinAggregation  # noqa: E402
@@ -384,6 +391,7 @@ def run_throughput(a: argparse.Namespace, workdir: Path, say: Callable[[str], No
         challenge_period=a.challenge_period,
         accounts=a.nodes + a.threads + 6,
         say=say,
+        placement=a.placement,
     )
     out: dict[str, Any] = {"nodes": a.nodes, "window_s": a.window, "inflight": a.inflight}
     with cluster.running():
@@ -524,13 +532,20 @@ def _signed_batch(
 
 
 def _send_all(rpc: Rpc, raws: list[str], seconds: float) -> tuple[int, float]:
-    """eth_sendRawTransaction + eth_getTransactionReceipt, one after the other, until time is
-    up; returns (transactions with a successful receipt, elapsed seconds)."""
+    """eth_sendRawTransaction + its receipt, one after the other, until time is up; returns
+    (transactions with a successful receipt, elapsed seconds). The receipt is waited for: the
+    devnet holds a transaction that would run its clock too far ahead in the pending block
+    (``dnode chain --max-ahead``) and rejects any nonce but the next, so the next transaction
+    can only go once this one is mined."""
     t0 = time.perf_counter()
     done = 0
     for raw in raws:
         h = rpc("eth_sendRawTransaction", raw)
         rcpt = rpc("eth_getTransactionReceipt", h)
+        give_up = time.perf_counter() + 30
+        while rcpt is None and time.perf_counter() < give_up:
+            time.sleep(0.02)
+            rcpt = rpc("eth_getTransactionReceipt", h)
         if rcpt is None or int(rcpt["status"], 16) != 1:
             raise RuntimeError(f"transaction {h} failed: {rcpt}")
         done += 1
@@ -624,6 +639,7 @@ def run_gossip(a: argparse.Namespace, workdir: Path, say: Callable[[str], None])
         challenge_period=a.challenge_period,
         accounts=a.gossip_nodes + 4,
         say=say,
+        placement=a.placement,
     )
     out: dict[str, Any] = {"nodes": a.gossip_nodes, "tasks": a.gossip_tasks}
     with cluster.running():
@@ -757,54 +773,29 @@ def human(res: dict[str, Any]) -> str:
             f"max {g['all_nodes_know_max_s']} s",
             f"  samples {g['samples']}, missing {g['missing']}, learnt via {g['learnt_via']}",
         ]
+    lab = res.get("lab")
+    if lab:
+        net, rt = lab["network"], lab["router"]
+        lines += [
+            "",
+            f"## Across hosts: {len(net['hosts'])} network namespaces, RTT {net['rtt_ms']:g} ms "
+            f"± {net['jitter_ms']:g} ms, loss {net['loss_per_packet']:g} per packet each way",
+            f"  router: {rt.get('received')} packets, dropped {rt.get('dropped_loss')} "
+            f"({100 * (lab['router_drop_fraction'] or 0):.2f}%); lab run {lab['seconds']} s; "
+            f"namespaces left {lab['namespaces_left']}",
+            f"  {'':<52} {'loopback':>10} {'lab':>10} {'lab/loop':>9}",
+        ]
+        for k, v in res["lab_vs_loopback"].items():
+            lines.append(
+                f"  {k:<52} {v['loopback']!s:>10} {v['lab']!s:>10} {v['lab/loopback']!s:>9}"
+            )
     lines.append(f"\ntotal {res['seconds']} s; logs in {res['workdir']}")
     return "\n".join(lines)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    p.add_argument("--quick", action="store_true", help="short run (~3-4 min)")
-    p.add_argument("--window", type=float, help="throughput window, s [60; quick 15]")
-    p.add_argument("--nodes", type=int, default=5, help="throughput nodes [5]")
-    p.add_argument("--inflight", type=int, default=6, help="tasks in flight [6]")
-    p.add_argument("--max-tasks", type=int, default=64, help="--max-tasks of each node [64]")
-    p.add_argument("--mpc-timeout", type=float, default=30, help="nodes' --mpc-timeout [30]")
-    p.add_argument("--stake", default="20ether", help="stake of each throughput node [20ether]")
-    p.add_argument("--warmup", type=int, default=1, help="tasks before the window [1]")
-    p.add_argument("--drain", type=float, default=60, help="s to let in-flight tasks end [60]")
-    p.add_argument("--challenge-period", type=int, default=1, help="chain seconds [1]")
-    p.add_argument("--threads", type=int, default=4, help="clients for the threaded ceiling [4]")
-    p.add_argument("--ceiling-seconds", type=float, help="per ceiling measurement [8; quick 2]")
-    p.add_argument("--gossip-nodes", type=int, help="gossip nodes [20; quick 8]")
-    p.add_argument("--gossip-tasks", type=int, help="tasks for gossip latency [20; quick 5]")
-    p.add_argument("--gossip-wait", type=float, default=15, help="max s per task [15]")
-    p.add_argument("--gossip-gap", type=float, default=0.5, help="s between tasks [0.5]")
-    p.add_argument("--settle", type=float, default=3, help="s after the nodes start [3]")
-    p.add_argument("--start-parallel", type=int, default=4, help="nodes started at once [4]")
-    p.add_argument("--skip", choices=["throughput", "gossip"], action="append", default=[])
-    p.add_argument("--workdir", type=Path, help="homes and logs [a fresh temp dir]")
-    a = p.parse_args()
-    a.window = a.window or (15 if a.quick else 60)
-    a.ceiling_seconds = a.ceiling_seconds or (2 if a.quick else 8)
-    a.gossip_nodes = a.gossip_nodes or (8 if a.quick else 20)
-    a.gossip_tasks = a.gossip_tasks or (5 if a.quick else 20)
-    if a.quick:
-        a.drain = min(a.drain, 20)
-    os.chdir(ROOT)  # node processes (python -m cli) must import this checkout too
-    workdir = a.workdir or Path(tempfile.mkdtemp(prefix="dnode-bench-net-"))
-
-    def say(s: str) -> None:
-        print(s, file=sys.stderr, flush=True)
-
-    t0 = time.time()
-    res: dict[str, Any] = {
-        "benchmark": "network",
-        "command": "python scripts/bench_network.py " + " ".join(sys.argv[1:]),
-        "machine": machine_info(),
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
-        "workdir": str(workdir),
-    }
+def run_phases(a: argparse.Namespace, workdir: Path, say: Callable[[str], None]) -> dict:
+    """The benchmark's phases, on loopback or (``a.placement``) across the lab's hosts."""
+    res: dict[str, Any] = {}
     if "throughput" not in a.skip:
         tp = run_throughput(a, workdir, say)
         res["throughput"] = tp
@@ -831,6 +822,165 @@ def main() -> None:
         }
     if "gossip" not in a.skip:
         res["gossip"] = run_gossip(a, workdir, say)
+    return res
+
+
+# ---- across hosts (scripts/netlab.py) ------------------------------------------------------
+
+
+def lab_hosts(a: argparse.Namespace) -> list[str]:
+    """One host per process: the chain, the requester (this driver: it is also the data
+    owner of every task), and each node under its cluster name."""
+    hosts = ["chain", "requester"]
+    if "throughput" not in a.skip:
+        hosts += [f"node-{i + 1}" for i in range(a.nodes)]
+    if "gossip" not in a.skip:
+        hosts += [f"g-{i + 1:02d}" for i in range(a.gossip_nodes)]
+    return hosts
+
+
+def run_in_lab(a: argparse.Namespace, workdir: Path, say: Callable[[str], None]) -> dict:
+    """The same phases with every process on its own host of a fresh lab: this script runs
+    again (``--in-lab``) on the requester's host and places the clusters on the others."""
+    import netlab
+
+    lab = netlab.NetLab(lab_hosts(a), a.rtt, a.jitter, a.loss, seed=a.lab_seed)
+    args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}
+    args.update(netlab=False, json=True, placement=None)
+    say(f"lab: {len(lab.names)} hosts, RTT {a.rtt:g} ms ± {a.jitter:g} ms, loss {a.loss:g}")
+    with lab:
+        spec = {
+            "hosts": {h.name: [h.netns, h.address] for h in lab.hosts.values()},
+            "default": "requester",
+            "args": args,
+            "workdir": str(workdir / "lab"),
+        }
+        t0 = time.time()
+        r = lab.run(
+            "requester",
+            [sys.executable, os.path.abspath(__file__), "--in-lab", json.dumps(spec)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.2)  # the router's counters are written every second
+        router = lab.router_stats()
+        if r.returncode != 0:
+            raise RuntimeError(f"the run in the lab failed (exit {r.returncode})")
+        out = json.loads(r.stdout)
+        out["seconds"] = round(time.time() - t0, 1)
+    out["network"] = lab.describe()
+    out["router"] = router
+    out["router_drop_fraction"] = r3(router.get("dropped_loss", 0) / max(1, router["received"]))
+    out["namespaces_left"] = netlab.ours()
+    return out
+
+
+def in_lab_main(spec: dict[str, Any]) -> None:
+    """``--in-lab SPEC``: run the phases on the lab's hosts (this process is on one)."""
+    a = argparse.Namespace(**spec["args"])
+    a.placement = Placement(
+        {n: (["ip", "netns", "exec", ns], addr) for n, (ns, addr) in spec["hosts"].items()},
+        spec["default"],
+    )
+    os.chdir(ROOT)
+
+    def say(s: str) -> None:
+        print(f"[lab] {s}", file=sys.stderr, flush=True)
+
+    print(json.dumps(run_phases(a, Path(spec["workdir"]), say)))
+
+
+def compare(loop: dict[str, Any], lab: dict[str, Any]) -> dict[str, Any]:
+    """The figures that move with the network, loopback beside lab, and lab / loopback."""
+    rows: dict[str, Any] = {}
+
+    def add(name: str, x: float | None, y: float | None) -> None:
+        rows[name] = {"loopback": x, "lab": y, "lab/loopback": r3(y / x) if x and y else None}
+
+    lt, bt = loop.get("throughput"), lab.get("throughput")
+    if lt and bt:
+        add("sustained tasks/s", lt["tasks_per_s"], bt["tasks_per_s"])
+        add("tasks finalized", lt["status_counts"].get("finalized", 0),
+            bt["status_counts"].get("finalized", 0))  # fmt: skip
+        for k in lt["phases_median_s"]:
+            add(f"median {k}, s", lt["phases_median_s"][k], bt["phases_median_s"][k])
+        add(
+            "p90 total (post sent -> reported seen), s",
+            lt["phases_p90_s"]["total (post sent -> reported seen)"],
+            bt["phases_p90_s"]["total (post sent -> reported seen)"],
+        )
+        for k in ("plain_tx_per_s_1_client", "post_task_chainclient_tx_per_s"):
+            add(f"chain {k}", lt["ceiling"][k], bt["ceiling"][k])
+    lg, bg = loop.get("gossip"), lab.get("gossip")
+    if lg and bg:
+        for k in ("from_announce_p50_s", "from_announce_p99_s", "all_nodes_know_p50_s"):
+            add(f"gossip {k}", lg[k], bg[k])
+        add("gossip missing", lg["missing"], bg["missing"])
+    return rows
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--in-lab":
+        in_lab_main(json.loads(sys.argv[2]))
+        return
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument("--quick", action="store_true", help="short run (~3-4 min)")
+    p.add_argument("--window", type=float, help="throughput window, s [60; quick 15]")
+    p.add_argument("--nodes", type=int, default=5, help="throughput nodes [5]")
+    p.add_argument("--inflight", type=int, default=6, help="tasks in flight [6]")
+    p.add_argument("--max-tasks", type=int, default=64, help="--max-tasks of each node [64]")
+    p.add_argument("--mpc-timeout", type=float, default=30, help="nodes' --mpc-timeout [30]")
+    p.add_argument("--stake", default="20ether", help="stake of each throughput node [20ether]")
+    p.add_argument("--warmup", type=int, default=1, help="tasks before the window [1]")
+    p.add_argument("--drain", type=float, default=60, help="s to let in-flight tasks end [60]")
+    p.add_argument("--challenge-period", type=int, default=1, help="chain seconds [1]")
+    p.add_argument("--threads", type=int, default=4, help="clients for the threaded ceiling [4]")
+    p.add_argument("--ceiling-seconds", type=float, help="per ceiling measurement [8; quick 2]")
+    p.add_argument("--gossip-nodes", type=int, help="gossip nodes [20; quick 8]")
+    p.add_argument("--gossip-tasks", type=int, help="tasks for gossip latency [20; quick 5]")
+    p.add_argument("--gossip-wait", type=float, default=15, help="max s per task [15]")
+    p.add_argument("--gossip-gap", type=float, default=0.5, help="s between tasks [0.5]")
+    p.add_argument("--settle", type=float, default=3, help="s after the nodes start [3]")
+    p.add_argument("--start-parallel", type=int, default=4, help="nodes started at once [4]")
+    p.add_argument("--skip", choices=["throughput", "gossip"], action="append", default=[])
+    p.add_argument("--workdir", type=Path, help="homes and logs [a fresh temp dir]")
+    p.add_argument(
+        "--netlab",
+        action="store_true",
+        help="then run the same phases across hosts (scripts/netlab.py; needs root) and "
+        "report both",
+    )
+    p.add_argument("--rtt", type=float, default=50.0, help="lab: round trip between hosts, ms")
+    p.add_argument("--jitter", type=float, default=5.0, help="lab: ± per one-way trip, ms [5]")
+    p.add_argument("--loss", type=float, default=0.01, help="lab: per packet each way [0.01]")
+    p.add_argument("--lab-seed", type=int, default=None, help="lab: the router's loss/jitter rng")
+    a = p.parse_args()
+    a.window = a.window or (15 if a.quick else 60)
+    a.ceiling_seconds = a.ceiling_seconds or (2 if a.quick else 8)
+    a.gossip_nodes = a.gossip_nodes or (8 if a.quick else 20)
+    a.gossip_tasks = a.gossip_tasks or (5 if a.quick else 20)
+    if a.quick:
+        a.drain = min(a.drain, 20)
+    os.chdir(ROOT)  # node processes (python -m cli) must import this checkout too
+    workdir = a.workdir or Path(tempfile.mkdtemp(prefix="dnode-bench-net-"))
+
+    def say(s: str) -> None:
+        print(s, file=sys.stderr, flush=True)
+
+    t0 = time.time()
+    res: dict[str, Any] = {
+        "benchmark": "network",
+        "command": "python scripts/bench_network.py " + " ".join(sys.argv[1:]),
+        "machine": machine_info(),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        "workdir": str(workdir),
+    }
+    a.placement = None  # loopback: every process on 127.0.0.1 of this host
+    res.update(run_phases(a, workdir, say))
+    if a.netlab:
+        res["lab"] = run_in_lab(a, workdir, say)
+        res["lab_vs_loopback"] = compare(res, res["lab"])
     res["seconds"] = round(time.time() - t0, 1)
     print(json.dumps(res, indent=1) if a.json else human(res))
 
