@@ -167,6 +167,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "chain",
         "Run an embedded EVM dev chain (py-evm) behind JSON-RPC, mining every transaction.",
     ),
+    "completion": (
+        "dnode.cli.completion",
+        "completion",
+        "Print the shell completion script for dnode (commands, options, choices).",
+    ),
     "data": (
         "dnode.cli.data",
         "data",
