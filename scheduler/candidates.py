@@ -17,6 +17,7 @@ from dnode.scheduler.sortition import (
     RankCheck,
     Ranking,
     check_committee,
+    draw_position,
     first_draws,
     rank,
     skip_budget,
@@ -24,7 +25,7 @@ from dnode.scheduler.sortition import (
 
 MAX_SCAN = 512  # draws examined off-chain at most (a seat may claim draws up to MAX_DRAW)
 NO_LIMIT = (1 << 256) - 1
-PREFETCH_SLOTS = 1024  # up to this many slots, a ranking reads them all in one batch
+PREFETCH_DRAWS = 16  # slots of the first draws read in one batch; each later batch doubles
 
 
 @dataclass
@@ -54,17 +55,36 @@ class Candidates:
         self.collateral = int(chain.deployment.params["seat_collateral"])
         self._holders: dict[int, str | None] = {}
         self._verdicts: dict[str, str | None] = {}
+        self._prefetched = 0  # draws j < this have their slots in _holders
 
     def holder(self, pos: int) -> str | None:
+        """The slot's owner. Rankings and checks walk the draws in order, so a miss reads the
+        slots of the next draws in one batch (16, then 32, ...): a healthy registry seats a
+        committee within a few draws, and reading every slot (a batch of 1,000 calls on a
+        node with 20 ether staked per node) cost seconds per task on the devnet."""
         if pos not in self._holders:
-            if not self._holders and 0 < self.pool.slot_count <= PREFETCH_SLOTS:
-                # a ranking reads many slots: fetch them all in one round trip
-                batch = getattr(self.chain, "slot_holders", None)
-                if batch is not None:
-                    self._holders.update(batch(range(self.pool.slot_count)))
-            if pos not in self._holders:
+            self._prefetch_through(pos)
+            if pos not in self._holders:  # not a draw position within MAX_SCAN: read it alone
                 self._holders[pos] = self.chain.slot_holder(pos)
         return self._holders[pos]
+
+    def _prefetch_through(self, pos: int) -> None:
+        """Batch-read the slots of the next chunk of draws (the walk's next miss is the first
+        draw not read yet, so it is in that chunk; a position outside it, e.g. a claimed draw
+        deeper than the scan, is read alone)."""
+        p = self.pool
+        batch = getattr(self.chain, "slot_holders", None)
+        lo = self._prefetched
+        hi = min(max(PREFETCH_DRAWS, 2 * lo), p.window, MAX_SCAN)
+        if batch is None or p.slot_count <= 0 or lo >= hi:
+            return
+        chunk = {draw_position(p.seed, p.task_id, p.round, j, p.slot_count) for j in range(lo, hi)}
+        if pos not in chunk:
+            return
+        self._holders.update(
+            batch(sorted(q for q in chunk if q is not None and q not in self._holders))
+        )
+        self._prefetched = hi
 
     def verdict(self, address: str) -> str | None:
         """None if ``address`` could take a seat of this task now, else the reason."""
