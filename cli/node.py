@@ -43,6 +43,33 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(obj, default=str)
 
 
+class ShutdownNoise(logging.Filter):
+    """py-libp2p logs a task cancelled by our shutdown (SIGTERM cancels the nursery) as an
+    error with a ``trio.Cancelled`` traceback, before "node stopped": that is the shutdown
+    working, not a failure. Such records go out as one DEBUG line without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("libp2p") or not record.exc_info:
+            return True
+        if not _only_cancelled(record.exc_info[1]):
+            return True
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # the operator's -v level
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _only_cancelled(e: BaseException | None) -> bool:
+    import trio
+
+    if isinstance(e, trio.Cancelled):
+        return True
+    if isinstance(e, BaseExceptionGroup):
+        return all(_only_cancelled(x) for x in e.exceptions)
+    return False
+
+
 def use_log_format(fmt: str) -> None:
     """Every log line in one format. py-libp2p detaches its "libp2p" logger from the root
     (propagate off, no handler), so its warnings reached stderr bare through
@@ -57,6 +84,8 @@ def use_log_format(fmt: str) -> None:
     for handler in root.handlers:
         if handler not in p2p_log.handlers:
             p2p_log.addHandler(handler)
+        if not any(isinstance(f, ShutdownNoise) for f in handler.filters):
+            handler.addFilter(ShutdownNoise())
     if root.getEffectiveLevel() > logging.DEBUG:  # its dial loop logs twice every 10 s
         logging.getLogger("libp2p.network.auto_connector").setLevel(logging.WARNING)
 
