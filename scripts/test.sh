@@ -9,4 +9,5 @@ bash scripts/install_js.sh
 .venv/bin/ruff format --check --quiet dnode setup.py contracts node scheduler oracle cli scripts tests
 bash scripts/typecheck.sh
 # two workers (CI has 2 cores); a module runs in one worker, so its shared cluster is reused
-exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${DNODE_TEST_WORKERS:-2}" --dist loadfile "$@"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${DNODE_TEST_WORKERS:-2}" --dist loadfile \
+  --durations=25 "$@"
