@@ -19,7 +19,7 @@ def completion(c: Ctx, shell: str) -> None:
       dnode completion zsh > ~/.zfunc/_dnode
       dnode completion fish > ~/.config/fish/completions/dnode.fish
 
-    With dnode --json, the script comes inside JSON: {"shell": ..., "script": ...}.
+    `dnode --json completion SHELL` prints the script inside JSON.
     """
     from click.shell_completion import get_completion_class
 
