@@ -18,13 +18,26 @@ CAPS = CAPABILITY_BITS  # capability name -> on-chain bit
 
 @click.group("account")
 def account() -> None:
-    """Create, import and list keys (standard encrypted JSON keystores)."""
+    """Create, import and list keys (standard encrypted JSON keystores).
+
+    \b
+    Examples:
+      dnode account new
+      dnode --home ~/n1 account import --private-key-file key1.txt
+      dnode --json account list
+    """
 
 
 @account.command("new")
 @pass_ctx
 def account_new(c: Ctx) -> None:
-    """Create a new key in HOME/keystore."""
+    """Create a new key in HOME/keystore.
+
+    \b
+    Examples:
+      dnode account new
+      dnode --home ~/n1 --password-file pw.txt account new
+    """
     address, path = keystore.new_account(c.keystore_dir, c.password("New password", confirm=True))
     c.emit({"address": address, "keystore": str(path)}, f"created {address}\nkeystore {path}")
 
@@ -38,7 +51,12 @@ def account_new(c: Ctx) -> None:
 )
 @pass_ctx
 def account_import(c: Ctx, private_key_file: Path) -> None:
-    """Encrypt an existing private key into HOME/keystore."""
+    """Encrypt an existing private key into HOME/keystore.
+
+    \b
+    Examples:
+      dnode --home ~/n1 account import --private-key-file key1.txt
+    """
     key = private_key_file.read_text().strip()
     address, path = keystore.save_key(c.keystore_dir, key, c.password("New password", confirm=True))
     c.emit({"address": address, "keystore": str(path)}, f"imported {address}\nkeystore {path}")
@@ -47,7 +65,13 @@ def account_import(c: Ctx, private_key_file: Path) -> None:
 @account.command("list")
 @pass_ctx
 def account_list(c: Ctx) -> None:
-    """List the keys in HOME/keystore."""
+    """List the keys in HOME/keystore.
+
+    \b
+    Examples:
+      dnode account list
+      dnode --json --home ~/n1 account list
+    """
     rows = keystore.list_accounts(c.keystore_dir)
     c.emit(
         {"accounts": [{"address": a, "keystore": str(p)} for a, p in rows]},
@@ -75,7 +99,13 @@ def account_list(c: Ctx) -> None:
 @pass_ctx
 def stake(c: Ctx, amount: int, capabilities: str, price: int | None, capacity: int | None) -> None:
     """Register this node (peer id derived from its key), declare its price and capacity, and
-    add stake (each seat collateral's worth of stake is one sortition slot)."""
+    add stake (each seat collateral's worth of stake is one sortition slot).
+
+    \b
+    Examples:
+      dnode --home ~/n1 stake --amount 2ether
+      dnode --home ~/n1 stake --amount 0 --capabilities mpc,he --price 0.01ether --capacity 8
+    """
     caps = 0
     for name in filter(None, (s.strip() for s in capabilities.split(","))):
         if name not in CAPS:
@@ -122,7 +152,12 @@ def stake(c: Ctx, amount: int, capabilities: str, price: int | None, capacity: i
 @click.option("--amount", type=AMOUNT, required=True)
 @pass_ctx
 def unbond(c: Ctx, amount: int) -> None:
-    """Start unbonding free stake; it can be withdrawn after the unbonding delay."""
+    """Start unbonding free stake; it can be withdrawn after the unbonding delay.
+
+    \b
+    Examples:
+      dnode --home ~/n1 unbond --amount 1ether
+    """
     acct = c.account()
     chain = c.chain(acct)
     chain.unbond(amount)
@@ -136,7 +171,13 @@ def unbond(c: Ctx, amount: int) -> None:
 @click.command("withdraw")
 @pass_ctx
 def withdraw(c: Ctx) -> None:
-    """Withdraw rewards, refunds and matured unbonded stake to this account."""
+    """Withdraw rewards, refunds and matured unbonded stake to this account.
+
+    \b
+    Examples:
+      dnode --home ~/n1 withdraw
+      dnode --json --home ~/req withdraw
+    """
     acct = c.account()
     chain = c.chain(acct)
     info = chain.node_info(acct.address)
@@ -153,7 +194,14 @@ def withdraw(c: Ctx) -> None:
 @click.argument("address", required=False)
 @pass_ctx
 def balance(c: Ctx, address: str | None) -> None:
-    """Show an account's ETH balance, stake and credits in the protocol."""
+    """Show an account's ETH balance, stake and credits in the protocol.
+
+    \b
+    Examples:
+      dnode balance                  # the first account in HOME/keystore
+      dnode balance 0x70997970C51812dc3A010C7d01b50e0d17dc79C8
+      dnode --json --home ~/n1 balance
+    """
     chain = c.chain()
     if address is None:
         address = (

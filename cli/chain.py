@@ -41,7 +41,14 @@ def chain(
     c: Ctx, host: str, port: int, accounts: int, chain_id: int, block_time: float,
     max_ahead: float,
 ) -> None:  # fmt: skip
-    """Run an embedded EVM dev chain (py-evm) behind JSON-RPC, mining every transaction."""
+    """Run an embedded EVM dev chain (py-evm) behind JSON-RPC, mining every transaction.
+
+    \b
+    Examples:
+      dnode chain                    # devnet on 127.0.0.1:8545, prints DEV-ONLY keys
+      dnode chain --port 8546 --block-time 0 --chain-id 31337
+      dnode --json chain --accounts 20
+    """
     from dnode.contracts import devnet
 
     net = devnet.Devnet(accounts=accounts, chain_id=chain_id, max_ahead=max_ahead)
@@ -103,7 +110,14 @@ def deploy(
     dispute_period: int | None,
     dev_account: int | None,
 ) -> None:
-    """Compile the Vyper contracts from source, deploy them, write the manifest."""
+    """Compile the Vyper contracts from source, deploy them, write the manifest.
+
+    \b
+    Examples:
+      dnode deploy --dev-account 0 --challenge-period 60   # on `dnode chain`
+      dnode --rpc-url http://127.0.0.1:8545 --account 0xA.. deploy --min-stake 2ether \\
+          --seat-collateral 0.2ether
+    """
     if seat_collateral > min_stake:
         raise CliError("--seat-collateral cannot exceed --min-stake")
     w3 = c.w3()

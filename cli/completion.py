@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import click
 
+from dnode.cli.context import Ctx, pass_ctx
+
 
 @click.command("completion")
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-def completion(shell: str) -> None:
+@pass_ctx
+def completion(c: Ctx, shell: str) -> None:
     """Print the shell completion script for dnode (commands, options, choices).
 
     \b
@@ -15,6 +18,8 @@ def completion(shell: str) -> None:
       eval "$(dnode completion bash)"          # this shell; add it to ~/.bashrc to keep it
       dnode completion zsh > ~/.zfunc/_dnode
       dnode completion fish > ~/.config/fish/completions/dnode.fish
+
+    `dnode --json completion SHELL` prints the script inside JSON.
     """
     from click.shell_completion import get_completion_class
 
@@ -22,7 +27,11 @@ def completion(shell: str) -> None:
 
     cls = get_completion_class(shell)
     assert cls is not None  # the Choice above lists only shells click knows
-    click.echo(cls(cli, {}, "dnode", "_DNODE_COMPLETE").source())
+    script = cls(cli, {}, "dnode", "_DNODE_COMPLETE").source()
+    if c.as_json:
+        c.emit({"shell": shell, "script": script})
+    else:
+        click.echo(script)
 
 
 COMMANDS = [completion]

@@ -34,7 +34,15 @@ _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 @click.group("data")
 def data() -> None:
-    """Publish datasets and browse the catalogue (prices, policies, privacy budgets)."""
+    """Publish datasets and browse the catalogue (prices, policies, privacy budgets).
+
+    \b
+    Examples:
+      dnode data list
+      dnode data show 1
+      dnode --home ~/a data publish --schema patients.json --rows 1000 --price 0.01ether \\
+          --family stats --epsilon 1
+    """
 
 
 def parse_duration(text: str) -> int:
@@ -158,7 +166,15 @@ def publish(
     rho: str | None,
     locator: str,
 ) -> None:
-    """Register a dataset owned by this account; prints its id."""
+    """Register a dataset owned by this account; prints its id.
+
+    \b
+    Examples:
+      dnode --home ~/a data publish --schema patients.json --rows 1000 --price 0.01ether \\
+          --family stats --epsilon 1
+      dnode --home ~/a data publish --schema-digest 0x… --rows 500 --price 0.02ether \\
+          --program mpc.mean --rho 0.5 --expires-in 90d --sample https://example.org/mock.csv
+    """
     digest = digest_of(schema, schema_digest)
     ids = program_ids(programs, families)
     if not ids:
@@ -198,7 +214,13 @@ def update(
     families: tuple[str, ...],
     locator: str | None,
 ) -> None:
-    """Change a dataset's price, expiry, programs or sample (the budget cannot change)."""
+    """Change a dataset's price, expiry, programs or sample (the budget cannot change).
+
+    \b
+    Examples:
+      dnode --home ~/a data update 1 --price 0.02ether --expires-in 60d
+      dnode --home ~/a data update 1 --family stats --sample file:///srv/mock.csv
+    """
     ids = program_ids(programs, families) if programs or families else None
     check_locator(locator)
     chain = _owner_chain(c)
@@ -212,7 +234,12 @@ def update(
 @click.argument("dataset_id", type=click.IntRange(min=1))
 @pass_ctx
 def retire(c: Ctx, dataset_id: int) -> None:
-    """Retire a dataset for good: no new task may name it (posted ones still settle)."""
+    """Retire a dataset for good: no new task may name it (posted ones still settle).
+
+    \b
+    Examples:
+      dnode --home ~/a data retire 1
+    """
     chain = _owner_chain(c)
     chain.retire_dataset(dataset_id)
     c.emit({"dataset_id": dataset_id, "state": "retired"}, f"dataset {dataset_id} retired")
@@ -222,7 +249,13 @@ def retire(c: Ctx, dataset_id: int) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include retired and expired datasets.")
 @pass_ctx
 def list_cmd(c: Ctx, show_all: bool) -> None:
-    """The catalogue: price, expiry, allowed programs and privacy budget left."""
+    """The catalogue: price, expiry, allowed programs and privacy budget left.
+
+    \b
+    Examples:
+      dnode data list
+      dnode --json data list --all
+    """
     chain = c.chain()
     now = chain.block_timestamp()
     rows = [describe(d, now) for d in chain.datasets()]
@@ -235,7 +268,13 @@ def list_cmd(c: Ctx, show_all: bool) -> None:
 @click.argument("dataset_id", type=click.IntRange(min=1))
 @pass_ctx
 def show(c: Ctx, dataset_id: int) -> None:
-    """One dataset in full."""
+    """One dataset in full.
+
+    \b
+    Examples:
+      dnode data show 1
+      dnode --json data show 1
+    """
     chain = c.chain()
     d = chain.dataset_info(dataset_id)
     if not d.exists:
@@ -250,7 +289,12 @@ def show(c: Ctx, dataset_id: int) -> None:
 def settle(c: Ctx, task_id: int) -> None:
     """Settle an ended task's dataset payments (anyone, once): owners are credited their
     price when it has a result, the requester is refunded (and the budget released) when it
-    was refunded. Owners then take their credits with the usual withdrawal."""
+    was refunded. Owners then take their credits with the usual withdrawal.
+
+    \b
+    Examples:
+      dnode data settle 4             # anyone, once the task has ended
+    """
     chain = c.chain(c.account())
     entries = chain.pending_datasets(task_id)
     chain.settle_datasets(task_id)
@@ -300,7 +344,13 @@ def fetch_sample(locator: str, limit: int = SAMPLE_LIMIT) -> bytes:
 )
 @pass_ctx
 def sample(c: Ctx, dataset_id: int, out: Path | None) -> None:
-    """Fetch a dataset's public sample (mock) data, to develop a task before paying."""
+    """Fetch a dataset's public sample (mock) data, to develop a task before paying.
+
+    \b
+    Examples:
+      dnode data sample 1
+      dnode data sample 1 --out mock.csv
+    """
     chain = c.chain()
     d = chain.dataset_info(dataset_id)
     if not d.exists:

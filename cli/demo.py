@@ -49,7 +49,14 @@ def _ages(table: str) -> list[int]:
 )
 @pass_ctx
 def demo(c: Ctx, nodes: int, workdir: Path | None) -> None:
-    """Run a devnet, deploy, start nodes, and compute an MPC mean from 3 data owners."""
+    """Run a devnet, deploy, start nodes, and compute an MPC mean from 3 data owners.
+
+    \b
+    Examples:
+      dnode demo
+      dnode demo --nodes 4 --workdir /tmp/dnode-demo
+      dnode --json demo
+    """
     if nodes < 3:
         raise CliError("the demo needs at least 3 nodes (committee of 3)")
     workdir = workdir or Path(tempfile.mkdtemp(prefix="dnode-demo-"))

@@ -305,7 +305,12 @@ def post_he(
 )
 @pass_ctx
 def upload(c: Ctx, task_id: int, bootstrap: tuple[str, ...], timeout: float) -> None:
-    """HE tasks: push the public context and ciphertexts to every seat holder (again)."""
+    """HE tasks: push the public context and ciphertexts to every seat holder (again).
+
+    \b
+    Examples:
+      dnode --home ~/req task upload 3 --bootstrap /ip4/…/p2p/…
+    """
     chain = c.chain()
     params = _load_params(c, chain, task_id)
     task = HeTask.from_task_params(params)

@@ -81,7 +81,28 @@ def _short_help(summary: str, limit: int) -> str:
     return click.Command(None, help=summary).get_short_help_str(limit)
 
 
-@click.group(cls=DnodeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+#: a typical session, shown at the end of ``dnode --help`` (each line is parsed by
+#: tests/cli/test_help_examples.py, as every command's own examples are)
+EXAMPLES = """\b
+Examples:
+  dnode chain                                          # terminal 1: a dev chain on :8545
+  dnode deploy --dev-account 0 --challenge-period 60   # contracts + ~/.dnode/deployment.json
+  dnode --home ~/n1 account import --private-key-file key1.txt
+  dnode --home ~/n1 stake --amount 2ether
+  dnode --home ~/n1 start                              # prints its multiaddr; repeat for n2, n3
+  dnode --home ~/req task post --program mpc.mean --owner 0xA.. --owner 0xB.. \\
+      --reward 0.3ether --bootstrap /ip4/…/p2p/…
+  dnode --home ~/a task contribute 1 --inputs my-values.csv --bootstrap /ip4/…/p2p/…
+  dnode --json task result 1 --wait 300                # --json: any command, JSON on stdout
+
+Run 'dnode COMMAND --help' for a command's options and examples."""
+
+
+@click.group(
+    cls=DnodeGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXAMPLES,
+)
 @click.option(
     "--home",
     type=click.Path(path_type=Path),

@@ -153,7 +153,14 @@ def _opt(name: str, *decls: str, **kw: Any) -> Any:
 @click.option("--print-config", is_flag=True, help="Print the resolved settings as JSON and exit.")
 @click.pass_context
 def start(ctx: click.Context, config_path: Path | None, print_config: bool, **flags: Any) -> None:
-    """Run a compute node: libp2p host, chain watcher, committee work."""
+    """Run a compute node: libp2p host, chain watcher, committee work.
+
+    \b
+    Examples:
+      dnode --home ~/n1 start                  # prints its multiaddr as JSON
+      dnode --home ~/n2 start --listen /ip4/0.0.0.0/tcp/4002 --bootstrap /ip4/…/p2p/…
+      dnode --home ~/n1 start --print-config
+    """
     c: Ctx = ctx.obj
     s = _settings(ctx, flags, config_path)
     if print_config:

@@ -28,7 +28,13 @@ from dnode.cli.units import fmt_eth
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 @pass_ctx
 def init(c: Ctx, config_path: Path | None, force: bool) -> None:
-    """Write a commented default config for `dnode start`."""
+    """Write a commented default config for `dnode start`.
+
+    \b
+    Examples:
+      dnode --home ~/n1 init
+      dnode init --config node.toml --force
+    """
     path = config_path or c.home / "config.toml"
     if path.exists() and not force:
         raise CliError(f"{path} exists; use --force to overwrite it")
@@ -80,7 +86,13 @@ def read_status(home: Path, timeout: float = 5.0) -> dict[str, Any]:
 @click.command("status")
 @pass_ctx
 def status(c: Ctx) -> None:
-    """Summarise the node running from HOME (its metrics endpoint, else state/node.json)."""
+    """Summarise the node running from HOME (its metrics endpoint, else state/node.json).
+
+    \b
+    Examples:
+      dnode --home ~/n1 status
+      dnode --json --home ~/n1 status
+    """
     st = read_status(c.home)
     if c.as_json:
         c.emit(st)

@@ -15,7 +15,13 @@ from dnode.scheduler.programs import TaskParams
 
 @click.group("oracle")
 def oracle() -> None:
-    """Read attested task results, as an off-chain consumer."""
+    """Read attested task results, as an off-chain consumer.
+
+    \b
+    Examples:
+      dnode oracle get 4
+      dnode --json oracle watch --count 10
+    """
 
 
 def _show(c: Ctx, r: OracleResult) -> None:
@@ -37,7 +43,13 @@ def _show(c: Ctx, r: OracleResult) -> None:
 def get(c: Ctx, task_id: int, params_file: Path | None) -> None:
     """One task's attested result, checked against its on-chain digest and decoded by its
     program's codec: public values (shaped and labelled with --params), or a private (HE)
-    result's blob digest and locator."""
+    result's blob digest and locator.
+
+    \b
+    Examples:
+      dnode oracle get 4
+      dnode --json oracle get 4 --params p.json
+    """
     params = None
     if params_file is not None:
         try:
@@ -78,7 +90,14 @@ def get(c: Ctx, task_id: int, params_file: Path | None) -> None:
 def watch_cmd(
     c: Ctx, from_block: int | None, count: int | None, timeout: float, poll: float
 ) -> None:
-    """Print each task's result as it becomes final (one line each; JSON lines with --json)."""
+    """Print each task's result as it becomes final (one line each; JSON lines with --json).
+
+    \b
+    Examples:
+      dnode oracle watch --timeout 0    # until Ctrl-C
+      dnode --json oracle watch --count 10
+      dnode oracle watch --from-block 0 --timeout 60
+    """
     chain = c.chain()
     if from_block is not None and from_block > chain.latest_block():
         raise CliError(f"--from-block {from_block} is past the chain head")

@@ -29,7 +29,14 @@ log = logging.getLogger("dnode.owner")
 
 @click.group("owner")
 def owner() -> None:
-    """Run a data owner's agent and work through its pending list."""
+    """Run a data owner's agent and work through its pending list.
+
+    \b
+    Examples:
+      dnode --home ~/a owner start --bootstrap /ip4/…/p2p/…
+      dnode --home ~/a owner pending
+      dnode --home ~/a owner approve 7
+    """
 
 
 def _identity(account: Any) -> bytes:
@@ -67,7 +74,13 @@ def start(
     print_config: bool,
 ) -> None:
     """Run the owner agent until SIGTERM/SIGINT: watch the chain, decide on each task that
-    names this owner, and secret-share the dataset to its committee, once per round."""
+    names this owner, and secret-share the dataset to its committee, once per round.
+
+    \b
+    Examples:
+      dnode --home ~/a owner start --bootstrap /ip4/…/p2p/…
+      dnode --home ~/a owner start --config hospital.toml --print-config
+    """
     path = config_path or c.home / "owner.toml"
     cfg = load_config(
         path,
@@ -142,7 +155,13 @@ def _line(d: Decision) -> str:
 @owner.command("pending")
 @pass_ctx
 def pending(c: Ctx) -> None:
-    """Tasks outside the policy, waiting for approve or reject."""
+    """Tasks outside the policy, waiting for approve or reject.
+
+    \b
+    Examples:
+      dnode --home ~/a owner pending
+      dnode --json --home ~/a owner pending
+    """
     items = [d for d in _state(c).decisions([PENDING], open_only=True)]
     c.emit(
         {"pending": [d.to_json() for d in items]},
@@ -153,7 +172,13 @@ def pending(c: Ctx) -> None:
 @owner.command("tasks")
 @pass_ctx
 def tasks(c: Ctx) -> None:
-    """Every task the agent decided on, with its decision and reason."""
+    """Every task the agent decided on, with its decision and reason.
+
+    \b
+    Examples:
+      dnode --home ~/a owner tasks
+      dnode --json --home ~/a owner tasks
+    """
     items = _state(c).decisions()
     c.emit({"tasks": [d.to_json() for d in items]}, "\n".join(_line(d) for d in items) or "-")
 
@@ -162,7 +187,12 @@ def tasks(c: Ctx) -> None:
 @click.argument("task_id", type=click.IntRange(min=1))
 @pass_ctx
 def approve(c: Ctx, task_id: int) -> None:
-    """Contribute to a pending task (the running agent shares once its committee sits)."""
+    """Contribute to a pending task (the running agent shares once its committee sits).
+
+    \b
+    Examples:
+      dnode --home ~/a owner approve 7
+    """
     d = _state(c).approve(task_id)
     c.emit(d.to_json(), f"task {task_id} approved: the agent contributes to it")
 
@@ -172,7 +202,12 @@ def approve(c: Ctx, task_id: int) -> None:
 @click.option("--reason", default="", help="Why (the requester sees it in dnode task status).")
 @pass_ctx
 def reject(c: Ctx, task_id: int, reason: str) -> None:
-    """Refuse a pending task; the reason reaches the requester."""
+    """Refuse a pending task; the reason reaches the requester.
+
+    \b
+    Examples:
+      dnode --home ~/a owner reject 7 --reason "only mean and count"
+    """
     if len(reason) > 500:
         raise CliError("--reason is limited to 500 characters")
     d = _state(c).reject(task_id, reason)

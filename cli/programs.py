@@ -47,7 +47,14 @@ def describe(spec: ProgramSpec) -> dict[str, Any]:
 @click.argument("name", required=False)
 @pass_ctx
 def programs(c: Ctx, name: str | None) -> None:
-    """List the programs a task can run, with their arguments (or describe one)."""
+    """List the programs a task can run, with their arguments (or describe one).
+
+    \b
+    Examples:
+      dnode programs
+      dnode programs mpc.quantiles
+      dnode --json programs
+    """
     specs = [get_program(name)] if name else all_programs()
     out = [describe(s) for s in specs]
     lines = []

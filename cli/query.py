@@ -137,7 +137,15 @@ def query(
     wait_s: float,
 ) -> None:
     """Answer a SQL aggregate over owners' tables in MPC (WHERE, GROUP BY, HAVING; a table
-    held by several owners is their UNION ALL). --explain says what it reveals and costs."""
+    held by several owners is their UNION ALL). --explain says what it reveals and costs.
+
+    \b
+    Examples:
+      dnode query "SELECT region, COUNT(*), AVG(income) FROM customers GROUP BY region" \\
+          --schema customers.json --owner 0xA.. --owner 0xB.. --explain
+      dnode --home ~/req query "SELECT AVG(age) FROM patients WHERE age >= 40" \\
+          --schema patients.json --owner 0xA.. --owner 0xB.. --bootstrap /ip4/…/p2p/… --wait 600
+    """
     c = cctx.find_object(Ctx)
     assert c is not None
     if not schemas:

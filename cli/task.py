@@ -36,7 +36,15 @@ TERMINAL = set(TERMINAL_STATUSES)
 
 @click.group("task")
 def task() -> None:
-    """Post compute tasks, contribute inputs, follow them and read attested results."""
+    """Post compute tasks, contribute inputs, follow them and read attested results.
+
+    \b
+    Examples:
+      dnode --home ~/req task post --program mpc.mean --owner 0xA.. --owner 0xB.. \\
+          --reward 0.3ether --bootstrap /ip4/…/p2p/…
+      dnode task status 1
+      dnode task result 1 --wait 300
+    """
 
 
 def _aggregation_options(f: Any) -> Any:
@@ -187,7 +195,16 @@ def post(
     Table programs take the program's own flags after the common ones (e.g. --q 0.25,0.75
     for mpc.quantiles; see dnode programs NAME). HE programs encrypt --data locally, keep
     the secret key under HOME/he-keys, and push the public context and ciphertexts to the
-    committee once it forms."""
+    committee once it forms.
+
+    \b
+    Examples:
+      dnode --home ~/req task post --program mpc.mean --owner 0xA.. --owner 0xB.. \\
+          --reward 0.3ether --bootstrap /ip4/…/p2p/…
+      dnode task post --program mpc.quantiles --column age:int:0:120 --q 0.25,0.5,0.75 \\
+          --owner 0xA.. --owner 0xB.. --reward 0.3ether --bootstrap /ip4/…/p2p/…
+      dnode task post --program he.mean --data values.csv --reward 0.3ether --bootstrap /ip4/…/p2p/…
+    """
     c = cctx.find_object(Ctx)
     assert c is not None
     prog = get_program(program)
@@ -372,7 +389,12 @@ def params_cmd(
     allow_single_owner: bool,
 ) -> None:
     """Write a table task's params without posting it, and print their digest: what a consumer
-    contract passes to post_task (e.g. the example PriceFeed's request)."""
+    contract passes to post_task (e.g. the example PriceFeed's request).
+
+    \b
+    Examples:
+      dnode task params --program mpc.mean --owner 0xA.. --owner 0xB.. --out p.json
+    """
     c = cctx.find_object(Ctx)
     assert c is not None
     prog = get_program(program)
@@ -416,7 +438,12 @@ def announce(c: Ctx, task_id: int, params_file: Path, bootstrap: tuple[str, ...]
     """Announce the params of an already posted task, e.g. one a consumer contract posted.
 
     Anyone holding the params may announce them: nodes accept them only if they hash to the
-    task's on-chain params digest, which only the requester chose."""
+    task's on-chain params digest, which only the requester chose.
+
+    \b
+    Examples:
+      dnode task announce 4 --params p.json --bootstrap /ip4/…/p2p/…
+    """
     try:
         raw = params_file.read_bytes()
     except OSError as e:
@@ -483,7 +510,12 @@ def contribute(
     round_: int | None,
     params_file: Path | None,
 ) -> None:
-    """As a data owner: secret-share your inputs locally and send each seat only its share."""
+    """As a data owner: secret-share your inputs locally and send each seat only its share.
+
+    \b
+    Examples:
+      dnode --home ~/a task contribute 1 --inputs my-values.csv --bootstrap /ip4/…/p2p/…
+    """
     acct = c.account()
     chain = c.chain(acct)
     info = chain.task_info(task_id)
@@ -576,7 +608,14 @@ def status(
 ) -> None:
     """Show a task's on-chain state; for an open task, why it is still waiting (the sortition
     as the chain has it now: eligible candidates drawn, and why others were skipped); with
-    --bootstrap, the data owners' decisions."""
+    --bootstrap, the data owners' decisions.
+
+    \b
+    Examples:
+      dnode task status 1
+      dnode task status 1 --until finalized --timeout 3600
+      dnode --json task status 1 --bootstrap /ip4/…/p2p/…
+    """
     chain = c.chain()
     t = chain.task_info(task_id)
     if t.status == TaskStatus.NONE:
@@ -769,7 +808,14 @@ def result(
     decode it with the program's codec (shaped and labelled when the params are known).
 
     Private (HE) results: fetch the result ciphertext from a committee member, check it
-    against the attested digest, and decrypt it with the secret key kept under HOME/he-keys."""
+    against the attested digest, and decrypt it with the secret key kept under HOME/he-keys.
+
+    \b
+    Examples:
+      dnode task result 1 --wait 300
+      dnode --json task result 2 --plot clusters.png
+      dnode --home ~/req task result 3 --wait 300 --bootstrap /ip4/…/p2p/…
+    """
     chain = c.chain()
     if wait_s:
         _wait_for(
@@ -851,7 +897,12 @@ def _emit_private(c: Ctx, task_id: int, params: TaskParams, got: dict[str, Any])
 @click.argument("task_id", type=int)
 @pass_ctx
 def cancel(c: Ctx, task_id: int) -> None:
-    """Refund a task whose committee missed its deadline (non-delivering seats are slashed)."""
+    """Refund a task whose committee missed its deadline (non-delivering seats are slashed).
+
+    \b
+    Examples:
+      dnode --home ~/req task cancel 1
+    """
     chain = c.chain(c.account())
     t = chain.task_info(task_id)
     if t.status == TaskStatus.NONE:
@@ -871,7 +922,12 @@ def cancel(c: Ctx, task_id: int) -> None:
 @pass_ctx
 def dispute(c: Ctx, task_id: int) -> None:
     """Challenge a reported result within the challenge window, posting the dispute bond
-    (max(dispute_bond, reward))."""
+    (max(dispute_bond, reward)).
+
+    \b
+    Examples:
+      dnode --home ~/req task dispute 1
+    """
     chain = c.chain(c.account())
     bond = chain.dispute_bond_for(task_id)
     chain.dispute(task_id)
