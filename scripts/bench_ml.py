@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from fractions import Fraction
@@ -157,6 +158,7 @@ async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks:
                    params.bit_length, i, parties, 1, [s[i] for s in shares],
                    witness=w if checks else None, checks=checks) for i in range(3)]  # fmt: skip
     out: list[Any] = [None] * 3
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
 
     async def one(i: int) -> None:
@@ -166,6 +168,10 @@ async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks:
         for i in range(3):
             nursery.start_soon(one, i)
     wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds of the three party processes (waited children), per seat: less sensitive to
+    # the machine's load than the wall time
+    cpu = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / 3
     res = spec.finish(params, out[0].revealed, out[0].rows)
     its = int(out[0].revealed.get("iterations", args.get("iterations", 1)))
     want = int(args.get("iterations", its))
@@ -185,6 +191,7 @@ async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks:
         "checks": checks,
         "mpc_seconds": round(wall, 2),
         "bytes_per_seat": max(o.bytes_sent for o in out),
+        "cpu_seconds_per_seat": round(cpu, 2),
         "owner_encode_share_seconds": round(t_share, 2),
         "bit_length": params.bit_length,
         "iterations": its,
@@ -267,6 +274,8 @@ def main() -> None:
                             **{k: round(v * size / _cells(last), 1) for k, v in last.items()
                                if k.startswith("mpc_seconds_at")},
                             "bytes_per_seat": int(last["bytes_per_seat"] * size / _cells(last)),
+                            "cpu_seconds_per_seat": round(
+                                last.get("cpu_seconds_per_seat", 0) * size / _cells(last), 1),
                             "extrapolated": True,
                             **({"note": f"a task takes at most {MAX_COLUMNS} columns"}
                                if too_wide else {})})  # fmt: skip
