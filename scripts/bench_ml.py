@@ -214,7 +214,9 @@ def _cells(r: dict[str, Any]) -> int:
     k-means: the rows compared, over the clamp (about one pass) and the iterations (with
     --sample, the sample's rows in every iteration but the last)."""
     if r["program"] == "ml.kmeans":
-        n, its, smp = int(r["rows"]), int(r.get("want_iterations", 10)), int(r.get("sample", 0))
+        # a measured run: the iterations it ran (it may stop early); a planned one: all of them
+        its = int(r.get("iterations", r.get("want_iterations", 10)))
+        n, smp = int(r["rows"]), int(r.get("sample", 0))
         return n * (1 + its) if not 0 < smp < n else 2 * n + smp * (its - 1)
     return int(r["rows"]) * (int(r["columns"]) if r["program"] == "ml.logreg" else 1)
 
@@ -277,6 +279,8 @@ def main() -> None:
                             "cpu_seconds_per_seat": round(
                                 last.get("cpu_seconds_per_seat", 0) * size / _cells(last), 1),
                             "extrapolated": True,
+                            **({"iterations": last["want_iterations"]}
+                               if "want_iterations" in last else {}),
                             **({"note": f"a task takes at most {MAX_COLUMNS} columns"}
                                if too_wide else {})})  # fmt: skip
             continue
