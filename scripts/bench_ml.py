@@ -148,7 +148,9 @@ async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks:
     spec.validate(params)
     p = field_modulus(params.bit_length)
     t0 = time.perf_counter()
-    w = task_witness(params)
+    # the influence witness goes with the checks: a party run without them takes no witness
+    # descriptor and would read the appended witness bits as more rows
+    w = task_witness(params) if checks else None
     shares = []
     for vals in owner_vectors(params, enc, model):
         shares.append(share([*vals, *table_witness(vals, w)] if w else vals, 3, 1, p))
