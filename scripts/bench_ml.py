@@ -4,7 +4,9 @@ Reports per run the wall time of the MPC (party start, connection, the kernel, t
 the bytes each seat sent (MPyC's counters; max over seats) and the quality figure of the run:
 
 * ``ml.kmeans``: N 2-D points (5 Gaussian blobs in [-100, 100]^2, 2 decimals), k = 5,
-  10 iterations, initial centroids drawn from the public seed;
+  10 iterations, initial centroids given (5 of the points); quality: inertia over every point
+  against scikit-learn's Lloyd from the same centroids, and the worst cluster-size difference
+  (``--kmeans-sample S``: the iterations but the last on a public sample of S rows);
 * ``ml.logreg``: N x D features (standard normal rounded to 2 decimals, declared [-10, 10]),
   labels from a random logistic model; 8 Newton iterations;
 * ``ml.ridge`` (sufficient statistics, for scale): N x D;
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from fractions import Fraction
@@ -60,7 +63,11 @@ def kmeans_data(n: int, seed: int) -> tuple[tuple[Column, ...], np.ndarray, dict
                            -100, 100), 2)  # fmt: skip
     cols = tuple(Column(c, "fixed", 2, Fraction(-100), Fraction(100)) for c in ("x", "y"))
     enc = np.rint(pts * 100).astype(np.int64)
-    return cols, enc, {"k": 5, "iterations": 10, "seed": seed}
+    # the requester's --init: 5 public points (here drawn from the data, as scikit-learn's
+    # "random" init does), so no cluster starts empty and the run is comparable with
+    # scikit-learn's Lloyd from the same centroids (which relocates an empty cluster)
+    init = [f"{v:.2f}" for v in pts[rng.choice(n, 5, replace=False)].reshape(-1)]
+    return cols, enc, {"k": 5, "iterations": 10, "seed": seed, "init": init}
 
 
 def logreg_data(n: int, d: int, seed: int) -> tuple[tuple[Column, ...], np.ndarray, dict[str, Any]]:
@@ -87,6 +94,28 @@ def infer_data(n: int, d: int, seed: int) -> tuple[tuple[Column, ...], np.ndarra
     """``predict_data`` with the model as owner 0's secret row (``args["_model"]``)."""
     cols, enc, pargs = predict_data(n, d, seed)
     return cols, enc, {"model_scale": 6, "model_bound": "10", "_model": pargs["model"]}
+
+
+def kmeans_quality(params: TaskParams, enc: np.ndarray, values: Any) -> dict[str, Any]:
+    """Inertia of the result over every point against scikit-learn's Lloyd from the same
+    initial centroids (the issue's quality bar: within 2%, sizes within 1%)."""
+    from sklearn.cluster import KMeans
+
+    spec, k = params.spec, int(params.args["k"])
+    pts = enc / 100.0
+    init = np.array([[float(v) for v in row] for row in spec.initial(params)])
+    got = np.array([float(v) for v in values]).reshape(k, -1)
+    cents, sizes = got[:, :-1], got[:, -1]
+    ref = KMeans(k, init=init, n_init=1, max_iter=int(params.args.get("iterations", 10)),
+                 tol=0, algorithm="lloyd").fit(pts)  # fmt: skip
+    inertia = float(((pts[:, None] - cents[None]) ** 2).sum(axis=2).min(axis=1).sum())
+    want = np.bincount(ref.labels_, minlength=k)
+    near = [int(np.argmin(((ref.cluster_centers_ - c) ** 2).sum(axis=1))) for c in cents]
+    worst = max(abs(s - want[j]) / len(pts) for s, j in zip(sizes, near, strict=True))
+    return {
+        "inertia_vs_sklearn": round(inertia / float(ref.inertia_), 5),
+        "sizes_worst_diff_fraction": round(float(worst), 5),
+    }
 
 
 def owner_vectors(params: TaskParams, enc: np.ndarray, model: list[str] | None) -> list[list[int]]:
@@ -119,7 +148,9 @@ async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks:
     spec.validate(params)
     p = field_modulus(params.bit_length)
     t0 = time.perf_counter()
-    w = task_witness(params)
+    # the influence witness goes with the checks: a party run without them takes no witness
+    # descriptor and would read the appended witness bits as more rows
+    w = task_witness(params) if checks else None
     shares = []
     for vals in owner_vectors(params, enc, model):
         shares.append(share([*vals, *table_witness(vals, w)] if w else vals, 3, 1, p))
@@ -129,6 +160,7 @@ async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks:
                    params.bit_length, i, parties, 1, [s[i] for s in shares],
                    witness=w if checks else None, checks=checks) for i in range(3)]  # fmt: skip
     out: list[Any] = [None] * 3
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
 
     async def one(i: int) -> None:
@@ -138,10 +170,16 @@ async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks:
         for i in range(3):
             nursery.start_soon(one, i)
     wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds of the three party processes (waited children), per seat: less sensitive to
+    # the machine's load than the wall time
+    cpu = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / 3
     res = spec.finish(params, out[0].revealed, out[0].rows)
     its = int(out[0].revealed.get("iterations", args.get("iterations", 1)))
     want = int(args.get("iterations", its))
     quality: dict[str, Any] = {}
+    if program == "ml.kmeans":
+        quality = kmeans_quality(params, enc, res.values)
     if model is not None:  # the plaintext evaluation of the same decimal model
         mw = [Fraction(v) for v in model]
         x = [[Fraction(int(v), 10**c.scale) for v, c in zip(r, cols, strict=True)] for r in enc]
@@ -155,9 +193,12 @@ async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks:
         "checks": checks,
         "mpc_seconds": round(wall, 2),
         "bytes_per_seat": max(o.bytes_sent for o in out),
+        "cpu_seconds_per_seat": round(cpu, 2),
         "owner_encode_share_seconds": round(t_share, 2),
         "bit_length": params.bit_length,
         "iterations": its,
+        "want_iterations": want,
+        "sample": int(args.get("sample", 0)),
         # k-means stops early once no centroid moves: scaled to the requested iterations
         # (an upper bound: setup and the clamp are counted once per iteration)
         f"mpc_seconds_at_{want}_iterations": round(wall * want / its, 2),
@@ -167,8 +208,18 @@ async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks:
     }
 
 
+_QUALITY = ("first_values", "inertia_vs_sklearn", "sizes_worst_diff_fraction", "matches_plaintext")
+
+
 def _cells(r: dict[str, Any]) -> int:
-    """What a run's cost is taken to be linear in: points (k-means), rows x columns."""
+    """What a run's cost is taken to be linear in: rows x columns (logistic regression);
+    k-means: the rows compared, over the clamp (about one pass) and the iterations (with
+    --sample, the sample's rows in every iteration but the last)."""
+    if r["program"] == "ml.kmeans":
+        # a measured run: the iterations it ran (it may stop early); a planned one: all of them
+        its = int(r.get("iterations", r.get("want_iterations", 10)))
+        n, smp = int(r["rows"]), int(r.get("sample", 0))
+        return n * (1 + its) if not 0 < smp < n else 2 * n + smp * (its - 1)
     return int(r["rows"]) * (int(r["columns"]) if r["program"] == "ml.logreg" else 1)
 
 
@@ -190,6 +241,12 @@ def main() -> None:
     )
     ap.add_argument("--budget", type=float, default=900.0, help="longest run in seconds")
     ap.add_argument("--checks", choices=("on", "off"), default="on")
+    ap.add_argument(
+        "--kmeans-sample",
+        type=int,
+        default=0,
+        help="ml.kmeans --sample: rows of the public sample the iterations but the last run on",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--out", type=Path, help="also write the JSON report to this file")
@@ -209,23 +266,30 @@ def main() -> None:
         # the cost per row of the last measured run of this program (per row x column for logreg)
         prev = [r for r in results if r["program"] == prog and not r["extrapolated"]
                 and "mpc_seconds" in r]  # fmt: skip
-        size = n * (d + 1 if prog == "ml.logreg" else 1)
+        size = _cells({"program": prog, "rows": n, "columns": d + 1, "sample": a.kmeans_sample})
         guess = prev[-1]["mpc_seconds"] * size / _cells(prev[-1]) if prev else 0.0
         too_wide = prog == "ml.logreg" and d + 1 > MAX_COLUMNS  # a task takes <= 32 columns
         if prev and (guess > a.budget or too_wide):
             last = prev[-1]
-            results.append({**{k: v for k, v in last.items() if not k.startswith("mpc_seconds_at")},
+            results.append({**{k: v for k, v in last.items() if not k.startswith("mpc_seconds_at")
+                               and k not in _QUALITY},
                             "rows": n, "columns": d + (prog == "ml.logreg"),
                             "mpc_seconds": round(guess, 1),
                             **{k: round(v * size / _cells(last), 1) for k, v in last.items()
                                if k.startswith("mpc_seconds_at")},
                             "bytes_per_seat": int(last["bytes_per_seat"] * size / _cells(last)),
+                            "cpu_seconds_per_seat": round(
+                                last.get("cpu_seconds_per_seat", 0) * size / _cells(last), 1),
                             "extrapolated": True,
+                            **({"iterations": last["want_iterations"]}
+                               if "want_iterations" in last else {}),
                             **({"note": f"a task takes at most {MAX_COLUMNS} columns"}
                                if too_wide else {})})  # fmt: skip
             continue
         if prog == "ml.kmeans":
             cols, enc, args = kmeans_data(n, a.seed)
+            if a.kmeans_sample:
+                args["sample"] = a.kmeans_sample
         elif prog == "ml.predict":
             cols, enc, args = predict_data(n, d, a.seed)
         elif prog == "ml.infer":

@@ -67,6 +67,23 @@ class _Masked:
     r_low: np.ndarray  # shares of sum 2**i bits_i
 
 
+def _inv_roots(vals: list[int], p: int) -> np.ndarray | None:
+    """Per v: 1/sqrt(v) mod p (p = 3 mod 4: v**((p - 3) / 4)), or None if some v is 0 or not
+    a square.  gmpy2 (a declared dependency) when present: ~10x faster than ``pow`` here."""
+    e = (p - 3) // 4
+    try:
+        import gmpy2
+
+        pm = gmpy2.mpz(p)
+        mroots = gmpy2.powmod_base_list(vals, e, pm)
+        ok = all(v and r * r * v % pm == 1 for v, r in zip(vals, mroots, strict=True))
+        roots = [int(r) for r in mroots]
+    except ImportError:  # pragma: no cover - gmpy2 is pinned in pyproject.toml
+        roots = [pow(v, e, p) for v in vals]
+        ok = all(v and r * r % p * v % p == 1 for v, r in zip(vals, roots, strict=True))
+    return np.array(roots, dtype=object) if ok else None
+
+
 class Comparator:
     """Checked ``[d < 0]`` over secure arrays of ``guard``'s secure type."""
 
@@ -106,13 +123,9 @@ class Comparator:
         await g.verify()
         a2 = await g.open([sq.x], "cmp-squares")
         p = self.p
-        inv = np.empty(count, dtype=object)
-        e = (p - 3) // 4
-        for j, v in enumerate(a2):
-            s = pow(v, e, p)  # 1/sqrt(v) when v is a nonzero square (p = 3 mod 4)
-            if v == 0 or s * s % p * v % p != 1:
-                raise CheatingDetected("comparison", "a random square is 0 or not a square")
-            inv[j] = s
+        inv = _inv_roots(a2, p)
+        if inv is None:
+            raise CheatingDetected("comparison", "a random square is 0 or not a square")
         half = (p + 1) // 2
         return ((await self._sh(a)) * inv + 1) * half % p
 

@@ -96,6 +96,34 @@ def test_kmeans_matches_scikit_learn(checks):
     assert sum(sizes) == len(pts)
 
 
+def test_sampled_kmeans_matches_scikit_learn_on_all_rows():
+    """--sample: the iterations but the last run on a public sample of 80 of the 400 rows, the
+    last on every row; inertia and sizes still within 2% / 1% of scikit-learn's full Lloyd."""
+    from sklearn.cluster import KMeans
+
+    from dnode.node.engines.mpc.kernels.kmeans import sample_rows
+
+    pts = _blobs(400, seed=11)
+    params = _params(k=4, iterations=6, seed=3, sample=80)
+    init = np.array([[float(v) for v in row] for row in params.spec.initial(params)])
+    res = _go(params, _split(pts))
+    assert all(isinstance(r, MpcResult) for r in res), res
+    assert len({str(r.revealed) for r in res}) == 1
+    cents, sizes = _centroids(params, res[0])
+    ref = KMeans(4, init=init, n_init=1, max_iter=10, tol=0, algorithm="lloyd").fit(pts)
+    assert _inertia(pts, cents) == pytest.approx(ref.inertia_, rel=0.02)
+    assert sum(sizes) == len(pts)  # the last iteration counted every row, not the sample
+    want = np.bincount(ref.labels_, minlength=4)
+    order = [int(np.argmin(((ref.cluster_centers_ - c) ** 2).sum(axis=1))) for c in cents]
+    assert sorted(order) == [0, 1, 2, 3]
+    for i, j in enumerate(order):
+        assert abs(sizes[i] - want[j]) <= max(1, 0.01 * len(pts))
+    # the sample is public and the same at every party: a function of (seed, n, size)
+    idx = sample_rows(400, 80, 3)
+    assert idx == sample_rows(400, 80, 3) and len(set(idx)) == 80 and max(idx) < 400
+    assert sample_rows(400, 0, 3) is None and sample_rows(400, 400, 3) is None
+
+
 def test_out_of_range_points_move_no_centroid_beyond_the_declared_range():
     """Owner 1 shares 10 points at (190, 190) and 10 at (-190, -190), almost twice the declared
     bound: its column sums stay inside what its influence witness allows (they cancel), so only
@@ -135,6 +163,10 @@ def test_bad_arguments_are_one_line_errors():
         check(columns=(X, Y), args={"k": 2, "init": ["0", "0", "500", "0"]})
     with pytest.raises(InvalidTaskParams, match="init needs k x columns = 4 values, got 3"):
         check(columns=(X, Y), args={"k": 2, "init": ["0", "0", "5"]})
+    with pytest.raises(InvalidTaskParams, match="sample must be 0 .all rows. or at least k=3"):
+        check(columns=(X, Y), args={"k": 3, "sample": 2})
+    with pytest.raises(InvalidTaskParams, match="sample must be 0"):
+        check(columns=(X, Y), args={"k": 3, "sample": -1})
     with pytest.raises(InvalidTaskParams, match="at most 16 fit"):
         check(columns=(X, Y), args={"k": 6})
 

@@ -14,8 +14,16 @@ Algorithm (secure aggregation of per-cluster sums, centroids public between iter
    and rounds the new centroids to the fixed-point grid; it stops after ``iterations`` or when
    no centroid moved more than ``tol`` in any column.
 
+With ``sample`` = s > 0 (mini-batch Lloyd): every iteration but the last runs steps 2-3 over a
+public random sample of s rows (drawn from ``seed`` and the row count, the same at every
+party); once the sample's centroids stop moving (``tol``) or one iteration is left, one last
+iteration runs over every row, so the output sizes and centroids are those of all the data.
+Cost: (k - 1)(s (iterations - 1) + n) comparisons instead of (k - 1) n iterations.
+
 Revealed to the committee at each iteration: the centroids and the cluster sizes of that
-iteration (what the final output is made of); never a point, its distances or its assignment.
+iteration (what the final output is made of; with ``sample``, the sample's sums and sizes
+until the last iteration, which aggregate s rows instead of n); never a point, its distances
+or its assignment.  Which rows are in the sample is public (a function of the seed and n).
 The final centroids and sizes are the public result.  An empty cluster keeps its centroid
 (scikit-learn would move it to a far point instead).
 """
@@ -60,13 +68,18 @@ class KMeans(ProgramSpec):
         Arg("init", "decimals", "initial centroids, k rows of the columns, row-major"),
         Arg("seed", "int", "public seed of initial centroids drawn from the declared ranges",
             default=0),
+        Arg("sample", "int", "rows of a public random sample that every iteration but the "
+            "last runs on (0: all rows; the last runs on all rows)", default=0),
     )  # fmt: skip
     reveals = (
-        "per iteration: the centroids and the cluster sizes (to the committee); "
-        "output: the final ones"
+        "per iteration: the centroids and the cluster sizes (to the committee; with --sample, "
+        "those of the public sample's rows until the last iteration); output: the final ones"
     )
     revealed_to = "the committee at every iteration, then everyone (on-chain)"
-    cost = "per iteration: (k - 1) checked comparisons per point, one k x d secure matrix product"
+    cost = (
+        "per iteration: (k - 1) checked comparisons per point (of the sample with --sample, "
+        "of every row in the last), one k x d secure matrix product"
+    )
 
     # ---- validation --------------------------------------------------------------------
 
@@ -93,6 +106,11 @@ class KMeans(ProgramSpec):
         it = int(params.args.get("iterations", 10))
         if not 1 <= it <= MAX_ITERATIONS:
             raise InvalidTaskParams(f"{self.name}: iterations must be 1..{MAX_ITERATIONS}")
+        sample = int(params.args.get("sample", 0))
+        if sample < 0 or 0 < sample < k:
+            raise InvalidTaskParams(
+                f"{self.name}: sample must be 0 (all rows) or at least k={k}, got {sample}"
+            )
         if parse_decimal(str(params.args.get("tol", "0"))) < 0:
             raise InvalidTaskParams(f"{self.name}: tol must be >= 0")
         self.initial(params)  # a bad --init is refused before posting
@@ -178,6 +196,8 @@ class KMeans(ProgramSpec):
             "hi": [b for _, b in lh],
             "dist_bits": self.dist_bits(params),
             "clamp_bits": self.clamp_bits(params),
+            "sample": int(params.args.get("sample", 0)),
+            "sample_seed": int(params.args.get("seed", 0)),
         }
 
     # ---- output ------------------------------------------------------------------------

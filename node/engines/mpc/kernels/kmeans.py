@@ -29,6 +29,15 @@ async def argmax_onehot(s: Any, scores: Any, bits: int) -> Any:
     return a[0][:, 1:]
 
 
+def sample_rows(n: int, size: int, seed: int) -> list[int] | None:
+    """The public sample of ``size`` row indices out of ``n`` (sorted; every party draws the
+    same from ``seed``), or None for all rows (``size`` 0 or at least ``n``)."""
+    if size <= 0 or size >= n:
+        return None
+    rng = np.random.default_rng([seed, n, size])
+    return sorted(int(i) for i in rng.choice(n, size, replace=False))
+
+
 def _round_div(num: int, den: int) -> int:
     """num / den rounded to the nearest integer (halves away from zero)."""
     q, r = divmod(abs(num), den)
@@ -60,15 +69,21 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
     x = await s.where_negative(x - lo, x, s.secint.array(lo), cb)
     x = await s.where_negative(hi - x, x, s.secint.array(hi), cb)
     extra, bits, tol = int(args["extra"]), int(args["dist_bits"]), int(args["tol"])
-    xe = x * extra
+    iterations = int(args["iterations"])
+    # a public random sample of the rows for every iteration but the last (0: all rows); the
+    # last one always runs over every row, so the sizes are those of all the data
+    idx = sample_rows(n, int(args.get("sample", 0)), int(args.get("sample_seed", 0)))
+    xs = x if idx is None else x[idx]
     cents = np.array([int(v) for v in args["init"]], dtype=object).reshape(k, d)
     sizes = [0] * k
-    done = 0
-    for it in range(int(args["iterations"])):
+    done, full = 0, idx is None or iterations == 1
+    for it in range(iterations):
+        pts = x if full else xs
+        m = pts.shape[0]
         norms = (cents * cents).sum(axis=1)
-        scores = 2 * (xe @ cents.T) - np.array([list(norms)] * n, dtype=object)
+        scores = 2 * ((pts * extra) @ cents.T) - np.array([list(norms)] * m, dtype=object)
         onehot = await argmax_onehot(s, scores, bits)
-        sums = s.cross(onehot, x)  # (k, d), common scale
+        sums = s.cross(onehot, pts)  # (k, d), common scale
         count = onehot.sum(axis=0)
         opened = await s.reveal(s.mpc.np_concatenate((sums.reshape(-1), count)), f"kmeans-{it}")
         sizes = opened[k * d :]
@@ -79,8 +94,13 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
                     new[i, j] = _round_div(opened[i * d + j] * extra, sizes[i])
         shift = max(abs(int(v)) for v in (new - cents).reshape(-1))
         cents, done = new, it + 1
-        if shift <= tol:
-            break
+        if idx is None:
+            if shift <= tol:
+                break
+        elif full:
+            break  # the one pass over every row that ends a sampled run
+        elif shift <= tol or it + 2 == iterations:
+            full = True  # converged on the sample, or one iteration left: every row next
     return {
         "centroids": [int(v) for v in cents.reshape(-1)],
         "sizes": [int(v) for v in sizes],
