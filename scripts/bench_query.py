@@ -6,8 +6,9 @@ checks on, as a node runs them) on inputs encoded and Shamir-shared exactly as
 and blinding every id, one scalar multiplication each) and sharing, timed per owner (owners
 work in parallel on their own machines: the slowest one counts), the MPC wall time, the
 bytes each seat sent its peers (MPyC's count), and DuckDB running the same query on the
-plaintext. One function per workload; `grouped_1m` runs the grouped SQL aggregate of
-`bench_query_grouped.py` (10k, 100k, 1M rows; a size over the budget is extrapolated).
+plaintext; per party its CPU seconds and peak resident memory. One function per workload;
+`grouped_1m` runs the grouped SQL aggregate of `bench_query_grouped.py` (10k, 100k, 1M rows;
+a size predicted over --timeout seconds is extrapolated, marked so).
 
     python scripts/bench_query.py --json                       # every workload
     python scripts/bench_query.py --workload psi_10k --workload join_10k
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the checkout: dnode
 from bench_data import machine_info  # noqa: E402
 from bench_query_grouped import series as grouped_series  # noqa: E402
+from bench_query_grouped import usage  # noqa: E402
 
 from dnode.node.mpc.executor import MpcJob, MpcResult, free_port, run_party  # noqa: E402
 from dnode.node.mpc.sharing import share, task_modulus  # noqa: E402
@@ -89,6 +91,7 @@ def _run(params: TaskParams, files: list[Path], timeout: float) -> dict[str, Any
         "mpc_seconds": round(wall, 2),
         "seconds": round(max(owner_s) + wall, 2),
         "bytes_sent_per_seat": [int(x.bytes_sent) for x in out],
+        **usage(out),
         "result": [str(float(v)) for v in res.values],
     }
 
@@ -195,11 +198,11 @@ WORKLOADS: dict[str, Callable[[float], dict[str, Any]]] = {
     "psi_100k": lambda t: psi(100_000, t),
     "join_10k": lambda t: join(10_000, t),
     "join_100k": lambda t: join(100_000, t),
-    # the grouped SQL aggregate (bench_query_grouped.py): 10k and 100k rows measured, 1M
-    # extrapolated when it would take longer than the budget (timeout / 2)
+    # the grouped SQL aggregate (bench_query_grouped.py) at 10k, 100k and 1M rows; a size
+    # predicted (linearly from the previous one) over the budget (--timeout) is extrapolated
     "grouped_1m": lambda t: {
         "workload": "grouped",
-        "rows": grouped_series("grouped", [10_000, 100_000, 1_000_000], 1, True, t / 2),
+        "rows": grouped_series("grouped", [10_000, 100_000, 1_000_000], 1, True, t),
     },
 }
 
@@ -207,7 +210,7 @@ WORKLOADS: dict[str, Callable[[float], dict[str, Any]]] = {
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workload", action="append", choices=sorted(WORKLOADS))
-    ap.add_argument("--timeout", type=float, default=1800.0, help="per MPC run (s)")
+    ap.add_argument("--timeout", type=float, default=3000.0, help="per MPC run (s)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     results = []

@@ -131,11 +131,20 @@ def grouped(rows: int, seed: int, checks: bool, timeout: float, mpc: bool = True
         "checks": checks,
         "seconds": round(wall, 2),
         "bytes_per_seat": max(r.bytes_sent for r in out),
+        **usage(out),
         "owner_share_seconds": round(t_share, 2),
         "duckdb_seconds": round(_duckdb(GROUPED_SQL, tables), 4),
         "bit_length": params.bit_length,
         "first_group_rows": int(res.values[0]),
         "extrapolated": False,
+    }
+
+
+def usage(out: list[Any]) -> dict[str, Any]:
+    """Per party (MpcResult): CPU seconds and peak resident memory (MB)."""
+    return {
+        "cpu_seconds_per_party": [round(r.cpu_seconds, 1) for r in out],
+        "peak_rss_mb_per_party": [round(r.peak_rss / 2**20) for r in out],
     }
 
 

@@ -314,7 +314,16 @@ def _summary(
         "checks": job["checks"],
         "transcript": digest,
         "bytes_sent": sent,
+        **_usage(),
     }
+
+
+def _usage() -> dict[str, Any]:
+    """This party's CPU seconds (user + system) and peak resident memory so far: metrics."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_seconds": round(ru.ru_utime + ru.ru_stime, 2), "peak_rss": ru.ru_maxrss * 1024}
 
 
 def _bytes_sent(mpc: Any) -> int:
