@@ -52,6 +52,16 @@ import numpy as np
 
 from dnode.node.mpc.malicious import Auth, CheatingDetected, Guard, coefficients
 
+
+def _powmod_list(bases: Any, e: int, p: int) -> list[Any]:
+    """``[pow(b, e, p) for b in bases]``, through gmpy2's powmod_base_list when present."""
+    try:
+        from gmpy2 import powmod_base_list
+    except ImportError:  # pragma: no cover - gmpy2 is pinned; MPyC runs without it too
+        return [pow(int(b), e, p) for b in bases]
+    return list(powmod_base_list([int(b) for b in bases], e, p)) if len(bases) else []
+
+
 __all__ = ["Comparator"]
 
 _Pair = tuple[np.ndarray, np.ndarray]  # this party's shares of (x, r*x)
@@ -106,13 +116,14 @@ class Comparator:
         await g.verify()
         a2 = await g.open([sq.x], "cmp-squares")
         p = self.p
-        inv = np.empty(count, dtype=object)
         e = (p - 3) // 4
-        for j, v in enumerate(a2):
-            s = pow(v, e, p)  # 1/sqrt(v) when v is a nonzero square (p = 3 mod 4)
-            if v == 0 or s * s % p * v % p != 1:
-                raise CheatingDetected("comparison", "a random square is 0 or not a square")
-            inv[j] = s
+        # 1/sqrt(v) when v is a nonzero square (p = 3 mod 4): one exponent and modulus for
+        # every v, so gmpy2 (pinned) computes them all in one call
+        inv = np.empty(count, dtype=object)
+        inv[:] = [int(s) for s in _powmod_list(a2, e, p)]
+        v = np.asarray(a2, dtype=object)
+        if count and (not (v % p != 0).all() or not (inv * inv % p * v % p == 1).all()):
+            raise CheatingDetected("comparison", "a random square is 0 or not a square")
         half = (p + 1) // 2
         return ((await self._sh(a)) * inv + 1) * half % p
 

@@ -431,6 +431,9 @@ def main(args: list[str] | None = None) -> int:
     from mpyc.runtime import mpc
 
     patch_runtime(mpyc_runtime)  # no pickle; party ids checked; only our user connects
+    from dnode.node.mpc.sharing import install_fast_split
+
+    install_fast_split()  # re-sharing: one os.urandom call per degree reduction, Horner
     _exit_when_a_peer_is_lost(mpc, job["index"])
 
     # MPyC's server binds every interface; peers' pickled messages are unpickled, so
