@@ -126,6 +126,11 @@ def _negated(pk: Any) -> Any:
 
 def hash_to_point(domain: bytes, ident: str | bytes) -> bytes:
     """H(id) (33-byte compressed point), separated by ``domain``."""
+    return _hash_into(domain, ident, _ffi.new("secp256k1_pubkey *"))
+
+
+def _hash_into(domain: bytes, ident: str | bytes, pk: Any) -> bytes:
+    """``hash_to_point``, also leaving the parsed point in ``pk`` (no second parse)."""
     raw = ident.encode() if isinstance(ident, str) else bytes(ident)
     head = TAG + len(domain).to_bytes(2, "big") + domain + len(raw).to_bytes(8, "big") + raw
     ctr = 0
@@ -135,7 +140,8 @@ def hash_to_point(domain: bytes, ident: str | bytes) -> bytes:
         if x < FIELD_P:
             parity = hashlib.sha256(head + b"y" + ctr.to_bytes(4, "big")).digest()[0] & 1
             enc = bytes([2 + parity]) + h
-            if _parse(enc) is not None:  # else x^3 + 7 is not a square: the next counter
+            # else x^3 + 7 is not a square: the next counter
+            if _lib.secp256k1_ec_pubkey_parse(_CTX, pk, enc, 33):
                 return enc
         ctr += 1
 
@@ -165,13 +171,12 @@ def blind(domain: bytes, ids: Sequence[str | bytes], r: int) -> list[bytes]:
     pk = _ffi.new("secp256k1_pubkey *")
     out = _ffi.new("unsigned char[]", 33)
     size = _ffi.new("size_t *", 33)
-    parse, tweak, ser = (_lib.secp256k1_ec_pubkey_parse, _lib.secp256k1_ec_pubkey_tweak_mul,
-                         _lib.secp256k1_ec_pubkey_serialize)  # fmt: skip
+    tweak, ser = _lib.secp256k1_ec_pubkey_tweak_mul, _lib.secp256k1_ec_pubkey_serialize
     flag = _lib.SECP256K1_EC_COMPRESSED
     res = []
     for i in ids:
-        h = hash_to_point(domain, i)
-        if not parse(_CTX, pk, h, 33) or not tweak(_CTX, pk, k):
+        _hash_into(domain, i, pk)
+        if not tweak(_CTX, pk, k):
             raise BadPoint("scalar multiplication")
         size[0] = 33
         ser(_CTX, out, size, pk, flag)
