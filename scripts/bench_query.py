@@ -7,8 +7,8 @@ and blinding every id, one scalar multiplication each) and sharing, timed per ow
 work in parallel on their own machines: the slowest one counts), the MPC wall time, the
 bytes each seat sent its peers (MPyC's count), and DuckDB running the same query on the
 plaintext; per party its CPU seconds and peak resident memory. One function per workload;
-`grouped_1m` runs the grouped SQL aggregate of `bench_query_grouped.py` (10k, 100k, 1M rows;
-a size predicted over --timeout seconds is extrapolated, marked so).
+`grouped_1m` runs the grouped SQL aggregate of `bench_query_grouped.py` (10k, 100k and 1M
+rows, all measured: the 1M run takes about an hour on a loaded 2-core machine).
 
     python scripts/bench_query.py --json                       # every workload
     python scripts/bench_query.py --workload psi_10k --workload join_10k
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -198,11 +199,13 @@ WORKLOADS: dict[str, Callable[[float], dict[str, Any]]] = {
     "psi_100k": lambda t: psi(100_000, t),
     "join_10k": lambda t: join(10_000, t),
     "join_100k": lambda t: join(100_000, t),
-    # the grouped SQL aggregate (bench_query_grouped.py) at 10k, 100k and 1M rows; a size
-    # predicted (linearly from the previous one) over the budget (--timeout) is extrapolated
+    # the grouped SQL aggregate (bench_query_grouped.py), measured at 10k, 100k and 1M rows
+    # (never extrapolated: the 1M figure is what the issue asks for; each run gets --timeout)
     "grouped_1m": lambda t: {
         "workload": "grouped",
-        "rows": grouped_series("grouped", [10_000, 100_000, 1_000_000], 1, True, t),
+        "rows": grouped_series(
+            "grouped", [10_000, 100_000, 1_000_000], 1, True, math.inf, timeout=t
+        ),
     },
 }
 
@@ -210,7 +213,7 @@ WORKLOADS: dict[str, Callable[[float], dict[str, Any]]] = {
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workload", action="append", choices=sorted(WORKLOADS))
-    ap.add_argument("--timeout", type=float, default=3000.0, help="per MPC run (s)")
+    ap.add_argument("--timeout", type=float, default=7200.0, help="per MPC run (s)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     results = []
