@@ -6,8 +6,9 @@ checks on, as a node runs them) on inputs encoded and Shamir-shared exactly as
 and blinding every id, one scalar multiplication each) and sharing, timed per owner (owners
 work in parallel on their own machines: the slowest one counts), the MPC wall time, the
 bytes each seat sent its peers (MPyC's count), and DuckDB running the same query on the
-plaintext. One function per workload; `grouped_1m` runs the grouped SQL aggregate of
-`bench_query_grouped.py` (10k, 100k, 1M rows; a size over the budget is extrapolated).
+plaintext; per party its CPU seconds and peak resident memory. One function per workload;
+`grouped_1m` runs the grouped SQL aggregate of `bench_query_grouped.py` (10k, 100k and 1M
+rows, all measured: the 1M run takes about an hour on a loaded 2-core machine).
 
     python scripts/bench_query.py --json                       # every workload
     python scripts/bench_query.py --workload psi_10k --workload join_10k
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the checkout: dnode
 from bench_data import machine_info  # noqa: E402
 from bench_query_grouped import series as grouped_series  # noqa: E402
+from bench_query_grouped import usage  # noqa: E402
 
 from dnode.node.mpc.executor import MpcJob, MpcResult, free_port, run_party  # noqa: E402
 from dnode.node.mpc.sharing import share, task_modulus  # noqa: E402
@@ -89,6 +92,7 @@ def _run(params: TaskParams, files: list[Path], timeout: float) -> dict[str, Any
         "mpc_seconds": round(wall, 2),
         "seconds": round(max(owner_s) + wall, 2),
         "bytes_sent_per_seat": [int(x.bytes_sent) for x in out],
+        **usage(out),
         "result": [str(float(v)) for v in res.values],
     }
 
@@ -150,9 +154,10 @@ def join(n: int, timeout: float) -> dict[str, Any]:
 
 
 def check_cost(n: int = 20_000) -> dict[str, Any]:
-    """Per element and seat (m = 3, t = 1), in one process: the partial (one scalar
-    multiplication), the combination with the parity check against a malicious seat, and the
-    same combination without it (what the check costs)."""
+    """Per element and seat (m = 3, t = 1), in one process, on the kernel's own paths: the
+    partial (``tokens.partials``: one variable-base multiplication), the combination with
+    the parity check against a malicious seat (``tokens.combine_all``), and the parity check
+    alone (the one 4-point sum P1 + P3 - 2 P2 that ``combine_all`` adds to the token)."""
     from dnode.node.mpc.sharing import share as shamir
     from dnode.scheduler.programs.psi import tokens as tk
 
@@ -162,29 +167,27 @@ def check_cost(n: int = 20_000) -> dict[str, Any]:
     owner = time.perf_counter() - t0
     sh = shamir([k * tk.unblinding(r) % tk.ORDER], M, T, tk.ORDER)
     t0 = time.perf_counter()
-    parts = [tk.partials(pts, sh[i][0]) for i in range(M)]
+    blobs = [tk.partials(pts, sh[i][0]) for i in range(M)]
     partial = (time.perf_counter() - t0) / M
-    size = tk.PARTIAL_BYTES
-    el = [[p[size * j : size * (j + 1)] for p in parts] for j in range(n)]
     t0 = time.perf_counter()
-    full = [tk.combine(e, T, j) for j, e in enumerate(el)]
+    toks = tk.combine_all(blobs, T, n)
     checked = time.perf_counter() - t0
-    ps = [[tk._parse(x) for x in e] for e in el]  # the token alone: 2 P1 - P2, no parity check
+    size = tk.PARTIAL_BYTES
+    ps = [[tk._parse(b[size * j : size * (j + 1)]) for b in blobs] for j in range(n)]
+    negs = [tk._negated(p[1]) for p in ps]  # kept alive: the arrays below only point at them
+    new = tk._ffi.new
+    arrs = [new("secp256k1_pubkey *[4]", [p[0], p[2], q, q]) for p, q in zip(ps, negs, strict=True)]
+    out = tk._ffi.new("secp256k1_pubkey *")
+    comb, ctx = tk._lib.secp256k1_ec_pubkey_combine, tk._CTX
     t0 = time.perf_counter()
-    bare = [tk._ser(tk._add(p[0], p[0], tk._negated(p[1]))) for p in ps]
-    token_only = time.perf_counter() - t0
-    parse = checked - token_only  # what remains: parsing the partials and the parity check
-    t0 = time.perf_counter()
-    for p in ps:
-        tk._same(tk._add(p[0], p[2]), tk._add(p[1], p[1]))
+    passed = sum(not comb(ctx, out, a, 4) for a in arrs)  # infinity: the check passes
     parity_only = time.perf_counter() - t0
-    assert full == bare
+    assert passed == n and toks[0] == tk.direct_token(b"bench", "customer-0", k)
     us = lambda s: round(s / n * 1e6, 1)  # noqa: E731
     return {
         "workload": "psi_check_cost", "elements": n,
         "owner_hash_and_blind_us": us(owner), "seat_partial_us": us(partial),
         "seat_combine_with_check_us": us(checked), "seat_parity_check_us": us(parity_only),
-        "seat_parse_and_rest_us": us(parse - parity_only),
         "check_share_of_seat_work": round(parity_only / (partial + checked), 3),
     }  # fmt: skip
 
@@ -195,11 +198,13 @@ WORKLOADS: dict[str, Callable[[float], dict[str, Any]]] = {
     "psi_100k": lambda t: psi(100_000, t),
     "join_10k": lambda t: join(10_000, t),
     "join_100k": lambda t: join(100_000, t),
-    # the grouped SQL aggregate (bench_query_grouped.py): 10k and 100k rows measured, 1M
-    # extrapolated when it would take longer than the budget (timeout / 2)
+    # the grouped SQL aggregate (bench_query_grouped.py), measured at 10k, 100k and 1M rows
+    # (never extrapolated: the 1M figure is what the issue asks for; each run gets --timeout)
     "grouped_1m": lambda t: {
         "workload": "grouped",
-        "rows": grouped_series("grouped", [10_000, 100_000, 1_000_000], 1, True, t / 2),
+        "rows": grouped_series(
+            "grouped", [10_000, 100_000, 1_000_000], 1, True, math.inf, timeout=t
+        ),
     },
 }
 
@@ -207,7 +212,7 @@ WORKLOADS: dict[str, Callable[[float], dict[str, Any]]] = {
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workload", action="append", choices=sorted(WORKLOADS))
-    ap.add_argument("--timeout", type=float, default=1800.0, help="per MPC run (s)")
+    ap.add_argument("--timeout", type=float, default=7200.0, help="per MPC run (s)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     results = []

@@ -131,11 +131,20 @@ def grouped(rows: int, seed: int, checks: bool, timeout: float, mpc: bool = True
         "checks": checks,
         "seconds": round(wall, 2),
         "bytes_per_seat": max(r.bytes_sent for r in out),
+        **usage(out),
         "owner_share_seconds": round(t_share, 2),
         "duckdb_seconds": round(_duckdb(GROUPED_SQL, tables), 4),
         "bit_length": params.bit_length,
         "first_group_rows": int(res.values[0]),
         "extrapolated": False,
+    }
+
+
+def usage(out: list[Any]) -> dict[str, Any]:
+    """Per party (MpcResult): CPU seconds and peak resident memory (MB)."""
+    return {
+        "cpu_seconds_per_party": [round(r.cpu_seconds, 1) for r in out],
+        "peak_rss_mb_per_party": [round(r.peak_rss / 2**20) for r in out],
     }
 
 
@@ -145,9 +154,16 @@ DEFAULT_ROWS: dict[str, list[int]] = {"grouped": [10_000, 100_000, 1_000_000]}
 
 
 def series(
-    name: str, sizes: list[int], seed: int, checks: bool, budget: float, say: bool = False
+    name: str,
+    sizes: list[int],
+    seed: int,
+    checks: bool,
+    budget: float,
+    say: bool = False,
+    timeout: float | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per size; a size predicted to take longer than ``budget`` s is extrapolated."""
+    """One row per size; a size predicted to take longer than ``budget`` s is extrapolated
+    (``math.inf``: every size runs); a run's deadline is ``timeout`` (default 2 x budget)."""
     results: list[dict[str, Any]] = []
     last: dict[str, Any] | None = None
     for n in sorted(sizes):
@@ -160,7 +176,7 @@ def series(
                             "extrapolated": True})  # fmt: skip
             continue
         try:
-            last = WORKLOADS[name](n, seed, checks, budget * 2)
+            last = WORKLOADS[name](n, seed, checks, timeout or budget * 2)
         except Exception as e:  # noqa: BLE001 - a failed size is reported, the rest run
             results.append({"workload": name, "rows": n, "error": str(e)[:300]})
             break

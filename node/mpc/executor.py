@@ -178,6 +178,9 @@ class MpcResult:
     bundle: bytes | None = field(default=None, compare=False)
     # what this party sent its peers (MPyC's byte count: frames, headers included): a metric
     bytes_sent: int = field(default=0, compare=False)
+    # this party's CPU seconds and peak resident memory (bytes; Linux ru_maxrss): metrics
+    cpu_seconds: float = field(default=0.0, compare=False)
+    peak_rss: int = field(default=0, compare=False)
 
 
 class Executor(Protocol):
@@ -347,6 +350,8 @@ class SubprocessExecutor:
             transcript=res.get("transcript"),
             bundle=bytes.fromhex(res["bundle"]) if res.get("bundle") else None,
             bytes_sent=int(res.get("bytes_sent") or 0),
+            cpu_seconds=float(res.get("cpu_seconds") or 0.0),
+            peak_rss=int(res.get("peak_rss") or 0),
         )
 
 

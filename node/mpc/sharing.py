@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import functools
 import math
+import os
 import secrets
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -282,16 +283,20 @@ def share(
     Returns ``shares[i][h]`` = share of ``values[h]`` for party ``i`` (0-based), i.e.
     ``f_h(i + 1) mod modulus`` -- the layout of ``mpyc.thresha.random_split``.  Any
     ``t`` shares are independent of the secret; any ``t + 1`` reconstruct it.
-    Coefficients come from ``rng.randbelow`` (default: :mod:`secrets`).
+    Coefficients come from ``rng.randbelow``; by default (:mod:`secrets`) from
+    :func:`random_below` (one ``os.urandom`` call for all of them).
     """
     if not (isinstance(m, int) and isinstance(t, int)) or t < 0 or 2 * t >= m:
         raise ValueError(f"need 0 <= t and 2t < m (MPyC's rule), got m={m}, t={t}")
     if modulus <= m:
         raise ValueError(f"modulus {modulus} too small for {m} parties")
     shares = [[0] * len(values) for _ in range(m)]
+    fast = rng is secrets  # the default: every coefficient from one os.urandom call
+    pool = random_below(modulus, t * len(values)) if fast else []
     for h, s in enumerate(values):
         s %= modulus
-        coeffs = [rng.randbelow(modulus) for _ in range(t)]  # c_t ... c_1 (Horner order)
+        # c_t ... c_1 (Horner order)
+        coeffs = pool[h * t : (h + 1) * t] if fast else [rng.randbelow(modulus) for _ in range(t)]
         for i in range(m):
             x = i + 1
             y = 0
@@ -299,6 +304,61 @@ def share(
                 y = (y + c) * x
             shares[i][h] = (y + s) % modulus
     return shares
+
+
+def random_below(modulus: int, count: int) -> list[int]:
+    """``count`` random elements of [0, modulus) from ONE ``os.urandom`` call: each reduces
+    128 bits more than the modulus has, so its distance from uniform is below 2**-128."""
+    k = (modulus.bit_length() + 7) // 8 + 16
+    raw = os.urandom(k * count)
+    fb = int.from_bytes
+    return [fb(raw[i : i + k], "big") % modulus for i in range(0, k * count, k)]
+
+
+def np_random_split(field: Any, s: Any, t: int, m: int) -> Any:
+    """Drop-in for ``mpyc.thresha.np_random_split`` (the re-sharing of every degree
+    reduction; installed by :mod:`node.mpc.party`): the same (m, n) matrix of Shamir shares,
+    its coefficients from :func:`random_below` (one system call, not one per coefficient)
+    and every party's polynomial evaluated by Horner's rule over numpy object arrays (no
+    Vandermonde matrix product). Prime fields only; others go to MPyC's own."""
+    import numpy as np
+    from mpyc import thresha
+
+    p = field.modulus
+    if not isinstance(p, int):
+        return _MPYC_SPLIT.get("np", thresha.np_random_split)(field, s, t, m)
+    if isinstance(s, field.array):
+        s = s.value
+    s = np.asarray(s, dtype=object).reshape(-1)
+    n = len(s)
+    c = np.empty(t * n, dtype=object)
+    c[:] = random_below(p, t * n)
+    coeffs = c.reshape(t, n)  # coeffs[j]: the degree j + 1 coefficients
+    out = np.empty((m, n), dtype=object)
+    for i in range(m):
+        x = i + 1
+        y = coeffs[t - 1] * x if t else np.zeros(n, dtype=object)
+        for j in range(t - 2, -1, -1):
+            y = (y + coeffs[j]) * x
+        out[i] = (y + s) % p
+    return out
+
+
+#: MPyC's own splitting function, kept by :func:`install_fast_split`
+_MPYC_SPLIT: dict[str, Any] = {}
+
+
+def install_fast_split() -> bool:
+    """Use :func:`np_random_split` for MPyC's re-sharing, unless something else (a test's
+    deviating party) already replaced MPyC's own; True if installed."""
+    from mpyc import thresha
+
+    cur = thresha.np_random_split
+    if getattr(cur, "__module__", "") != "mpyc.thresha":
+        return False
+    _MPYC_SPLIT["np"] = cur
+    thresha.np_random_split = np_random_split
+    return True
 
 
 def _lagrange_at(xs: list[int], x_r: int, modulus: int) -> list[int]:

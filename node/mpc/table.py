@@ -20,6 +20,7 @@ Import only inside a running party (no mpyc import at module level).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,12 @@ import numpy as np
 from dnode.node.mpc import influence
 from dnode.node.mpc.sharing import to_signed
 
-__all__ = ["TableSession"]
+__all__ = ["BATCH_ROWS", "TableSession"]
+
+#: rows a batched kernel (:meth:`TableSession.batches`) holds products of at once: with checks
+#: every product of a batch is verified (a Guard epoch) before the next batch starts, so a
+#: party's memory is bounded by one batch, not by the table
+BATCH_ROWS = 25_000
 
 
 class TableSession:
@@ -50,13 +56,13 @@ class TableSession:
         self.guard, self.witness, self.bits, self.seed = guard, witness, bits or [], seed
         self.rows_per_owner = [int(b.shape[0]) for b in blocks]
         self.rows = sum(self.rows_per_owner)
-        live = [b for b in blocks if b.shape[0]]
-        if len(live) > 1:
-            self.x = mpc.np_vstack(live)
-        elif live:
-            self.x = live[0]
-        else:
-            self.x = secint.array(np.zeros((0, width), dtype=object))
+        self._x: Any = None  # the stacked table, built on first use (a batched kernel never)
+        # the rows of the current batch (owner, first, end) and, per owner, how many of its
+        # rows the checkpoints have covered (their influence sums accumulated)
+        self._segments: list[tuple[int, int, int]] = []
+        self._covered: dict[int, int] = {}
+        self._acc_s2: dict[int, list[Any]] = {}  # owner -> sums of squares over checkpoints
+        self._acc_gram: dict[int, Any] = {}  # owner -> X^T X over checkpoints
         self._auth: dict[int, Any] = {}  # owner -> Auth of its block (x, r*x)
         self._s2: dict[int, list[Any]] = {}  # owner -> per column Auth sum of squares
         self._gram: dict[int, Any] = {}  # owner -> Auth of its X^T X
@@ -67,8 +73,81 @@ class TableSession:
         self._cmp: Any = None
 
     @property
+    def x(self) -> Any:
+        """The whole table (rows, width): every owner's block stacked, in owner order."""
+        if self._x is None:
+            live = [b for b in self.blocks if b.shape[0]]
+            if len(live) > 1:
+                self._x = self.mpc.np_vstack(live)
+            elif live:
+                self._x = live[0]
+            else:
+                self._x = self.secint.array(np.zeros((0, self.width), dtype=object))
+        return self._x
+
+    @property
     def checked(self) -> bool:
         return self.guard is not None
+
+    # ---------------------------------------------------------------- batches
+
+    def batches(self, size: int = BATCH_ROWS) -> Iterator[Any]:
+        """The table in batches of at most ``size`` rows (secure arrays (rows_b, width)), one
+        owner's rows per batch (the whole table as one batch when it has at most ``size``
+        rows). After computing on a batch a kernel calls :meth:`checkpoint` before asking for
+        the next one: with checks, that verifies every product of the batch (a Guard epoch),
+        so a party holds one batch's products at a time; results carried over from a batch
+        (sums, extremes) are plain secure values and enter later products re-authenticated.
+        The public order of batches depends on the row counts only."""
+        if size < 1:
+            raise ValueError("batch size must be positive")
+        live = self._live()
+        if self.rows <= size:
+            self._segments = [(k, 0, self.rows_per_owner[k]) for k in live]
+            yield self.x
+        else:
+            for k in live:
+                n = self.rows_per_owner[k]
+                for lo in range(0, n, size):
+                    self._segments = [(k, lo, min(n, lo + size))]
+                    yield self.blocks[k][lo : lo + size]
+        self._segments = []
+
+    def batch_blocks(self) -> list[tuple[int, Any]]:
+        """The current batch's rows per owner: ``(owner, secure (rows, width) array)``."""
+        return [(k, self.blocks[k][lo:hi]) for k, lo, hi in self._segments]
+
+    async def checkpoint(self) -> None:
+        """End of a batch (:meth:`batches`): with checks, the batch's share of every owner's
+        influence sums (sums of squares / Gram matrix, level >= 1) is computed and every
+        pending product and zero test is verified (Guard.verify: a new epoch); a deviation in
+        this batch aborts here, before the next batch starts. Without checks: nothing."""
+        if not self.checked:
+            return
+        w = self.witness
+        if w is not None and w.level >= 1:
+            from dnode.node.mpc.malicious import Auth
+
+            for k, lo, hi in self._segments:
+                if self._covered.get(k, 0) != lo:
+                    raise RuntimeError(f"checkpoint: owner {k}'s rows out of order at {lo}")
+                blk = self.blocks[k][lo:hi]
+                a = self.guard.authenticate(blk)
+                if w.level >= 2:
+                    g = self.guard.inner(Auth(a.x.T, a.rx.T, a.epoch), blk).x
+                    prev = self._acc_gram.get(k)
+                    self._acc_gram[k] = g if prev is None else prev + g
+                else:
+                    s2 = [
+                        self.guard.inner(Auth(a.x[:, c], a.rx[:, c], a.epoch), blk[:, c]).x
+                        for c in range(self.width)
+                    ]
+                    prev2 = self._acc_s2.get(k)
+                    self._acc_s2[k] = (
+                        s2 if prev2 is None else [u + v for u, v in zip(prev2, s2, strict=True)]
+                    )
+                self._covered[k] = hi
+        await self.guard.verify()
 
     # ---------------------------------------------------------------- comparisons
 
@@ -199,18 +278,22 @@ class TableSession:
             return a @ b
         return self.guard.inner(self.guard.authenticate(a), b).x
 
-    async def check_onehot(self, groups: list[tuple[int, int]]) -> None:
+    async def check_onehot(
+        self, groups: list[tuple[int, int]], blocks: list[tuple[int, Any]] | None = None
+    ) -> None:
         """With checks: every owner's one-hot encoded categorical columns (``(offset, k)``) hold
         0/1 entries with exactly one 1 per row, or the session aborts naming the owner (a
         sharing of 2 or -1 would count a row twice, or subtract it, from a group). One product
-        per entry and one zero test per owner, tested with the multiplication check."""
+        per entry and one zero test per owner, tested with the multiplication check.
+        ``blocks``: only these ``(owner, rows)`` (a batch, :meth:`batch_blocks`); default:
+        every owner's whole block."""
         if not self.checked or not groups:
             return
         from dnode.node.mpc.malicious import coefficients
 
         seed = await self.guard.coin("one-hot")
-        for k in self._live():
-            blk = self.blocks[k]
+        todo = blocks if blocks is not None else [(k, self.blocks[k]) for k in self._live()]
+        for k, blk in todo:
             parts = [blk[:, o : o + w] for o, w in groups]
             h = parts[0] if len(parts) == 1 else self.mpc.np_hstack(parts)
             sq = self.mul(h, h - 1).reshape(-1)  # 0 for every entry in {0, 1}
@@ -241,7 +324,12 @@ class TableSession:
         if k not in self._s2:
             from dnode.node.mpc.malicious import Auth
 
-            if k in self._gram:
+            if self._complete(k) and k in self._acc_s2:  # verified batch by batch: only .x
+                self._s2[k] = [Auth(v, None, -1) for v in self._acc_s2[k]]
+            elif self._complete(k) and k in self._acc_gram:
+                g = self._acc_gram[k]
+                self._s2[k] = [Auth(g[c, c], None, -1) for c in range(self.width)]
+            elif k in self._gram:
                 g = self._gram[k]
                 self._s2[k] = [Auth(g.x[c, c], g.rx[c, c], g.epoch) for c in range(self.width)]
             else:
@@ -252,10 +340,17 @@ class TableSession:
                 ]
         return self._s2[k]
 
+    def _complete(self, k: int) -> bool:
+        """Every row of owner k went through a checkpoint (its influence sums accumulated)."""
+        return self._covered.get(k, 0) == self.rows_per_owner[k]
+
     def _owner_gram(self, k: int) -> Any:
         if k not in self._gram:
             from dnode.node.mpc.malicious import Auth
 
+            if self._complete(k) and k in self._acc_gram:
+                self._gram[k] = Auth(self._acc_gram[k], None, -1)
+                return self._gram[k]
             a = self._owner_auth(k)
             self._gram[k] = self.guard.inner(Auth(a.x.T, a.rx.T, a.epoch), self.blocks[k])
         return self._gram[k]

@@ -4,6 +4,8 @@
 
 MODE is one of
   reshare  add OFFSET to the product share it re-shares in every degree reduction (GRR)
+  reshare-from-E  the same, only once its Guard reached epoch E (after E multiplication
+           checks: e.g. in a later batch of a batched kernel, TableSession.batches)
   input    add OFFSET to its share of the first value of the first data owner
   output   add OFFSET to its share of the first value of every result it opens
 Everything else is node.mpc.party unchanged (the same process layout, job file, exit codes).
@@ -27,15 +29,33 @@ def main() -> int:
     sys.argv = party.mpyc_argv(job)  # MPyC parses argv at its first import
     from mpyc import thresha
 
-    if mode == "reshare":
+    if mode == "reshare" or mode.startswith("reshare-from-"):
         np_split, split = thresha.np_random_split, thresha.random_split
+        start = int(mode.rsplit("-", 1)[1]) if mode != "reshare" else 0
+        from dnode.node.mpc import malicious
+
+        guards: list[Any] = []
+        real_init = malicious.Guard.__init__
+
+        def init(self: Any, *a: Any, **kw: Any) -> None:
+            real_init(self, *a, **kw)
+            guards.append(self)
+
+        malicious.Guard.__init__ = init  # type: ignore[method-assign]
+
+        def active() -> bool:
+            return start == 0 or bool(guards and guards[0].epoch >= start)
 
         def np_evil(field: Any, s: Any, t: int, m: int) -> Any:
+            if not active():
+                return np_split(field, s, t, m)
             s = s.copy()
             s[0] = (int(s[0]) + offset) % field.modulus  # a consistent sharing of c + e
             return np_split(field, s, t, m)
 
         def evil(field: Any, s: Any, t: int, m: int) -> Any:
+            if not active():
+                return split(field, s, t, m)
             s = list(s)
             v = s[0].value if hasattr(s[0], "value") else s[0]
             s[0] = (int(v) + offset) % field.modulus

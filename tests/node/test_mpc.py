@@ -214,6 +214,40 @@ def test_field_modulus_and_shares_match_mpyc():
     assert S.reconstruct(dict(enumerate(theirs["theirs"])), 2, p64) == [11, -3]
 
 
+def test_fast_resharing_opens_with_mpyc():
+    """node.mpc.sharing.np_random_split (installed in every party for MPyC's re-sharing):
+    for t = 1 and 2, any t + 1 of its m shares recombine (MPyC's np_recombine) to the
+    secrets; the matrix has MPyC's layout; the randomness differs between two calls and
+    the degree-t coefficients are not constant (the shares of 0 are not all 0)."""
+    got = _run_mpyc_script(
+        """
+        import json, sys
+        import numpy as np
+        from mpyc.runtime import mpc
+        from mpyc import thresha
+        from dnode.node.mpc.sharing import install_fast_split, np_random_split
+        F = mpc.SecInt(64).field
+        want = [5, 0, F.modulus - 1, 2**40]
+        out = {"ok": [], "installed": install_fast_split(),
+               "is_ours": thresha.np_random_split is np_random_split}
+        for t in (1, 2):
+            m = 2 * t + 1
+            sh = np_random_split(F, F.array(np.array(want, dtype=object)), t, m)
+            out["ok"].append(sh.shape == (m, len(want)))
+            for first in range(m - t):
+                pts = [(i + 1, sh[i]) for i in range(first, first + t + 1)]
+                rec = thresha.np_recombine(F, pts)
+                out["ok"].append([int(v) for v in rec.value] == want)
+            again = np_random_split(F, F.array(np.array(want, dtype=object)), t, m)
+            out["ok"].append(bool((again != sh).any()) and int(sh[0][1]) != 0)
+        print(json.dumps(out))
+        """,
+        None,
+    )
+    assert got["installed"] and got["is_ours"]
+    assert got["ok"] and all(got["ok"]), got
+
+
 # ------------------------------------------------------------------ inputs
 
 

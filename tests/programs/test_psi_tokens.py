@@ -111,3 +111,50 @@ def test_points_travel_as_two_field_halves():
         T.mul(b"\x02" + bytes(32), 5)
     with pytest.raises(T.BadPoint):
         T.join(2**129, 0)
+
+
+# ---- the batched hot paths (blind, partials, combine_all) against the per-element ones ----
+
+
+def _blobs(parts):
+    return [b"".join(p) for p in parts]
+
+
+@pytest.mark.parametrize(("m", "t"), [(3, 1), (5, 2)])
+def test_combine_all_equals_combine_per_element(m, t):
+    k = T.new_blinding()
+    _, parts = _partials(IDS, m, t, k)
+    want = [T.combine([parts[s][j] for s in range(m)], t, j) for j in range(len(IDS))]
+    assert T.combine_all(_blobs(parts), t, len(IDS)) == want
+    assert want == [T.direct_token(DOMAIN, str(i), k) for i in IDS]
+
+
+def test_blind_and_partials_equal_the_per_element_functions():
+    r, s = T.new_blinding(), T.new_blinding()
+    ids = [str(i) for i in IDS]
+    pts = T.blind(DOMAIN, ids, r)
+    assert pts == [T.mul(T.hash_to_point(DOMAIN, i), r) for i in ids]
+    assert T.partials(pts, s) == b"".join(T.partial(p, s) for p in pts)
+    with pytest.raises(T.BadPoint):
+        T.partials([pts[0], b"\x02" + bytes(32)], s)
+
+
+@pytest.mark.parametrize("seat", [0, 1, 2])
+@pytest.mark.parametrize("how", ["shift", "negate", "garbage"])
+def test_attack_combine_all_catches_a_wrong_partial(seat, how):
+    """A seat's partial of element 2 (of 4) shifted by a point, negated, or not a point:
+    combine_all names element 2 (the elements before it pass)."""
+    k = T.new_blinding()
+    _, parts = _partials(IDS[:4], 3, 1, k)
+    evil = list(parts[seat])
+    if how == "shift":
+        evil[2] = _add(evil[2], T.hash_to_point(b"evil", "shift"))
+    elif how == "negate":
+        evil[2] = PublicKey(evil[2]).multiply((T.ORDER - 1).to_bytes(32, "big")).format(False)
+    else:
+        evil[2] = b"\x04" + bytes(64)
+    parts[seat] = evil
+    with pytest.raises(T.PartialMismatch) as e:
+        T.combine_all(_blobs(parts), 1, 4)
+    assert e.value.element == 2
+    assert T.combine_all(_blobs([p[:2] for p in parts]), 1, 2)  # before it: fine

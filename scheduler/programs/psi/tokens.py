@@ -126,6 +126,11 @@ def _negated(pk: Any) -> Any:
 
 def hash_to_point(domain: bytes, ident: str | bytes) -> bytes:
     """H(id) (33-byte compressed point), separated by ``domain``."""
+    return _hash_into(domain, ident, _ffi.new("secp256k1_pubkey *"))
+
+
+def _hash_into(domain: bytes, ident: str | bytes, pk: Any) -> bytes:
+    """``hash_to_point``, also leaving the parsed point in ``pk`` (no second parse)."""
     raw = ident.encode() if isinstance(ident, str) else bytes(ident)
     head = TAG + len(domain).to_bytes(2, "big") + domain + len(raw).to_bytes(8, "big") + raw
     ctr = 0
@@ -135,7 +140,8 @@ def hash_to_point(domain: bytes, ident: str | bytes) -> bytes:
         if x < FIELD_P:
             parity = hashlib.sha256(head + b"y" + ctr.to_bytes(4, "big")).digest()[0] & 1
             enc = bytes([2 + parity]) + h
-            if _parse(enc) is not None:  # else x^3 + 7 is not a square: the next counter
+            # else x^3 + 7 is not a square: the next counter
+            if _lib.secp256k1_ec_pubkey_parse(_CTX, pk, enc, 33):
                 return enc
         ctr += 1
 
@@ -158,8 +164,24 @@ def mul(p: bytes, scalar: int) -> bytes:
 
 
 def blind(domain: bytes, ids: Sequence[str | bytes], r: int) -> list[bytes]:
-    """The owner's blinded points r * H(id) (what the seats see of its ids)."""
-    return [mul(hash_to_point(domain, i), r) for i in ids]
+    """The owner's blinded points r * H(id) (what the seats see of its ids): the same as
+    ``[mul(hash_to_point(domain, i), r) for i in ids]``, with one parsed point, output
+    buffer and scalar reused for every id (the owner's hot path)."""
+    k = scalar_bytes(r)
+    pk = _ffi.new("secp256k1_pubkey *")
+    out = _ffi.new("unsigned char[]", 33)
+    size = _ffi.new("size_t *", 33)
+    tweak, ser = _lib.secp256k1_ec_pubkey_tweak_mul, _lib.secp256k1_ec_pubkey_serialize
+    flag = _lib.SECP256K1_EC_COMPRESSED
+    res = []
+    for i in ids:
+        _hash_into(domain, i, pk)
+        if not tweak(_CTX, pk, k):
+            raise BadPoint("scalar multiplication")
+        size[0] = 33
+        ser(_CTX, out, size, pk, flag)
+        res.append(bytes(_ffi.buffer(out, 33)))
+    return res
 
 
 def unblinding(r: int) -> int:
@@ -207,8 +229,22 @@ def partial(p: bytes, share: int) -> bytes:
 
 
 def partials(points: Sequence[bytes], share: int) -> bytes:
-    """``partial`` of every point, concatenated (PARTIAL_BYTES each)."""
-    return b"".join(partial(p, share) for p in points)
+    """``partial`` of every point, concatenated (PARTIAL_BYTES each): one parsed point and
+    one output buffer reused for every element (a seat's hot path)."""
+    k = scalar_bytes(share)
+    pk = _ffi.new("secp256k1_pubkey *")
+    n = len(points)
+    out = _ffi.new("unsigned char[]", PARTIAL_BYTES * max(n, 1))
+    size = _ffi.new("size_t *")
+    parse, tweak, ser = (_lib.secp256k1_ec_pubkey_parse, _lib.secp256k1_ec_pubkey_tweak_mul,
+                         _lib.secp256k1_ec_pubkey_serialize)  # fmt: skip
+    flag = _lib.SECP256K1_EC_UNCOMPRESSED
+    for j, p in enumerate(points):
+        if not parse(_CTX, pk, p, len(p)) or not tweak(_CTX, pk, k):
+            raise BadPoint("partial")
+        size[0] = PARTIAL_BYTES
+        ser(_CTX, out + PARTIAL_BYTES * j, size, pk, flag)
+    return bytes(_ffi.buffer(out, PARTIAL_BYTES * n))
 
 
 def _sides(ps: Sequence[Any], coeffs: Sequence[int]) -> tuple[list[Any], list[Any]]:
@@ -238,6 +274,52 @@ def combine(partials: Sequence[bytes], t: int, element: int = 0) -> bytes:
     if tok is None:
         raise PartialMismatch(element, -1)
     return _ser(tok)
+
+
+def combine_all(blobs: Sequence[bytes], t: int, count: int, first: int = 0) -> list[bytes]:
+    """``combine`` of every element: ``blobs[i]`` holds seat i's ``count`` partials
+    (PARTIAL_BYTES each, in element order); element numbers in errors start at ``first``.
+
+    For m = 3, t = 1 (the committee's usual shape) one pass with the parsed points, pointer
+    arrays and output buffer reused: the parity check P1 + P3 - 2 P2 = 0 is ONE point sum
+    (libsecp256k1's combine fails exactly when the sum is the point at infinity) and the
+    token 2 P1 - P2 another. Other shapes: ``combine`` per element."""
+    m, size = len(blobs), PARTIAL_BYTES
+    if any(len(b) < size * count for b in blobs):
+        raise PartialMismatch(first, -1)
+    if not (m == 3 and t == 1):
+        return [
+            combine([b[size * j : size * (j + 1)] for b in blobs], t, first + j)
+            for j in range(count)
+        ]
+    bufs = [_ffi.cast("unsigned char *", _ffi.from_buffer(b)) for b in blobs]
+    p1, p2, p3, n2, tok = (_ffi.new("secp256k1_pubkey *") for _ in range(5))
+    check = _ffi.new("secp256k1_pubkey *[4]", [p1, p3, n2, n2])  # P1 + P3 - 2 P2
+    token = _ffi.new("secp256k1_pubkey *[3]", [p1, p1, n2])  # 2 P1 - P2
+    zero = _ffi.new("secp256k1_pubkey *")
+    out = _ffi.new("unsigned char[]", 33)
+    osize = _ffi.new("size_t *")
+    parse, comb = _lib.secp256k1_ec_pubkey_parse, _lib.secp256k1_ec_pubkey_combine
+    ser, neg = _lib.secp256k1_ec_pubkey_serialize, _lib.secp256k1_ec_pubkey_negate
+    move, width = _ffi.memmove, _ffi.sizeof("secp256k1_pubkey")
+    flag = _lib.SECP256K1_EC_COMPRESSED
+    b1, b2, b3 = bufs
+    res = []
+    for j in range(count):
+        off = size * j
+        if not (parse(_CTX, p1, b1 + off, size) and parse(_CTX, p2, b2 + off, size)
+                and parse(_CTX, p3, b3 + off, size)):  # fmt: skip
+            raise PartialMismatch(first + j, -1)
+        move(n2, p2, width)
+        neg(_CTX, n2)
+        if comb(_CTX, zero, check, 4):  # a sum that is not infinity: the check fails
+            raise PartialMismatch(first + j, 0)
+        if not comb(_CTX, tok, token, 3):
+            raise PartialMismatch(first + j, -1)
+        osize[0] = 33
+        ser(_CTX, out, osize, tok, flag)
+        res.append(bytes(_ffi.buffer(out, 33)))
+    return res
 
 
 def direct_token(domain: bytes, ident: str | bytes, k: int) -> bytes:

@@ -95,20 +95,17 @@ async def owner_tokens(s: Any) -> list[list[bytes]]:
 
         bad = [i for i, g in enumerate(got) if len(g) != size * total]
         raise CheatingDetected("psi-partials", f"parties {bad} sent partials of the wrong size")
+    try:
+        flat = T.combine_all(got, t, total)
+    except T.PartialMismatch as e:
+        from dnode.node.mpc.malicious import CheatingDetected
+
+        raise CheatingDetected("psi-partials", str(e)) from None
     out: list[list[bytes]] = []
     j = 0
     for k in range(n_owners):
-        mine_k = []
-        for _ in range(ids[k]):
-            parts = [g[size * j : size * (j + 1)] for g in got]
-            try:
-                mine_k.append(T.combine(parts, t, j))
-            except T.PartialMismatch as e:
-                from dnode.node.mpc.malicious import CheatingDetected
-
-                raise CheatingDetected("psi-partials", str(e)) from None
-            j += 1
-        out.append(mine_k)
+        out.append(flat[j : j + ids[k]])
+        j += ids[k]
     assert m == len(got)
     return out
 

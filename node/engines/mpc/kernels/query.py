@@ -1,5 +1,9 @@
 """Kernel of the ``query`` program (spec: scheduler.programs.query.spec).
 
+0. The rows go in batches (``TableSession.batches``, 25,000 rows, one owner's rows each), the
+   steps below per batch, every batch's products verified (a Guard epoch) before the next
+   starts: a party holds one batch's products; the sums and extremes carry over. Quantiles
+   need the whole table: a query with one runs as a single batch.
 1. With checks, every owner's one-hot columns are proven 0/1 with one 1 per row.
 2. WHERE: every ``[x < t]`` atom of the predicate in ONE batch of secure comparisons
    (``s.less_than_zero`` on x - t; with checks an x out of its declared range aborts), then the
@@ -20,33 +24,93 @@ from typing import Any
 
 import numpy as np
 
+from dnode.node.mpc.table import BATCH_ROWS
 from dnode.scheduler.programs.stats.spec import order_ranks
 
 
 async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
     """``s``: the session's :class:`dnode.node.mpc.table.TableSession`."""
-    x, n, mpc = s.x, s.rows, s.mpc
+    n, mpc = s.rows, s.mpc
     groups: list[list[int]] = args["groups"]
     G = max(1, len(groups))
     bits = int(args["cmp_bits"])
+    ext_bits = int(args.get("ext_bits") or bits)
     out: dict[str, Any] = {}
     if n == 0:
         await s.finish()
         return _empty(args, G)
-    await s.check_onehot([(int(o), int(k)) for o, k in args["onehot"]])
-    mask = await _where(s, x, args["where"], int(args.get("where_bits") or bits))
-    m = None  # None: every row, one group
+    onehot = [(int(o), int(k)) for o, k in args["onehot"]]
+    # rows in batches (TableSession.batches), each checked before the next: memory stays
+    # bounded by a batch; order statistics search the whole table at once (one batch)
+    size = n if args["quantile"] else int(args.get("batch_rows") or BATCH_ROWS)
+    count = stats = None
+    ext: dict[str, list[Any]] = {"min": [], "max": []}
+    whole: tuple[Any, Any] | None = None
+    for xb in s.batches(size):
+        await s.check_onehot(onehot, s.batch_blocks())
+        mask = await _where(s, xb, args["where"], int(args.get("where_bits") or bits))
+        m = _groups(s, xb, groups, mask)
+        c, st = _moments(s, xb, m, args)
+        count = c if count is None else count + c
+        stats = st if stats is None else stats + st
+        for which in ("min", "max"):
+            if args[which]:
+                v = _masked(s, xb, m, G, args[which], which)
+                ext[which].append(await s.extreme(v, which, ext_bits))
+        if args["quantile"]:
+            whole = (xb, m)
+        await s.checkpoint()
+    # the extremes of the batches' extremes (one more tournament)
+    for which in ("min", "max"):
+        if len(ext[which]) > 1:
+            ext[which] = [await s.extreme(mpc.np_stack(ext[which]), which, ext_bits)]
+
+    # ---- sizes, sums, squares, cross products, opened together
+    if count is not None:
+        out["count"] = await s.open(count, "count")
+    if stats is not None:
+        flat = await s.open(stats, "stats")
+        k = [len(args["sum"]), len(args["sumsq"]), len(args["cross"])]
+        per = sum(k)
+        rows = [flat[g * per : (g + 1) * per] for g in range(G)]
+        out["sum"] = [v for r in rows for v in r[: k[0]]]
+        out["sumsq"] = [v for r in rows for v in r[k[0] : k[0] + k[1]]]
+        out["cross"] = [v for r in rows for v in r[k[0] + k[1] :]]
+
+    # ---- extremes of the masked columns
+    for which in ("min", "max"):
+        if ext[which]:
+            out[which] = await s.open(ext[which][0], which)
+
+    # ---- order statistics (quantiles): needs the group sizes (opened above, or n)
+    if args["quantile"]:
+        assert whole is not None
+        x, m = whole
+        sizes = [int(c) for c in out["count"]] if "count" in out else [n]
+        out["order_keys"], out["order"] = await _order(s, x, m, G, args["quantile"], sizes, bits)
+    await s.finish()
+    return out
+
+
+def _groups(s: Any, x: Any, groups: list[list[int]], mask: Any) -> Any:
+    """The 0/1 group matrix M (rows x groups) of a batch: the product of the GROUP BY
+    columns' one-hot entries, times the WHERE bit; None: every row, one group."""
+    n = x.shape[0]
     if groups:
-        cols = [_stack(mpc, [x[:, g[j]] for g in groups]) for j in range(len(groups[0]))]
+        cols = [_stack(s.mpc, [x[:, g[j]] for g in groups]) for j in range(len(groups[0]))]
         m = cols[0]
         for c in cols[1:]:
             m = s.mul(m, c)
         if mask is not None:
             m = s.mul(m, mask.reshape(n, 1))
-    elif mask is not None:
-        m = mask.reshape(n, 1)
+        return m
+    return None if mask is None else mask.reshape(n, 1)
 
-    # ---- sizes, sums, squares, cross products: one matrix product, opened together
+
+def _moments(s: Any, x: Any, m: Any, args: dict[str, Any]) -> tuple[Any, Any]:
+    """A batch's group sizes (M's column sums; None without groups or WHERE) and M^T V for V
+    the summed columns, their squares and cross products (one secure matrix product)."""
+    mpc = s.mpc
     vs = [x[:, o] for o in args["sum"]]
     if args["sumsq"]:
         sq = _stack(mpc, [x[:, o] for o in args["sumsq"]])
@@ -59,32 +123,7 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
     if vs:
         v = _stack(mpc, vs)
         stats = v.sum(axis=0).reshape(1, -1) if m is None else s.matmul(m.T, v)
-    if m is not None:
-        out["count"] = await s.open(m.sum(axis=0), "count")
-    if stats is not None:
-        flat = await s.open(stats, "stats")
-        k = [len(args["sum"]), len(args["sumsq"]), len(args["cross"])]
-        per = sum(k)
-        rows = [flat[g * per : (g + 1) * per] for g in range(G)]
-        out["sum"] = [v for r in rows for v in r[: k[0]]]
-        out["sumsq"] = [v for r in rows for v in r[k[0] : k[0] + k[1]]]
-        out["cross"] = [v for r in rows for v in r[k[0] + k[1] :]]
-
-    # ---- extremes of the masked columns
-    for which in ("min", "max"):
-        spec = args[which]
-        if not spec:
-            continue
-        v = _masked(s, x, m, G, spec, which)
-        e = await s.extreme(v, which, int(args.get("ext_bits") or bits))
-        out[which] = await s.open(e, which)
-
-    # ---- order statistics (quantiles): needs the group sizes (opened above, or n)
-    if args["quantile"]:
-        sizes = [int(c) for c in out["count"]] if "count" in out else [n]
-        out["order_keys"], out["order"] = await _order(s, x, m, G, args["quantile"], sizes, bits)
-    await s.finish()
-    return out
+    return (None if m is None else m.sum(axis=0)), stats
 
 
 def _empty(args: dict[str, Any], G: int) -> dict[str, Any]:
