@@ -52,7 +52,6 @@ import numpy as np
 
 from dnode.node.mpc.malicious import Auth, CheatingDetected, Guard, coefficients
 
-
 __all__ = ["Comparator"]
 
 _Pair = tuple[np.ndarray, np.ndarray]  # this party's shares of (x, r*x)
