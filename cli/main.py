@@ -23,6 +23,16 @@ from dnode.scheduler.errors import SchedulerError
 USER_ERRORS = (ContractsError, NodeError, OracleError, SchedulerError)
 
 
+def _first_user_error(g: BaseExceptionGroup) -> Exception | None:
+    """The first known error inside a (nested) exception group, e.g. a failed delivery."""
+    for e in g.exceptions:
+        if isinstance(e, USER_ERRORS):
+            return e
+        if isinstance(e, BaseExceptionGroup) and (leaf := _first_user_error(e)) is not None:
+            return leaf
+    return None
+
+
 class DnodeGroup(click.Group):
     """Turns every known error into one line on stderr and a non-zero exit, never a traceback.
 
@@ -64,6 +74,15 @@ class DnodeGroup(click.Group):
             return super().invoke(ctx)
         except USER_ERRORS as e:
             raise CliError(str(e)) from None
+        except BaseExceptionGroup as g:  # trio nurseries wrap a task's error in a group
+            leaf = _first_user_error(g)
+            if leaf is not None:
+                raise CliError(str(leaf)) from None
+            if os.environ.get("DNODE_DEBUG"):
+                traceback.print_exc()
+            raise CliError(
+                f"internal error: {type(g).__name__}: {g} (set DNODE_DEBUG=1 for details)"
+            ) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:

@@ -35,6 +35,9 @@ async def on_contribution(ctx: NodeContext, peer: str, data: bytes) -> bytes:
         if c.modulus != task_modulus(rt.params):
             raise ProtocolViolation(peer, "shares are over the wrong field")
         if rt.is_computing():
+            held = rt.contributions.get(c.owner.lower())
+            if held is not None and held.to_bytes() == c.to_bytes():
+                return ok()  # a retry of what this seat stored (its first reply came late)
             raise ProtocolViolation(peer, "the computation has already started")
         if not c.commitment:  # node.mpc.commitments: one signed sharing per round
             raise ProtocolViolation(peer, "contribution carries no sharing commitment")

@@ -304,7 +304,9 @@ def test_bad_requests_are_dropped_and_host_keeps_serving(net):
     err = b.call_error("request", peer=c.peer_id, proto=BOOM, data=b"x".hex())
     assert "P2PError" in err and "reset" in err
     # protocol nobody serves -> negotiation fails cleanly
-    assert "P2PError" in b.call_error("request", peer=c.peer_id, proto="/nope/1", data="00")
+    # a protocol the peer does not serve: the typed subclass of P2PError says so
+    err = b.call_error("request", peer=c.peer_id, proto="/nope/1", data="00")
+    assert err.startswith("ProtocolNotServed"), err
     assert ok() == b"echo:ok"
     log = c.log_tail(100_000)
     assert "dropped request" in log and "handler failed" in log

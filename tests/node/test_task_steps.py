@@ -498,3 +498,41 @@ def test_join_intents_are_not_pushed_again_to_a_peer_that_does_not_serve_them(
     assert asked.count("owner-peer") == 1  # asked once, then remembered
     assert asked.count("peer1") == 2 and asked.count("peer2") == 2  # members: every time
     assert node.not_joiners == {"owner-peer"}
+
+
+def test_a_retried_delivery_of_accepted_shares_is_acknowledged_after_the_start(
+    tmp_path: Path, engine: Any
+) -> None:
+    # e2e under load: an owner's first delivery was stored but its reply came too late; the
+    # retry reached a seat that had started computing and was refused, failing the owner's
+    # command although the seat held its shares. The same sharing again is acknowledged; a
+    # different one is still refused.
+    c = Cluster(tmp_path)
+    c.ledger.post(TASK, REQUESTER.address, PARAMS)
+    for d in c.nodes:
+        rt = d.rt(TASK)
+        rt.params, rt.seat, rt.worker_started = PARAMS, c.nodes.index(d), True
+        rt.advance(TaskState.FORMED)
+    sent: list[tuple[str, bytes]] = []
+    real = c.owner.request
+
+    async def recording(peer: str, proto: str, data: bytes, **kw: Any) -> bytes:
+        if proto == PROTO_SHARES:
+            sent.append((peer, data))
+        return await real(peer, proto, data, **kw)
+
+    c.owner.request = recording  # type: ignore[method-assign]
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            c.wire(n)
+            assert all(loads("t", r)["ok"] for r in await c.contribute([1, 2, 3]))
+            c.nodes[1].rt(TASK).advance(TaskState.COMPUTING)
+            peer, data = sent[1]
+            again = await c.owner.request(peer, PROTO_SHARES, data)
+            assert loads("t", again)["ok"], again
+            other = await c.contribute([1, 2, 3])  # a new sharing: not the accepted one
+            assert "already started" in loads("t", other[1])["error"]
+            n.cancel_scope.cancel()
+
+    trio.run(main)
