@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from dnode.cli.context import DEFAULT_RPC, CliError, Ctx
+from dnode.cli.context import DEFAULT_HOME, DEFAULT_RPC, CliError, Ctx
 from dnode.contracts.errors import ContractsError
 from dnode.node.errors import NodeError
 from dnode.oracle.errors import OracleError
@@ -126,7 +126,7 @@ Run 'dnode COMMAND --help' for a command's options and examples."""
     "--home",
     type=click.Path(path_type=Path),
     envvar="DNODE_HOME",
-    default=Path.home() / ".dnode",
+    default=DEFAULT_HOME,
     show_default=True,
     help="Keystore, manifest and node state.",
 )
