@@ -76,23 +76,20 @@ class DnodeGroup(click.Group):
             raise CliError(str(e)) from None
         except BaseExceptionGroup as g:  # trio nurseries wrap a task's error in a group
             leaf = _first_user_error(g)
-            if leaf is not None:
-                raise CliError(str(leaf)) from None
-            if os.environ.get("DNODE_DEBUG"):
-                traceback.print_exc()
-            raise CliError(
-                f"internal error: {type(g).__name__}: {g} (set DNODE_DEBUG=1 for details)"
-            ) from None
+            raise (CliError(str(leaf)) if leaf is not None else _internal(g)) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:
             raise click.Abort() from None
         except Exception as e:  # a bug, not a user mistake: still one line unless --debug
-            if os.environ.get("DNODE_DEBUG"):
-                traceback.print_exc()
-            raise CliError(
-                f"internal error: {type(e).__name__}: {e} (set DNODE_DEBUG=1 for details)"
-            ) from None
+            raise _internal(e) from None
+
+
+def _internal(e: BaseException) -> CliError:
+    """A bug, not a user mistake: one line (the traceback with DNODE_DEBUG=1)."""
+    if os.environ.get("DNODE_DEBUG"):
+        traceback.print_exc()
+    return CliError(f"internal error: {type(e).__name__}: {e} (set DNODE_DEBUG=1 for details)")
 
 
 def _short_help(summary: str, limit: int) -> str:
