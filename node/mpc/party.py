@@ -93,7 +93,7 @@ class DisagreeError(Exception):
 #: exit code of a party whose malicious-minority checks failed (node.mpc.malicious)
 EXIT_CHEATING = 6
 EXIT_PEER_LOST = 5  # a peer's connection closed before the session ended: no waiting it out
-PEER_LOST_GRACE = 5.0  # seconds a party may still finish (or detect cheating) after that
+PEER_LOST_GRACE = 5.0  # seconds without progress after a peer is lost before giving up
 
 
 def _say(msg: str) -> None:
@@ -403,11 +403,25 @@ def _exit_when_a_peer_is_lost(mpc: Any, index: int) -> None:
         sys.stdout.flush()
         os._exit(EXIT_PEER_LOST)
 
+    def progress() -> int:
+        return int(mpc._program_counter[0])
+
+    def after_grace(peer: Any, exc: Exception | None, seen: int) -> None:
+        # still computing (a slow or starved process reaching the same finding): wait on;
+        # stuck waiting for the lost peer's messages: nothing moves, give up
+        now = progress()
+        if now != seen:
+            mpc._loop.call_later(PEER_LOST_GRACE, after_grace, peer, exc, now)
+            return
+        give_up(peer, exc)
+
     def connection_lost(self: Any, exc: Exception | None) -> None:
         if not closing:
-            # a moment's grace: a peer that just exited on a failed check closes first, and
-            # this party should report the same finding, not the lost connection
-            mpc._loop.call_later(PEER_LOST_GRACE, give_up, getattr(self, "peer_pid", None), exc)
+            # a grace while this party still makes progress: a peer that just exited on a
+            # failed check closes first, and this party should report the same finding (once
+            # it gets there, however loaded the machine), not the lost connection
+            peer = getattr(self, "peer_pid", None)
+            mpc._loop.call_later(PEER_LOST_GRACE, after_grace, peer, exc, progress())
             return
         lost(self, exc)
 
