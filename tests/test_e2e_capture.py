@@ -127,6 +127,23 @@ def _outranking(chain: ChainClient, task_id: int, round: int, members: list[str]
     return sum(1 for a in order[:worst] if a not in members)
 
 
+def _silent_above_honest(
+    chain: ChainClient, task_id: int, round: int, m: int, silent: list[str]
+) -> int:
+    """How many of the ``silent`` candidates rank above the m-th other candidate (what an
+    honest formation would have to skip)."""
+    cands = candidates_for(chain, chain.task_info(task_id), round)
+    assert cands is not None
+    order = [c.address.lower() for c in cands.ranking(want=64).candidates]
+    seen = 0
+    for i, a in enumerate(order):
+        if a not in silent:
+            seen += 1
+            if seen == m:
+                return sum(1 for b in order[:i] if b in silent)
+    return len(silent)
+
+
 def test_requester_with_sybils_captures_neither_committee(tmp_path: Path) -> None:
     cluster = DevCluster(tmp_path, challenge_period=60, dispute_period=DISPUTE_PERIOD, accounts=20)
     with cluster.running():
@@ -149,14 +166,25 @@ def test_requester_with_sybils_captures_neither_committee(tmp_path: Path) -> Non
         opts += [x for m in owners.values() for x in ("--owner", m.address)]
         params_file = tmp_path / "params.bin"
         made = cluster.dnode(requester, "task", "params", *opts, "--out", str(params_file))
-        posted = cluster.dnode(
-            requester, "task", "post", *opts, "--reward", "0.3ether",
-            "--seat-timeout", "150", "--report-timeout", "500",
-        )  # fmt: skip
-        task_id = int(posted["task_id"])
-        assert posted["announced_to"] == 0 and posted["params_digest"] == made["params_digest"]
-        posted_at = chain.task_info(task_id).posted_at
-        _wait(lambda: candidates_for(chain, chain.task_info(task_id), 0), "the seed", 60)
+        for _attempt in range(3):
+            posted = cluster.dnode(
+                requester, "task", "post", *opts, "--reward", "0.3ether",
+                "--seat-timeout", "150", "--report-timeout", "500",
+            )  # fmt: skip
+            task_id = int(posted["task_id"])
+            assert posted["announced_to"] == 0
+            assert posted["params_digest"] == made["params_digest"]
+            posted_at = chain.task_info(task_id).posted_at
+            _wait(lambda t=task_id: candidates_for(chain, chain.task_info(t), 0), "the seed", 60)
+            silent = _silent_above_honest(chain, task_id, 0, 3, sybils)
+            if silent <= 3:  # the skip budget's cap (m) lets the honest nodes form
+                break
+            # a draw where more than m silent Sybils outrank the 3rd honest candidate: nobody
+            # can form (the liveness limit in docs/protocol.md), so no capture either; such a
+            # draw (~1.4% here) cannot show the honest path, so post again for a fresh draw
+            print(f"task {task_id}: {silent} silent Sybils above the 3rd honest node; re-posting")
+        else:
+            pytest.fail("three draws in a row blocked by silent Sybils")
 
         first = _attacker(cluster, keyfile, "seat", str(task_id), "0", "3")
         print(f"attack 1, right after the seed: {first}")
