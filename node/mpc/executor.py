@@ -14,19 +14,29 @@ unused by this party (party ``j`` connects to us).  See :mod:`node.mpc.party`.
 Pass ``listening=trio.Event()`` to learn when this party's MPyC server accepts
 connections; a tunnel delivering peers' connections to it must not dial it earlier
 (MPyC's clients never reconnect after an accepted-then-closed connection).
+
+Start-up: a party imports numpy, gmpy2 and MPyC (~0.7 s of CPU) before it computes anything.
+:class:`SubprocessExecutor` therefore keeps one fork server per node
+(:mod:`dnode.node.forkserver`) that imported all of that once, with a party's scrubbed
+environment and nothing else, and forks each party from it: still one OS process per party
+and job, confined as before, minus the imports.  ``DNODE_PARTY_FORKSERVER=0`` (or a custom
+``party_args``, as the deviating parties of the tests use) spawns fresh interpreters.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,15 +44,20 @@ from typing import Any, Protocol
 import trio
 
 from dnode import IMPORT_ROOT
+from dnode.node import forkserver
 from dnode.node.errors import CheatingDetectedError, MpcError
 from dnode.node.mpc.influence import TableWitness, table_rows
 from dnode.node.mpc.isolation import party_env
-from dnode.node.mpc.party import CONNECTED_MARKER, EXIT_CHEATING, LISTENING_MARKER
+from dnode.node.mpc.party import CONNECTED_MARKER, EXIT_CHEATING, LISTENING_MARKER, PRELOAD
 from dnode.node.mpc.sharing import field_modulus
 
 __all__ = ["Executor", "MpcJob", "MpcResult", "SubprocessExecutor", "free_port", "run_party"]
 
 _REPO_ROOT = Path(IMPORT_ROOT)  # what the party process imports dnode from
+PARTY_ARGS = ("-m", "dnode.node.mpc.party")  # a fresh party: python PARTY_ARGS job.json
+PARTY_ENTRY = "dnode.node.mpc.party:main"  # the same, forked from the party fork server
+_SERVERS: dict[str, forkserver.ForkServer] = {}  # party fork servers by work root
+_SERVERS_LOCK = threading.Lock()
 
 log = logging.getLogger("dnode.node.mpc")
 
@@ -211,6 +226,7 @@ _LOG_CAP = 64 * 1024  # keep the tail of a party's output only
 
 
 JOB_PREFIX = "dnode-mpc-"
+FORKS_PREFIX = "dnode-party-forks-"  # a party fork server's home (its log)
 
 
 def sweep_stale_jobs(workroot: Path) -> int:
@@ -221,7 +237,8 @@ def sweep_stale_jobs(workroot: Path) -> int:
         return 0
     gone = 0
     for d in workroot.iterdir():
-        if d.name.startswith(JOB_PREFIX) and d.is_dir() and not d.is_symlink():
+        stale = d.name.startswith(JOB_PREFIX) or d.name.startswith(FORKS_PREFIX)
+        if stale and d.is_dir() and not d.is_symlink():
             shutil.rmtree(d, ignore_errors=True)
             gone += 1
     return gone
@@ -235,12 +252,17 @@ class SubprocessExecutor:
         python: str = sys.executable,
         *,
         grace: float = 10.0,
-        party_args: tuple[str, ...] = ("-m", "dnode.node.mpc.party"),
+        party_args: tuple[str, ...] = PARTY_ARGS,
         workroot: Path | None = None,
+        fork: bool | None = None,
     ) -> None:
         self.python = python
         self.grace = grace  # the party's own deadline = timeout + grace (orphan guard)
         self.party_args = party_args  # the job file path is appended
+        if fork is None:
+            fork = forkserver.enabled("DNODE_PARTY_FORKSERVER")
+        # a custom party (a test's deviating one) or interpreter runs as a fresh process
+        self.fork = fork and party_args == PARTY_ARGS and python == sys.executable
         # where job dirs (the party's shares) live: a node passes <state>/mpc-jobs, swept at
         # its start; None: the system temp dir (tests, benchmarks)
         self.workroot = workroot
@@ -265,6 +287,75 @@ class SubprocessExecutor:
 
     run = run_party  # alias
 
+    def _fork_server(self) -> forkserver.ForkServer | None:
+        """The party fork server, started on first use (blocking: call from a thread);
+        None if forking is off or the server cannot start (then parties are spawned)."""
+        if not self.fork:
+            return None
+        key = str(self.workroot)
+        with _SERVERS_LOCK:  # one server per work root, shared by this process's executors
+            forks = _SERVERS.get(key)
+            if forks is not None and forks.alive():
+                return forks
+            home = Path(
+                tempfile.mkdtemp(
+                    prefix=FORKS_PREFIX,
+                    dir=str(self.workroot) if self.workroot is not None else None,
+                )
+            )
+            try:
+                forks = _SERVERS[key] = forkserver.ForkServer(
+                    party_env(home, _REPO_ROOT),  # the server holds no more than a party
+                    home / "forkserver.log",
+                    entry=PARTY_ENTRY,
+                    preload=PRELOAD,
+                    argv0="dnode-mpc-party",
+                    start_timeout=120.0,
+                )
+            except forkserver.ForkServerError as e:
+                log.warning("MPC party fork server did not start (%s): spawning parties", e)
+                self.fork = False
+                return None
+            return forks
+
+    def prestart(self) -> None:
+        """Start the party fork server in the background now (a node's first task then does
+        not wait for the imports)."""
+        if self.fork:
+            threading.Thread(target=self._fork_server, name="party-forks", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop this work root's party fork server (its running parties are terminated)."""
+        with _SERVERS_LOCK:
+            forks = _SERVERS.pop(str(self.workroot), None)
+        if forks is not None:
+            forks.close()
+
+    async def _start(self, job_path: Path, env: dict[str, str], wd: Path) -> Any:
+        """The party's process: forked from the fork server, or spawned."""
+        forks = await trio.to_thread.run_sync(self._fork_server) if self.fork else None
+        if forks is not None:
+            r, w = os.pipe()
+            try:
+                p = await trio.to_thread.run_sync(
+                    lambda: forks.spawn([str(job_path)], env, w, w, str(wd))
+                )
+            except forkserver.ForkServerError as e:
+                os.close(r)
+                log.info("forking an MPC party failed (%s): spawning it", e)
+            else:
+                return _ForkedParty(p, trio.lowlevel.FdStream(r))
+            finally:
+                os.close(w)
+        return await trio.lowlevel.open_process(
+            [self.python, *self.party_args, str(job_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(wd),
+        )
+
     async def _run_in(
         self, job: MpcJob, timeout: float, wd: Path, listening: trio.Event | None
     ) -> MpcResult:
@@ -278,7 +369,6 @@ class SubprocessExecutor:
 
         await trio.to_thread.run_sync(write_job)
         env = party_env(wd, _REPO_ROOT)  # nothing of the node's environment (secrets)
-        cmd = [self.python, *self.party_args, str(job_path)]
         out = bytearray()
         connected = False
 
@@ -294,14 +384,7 @@ class SubprocessExecutor:
                 if CONNECTED_MARKER in text:
                     connected = True
 
-        proc = await trio.lowlevel.open_process(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=str(wd),
-        )
+        proc = await self._start(job_path, env, wd)
         try:
             async with trio.open_nursery() as nursery:
                 assert proc.stdout is not None
@@ -353,6 +436,31 @@ class SubprocessExecutor:
             cpu_seconds=float(res.get("cpu_seconds") or 0.0),
             peak_rss=int(res.get("peak_rss") or 0),
         )
+
+
+class _ForkedParty:
+    """The part of ``trio.Process`` the executor uses, for a child of the fork server."""
+
+    def __init__(self, p: forkserver.ForkedProcess, stdout: trio.lowlevel.FdStream) -> None:
+        self._p = p
+        self.stdout = stdout
+
+    @property
+    def returncode(self) -> int | None:
+        return self._p.returncode
+
+    async def wait(self) -> int:
+        try:
+            run = trio.to_thread.run_sync  # (a stale trio stub lacks abandon_on_cancel)
+            return await run(self._p.wait, abandon_on_cancel=True)  # type: ignore[call-arg]
+        except forkserver.ForkServerError:  # the server died, and its children with it
+            self._p.returncode = -signal.SIGKILL
+            return self._p.returncode
+
+    def kill(self) -> None:
+        if self._p.returncode is None and self._p.pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._p.pid, signal.SIGKILL)  # its own session: the whole group
 
 
 async def run_party(

@@ -67,6 +67,7 @@ stderr line is always a one-line reason on failure.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -432,6 +433,43 @@ def _exit_when_a_peer_is_lost(mpc: Any, index: int) -> None:
 
     asyncoro.MessageExchanger.connection_lost = connection_lost  # type: ignore[method-assign]
     mpc.shutdown = shutdown_then_close
+
+
+#: what a party's fork server (:mod:`dnode.node.forkserver`, started by the executor) imports
+#: once: everything a party needs except ``mpyc.runtime``, which parses ``sys.argv`` (the
+#: job's) at import, and which the child therefore imports itself
+PRELOAD = (
+    "numpy",
+    "gmpy2",
+    "mpyc.gfpx",
+    "mpyc.finfields",
+    "mpyc.thresha",
+    "mpyc.asyncoro",
+    "mpyc.sectypes",
+    "mpyc.mpctools",
+    "dnode.node.mpc.hardening",
+    "dnode.node.mpc.isolation",
+    "dnode.node.localpeer",
+    "dnode.node.mpc.table",
+    "dnode.node.mpc.malicious",
+    "dnode.node.mpc.delivery",
+    "dnode.node.mpc.party:preload_kernels",
+)
+
+
+def preload_kernels() -> None:
+    """Import every registered program's MPC kernel (kernels import no MPyC runtime), and
+    check that nothing imported ``mpyc.runtime``: a runtime built from the server's argv would
+    be every child's."""
+    from dnode.scheduler.programs import registry
+
+    registry.discover()
+    for spec in registry.all_programs():
+        if spec.capability == "mpc":
+            with contextlib.suppress(ImportError):
+                importlib.import_module(spec.kernel)
+    if "mpyc.runtime" in sys.modules:
+        raise SystemExit("party fork server: mpyc.runtime was imported; refusing to fork")
 
 
 def main(args: list[str] | None = None) -> int:

@@ -57,6 +57,7 @@ class NodeContext:
             if swept:
                 log.info("removed %d MPC job dir(s) a previous run left behind", swept)
             executor = SubprocessExecutor(workroot=jobs)
+            executor.prestart()  # the MPC parties' fork server imports MPyC meanwhile
         self.executor = executor
         self.address = cfg.account.address
         self.tasks: dict[int, TaskRuntime] = {}  # round 0

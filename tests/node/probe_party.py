@@ -4,6 +4,9 @@ purpose with a JSON line describing its environment, files, limits and sandbox.
 Usage (through a wrapper given to SubprocessExecutor as its "python")::
 
     python tests/node/probe_party.py SECRET_FILE -m node.mpc.party JOB.json
+
+or as the entry of the party fork server (``forked_main``: the job's args name the secret file
+under ``probe_secret`` and the node's pid under ``probe_node``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import dnode.node.mpc.party as party  # noqa: E402
 
-SECRET, JOB = sys.argv[1], sys.argv[-1]
+SECRET, JOB, NODE = "", "", 0  # set by the entry points below
 
 
 def _readable(path: str) -> bool:
@@ -40,6 +43,8 @@ async def probe(mpc, job, kernel=None):  # type: ignore[no-untyped-def]
         "files": sorted(os.listdir(".")),
         "secret_readable": _readable(SECRET),
         "parent_environ_readable": _readable(f"/proc/{os.getppid()}/environ"),
+        "node_environ_readable": _readable(f"/proc/{NODE or os.getppid()}/environ"),
+        "modules_preloaded": "mpyc.sectypes" in sys.modules,
         "job_mode": oct(os.stat(JOB).st_mode & 0o777),
         "umask": oct(umask),
         "dumpable": ctypes.CDLL(None).prctl(3, 0, 0, 0, 0),
@@ -51,9 +56,20 @@ async def probe(mpc, job, kernel=None):  # type: ignore[no-untyped-def]
     raise RuntimeError("PROBE " + json.dumps(report))
 
 
-party._session = probe
+def forked_main(argv: list[str]) -> int:
+    """Entry of a party forked from the fork server: the probe instead of the session."""
+    global SECRET, JOB, NODE
+    JOB = argv[-1]
+    with open(JOB, encoding="utf-8") as f:
+        args = json.load(f)["args"]
+    SECRET, NODE = args["probe_secret"], int(args["probe_node"])
+    party._session = probe
+    return party.main(argv)
+
 
 if __name__ == "__main__":
+    SECRET, JOB = sys.argv[1], sys.argv[-1]
+    party._session = probe
     code = party.main([JOB])
     sys.stdout.flush()
     sys.stderr.flush()
