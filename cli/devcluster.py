@@ -145,7 +145,7 @@ class DevCluster:
         workdir: Path,
         *,
         rpc_url: str | None = None,
-        engine: str = "devnet",
+        engine: str | None = None,
         challenge_period: int = 5,
         dispute_period: int | None = None,
         accounts: int = 10,
@@ -156,7 +156,8 @@ class DevCluster:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.external_rpc = rpc_url
-        self.engine = engine
+        # the chain a cluster starts: the embedded devnet, or anvil (DNODE_CLUSTER_CHAIN)
+        self.engine = engine or os.environ.get("DNODE_CLUSTER_CHAIN", "devnet")
         self.rpc_url = rpc_url or ""
         self.challenge_period = challenge_period
         self.dispute_period = dispute_period  # None: the deploy default
