@@ -134,6 +134,9 @@ class NodeDaemon(NodeContext):
             logging.getLogger("dnode").removeHandler(self._error_handler)
             if self.metrics_server is not None:
                 self.metrics_server.stop()
+            close = getattr(self.executor, "close", None)
+            if close is not None:  # the MPC parties' fork server (its parties were killed)
+                close()
 
     async def _settled(self, task_id: int) -> bool:
         """Terminal on chain: its shares may go (see node.retention)."""

@@ -159,7 +159,7 @@ def test_status_metrics_json_logs_and_sigterm_during_mpc(tmp_path: Path) -> None
         while "MPC party" not in node.log_path.read_text():
             assert time.monotonic() < deadline, "node-1 never started its MPC party"
             time.sleep(0.5)
-        children = _children(node.proc.pid)
+        children = _descendants(node.proc.pid)  # the party (forked by the party fork server)
         assert children, "the MPC party child process is running"
         assert _metrics(node)['dnode_tasks{state="computing"}'] == 1
 
@@ -179,6 +179,16 @@ def test_status_metrics_json_logs_and_sigterm_during_mpc(tmp_path: Path) -> None
 
         st = cluster.dnode(m, "status")
         assert st["running"] is False and st["stale"] is True
+
+
+def _descendants(pid: int) -> set[int]:
+    """Child processes of ``pid``, their children, and so on."""
+    out, todo = set(), [pid]
+    while todo:
+        kids = _children(todo.pop()) - out
+        out |= kids
+        todo.extend(kids)
+    return out
 
 
 def _state(pid: int) -> str:
