@@ -5,6 +5,14 @@ import os
 # MPyC, web3 and friends must not pick up a developer's environment by accident
 os.environ.pop("DNODE_PASSWORD", None)
 
+# The chain of the tests' dev clusters: anvil (the same JSON-RPC, a third of the CPU a busy
+# cluster costs on the embedded py-evm devnet). The embedded devnet keeps its own end-to-end
+# runs: test_e2e.py (engine="devnet"), test_by_hand.py (`dnode chain`), the chain-watch tests
+# on both, and every contract test (tests/contracts, the devnet in process, over JSON-RPC).
+# DNODE_CLUSTER_CHAIN=devnet runs every cluster on the embedded devnet. (Every other cluster
+# test thus shows dnode needs nothing but standard JSON-RPC, as test_e2e_anvil.py did.)
+os.environ.setdefault("DNODE_CLUSTER_CHAIN", "anvil")
+
 
 # Rough seconds per module on the 2-core CI machine (measured with --durations; only the
 # order matters). Longest first: with two xdist workers the short tests then fill the gaps,
@@ -24,7 +32,6 @@ MODULE_WEIGHT = {  # seconds, measured (pytest --durations) with the fork server
     "test_compare_malicious.py": 70,
     "test_e2e_ops.py": 60,
     "test_e2e_he.py": 50,
-    "test_e2e_anvil.py": 45,
     "test_e2e_ml_infer.py": 70,
     "test_by_hand.py": 70,
     "test_e2e_malicious.py": 31,

@@ -43,7 +43,7 @@ async def _send_junk(bootstrap: str, peer: str) -> list[dict]:
 
 
 def test_mpc_mean_end_to_end(tmp_path: Path) -> None:
-    run_mpc_mean(DevCluster(tmp_path, challenge_period=4))
+    run_mpc_mean(DevCluster(tmp_path, engine="devnet", challenge_period=4))  # dnode chain
 
 
 def run_mpc_mean(cluster: DevCluster) -> None:

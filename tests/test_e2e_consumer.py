@@ -18,7 +18,7 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 from web3.logs import DISCARD
 
-from dnode.cli.devcluster import DevCluster, anvil_path
+from dnode.cli.devcluster import DevCluster
 from dnode.contracts.client import ChainClient, connect, send_transaction
 from dnode.contracts.compile import VYPER_DIR, compile_file
 from dnode.contracts.manifest import Deployment
@@ -64,10 +64,9 @@ def test_dapp_receives_the_mpc_mean_by_callback(tmp_path: Path) -> None:
     run_consumer(DevCluster(tmp_path, challenge_period=4))
 
 
-@pytest.mark.soak  # opt-in (suite time): anvil is covered by tests/test_e2e_anvil.py by default
-def test_dapp_receives_the_mpc_mean_by_callback_on_anvil(tmp_path: Path) -> None:
-    anvil_path()  # fails (not skips) when missing: scripts/test.sh installs it
-    run_consumer(DevCluster(tmp_path, engine="anvil", challenge_period=4))
+@pytest.mark.soak  # opt-in (suite time): the default one runs on the tests' chain (anvil)
+def test_dapp_receives_the_mpc_mean_by_callback_on_the_devnet(tmp_path: Path) -> None:
+    run_consumer(DevCluster(tmp_path, engine="devnet", challenge_period=4))
 
 
 def run_consumer(cluster: DevCluster) -> None:
