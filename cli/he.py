@@ -23,10 +23,11 @@ import numpy as np
 import trio
 
 from dnode.cli.context import CliError, Ctx, pass_ctx
+from dnode.cli.sdk.private import MAX_RESULT_BLOB, fetch_result
 from dnode.cli.units import fmt_eth
 from dnode.contracts.client import ChainClient, TaskStatus
 from dnode.node import peer_client
-from dnode.node.blobs import BlobError, BlobStore, fetch_blob, push_blob
+from dnode.node.blobs import BlobError, BlobStore, push_blob
 from dnode.node.errors import P2PError
 from dnode.node.he import HeTask, decode_report, decrypt_result, prepare_task, read_data_file
 from dnode.node.he.result import locator_digest
@@ -34,7 +35,6 @@ from dnode.oracle.encoding import result_digest
 from dnode.oracle.errors import ResultMismatch, ResultNotAvailable
 from dnode.scheduler.programs import Program, TaskParams, program_by_id
 
-MAX_RESULT_BLOB = 1 << 30
 PUSH_ATTEMPTS = 4
 
 
@@ -324,18 +324,6 @@ def upload(c: Ctx, task_id: int, bootstrap: tuple[str, ...], timeout: float) -> 
 # ---- result -----------------------------------------------------------------------------
 
 
-async def _fetch_result(bootstrap: list[str], peers: list[str], digest: bytes) -> tuple[bytes, str]:
-    errors = []
-    async with peer_client.ephemeral_host(bootstrap) as host:
-        for peer in peers:
-            try:
-                blob = await fetch_blob(host, peer, digest, max_size=MAX_RESULT_BLOB, timeout=30)
-                return blob, peer
-            except (BlobError, P2PError) as e:
-                errors.append(f"{peer}: {e}")
-    raise P2PError("no committee member served the result blob: " + "; ".join(errors))
-
-
 def result_he(c: Ctx, chain: ChainClient, task_id: int, bootstrap: tuple[str, ...]) -> None:
     """Fetch the result ciphertext named on-chain, check its digest, decrypt it locally."""
     status, digest, report = chain.result_of(task_id)
@@ -355,7 +343,7 @@ def result_he(c: Ctx, chain: ChainClient, task_id: int, bootstrap: tuple[str, ..
     try:
         blob, source = cache.get(blob_digest), "cache"
     except BlobError:
-        blob, source = trio.run(_fetch_result, list(bootstrap), peers, blob_digest)
+        blob, source = trio.run(fetch_result, list(bootstrap), peers, blob_digest)
         cache.put(blob, blob_digest)  # digest checked by fetch_blob, again here
     values = decrypt_result(report, blob, key_dir=key_dir(c), context_digest=task.context.digest)
     arr = np.asarray(values)

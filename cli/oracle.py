@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from dnode.cli.context import CliError, Ctx, pass_ctx
-from dnode.oracle.reader import OracleResult, read, watch
+from dnode.oracle.reader import OracleResult, watch
 from dnode.scheduler.programs import TaskParams
 
 
@@ -56,7 +56,7 @@ def get(c: Ctx, task_id: int, params_file: Path | None) -> None:
             params = TaskParams.from_bytes(params_file.read_bytes())
         except OSError as e:
             raise CliError(f"cannot read --params {params_file}: {e.strerror or e}") from None
-    _show(c, read(c.chain(), task_id, params))
+    _show(c, c.client().read(task_id, params))
 
 
 @oracle.command("watch")
