@@ -751,12 +751,9 @@ def cancel(c: Ctx, task_id: int) -> None:
     Examples:
       dnode --home ~/req task cancel 1
     """
-    chain = c.chain(c.account())
-    t = chain.task_info(task_id)
-    if t.status == TaskStatus.NONE:
-        raise CliError(f"task {task_id} does not exist")
-    chain.cancel(task_id)
-    reason = chain.task_info(task_id).refund_reason
+    task = c.client().task(task_id)
+    t = task.info()
+    reason = task.cancel()
     words = REFUND_REASONS.get(reason, reason)
     c.emit(
         {"task_id": task_id, "status": "refunded", "requester": t.requester, "reason": reason},

@@ -43,6 +43,8 @@ def __getattr__(name: str) -> Any:
         from dnode.cli.sdk.errors import _errors
 
         return _errors()
+    if name == "devnet":  # the local devnet helper (starts processes: loaded on use)
+        return importlib.import_module("dnode.cli.sdk.devnet")
     if name in _WHERE:
         return getattr(importlib.import_module(f"dnode.cli.sdk.{_WHERE[name]}"), name)
     raise AttributeError(f"module 'dnode.cli.sdk' has no attribute {name!r}")

@@ -103,19 +103,27 @@ class Progress:
 
     def __init__(self, total: int, desc: str, enabled: bool = True) -> None:
         self._bar: Any = None
-        self._n = 0
+        self._n, self._postfix = 0, ""
         if enabled:
-            from tqdm.auto import tqdm
+            import warnings
 
-            self._bar = tqdm(total=total, desc=desc, leave=True, bar_format=BAR)
+            with warnings.catch_warnings():  # no ipywidgets: tqdm.auto falls back to text
+                warnings.simplefilter("ignore")
+                from tqdm.auto import tqdm
+
+                self._bar = tqdm(total=total, desc=desc, leave=True, bar_format=BAR)
 
     def update(self, n: int, postfix: str) -> None:
-        if self._bar is None:
+        """Move to step ``n`` of ``total`` showing ``postfix``; redrawn only on a change."""
+        if self._bar is None or (n <= self._n and postfix == self._postfix):
             return
+        self._postfix = postfix
+        self._bar.set_postfix_str(postfix, refresh=False)
         if n > self._n:
             self._bar.update(n - self._n)
             self._n = n
-        self._bar.set_postfix_str(postfix, refresh=True)
+        else:
+            self._bar.refresh()
 
     def close(self) -> None:
         if self._bar is not None:

@@ -379,6 +379,16 @@ class Task:
             return None
         return REFUND_REASONS.get(info.refund_reason, info.refund_reason or "no reason recorded")
 
+    def cancel(self) -> str:
+        """Refund a task whose committee missed its deadline (non-delivering seats are
+        slashed); returns the refund's on-chain reason. Signs with the client's account."""
+        self.info()
+        signer = getattr(self.client, "signer", None)
+        if signer is None:
+            raise SdkError("cancelling needs a client with an account")
+        signer.cancel(self.id)
+        return self.info().refund_reason
+
     def wait(
         self,
         until: Sequence[str] = ("reported", "finalized"),
