@@ -93,16 +93,6 @@ def connect(
 
     urls = [rpc_url] if isinstance(rpc_url, str) else list(rpc_url)
     home_dir = Path(home).expanduser() if home is not None else DEFAULT_HOME
-    w3 = w3_connect(urls)
-    if len(urls) > 1:
-        assert isinstance(w3.provider, ResilientHTTPProvider)
-        w3.provider.check_chain_ids()
-    try:
-        actual = w3.eth.chain_id
-    except ContractsError:
-        raise
-    except Exception as e:  # requests/JSON errors all mean "unreachable" here
-        raise RpcUnreachable(", ".join(urls), type(e).__name__) from None
     path = Path(manifest).expanduser() if manifest is not None else None
     if path is None:
         own, shared = home_dir / "deployment.json", DEFAULT_HOME / "deployment.json"
@@ -113,6 +103,16 @@ def connect(
                 "(it writes ~/.dnode/deployment.json) or pass manifest=FILE"
             )
     dep = Deployment.load(path)
+    w3 = w3_connect(urls)
+    if len(urls) > 1:
+        assert isinstance(w3.provider, ResilientHTTPProvider)
+        w3.provider.check_chain_ids()
+    try:
+        actual = w3.eth.chain_id
+    except ContractsError:
+        raise
+    except Exception as e:  # requests/JSON errors all mean "unreachable" here
+        raise RpcUnreachable(", ".join(urls), type(e).__name__) from None
     if actual != dep.chain_id:
         raise ChainMismatch(dep.chain_id, actual)
     loader: Callable[[], LocalAccount] | None = None
