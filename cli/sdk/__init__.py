@@ -7,8 +7,13 @@ in-process, and read attested results as a dApp backend would::
     import dnode
 
     client = dnode.connect("http://127.0.0.1:8545", "deployment.json", home="~/req")
-    task = client.query("SELECT AVG(age) FROM patients", ["patients.json"],
-                        datasets=[1, 2], privacy_cost=0.1, bootstrap=[node_addr])
+    task = client.query(
+        "SELECT AVG(age) FROM patients",
+        ["patients.json"],
+        datasets=[1, 2],
+        privacy_cost=0.1,
+        bootstrap=[node_addr],
+    )
     print(task.result(wait=300).named)
 
 Errors are typed and one line each: :class:`SdkError` and the layers' roots (:data:`ERRORS`).

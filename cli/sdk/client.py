@@ -85,6 +85,7 @@ def connect(
     Example (a devnet from ``dnode chain``, a requester's keystore under ~/req)::
 
         import dnode
+
         client = dnode.connect("http://127.0.0.1:8545", home="~/req", password="...")
     """
     from dnode.contracts.client import connect as w3_connect
@@ -308,8 +309,7 @@ class Client:
 
         Example (against a running devnet: a requester, two owners)::
 
-            task = client.post("mpc.mean", owners=[alice, bob], columns=["age:int:0:120"],
-                               reward="0.3ether")
+            task = client.post("mpc.mean", owners=[alice, bob], columns=["age:int:0:120"])
             print(task.result(wait=300).value)
         """
         spec = get_program(program)
@@ -491,9 +491,9 @@ class Client:
 
         Example::
 
-            task = client.query("SELECT AVG(age) FROM patients", ["patients.json"],
-                                 datasets=[1, 2], privacy_cost=0.1)
-            task.result(wait=300).named    # {'AVG(age)': 47.2}
+            sql = "SELECT AVG(age) FROM patients"
+            task = client.query(sql, ["patients.json"], datasets=[1, 2], privacy_cost=0.1)
+            task.result(wait=300).named  # {'AVG(age)': 47.2}
         """
         _check_sizes(committee, seat_timeout, report_timeout)
         params, _, costs = self.compile_query(
