@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from dnode.cli.context import CliError, Ctx, pass_ctx
-from dnode.oracle.reader import OracleResult, watch
+from dnode.oracle.reader import OracleResult
 from dnode.scheduler.programs import TaskParams
 
 
@@ -98,16 +98,9 @@ def watch_cmd(
       dnode --json oracle watch --count 10
       dnode oracle watch --from-block 0 --timeout 60
     """
-    chain = c.chain()
-    if from_block is not None and from_block > chain.latest_block():
-        raise CliError(f"--from-block {from_block} is past the chain head")
     try:
-        for r in watch(
-            chain,
-            from_block=from_block,
-            poll=poll,
-            timeout=timeout or None,
-            limit=count,
+        for r in c.client().watch(
+            from_block=from_block, poll=poll, timeout=timeout or None, limit=count
         ):
             _show(c, r)
     except KeyboardInterrupt:  # a watch ends by Ctrl-C: that is not an error

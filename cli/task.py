@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import trio
 
 from dnode.cli import he
 from dnode.cli.context import CliError, Ctx, pass_ctx
@@ -17,10 +16,8 @@ from dnode.cli.sdk.tasks import declines as seat_declines
 from dnode.cli.units import AMOUNT, fmt_eth
 from dnode.cli.wait import _wait_for
 from dnode.contracts.client import TERMINAL_STATUSES, ChainClient, TaskInfo, TaskStatus
-from dnode.node import peer_client
 from dnode.node.aggregation import DEFAULT_MIN_OWNERS
 from dnode.scheduler.candidates import candidates_for, seed_state
-from dnode.scheduler.committee_check import verified_committee
 from dnode.scheduler.programs import (
     MAX_COMMITTEE,
     MIN_COMMITTEE,
@@ -429,67 +426,19 @@ def contribute(
     Examples:
       dnode --home ~/a task contribute 1 --inputs my-values.csv --bootstrap /ip4/…/p2p/…
     """
-    acct = c.account()
-    chain = c.chain(acct)
-    info = chain.task_info(task_id)
-    if info.status == TaskStatus.NONE:
-        raise CliError(f"task {task_id} does not exist")
-    rnd = round_
-    if rnd is None:
-        rnd = 1 if info.status in (TaskStatus.DISPUTED, TaskStatus.RECOMPUTING) else 0
-    forming = TaskStatus.RECOMPUTING if rnd else TaskStatus.COMPUTING
-    committee = "re-execution committee" if rnd else "committee"
-    local = c.client().known_params(task_id, params_file)
-    if local is not None and local.digest != info.params_digest:
-        if params_file is not None:
-            raise CliError(f"--params {params_file} are not the params of task {task_id}")
-        local = None  # a stale local copy: ask the peers
+    client = c.client(bootstrap)
+    with c.console.status(f"task {task_id}: waiting for the committee") as spin:
 
-    def encode(params: TaskParams) -> list[int]:
-        if not params.is_owner(acct.address):
-            raise CliError(f"{acct.address} is not a data owner of task {task_id}")
-        # encode once, before waiting: a malformed file fails now, not after the committee
-        return params.encode_table(inputs, acct.address)
+        def seen(st: TaskStatus, what: str) -> None:
+            spin.update(f"task {task_id}: waiting for the {what} (now {st.name.lower()})")
 
-    early = encode(local) if local is not None else None  # offline: before any connection
-    rows = 0
-
-    async def flow() -> list[str]:
-        nonlocal rows
-        # one libp2p host for the whole command: fetch the params, wait, deliver
-        async with peer_client.ephemeral_host(list(bootstrap)) as host:
-            if local is not None and early is not None:
-                params, encoded = local, early
-            else:
-                params = await peer_client.fetch_params(host, task_id, info.params_digest)
-                encoded = encode(params)
-            rows = len(encoded) // max(params.spec.width(params), 1)
-            st = await trio.to_thread.run_sync(
-                _wait_for, c, chain, task_id, {forming}, timeout, f"waiting for the {committee}"
-            )
-            if st != forming:
-                raise CliError(
-                    f"task {task_id} is {st.name.lower()}: the {committee} accepts no inputs"
-                )
-            # refuse (one line, non-zero exit) a committee the ranked sortition does not allow
-            await trio.to_thread.run_sync(
-                verified_committee, chain, task_id, rnd, params.owners, timeout
-            )
-            return await peer_client.contribute_to_committee(
-                host, chain, acct, task_id, params, encoded, rnd
-            )
-
-    peers = trio.run(flow)
+        got = client.contribute(task_id, inputs, timeout=timeout, round=round_,
+                                params_file=params_file, on_status=seen)  # fmt: skip
+    rows = got["rows"]
+    committee = "re-execution committee" if got["round"] else "committee"
     c.emit(
-        {
-            "task_id": task_id,
-            "round": rnd,
-            "owner": acct.address,
-            "rows": rows,
-            "values": rows,
-            "seats": peers,
-        },
-        f"task {task_id}: {rows} row(s) secret-shared to {len(peers)} seats "
+        got,
+        f"task {task_id}: {rows} row(s) secret-shared to {len(got['seats'])} seats "
         f"of the {committee} "
         "(no node received a plaintext value)",
     )

@@ -3,8 +3,8 @@
 in-process through the SDK; a real headless Chromium (Debian's package, driven by selenium)
 loads the explorer's pages.
 
-- the notebook (docs/quickstart.ipynb, executed by nbclient in its own kernel) publishes two
-  datasets, runs the owners' agents and gets a joint SQL answer;
+- the notebook (docs/quickstart.ipynb, executed by nbclient in its own kernel, while the rest
+  runs) publishes two datasets, runs the owners' agents and gets a joint SQL answer;
 - the SDK posts a histogram, from inside a running asyncio loop as a notebook cell would; the
   browser shows its timeline advance (live, without a reload) as the agents contribute and the
   committee reports, then its chart; a task refunded for unfilled seats shows the reason;
@@ -17,6 +17,9 @@ import asyncio
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +50,8 @@ class Net:
     requester: Member
     owners: list[Member]
     explorer_url: str
-    notebook_keys: list[str]
+    notebook: subprocess.Popen[bytes]  # the quickstart notebook, running meanwhile
+    notebook_out: Path
 
     def connect(self, m: Member) -> dnode.Client:
         c = self.cluster
@@ -74,40 +78,64 @@ def _start_explorer(cluster: DevCluster, requester: Member, nodes: list[NodeProc
     return str(ready["url"])
 
 
+#: runs the notebook with nbclient in its own process (and so its own kernel), writing the
+#: executed notebook (outputs, or the error) to argv[2]
+RUN_NOTEBOOK = """
+import sys, nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+try:
+    NotebookClient(nb, timeout=400, kernel_name="python3",
+                   resources={"metadata": {"path": sys.argv[3]}}).execute()
+finally:
+    nbformat.write(nb, sys.argv[2])
+"""
+
+
+def _start_notebook(cluster: DevCluster, workdir: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """The quickstart notebook against this cluster (DNODE_DEVNET), with three dev keys of
+    its own; it runs while the browser test does (both mostly wait on blocks)."""
+    workdir.mkdir()
+    keys = [cluster.dev_key() for _ in range(3)]  # the notebook's researcher and hospitals
+    devnet = {"rpc_url": cluster.rpc_url, "manifest": str(cluster.manifest),
+              "bootstrap": cluster.bootstrap(3), "workdir": str(workdir), "keys": keys}  # fmt: skip
+    env = dict(os.environ, DNODE_DEVNET=json.dumps(devnet), PYTHONPATH=dnode.IMPORT_ROOT)
+    out = workdir / "quickstart.out.ipynb"
+    log = open(workdir / "notebook.log", "wb")  # noqa: SIM115 - the process owns it
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUN_NOTEBOOK, str(ROOT / "docs" / "quickstart.ipynb"), str(out),
+         str(workdir)], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )  # fmt: skip
+    log.close()
+    return proc, out
+
+
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    cluster = DevCluster(tmp_path_factory.mktemp("sdk-explorer"), challenge_period=4,
-                         accounts=16)  # fmt: skip
+    work = tmp_path_factory.mktemp("sdk-explorer")
+    cluster = DevCluster(work / "cluster", challenge_period=4, accounts=16)
     with cluster.running():
         nodes = cluster.start_nodes([f"node-{i}" for i in range(1, 4)])
         requester = cluster.member("requester")
         owners = [cluster.member(n) for n in AGES]
-        keys = [cluster.dev_key() for _ in range(3)]  # the notebook's three users
         url = _start_explorer(cluster, requester, nodes)
-        yield Net(cluster, nodes, requester, owners, url, keys)
+        notebook, out = _start_notebook(cluster, work / "notebook")
+        try:
+            yield Net(cluster, nodes, requester, owners, url, notebook, out)
+        finally:
+            if notebook.poll() is None:
+                os.killpg(notebook.pid, signal.SIGKILL)
+                notebook.wait(10)
 
 
-def test_quickstart_notebook_reaches_a_joint_query_result(
-    net: Net, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _notebook_done(net: Net) -> Any:
+    """The executed notebook, once its process ended (raising with its log if it failed)."""
     import nbformat
-    from nbclient import NotebookClient
 
-    c = net.cluster
-    monkeypatch.setenv("DNODE_DEVNET", json.dumps({
-        "rpc_url": c.rpc_url, "manifest": str(c.manifest), "bootstrap": c.bootstrap(3),
-        "workdir": str(tmp_path), "keys": net.notebook_keys,
-    }))  # fmt: skip
-    monkeypatch.setenv("PYTHONPATH", dnode.IMPORT_ROOT)
-    nb = nbformat.read(ROOT / "docs" / "quickstart.ipynb", as_version=4)
-    NotebookClient(nb, timeout=400, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()  # fmt: skip
-    # the notebook asserts the answer against the plaintext itself; check what it printed
-    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
-    text = "\n".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    # COUNT(*) of the 5 patients aged 40 or more, of the 7 rows both hospitals hold
-    assert "all/count(*) 5," in text and "(over 7 rows;" in text, text
-    assert not [o for o in outputs if o.output_type == "error"]
+    rc = net.notebook.wait(450)
+    log = (net.notebook_out.parent / "notebook.log").read_text(errors="replace")
+    assert rc == 0, log[-4000:]
+    return nbformat.read(net.notebook_out, as_version=4)
 
 
 def _browser(tmp: Path) -> Any:
@@ -231,10 +259,24 @@ def test_sdk_task_timeline_chart_and_refund_in_the_explorer(net: Net, tmp_path: 
         text = wait.until(lambda d: _page(d, "nodes"))
         assert all(n.member.address in text for n in net.nodes), text
         _shot(driver, "nodes")
+        # the notebook (running meanwhile) published two datasets and spent 0.1 of each
+        # one's budget on its query: the catalogue and its ledger show it
+        _notebook_done(net)
         driver.get(net.explorer_url + "#/datasets")
-        wait.until(lambda d: d.execute_script('return document.getElementById("view").dataset.page')
-                   == "datasets")  # fmt: skip
+        text = wait.until(lambda d: "Privacy budget ledger of dataset 2" in _page(d, "datasets")
+                          and _page(d, "datasets"))  # fmt: skip
+        assert "0.9" in text, text  # ε left of 1 after the query's 0.1
         _shot(driver, "datasets")
     finally:
         driver.quit()
         shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+def test_quickstart_notebook_reaches_a_joint_query_result(net: Net) -> None:
+    nb = _notebook_done(net)
+    # the notebook asserts the answer against the plaintext itself; check what it printed
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    text = "\n".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    # COUNT(*) of the 5 patients aged 40 or more, of the 7 rows both hospitals hold
+    assert "all/count(*) 5," in text and "(over 7 rows;" in text, text
+    assert not [o for o in outputs if o.output_type == "error"]

@@ -24,6 +24,26 @@ def chart_for(r: Result, params: TaskParams | None = None) -> dict[str, Any] | N
     >>> spec = chart_for(hist)
     >>> spec["mark"]["type"], spec["title"], spec["data"]["values"][1]
     ('bar', 'histogram', {'interval': '[10,20]', 'count': 5.0})
+
+    A correlation matrix is a heatmap (cells coloured by value, labelled with it):
+
+    >>> corr = Result.from_decoded(2, "c", "finalized", TensorResult(AggregateResult.from_fractions(
+    ...     [Fraction(1), Fraction(-1, 2), Fraction(-1, 2), Fraction(1)], 8), (2, 2),
+    ...     (("age", "income"), ("age", "income"))), "0x", True)
+    >>> spec = chart_for(corr)
+    >>> [layer["mark"]["type"] for layer in spec["layer"]], spec["title"]
+    (['rect', 'text'], 'matrix')
+    >>> spec["data"]["values"][1]
+    {'row': 'age', 'column': 'income', 'value': -0.5}
+
+    k-means centroids over two columns are points in that plane, sized by their clusters:
+
+    >>> km = Result.from_decoded(3, "k", "finalized", TensorResult(AggregateResult.from_fractions(
+    ...     [Fraction(2), Fraction(3), Fraction(40), Fraction(8), Fraction(9), Fraction(25)], 65),
+    ...     (2, 3), (("c0", "c1"), ("x", "y", "size"))), "0x", True)
+    >>> spec = chart_for(km)
+    >>> spec["mark"]["type"], spec["title"], spec["data"]["values"][1]
+    ('circle', 'k-means clusters', {'cluster': 'c1', 'x': 8.0, 'y': 9.0, 'size': 25.0})
     """
     labels, shape = r.labels, r.shape
     if len(shape) == 2 and len(labels) == 2:
@@ -64,7 +84,7 @@ def heatmap(r: Result) -> dict[str, Any]:
     n = len(cols)
     data = [{"row": a, "column": b, "value": r.values[i * n + j]}
             for i, a in enumerate(rows) for j, b in enumerate(cols)]  # fmt: skip
-    base = alt.Chart(alt.Data(values=data), title="matrix").encode(
+    base = alt.Chart(alt.Data(values=data)).encode(
         x=alt.X("column:N", sort=list(cols)), y=alt.Y("row:N", sort=list(rows))
     )
     rect = base.mark_rect().encode(
@@ -72,7 +92,7 @@ def heatmap(r: Result) -> dict[str, Any]:
         tooltip=["row:N", "column:N", "value:Q"],
     )
     text = base.mark_text(baseline="middle").encode(text=alt.Text("value:Q", format=".3f"))
-    return dict((rect + text).properties(width=320, height=320).to_dict())
+    return dict((rect + text).properties(title="matrix", width=320, height=320).to_dict())
 
 
 def grouped_bars(r: Result) -> dict[str, Any]:

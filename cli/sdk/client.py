@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -396,6 +396,108 @@ class Client:
         t = Task(self, task_id, self.known_params(task_id))
         t.info()  # exists?
         return t
+
+    # ---- data owners: contributing by hand ----------------------------------------------------
+
+    def contribute(
+        self,
+        task_id: int,
+        inputs: str | Path,
+        *,
+        bootstrap: Sequence[str] | None = None,
+        timeout: float = 300.0,
+        round: int | None = None,
+        params_file: str | Path | None = None,
+        on_status: Callable[[TaskStatus, str], None] | None = None,
+    ) -> dict[str, Any]:
+        """As a data owner: secret-share the table in ``inputs`` (CSV with the task's columns)
+        locally and send each seat of the committee only its share; returns the task, round,
+        owner, row count and the seats reached. (An owner agent does this on its own: see
+        :meth:`owner_agent`.) ``round`` 1 is a disputed task's re-execution committee
+        (default: 1 if the task is disputed, else 0)."""
+        from dnode.node import peer_client
+        from dnode.scheduler.committee_check import verified_committee
+
+        acct, chain = self.account, self.signer
+        info = chain.task_info(task_id)
+        if info.status == TaskStatus.NONE:
+            raise SdkError(f"task {task_id} does not exist")
+        rnd = round
+        if rnd is None:
+            rnd = 1 if info.status in (TaskStatus.DISPUTED, TaskStatus.RECOMPUTING) else 0
+        forming = TaskStatus.RECOMPUTING if rnd else TaskStatus.COMPUTING
+        committee = "re-execution committee" if rnd else "committee"
+        given = Path(params_file) if params_file is not None else None
+        local = self.known_params(task_id, given)
+        if local is not None and local.digest != info.params_digest:
+            if given is not None:
+                raise SdkError(f"--params {given} are not the params of task {task_id}")
+            local = None  # a stale local copy: ask the peers
+        path = Path(inputs)
+
+        def encode(params: TaskParams) -> list[int]:
+            if not params.is_owner(acct.address):
+                raise SdkError(f"{acct.address} is not a data owner of task {task_id}")
+            # encode once, before waiting: a malformed file fails now, not after the committee
+            return list(params.encode_table(path, acct.address))
+
+        early = encode(local) if local is not None else None  # offline: before connecting
+        rows = 0
+        boot = self._boot(bootstrap)
+        if not boot:
+            raise SdkError("contributing needs bootstrap= (a node's multiaddr)")
+
+        def wait() -> TaskStatus:
+            from dnode.cli.sdk.tasks import wait_for
+
+            seen = (lambda st: on_status(st, committee)) if on_status else None
+            return wait_for(chain, task_id, {forming}, timeout, f"waiting for the {committee}",
+                            seen)  # fmt: skip
+
+        async def flow() -> list[str]:
+            import trio
+
+            nonlocal rows
+            # one libp2p host for the whole contribution: fetch the params, wait, deliver
+            async with peer_client.ephemeral_host(boot) as host:
+                if local is not None and early is not None:
+                    params, encoded = local, early
+                else:
+                    params = await peer_client.fetch_params(host, task_id, info.params_digest)
+                    encoded = encode(params)
+                rows = len(encoded) // max(params.spec.width(params), 1)
+                st = await trio.to_thread.run_sync(wait)
+                if st != forming:
+                    raise SdkError(
+                        f"task {task_id} is {st.name.lower()}: the {committee} accepts no inputs"
+                    )
+                # refuse (one line) a committee the ranked sortition does not allow
+                await trio.to_thread.run_sync(
+                    verified_committee, chain, task_id, rnd, params.owners, timeout
+                )
+                return list(await peer_client.contribute_to_committee(
+                    host, chain, acct, task_id, params, encoded, rnd
+                ))  # fmt: skip
+
+        peers = run_trio(flow)
+        return {"task_id": task_id, "round": rnd, "owner": acct.address, "rows": rows,
+                "values": rows, "seats": peers}  # fmt: skip
+
+    def watch(
+        self,
+        *,
+        from_block: int | None = None,
+        poll: float = 1.0,
+        timeout: float | None = 600.0,
+        limit: int | None = None,
+    ) -> Iterator[OracleResult]:
+        """Each task's attested result as it becomes final (a dApp backend's feed), from
+        ``from_block`` (default: the next block), until ``limit`` results or ``timeout``."""
+        from dnode.oracle.reader import watch
+
+        if from_block is not None and from_block > self.chain.latest_block():
+            raise SdkError(f"--from-block {from_block} is past the chain head")
+        return watch(self.chain, from_block=from_block, poll=poll, timeout=timeout, limit=limit)
 
     # ---- SQL ------------------------------------------------------------------------------
 
