@@ -96,6 +96,26 @@ def columns_of(columns: Sequence[str | Column], schema: Path | str | None) -> li
     return cols
 
 
+def plain_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Program arguments as the params carry them: Python floats become the decimal string
+    they were written as (params are exact: no binary float reaches a digest).
+
+    >>> plain_args({"q": [0.25, 0.5], "k": 3, "bins": "0,10,20"})
+    {'q': ['0.25', '0.5'], 'k': 3, 'bins': '0,10,20'}
+    """
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, float):
+            return repr(v)
+        if isinstance(v, Decimal):
+            return str(v)
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        return v
+
+    return {str(k): plain(v) for k, v in args.items()}
+
+
 def table_params(
     spec: ProgramSpec,
     owners: Sequence[str],
@@ -126,7 +146,7 @@ def table_params(
     return TaskParams(
         program=spec.name,
         owners=tuple(to_checksum_address(o) for o in owners),
-        args=dict(args),
+        args=plain_args(args),
         columns=tuple(columns_of(columns, schema)),
         input_timeout=input_timeout,
         max_rows=max_rows,
