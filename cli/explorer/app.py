@@ -95,8 +95,16 @@ def serve(ex: Explorer, host: str, port: int, on_ready: Any = None) -> None:
     """Serve until interrupted (uvicorn; Ctrl-C or SIGTERM stop it)."""
     import uvicorn
 
-    config = uvicorn.Config(make_app(ex), host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="off")  # fmt: skip
+    # open event streams (a browser tab) must not hold a stop: 2 s of grace, then closed
+    config = uvicorn.Config(
+        make_app(ex),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
     server = uvicorn.Server(config)
     if on_ready is not None:
         original = server.startup
