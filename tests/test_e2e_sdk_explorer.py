@@ -214,6 +214,8 @@ def test_sdk_task_timeline_chart_and_refund_in_the_explorer(net: Net, tmp_path: 
             # the page follows live: reported, then final, without a reload; then the chart
             wait.until(lambda d: _step(d, "seated") == "done" and _step(d, "reported") == "done")
             wait.until(lambda d: _step(d, "final") == "done")
+            # the inputs step comes from the owners' signed notices, served by the nodes
+            wait.until(lambda d: _step(d, "inputs") == "done")
             assert driver.execute_script("return window.__sameLoad") == 42
             bars = 'return document.querySelectorAll("#chart svg .mark-rect path").length'
             wait.until(lambda d: d.execute_script(bars) > 0)
