@@ -299,9 +299,16 @@ class Client:
         allow_single_owner: bool = False,
         private_result: bool = False,
         bootstrap: Sequence[str] | None = None,
+        data: str | Path | Mapping[str, str | Path] | None = None,
+        scheme: str = "ckks",
     ) -> Task:
         """Escrow ``reward`` and post a table program over the owners' (or the published
         datasets') tables; announce its params to the network through ``bootstrap``.
+
+        HE programs (``he.*``) run on the requester's own data instead: ``data`` is the file
+        to encrypt locally (CSV or .npy; ``{"x": FILE, "y": FILE}`` for two inputs), under a
+        ``scheme`` (``ckks`` or ``bfv``) key kept in HOME/he-keys; the public context and
+        ciphertexts are pushed to the committee once it forms (this call waits for it).
 
         ``args`` are the program's own arguments (see :meth:`programs`), e.g.
         ``{"q": "0.25,0.5"}`` for ``mpc.quantiles``; ``columns`` name the columns it reads
@@ -314,6 +321,26 @@ class Client:
         """
         spec = get_program(program)
         _check_sizes(committee, seat_timeout, report_timeout)
+        if not spec.uses_table:  # the requester's own encrypted data (HE)
+            if owners or datasets or columns or schema:
+                raise SdkError(f"{spec.name} takes no owners/columns: it encrypts data=FILE")
+            if private_result:
+                raise SdkError(f"{spec.name}'s results are already encrypted to your own key")
+            if data is None:
+                raise SdkError(f"{spec.name} needs data=FILE (the input to encrypt)")
+            from dnode.cli.sdk.he import post_he
+
+            files = dict(data) if isinstance(data, Mapping) else {"x": data}
+            out = post_he(
+                self.home, self.signer, spec, files, dict(args or {}), committee_size=committee,
+                reward=wei(reward), seat_timeout=seat_timeout, report_timeout=report_timeout,
+                input_timeout=input_timeout, bootstrap=self._boot(bootstrap), scheme=scheme,
+            )  # fmt: skip
+            task = Task(self, int(out["task_id"]), out["params"])
+            task.announced_to = int(out["announced_to"])
+            return task
+        if data is not None:
+            raise SdkError(f"data= is for programs on encrypted data, not {spec.name}")
         costs_in = [privacy_cost] if isinstance(privacy_cost, str | int | float) else list(
             privacy_cost)  # fmt: skip
         chain = self.signer
@@ -633,11 +660,8 @@ class Client:
         if info.status == TaskStatus.NONE:
             raise SdkError(f"task {task_id} does not exist")
         posted = program_by_id(info.program_id)
-        if posted is not None and posted.codec == "private":
-            raise SdkError(
-                f"task {task_id} ({posted.name}) is an HE task: read it with "
-                "`dnode task result` (its secret key lives under HOME/he-keys)"
-            )
+        if posted is not None and posted.codec == "private":  # HE: decrypt with the kept key
+            return self._result_he(task_id, bootstrap)
         if params is not None and params.result_key:
             from dnode.cli.sdk.private import result_private
 
@@ -653,6 +677,24 @@ class Client:
             raise SdkError(f"task {task_id}: the result is not a public value")
         return Result.from_decoded(task_id, r.program, r.status.name.lower(), r.decoded,
                                    "0x" + r.digest.hex(), r.final)  # fmt: skip
+
+    def _result_he(self, task_id: int, bootstrap: Sequence[str] | None) -> Result:
+        from decimal import Decimal
+
+        from dnode.cli.sdk.he import result_he
+
+        r = result_he(self.home, self.chain, task_id, self._boot(bootstrap))
+        arr = r["array"]
+        flat = [float(x) for x in arr.reshape(-1)]
+        names = [f"value{i}" for i in range(len(flat))]
+        return Result(
+            task_id=task_id, program=r["program"], status=r["status"].name.lower(),
+            values=flat, decimal_values=[Decimal(repr(x)) for x in flat],
+            named=dict(zip(names, flat, strict=True)), count=len(flat),
+            shape=tuple(int(d) for d in arr.shape), labels=(), digest=r["result_digest"],
+            final=r["final"], private=True, line=f"decrypted locally: {flat[:8]}",
+            fetched_from=r["fetched_from"],
+        )  # fmt: skip
 
     async def result_async(self, task_id: int, **kw: Any) -> Result:
         return await to_thread(self.result, task_id, **kw)
