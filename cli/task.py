@@ -11,13 +11,12 @@ from dnode.cli import he
 from dnode.cli.context import CliError, Ctx, pass_ctx
 from dnode.cli.owner import notice_lines, owner_notices
 from dnode.cli.programs import program_args
-from dnode.cli.sdk.tasks import REFUND_REASONS, min_aggregation, table_params
+from dnode.cli.sdk.tasks import REFUND_REASONS, min_aggregation, table_params, why_waiting
 from dnode.cli.sdk.tasks import declines as seat_declines
 from dnode.cli.units import AMOUNT, fmt_eth
 from dnode.cli.wait import _wait_for
-from dnode.contracts.client import TERMINAL_STATUSES, ChainClient, TaskInfo, TaskStatus
+from dnode.contracts.client import TERMINAL_STATUSES, TaskStatus
 from dnode.node.aggregation import DEFAULT_MIN_OWNERS
-from dnode.scheduler.candidates import candidates_for, seed_state
 from dnode.scheduler.programs import (
     MAX_COMMITTEE,
     MIN_COMMITTEE,
@@ -491,7 +490,7 @@ def status(
     extra: dict[str, object] = {}
     opening = ""
     if t.status == TaskStatus.OPEN:
-        opening, extra = _open_note(chain, t)
+        opening, extra = why_waiting(chain, t)
     refund = REFUND_REASONS.get(t.refund_reason, t.refund_reason or "no reason recorded")
     declines = seat_declines(chain, task_id)
     owners = owner_notices(task_id, bootstrap) if bootstrap else None
@@ -540,62 +539,6 @@ def status(
         )
         + notice_lines(owners),
     )
-
-
-STATUS_SCAN = 256  # draws `task status` examines
-
-
-def _open_note(chain: ChainClient, t: TaskInfo) -> tuple[str, dict[str, object]]:
-    """Why an open task is still waiting, from the sortition as the chain has it now."""
-    m = t.committee_size
-    cands = candidates_for(chain, t)
-    if cands is None:
-        _, since = seed_state(chain, t.seed_block)
-        if since <= 0:
-            return (
-                f"waiting for {m} of {m} seats: the sortition seed (block {t.seed_block}) is "
-                "not mined yet",
-                {},
-            )
-        return (
-            f"waiting for {m} of {m} seats: the sortition seed (block {t.seed_block}) is more "
-            "than 256 blocks old; the committee can no longer form (cancel to refund)",
-            {},
-        )
-    r = cands.ranking(limit=STATUS_SCAN)
-    offer = cands.pool.offer
-    eligible = len(r.candidates)
-    extra: dict[str, object] = {
-        "offer_per_seat": offer,
-        "window": cands.pool.window,
-        "eligible_candidates": r.addresses(),
-        "skipped": dict(r.rejected),
-    }
-    if eligible >= m:
-        return (
-            f"waiting for {m} of {m} seats: {eligible} eligible candidates drawn; the committee "
-            "binds once the best-ranked of them have joined",
-            extra,
-        )
-    why = [f"waiting for {m - eligible} of {m} seats: only {eligible} eligible candidate(s) "
-           f"among the nodes drawn"]  # fmt: skip
-    kinds = list(r.rejected.values())
-    priced = sum(k.startswith("price") for k in kinds)
-    if priced:
-        why.append(f"no eligible node offers price <= {fmt_eth(offer)} per seat "
-                   f"({priced} drawn node(s) ask more)")  # fmt: skip
-    full = sum(k.startswith("at capacity") for k in kinds)
-    if full:
-        why.append(f"{full} drawn node(s) at capacity")
-    poor = sum(k.startswith("not enough free stake") for k in kinds)
-    if poor:
-        why.append(f"{poor} drawn node(s) lack free stake for the collateral")
-    other = len(kinds) - priced - full - poor
-    if other:
-        why.append(f"{other} drawn node(s) excluded or lacking the capability")
-    if not r.rejected and not r.candidates:
-        why.append("no node is staked")
-    return "; ".join(why), extra
 
 
 @task.command("result")

@@ -233,19 +233,26 @@ def test_sdk_task_timeline_chart_and_refund_in_the_explorer(net: Net, tmp_path: 
             for a in agents:
                 a.stop()
 
-        # a task the network cannot seat (5 seats, 3 nodes) is refunded, with the reason
+        # a task the network cannot seat (5 seats, 3 nodes): the page says why it waits, then
+        # (live) why it was refunded
         bad = requester.post("mpc.mean", owners=[m.address for m in net.owners],
                              columns=["age:int:0:100"], committee=5, seat_timeout=3,
                              report_timeout=60)  # fmt: skip
+        driver.get(net.explorer_url + f"#/task/{bad.id}")
+        waits = 'const w = document.getElementById("waiting"); return w ? w.innerText : ""'
+        why_open = wait.until(lambda d: d.execute_script(waits))
+        assert "of 5 seats" in why_open and "eligible candidate" in why_open, why_open
+        assert "of 5 seats" in bad.why_waiting()  # the SDK says the same
         info = bad.info()
         net.cluster.watch(lambda: requester.chain.block_timestamp() > info.seat_deadline,
                           "the seat deadline to pass", 60)  # fmt: skip
         assert bad.cancel() == "sortition: seats not filled"
         with pytest.raises(dnode.SdkError, match="refunded: not enough eligible candidates"):
             bad.result()
-        driver.get(net.explorer_url + f"#/task/{bad.id}")
+        driver.execute_script("window.__sameLoad = 43")
         why = 'const r = document.getElementById("refund-reason"); return r ? r.innerText : ""'
         reason = wait.until(lambda d: d.execute_script(why))
+        assert driver.execute_script("return window.__sameLoad") == 43  # no reload
         assert "not enough eligible candidates joined before the seat deadline" in reason
         assert _step(driver, "final") == "done" and _step(driver, "reported") != "done"
         _shot(driver, "task-refunded")

@@ -17,7 +17,7 @@ from typing import Any
 from dnode.cli.explorer.charts import chart_for
 from dnode.cli.sdk.client import Client
 from dnode.cli.sdk.errors import _errors
-from dnode.cli.sdk.tasks import REFUND_REASONS, timeline
+from dnode.cli.sdk.tasks import REFUND_REASONS, timeline, why_waiting
 from dnode.contracts.client import TERMINAL_STATUSES, TaskInfo, TaskStatus
 from dnode.scheduler.programs import TaskParams, program_by_id
 
@@ -230,6 +230,7 @@ class Explorer:
         row["report_deadline"] = info.report_deadline
         row["result"] = None
         row["chart"] = None
+        row["waiting"] = why_waiting(self.chain, info)[0] if info.status == TaskStatus.OPEN else ""
         params = self._params_of(tid)
         row["params"] = params.to_dict() if params is not None else None
         if info.status in (TaskStatus.REPORTED, TaskStatus.FINALIZED, TaskStatus.OVERTURNED):

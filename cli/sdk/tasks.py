@@ -392,6 +392,12 @@ class Task:
     def declines(self) -> list[dict[str, Any]]:
         return declines(self.client.chain, self.id)
 
+    def why_waiting(self) -> str:
+        """For an open task: why it still waits for its committee (eligible candidates, prices,
+        capacity, stake), from the sortition as the chain has it now; "" otherwise."""
+        info = self.info()
+        return why_waiting(self.client.chain, info)[0] if info.status == TaskStatus.OPEN else ""
+
     def refund_reason(self) -> str | None:
         """Why it was refunded, in words (None unless refunded)."""
         info = self.info()
@@ -450,3 +456,64 @@ class Task:
     async def result_async(self, wait: float = 0.0, progress: bool = True) -> Result:
         """:meth:`result` without blocking the caller's event loop (e.g. in Jupyter)."""
         return await to_thread(self.result, wait, progress)
+
+
+STATUS_SCAN = 256  # draws `task status` examines
+
+
+def why_waiting(chain: ChainClient, t: TaskInfo) -> tuple[str, dict[str, object]]:
+    """Why an open task is still waiting, from the sortition as the chain has it now: one
+    line, and the figures behind it (offer per seat, eligible candidates, who was skipped
+    and why)."""
+    from dnode.cli.units import fmt_eth
+    from dnode.scheduler.candidates import candidates_for, seed_state
+
+    m = t.committee_size
+    cands = candidates_for(chain, t)
+    if cands is None:
+        _, since = seed_state(chain, t.seed_block)
+        if since <= 0:
+            return (
+                f"waiting for {m} of {m} seats: the sortition seed (block {t.seed_block}) is "
+                "not mined yet",
+                {},
+            )
+        return (
+            f"waiting for {m} of {m} seats: the sortition seed (block {t.seed_block}) is more "
+            "than 256 blocks old; the committee can no longer form (cancel to refund)",
+            {},
+        )
+    r = cands.ranking(limit=STATUS_SCAN)
+    offer = cands.pool.offer
+    eligible = len(r.candidates)
+    extra: dict[str, object] = {
+        "offer_per_seat": offer,
+        "window": cands.pool.window,
+        "eligible_candidates": r.addresses(),
+        "skipped": dict(r.rejected),
+    }
+    if eligible >= m:
+        return (
+            f"waiting for {m} of {m} seats: {eligible} eligible candidates drawn; the committee "
+            "binds once the best-ranked of them have joined",
+            extra,
+        )
+    why = [f"waiting for {m - eligible} of {m} seats: only {eligible} eligible candidate(s) "
+           f"among the nodes drawn"]  # fmt: skip
+    kinds = list(r.rejected.values())
+    priced = sum(k.startswith("price") for k in kinds)
+    if priced:
+        why.append(f"no eligible node offers price <= {fmt_eth(offer)} per seat "
+                   f"({priced} drawn node(s) ask more)")  # fmt: skip
+    full = sum(k.startswith("at capacity") for k in kinds)
+    if full:
+        why.append(f"{full} drawn node(s) at capacity")
+    poor = sum(k.startswith("not enough free stake") for k in kinds)
+    if poor:
+        why.append(f"{poor} drawn node(s) lack free stake for the collateral")
+    other = len(kinds) - priced - full - poor
+    if other:
+        why.append(f"{other} drawn node(s) excluded or lacking the capability")
+    if not r.rejected and not r.candidates:
+        why.append("no node is staked")
+    return "; ".join(why), extra

@@ -38,7 +38,8 @@ async function taskPage(id) {
   const {task: t} = await get(`/api/tasks/${id}`);
   let html = `<h2>Task ${t.task_id} <small>${esc(t.program)}</small></h2>
     <p>status <strong id="task-status" class="status-${esc(t.status)}">${esc(t.status)}</strong>: ${esc(t.note)}
-    ${t.reason ? `<br>refund reason: <span class="reason" id="refund-reason">${esc(t.reason)}</span>` : ""}</p>
+    ${t.reason ? `<br>refund reason: <span class="reason" id="refund-reason">${esc(t.reason)}</span>` : ""}
+    ${t.waiting ? `<br>why it waits: <span id="waiting">${esc(t.waiting)}</span>` : ""}</p>
     <ol class="timeline" id="timeline">` + t.steps.map((s) =>
       `<li class="step ${s.state}" data-step="${s.step}" data-state="${s.state}"><strong>${esc(s.label)}</strong>
        <div class="detail">${s.block !== null ? "block " + s.block + ", " + when(s.time) : ""}</div>
