@@ -240,8 +240,10 @@ def test_sdk_task_timeline_chart_and_refund_in_the_explorer(net: Net, tmp_path: 
                              report_timeout=60)  # fmt: skip
         driver.get(net.explorer_url + f"#/task/{bad.id}")
         waits = 'const w = document.getElementById("waiting"); return w ? w.innerText : ""'
-        why_open = wait.until(lambda d: d.execute_script(waits))
-        assert "of 5 seats" in why_open and "eligible candidate" in why_open, why_open
+        # first the sortition seed is not mined yet; once it is, the candidates drawn
+        why_open = wait.until(lambda d: "eligible candidate" in d.execute_script(waits)
+                              and d.execute_script(waits))  # fmt: skip
+        assert "of 5 seats" in why_open, why_open
         assert "of 5 seats" in bad.why_waiting()  # the SDK says the same
         info = bad.info()
         net.cluster.watch(lambda: requester.chain.block_timestamp() > info.seat_deadline,
