@@ -89,7 +89,8 @@ async function nodesPage() {
     ["stake_eth", "stake (ETH)", num], ["locked_eth", "locked", num], ["slots", "slots"],
     ["seats", "seats held"], ["price_eth", "price (ETH)", num], ["capacity", "capacity"],
     ["slashes", "slashes"], ["slashed_eth", "slashed (ETH)", num],
-    ["status", "live status", (v) => v ? esc(`peers ${v.peers}, head ${v.head_block}, tasks ${JSON.stringify(v.tasks)}`) : "-"],
+    ["status", "live status", (v) => v ? esc(`peers ${v.peers}, head ${v.head_block}, tasks: ` +
+      (Object.entries(v.tasks || {}).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`).join(", ") || "none")) : "-"],
   ], nodes);
   if (owners.length) {
     html += "<h2>Owner agents</h2>" + table([["address", "owner", short], ["datasets", "datasets", (v) => esc(v.join(", "))],
