@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dnode.cli.sdk.errors import SdkError
 from dnode.contracts.errors import ChainMismatch, ContractsError, RpcUnreachable
 
 if TYPE_CHECKING:  # imported on use: `dnode --help` must not load web3, eth-account or rich
@@ -17,6 +18,7 @@ if TYPE_CHECKING:  # imported on use: `dnode --help` must not load web3, eth-acc
     from rich.console import Console
     from web3 import Web3
 
+    from dnode.cli.sdk.client import Client
     from dnode.contracts.client import ChainClient
     from dnode.contracts.manifest import Deployment
     from dnode.contracts.rpc import RetryPolicy
@@ -28,8 +30,9 @@ DEFAULT_RPC = "http://127.0.0.1:8545"
 DEFAULT_HOME = Path.home() / ".dnode"
 
 
-class CliError(click.ClickException):
-    """A user mistake the CLI reports in one line (exit code 1)."""
+class CliError(click.ClickException, SdkError):
+    """A user mistake the CLI reports in one line (exit code 1); an SdkError too, so the
+    SDK's callers catch one root."""
 
 
 @dataclass
@@ -135,6 +138,15 @@ class Ctx:
         if actual != dep.chain_id:
             raise ChainMismatch(dep.chain_id, actual)
         return ChainClient(w3, dep, account)
+
+    def client(self, bootstrap: tuple[str, ...] | list[str] = ()) -> Client:
+        """The SDK client the commands are a shell over: this home, manifest and account
+        (the keystore is unlocked only when a command signs)."""
+        from dnode.cli.sdk.client import Client
+
+        # self.chain checks the manifest and the chain id (one-line errors), on first read
+        return Client(None, None, home=self.home, account=self.account, bootstrap=bootstrap,
+                      reader=self.chain)  # fmt: skip
 
     def emit(self, obj: dict[str, Any], human: str | None = None) -> None:
         """One result per command: JSON on stdout with --json, else a human line."""

@@ -7,29 +7,23 @@ where its public sample data is. The owner agent (``dnode owner``) serves the da
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import click
-from eth_utils import keccak
 
 from dnode.cli.context import CliError, Ctx, pass_ctx
+from dnode.cli.sdk.catalog import (
+    check_locator,
+    describe,
+    digest_of,
+    parse_duration,
+    program_ids,
+)
 from dnode.cli.units import AMOUNT, fmt_eth
 from dnode.contracts.client import ChainClient
-from dnode.contracts.data_market import (
-    MAX_LOCATOR,
-    MAX_PROGRAMS,
-    MICRO,
-    BudgetKind,
-    DatasetInfo,
-    to_micro,
-)
-from dnode.scheduler.programs import get_program, program_by_id
-from dnode.scheduler.programs.registry import all_programs
 
-_DURATION = re.compile(r"\s*([0-9]+)\s*([smhd]?)\s*")
-_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+__all__ = ["check_locator", "describe", "digest_of", "parse_duration", "program_ids"]
 
 
 @click.group("data")
@@ -43,87 +37,6 @@ def data() -> None:
       dnode --home ~/a data publish --schema patients.json --rows 1000 --price 0.01ether \\
           --family stats --epsilon 1
     """
-
-
-def parse_duration(text: str) -> int:
-    """``3600``, ``90m``, ``12h``, ``30d`` -> seconds."""
-    m = _DURATION.fullmatch(text)
-    if not m or int(m.group(1)) == 0:
-        raise CliError(f"{text!r} is not a duration (try 3600, 90m, 12h, 30d)")
-    return int(m.group(1)) * _SECONDS[m.group(2)]
-
-
-def program_ids(programs: tuple[str, ...], families: tuple[str, ...]) -> list[bytes]:
-    """Program ids allowed by name and by family (a family is expanded here: the contract
-    only checks ids)."""
-    ids: list[bytes] = []
-    for name in programs:
-        ids.append(get_program(name).program_id)
-    for family in families:
-        members = [s.program_id for s in all_programs() if s.family == family]
-        if not members:
-            known = sorted({s.family for s in all_programs() if s.family})
-            raise CliError(f"unknown program family {family!r} (known: {', '.join(known)})")
-        ids.extend(members)
-    unique = list(dict.fromkeys(ids))
-    if len(unique) > MAX_PROGRAMS:
-        raise CliError(f"{len(unique)} programs allowed; a dataset allows at most {MAX_PROGRAMS}")
-    return unique
-
-
-def digest_of(schema: Path | None, digest: str | None) -> bytes:
-    if (schema is None) == (digest is None):
-        raise CliError("give exactly one of --schema FILE or --schema-digest 0x...")
-    if schema is not None:
-        try:
-            return keccak(schema.read_bytes())
-        except OSError as e:
-            raise CliError(f"cannot read schema {schema}: {e.strerror}") from None
-    text = str(digest).removeprefix("0x")
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
-        raise CliError("--schema-digest must be 32 bytes of hex")
-    return bytes.fromhex(text)
-
-
-def check_locator(locator: str | None) -> None:
-    if locator is not None and len(locator.encode()) > MAX_LOCATOR:
-        raise CliError(f"--sample locator is longer than {MAX_LOCATOR} bytes")
-
-
-def budget_of(epsilon: str | None, rho: str | None) -> tuple[BudgetKind, int]:
-    if (epsilon is None) == (rho is None):
-        raise CliError("give exactly one privacy budget: --epsilon (pure DP) or --rho (zCDP)")
-    try:
-        if epsilon is not None:
-            return BudgetKind.EPSILON, to_micro(epsilon)
-        return BudgetKind.RHO, to_micro(str(rho))
-    except ValueError as e:
-        raise CliError(str(e)) from None
-
-
-def describe(d: DatasetInfo, now: int) -> dict[str, Any]:
-    """The JSON of one dataset, with program names where the registry knows the id."""
-    names = []
-    for pid in d.programs:
-        spec = program_by_id(pid)
-        names.append(spec.name if spec else "0x" + pid.hex())
-    state = "retired" if d.retired else ("expired" if now >= d.expiry else "live")
-    return {
-        "dataset_id": d.dataset_id,
-        "owner": d.owner,
-        "state": state,
-        "schema_digest": "0x" + d.schema_digest.hex(),
-        "rows": d.rows,
-        "price": d.price,
-        "expiry": d.expiry,
-        "budget_kind": d.budget_kind.name.lower(),
-        "budget": d.budget / MICRO,
-        "budget_left": d.budget_left / MICRO,
-        "budget_micro": d.budget,
-        "budget_left_micro": d.budget_left,
-        "programs": names,
-        "sample": d.locator,
-    }
 
 
 def _human(j: dict[str, Any]) -> str:
@@ -175,25 +88,13 @@ def publish(
       dnode --home ~/a data publish --schema-digest 0x… --rows 500 --price 0.02ether \\
           --program mpc.mean --rho 0.5 --expires-in 90d --sample https://example.org/mock.csv
     """
-    digest = digest_of(schema, schema_digest)
-    ids = program_ids(programs, families)
-    if not ids:
-        raise CliError("allow at least one --program or --family")
-    kind, budget = budget_of(epsilon, rho)
-    check_locator(locator)
-    chain = _owner_chain(c)
-    expiry = chain.block_timestamp() + parse_duration(expires_in)
-    ds = chain.register_dataset(
-        schema_digest=digest,
-        rows=rows,
-        price=price,
-        expiry=expiry,
-        programs=ids,
-        budget=budget,
-        budget_kind=kind,
-        locator=locator,
-    )
-    j = describe(chain.dataset_info(ds), chain.block_timestamp())
+    client = c.client()
+    ds = client.publish(
+        schema=schema, schema_digest=schema_digest, rows=rows, price=price,
+        expires_in=expires_in, programs=programs, families=families, epsilon=epsilon,
+        rho=rho, sample=locator,
+    )  # fmt: skip
+    j = client.dataset(ds)
     c.emit(j, f"published dataset {ds}\n" + _human(j))
 
 
@@ -256,11 +157,7 @@ def list_cmd(c: Ctx, show_all: bool) -> None:
       dnode data list
       dnode --json data list --all
     """
-    chain = c.chain()
-    now = chain.block_timestamp()
-    rows = [describe(d, now) for d in chain.datasets()]
-    if not show_all:
-        rows = [r for r in rows if r["state"] == "live"]
+    rows = c.client().datasets(include_all=show_all)
     c.emit({"datasets": rows}, "\n".join(_human(r) for r in rows) or "no datasets")
 
 
@@ -275,11 +172,7 @@ def show(c: Ctx, dataset_id: int) -> None:
       dnode data show 1
       dnode --json data show 1
     """
-    chain = c.chain()
-    d = chain.dataset_info(dataset_id)
-    if not d.exists:
-        raise CliError(f"dataset {dataset_id} does not exist")
-    j = describe(d, chain.block_timestamp())
+    j = c.client().dataset(dataset_id)
     c.emit(j, _human(j))
 
 

@@ -15,12 +15,13 @@ from typing import Any
 import click
 
 from dnode.cli.context import DEFAULT_HOME, DEFAULT_RPC, CliError, Ctx
+from dnode.cli.sdk.errors import SdkError
 from dnode.contracts.errors import ContractsError
 from dnode.node.errors import NodeError
 from dnode.oracle.errors import OracleError
 from dnode.scheduler.errors import SchedulerError
 
-USER_ERRORS = (ContractsError, NodeError, OracleError, SchedulerError)
+USER_ERRORS = (SdkError, ContractsError, NodeError, OracleError, SchedulerError)
 
 
 def _first_user_error(g: BaseExceptionGroup) -> Exception | None:
@@ -72,13 +73,13 @@ class DnodeGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except USER_ERRORS as e:
             raise CliError(str(e)) from None
         except BaseExceptionGroup as g:  # trio nurseries wrap a task's error in a group
             leaf = _first_user_error(g)
             raise (CliError(str(leaf)) if leaf is not None else _internal(g)) from None
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
         except KeyboardInterrupt:
             raise click.Abort() from None
         except Exception as e:  # a bug, not a user mistake: still one line unless --debug
@@ -223,6 +224,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "dnode.cli.chain",
         "deploy",
         "Compile the Vyper contracts from source, deploy them, write the manifest.",
+    ),
+    "explorer": (
+        "dnode.cli.explorer",
+        "explorer",
+        "Serve a read-only web explorer: datasets, tasks and their timelines, nodes, results "
+        "as tables and charts; it updates as blocks arrive.",
     ),
     "init": ("dnode.cli.ops", "init", "Write a commented default config for `dnode start`."),
     "oracle": (

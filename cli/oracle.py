@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from dnode.cli.context import CliError, Ctx, pass_ctx
-from dnode.oracle.reader import OracleResult, read, watch
+from dnode.oracle.reader import OracleResult
 from dnode.scheduler.programs import TaskParams
 
 
@@ -56,7 +56,7 @@ def get(c: Ctx, task_id: int, params_file: Path | None) -> None:
             params = TaskParams.from_bytes(params_file.read_bytes())
         except OSError as e:
             raise CliError(f"cannot read --params {params_file}: {e.strerror or e}") from None
-    _show(c, read(c.chain(), task_id, params))
+    _show(c, c.client().read(task_id, params))
 
 
 @oracle.command("watch")
@@ -98,16 +98,9 @@ def watch_cmd(
       dnode --json oracle watch --count 10
       dnode oracle watch --from-block 0 --timeout 60
     """
-    chain = c.chain()
-    if from_block is not None and from_block > chain.latest_block():
-        raise CliError(f"--from-block {from_block} is past the chain head")
     try:
-        for r in watch(
-            chain,
-            from_block=from_block,
-            poll=poll,
-            timeout=timeout or None,
-            limit=count,
+        for r in c.client().watch(
+            from_block=from_block, poll=poll, timeout=timeout or None, limit=count
         ):
             _show(c, r)
     except KeyboardInterrupt:  # a watch ends by Ctrl-C: that is not an error

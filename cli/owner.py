@@ -14,15 +14,12 @@ from typing import Any
 
 import click
 import trio
-from eth_utils import keccak
 
 from dnode.cli.context import CliError, Ctx, pass_ctx
 from dnode.cli.node import use_log_format
-from dnode.node.owner.agent import OwnerAgent
+from dnode.cli.sdk.agent import serve_owner_agent
 from dnode.node.owner.config import OwnerConfig, load_config
 from dnode.node.owner.state import PENDING, Decision, open_owner_state, shared_state
-from dnode.node.p2p import open_host
-from dnode.node.protocol import TOPIC_TASKS
 
 log = logging.getLogger("dnode.owner")
 
@@ -37,11 +34,6 @@ def owner() -> None:
       dnode --home ~/a owner pending
       dnode --home ~/a owner approve 7
     """
-
-
-def _identity(account: Any) -> bytes:
-    """The agent's libp2p identity: bound to the owner key, distinct from a node's."""
-    return keccak(b"dnode/owner-agent-identity/v1" + bytes(account.key))
 
 
 @owner.command("start")
@@ -100,32 +92,21 @@ def start(
     use_log_format(cfg.log_format)
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
-    state = open_owner_state(cfg.state_dir)  # first: one agent per home
+    open_owner_state(cfg.state_dir).close()  # first: one agent per home (before unlocking)
     acct = c.account()
     chain = c.chain(acct)
 
-    async def main() -> None:
-        async with open_host(
-            _identity(acct), cfg.listen, cfg.bootstrap, topics=[TOPIC_TASKS]
-        ) as host:
-            agent = OwnerAgent(cfg, acct, chain, host, state)
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(agent.run)
-                    ready = {
-                        "address": acct.address,
-                        "peer_id": host.peer_id,
-                        "addrs": host.addrs,
-                        "metrics": agent.metrics_url,
-                    }
-                    click.echo(json.dumps(ready), nl=True)
-                    async for sig in signals:
-                        log.info("received %s, shutting down", signal.Signals(sig).name)
-                        nursery.cancel_scope.cancel()
-                        break
-        log.info("owner agent stopped")
+    async def until_signalled() -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for sig in signals:
+                log.info("received %s, shutting down", signal.Signals(sig).name)
+                return
 
-    trio.run(main)
+    def ready(info: dict[str, Any]) -> None:
+        click.echo(json.dumps(info), nl=True)
+
+    trio.run(serve_owner_agent, cfg, acct, chain, ready, until_signalled)
+    log.info("owner agent stopped")
     sys.stdout.flush()
 
 

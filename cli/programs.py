@@ -9,38 +9,8 @@ from typing import Any
 import click
 
 from dnode.cli.context import CliError, Ctx, pass_ctx
-from dnode.scheduler.programs import Column, ProgramSpec, TaskParams, all_programs, get_program
-
-
-def describe(spec: ProgramSpec) -> dict[str, Any]:
-    args = [*spec.args, *getattr(spec, "he_args", ())]
-    return {
-        "name": spec.name,
-        "id": "0x" + spec.program_id.hex(),
-        "capability": spec.capability,
-        "family": spec.family or spec.name.split(".")[0],
-        "description": spec.description,
-        "inputs": (
-            f"table columns of type {', '.join(spec.input_types)} "
-            f"({spec.min_columns}..{spec.max_columns})"
-            if spec.uses_table
-            else "the requester's ciphertexts"
-        ),
-        "args": [
-            {
-                "name": a.name,
-                "type": a.type,
-                "help": a.help,
-                "default": a.default,
-                "required": a.required,
-            }
-            for a in args
-        ],  # fmt: skip
-        "reveals": spec.reveals,
-        "revealed_to": spec.revealed_to,
-        "codec": spec.codec,
-        "cost": spec.cost,
-    }
+from dnode.cli.sdk.client import describe
+from dnode.scheduler.programs import ProgramSpec, all_programs, get_program
 
 
 @click.command("programs")
@@ -100,41 +70,6 @@ def program_args(spec: ProgramSpec, extra: list[str], args_opt: str | None) -> d
             raise CliError(f"{spec.name}: {e.format_message()} {hint}") from None
         base |= {k: v for k, v in ctx.params.items() if v is not None}
     return base
-
-
-def table_params(
-    spec: ProgramSpec,
-    owners: tuple[str, ...],
-    columns: tuple[str, ...],
-    schema: Path | None,
-    args: dict[str, Any],
-    input_timeout: int,
-    max_rows: int,
-    extra: dict[str, Any] | None = None,
-    result_key: str = "",
-) -> TaskParams:
-    """The params of a table program, from the command line (one-line errors); ``extra``:
-    public policy the nodes enforce (e.g. the minimum aggregation, node.aggregation)."""
-    cols = [Column.parse_flag(x) for x in columns]
-    if schema is not None:
-        try:
-            doc = json.loads(schema.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise CliError(f"cannot read --schema {schema}: {e}") from None
-        cols += [Column.from_dict(d) for d in (doc.get("columns", doc) if isinstance(doc, dict)
-                                               else doc)]  # fmt: skip
-    if not owners:
-        raise CliError(f"{spec.name} needs at least one --owner (a data owner's address)")
-    return TaskParams(
-        program=spec.name,
-        owners=owners,
-        args=args,
-        columns=tuple(cols),
-        input_timeout=input_timeout,
-        max_rows=max_rows,
-        extra=dict(extra or {}),
-        result_key=result_key,  # validated with the rest: a program may require one
-    )
 
 
 COMMANDS = [programs]

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import click
-import trio
-from eth_utils import is_address, to_checksum_address
 
-from dnode.cli import he, market, private
+from dnode.cli import he
 from dnode.cli.context import CliError, Ctx, pass_ctx
 from dnode.cli.owner import notice_lines, owner_notices
-from dnode.cli.programs import program_args, table_params
+from dnode.cli.programs import program_args
+from dnode.cli.sdk.tasks import REFUND_REASONS, min_aggregation, table_params, why_waiting
+from dnode.cli.sdk.tasks import declines as seat_declines
 from dnode.cli.units import AMOUNT, fmt_eth
 from dnode.cli.wait import _wait_for
-from dnode.contracts.client import TERMINAL_STATUSES, ChainClient, TaskInfo, TaskStatus
-from dnode.node import peer_client
-from dnode.node.aggregation import DEFAULT_MIN_OWNERS, MinAggregation
-from dnode.node.errors import NodeError
-from dnode.oracle.reader import read
-from dnode.scheduler.candidates import candidates_for, seed_state
-from dnode.scheduler.committee_check import verified_committee
+from dnode.contracts.client import TERMINAL_STATUSES, TaskStatus
+from dnode.node.aggregation import DEFAULT_MIN_OWNERS
 from dnode.scheduler.programs import (
     MAX_COMMITTEE,
     MIN_COMMITTEE,
@@ -237,121 +231,35 @@ def post(
         )
     if data or arg_items:
         raise CliError(f"--data/--arg are for programs on encrypted data, not {prog.name}")
-    acct = c.account()
-    chain = c.chain(acct)
-    costs: list[int] = []
-    if datasets:
-        if owners:
-            raise CliError("give --dataset or --owner, not both: a dataset's owner contributes")
-        owners, costs = market.dataset_owners(chain, datasets, privacy_costs)
-    elif privacy_costs:
-        raise CliError("--privacy-cost needs --dataset")
-    minimum = _min_aggregation(owners, min_owners, min_values, allow_single_owner)
-    params = _table_params(
-        prog.name, owners, columns, schema, program_args(prog, cctx.args, args_opt),
-        input_timeout, max_rows, minimum, private.result_key(c) if private_result else "",
+    client = c.client(bootstrap)
+    t = client.post(
+        prog.name, owners=owners, datasets=datasets, privacy_cost=privacy_costs,
+        columns=columns, schema=schema, args=program_args(prog, cctx.args, args_opt),
+        reward=reward, committee=committee_size, seat_timeout=seat_timeout,
+        report_timeout=report_timeout, input_timeout=input_timeout, max_rows=max_rows,
+        min_owners=min_owners, min_values=min_values, allow_single_owner=allow_single_owner,
+        private_result=private_result,
     )  # fmt: skip
-    now = max(int(time.time()), chain.block_timestamp())
-    if datasets:
-        task_id = chain.post_data_task(
-            prog.program_id,
-            params.digest,
-            datasets=list(datasets),
-            costs=costs,
-            reward=reward,
-            seat_deadline=now + seat_timeout,
-            compute_window=report_timeout - seat_timeout,
-            capability=prog.capability_bit,
-            committee_size=committee_size,
-        )
-    else:
-        task_id = chain.post_task(
-            prog.program_id,
-            params.digest,
-            capability=prog.capability_bit,
-            committee_size=committee_size,
-            seat_deadline=now + seat_timeout,
-            report_deadline=now + report_timeout,
-            reward=reward,
-        )
-    kept = _params_file(c, chain, task_id)
-    try:  # kept to shape and label the result later (dnode task result)
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        kept.write_bytes(params.canonical())
-    except OSError:
-        pass
-    announced = 0
-    if bootstrap:
-        try:
-            announced = trio.run(peer_client.announce, list(bootstrap), task_id, params)
-        except NodeError as e:  # posted and paid: say which task and how to announce it
-            raise CliError(
-                f"task {task_id} is posted but its params were not announced ({e}); retry with "
-                f"`dnode task announce {task_id} --params {kept} --bootstrap ADDR`"
-            ) from None
+    assert t.params is not None
+    last = client.signer.last_tx
     c.emit(
         {
-            "task_id": task_id,
+            "task_id": t.id,
             "program": prog.name,
-            "params_digest": "0x" + params.digest.hex(),
+            "params_digest": "0x" + t.params.digest.hex(),
             "reward": reward,
-            "announced_to": announced,
-            "params": params.to_dict(),
+            "announced_to": t.announced_to,
+            "params": t.params.to_dict(),
             "datasets": list(datasets),
-            "tx": chain.last_tx.tx_hash if chain.last_tx else None,
+            "tx": last.tx_hash if last else None,
         },
-        f"posted task {task_id} ({prog.name}, committee {committee_size}, reward {fmt_eth(reward)})"
+        f"posted task {t.id} ({prog.name}, committee {committee_size}, reward {fmt_eth(reward)})"
         + (
-            f"; announced to {announced} peer(s)"
+            f"; announced to {t.announced_to} peer(s)"
             if bootstrap
             else "; not announced (no --bootstrap): nodes will not see its parameters"
         ),
     )
-
-
-def _table_params(
-    program: str,
-    owners: tuple[str, ...],
-    columns: tuple[str, ...],
-    schema: Path | None,
-    args: dict[str, object],
-    input_timeout: int,
-    max_rows: int,
-    minimum: MinAggregation,
-    result_key: str = "",
-) -> TaskParams:
-    """The params of a table program, from the command-line options (one-line errors)."""
-    prog = get_program(program)
-    if not prog.uses_table:
-        raise CliError(f"{prog.name} runs on encrypted data: post it with dnode task post --data")
-    for o in owners:
-        if not is_address(o):
-            raise CliError(f"data owner {o!r} is not an address")
-    owners = tuple(to_checksum_address(o) for o in owners)
-    return table_params(
-        prog, owners, columns, schema, args, input_timeout, max_rows, minimum.to_extra(),
-        result_key,
-    )  # fmt: skip
-
-
-def _min_aggregation(
-    owners: tuple[str, ...], min_owners: int | None, min_values: int | None, allow_single: bool
-) -> MinAggregation:
-    """The task's minimum aggregation; refuses one that would publish a single owner's data."""
-    k = min_owners if min_owners is not None else (1 if allow_single else DEFAULT_MIN_OWNERS)
-    if k < 2 and not allow_single:
-        raise CliError("--min-owners 1 publishes one owner's data: add --allow-single-owner")
-    if owners and len(set(o.lower() for o in owners)) < k:
-        if len(owners) == 1:
-            raise CliError(
-                "a task with one data owner publishes a result of that owner's data alone; "
-                "pass --allow-single-owner to post it anyway"
-            )
-        raise CliError(f"{len(owners)} data owners cannot meet --min-owners {k}")
-    v = min_values if min_values is not None else k
-    if v < k:
-        raise CliError(f"--min-values {v} is below --min-owners {k}")
-    return MinAggregation(owners=k, values=v)
 
 
 @task.command("params", context_settings=PROGRAM_FLAGS)
@@ -399,8 +307,9 @@ def params_cmd(
     assert c is not None
     prog = get_program(program)
     args = program_args(prog, cctx.args, args_opt)
-    minimum = _min_aggregation(owners, min_owners, min_values, allow_single_owner)
-    params = _table_params(program, owners, columns, schema, args, input_timeout, max_rows, minimum)
+    minimum = min_aggregation(owners, min_owners, min_values, allow_single_owner)
+    params = table_params(prog, owners, columns, schema, args, input_timeout, max_rows,
+                          minimum.to_extra())  # fmt: skip
     try:
         out.write_bytes(params.canonical())
     except OSError as e:
@@ -459,7 +368,7 @@ def announce(c: Ctx, task_id: int, params_file: Path, bootstrap: tuple[str, ...]
         )
     if info.status in TERMINAL:
         raise CliError(f"task {task_id} is {info.status.name.lower()}: nothing to announce")
-    accepted = trio.run(peer_client.announce, list(bootstrap), task_id, params)
+    accepted = c.client(bootstrap).announce(task_id, params)
     c.emit(
         {"task_id": task_id, "params_digest": "0x" + params.digest.hex(), "announced_to": accepted},
         f"task {task_id}: params announced to {accepted} peer(s)",
@@ -516,67 +425,19 @@ def contribute(
     Examples:
       dnode --home ~/a task contribute 1 --inputs my-values.csv --bootstrap /ip4/…/p2p/…
     """
-    acct = c.account()
-    chain = c.chain(acct)
-    info = chain.task_info(task_id)
-    if info.status == TaskStatus.NONE:
-        raise CliError(f"task {task_id} does not exist")
-    rnd = round_
-    if rnd is None:
-        rnd = 1 if info.status in (TaskStatus.DISPUTED, TaskStatus.RECOMPUTING) else 0
-    forming = TaskStatus.RECOMPUTING if rnd else TaskStatus.COMPUTING
-    committee = "re-execution committee" if rnd else "committee"
-    local = _known_params(c, chain, task_id, params_file)
-    if local is not None and local.digest != info.params_digest:
-        if params_file is not None:
-            raise CliError(f"--params {params_file} are not the params of task {task_id}")
-        local = None  # a stale local copy: ask the peers
+    client = c.client(bootstrap)
+    with c.console.status(f"task {task_id}: waiting for the committee") as spin:
 
-    def encode(params: TaskParams) -> list[int]:
-        if not params.is_owner(acct.address):
-            raise CliError(f"{acct.address} is not a data owner of task {task_id}")
-        # encode once, before waiting: a malformed file fails now, not after the committee
-        return params.encode_table(inputs, acct.address)
+        def seen(st: TaskStatus, what: str) -> None:
+            spin.update(f"task {task_id}: waiting for the {what} (now {st.name.lower()})")
 
-    early = encode(local) if local is not None else None  # offline: before any connection
-    rows = 0
-
-    async def flow() -> list[str]:
-        nonlocal rows
-        # one libp2p host for the whole command: fetch the params, wait, deliver
-        async with peer_client.ephemeral_host(list(bootstrap)) as host:
-            if local is not None and early is not None:
-                params, encoded = local, early
-            else:
-                params = await peer_client.fetch_params(host, task_id, info.params_digest)
-                encoded = encode(params)
-            rows = len(encoded) // max(params.spec.width(params), 1)
-            st = await trio.to_thread.run_sync(
-                _wait_for, c, chain, task_id, {forming}, timeout, f"waiting for the {committee}"
-            )
-            if st != forming:
-                raise CliError(
-                    f"task {task_id} is {st.name.lower()}: the {committee} accepts no inputs"
-                )
-            # refuse (one line, non-zero exit) a committee the ranked sortition does not allow
-            await trio.to_thread.run_sync(
-                verified_committee, chain, task_id, rnd, params.owners, timeout
-            )
-            return await peer_client.contribute_to_committee(
-                host, chain, acct, task_id, params, encoded, rnd
-            )
-
-    peers = trio.run(flow)
+        got = client.contribute(task_id, inputs, timeout=timeout, round=round_,
+                                params_file=params_file, on_status=seen)  # fmt: skip
+    rows = got["rows"]
+    committee = "re-execution committee" if got["round"] else "committee"
     c.emit(
-        {
-            "task_id": task_id,
-            "round": rnd,
-            "owner": acct.address,
-            "rows": rows,
-            "values": rows,
-            "seats": peers,
-        },
-        f"task {task_id}: {rows} row(s) secret-shared to {len(peers)} seats "
+        got,
+        f"task {task_id}: {rows} row(s) secret-shared to {len(got['seats'])} seats "
         f"of the {committee} "
         "(no node received a plaintext value)",
     )
@@ -629,9 +490,9 @@ def status(
     extra: dict[str, object] = {}
     opening = ""
     if t.status == TaskStatus.OPEN:
-        opening, extra = _open_note(chain, t)
+        opening, extra = why_waiting(chain, t)
     refund = REFUND_REASONS.get(t.refund_reason, t.refund_reason or "no reason recorded")
-    declines = _declines(chain, task_id)
+    declines = seat_declines(chain, task_id)
     owners = owner_notices(task_id, bootstrap) if bootstrap else None
     if owners is not None:
         extra["owners"] = owners
@@ -678,100 +539,6 @@ def status(
         )
         + notice_lines(owners),
     )
-
-
-def _declines(chain: ChainClient, task_id: int) -> list[dict[str, Any]]:
-    """Every seat given up, with the reason its node stated (e.g. a minimum not met)."""
-    return [
-        {
-            "round": int(e.args["round"]),
-            "seat": int(e.args["seat"]),
-            "node": e.args["node"],
-            "reason": e.args["reason"],
-        }
-        for e in chain._task_logs(task_id)
-        if e.name == "SeatDeclined"
-    ]
-
-
-REFUND_REASONS = {
-    "sortition: seats not filled": "not enough eligible candidates joined before the seat deadline",
-    "sortition: seed expired": "the committee did not form within 256 blocks of the seed block",
-    "market: report deadline missed": "the committee did not report before the report "
-    "deadline (seats that neither reported nor declined were slashed)",
-    "market: too many declines": "so many seats declined that no quorum was possible",
-}
-STATUS_SCAN = 256  # draws `task status` examines
-
-
-def _open_note(chain: ChainClient, t: TaskInfo) -> tuple[str, dict[str, object]]:
-    """Why an open task is still waiting, from the sortition as the chain has it now."""
-    m = t.committee_size
-    cands = candidates_for(chain, t)
-    if cands is None:
-        _, since = seed_state(chain, t.seed_block)
-        if since <= 0:
-            return (
-                f"waiting for {m} of {m} seats: the sortition seed (block {t.seed_block}) is "
-                "not mined yet",
-                {},
-            )
-        return (
-            f"waiting for {m} of {m} seats: the sortition seed (block {t.seed_block}) is more "
-            "than 256 blocks old; the committee can no longer form (cancel to refund)",
-            {},
-        )
-    r = cands.ranking(limit=STATUS_SCAN)
-    offer = cands.pool.offer
-    eligible = len(r.candidates)
-    extra: dict[str, object] = {
-        "offer_per_seat": offer,
-        "window": cands.pool.window,
-        "eligible_candidates": r.addresses(),
-        "skipped": dict(r.rejected),
-    }
-    if eligible >= m:
-        return (
-            f"waiting for {m} of {m} seats: {eligible} eligible candidates drawn; the committee "
-            "binds once the best-ranked of them have joined",
-            extra,
-        )
-    why = [f"waiting for {m - eligible} of {m} seats: only {eligible} eligible candidate(s) "
-           f"among the nodes drawn"]  # fmt: skip
-    kinds = list(r.rejected.values())
-    priced = sum(k.startswith("price") for k in kinds)
-    if priced:
-        why.append(f"no eligible node offers price <= {fmt_eth(offer)} per seat "
-                   f"({priced} drawn node(s) ask more)")  # fmt: skip
-    full = sum(k.startswith("at capacity") for k in kinds)
-    if full:
-        why.append(f"{full} drawn node(s) at capacity")
-    poor = sum(k.startswith("not enough free stake") for k in kinds)
-    if poor:
-        why.append(f"{poor} drawn node(s) lack free stake for the collateral")
-    other = len(kinds) - priced - full - poor
-    if other:
-        why.append(f"{other} drawn node(s) excluded or lacking the capability")
-    if not r.rejected and not r.candidates:
-        why.append("no node is staked")
-    return "; ".join(why), extra
-
-
-def _params_file(c: Ctx, chain: ChainClient, task_id: int) -> Path:
-    """Where a requester keeps the params of a task it posted (to label its result)."""
-    return c.home / "params" / f"{chain.deployment.address.lower()}-{task_id}.json"
-
-
-def _known_params(
-    c: Ctx, chain: ChainClient, task_id: int, given: Path | None
-) -> TaskParams | None:
-    path = given or _params_file(c, chain, task_id)
-    try:
-        return TaskParams.from_bytes(path.read_bytes())
-    except OSError:
-        if given is not None:
-            raise CliError(f"cannot read --params {given}") from None
-        return None
 
 
 @task.command("result")
@@ -829,30 +596,27 @@ def result(
     posted = program_by_id(chain.task_info(task_id).program_id)
     if posted is not None and posted.codec == "private":  # only its requester can decrypt
         return he.result_he(c, chain, task_id, bootstrap)
-    known = _known_params(c, chain, task_id, params_file)
-    if known is not None and known.result_key:  # sealed to the requester's key
-        return _emit_private(c, task_id, known, private.result_private(c, chain, task_id, known,
-                                                                        bootstrap))  # fmt: skip
-    r = read(chain, task_id, known)
-    if r.value is None or r.decoded is None:
-        raise CliError(f"task {task_id}: the result is not a public value")
-    out = r.decoded.to_json()
+    client = c.client(bootstrap)
+    known = client.known_params(task_id, params_file)
+    r = client.result(task_id, known)
     if plot_file is not None:
-        _plot_clusters(plot_file, known, [v / 10**r.value.decimals for v in r.value.values])
+        _plot_clusters(plot_file, known, r.values)
     c.emit(
         {
-            "task_id": task_id,
-            "program": r.program,
-            "status": r.status.name.lower(),
-            "value": r.value.texts()[0],
-            "value_scaled": r.value.value,
-            **out,
-            "values": out["named"],
-            "result_digest": "0x" + r.digest.hex(),
-            "final": r.final,
+            **r.to_json(),
+            "value": r.raw["values"][0],
+            "value_scaled": r.raw["values_scaled"][0],
+            "values": r.raw["named"],
+            **({"fetched_from": r.fetched_from} if r.private else {}),
         },
-        f"task {task_id}: {r.decoded.line()}; "
-        f"digest 0x{r.digest.hex()[:16]}…, {'final' if r.final else 'in challenge window'}",
+        f"task {task_id}: {r.line}; "
+        + (
+            f"opened locally from the sealed shares (digest {r.digest[:18]}… matches the chain; "
+            if r.private
+            else f"digest {r.digest[:18]}…, "
+        )
+        + f"{'final' if r.final else 'in challenge window'}"
+        + (")" if r.private else ""),
     )
 
 
@@ -869,30 +633,6 @@ def _plot_clusters(path: Path, params: TaskParams | None, values: list[float]) -
     clusters_png(path, cents, sizes, (float(xc.lo), float(xc.hi)), (float(yc.lo), float(yc.hi)))
 
 
-def _emit_private(c: Ctx, task_id: int, params: TaskParams, got: dict[str, Any]) -> None:
-    decoded, status = got["decoded"], got["status"]
-    final = status == TaskStatus.FINALIZED
-    out = decoded.to_json()
-    c.emit(
-        {
-            "task_id": task_id,
-            "program": params.program,
-            "status": status.name.lower(),
-            "private": True,
-            "value": decoded.value.texts()[0],
-            "value_scaled": decoded.value.value,
-            **out,
-            "values": out["named"],
-            "result_digest": got["bundle_digest"],
-            "fetched_from": got["fetched_from"],
-            "final": final,
-        },
-        f"task {task_id}: {decoded.line()}; opened locally from the sealed shares (digest "
-        f"{got['bundle_digest'][:18]}… matches the chain; "
-        f"{'final' if final else 'in challenge window'})",
-    )
-
-
 @task.command("cancel")
 @click.argument("task_id", type=int)
 @pass_ctx
@@ -903,12 +643,9 @@ def cancel(c: Ctx, task_id: int) -> None:
     Examples:
       dnode --home ~/req task cancel 1
     """
-    chain = c.chain(c.account())
-    t = chain.task_info(task_id)
-    if t.status == TaskStatus.NONE:
-        raise CliError(f"task {task_id} does not exist")
-    chain.cancel(task_id)
-    reason = chain.task_info(task_id).refund_reason
+    task = c.client().task(task_id)
+    t = task.info()
+    reason = task.cancel()
     words = REFUND_REASONS.get(reason, reason)
     c.emit(
         {"task_id": task_id, "status": "refunded", "requester": t.requester, "reason": reason},

@@ -18,3 +18,15 @@ if _os.path.isfile(_os.path.join(IMPORT_ROOT, "node", "daemon.py")) and _os.path
     _os.path.join(IMPORT_ROOT, "setup.py")
 ):
     __path__.append(IMPORT_ROOT)  # noqa: F821 - the package's own __path__ (source checkout)
+
+#: names ``import dnode`` offers without loading them: ``dnode.connect(...)`` imports the SDK
+#: (web3, ...) on first use, so ``dnode --help`` stays fast (tests/cli/test_lazy.py)
+_SDK_NAMES = ("connect", "Client", "Task", "Result", "SdkError", "programs")
+
+
+def __getattr__(name: str) -> object:
+    if name in _SDK_NAMES:
+        from dnode.cli import sdk
+
+        return getattr(sdk, name)
+    raise AttributeError(f"module 'dnode' has no attribute {name!r}")

@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 bash scripts/install_anvil.sh
 bash scripts/install_js.sh
+bash scripts/install_browser.sh  # Chromium + chromedriver (Debian) for the explorer's browser test
 .venv/bin/ruff check dnode setup.py contracts node scheduler oracle cli scripts tests
 .venv/bin/ruff format --check --quiet dnode setup.py contracts node scheduler oracle cli scripts tests
 bash scripts/typecheck.sh

@@ -34,6 +34,7 @@ MODULE_WEIGHT = {  # seconds, measured (pytest --durations) with the fork server
     "test_e2e_he.py": 50,
     "test_e2e_ml_infer.py": 70,
     "test_by_hand.py": 70,
+    "test_e2e_sdk_explorer.py": 65,
     "test_e2e_malicious.py": 31,
     "test_e2e_private.py": 27,
     "test_e2e.py": 27,

@@ -3,12 +3,10 @@ shares the committee attested (see :mod:`dnode.node.mpc.delivery`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import trio
-
-from dnode.cli.context import CliError, Ctx
-from dnode.cli.he import _fetch_result
+from dnode.cli.sdk.errors import SdkError
 from dnode.contracts.client import ChainClient, TaskStatus
 from dnode.node.blobs import BlobError, BlobStore
 from dnode.node.mpc.delivery import Bundle, open_bundle, result_keypair
@@ -17,17 +15,19 @@ from dnode.oracle.encoding import AggregateResult, result_digest
 from dnode.oracle.errors import ResultMismatch, ResultNotAvailable
 from dnode.scheduler.programs import TaskParams
 
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
 MAX_BUNDLE = 64 << 20
 
 
-def result_key(c: Ctx) -> str:
-    """The public result key of the account that posts (derived from its key)."""
-    _, public = result_keypair(bytes(c.account().key))
-    return public
-
-
 def result_private(
-    c: Ctx, chain: ChainClient, task_id: int, params: TaskParams, bootstrap: tuple[str, ...]
+    account: LocalAccount,
+    home: Path,
+    chain: ChainClient,
+    task_id: int,
+    params: TaskParams,
+    bootstrap: tuple[str, ...],
 ) -> dict[str, Any]:
     """Fetch the sealed shares named on-chain, check them against the attested digest, open
     them with this account's result key and reconstruct (error-detecting) the output."""
@@ -38,22 +38,24 @@ def result_private(
         raise ResultMismatch(task_id, "0x" + digest.hex(), "0x" + result_digest(report).hex())
     got = PrivateCodec().decode(report)
     if got.locator != LOCATOR_PREFIX + got.blob_digest.hex():
-        raise CliError(f"task {task_id}: the report's locator does not name its digest")
-    sk, public = result_keypair(bytes(c.account().key))
+        raise SdkError(f"task {task_id}: the report's locator does not name its digest")
+    sk, public = result_keypair(bytes(account.key))
     if public != params.result_key:
-        raise CliError(
+        raise SdkError(
             f"task {task_id}: its result is sealed to another account's key (post it and read it "
             "with the same --account)"
         )
-    cache = BlobStore(c.home / "results")
+    cache = BlobStore(home / "results")
     try:
         blob, source = cache.get(got.blob_digest), "cache"
     except BlobError:
         if not bootstrap:
-            raise CliError("fetching a private result needs --bootstrap (a peer to reach the "
+            raise SdkError("fetching a private result needs --bootstrap (a peer to reach the "
                            "committee)") from None  # fmt: skip
         peers = [chain.node_info(a).peer_id for a in chain.seats(task_id)]
-        blob, source = trio.run(_fetch_result, list(bootstrap), peers, got.blob_digest)
+        from dnode.cli.sdk.run import run_trio
+
+        blob, source = run_trio(fetch_result, list(bootstrap), peers, got.blob_digest)
         cache.put(blob, got.blob_digest)  # digest checked by fetch_blob, again here
     revealed, rows = open_bundle(sk, Bundle.from_bytes(blob))
     spec = params.spec
@@ -66,3 +68,24 @@ def result_private(
         "bundle_digest": "0x" + got.blob_digest.hex(),
         "fetched_from": source,
     }
+
+
+MAX_RESULT_BLOB = 1 << 30  # bytes a result blob may have (HE ciphertexts are the largest)
+
+
+async def fetch_result(bootstrap: list[str], peers: list[str], digest: bytes) -> tuple[bytes, str]:
+    """The result blob with ``digest`` from the first committee member that serves it,
+    through a short-lived libp2p host; returns (blob, peer)."""
+    from dnode.node import peer_client
+    from dnode.node.blobs import fetch_blob
+    from dnode.node.errors import P2PError
+
+    errors = []
+    async with peer_client.ephemeral_host(bootstrap) as host:
+        for peer in peers:
+            try:
+                blob = await fetch_blob(host, peer, digest, max_size=MAX_RESULT_BLOB, timeout=30)
+                return blob, peer
+            except (BlobError, P2PError) as e:
+                errors.append(f"{peer}: {e}")
+    raise P2PError("no committee member served the result blob: " + "; ".join(errors))
