@@ -67,18 +67,6 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def clip(s: Any, x: Any, lo: list[int], hi: list[int], bits: int) -> Any:
-    """Every value of ``x`` (n, w) clamped to its column's declared [lo, hi] inside the MPC
-    (two secure selects per value): a sensitivity that holds whatever an owner shared."""
-    n = x.shape[0]
-    lo_a = np.array([list(lo)] * n, dtype=object)
-    hi_a = np.array([list(hi)] * n, dtype=object)
-    lo_s = s.secint.array(lo_a) if n else lo_a
-    hi_s = s.secint.array(hi_a) if n else hi_a
-    x = await s.where_negative(x - lo_a, x, lo_s, bits)  # below lo: lo
-    return await s.where_negative(hi_a - x, x, hi_s, bits)  # above hi: hi
-
-
 async def _noisy(s: Any, x: Any, needs: set[str], args: dict[str, Any]) -> dict[str, Any]:
     """Differential privacy: the statistics of the clipped table plus discrete Laplace noise
     sampled inside the MPC (:mod:`node.engines.mpc.noise`); only the noisy values are opened."""
@@ -92,7 +80,7 @@ async def _noisy(s: Any, x: Any, needs: set[str], args: dict[str, Any]) -> dict[
     else:
         if "clip" in args:
             c = args["clip"]
-            x = await clip(s, x, c["lo"], c["hi"], int(c["bits"]))
+            x = await noise.clip(s, x, c["lo"], c["hi"], int(c["bits"]))
         else:  # one-hot categories: with checks every row must be one-hot (else abort)
             await s.check_onehot([(0, int(args["width"]))])
         if "sum" in needs:
