@@ -95,7 +95,7 @@ SCALE = 3.0
 
 @pytest.fixture(scope="module")
 def draws() -> np.ndarray:
-    return _draw(SCALE, 2500, seed=18)
+    return _draw(SCALE, 2000, seed=18)
 
 
 def test_noise_mean_and_variance_match_the_discrete_laplace(draws: np.ndarray) -> None:
@@ -183,7 +183,7 @@ def _independence_p(shares: np.ndarray, noise: np.ndarray, p: int) -> float:
 
 
 def test_a_minority_of_seats_sees_shares_independent_of_the_noise() -> None:
-    n = 800
+    n = 600
     res = _run_sync(_view_jobs(n))
     revealed = [r.revealed for r in res]  # type: ignore[attr-defined]
     assert all(r == revealed[0] for r in revealed)  # every party agrees on what it returned
@@ -203,3 +203,24 @@ def test_a_minority_of_seats_sees_shares_independent_of_the_noise() -> None:
 
 def _run_sync(jobs: list[MpcJob]) -> list[object]:
     return trio.run(_run, jobs)
+
+
+def test_a_noisy_mean_clips_out_of_range_values_inside_the_mpc() -> None:
+    """mpc.mean with --epsilon through three real parties with the malicious-minority checks:
+    an owner's value of 200 in a column declared [0, 100] counts as 100 (clipped in the MPC
+    before the noise), and only the noisy sum is opened. At epsilon = 50 the noise scale is
+    2 (sensitivity 100), so the opened sum sits near the clipped sum, far from the raw one."""
+    from fractions import Fraction
+
+    from dnode.scheduler.programs import Column, TaskParams
+    from tests.node.test_malicious import ADDRS, _jobs
+    from tests.node.test_malicious import _run as run_parties
+
+    col = Column("a", "int", 0, Fraction(0), Fraction(100))
+    params = TaskParams("mpc.mean", ADDRS[:2], columns=(col,), args={"epsilon": "50"})
+    vals = [[5, 7, 200, 40], [1, 2, 3]]
+    res = trio.run(lambda: run_parties(_jobs("mpc.mean", vals, witness=False, params=params)))
+    (opened,) = {tuple(r.revealed["sum"]) for r in res}  # type: ignore[attr-defined]
+    clipped, raw = 5 + 7 + 100 + 40 + 1 + 2 + 3, 5 + 7 + 200 + 40 + 1 + 2 + 3
+    assert abs(opened[0] - clipped) < 40 and abs(opened[0] - raw) > 60, opened
+    assert set(res[0].revealed) == {"sum"}  # type: ignore[attr-defined]

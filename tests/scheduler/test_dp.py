@@ -135,3 +135,54 @@ def test_noise_widens_the_field_and_reaches_the_kernel() -> None:
     ka = noisy.spec.kernel_args(noisy)
     assert ka["dp"]["releases"][0]["name"] == "sum" and ka["clip"]["hi"] == [120]
     assert "dp" not in exact.spec.kernel_args(exact)
+
+
+# ------------------------------------------------------------------ the SQL query program
+
+REGION = Column("region", "cat", 0, domain=("n", "s"))
+
+
+def _query(sql: str, **dp_args: str):
+    from dnode.scheduler.programs.query.build import query_params
+
+    return query_params(sql, {"t": (AGE, REGION)}, {"t": list(OWNERS)}, dp=dp_args)
+
+
+def test_a_noisy_query_declares_its_group_sizes_and_sums() -> None:
+    from dnode.scheduler.programs.query.build import explain
+
+    plan, params = _query(
+        "SELECT region, COUNT(*), AVG(age) FROM t WHERE age >= 18 GROUP BY region",
+        epsilon="1",
+    )
+    g = params.spec.guarantee(params)
+    assert g is not None
+    rel = {r["name"]: r for r in g["releases"]}
+    assert rel["count"]["size"] == 2 and rel["count"]["sensitivity_l1"] == 2
+    assert rel["stats"]["sensitivity_l1"] == 2 * 120  # one row leaves a group, joins another
+    ka = params.spec.kernel_args(params)
+    assert ka["clip"] == [[0, 0, 120]] and ka["dp"]["releases"][0]["name"] == "count"
+    e = explain(params, plan, {"t": list(OWNERS)})
+    assert e["dp"]["epsilon"] == "1" and "differential privacy" in e["reveals"][0]
+    _, exact = _query("SELECT region, COUNT(*), AVG(age) FROM t GROUP BY region")
+    assert exact.spec.guarantee(exact) is None and "dp" not in exact.spec.kernel_args(exact)
+
+
+def test_a_noisy_query_refuses_what_it_would_open_exactly() -> None:
+    from dnode.scheduler.programs.query.errors import QueryError
+
+    with pytest.raises(QueryError, match="MIN, MAX and quantiles"):
+        _query("SELECT MAX(age) FROM t", epsilon="1")
+
+
+def test_ml_programs_offer_dp_where_it_fits() -> None:
+    """ml.ridge opens sufficient statistics: noised like mpc.covariance; the iterative ones
+    (k-means, logistic regression) open per-iteration values: no DP variant yet."""
+    from dnode.scheduler.programs import get_program
+
+    for name in ("ml.kmeans", "ml.logreg"):
+        with pytest.raises(InvalidTaskParams, match="offers no differential privacy"):
+            get_program(name).check_args({"epsilon": "1"})
+    ridge = TaskParams("ml.ridge", OWNERS, columns=(AGE, INCOME), args={"epsilon": "1"})
+    g = ridge.spec.guarantee(ridge)
+    assert g is not None and [r["name"] for r in g["releases"]] == ["sum", "gram"]

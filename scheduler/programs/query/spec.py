@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from dnode.scheduler.dp import Release
+from dnode.scheduler.dp import Release, dp_target
 from dnode.scheduler.programs.query.errors import QueryError
 from dnode.scheduler.programs.query.plan import (
     Plan,
@@ -146,7 +146,7 @@ class Query(ProgramSpec):
                 f"the answer has {n} values; at most {MAX_RESULT_VALUES} fit the on-chain result: "
                 "ask for a private result (--private-result) or fewer groups/aggregates"
             )
-        if self.dp_plan(params) is not None:
+        if dp_target(params.args) is not None:
             need = Needs(plan, schema_map(params))
             if need.min or need.max or need.quantile:
                 raise QueryError(
