@@ -332,3 +332,18 @@ def undercharged(p: Plan | None, charged: Sequence[tuple[int, int, int]]) -> str
                 f"outputs compose to {need / MICRO:g}"
             )
     return None
+
+
+def budget_refusal(chain: Any, task: Any, params: Any) -> str | None:
+    """Why a node (or a data owner's agent) refuses a DP task over datasets (None: it may
+    take part): the privacy cost its posting charged each dataset's on-chain budget
+    (``task.datasets``, from TaskDatasets) is below the composed cost of the noisy outputs
+    its ``params`` ask for -- a requester posting to the contract directly with 0.01 for
+    epsilon = 5. ``chain.dataset_info(id).budget_kind`` gives each budget's unit."""
+    plan = params.spec.dp_plan(params)
+    entries = tuple(getattr(task, "datasets", ()) or ())
+    if plan is None or not entries:
+        return None
+    charged = [(e.dataset_id, chain.dataset_info(e.dataset_id).budget_kind, e.cost)
+               for e in entries]  # fmt: skip
+    return undercharged(plan, charged)

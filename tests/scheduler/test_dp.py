@@ -11,8 +11,8 @@ import opendp.prelude as dp
 import pytest
 
 from dnode.contracts.data_market import TaskDataset
-from dnode.node.task.seat import budget_refusal
 from dnode.scheduler import dp as D
+from dnode.scheduler.dp import budget_refusal
 from dnode.scheduler.errors import InvalidTaskParams
 from dnode.scheduler.programs import Column, TaskParams
 
