@@ -948,6 +948,14 @@ def dispute(c: Ctx, task_id: int) -> None:
       dnode --home ~/req task dispute 1
     """
     chain = c.chain(c.account())
+    known = _known_params(c, chain, task_id, None)
+    if known is not None and not known.spec.reruns(known):
+        raise CliError(
+            f"task {task_id} is not re-executed by nodes ({known.program}"
+            + (" with differential privacy: a second noisy release would spend budget nobody "
+               "charged" if known.spec.dp_plan(known) else "") + "); a dispute would only "
+            "cost its bond"
+        )  # fmt: skip
     bond = chain.dispute_bond_for(task_id)
     chain.dispute(task_id)
     d = chain.task_info(task_id).dispute

@@ -40,7 +40,7 @@ async def take_claimed_seat(ctx: NodeContext, rt: TaskRuntime) -> None:
         reason = "params never announced"
     elif params.is_owner(ctx.address):
         reason = "a data owner of the task never sits on its committee"
-    elif rt.round and not params.spec.supports_rerun:
+    elif rt.round and not params.spec.reruns(params):
         reason = f"{params.program} is not re-executed by this node version"
     else:
         try:

@@ -95,10 +95,11 @@ async def consider_rerun(ctx: NodeContext, rt: TaskRuntime) -> None:
     if first.params is None:
         log.info("task %d: params unknown; not joining the re-execution", rt.task_id)
         return
-    if not first.params.spec.supports_rerun:
+    if not first.params.spec.reruns(first.params):
         log.info(
-            "task %d: %s is not re-executed by this node version", rt.task_id, first.params.program
-        )
+            "task %d: %s is not re-executed by this node version (a DP task never is: a second "
+            "noisy release would spend budget nobody charged)", rt.task_id, first.params.program
+        )  # fmt: skip
         return
     rt.params = first.params
     rt.notify()
