@@ -64,7 +64,7 @@ async def resume_seat(ctx: NodeContext, held: HeldSeat) -> None:
     computed = ctx.state.result(task_id, rnd) is not None
     # e.g. MPC: with every share stored the party reruns in the next retry slot; with some
     # missing it waits (bounded by input_timeout) for owners that have not sent yet
-    rerun = rt.params is not None and rt.params.spec.reruns(rt.params)
+    rerun = rt.params is not None and rt.params.spec.supports_rerun
     action = resume_action(
         task, rnd, held.seat, ctx.address, signed=signed, computed=computed, can_rerun=rerun
     )
