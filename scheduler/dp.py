@@ -154,7 +154,8 @@ def _fmt(x: float) -> str:
 
 
 def _micro_up(x: float) -> int:
-    # a float's nearest micro-unit may be below x: round up, then one more ulp of safety
+    # never below the composed cost: round up to the micro-unit (the CLI charges it, nodes
+    # compare with the same function)
     return max(1, math.ceil(Decimal(repr(x)) * MICRO))
 
 
