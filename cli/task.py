@@ -323,8 +323,7 @@ def dp_line(g: dict[str, Any]) -> str:
     """One line of a DP guarantee (scheduler.dp.Plan.guarantee)."""
     scales = ", ".join(f"{r['name']} scale {r['scale']} (L1 sensitivity {r['sensitivity_l1']})"
                        for r in g["releases"])  # fmt: skip
-    return (f"differential privacy: ({g['epsilon']}, {g['delta']})-DP, {g['rho']}-zCDP; "
-            f"{g['mechanism']}; {scales}")  # fmt: skip
+    return f"differential privacy: {g['statement']}; {g['mechanism']}; {scales}"
 
 
 def _table_params(

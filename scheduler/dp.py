@@ -125,6 +125,10 @@ class Plan:
             "epsilon": _fmt(self.epsilon),
             "delta": _fmt(self.delta),
             "rho": _fmt(self.rho),
+            # the exact mechanism is pure (epsilon)-DP and rho-zCDP; the finite-precision
+            # sampler is within total variation of it, which ``delta`` accounts for
+            "statement": f"({_fmt(self.epsilon)}, {_fmt(self.delta)})-DP; "
+            f"{_fmt(self.delta)}-approximate {_fmt(self.rho)}-zCDP",
             "asked": dict(self.target),
             "releases": [
                 {
