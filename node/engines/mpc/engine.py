@@ -182,6 +182,8 @@ class MpcEngine:
                     if isinstance(x, CheatingDetectedError):
                         raise x from None
                 failed = cast(MpcError, errs[0])
+                # the party's error says whether the parties had connected, a tunnel's not
+                failed.connected = any(cast(MpcError, x).connected for x in errs)
             finally:
                 s.host.remove_tunnel_target(key)
             log.info("task %d: MPC attempt failed (%s)", s.task_id, failed.detail)
