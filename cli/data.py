@@ -173,7 +173,9 @@ def show(c: Ctx, dataset_id: int) -> None:
       dnode --json data show 1
     """
     j = c.client().dataset(dataset_id)
-    c.emit(j, _human(j))
+    sym = "ε" if j["budget_kind"] == "epsilon" else "ρ"
+    lines = [f"  task {e['task_id']}: {sym} {e['cost']:g} {e['state']}" for e in j["ledger"]]
+    c.emit(j, "\n".join([_human(j), f"  spent {sym} {j['spent']:g}; per task:", *lines]))
 
 
 @data.command("settle")

@@ -60,7 +60,7 @@ def program_args(spec: ProgramSpec, extra: list[str], args_opt: str | None) -> d
             raise CliError("--args must be a JSON object")
     if extra:
         opts: list[click.Parameter] = [
-            click.Option([f"--{a.name.replace('_', '-')}"], a.name) for a in spec.args
+            click.Option([f"--{a.name.replace('_', '-')}"], a.name) for a in spec.all_args
         ]
         cmd = click.Command(spec.name, params=opts, add_help_option=False)
         try:

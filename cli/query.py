@@ -35,6 +35,9 @@ from dnode.cli.units import AMOUNT, fmt_eth
     help="A published dataset (repeatable): its schema digest picks its --schema file.",
 )
 @click.option("--privacy-cost", "privacy_costs", multiple=True, help="Per --dataset (ε or ρ).")
+@click.option("--epsilon", help="Differential privacy: noisy answer, total ε (sets the cost).")
+@click.option("--rho", help="Differential privacy: total zCDP ρ instead of --epsilon.")
+@click.option("--delta", help="With --epsilon/--rho: the sampler's largest δ (default 1e-9).")
 @click.option("--reward", type=AMOUNT, default="0.3ether", show_default=True)
 @click.option("--committee", "committee_size", default=3, show_default=True)
 @click.option("--seat-timeout", default=120, show_default=True)
@@ -59,6 +62,9 @@ def query(
     tables: tuple[str, ...],
     datasets: tuple[int, ...],
     privacy_costs: tuple[str, ...],
+    epsilon: str | None,
+    rho: str | None,
+    delta: str | None,
     reward: int,
     committee_size: int,
     seat_timeout: int,
@@ -88,7 +94,7 @@ def query(
         owners=owners, tables=tables, datasets=datasets, privacy_cost=privacy_costs,
         reward=reward, committee=committee_size, input_timeout=input_timeout,
         max_rows=max_rows, allow_single_owner=allow_single_owner,
-        private_result=private_result,
+        private_result=private_result, epsilon=epsilon, rho=rho, delta=delta,
     )  # fmt: skip
     if explain_only:
         from dnode.scheduler.programs.query.build import explain_lines

@@ -198,6 +198,8 @@ def post(
       dnode task post --program mpc.quantiles --column age:int:0:120 --q 0.25,0.5,0.75 \\
           --owner 0xA.. --owner 0xB.. --reward 0.3ether --bootstrap /ip4/…/p2p/…
       dnode task post --program he.mean --data values.csv --reward 0.3ether --bootstrap /ip4/…/p2p/…
+      dnode task post --program mpc.mean --column age:int:0:120 --epsilon 0.5 --dataset 1 \\
+          --dataset 2 --reward 0.3ether --bootstrap /ip4/…/p2p/…
     """
     c = cctx.find_object(Ctx)
     assert c is not None
@@ -242,6 +244,7 @@ def post(
     )  # fmt: skip
     assert t.params is not None
     last = client.signer.last_tx
+    guarantee = prog.guarantee(t.params)
     c.emit(
         {
             "task_id": t.id,
@@ -251,15 +254,25 @@ def post(
             "announced_to": t.announced_to,
             "params": t.params.to_dict(),
             "datasets": list(datasets),
+            "privacy_costs": [x / 1e6 for x in t.privacy_costs],
+            "dp": guarantee,
             "tx": last.tx_hash if last else None,
         },
         f"posted task {t.id} ({prog.name}, committee {committee_size}, reward {fmt_eth(reward)})"
+        + (f"; {dp_line(guarantee)}" if guarantee else "")
         + (
             f"; announced to {t.announced_to} peer(s)"
             if bootstrap
             else "; not announced (no --bootstrap): nodes will not see its parameters"
         ),
     )
+
+
+def dp_line(g: dict[str, Any]) -> str:
+    """One line of a DP guarantee (scheduler.dp.Plan.guarantee)."""
+    scales = ", ".join(f"{r['name']} scale {r['scale']} (L1 sensitivity {r['sensitivity_l1']})"
+                       for r in g["releases"])  # fmt: skip
+    return f"differential privacy: {g['statement']}; {g['mechanism']}; {scales}"
 
 
 @task.command("params", context_settings=PROGRAM_FLAGS)
@@ -599,6 +612,7 @@ def result(
     client = c.client(bootstrap)
     known = client.known_params(task_id, params_file)
     r = client.result(task_id, known)
+    guarantee = known.spec.guarantee(known) if known is not None else None
     if plot_file is not None:
         _plot_clusters(plot_file, known, r.values)
     c.emit(
@@ -608,6 +622,7 @@ def result(
             "value_scaled": r.raw["values_scaled"][0],
             "values": r.raw["named"],
             **({"fetched_from": r.fetched_from} if r.private else {}),
+            "dp": guarantee,
         },
         f"task {task_id}: {r.line}; "
         + (
@@ -616,7 +631,8 @@ def result(
             else f"digest {r.digest[:18]}…, "
         )
         + f"{'final' if r.final else 'in challenge window'}"
-        + (")" if r.private else ""),
+        + (")" if r.private else "")
+        + (f"\n{dp_line(guarantee)}" if guarantee else ""),
     )
 
 
@@ -666,6 +682,14 @@ def dispute(c: Ctx, task_id: int) -> None:
       dnode --home ~/req task dispute 1
     """
     chain = c.chain(c.account())
+    known = c.client().known_params(task_id)
+    if known is not None and not known.spec.reruns(known):
+        raise CliError(
+            f"task {task_id} is not re-executed by nodes ({known.program}"
+            + (" with differential privacy: a second noisy release would spend budget nobody "
+               "charged" if known.spec.dp_plan(known) else "") + "); a dispute would only "
+            "cost its bond"
+        )  # fmt: skip
     bond = chain.dispute_bond_for(task_id)
     chain.dispute(task_id)
     d = chain.task_info(task_id).dispute

@@ -21,7 +21,8 @@ from dnode.contracts.data_market import (
     DatasetInfo,
     to_micro,
 )
-from dnode.scheduler.programs import get_program, program_by_id
+from dnode.scheduler.dp import unit
+from dnode.scheduler.programs import TaskParams, get_program, program_by_id
 from dnode.scheduler.programs.registry import all_programs
 
 _DURATION = re.compile(r"\s*([0-9]+)\s*([smhd]?)\s*")
@@ -129,18 +130,33 @@ def describe(d: DatasetInfo, now: int) -> dict[str, Any]:
 
 
 def dataset_owners(
-    chain: ChainClient, datasets: Sequence[int], privacy_costs: Sequence[str | float]
+    chain: ChainClient,
+    datasets: Sequence[int],
+    privacy_costs: Sequence[str | float],
+    *,
+    derived: bool = False,
 ) -> tuple[tuple[str, ...], list[int]]:
     """(owners in dataset order, per-dataset privacy cost in millionths); one-line errors for
-    what the contract would refuse anyway, before anything is paid."""
+    what the contract would refuse anyway, before anything is paid. ``derived``: a DP task
+    (--epsilon/--rho): its cost is the composed cost of its noisy outputs (:func:`dp_costs`,
+    once the params exist; 0 here), never a number the requester picks."""
     if len(set(datasets)) != len(datasets):
         raise SdkError("a task names each dataset once")
-    if not privacy_costs:
+    if derived:
+        if privacy_costs:
+            raise SdkError(
+                "--privacy-cost is derived from --epsilon/--rho (the composed cost of the "
+                "task's noisy outputs): omit it"
+            )
+        privacy_costs = ["0"]
+    elif not privacy_costs:
         raise SdkError("a task over datasets declares --privacy-cost (ε or ρ it spends)")
     if len(privacy_costs) not in (1, len(datasets)):
         raise SdkError(f"give one --privacy-cost, or one per --dataset ({len(datasets)})")
     try:
-        costs = [to_micro(str(x)) for x in privacy_costs] * (len(datasets) // len(privacy_costs))
+        costs = [0 if derived else to_micro(str(x)) for x in privacy_costs] * (
+            len(datasets) // len(privacy_costs)
+        )
     except ValueError as e:
         raise SdkError(f"--privacy-cost: {e}") from None
     owners: list[str] = []
@@ -153,7 +169,7 @@ def dataset_owners(
             raise SdkError(f"dataset {ds} is retired")
         if now >= info.expiry:
             raise SdkError(f"dataset {ds} expired at {info.expiry}")
-        if cost > info.budget_left:
+        if cost and cost > info.budget_left:
             raise SdkError(
                 f"dataset {ds} has {info.budget_left / 1e6:g} of its privacy budget left, the "
                 f"task would spend {cost / 1e6:g}"
@@ -162,3 +178,52 @@ def dataset_owners(
             raise SdkError(f"datasets of one owner ({info.owner}) cannot share a task")
         owners.append(info.owner)
     return tuple(owners), costs
+
+
+def ledger(chain: ChainClient, dataset_id: int) -> list[dict[str, Any]]:
+    """Every task that charged the dataset's privacy budget (TaskDatasets events), with what
+    became of the charge: ``charged`` (the task has not ended or is not settled: counted as
+    spent), ``spent`` (it delivered a result: the owner was paid), ``released`` (refunded
+    before any committee formed: the budget came back, DatasetRefunded), ``refunded, kept``
+    (refunded after its committee formed: its seats may have opened outputs, so the charge
+    stays)."""
+    out: dict[int, dict[str, Any]] = {}
+    for ev in chain.events(chain.deployment.deploy_block):
+        a = ev.args
+        if ev.name == "TaskDatasets":
+            for i, cost in zip(a["dataset_ids"], a["costs"], strict=True):
+                if int(i) == dataset_id:
+                    t = int(a["task_id"])
+                    out[t] = {"task_id": t, "cost": int(cost) / MICRO, "state": "charged"}
+        elif ev.name in ("DatasetRefunded", "DatasetPaid") and int(a["dataset_id"]) == dataset_id:
+            e = out.get(int(a["task_id"]))
+            if e is not None and ev.name == "DatasetPaid":
+                e["state"] = "spent"
+            elif e is not None:  # refunded: released unless its committee had formed
+                e["state"] = "released" if int(a["released"]) else "refunded, kept"
+    return [out[k] for k in sorted(out)]
+
+
+def dp_costs(chain: ChainClient, datasets: Sequence[int], params: TaskParams) -> list[int]:
+    """Per dataset, what a DP task charges its budget: the composed cost of the task's noisy
+    outputs (scheduler.dp, OpenDP) in that budget's units (epsilon or rho), rounded up -- what
+    every node checks before it computes (node.task.seat.budget_refusal)."""
+    plan = params.spec.dp_plan(params)
+    if plan is None:
+        raise SdkError(f"{params.program}: the task asks for no differential privacy")
+    out = []
+    for ds in datasets:
+        info = chain.dataset_info(ds)
+        cost = plan.cost(info.budget_kind)
+        if cost > info.budget_left:
+            raise SdkError(
+                f"dataset {ds} has {info.budget_left / 1e6:g} {unit(info.budget_kind)} of its "
+                f"privacy budget left; the task's noisy outputs compose to {cost / 1e6:g}"
+            )
+        out.append(cost)
+    return out
+
+
+def asks_dp(args: dict[str, Any]) -> bool:
+    """Whether a program's arguments ask for differential privacy (--epsilon / --rho)."""
+    return any(args.get(k) is not None for k in ("epsilon", "rho"))

@@ -345,10 +345,11 @@ class Client:
             privacy_cost)  # fmt: skip
         chain = self.signer
         costs: list[int] = []
+        derived = catalog.asks_dp(dict(args or {}))  # DP: the cost is the noise's, composed
         if datasets:
             if owners:
                 raise SdkError("give --dataset or --owner, not both: a dataset's owner contributes")
-            owners, costs = catalog.dataset_owners(chain, datasets, costs_in)
+            owners, costs = catalog.dataset_owners(chain, datasets, costs_in, derived=derived)
         elif costs_in:
             raise SdkError("--privacy-cost needs --dataset")
         params = self.table_params(
@@ -357,6 +358,8 @@ class Client:
             min_values=min_values, allow_single_owner=allow_single_owner,
             private_result=private_result,
         )  # fmt: skip
+        if datasets and derived:  # the composed cost of the noisy outputs, per dataset budget
+            costs = catalog.dp_costs(chain, datasets, params)
         return self.post_params(
             params, reward=reward, committee=committee, seat_timeout=seat_timeout,
             report_timeout=report_timeout, datasets=datasets, costs=costs, bootstrap=bootstrap,
@@ -394,6 +397,7 @@ class Client:
             )  # fmt: skip
         kept = self.keep_params(task_id, params)
         task = Task(self, task_id, params)
+        task.privacy_costs = list(costs)
         boot = self._boot(bootstrap)
         if boot:
             from dnode.node.errors import NodeError
@@ -543,8 +547,14 @@ class Client:
         max_rows: int = 1 << 16,
         allow_single_owner: bool = False,
         private_result: bool = False,
+        epsilon: str | float | None = None,
+        rho: str | float | None = None,
+        delta: str | float | None = None,
     ) -> tuple[TaskParams, dict[str, Any], list[int]]:
-        """Compile ``sql`` into task params; returns (params, explanation, privacy costs)."""
+        """Compile ``sql`` into task params; returns (params, explanation, privacy costs).
+        ``epsilon`` (or ``rho``, zCDP) asks for a differentially private answer: noise the
+        committee adds in MPC, calibrated by OpenDP; over datasets its composed cost is what
+        the task charges each budget (``privacy_cost`` is then derived, not given)."""
         from eth_utils import keccak
 
         from dnode.scheduler.programs.query.build import explain, query_params, read_schema
@@ -567,10 +577,15 @@ class Client:
         if costs_in and not datasets:
             raise SdkError("--privacy-cost needs --dataset")
         by_table = owners_by_table(tables_of, owners, tables)
+        dp = {k: None if v is None else str(v) for k, v in
+              (("epsilon", epsilon), ("rho", rho), ("delta", delta))}  # fmt: skip
+        derived = catalog.asks_dp(dp)
         costs: list[int] = []
         prices: dict[int, int] = {}
         if datasets:
-            ds_owners, costs = catalog.dataset_owners(self.chain, datasets, costs_in)
+            ds_owners, costs = catalog.dataset_owners(
+                self.chain, datasets, costs_in, derived=derived
+            )
             for ds, o in zip(datasets, ds_owners, strict=True):
                 info = self.chain.dataset_info(ds)
                 t = digests.get(bytes(info.schema_digest))
@@ -585,8 +600,10 @@ class Client:
         minimum = min_aggregation(everyone, None, None, allow_single_owner)
         plan, params = query_params(
             sql, tables_of, by_table, max_rows=max_rows, input_timeout=input_timeout,
-            extra=minimum.to_extra(), result_key=key,
+            extra=minimum.to_extra(), result_key=key, dp=dp,
         )  # fmt: skip
+        if datasets and derived:  # the composed cost of the noisy answer, per dataset budget
+            costs = catalog.dp_costs(self.chain, datasets, params)
         e = explain(params, plan, by_table, reward=wei(reward), prices=prices, committee=committee)
         return params, e, costs
 
@@ -612,8 +629,13 @@ class Client:
         allow_single_owner: bool = False,
         private_result: bool = False,
         bootstrap: Sequence[str] | None = None,
+        epsilon: str | float | None = None,
+        rho: str | float | None = None,
+        delta: str | float | None = None,
     ) -> Task:
-        """Post a SQL aggregate over owners' (or published datasets') tables as one MPC task.
+        """Post a SQL aggregate over owners' (or published datasets') tables as one MPC task
+        (``epsilon``/``rho``/``delta``: a differentially private answer, see
+        :meth:`compile_query`).
 
         ``schemas`` are the tables' public schema files (``{"table": NAME, "columns": [...]}``).
         A table held by several owners is their UNION ALL.
@@ -630,6 +652,7 @@ class Client:
             privacy_cost=privacy_cost, reward=reward, committee=committee,
             input_timeout=input_timeout, max_rows=max_rows,
             allow_single_owner=allow_single_owner, private_result=private_result,
+            epsilon=epsilon, rho=rho, delta=delta,
         )  # fmt: skip
         return self.post_params(
             params, reward=reward, committee=committee, seat_timeout=seat_timeout,
@@ -719,7 +742,10 @@ class Client:
         d = self.chain.dataset_info(dataset_id)
         if not d.exists:
             raise SdkError(f"dataset {dataset_id} does not exist")
-        return catalog.describe(d, self.chain.block_timestamp())
+        j = catalog.describe(d, self.chain.block_timestamp())
+        j["spent"] = d.spent / catalog.MICRO
+        j["ledger"] = catalog.ledger(self.chain, dataset_id)
+        return j
 
     def publish(
         self,
@@ -828,7 +854,7 @@ def owners_by_table(
 def describe(spec: Any) -> dict[str, Any]:
     """One program as ``dnode programs --json`` lists it: arguments, inputs, what it reveals
     and to whom, its cost."""
-    args = [*spec.args, *getattr(spec, "he_args", ())]
+    args = [*spec.all_args, *getattr(spec, "he_args", ())]
     return {
         "name": spec.name,
         "id": "0x" + spec.program_id.hex(),

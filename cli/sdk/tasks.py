@@ -369,6 +369,7 @@ class Task:
         self.id = task_id
         self.params = params
         self.announced_to = 0
+        self.privacy_costs: list[int] = []  # per dataset, in millionths (ε or ρ), if posted here
 
     def __repr__(self) -> str:
         prog = self.params.program if self.params else "?"

@@ -15,6 +15,7 @@ from dnode.node.task.context import NodeContext
 from dnode.node.task.policy import round_view
 from dnode.node.task.state import TaskRuntime
 from dnode.node.task.worker import abandon, start_worker
+from dnode.scheduler.dp import budget_refusal
 
 log = logging.getLogger("dnode.node")
 PARAMS_AFTER_CLAIM = 60.0  # seconds a claimant looks for params past the claim period
@@ -39,11 +40,13 @@ async def take_claimed_seat(ctx: NodeContext, rt: TaskRuntime) -> None:
         reason = "params never announced"
     elif params.is_owner(ctx.address):
         reason = "a data owner of the task never sits on its committee"
-    elif rt.round and not params.spec.supports_rerun:
+    elif rt.round and not params.spec.reruns(params):
         reason = f"{params.program} is not re-executed by this node version"
     else:
         try:
             prepare(ctx, rt, params)
+            refused: str | None = await ctx.call(budget_refusal, ctx.chain, task, params)
+            reason = refused or ""
         except NodeError as e:
             reason = str(e)
     if rt.is_displaced_or_closed():

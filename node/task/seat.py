@@ -18,6 +18,7 @@ from dnode.node.task.compute import prepare
 from dnode.node.task.context import NodeContext
 from dnode.node.task.policy import OpenView, rerun_ineligible
 from dnode.node.task.state import TaskRuntime
+from dnode.scheduler.dp import budget_refusal
 from dnode.scheduler.eligibility import NodeView, should_claim
 from dnode.scheduler.seat_terms import params_wait
 
@@ -56,6 +57,10 @@ async def consider(ctx: NodeContext, rt: TaskRuntime) -> None:
     except ContractsError as e:
         log.warning("task %d: cannot read chain state: %s", rt.task_id, e)
         return
+    why = await ctx.call(budget_refusal, ctx.chain, task, rt.params)
+    if why:
+        log.warning("task %d: not taking a seat: %s", rt.task_id, why)
+        return
     view = await node_view(ctx, info)
     decision = should_claim(view, task, rt.params)
     if not decision.ok:
@@ -90,10 +95,11 @@ async def consider_rerun(ctx: NodeContext, rt: TaskRuntime) -> None:
     if first.params is None:
         log.info("task %d: params unknown; not joining the re-execution", rt.task_id)
         return
-    if not first.params.spec.supports_rerun:
+    if not first.params.spec.reruns(first.params):
         log.info(
-            "task %d: %s is not re-executed by this node version", rt.task_id, first.params.program
-        )
+            "task %d: %s is not re-executed by this node version (a DP task never is: a second "
+            "noisy release would spend budget nobody charged)", rt.task_id, first.params.program
+        )  # fmt: skip
         return
     rt.params = first.params
     rt.notify()
@@ -103,7 +109,9 @@ async def consider_rerun(ctx: NodeContext, rt: TaskRuntime) -> None:
     except ContractsError as e:
         log.warning("task %d: cannot read chain state: %s", rt.task_id, e)
         return
-    reason = rerun_ineligible(task, ctx.address)
+    reason = rerun_ineligible(task, ctx.address) or await ctx.call(
+        budget_refusal, ctx.chain, task, rt.params
+    )
     if reason is None:
         # should_claim's node-side checks, with the task viewed as open for the rerun
         view = await node_view(ctx, info)
