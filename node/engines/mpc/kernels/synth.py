@@ -113,10 +113,10 @@ async def _joined(s: Any, args: dict[str, Any]) -> tuple[Any, int]:
         if tok in seen:  # an id held twice by owner 0 counts once (its first row)
             continue
         seen.add(tok)
-        j = first.get(tok)
-        if j is not None:
+        at = first.get(tok)
+        if at is not None:
             ia.append(i + 1)  # + 1: after the header row
-            ib.append(j + 1)
+            ib.append(at + 1)
     n = len(ia)
     if n == 0:
         empty = s.secint.array(np.zeros((0, w), dtype=object))
