@@ -274,11 +274,11 @@ class SynthMst(ProgramSpec):
     def validate(self, params: TaskView) -> None:
         super().validate(params)
         mode = self.mode(params)
-        self.plan(params)
         vals = self.value_columns(params)
         ids = [c for c in params.columns if c.type == "id"]
         if not 2 <= len(vals) <= MAX_COLUMNS:
             raise InvalidTaskParams(f"{self.name} takes 2..{MAX_COLUMNS} value columns")
+        self.plan(params)
         k = int(params.args.get("bins", 8))
         if not 2 <= k <= MAX_BINS:
             raise InvalidTaskParams(f"{self.name}: bins must be in 2..{MAX_BINS}")
