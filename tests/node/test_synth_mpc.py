@@ -96,3 +96,33 @@ def test_attack_an_owner_sharing_a_row_that_is_not_one_hot_aborts(tmp_path: Path
     res = trio.run(_run_all, _jobs(params, enc), 300.0)
     assert not any(isinstance(r, MpcResult) for r in res), res
     assert all("one-hot" in str(r) and "1" in str(r) for r in res), res
+
+
+def test_horizontal_union_of_owners_with_the_same_columns(tmp_path: Path) -> None:
+    """Two owners hold the same columns about different people (UNION ALL): the opened 1-way
+    and tree marginals are the union's, up to the noise (epsilon 100)."""
+    cols = _cols("x:int:0:9", "c:cat:red|green|blue")
+    params = TaskParams(
+        "synth.mst", ADDRS[:2], columns=cols, result_key=PK, max_rows=64,
+        args={"epsilon": "100", "bins": 2, "layout": {"mode": "horizontal"}},
+    )  # fmt: skip
+    spec = params.spec
+    assert isinstance(spec, SynthMst)
+    rows = [[[(i * 3) % 10, ["red", "green", "blue"][i % 3]] for i in range(k, k + 7)]
+            for k in (0, 7)]  # fmt: skip
+    files = [_csv(tmp_path / f"{k}.csv", ["x", "c"], r) for k, r in enumerate(rows)]
+    enc = [params.encode_table(f, ADDRS[k]) for k, f in enumerate(files)]
+    res = trio.run(_run_all, _jobs(params, enc), 300.0)
+    r = res[0]
+    assert isinstance(r, MpcResult) and r.bundle is not None, res
+    revealed, n = open_bundle(SK, Bundle.from_bytes(r.bundle))
+    m = unpack(spec, params, spec.finish(params, revealed, n).values)
+    union = [row for rs in rows for row in rs]
+    want_x = [sum(1 for x, _ in union if x < 5), sum(1 for x, _ in union if x >= 5)]
+    want_c = [sum(1 for _, c in union if c == lab) for lab in ("red", "green", "blue")]
+    assert all(abs(g - w) <= 2 for g, w in zip(m.one[0], want_x, strict=True)), m.one
+    assert all(abs(g - w) <= 2 for g, w in zip(m.one[1], want_c, strict=True)), m.one
+    assert m.edges == ((0, 1),)
+    for ix, ic in itertools.product(range(2), range(3)):
+        want = sum(1 for x, c in union if (x >= 5) == ix and c == ("red", "green", "blue")[ic])
+        assert abs(m.two[0][ix][ic] - want) <= 2, m.two
