@@ -43,7 +43,7 @@ SLOW = ["--input-timeout", "600", "--seat-timeout", "300", "--report-timeout", "
 
 def _tables(tmp: Path) -> dict[str, Path]:
     """A: p0..p59 (ages), B: p20..p79 (salaries growing with age): 40 ids in common, and B
-    holds one id twice (counted once inside the MPC)."""
+    holds one id twice (left out of the join inside the MPC: 39 joined rows)."""
     a = ["id,age"] + [f"p{i},{18 + (i * 7) % 64}" for i in range(60)]
     b = ["id,salary"] + [f"p{i},{min(159999, 20000 + 1500 * ((i * 7) % 64))}"
                          for i in range(20, 80)] + ["p30,99999"]  # fmt: skip
@@ -135,7 +135,7 @@ def test_two_owners_vertical_synthetic_table_and_budgets(setup: Setup) -> None:
     assert 0 <= q["tvd_2way_vs_noisy"]["age~salary"] <= 1
     assert "minority clusters" in q["warning"]
     assert report["binning"]["age"] == ["[18,33]", "[34,49]", "[50,65]", "[66,81]"]
-    # the noisy join is near the true one (40 ids in common; noise scale ~ 8 per cell)
+    # the noisy join is near the true one (39 joined rows; noise scale ~ 8 per cell)
     assert 0 < q["rows_noisy_total"] < 200
     # the budgets did not move after the result
     for n in s.owners:

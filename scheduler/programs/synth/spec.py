@@ -8,8 +8,9 @@ Two ways owners hold the data (``layout.mode``):
 * ``vertical``: two owners hold different columns about the same entities, joined ON their id
   column inside the MPC exactly as ``query.join`` joins them (``scheduler.programs.psi``: each
   owner blinds its ids, the committee turns them into tokens under a key it holds in shares and
-  pairs the rows; ids only partly overlap). An id an owner holds on several rows counts once
-  (its first row): the contribution bound every sensitivity below assumes.
+  pairs the rows; ids only partly overlap). An id an owner holds on several rows is left out of
+  the join: then one changed row adds or removes at most two joined rows, the bound every
+  sensitivity below assumes.
 * ``horizontal``: 2+ owners hold the same columns about different entities (UNION ALL).
 
 Binning is data-independent: a numeric column is cut into ``bins`` equal-width intervals of

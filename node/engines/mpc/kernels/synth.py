@@ -1,8 +1,8 @@
 """Kernel of ``synth.mst`` (spec: scheduler.programs.synth.spec): MST's noisy marginals.
 
 0. The rows: vertical, the two owners' rows paired by token exactly as ``query.join`` pairs
-   them (:func:`dnode.node.engines.mpc.kernels.psi.owner_tokens`), an id an owner holds
-   several times counting once (its first row); horizontal, every owner's rows stacked. With
+   them (:func:`dnode.node.engines.mpc.kernels.psi.owner_tokens`), an id an owner holds on
+   several rows left out; horizontal, every owner's rows stacked. With
    checks, every owner's one-hot bins are proven one-hot first (an owner sharing 2 or -1
    would count a row twice or subtract it).
 1. All noise at once (:func:`dnode.node.engines.mpc.noise.sample`: discrete Laplace drawn
@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -103,18 +104,16 @@ async def _joined(s: Any, args: dict[str, Any]) -> tuple[Any, int]:
         if s.rows_per_owner[k] > 1 and groups[k]:
             await s.check_onehot(groups[k], [(k, s.blocks[k][1:, 2:])])
     toks = await owner_tokens(s)
-    first: dict[bytes, int] = {}
-    for j, tok in enumerate(toks[1]):
-        first.setdefault(tok, j)
-    seen: set[bytes] = set()
+    # an id an owner holds on several rows is dropped (from the join): then one row changed at
+    # an owner adds or removes at most two joined rows, the sensitivity the spec declares (a
+    # "first row wins" rule would let one changed row also rewrite another id's joined row)
+    once = [{t for t, c in Counter(tk).items() if c == 1} for tk in toks[:2]]
+    where_b = {tok: j for j, tok in enumerate(toks[1]) if tok in once[1]}
     ia: list[int] = []
     ib: list[int] = []
     for i, tok in enumerate(toks[0]):
-        if tok in seen:  # an id held twice by owner 0 counts once (its first row)
-            continue
-        seen.add(tok)
-        at = first.get(tok)
-        if at is not None:
+        at = where_b.get(tok)
+        if at is not None and tok in once[0]:
             ia.append(i + 1)  # + 1: after the header row
             ib.append(at + 1)
     n = len(ia)
