@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import pytest
 import trio
 
 from dnode.node.mpc import sharing as S
@@ -43,6 +44,7 @@ def _jobs(params: TaskParams, shares_per_owner: list[list[int]]) -> list[MpcJob]
     return [MpcJob.for_task(params, i, ports, 1, [s[i] for s in sh], 1) for i in range(3)]
 
 
+@pytest.mark.long  # ~40 s on 2 cores: the noise sampler's coins over the 256-bit PSI field
 def test_vertical_marginals_match_the_plaintext_join(tmp_path: Path) -> None:
     params = _params()
     spec = params.spec
@@ -96,6 +98,7 @@ def test_attack_an_owner_sharing_a_row_that_is_not_one_hot_aborts(tmp_path: Path
     assert all("one-hot" in str(r) and "1" in str(r) for r in res), res
 
 
+@pytest.mark.long  # ~30 s on 2 cores
 def test_horizontal_union_of_owners_with_the_same_columns(tmp_path: Path) -> None:
     """Two owners hold the same columns about different people (UNION ALL): the opened 1-way
     and tree marginals are the union's, up to the noise (epsilon 100)."""

@@ -133,6 +133,7 @@ def test_synth_params_from_two_schemas() -> None:
     assert h.args["layout"] == {"mode": "horizontal"} and len(h.columns) == 2
 
 
+@pytest.mark.long  # ~20 s: JAX compiles mbi's model (the e2e test fits one by default)
 def test_post_processing_recovers_exact_marginals(tmp_path: Path) -> None:
     """Measurements without noise (a dependent pair): the sampled rows keep the 2-way
     marginal, the report says so, and the CSV decodes inside the declared ranges."""

@@ -60,9 +60,16 @@ def fit(m: Measurements, iters: int = FIT_ITERS) -> Any:
 
 def sample_bins(model: Any, rows: int, seed: int = 0) -> dict[str, np.ndarray]:
     """``rows`` synthetic rows as bin indexes per column (mbi's synthetic_data, seeded)."""
+    import logging
+
     from mbi.extensions.synthetic_data import synthetic_data
 
-    ds = synthetic_data(model, rows, seed=seed)
+    # mbi logs a warning on the root logger when its JIT cache is cold (every first call)
+    logging.disable(logging.WARNING)
+    try:
+        ds = synthetic_data(model, rows, seed=seed)
+    finally:
+        logging.disable(logging.NOTSET)
     return {k: np.asarray(v, dtype=int) for k, v in ds.to_dict().items()}
 
 
