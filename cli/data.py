@@ -280,7 +280,31 @@ def show(c: Ctx, dataset_id: int) -> None:
     if not d.exists:
         raise CliError(f"dataset {dataset_id} does not exist")
     j = describe(d, chain.block_timestamp())
-    c.emit(j, _human(j))
+    j["spent"] = d.spent / MICRO
+    j["ledger"] = ledger(chain, dataset_id)
+    sym = "ε" if j["budget_kind"] == "epsilon" else "ρ"
+    lines = [f"  task {e['task_id']}: {sym} {e['cost']:g} {e['state']}" for e in j["ledger"]]
+    c.emit(j, "\n".join([_human(j), f"  spent {sym} {j['spent']:g}; per task:", *lines]))
+
+
+def ledger(chain: ChainClient, dataset_id: int) -> list[dict[str, Any]]:
+    """Every task that charged the dataset's privacy budget (TaskDatasets events), with what
+    became of the charge: ``charged`` (the task has not ended or is not settled: counted as
+    spent), ``spent`` (it delivered a result: the owner was paid), ``released`` (refunded
+    without output: the budget came back, DatasetRefunded)."""
+    out: dict[int, dict[str, Any]] = {}
+    for ev in chain.events(chain.deployment.deploy_block):
+        a = ev.args
+        if ev.name == "TaskDatasets":
+            for i, cost in zip(a["dataset_ids"], a["costs"], strict=True):
+                if int(i) == dataset_id:
+                    t = int(a["task_id"])
+                    out[t] = {"task_id": t, "cost": int(cost) / MICRO, "state": "charged"}
+        elif ev.name in ("DatasetRefunded", "DatasetPaid") and int(a["dataset_id"]) == dataset_id:
+            e = out.get(int(a["task_id"]))
+            if e is not None:
+                e["state"] = "released" if ev.name == "DatasetRefunded" else "spent"
+    return [out[k] for k in sorted(out)]
 
 
 @data.command("settle")

@@ -13,7 +13,7 @@ from dnode.scheduler.programs import Column, ProgramSpec, TaskParams, all_progra
 
 
 def describe(spec: ProgramSpec) -> dict[str, Any]:
-    args = [*spec.args, *getattr(spec, "he_args", ())]
+    args = [*spec.all_args, *getattr(spec, "he_args", ())]
     return {
         "name": spec.name,
         "id": "0x" + spec.program_id.hex(),
@@ -90,7 +90,7 @@ def program_args(spec: ProgramSpec, extra: list[str], args_opt: str | None) -> d
             raise CliError("--args must be a JSON object")
     if extra:
         opts: list[click.Parameter] = [
-            click.Option([f"--{a.name.replace('_', '-')}"], a.name) for a in spec.args
+            click.Option([f"--{a.name.replace('_', '-')}"], a.name) for a in spec.all_args
         ]
         cmd = click.Command(spec.name, params=opts, add_help_option=False)
         try:

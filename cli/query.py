@@ -100,6 +100,9 @@ def _owners_by_table(
     help="A published dataset (repeatable): its schema digest picks its --schema file.",
 )
 @click.option("--privacy-cost", "privacy_costs", multiple=True, help="Per --dataset (ε or ρ).")
+@click.option("--epsilon", help="Differential privacy: noisy answer, total ε (sets the cost).")
+@click.option("--rho", help="Differential privacy: total zCDP ρ instead of --epsilon.")
+@click.option("--delta", help="With --epsilon/--rho: the sampler's largest δ (default 1e-9).")
 @click.option("--reward", type=AMOUNT, default="0.3ether", show_default=True)
 @click.option("--committee", "committee_size", default=3, show_default=True)
 @click.option("--seat-timeout", default=120, show_default=True)
@@ -124,6 +127,9 @@ def query(
     tables: tuple[str, ...],
     datasets: tuple[int, ...],
     privacy_costs: tuple[str, ...],
+    epsilon: str | None,
+    rho: str | None,
+    delta: str | None,
     reward: int,
     committee_size: int,
     seat_timeout: int,
@@ -167,12 +173,14 @@ def query(
     if privacy_costs and not datasets:
         raise CliError("--privacy-cost needs --dataset")
     by_table = _owners_by_table(catalog, owners, tables)
+    dp = {"epsilon": epsilon, "rho": rho, "delta": delta}
+    derived = market.asks_dp(dp)
     chain = None
     costs: list[int] = []
     prices: dict[int, int] = {}
     if datasets:
         chain = c.chain(c.account())
-        ds_owners, costs = market.dataset_owners(chain, datasets, privacy_costs)
+        ds_owners, costs = market.dataset_owners(chain, datasets, privacy_costs, derived=derived)
         for ds, o in zip(datasets, ds_owners, strict=True):
             info = chain.dataset_info(ds)
             t = digests.get(bytes(info.schema_digest))
@@ -189,8 +197,11 @@ def query(
     minimum = _min_aggregation(everyone, None, None, allow_single_owner)
     plan, params = query_params(
         sql, catalog, by_table, max_rows=max_rows, input_timeout=input_timeout,
-        extra=minimum.to_extra(), result_key=key,
+        extra=minimum.to_extra(), result_key=key, dp=dp,
     )  # fmt: skip
+    if datasets and derived:  # the composed cost of the noisy answer, per dataset budget
+        assert chain is not None
+        costs = market.dp_costs(chain, datasets, params)
     e = explain(params, plan, by_table, reward=reward, prices=prices, committee=committee_size)
     if explain_only:
         c.emit({"explain": e}, explain_lines(e))

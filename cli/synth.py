@@ -18,14 +18,11 @@ from dnode.cli import private
 from dnode.cli.context import CliError, Ctx
 from dnode.cli.units import AMOUNT, fmt_eth
 from dnode.contracts.client import ChainClient, TaskStatus
-from dnode.contracts.data_market import BudgetKind
-from dnode.scheduler import dp
 from dnode.scheduler.dp import MICRO
 from dnode.scheduler.programs import MAX_COMMITTEE, MIN_COMMITTEE, TaskParams
 from dnode.scheduler.programs.query.build import read_schema
 from dnode.scheduler.programs.schema import Column
 from dnode.scheduler.programs.synth.build import synth_params, write_outputs
-from dnode.scheduler.programs.synth.spec import SynthMst
 
 
 def _dataset_list(text: str) -> list[int]:
@@ -54,27 +51,15 @@ def post_synth(
     """Post the task over ``datasets``, each charged the task's composed privacy cost in its
     budget's unit (OpenDP's accounting, rounded up to a millionth); returns (task id, peers
     announced to, costs)."""
+    from dnode.cli.market import dp_costs
     from dnode.cli.query import post_query
 
-    costs = _costs(chain, params, datasets)
+    costs = dp_costs(chain, datasets, params)
     task_id, announced = post_query(
         chain, params, reward=reward, committee_size=committee_size, seat_timeout=seat_timeout,
         report_timeout=report_timeout, datasets=datasets, costs=costs, bootstrap=bootstrap,
     )  # fmt: skip
     return task_id, announced, costs
-
-
-def _costs(chain: ChainClient, params: TaskParams, datasets: list[int]) -> list[int]:
-    """Per dataset the task's composed cost in its budget's unit (millionths, rounded up)."""
-    spec = params.spec
-    if not isinstance(spec, SynthMst):
-        raise CliError(f"task program {params.program} is not synth.mst")
-    plan = spec.plan(params)
-    out = []
-    for ds in datasets:
-        kind = chain.dataset_info(ds).budget_kind
-        out.append(plan.cost(dp.KIND_EPSILON if kind == BudgetKind.EPSILON else dp.KIND_RHO))
-    return out
 
 
 @click.command("synth")
@@ -202,7 +187,7 @@ def synth(
     from dnode.cli import market
 
     # one-line refusals (budget left, expiry, retired) before anything is paid
-    need = [Decimal(x) / MICRO for x in _costs(chain, params, datasets)]
+    need = [Decimal(x) / MICRO for x in market.dp_costs(chain, datasets, params)]
     market.dataset_owners(chain, datasets, [str(x) for x in need])
     task_id, announced, costs = post_synth(
         chain, params, datasets, reward=reward, committee_size=committee_size,

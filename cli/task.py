@@ -240,17 +240,21 @@ def post(
     acct = c.account()
     chain = c.chain(acct)
     costs: list[int] = []
+    args = program_args(prog, cctx.args, args_opt)
+    derived = market.asks_dp(args)
     if datasets:
         if owners:
             raise CliError("give --dataset or --owner, not both: a dataset's owner contributes")
-        owners, costs = market.dataset_owners(chain, datasets, privacy_costs)
+        owners, costs = market.dataset_owners(chain, datasets, privacy_costs, derived=derived)
     elif privacy_costs:
         raise CliError("--privacy-cost needs --dataset")
     minimum = _min_aggregation(owners, min_owners, min_values, allow_single_owner)
     params = _table_params(
-        prog.name, owners, columns, schema, program_args(prog, cctx.args, args_opt),
+        prog.name, owners, columns, schema, args,
         input_timeout, max_rows, minimum, private.result_key(c) if private_result else "",
     )  # fmt: skip
+    if datasets and derived:  # the composed cost of the noisy outputs, per dataset budget
+        costs = market.dp_costs(chain, datasets, params)
     now = max(int(time.time()), chain.block_timestamp())
     if datasets:
         task_id = chain.post_data_task(
@@ -280,6 +284,7 @@ def post(
         kept.write_bytes(params.canonical())
     except OSError:
         pass
+    guarantee = prog.guarantee(params)
     announced = 0
     if bootstrap:
         try:
@@ -298,15 +303,26 @@ def post(
             "announced_to": announced,
             "params": params.to_dict(),
             "datasets": list(datasets),
+            "privacy_costs": [x / 1e6 for x in costs],
+            "dp": guarantee,
             "tx": chain.last_tx.tx_hash if chain.last_tx else None,
         },
         f"posted task {task_id} ({prog.name}, committee {committee_size}, reward {fmt_eth(reward)})"
+        + (f"; {dp_line(guarantee)}" if guarantee else "")
         + (
             f"; announced to {announced} peer(s)"
             if bootstrap
             else "; not announced (no --bootstrap): nodes will not see its parameters"
         ),
     )
+
+
+def dp_line(g: dict[str, Any]) -> str:
+    """One line of a DP guarantee (scheduler.dp.Plan.guarantee)."""
+    scales = ", ".join(f"{r['name']} scale {r['scale']} (L1 sensitivity {r['sensitivity_l1']})"
+                       for r in g["releases"])  # fmt: skip
+    return (f"differential privacy: ({g['epsilon']}, {g['delta']})-DP, {g['rho']}-zCDP; "
+            f"{g['mechanism']}; {scales}")  # fmt: skip
 
 
 def _table_params(
@@ -850,9 +866,11 @@ def result(
             "values": out["named"],
             "result_digest": "0x" + r.digest.hex(),
             "final": r.final,
+            "dp": r.guarantee,
         },
         f"task {task_id}: {r.decoded.line()}; "
-        f"digest 0x{r.digest.hex()[:16]}…, {'final' if r.final else 'in challenge window'}",
+        f"digest 0x{r.digest.hex()[:16]}…, {'final' if r.final else 'in challenge window'}"
+        + (f"\n{dp_line(r.guarantee)}" if r.guarantee else ""),
     )
 
 
@@ -886,6 +904,7 @@ def _emit_private(c: Ctx, task_id: int, params: TaskParams, got: dict[str, Any])
             "result_digest": got["bundle_digest"],
             "fetched_from": got["fetched_from"],
             "final": final,
+            "dp": params.spec.guarantee(params),
         },
         f"task {task_id}: {decoded.line()}; opened locally from the sealed shares (digest "
         f"{got['bundle_digest'][:18]}… matches the chain; "

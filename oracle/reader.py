@@ -50,6 +50,8 @@ class OracleResult:
     decoded: Decoded | None = None  # through the program's codec
     callback: str | None = None
     callback_ok: bool | None = None  # None: no call made (yet)
+    # the differential-privacy guarantee of a noisy result (scheduler.dp; from the params)
+    guarantee: dict[str, Any] | None = None
 
     @property
     def value(self) -> AggregateResult | None:
@@ -73,6 +75,8 @@ class OracleResult:
         }
         if self.decoded is not None:
             out |= self.decoded.to_json()
+        if self.guarantee is not None:
+            out["dp"] = self.guarantee
         return out
 
     def line(self) -> str:
@@ -83,6 +87,9 @@ class OracleResult:
         else:
             body = f"{len(self.result)} undecoded bytes"
         tail = f"; digest 0x{self.digest.hex()[:16]}…"
+        if self.guarantee is not None:
+            g = self.guarantee
+            tail += f"; noisy: ({g['epsilon']}, {g['delta']})-DP"
         if self.callback:
             state = {True: "delivered", False: "FAILED", None: "not called"}[self.callback_ok]
             tail += f"; callback {self.callback} {state}"
@@ -135,6 +142,7 @@ def read(chain: ChainClient, task_id: int, params: TaskParams | None = None) -> 
         decoded=decoded,
         callback=info.callback,
         callback_ok=info.callback_ok,
+        guarantee=prog.guarantee(params) if prog and params else None,
     )
 
 

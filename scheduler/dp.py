@@ -51,6 +51,8 @@ MAX_EPSILON = Decimal(100)
 MAX_RHO = Decimal(1000)
 MICRO = 10**6  # on-chain budgets are in millionths (contracts/vyper/datasets.vy)
 KIND_EPSILON, KIND_RHO = 1, 2  # datasets.vy budget kinds
+INT = "i64"  # OpenDP's integer type of the releases (sensitivities must fit)
+MAX_SENSITIVITY = (1 << 62) - 1
 MECHANISM = "discrete Laplace, sampled inside the MPC (geometric digits from joint random bits)"
 #: the task arguments every DP-capable program takes (registry.DP_ARGS declares them)
 DP_ARG_NAMES = ("epsilon", "rho", "delta")
@@ -210,9 +212,9 @@ def _measurement(sensitivity: int, scale: float, zcdp: bool) -> Any:
     """Dataset (one row changed = distance 1) -> the release (L1 sensitivity) -> discrete
     Laplace with ``scale``; as zCDP when ``zcdp``."""
     dp = _dp()
-    vec = dp.vector_domain(dp.atom_domain(T=int))
+    vec = dp.vector_domain(dp.atom_domain(T=INT))
     t = dp.t.make_user_transformation(
-        vec, dp.change_one_distance(), vec, dp.l1_distance(T=int),
+        vec, dp.change_one_distance(), vec, dp.l1_distance(T=INT),
         lambda x: x, lambda d_in: d_in * sensitivity,
     )  # fmt: skip
     m = t >> dp.m.then_laplace(scale)
@@ -221,11 +223,15 @@ def _measurement(sensitivity: int, scale: float, zcdp: bool) -> Any:
 
 def _scale_for(sensitivity: int, target: float, zcdp: bool) -> float:
     dp = _dp()
+    # only the search bracket is ours (wide: pure DP needs scale = sens/eps, zCDP
+    # sens/sqrt(2 rho)); OpenDP's privacy map decides where in it the scale lies
+    hi = 4.0 * sensitivity / min(target, math.sqrt(2 * target)) + 1.0
     return float(
         dp.binary_search_param(
-            lambda s: _measurement(sensitivity, s, zcdp), d_in=1, d_out=target, T=float
+            lambda s: _measurement(sensitivity, s, zcdp), d_in=1, d_out=target,
+            bounds=(hi / 1000, hi), T=float,
         )
-    )
+    )  # fmt: skip
 
 
 def _compose(parts: Sequence[tuple[int, float]], zcdp: bool) -> float:
@@ -278,6 +284,11 @@ def plan(releases: Sequence[Release], target: Mapping[str, str]) -> Plan:
     for r in rels:
         if r.sensitivity < 1:
             raise InvalidTaskParams(f"release {r.name!r}: sensitivity must be >= 1")
+        if r.sensitivity > MAX_SENSITIVITY:
+            raise InvalidTaskParams(
+                f"release {r.name!r}: an L1 sensitivity of {r.sensitivity} is beyond what the "
+                "noise can cover; narrow the declared column ranges"
+            )
     k = len(rels)
     zcdp = "rho" in target
     each = float(Decimal(target["rho"] if zcdp else target["epsilon"]) / k)
@@ -298,3 +309,26 @@ def plan(releases: Sequence[Release], target: Mapping[str, str]) -> Plan:
         if total <= want:
             return Plan(tuple(noises), bits, eps, rho, float(total), dict(target))
     raise InvalidTaskParams(f"delta {want} is below what {MAX_BITS}-bit coins can reach")
+
+
+# ---------------------------------------------------------------- budgets
+
+
+def unit(kind: int) -> str:
+    return "rho" if kind == KIND_RHO else "epsilon"
+
+
+def undercharged(p: Plan | None, charged: Sequence[tuple[int, int, int]]) -> str | None:
+    """Why a node must refuse a DP task whose posting charged its datasets' budgets less than
+    the composed cost of its noisy outputs (None: every dataset was charged enough).
+    ``charged``: per dataset (id, budget kind, cost charged on-chain in millionths)."""
+    if p is None:
+        return None
+    for ds, kind, cost in charged:
+        need = p.cost(kind)
+        if cost < need:
+            return (
+                f"dataset {ds} was charged {cost / MICRO:g} {unit(kind)} but the task's noisy "
+                f"outputs compose to {need / MICRO:g}"
+            )
+    return None

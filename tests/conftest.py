@@ -12,7 +12,7 @@ os.environ.pop("DNODE_PASSWORD", None)
 MODULE_WEIGHT = {  # seconds, measured (pytest --durations) with the fork server
     "test_e2e_stats.py": 260,
     "test_e2e_capture.py": 230,
-    "test_e2e_owner_agents.py": 200,
+    "test_e2e_owner_agents.py": 260,
     "test_e2e_claims.py": 150,
     "test_e2e_sortition.py": 110,
     "test_dnode_stateful.py": 100,

@@ -30,8 +30,9 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+import trio
 
-from dnode.cli.devcluster import DevCluster, Member, NodeProc
+from dnode.cli.devcluster import ClusterError, DevCluster, Member, NodeProc
 from dnode.contracts.client import ChainClient
 from dnode.node.metrics import parse_metrics
 from dnode.node.owner.state import OwnerState
@@ -331,3 +332,81 @@ def test_e_a_price_below_the_owners_minimum_stays_pending_with_the_reason(setup:
     ), seen
     cl.dnode(c, "owner", "reject", str(task_id), "--reason", "price below my minimum")
     assert s.wait_owner(task_id, c, "rejected")["reason"] == "price below my minimum"
+
+
+def test_f_a_dp_task_charges_its_composed_cost_and_an_undercharged_one_is_refused(
+    setup: Setup,
+) -> None:
+    """Issue 18: a stats task with --epsilon over two datasets charges each dataset's budget
+    the composed cost of its noisy outputs (derived, not typed in), the result states the
+    guarantee, and ``data show`` lists the charge. A requester posting straight to the
+    contract with a charge of 0.01 for epsilon = 5 outputs finds no node to compute it; once
+    refunded and settled, its charge is released."""
+    s, cl = setup, setup.cluster
+    ids = [s.dataset_ids["owner-a"], s.dataset_ids["owner-b"]]  # (owner C's policy: pending)
+
+    def left() -> dict[int, int]:  # micro-epsilon, read from the chain
+        return {i: s.chain.dataset_info(i).budget_left for i in ids}
+
+    before = left()
+    boot = cl.bootstrap()[0]
+    sets = [a for i in ids for a in ("--dataset", str(i))]
+    column = "income:int:0:100000"
+    posted = cl.dnode(
+        s.requester, "task", "post", "--program", "mpc.mean", "--reward", HIGH,
+        "--column", column, *sets, "--epsilon", "0.5", "--input-timeout", "300",
+        "--bootstrap", boot,
+    )  # fmt: skip
+    task_id = posted["task_id"]
+    assert posted["privacy_costs"] == [0.5, 0.5] and posted["dp"]["epsilon"] == "0.5"
+    res = cl.dnode(s.requester, "task", "result", str(task_id), "--wait", "300",
+                   "--bootstrap", boot)  # fmt: skip
+    g = res["dp"]
+    assert g["epsilon"] == "0.5" and float(g["delta"]) <= 1e-9, g
+    assert g["releases"] == [{"name": "sum", "size": 1, "sensitivity_l1": 100000,
+                              "scale": "200000", "epsilon": "0.5"}], g  # fmt: skip
+    assert "discrete Laplace" in g["mechanism"]
+    # the on-chain budget dropped by exactly the composed cost (OpenDP: 0.5 for one release)
+    assert left() == {i: before[i] - 500_000 for i in ids}
+    # the CLI never lets a DP task's charge be typed in
+    with pytest.raises(ClusterError, match="derived from --epsilon"):
+        cl.dnode(s.requester, "task", "post", "--program", "mpc.mean", "--reward", HIGH,
+                 "--column", column, *sets, "--epsilon", "5", "--privacy-cost", "0.01")  # fmt: skip
+
+    # the attack: straight to the contract, 0.01 charged for epsilon 5 outputs
+    from eth_account import Account
+
+    from dnode.contracts.client import connect
+    from dnode.contracts.manifest import Deployment
+    from dnode.node import peer_client
+    from dnode.scheduler.programs import Column, TaskParams
+
+    attacker = ChainClient(connect(cl.rpc_url), Deployment.load(cl.manifest),
+                           Account.from_key(cl.dev_key()))  # fmt: skip
+    owners = tuple(s.chain.dataset_info(i).owner for i in ids)
+    params = TaskParams("mpc.mean", owners, args={"epsilon": "5"},
+                        columns=(Column.parse_flag(column),), input_timeout=60)  # fmt: skip
+    spec = params.spec
+    now = attacker.block_timestamp()
+    before = left()
+    attack = attacker.post_data_task(
+        spec.program_id, params.digest, datasets=ids, costs=[10_000, 10_000],
+        reward=10**17, seat_deadline=now + 12, capability=spec.capability_bit,
+    )  # fmt: skip
+    trio.run(peer_client.announce, [boot], attack, params)
+    for n in cl.nodes:  # every node refuses, saying why
+        _wait(lambda n=n: f"task {attack}: not taking a seat: dataset" in
+              n.log_path.read_text(errors="replace"), f"{n.member.name} refuses", 60)  # fmt: skip
+    assert "compose to 5" in cl.nodes[0].log_path.read_text(errors="replace")
+    assert left() == {i: before[i] - 10_000 for i in ids}
+    # nobody sat: after its seat deadline it is refunded, and settling releases the charge
+    _wait(lambda: attacker.block_timestamp() > now + 12, "the seat deadline", 90)
+    attacker.cancel(attack)
+    attacker.settle_datasets(attack)
+    assert left() == before
+    # the ledger (dnode data show): the DP task's charge and the released one
+    shown = cl.dnode(s.requester, "data", "show", str(ids[0]))
+    assert shown["budget_left"] == pytest.approx(before[ids[0]] / 1e6)
+    by_task = {e["task_id"]: e for e in shown["ledger"]}
+    assert by_task[task_id]["cost"] == 0.5 and by_task[task_id]["state"] in ("charged", "spent")
+    assert by_task[attack] == {"task_id": attack, "cost": 0.01, "state": "released"}

@@ -13,6 +13,7 @@ from dnode.node.task.announce import fetch_params
 from dnode.node.task.compute import prepare
 from dnode.node.task.context import NodeContext
 from dnode.node.task.policy import round_view
+from dnode.node.task.seat import budget_refusal
 from dnode.node.task.state import TaskRuntime
 from dnode.node.task.worker import abandon, start_worker
 
@@ -44,6 +45,8 @@ async def take_claimed_seat(ctx: NodeContext, rt: TaskRuntime) -> None:
     else:
         try:
             prepare(ctx, rt, params)
+            refused: str | None = await ctx.call(budget_refusal, ctx.chain, task, params)
+            reason = refused or ""
         except NodeError as e:
             reason = str(e)
     if rt.is_displaced_or_closed():

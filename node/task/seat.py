@@ -18,7 +18,9 @@ from dnode.node.task.compute import prepare
 from dnode.node.task.context import NodeContext
 from dnode.node.task.policy import OpenView, rerun_ineligible
 from dnode.node.task.state import TaskRuntime
+from dnode.scheduler.dp import undercharged
 from dnode.scheduler.eligibility import NodeView, should_claim
+from dnode.scheduler.programs import TaskParams
 from dnode.scheduler.seat_terms import params_wait
 
 log = logging.getLogger("dnode.node")
@@ -56,12 +58,29 @@ async def consider(ctx: NodeContext, rt: TaskRuntime) -> None:
     except ContractsError as e:
         log.warning("task %d: cannot read chain state: %s", rt.task_id, e)
         return
+    why = await ctx.call(budget_refusal, ctx.chain, task, rt.params)
+    if why:
+        log.warning("task %d: not taking a seat: %s", rt.task_id, why)
+        return
     view = await node_view(ctx, info)
     decision = should_claim(view, task, rt.params)
     if not decision.ok:
         log.info("task %d: not claiming a seat: %s", rt.task_id, decision.reason)
         return
     await join(ctx, rt, task.committee_size, task.seat_deadline)
+
+
+def budget_refusal(chain: Any, task: Any, params: TaskParams) -> str | None:
+    """Why this node refuses a DP task over datasets (None: it may compute it): the privacy
+    cost its posting charged each dataset's on-chain budget is below the composed cost of
+    the noisy outputs its params ask for (a requester paying 0.01 for epsilon 5)."""
+    plan = params.spec.dp_plan(params)
+    entries = tuple(getattr(task, "datasets", ()) or ())
+    if plan is None or not entries:
+        return None
+    charged = [(e.dataset_id, chain.dataset_info(e.dataset_id).budget_kind, e.cost)
+               for e in entries]  # fmt: skip
+    return undercharged(plan, charged)
 
 
 async def node_view(ctx: NodeContext, info: Any) -> NodeView:
@@ -103,7 +122,9 @@ async def consider_rerun(ctx: NodeContext, rt: TaskRuntime) -> None:
     except ContractsError as e:
         log.warning("task %d: cannot read chain state: %s", rt.task_id, e)
         return
-    reason = rerun_ineligible(task, ctx.address)
+    reason = rerun_ineligible(task, ctx.address) or await ctx.call(
+        budget_refusal, ctx.chain, task, rt.params
+    )
     if reason is None:
         # should_claim's node-side checks, with the task viewed as open for the rerun
         view = await node_view(ctx, info)

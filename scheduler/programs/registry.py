@@ -22,11 +22,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from eth_utils import keccak
 
+from dnode.scheduler.dp import Plan, Release, dp_target, plan
 from dnode.scheduler.errors import InvalidTaskParams, UnknownProgram
 
 if TYPE_CHECKING:
@@ -111,6 +113,17 @@ def _decimal_text(x: Any) -> str:
     return str(_dec(parse_decimal(str(x))))
 
 
+#: the differential-privacy arguments of every program whose spec sets ``dp = True``
+#: (calibration and composition: :mod:`dnode.scheduler.dp`)
+DP_ARGS = (
+    Arg("epsilon", "decimal", "differential privacy: total epsilon of the noisy outputs "
+        "(pure DP; noise sampled inside the MPC); the task's privacy cost"),
+    Arg("rho", "decimal", "differential privacy: total zCDP rho (instead of --epsilon)"),
+    Arg("delta", "decimal", "with --epsilon/--rho: the largest delta the in-MPC sampler's "
+        "finite precision may add (default 1e-9)"),
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Output:
     """A program's public result before encoding: exact values in row-major order, the shape
@@ -148,6 +161,9 @@ class ProgramSpec:
     # what each owner's influence witness bounds (node.mpc.influence): 0 its column sums,
     # 1 also its sums of squares, 2 also its cross products (the kernel reveals X^T X)
     moments: int = 0
+    # differential privacy: the program takes DP_ARGS, declares its noisy releases
+    # (``dp_releases``) and its kernel adds the noise of ``dp_plan`` to what it opens
+    dp: bool = False
 
     def __init__(self, **kw: Any) -> None:
         for k, v in kw.items():
@@ -170,13 +186,24 @@ class ProgramSpec:
 
     # ---- arguments and validation (requester side, node side: the same code) ----------------
 
+    @property
+    def all_args(self) -> tuple[Arg, ...]:
+        """The program's own arguments, plus the DP arguments when it supports DP."""
+        return (*self.args, *(DP_ARGS if self.dp else ()))
+
     def check_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        known = {a.name: a for a in self.args}
+        known = {a.name: a for a in self.all_args}
         unknown = sorted(set(args) - set(known))
+        dp_asked = sorted(set(unknown) & {a.name for a in DP_ARGS})
+        if dp_asked:
+            raise InvalidTaskParams(
+                f"{self.name} offers no differential privacy (--{dp_asked[0]}): "
+                "see docs/protocol.md, Differential privacy"
+            )
         if unknown:
             raise InvalidTaskParams(f"{self.name}: unknown argument(s) {unknown}")
         out: dict[str, Any] = {}
-        for a in self.args:
+        for a in self.all_args:
             if a.name in args and args[a.name] is not None:
                 out[a.name] = a.coerce(args[a.name], self.name)
             elif a.required:
@@ -209,6 +236,28 @@ class ProgramSpec:
                     f"{self.name} cannot take column {c.name!r} of type {c.type} "
                     f"(it takes {', '.join(self.input_types)})"
                 )
+
+    # ---- differential privacy ----------------------------------------------------------
+
+    def dp_releases(self, params: TaskView) -> list[Release]:
+        """The noisy releases of a DP task (names the kernel opens, sizes, L1 sensitivities
+        for one changed row, in encoded integer units)."""
+        raise InvalidTaskParams(f"{self.name} offers no differential privacy")
+
+    def dp_plan(self, params: TaskView) -> Plan | None:
+        """The task's DP calibration (None: the task asked for no noise): the same on the
+        requester's machine, every node and every reader (OpenDP, :mod:`scheduler.dp`)."""
+        if not self.dp:
+            return None
+        target = dp_target(params.args)
+        if target is None:
+            return None
+        return _plan(tuple(self.dp_releases(params)), tuple(sorted(target.items())))
+
+    def guarantee(self, params: TaskView) -> dict[str, Any] | None:
+        """The DP guarantee a result of this task carries (None: an exact result)."""
+        p = self.dp_plan(params)
+        return None if p is None else p.guarantee()
 
     # ---- owner side --------------------------------------------------------------------
 
@@ -280,6 +329,12 @@ class ProgramSpec:
 
 
 Program = ProgramSpec  # the name older code uses
+
+
+@lru_cache(maxsize=128)
+def _plan(releases: tuple[Release, ...], target: tuple[tuple[str, str], ...]) -> Plan:
+    return plan(releases, dict(target))
+
 
 _REGISTRY: dict[str, ProgramSpec] = {}
 _BY_ID: dict[bytes, ProgramSpec] = {}

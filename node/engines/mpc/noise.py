@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["add", "sample"]
+__all__ = ["add", "clip", "coins", "sample"]
 
 
 async def _random_bits(s: Any, count: int) -> Any:
@@ -106,3 +106,15 @@ async def add(s: Any, values: dict[str, Any], dp: dict[str, Any]) -> dict[str, A
         if z is not None:
             out[name] = values[name].reshape(-1) + z
     return out
+
+
+async def clip(s: Any, x: Any, lo: list[int], hi: list[int], bits: int) -> Any:
+    """Every value of ``x`` (n, w) clamped to its column's declared [lo, hi] inside the MPC
+    (two secure selects per value): a sensitivity that holds whatever an owner shared."""
+    n = x.shape[0]
+    lo_a = np.array([list(lo)] * n, dtype=object)
+    hi_a = np.array([list(hi)] * n, dtype=object)
+    lo_s = s.secint.array(lo_a) if n else lo_a
+    hi_s = s.secint.array(hi_a) if n else hi_a
+    x = await s.where_negative(x - lo_a, x, lo_s, bits)  # below lo: lo
+    return await s.where_negative(hi_a - x, x, hi_s, bits)  # above hi: hi

@@ -11,6 +11,12 @@ applies none either): alpha acts in the columns' own units.
 Revealed (to the committee, then everyone, unless the result is private): the column sums,
 X^T X, X^T y and y^T y -- the exact sufficient statistics of the fit, i.e. what the
 coefficients, the residual sum of squares and the covariance of the columns are made of.
+
+With ``--epsilon``/``--rho`` (differential privacy) the same statistics are clipped to the
+declared ranges and noised inside the MPC before they are opened (sufficient-statistics
+perturbation: Sheffet, "Differentially private ordinary least squares", ICML 2017; Wang,
+"Revisiting differentially private linear regression", NeurIPS 2018); the fit is
+post-processing of the noisy statistics (alpha > 0 keeps it well posed).
 """
 
 from __future__ import annotations
@@ -84,7 +90,8 @@ class Ridge(Stat):
         g = [int(v) for v in r["gram"]]
 
         def cen(i: int, j: int) -> Fraction:  # centred cross product of columns i, j
-            raw = Fraction(g[i * w + j], 10 ** (cols[i].scale + cols[j].scale))
+            # exact Gram matrices are symmetric; noisy ones (DP) are averaged (post-processing)
+            raw = Fraction(g[i * w + j] + g[j * w + i], 2 * 10 ** (cols[i].scale + cols[j].scale))
             return raw - n * mean[i] * mean[j]
 
         d = w - 1

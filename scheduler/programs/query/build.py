@@ -8,6 +8,7 @@ owners are all of them, each contributing its rows of the same schema.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -47,9 +48,32 @@ def query_params(
     input_timeout: int = 120,
     extra: Mapping[str, Any] | None = None,
     result_key: str = "",
+    dp: Mapping[str, Any] | None = None,
 ) -> tuple[Plan, TaskParams]:
     """Compile ``sql`` against ``catalog`` and build the task params; ``owners``: table name ->
-    the addresses holding it. QueryError (one line) for anything refused before posting."""
+    the addresses holding it; ``dp``: the differential-privacy arguments (epsilon or rho,
+    delta; registry.DP_ARGS), added to the program's own. QueryError (one line) for anything
+    refused before posting."""
+    plan, params = _query_params(
+        sql, catalog, owners, max_rows=max_rows, input_timeout=input_timeout, extra=extra,
+        result_key=result_key,
+    )  # fmt: skip
+    asked = {k: v for k, v in (dp or {}).items() if v is not None}
+    if asked:
+        params = dataclasses.replace(params, args={**params.args, **asked})
+    return plan, params
+
+
+def _query_params(
+    sql: str,
+    catalog: Catalog,
+    owners: Mapping[str, Sequence[str]],
+    *,
+    max_rows: int,
+    input_timeout: int,
+    extra: Mapping[str, Any] | None,
+    result_key: str,
+) -> tuple[Plan, TaskParams]:
     plan = compile_query(sql, catalog)
     for t in plan.tables:
         if not owners.get(t):
@@ -164,6 +188,15 @@ def explain(
     private = bool(params.result_key)
     shape, labels = params.spec.layout(params)
     reveals = _reveals(params, plan) if plan.kind == "aggregate" else [params.spec.reveals]
+    guarantee = params.spec.guarantee(params)
+    if guarantee is not None:
+        reveals = [
+            f"differential privacy: every size and sum below is opened only with discrete "
+            f"Laplace noise sampled inside the MPC, ({guarantee['epsilon']}, "
+            f"{guarantee['delta']})-DP for one changed row (the exact values are never "
+            "opened; the row count stays public)",
+            *reveals,
+        ]
     to_whom = (
         "you only: the committee seals its output shares to your account's key; no seat, and "
         f"no {t} colluding seats, learn them"
@@ -193,6 +226,7 @@ def explain(
             "total": reward + sum(prices.values()),
         },
         "private_result": private,
+        "dp": guarantee,
         "params_digest": "0x" + params.digest.hex(),
     }
 

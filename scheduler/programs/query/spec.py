@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from dnode.scheduler.dp import Release, dp_target
 from dnode.scheduler.programs.query.errors import QueryError
 from dnode.scheduler.programs.query.plan import (
     Plan,
@@ -124,6 +125,7 @@ class Query(ProgramSpec):
         "statistics); HAVING is applied to them afterwards"
     )
     cost = "WHERE: one secure comparison per row and constant; one product per row and group"
+    dp = True  # group sizes and sums noised in the MPC (COUNT/SUM/AVG/VAR/STDDEV/COVAR/CORR)
 
     # ---- validation --------------------------------------------------------------------
 
@@ -144,7 +146,34 @@ class Query(ProgramSpec):
                 f"the answer has {n} values; at most {MAX_RESULT_VALUES} fit the on-chain result: "
                 "ask for a private result (--private-result) or fewer groups/aggregates"
             )
+        if dp_target(params.args) is not None:
+            need = Needs(plan, schema_map(params))
+            if need.min or need.max or need.quantile:
+                raise QueryError(
+                    "with --epsilon/--rho a query takes COUNT, SUM, AVG, VAR, STDDEV, COVAR and "
+                    "CORR (MIN, MAX and quantiles are opened exactly: no noisy variant yet)"
+                )
         self.field_bits(params)
+
+    # ---- differential privacy ----------------------------------------------------------
+
+    def dp_releases(self, params: TaskView) -> list[Release]:
+        """Group sizes (when WHERE or GROUP BY makes them secret) and the per-group sums,
+        squares and cross products. One changed row leaves one group and joins another (or
+        the same): L1 2 for the sizes, 2 x the largest |contribution| of each statistic for
+        the sums (values clipped to the declared ranges inside the MPC)."""
+        plan = plan_of(params)
+        sch = schema_map(params)
+        need = Needs(plan, sch)
+        groups = len(group_labels(plan, sch))
+        out = []
+        if plan.group_by or plan.where is not None:
+            out.append(Release("count", groups, 2))
+        per = [sch[c].bound for c in need.sum] + [sch[c].bound ** 2 for c in need.sumsq]
+        per += [sch[a].bound * sch[b].bound for a, b in need.cross]
+        if per:
+            out.append(Release("stats", groups * len(per), 2 * sum(per)))
+        return out
 
     def values(self, params: TaskView) -> int:
         shape = self.out_shape(params)
@@ -164,6 +193,9 @@ class Query(ProgramSpec):
         if need.moments:
             top = max(top, n * b * b)
         bits = max(16, top.bit_length() + 2, self.cmp_bits(params))
+        plan = self.dp_plan(params)
+        if plan is not None:  # the noisy value v + Z must fit: |Z| < 2**noise_bits
+            bits = max(bits, max(top.bit_length(), plan.noise_bits) + 3)
         if bits > MAX_FIELD_BITS:
             raise QueryError(
                 f"the declared ranges with max_rows={n} need {bits}-bit secure integers (at most "
@@ -254,7 +286,17 @@ class Query(ProgramSpec):
                 sch, [c for c in _where_columns(plan) if sch[c].type != "cat"], 0
             ),
             "ext_bits": _span_bits(sch, need.min + need.max, 2),
-        }
+        } | self._dp_args(params, sch, at, need)
+
+    def _dp_args(
+        self, params: TaskView, sch: Mapping[str, Column], at: Mapping[str, int], need: Needs
+    ) -> dict[str, Any]:
+        plan = self.dp_plan(params)
+        if plan is None:
+            return {}
+        summed = dict.fromkeys([*need.sum, *need.sumsq, *(c for p in need.cross for c in p)])
+        clip = [[at[c], sch[c].enc_lo, sch[c].enc_hi] for c in summed]
+        return {"dp": plan.kernel_args(), "clip": clip, "clip_bits": self.field_bits(params)}
 
     # ---- output ------------------------------------------------------------------------
 
@@ -316,7 +358,8 @@ class GroupStats:
         n_groups: int,
     ) -> None:
         self.sch, self.need = sch, need
-        self.count = [int(v) for v in r["count"]] if "count" in r else [rows] * n_groups
+        # a noisy size (DP) may be negative: clamped at 0 (post-processing)
+        self.count = [max(0, int(v)) for v in r["count"]] if "count" in r else [rows] * n_groups
         G = n_groups
 
         def per_group(key: str, names: list[Any]) -> list[dict[Any, int]]:
@@ -367,6 +410,7 @@ class GroupStats:
             v = self._cov(c, c, g, 1 if fn.endswith("samp") else 0)
             if v is None:
                 return None
+            v = max(Fraction(0), v)  # >= 0 exactly; noisy sums (DP) may not be: post-processing
             return sqrt(v) if fn.startswith("stddev") else v
         if fn in ("min", "max"):
             col = self.sch[c]
@@ -384,9 +428,9 @@ class GroupStats:
             return v
         # corr: covar_pop / (stddev_pop * stddev_pop); undefined for a constant column
         cxy, vx, vy = self._cov(c, c2, g, 0), self._cov(c, c, g, 0), self._cov(c2, c2, g, 0)
-        if cxy is None or not vx or not vy:
+        if cxy is None or vx is None or vy is None or vx <= 0 or vy <= 0:
             return None
-        return cxy / sqrt(vx * vy)
+        return max(Fraction(-1), min(Fraction(1), cxy / sqrt(vx * vy)))  # noisy sums: in range
 
 
 # ---------------------------------------------------------------------------- WHERE -> kernel

@@ -25,6 +25,7 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from dnode.scheduler.dp import Release
 from dnode.scheduler.errors import InvalidTaskParams
 from dnode.scheduler.programs.registry import Arg, Output, ProgramSpec, register
 from dnode.scheduler.programs.schema import parse_decimal
@@ -70,6 +71,7 @@ class Stat(ProgramSpec):
     kernel = KERNEL
     needs: tuple[str, ...] = ("sum",)  # what the kernel computes: sum, sumsq, gram, order, below
     qs: tuple[str, ...] = ()  # fixed quantiles (min 0, median 0.5, max 1)
+    dp = True  # sums, sums of squares, Gram matrices, counts: noise on what the kernel opens
 
     # ---- validation --------------------------------------------------------------------
 
@@ -87,6 +89,9 @@ class Stat(ProgramSpec):
         if {"sumsq", "gram"} & set(self.needs):
             need = max(need, n * b * b)
         bits = max(16, need.bit_length() + 2, self.cmp_bits(params))
+        plan = self.dp_plan(params)
+        if plan is not None:  # the noisy value v + Z must fit: |Z| < 2**noise_bits
+            bits = max(bits, max(need.bit_length(), plan.noise_bits) + 3)
         if bits > MAX_FIELD_BITS:
             widest = max(params.columns, key=lambda c: c.bound)
             raise InvalidTaskParams(
@@ -114,8 +119,37 @@ class Stat(ProgramSpec):
         level = 2 if "gram" in self.needs else 1 if "sumsq" in self.needs else 0
         return None if got is None else (got[0], level)
 
+    # ---- differential privacy ----------------------------------------------------------
+
+    def dp_releases(self, params: TaskView) -> list[Release]:
+        """Per opened statistic its L1 sensitivity when one row changes (values clipped to
+        the declared ranges inside the MPC): sums |hi - lo| per column, sums of squares the
+        span of x^2, the Gram matrix the span of every x_i x_j."""
+        cols = params.columns
+        out = []
+        if "sum" in self.needs:
+            out.append(Release("sum", len(cols), sum(c.enc_hi - c.enc_lo for c in cols)))
+        if "sumsq" in self.needs:
+            out.append(Release("sumsq", len(cols), sum(_span_sq(c) for c in cols)))
+        if "gram" in self.needs:
+            spans = [_span_prod(a, b) for a in cols for b in cols]
+            out.append(Release("gram", len(spans), sum(spans)))
+        return out
+
+    def dp_kernel_args(self, params: TaskView) -> dict[str, Any]:
+        plan = self.dp_plan(params)
+        if plan is None:
+            return {}
+        return {
+            "dp": plan.kernel_args(),
+            "clip": {"lo": [c.enc_lo for c in params.columns],
+                     "hi": [c.enc_hi for c in params.columns],
+                     "bits": self.field_bits(params)},
+        }  # fmt: skip
+
     def kernel_args(self, params: TaskView) -> dict[str, Any]:
         out: dict[str, Any] = {"width": self.width(params), "needs": list(self.needs)}
+        out |= self.dp_kernel_args(params)
         if "extreme" in self.needs:
             out["cmp_bits"] = self.cmp_bits(params)
             out["which"] = "min" if self.qs == ("0",) else "max"
@@ -154,6 +188,21 @@ class Stat(ProgramSpec):
         return (self.names(params),)
 
 
+def _span_sq(c: Any) -> int:
+    """Largest change of x^2 for x in [lo, hi]."""
+    lo, hi = c.enc_lo, c.enc_hi
+    least = 0 if lo <= 0 <= hi else min(lo * lo, hi * hi)
+    return max(lo * lo, hi * hi) - least
+
+
+def _span_prod(a: Any, b: Any) -> int:
+    """Largest change of x_a x_b over the declared box (x_a^2 on the diagonal)."""
+    if a is b:
+        return _span_sq(a)
+    corners = [x * y for x in (a.enc_lo, a.enc_hi) for y in (b.enc_lo, b.enc_hi)]
+    return max(corners) - min(corners)
+
+
 def _sums(params: TaskView, r: Mapping[str, Any]) -> list[Fraction]:
     return [c.decode(int(v)) for c, v in zip(params.columns, r["sum"], strict=True)]
 
@@ -165,7 +214,8 @@ def _means(params: TaskView, r: Mapping[str, Any], n: int) -> list[Fraction]:
 def _variances(params: TaskView, r: Mapping[str, Any], n: int) -> list[Fraction]:
     out = []
     for c, m, sq in zip(params.columns, _means(params, r, n), r["sumsq"], strict=True):
-        out.append(Fraction(int(sq), 10 ** (2 * c.scale)) / n - m * m)
+        # exact sums give a variance >= 0; noisy ones may not (clamping is post-processing)
+        out.append(max(Fraction(0), Fraction(int(sq), 10 ** (2 * c.scale)) / n - m * m))
     return out
 
 
@@ -178,6 +228,7 @@ def _order(params: TaskView, r: Mapping[str, Any]) -> dict[int, list[Fraction]]:
 
 class Count(Stat):
     needs = ()
+    dp = False  # the row count is public (every seat sees the shape of its shares)
     input_types = ("int", "fixed", "cat", "id")
     reveals = "the number of rows (public anyway: every node sees the shape of its shares)"
     cost = "no secure operation"
@@ -241,6 +292,7 @@ class Std(Stat):
 
 class OrderStat(Stat):
     needs = ("order",)
+    dp = False  # a secure search opens order statistics exactly (no noisy variant yet)
     reveals = "per column: the order statistic(s) the output interpolates, nothing else"
     cost = "rows x bits(declared range) secure comparisons per column and order statistic"
 
@@ -331,13 +383,24 @@ class Histogram(Stat):
         k = len(params.columns[0].domain)
         return [int(i == v) for v in table.data[0] for i in range(k)]  # one-hot rows
 
+    def dp_releases(self, params: TaskView) -> list[Release]:
+        # one changed row moves one count down and another up (or one, out of every bin)
+        if self._cat(params):
+            return [Release("sum", self.out_shape(params)[0], 2)]
+        return [Release("bins", self.out_shape(params)[0], 2)]
+
+    def dp_kernel_args(self, params: TaskView) -> dict[str, Any]:
+        plan = self.dp_plan(params)
+        return {} if plan is None else {"dp": plan.kernel_args()}
+
     def kernel_args(self, params: TaskView) -> dict[str, Any]:
         if self._cat(params):
-            return {"width": self.width(params), "needs": ["sum"]}
+            return {"width": self.width(params), "needs": ["sum"]} | self.dp_kernel_args(params)
         scale = 10 ** params.columns[0].scale
         e = [x * scale for x in self.edges(params)]
         below = [math.ceil(x) for x in e[:-1]] + [math.floor(e[-1]) + 1]  # x < t, t integer
-        return {"width": 1, "needs": ["below"], "below": below, "cmp_bits": self.cmp_bits(params)}
+        return {"width": 1, "needs": ["below"], "below": below,
+                "cmp_bits": self.cmp_bits(params)} | self.dp_kernel_args(params)  # fmt: skip
 
     def cmp_bits(self, params: TaskView) -> int:
         if not params.columns or self._cat(params):
@@ -350,6 +413,8 @@ class Histogram(Stat):
     def finish(self, params: TaskView, revealed: Mapping[str, Any], rows: int) -> Output:
         if self._cat(params):
             vals = [Fraction(int(v)) for v in revealed["sum"]]
+        elif "bins" in revealed:  # DP: the kernel opened only the noisy bin counts
+            vals = [Fraction(int(v)) for v in revealed["bins"]]
         else:
             b = [int(v) for v in revealed["below"]]
             vals = [Fraction(b[i + 1] - b[i]) for i in range(len(b) - 1)]
@@ -381,7 +446,9 @@ class Covariance(Stat):
         cols = params.columns
         k = len(cols)
         m = _means(params, r, n)
-        g = [int(v) for v in r["gram"]]
+        raw = [int(v) for v in r["gram"]]
+        # symmetric: exact sums are already; noisy ones (DP) are averaged (post-processing)
+        g = [Fraction(raw[i * k + j] + raw[j * k + i], 2) for i in range(k) for j in range(k)]
         if n - ddof <= 0:
             raise InvalidTaskParams(f"{self.name}: {n} rows with ddof={ddof}")
         return [
@@ -406,9 +473,11 @@ class Correlation(Covariance):
         k = len(params.columns)
         c = self.cov(params, revealed, rows, 0)
         d = [c[i * k + i] for i in range(k)]
+        # noisy sums (DP) may give a variance <= 0 or |r| > 1: post-processing keeps it in range
         vals = [
-            Fraction(1) if i == j and d[i] else
-            (c[i * k + j] / sqrt(d[i] * d[j]) if d[i] and d[j] else Fraction(0))
+            Fraction(1) if i == j and d[i] > 0 else
+            (max(Fraction(-1), min(Fraction(1), c[i * k + j] / sqrt(d[i] * d[j])))
+             if d[i] > 0 and d[j] > 0 else Fraction(0))
             for i in range(k) for j in range(k)
         ]  # fmt: skip
         return Output(tuple(vals), rows, self.out_shape(params), self.labels(params))

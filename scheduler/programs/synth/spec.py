@@ -46,10 +46,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from dnode.scheduler import dp
+from dnode.scheduler.dp import Plan, Release
 from dnode.scheduler.errors import InvalidTaskParams
 from dnode.scheduler.programs.psi import tokens
 from dnode.scheduler.programs.psi.spec import FIELD_BITS, task_domain
@@ -73,7 +72,7 @@ HORIZONTAL_BITS = 64
 MARGINAL_L1 = 2
 
 
-def releases(sizes: Sequence[int]) -> list[dp.Release]:
+def releases(sizes: Sequence[int]) -> list[Release]:
     """The three releases of MST (two with two columns: nothing to select), with their L1
     sensitivities for one row changed: every 1-way marginal (2 each), every pair score
     (|X - Xhat| summed moves by at most 2), the d - 1 tree marginals (2 each, zero-padded
@@ -81,16 +80,11 @@ def releases(sizes: Sequence[int]) -> list[dp.Release]:
     d = len(sizes)
     pl = pairs(d)
     widest = max(sizes[i] * sizes[j] for i, j in pl)
-    out = [dp.Release("one", sum(sizes), MARGINAL_L1 * d)]
+    out = [Release("one", sum(sizes), MARGINAL_L1 * d)]
     if d > 2:
-        out.append(dp.Release("scores", len(pl), MARGINAL_L1 * len(pl)))
-    out.append(dp.Release("two", (d - 1) * widest, MARGINAL_L1 * (d - 1)))
+        out.append(Release("scores", len(pl), MARGINAL_L1 * len(pl)))
+    out.append(Release("two", (d - 1) * widest, MARGINAL_L1 * (d - 1)))
     return out
-
-
-@lru_cache(maxsize=64)
-def _plan(sizes: tuple[int, ...], target: tuple[tuple[str, str], ...]) -> dp.Plan:
-    return dp.plan(releases(sizes), dict(target))
 
 
 @dataclass(frozen=True)
@@ -186,10 +180,6 @@ class SynthMst(ProgramSpec):
         "marginals over owners' joined (on id) or stacked tables; the requester samples rows"
     )
     args = (
-        Arg("epsilon", "decimal", "the ε the task spends (pure ε-DP, split equally over the "
-            "releases: a third each, as MST splits it)"),
-        Arg("rho", "decimal", "or the zCDP ρ it spends"),
-        Arg("delta", "decimal", "the sampler's finite-precision δ (default 1e-9)"),
         Arg("layout", "json", 'how owners hold the columns: {"mode": "vertical", "tables": '
             '[[cols of owner 0], [cols of owner 1]]} (joined on the id) or {"mode": '
             '"horizontal"} (every owner all columns)', required=True),
@@ -207,6 +197,7 @@ class SynthMst(ProgramSpec):
     revealed_to = "the requester (sealed shares); the committee: the noisy values it needs"
     cost = "per row one product per 2-way cell; one secure comparison per 2-way cell"
     supports_rerun = False  # a re-execution would draw fresh noise: a second release
+    dp = True  # --epsilon / --rho / --delta (registry.DP_ARGS); required (validate)
 
     # ---- the params ----------------------------------------------------------------------
 
@@ -254,13 +245,16 @@ class SynthMst(ProgramSpec):
         """One-hot width of a row: the 1-way cells."""
         return sum(b.k for b in self.binned(params))
 
-    def plan(self, params: TaskView) -> dp.Plan:
-        """The DP plan (scheduler.dp, OpenDP): noise scales, coins, the composed guarantee."""
-        target = dp.dp_target(params.args)
-        if target is None:
+    def dp_releases(self, params: TaskView) -> list[Release]:
+        return releases([b.k for b in self.binned(params)])
+
+    def plan(self, params: TaskView) -> Plan:
+        """The DP plan (scheduler.dp, OpenDP): noise scales, coins, the composed guarantee;
+        ε (or ρ) split equally over the releases: a third each, as MST splits it."""
+        p = self.dp_plan(params)
+        if p is None:
             raise InvalidTaskParams(f"{self.name} needs --epsilon (or --rho)")
-        sizes = tuple(b.k for b in self.binned(params))
-        return _plan(sizes, tuple(sorted(target.items())))
+        return p
 
     def guarantee(self, params: TaskView) -> dict[str, Any]:
         """What the result states: the plan's guarantee, and what the committee sees."""

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from dnode.node.engines.mpc import noise
 from dnode.node.mpc.table import BATCH_ROWS
 from dnode.scheduler.programs.stats.spec import order_ranks
 
@@ -48,6 +49,8 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
     whole: tuple[Any, Any] | None = None
     for xb in s.batches(size):
         await s.check_onehot(onehot, s.batch_blocks())
+        if "dp" in args:  # DP: summed columns clipped to their declared ranges in the MPC
+            xb = await _clipped(s, xb, args["clip"], int(args["clip_bits"]))
         mask = await _where(s, xb, args["where"], int(args.get("where_bits") or bits))
         m = _groups(s, xb, groups, mask)
         c, st = _moments(s, xb, m, args)
@@ -65,6 +68,12 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
         if len(ext[which]) > 1:
             ext[which] = [await s.extreme(mpc.np_stack(ext[which]), which, ext_bits)]
 
+    if "dp" in args:  # DP: only the noisy sizes and sums are opened (noise sampled in MPC)
+        vals = {k: v for k, v in (("count", count), ("stats", stats)) if v is not None}
+        noisy = await noise.add(s, vals, args["dp"])
+        count = noisy.get("count")
+        if stats is not None:
+            stats = noisy["stats"]
     # ---- sizes, sums, squares, cross products, opened together
     if count is not None:
         out["count"] = await s.open(count, "count")
@@ -90,6 +99,19 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
         out["order_keys"], out["order"] = await _order(s, x, m, G, args["quantile"], sizes, bits)
     await s.finish()
     return out
+
+
+async def _clipped(s: Any, x: Any, clip: list[list[int]], bits: int) -> Any:
+    """``x`` with each listed column (offset, lo, hi) clamped to [lo, hi] (secure selects)."""
+    if not clip:
+        return x
+    cols = [x[:, o] for o, _, _ in clip]
+    v = _stack(s.mpc, cols)
+    v = await noise.clip(s, v, [lo for _, lo, _ in clip], [hi for _, _, hi in clip], bits)
+    parts = [x[:, j : j + 1] for j in range(x.shape[1])]
+    for k, (o, _, _) in enumerate(clip):
+        parts[o] = v[:, k : k + 1]
+    return s.mpc.np_hstack(parts)
 
 
 def _groups(s: Any, x: Any, groups: list[list[int]], mask: Any) -> Any:

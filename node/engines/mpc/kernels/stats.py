@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from dnode.node.engines.mpc import noise
 from dnode.scheduler.programs.stats.spec import order_ranks
 
 
@@ -33,6 +34,10 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
         z = [0] * w
         return {"sum": z, "sumsq": z, "gram": [0] * (w * w), "ranks": [], "order": [],
                 "below": [0] * len(args.get("below", [])), "extreme": z}  # fmt: skip
+    if "dp" in args:
+        out = await _noisy(s, x, needs, args)
+        await s.finish()
+        return out
     if "sum" in needs:
         opened.append(("sum", s.sums()))  # local: additions need no communication
     if "sumsq" in needs:
@@ -60,6 +65,32 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
         out["below"] = await s.open(counts, "below")
     await s.finish()
     return out
+
+
+async def _noisy(s: Any, x: Any, needs: set[str], args: dict[str, Any]) -> dict[str, Any]:
+    """Differential privacy: the statistics of the clipped table plus discrete Laplace noise
+    sampled inside the MPC (:mod:`node.engines.mpc.noise`); only the noisy values are opened."""
+    values: dict[str, Any] = {}
+    if "below" in needs:  # numeric histogram: the bin counts, not the cumulative ones
+        t = [int(v) for v in args["below"]]
+        n = s.rows
+        d = x[:, 0].reshape(1, n) - np.array(t, dtype=object).reshape(len(t), 1)
+        below = (await s.less_than_zero(d, int(args["cmp_bits"]))).sum(axis=1)
+        values["bins"] = below[1:] - below[:-1]
+    else:
+        if "clip" in args:
+            c = args["clip"]
+            x = await noise.clip(s, x, c["lo"], c["hi"], int(c["bits"]))
+        else:  # one-hot categories: with checks every row must be one-hot (else abort)
+            await s.check_onehot([(0, int(args["width"]))])
+        if "sum" in needs:
+            values["sum"] = x.sum(axis=0)
+        if "sumsq" in needs:
+            values["sumsq"] = s.mul(x, x).sum(axis=0)
+        if "gram" in needs:
+            values["gram"] = s.matmul(x.T, x).reshape(-1)
+    noisy = await noise.add(s, values, args["dp"])
+    return {name: await s.open(noisy[name], name) for name in values}
 
 
 async def _order_stats(
