@@ -291,7 +291,9 @@ def ledger(chain: ChainClient, dataset_id: int) -> list[dict[str, Any]]:
     """Every task that charged the dataset's privacy budget (TaskDatasets events), with what
     became of the charge: ``charged`` (the task has not ended or is not settled: counted as
     spent), ``spent`` (it delivered a result: the owner was paid), ``released`` (refunded
-    without output: the budget came back, DatasetRefunded)."""
+    before any committee formed: the budget came back, DatasetRefunded), ``refunded, kept``
+    (refunded after its committee formed: its seats may have opened outputs, so the charge
+    stays)."""
     out: dict[int, dict[str, Any]] = {}
     for ev in chain.events(chain.deployment.deploy_block):
         a = ev.args
@@ -302,8 +304,10 @@ def ledger(chain: ChainClient, dataset_id: int) -> list[dict[str, Any]]:
                     out[t] = {"task_id": t, "cost": int(cost) / MICRO, "state": "charged"}
         elif ev.name in ("DatasetRefunded", "DatasetPaid") and int(a["dataset_id"]) == dataset_id:
             e = out.get(int(a["task_id"]))
-            if e is not None:
-                e["state"] = "released" if ev.name == "DatasetRefunded" else "spent"
+            if e is not None and ev.name == "DatasetPaid":
+                e["state"] = "spent"
+            elif e is not None:  # refunded: released unless its committee had formed
+                e["state"] = "released" if int(a["released"]) else "refunded, kept"
     return [out[k] for k in sorted(out)]
 
 

@@ -204,6 +204,8 @@ def post(
       dnode task post --program mpc.quantiles --column age:int:0:120 --q 0.25,0.5,0.75 \\
           --owner 0xA.. --owner 0xB.. --reward 0.3ether --bootstrap /ip4/…/p2p/…
       dnode task post --program he.mean --data values.csv --reward 0.3ether --bootstrap /ip4/…/p2p/…
+      dnode task post --program mpc.mean --column age:int:0:120 --epsilon 0.5 --dataset 1 \\
+          --dataset 2 --reward 0.3ether --bootstrap /ip4/…/p2p/…
     """
     c = cctx.find_object(Ctx)
     assert c is not None
@@ -321,8 +323,7 @@ def dp_line(g: dict[str, Any]) -> str:
     """One line of a DP guarantee (scheduler.dp.Plan.guarantee)."""
     scales = ", ".join(f"{r['name']} scale {r['scale']} (L1 sensitivity {r['sensitivity_l1']})"
                        for r in g["releases"])  # fmt: skip
-    return (f"differential privacy: ({g['epsilon']}, {g['delta']})-DP, {g['rho']}-zCDP; "
-            f"{g['mechanism']}; {scales}")  # fmt: skip
+    return f"differential privacy: {g['statement']}; {g['mechanism']}; {scales}"
 
 
 def _table_params(
@@ -948,6 +949,14 @@ def dispute(c: Ctx, task_id: int) -> None:
       dnode --home ~/req task dispute 1
     """
     chain = c.chain(c.account())
+    known = _known_params(c, chain, task_id, None)
+    if known is not None and not known.spec.reruns(known):
+        raise CliError(
+            f"task {task_id} is not re-executed by nodes ({known.program}"
+            + (" with differential privacy: a second noisy release would spend budget nobody "
+               "charged" if known.spec.dp_plan(known) else "") + "); a dispute would only "
+            "cost its bond"
+        )  # fmt: skip
     bond = chain.dispute_bond_for(task_id)
     chain.dispute(task_id)
     d = chain.task_info(task_id).dispute

@@ -50,8 +50,11 @@ class ProtocolNotServed(P2PError):
 class MpcError(NodeError):
     """An MPC session failed (a party died, timed out, or the program failed)."""
 
-    def __init__(self, task_id: int, detail: str) -> None:
+    def __init__(self, task_id: int, detail: str, *, connected: bool = False) -> None:
         self.task_id, self.detail = task_id, detail
+        # the attempt got past "all parties connected": the kernel may have opened values
+        # (a DP task is then not retried: a second noisy release was never charged)
+        self.connected = connected
         super().__init__(f"MPC for task {task_id} failed: {detail}")
 
 

@@ -125,6 +125,10 @@ class Plan:
             "epsilon": _fmt(self.epsilon),
             "delta": _fmt(self.delta),
             "rho": _fmt(self.rho),
+            # the exact mechanism is pure (epsilon)-DP and rho-zCDP; the finite-precision
+            # sampler is within total variation of it, which ``delta`` accounts for
+            "statement": f"({_fmt(self.epsilon)}, {_fmt(self.delta)})-DP; "
+            f"{_fmt(self.delta)}-approximate {_fmt(self.rho)}-zCDP",
             "asked": dict(self.target),
             "releases": [
                 {
@@ -154,7 +158,8 @@ def _fmt(x: float) -> str:
 
 
 def _micro_up(x: float) -> int:
-    # a float's nearest micro-unit may be below x: round up, then one more ulp of safety
+    # never below the composed cost: round up to the micro-unit (the CLI charges it, nodes
+    # compare with the same function)
     return max(1, math.ceil(Decimal(repr(x)) * MICRO))
 
 
@@ -332,3 +337,18 @@ def undercharged(p: Plan | None, charged: Sequence[tuple[int, int, int]]) -> str
                 f"outputs compose to {need / MICRO:g}"
             )
     return None
+
+
+def budget_refusal(chain: Any, task: Any, params: Any) -> str | None:
+    """Why a node (or a data owner's agent) refuses a DP task over datasets (None: it may
+    take part): the privacy cost its posting charged each dataset's on-chain budget
+    (``task.datasets``, from TaskDatasets) is below the composed cost of the noisy outputs
+    its ``params`` ask for -- a requester posting to the contract directly with 0.01 for
+    epsilon = 5. ``chain.dataset_info(id).budget_kind`` gives each budget's unit."""
+    plan = params.spec.dp_plan(params)
+    entries = tuple(getattr(task, "datasets", ()) or ())
+    if plan is None or not entries:
+        return None
+    charged = [(e.dataset_id, chain.dataset_info(e.dataset_id).budget_kind, e.cost)
+               for e in entries]  # fmt: skip
+    return undercharged(plan, charged)

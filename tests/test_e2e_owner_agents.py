@@ -340,8 +340,8 @@ def test_f_a_dp_task_charges_its_composed_cost_and_an_undercharged_one_is_refuse
     """Issue 18: a stats task with --epsilon over two datasets charges each dataset's budget
     the composed cost of its noisy outputs (derived, not typed in), the result states the
     guarantee, and ``data show`` lists the charge. A requester posting straight to the
-    contract with a charge of 0.01 for epsilon = 5 outputs finds no node to compute it; once
-    refunded and settled, its charge is released."""
+    contract with a charge of 0.01 for epsilon = 5 outputs finds no node to compute it and no
+    owner agent to serve it; once refunded and settled, its charge is released."""
     s, cl = setup, setup.cluster
     ids = [s.dataset_ids["owner-a"], s.dataset_ids["owner-b"]]  # (owner C's policy: pending)
 
@@ -398,6 +398,10 @@ def test_f_a_dp_task_charges_its_composed_cost_and_an_undercharged_one_is_refuse
         _wait(lambda n=n: f"task {attack}: not taking a seat: dataset" in
               n.log_path.read_text(errors="replace"), f"{n.member.name} refuses", 60)  # fmt: skip
     assert "compose to 5" in cl.nodes[0].log_path.read_text(errors="replace")
+    # and so does each owner's agent (its data is what the budget protects)
+    for name in ("owner-a", "owner-b"):
+        _wait(lambda name=name: f"task {attack}: refused because dataset" in s.log(name),
+              f"{name}'s agent refuses", 60)  # fmt: skip
     assert left() == {i: before[i] - 10_000 for i in ids}
     # nobody sat: after its seat deadline it is refunded, and settling releases the charge
     _wait(lambda: attacker.block_timestamp() > now + 12, "the seat deadline", 90)

@@ -7,7 +7,7 @@
         dataset's privacy budget when it is posted. Once the task ends, anyone settles it:
         a task with a result (finalized or overturned) credits each owner its price; a
         refunded task credits the prices back to the requester and releases the budget it
-        charged. Owners withdraw with the registry's single withdraw() (pull payments).
+        charged if no committee ever formed for it. Owners withdraw with the registry's single withdraw() (pull payments).
 @dev Privacy budgets are fixed-point integers in millionths: budget kind 1 = pure
      epsilon-DP in micro-epsilon (1_000_000 = epsilon 1.0), kind 2 = zCDP in micro-rho. A
      budget is set once at registration and never raised (a budget that can be topped up
@@ -351,8 +351,9 @@ def settle_datasets(task_id: uint256, t: market.Task):
     """
     @notice Settle the dataset payments of an ended task (anyone may call, once): finalized
             or overturned (the requester got a result) credits each owner its price;
-            refunded credits the prices back to the requester and releases the privacy
-            budget the task charged.
+            refunded credits the prices back to the requester and, if no committee ever
+            formed (nobody could have opened any output), releases the privacy budget the
+            task charged; a task refunded after its committee formed keeps the charge.
     @param task_id a task posted with post_data_task
     @param t the task record (as rebuilt from events)
     """
@@ -364,6 +365,9 @@ def settle_datasets(task_id: uint256, t: market.Task):
     assert refund or status == market.FINALIZED or status == market.OVERTURNED, (
         "datasets: task not ended"
     )
+    # the budget comes back only if no committee ever sat: once one formed, its seats may
+    # have opened (noisy) outputs before the task failed, so the charge stays spent
+    release: bool = refund and len(t.committee) == 0
     total: uint256 = 0
     for i: uint256 in range(first >> COUNT_OFF, bound=MAX_TASK_DATASETS):
         e: uint256 = first
@@ -374,11 +378,13 @@ def settle_datasets(task_id: uint256, t: market.Task):
         price: uint256 = (e >> PRICE_OFF) & PRICE_MASK
         total += price
         if refund:
-            cost: uint256 = market._get(e, COST_OFF, 64)
-            money: uint256 = self.datasets[dataset_id].money
-            self.datasets[dataset_id].money = market._put(
-                money, SPENT_OFF, 64, market._get(money, SPENT_OFF, 64) - cost
-            )
+            cost: uint256 = 0
+            if release:
+                cost = market._get(e, COST_OFF, 64)
+                money: uint256 = self.datasets[dataset_id].money
+                self.datasets[dataset_id].money = market._put(
+                    money, SPENT_OFF, 64, market._get(money, SPENT_OFF, 64) - cost
+                )
             log DatasetRefunded(
                 dataset_id=dataset_id,
                 task_id=task_id,

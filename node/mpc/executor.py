@@ -323,7 +323,8 @@ class SubprocessExecutor:
                 what = "(all parties connected, computation stalled)"
             else:
                 what = "waiting for parties"
-            raise MpcError(job.task_id, f"timed out after {timeout:g} s {what}")
+            detail = f"timed out after {timeout:g} s {what}"
+            raise MpcError(job.task_id, detail, connected=connected)
         if proc.returncode == EXIT_CHEATING:
             last = _last_line(log_text)
             reason = last.split(": ", 2)[-1] if last else "cheating detected"
@@ -333,11 +334,16 @@ class SubprocessExecutor:
             raise CheatingDetectedError(job.task_id, reason, owner)
         if proc.returncode != 0:
             last = _last_line(log_text) or "(no output)"
-            raise MpcError(job.task_id, f"party {job.index} exited with {proc.returncode}: {last}")
+            raise MpcError(
+                job.task_id, f"party {job.index} exited with {proc.returncode}: {last}",
+                connected=connected,
+            )  # fmt: skip
         try:
             res = json.loads(out_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            raise MpcError(job.task_id, f"party {job.index} wrote no result: {e}") from None
+            raise MpcError(
+                job.task_id, f"party {job.index} wrote no result: {e}", connected=connected
+            ) from None
         if res.get("rows") != job.rows or not isinstance(res.get("revealed"), dict):
             raise MpcError(job.task_id, "party result does not match the job")
         if (job.result_key is not None) != bool(res.get("bundle")):

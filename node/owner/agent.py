@@ -54,6 +54,7 @@ from dnode.node.protocol import (
 )
 from dnode.node.transport import Transport
 from dnode.scheduler.committee_check import verified_committee
+from dnode.scheduler.dp import budget_refusal
 from dnode.scheduler.errors import CommitteeNotRanked, SchedulerError, SeatClaimsOpen
 from dnode.scheduler.programs import TaskParams
 
@@ -329,12 +330,18 @@ class OwnerAgent:
         if not params.is_owner(self.address) or not params.spec.uses_table:
             self.not_mine.add(task_id)
             return None
-        return self.decide_task(info, params)
+        # a DP task charged less on-chain than its noisy outputs compose to: never serve it
+        undercharged = await self.call(budget_refusal, self.chain, info, params)
+        return self.decide_task(info, params, undercharged)
 
-    def decide_task(self, info: TaskInfo, params: TaskParams) -> Decision:
+    def decide_task(
+        self, info: TaskInfo, params: TaskParams, undercharged: str | None = None
+    ) -> Decision:
         """Dataset, offer, policy: the decision, recorded once (never re-decided)."""
         ds, why = dataset_for(params, self.cfg.datasets, info)
         canonical = params.canonical()
+        if ds is not None and undercharged:
+            ds, why = None, undercharged
         if ds is None:
             d = self.state.decide(info.task_id, "", REFUSED, why, info.requester,
                                   params.program, canonical)  # fmt: skip

@@ -169,7 +169,7 @@ def _owners(ctx: NodeContext, rt: TaskRuntime) -> tuple[str, ...]:
 async def _ineligible(ctx: NodeContext, rt: TaskRuntime, task: Any) -> str:
     """Why this node would not take the seat (its own terms, capacity, HE reruns), or ''."""
     params = ctx.rt(rt.task_id).params
-    if rt.round and params is not None and not params.spec.supports_rerun:
+    if rt.round and params is not None and not params.spec.reruns(params):
         return f"{params.program} is not re-executed by this node version"
     info = await ctx.call(ctx.chain.node_info, ctx.address)
     view = await node_view(ctx, info)

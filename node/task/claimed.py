@@ -13,9 +13,9 @@ from dnode.node.task.announce import fetch_params
 from dnode.node.task.compute import prepare
 from dnode.node.task.context import NodeContext
 from dnode.node.task.policy import round_view
-from dnode.node.task.seat import budget_refusal
 from dnode.node.task.state import TaskRuntime
 from dnode.node.task.worker import abandon, start_worker
+from dnode.scheduler.dp import budget_refusal
 
 log = logging.getLogger("dnode.node")
 PARAMS_AFTER_CLAIM = 60.0  # seconds a claimant looks for params past the claim period
@@ -40,7 +40,7 @@ async def take_claimed_seat(ctx: NodeContext, rt: TaskRuntime) -> None:
         reason = "params never announced"
     elif params.is_owner(ctx.address):
         reason = "a data owner of the task never sits on its committee"
-    elif rt.round and not params.spec.supports_rerun:
+    elif rt.round and not params.spec.reruns(params):
         reason = f"{params.program} is not re-executed by this node version"
     else:
         try:

@@ -18,9 +18,8 @@ from dnode.node.task.compute import prepare
 from dnode.node.task.context import NodeContext
 from dnode.node.task.policy import OpenView, rerun_ineligible
 from dnode.node.task.state import TaskRuntime
-from dnode.scheduler.dp import undercharged
+from dnode.scheduler.dp import budget_refusal
 from dnode.scheduler.eligibility import NodeView, should_claim
-from dnode.scheduler.programs import TaskParams
 from dnode.scheduler.seat_terms import params_wait
 
 log = logging.getLogger("dnode.node")
@@ -70,19 +69,6 @@ async def consider(ctx: NodeContext, rt: TaskRuntime) -> None:
     await join(ctx, rt, task.committee_size, task.seat_deadline)
 
 
-def budget_refusal(chain: Any, task: Any, params: TaskParams) -> str | None:
-    """Why this node refuses a DP task over datasets (None: it may compute it): the privacy
-    cost its posting charged each dataset's on-chain budget is below the composed cost of
-    the noisy outputs its params ask for (a requester paying 0.01 for epsilon 5)."""
-    plan = params.spec.dp_plan(params)
-    entries = tuple(getattr(task, "datasets", ()) or ())
-    if plan is None or not entries:
-        return None
-    charged = [(e.dataset_id, chain.dataset_info(e.dataset_id).budget_kind, e.cost)
-               for e in entries]  # fmt: skip
-    return undercharged(plan, charged)
-
-
 async def node_view(ctx: NodeContext, info: Any) -> NodeView:
     runtimes = [*ctx.tasks.values(), *ctx.reruns.values()]
     busy = sum(1 for t in runtimes if t.seat is not None and not t.is_closed())
@@ -109,10 +95,11 @@ async def consider_rerun(ctx: NodeContext, rt: TaskRuntime) -> None:
     if first.params is None:
         log.info("task %d: params unknown; not joining the re-execution", rt.task_id)
         return
-    if not first.params.spec.supports_rerun:
+    if not first.params.spec.reruns(first.params):
         log.info(
-            "task %d: %s is not re-executed by this node version", rt.task_id, first.params.program
-        )
+            "task %d: %s is not re-executed by this node version (a DP task never is: a second "
+            "noisy release would spend budget nobody charged)", rt.task_id, first.params.program
+        )  # fmt: skip
         return
     rt.params = first.params
     rt.notify()

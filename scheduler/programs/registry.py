@@ -254,6 +254,12 @@ class ProgramSpec:
             return None
         return _plan(tuple(self.dp_releases(params)), tuple(sorted(target.items())))
 
+    def reruns(self, params: TaskView) -> bool:
+        """Whether a disputed task is re-executed by a fresh committee: not a DP task (a
+        second noisy release of the same statistics would spend budget nobody charged; the
+        first result stands, docs/protocol.md "Differential privacy")."""
+        return self.supports_rerun and self.dp_plan(params) is None
+
     def guarantee(self, params: TaskView) -> dict[str, Any] | None:
         """The DP guarantee a result of this task carries (None: an exact result)."""
         p = self.dp_plan(params)

@@ -51,7 +51,7 @@ def test_publish_list_show_update_retire(cluster: DevCluster, tmp_path: Path) ->
     assert upd["price"] == 2 * 10**16 and upd["programs"] == ["mpc.sum"]
     assert upd["budget_left"] == 1.5  # untouched
     shown = data(cluster, "bob", "show", str(ds))
-    assert shown == {**upd}
+    assert shown == {**upd, "spent": 0.0, "ledger": []}  # the budget ledger: no task yet
     # bob is not the owner: one line, the contract's reason
     r = run(cluster, cluster.members["bob"].home, "data", "retire", str(ds))
     one_line_error(r, "datasets: not the owner")

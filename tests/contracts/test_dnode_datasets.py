@@ -317,6 +317,31 @@ def test_finalized_task_pays_owners_once_and_each_withdraws_only_its_own(
     conserved(chain, [*nodes, alice, bob, carol, requester])
 
 
+def test_attack_abort_after_the_opening_does_not_release_the_budget(chain: Chain, funded) -> None:
+    """Issue 18: a committee formed, its seats may have opened (noisy) outputs, then the task
+    failed and was refunded (a coalition that aborts after the opening, or a missed report).
+    The requester gets its money back, but the privacy budget stays charged: it is released
+    only for a task refunded before any committee sat."""
+    nodes = setup_nodes(chain, funded, 3)
+    owner, requester = funded("owner"), funded("requester")
+    ds = publish(chain, owner)
+    t = post_over(chain, requester, [ds], [300_000])
+    chain.open_window()
+    form(chain, nodes, t)
+    chain.advance(requester.task_info(t).report_deadline - chain.now() + 1)
+    requester.cancel(t)
+    assert requester.task_status(t) == TaskStatus.REFUNDED
+    owner.settle_datasets(t)
+    assert owner.budget_left(ds) == MICRO - 300_000  # kept
+    assert owner.dataset_info(ds).spent == 300_000
+    assert requester.credits() >= PRICE  # the price came back with the reward
+    assert requester.data_escrow() == 0
+    # money is conserved: the silent seats' burned collateral sits with the zero address
+    burned = requester.credits("0x" + "00" * 20)
+    total = sum(x.node_info().stake + x.credits() for x in [*nodes, owner, requester])
+    assert requester.balance_of_contract() == total + burned
+
+
 def test_refund_returns_prices_and_budget(chain: Chain, funded) -> None:
     owner, requester = funded("owner"), funded("requester")
     ds = publish(chain, owner)

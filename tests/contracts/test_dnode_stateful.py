@@ -820,7 +820,8 @@ class DnodeMachine(RuleBasedStateMachine):
         for ds, cost, price in t.data:
             if t.status == S.REFUNDED:
                 self.credits[t.requester] += price
-                self.datasets[ds].spent -= cost
+                if not t.committee:  # released only if no committee ever sat (issue 18)
+                    self.datasets[ds].spent -= cost
             else:
                 self.credits[self.datasets[ds].owner] += price
         event("datasets settled " + ("(refund)" if t.status == S.REFUNDED else "(paid)"))
@@ -1080,6 +1081,9 @@ def test_dispute_endings_keep_the_money_invariant(ending: str, reward: int) -> N
 DATA_ENDINGS = {
     "finalized": [("report", b"A"), ("time_travel", 700), ("finalize",)],
     "refunded": [("time_travel", 2000), ("cancel",)],
+    # issue 18: a committee sat (it may have opened outputs), then the task was refunded:
+    # the prices come back, the privacy budget stays charged
+    "refunded after formation": [("time_travel", 2000), ("cancel",)],
     "overturned": [("report", b"A"), ("dispute",), ("form_rerun",), ("report_rerun", b"B")],
     "upheld": [("report", b"A"), ("dispute",), ("form_rerun",), ("report_rerun", b"A")],
 }
@@ -1100,6 +1104,7 @@ def test_data_endings_keep_the_money_invariant(ending: str) -> None:
 
         step(m.publish, 1, 10**16, 1_000_000, 5000, False)
         then = "wait" if ending == "refunded" else "form the best"
+        refunded = ending.startswith("refunded")
         step(m.post_over_datasets, 0, [1, 2, 3], [300_000, 400_000, 500_000], ETHER, then)
         (task_id,) = m.tasks
         t = m.tasks[task_id]
@@ -1120,13 +1125,13 @@ def test_data_endings_keep_the_money_invariant(ending: str) -> None:
                 step(m.time_travel, args[0])
             else:
                 step(getattr(m, name), data)
-        assert t.status == {"refunded": S.REFUNDED, "overturned": S.OVERTURNED}.get(
-            ending, S.FINALIZED
+        assert t.status == (
+            S.REFUNDED if refunded else S.OVERTURNED if ending == "overturned" else S.FINALIZED
         )
         step(m.settle_datasets, data, 1)
         assert t.data_settled
         step(m.settle_datasets, data, 0)  # a second settlement is refused
-        released = ending == "refunded"
+        released = ending == "refunded"  # only a task no committee ever sat on
         for ds, cost, _ in t.data:
             d = m.datasets[ds]
             assert d.budget - d.spent == left[ds] + (cost if released else 0)

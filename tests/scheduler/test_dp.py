@@ -11,8 +11,8 @@ import opendp.prelude as dp
 import pytest
 
 from dnode.contracts.data_market import TaskDataset
-from dnode.node.task.seat import budget_refusal
 from dnode.scheduler import dp as D
+from dnode.scheduler.dp import budget_refusal
 from dnode.scheduler.errors import InvalidTaskParams
 from dnode.scheduler.programs import Column, TaskParams
 
@@ -186,3 +186,11 @@ def test_ml_programs_offer_dp_where_it_fits() -> None:
     ridge = TaskParams("ml.ridge", OWNERS, columns=(AGE, INCOME), args={"epsilon": "1"})
     g = ridge.spec.guarantee(ridge)
     assert g is not None and [r["name"] for r in g["releases"]] == ["sum", "gram"]
+
+
+def test_a_dp_task_is_never_re_executed() -> None:
+    """A re-execution would open a second, differently noised release of the same statistics:
+    budget nobody charged. Nodes do not join one (spec.reruns); the first result stands."""
+    assert _params("mpc.mean").spec.reruns(_params("mpc.mean"))
+    noisy = _params("mpc.mean", epsilon="1")
+    assert not noisy.spec.reruns(noisy)

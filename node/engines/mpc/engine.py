@@ -185,6 +185,12 @@ class MpcEngine:
             finally:
                 s.host.remove_tunnel_target(key)
             log.info("task %d: MPC attempt failed (%s)", s.task_id, failed.detail)
+            if failed.connected and prepared.spec.dp_plan(params) is not None:
+                # the parties had connected: the kernel may have opened its noisy values, and
+                # a retry would open a second, independent noisy release the task never paid
+                # for -- the round fails instead (refunded; the budget stays charged)
+                raise MpcError(s.task_id, f"{failed.detail}; a DP attempt is not retried once "
+                               "its parties connected")  # fmt: skip
             attempt, begun = await self._await_slot(s, party, failed)
 
     async def _join_or_await_slot(self, s: ComputeSession, party: _Party) -> tuple[str, float]:

@@ -40,7 +40,7 @@ from dnode.scheduler.programs.registry import (
     register,
 )
 from dnode.scheduler.programs.schema import Column, parse_decimal
-from dnode.scheduler.programs.stats.spec import quantile, sqrt
+from dnode.scheduler.programs.stats.spec import clip_bits, quantile, sqrt
 
 if TYPE_CHECKING:
     from dnode.scheduler.programs.registry import TaskView
@@ -296,7 +296,8 @@ class Query(ProgramSpec):
             return {}
         summed = dict.fromkeys([*need.sum, *need.sumsq, *(c for p in need.cross for c in p)])
         clip = [[at[c], sch[c].enc_lo, sch[c].enc_hi] for c in summed]
-        return {"dp": plan.kernel_args(), "clip": clip, "clip_bits": self.field_bits(params)}
+        bits = clip_bits([sch[c] for c in summed]) if summed else 0
+        return {"dp": plan.kernel_args(), "clip": clip, "clip_bits": bits}
 
     # ---- output ------------------------------------------------------------------------
 

@@ -144,7 +144,7 @@ class Stat(ProgramSpec):
             "dp": plan.kernel_args(),
             "clip": {"lo": [c.enc_lo for c in params.columns],
                      "hi": [c.enc_hi for c in params.columns],
-                     "bits": self.field_bits(params)},
+                     "bits": clip_bits(params.columns)},
         }  # fmt: skip
 
     def kernel_args(self, params: TaskView) -> dict[str, Any]:
@@ -186,6 +186,13 @@ class Stat(ProgramSpec):
 
     def labels(self, params: TaskView) -> tuple[tuple[str, ...], ...]:
         return (self.names(params),)
+
+
+def clip_bits(cols: Any) -> int:
+    """Bits of the comparisons that clamp values to [lo, hi] in the MPC: values up to
+    3 spans beyond the range are clamped; further out, a checked comparison aborts the
+    session (an owner that shared them), like every range-checked comparison."""
+    return max(c.enc_hi - c.enc_lo for c in cols).bit_length() + 3
 
 
 def _span_sq(c: Any) -> int:
