@@ -260,6 +260,10 @@ class SynthMst(ProgramSpec):
         """What the result states: the plan's guarantee, and what the committee sees."""
         g = self.plan(params).guarantee()
         g["program"] = self.name
+        g["neighbours"] = (
+            "one row changed at one owner (the joined table then gains or loses at most two "
+            "rows, or has one changed); also one person added or removed"
+        )
         g["committee_sees"] = (
             "the noisy 1-way marginals and pair scores; joined on id: the match pattern of "
             "tokens and both set sizes (hence the join size), not differentially private"
