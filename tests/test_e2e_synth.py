@@ -4,7 +4,8 @@ partly the same people; each publishes a dataset with an ε budget. ``dnode synt
 posts one synth.mst task over both (each budget charged its ε on-chain at posting), the
 committee joins and measures in MPC and seals the noisy marginals to the requester, who
 writes the synthetic table and its quality report. A second task that would overspend is
-refused by the contract with its reason (and by the CLI in one line before paying).
+refused by the contract with its reason (and by the CLI in one line before paying); a task
+posted to the contract with a charge below its noisy outputs' composed cost gets no seat.
 One shared cluster for the module."""
 
 from __future__ import annotations
@@ -172,3 +173,43 @@ def _cols(schema: dict[str, Any]) -> tuple[Any, ...]:
     from dnode.scheduler.programs.schema import schema_from
 
     return schema_from(schema["columns"])
+
+
+def test_attack_an_undercharged_synth_task_gets_no_seat(setup: Setup) -> None:
+    """A requester posting to the contract directly charges each dataset 0.000001 for a
+    synth task whose noisy marginals compose to 0.3: every node refuses a seat, saying why
+    (node.task.seat.budget_refusal on synth.mst's own releases)."""
+    import trio
+
+    from dnode.node import peer_client
+    from dnode.scheduler.programs.synth.build import synth_params
+
+    s = setup
+    chain = ChainClient(connect(s.cluster.rpc_url), Deployment.load(s.cluster.manifest),
+                        Account.from_key(s.cluster.dev_key()))  # fmt: skip
+    params = synth_params(
+        [("people", _cols(AGES)), ("payroll", _cols(SALARIES))],
+        [s.owners["owner-a"].address, s.owners["owner-b"].address],
+        join="id", epsilon="0.3", bins=4, result_key="cd" * 32,
+    )  # fmt: skip
+    spec = params.spec
+    attack = chain.post_data_task(
+        spec.program_id, params.digest, datasets=list(s.datasets.values()), costs=[1, 1],
+        reward=10**17, seat_deadline=chain.block_timestamp() + 60,
+    )  # fmt: skip
+    trio.run(peer_client.announce, [s.cluster.bootstrap()[0]], attack, params)
+    for n in s.cluster.nodes:
+        _wait(lambda n=n: f"task {attack}: not taking a seat: dataset" in
+              n.log_path.read_text(errors="replace"), f"{n.member.name} refuses", 60)  # fmt: skip
+    assert "compose to 0.3" in s.cluster.nodes[0].log_path.read_text(errors="replace")
+    assert chain.task_info(attack).status.name.lower() == "open"
+
+
+def _wait(cond: Any, what: str, timeout: float) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (got := cond()):
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        time.sleep(0.5)
+    return got
