@@ -391,7 +391,7 @@ def test_f_a_dp_task_charges_its_composed_cost_and_an_undercharged_one_is_refuse
     before = left()
     attack = attacker.post_data_task(
         spec.program_id, params.digest, datasets=ids, costs=[10_000, 10_000],
-        reward=10**17, seat_deadline=now + 12, capability=spec.capability_bit,
+        reward=10**17, seat_deadline=now + 8, capability=spec.capability_bit,
     )  # fmt: skip
     trio.run(peer_client.announce, [boot], attack, params)
     for n in cl.nodes:  # every node refuses, saying why
@@ -404,7 +404,7 @@ def test_f_a_dp_task_charges_its_composed_cost_and_an_undercharged_one_is_refuse
               f"{name}'s agent refuses", 60)  # fmt: skip
     assert left() == {i: before[i] - 10_000 for i in ids}
     # nobody sat: after its seat deadline it is refunded, and settling releases the charge
-    _wait(lambda: attacker.block_timestamp() > now + 12, "the seat deadline", 90)
+    _wait(lambda: attacker.block_timestamp() > now + 8, "the seat deadline", 90)
     attacker.cancel(attack)
     attacker.settle_datasets(attack)
     assert left() == before

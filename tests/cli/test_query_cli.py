@@ -103,7 +103,7 @@ def test_join_explain_when_the_join_program_is_there(tmp_path, schemas):
     assert e["program"] == "query.join" and e["plan"]["kind"] == "join"
 
 
-def test_a_noisy_query_explains_its_guarantee_and_refuses_what_it_cannot_noise(tmp_path, schemas):
+def test_a_noisy_query_explains_its_guarantee(tmp_path, schemas):
     sql = "SELECT region, COUNT(*), AVG(age) FROM customers WHERE age >= 40 GROUP BY region"
     owners = ["--owner", OWNER, "--owner", OWNER2, "--table", "customers"]
     r = _dnode(tmp_path, "--json", "query", sql, *schemas, *owners, "--epsilon", "0.5",
@@ -112,7 +112,3 @@ def test_a_noisy_query_explains_its_guarantee_and_refuses_what_it_cannot_noise(t
     e = json.loads(r.stdout)["explain"]
     assert e["dp"]["epsilon"] == "0.5" and "discrete Laplace" in e["dp"]["mechanism"]
     assert e["reveals"][0].startswith("differential privacy")
-    r = _dnode(tmp_path, "query", "SELECT MAX(age) FROM customers", *schemas, *owners,
-               "--epsilon", "1", "--explain")  # fmt: skip
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode != 0 and len(lines) == 1 and "MIN, MAX and quantiles" in lines[0], r.stderr

@@ -1089,7 +1089,14 @@ DATA_ENDINGS = {
 }
 
 
-@pytest.mark.parametrize("ending", list(DATA_ENDINGS))
+@pytest.mark.parametrize(
+    "ending",
+    [
+        # opt-in (-m long): tests/contracts/test_dnode_datasets.py has the same case by default
+        pytest.param(e, marks=pytest.mark.long) if e == "refunded after formation" else e
+        for e in DATA_ENDINGS
+    ],
+)
 def test_data_endings_keep_the_money_invariant(ending: str) -> None:
     @settings(max_examples=1, database=None, deadline=None, phases=[Phase.generate])
     @given(data=st.data())

@@ -6,7 +6,8 @@ from a fixed seed, so every run of this test sees the same draws): their mean, v
 distribution (Kolmogorov-Smirnov on the draws plus uniform jitter, and a chi-square goodness
 of fit against the exact pmf P(Z = z) = (1 - q) / (1 + q) q^|z|, q = exp(-1/scale)) match,
 and the same tests reject the draws against a distribution 30% wider (the tests can fail).
-With the malicious-minority checks on, the checked random bits give the same distribution.
+With the malicious-minority checks on, the checked random bits give the same distribution
+(opt-in: ``-m long``).
 
 Seat views: three real party processes (node.mpc.party) sample noise and add it to a public
 offset inside the MPC; every seat's Shamir share of each noised value is collected. A
@@ -115,6 +116,7 @@ def test_noise_distribution_passes_ks_and_chi_square(draws: np.ndarray) -> None:
     assert _ks_p(draws, SCALE * 1.3) < ALPHA
 
 
+@pytest.mark.long  # opt-in (-m long): the default suite's time budget
 def test_checked_random_bits_give_the_same_distribution() -> None:
     """With the malicious-minority checks (Comparator's checked square-root bits)."""
     got = _draw(SCALE, 400, seed=7, checks=True)
@@ -183,7 +185,7 @@ def _independence_p(shares: np.ndarray, noise: np.ndarray, p: int) -> float:
 
 
 def test_a_minority_of_seats_sees_shares_independent_of_the_noise() -> None:
-    n = 600
+    n = 400
     res = _run_sync(_view_jobs(n))
     revealed = [r.revealed for r in res]  # type: ignore[attr-defined]
     assert all(r == revealed[0] for r in revealed)  # every party agrees on what it returned
@@ -205,6 +207,7 @@ def _run_sync(jobs: list[MpcJob]) -> list[object]:
     return trio.run(_run, jobs)
 
 
+@pytest.mark.long  # opt-in (-m long); tests/test_e2e_owner_agents.py runs the DP kernel by default
 def test_a_noisy_mean_clips_out_of_range_values_inside_the_mpc() -> None:
     """mpc.mean with --epsilon through three real parties with the malicious-minority checks:
     an owner's value of 200 in a column declared [0, 100] counts as 100 (clipped in the MPC
