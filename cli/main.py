@@ -253,6 +253,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Answer a SQL aggregate over owners' tables in MPC (WHERE, GROUP BY, HAVING; a table "
         "held by several owners is their UNION ALL). --explain says what it reveals and costs.",
     ),
+    "synth": (
+        "dnode.cli.synth",
+        "synth",
+        "Differentially private synthetic data from several owners' datasets (MST in MPC).",
+    ),
     "stake": (
         "dnode.cli.account",
         "stake",

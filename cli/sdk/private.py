@@ -67,6 +67,7 @@ def result_private(
         "status": status,
         "bundle_digest": "0x" + got.blob_digest.hex(),
         "fetched_from": source,
+        "output": out,  # the exact values (programs whose result is more than a tensor)
     }
 
 

@@ -1,0 +1,1 @@
+"""The ``synth`` family: differentially private synthetic data from owners' tables (MST)."""
