@@ -71,14 +71,18 @@ class ForkServerError(Exception):
 # ---------------------------------------------------------------------------- server side
 
 
-def _run_child(req: dict[str, Any], fds: list[int], entry: str, argv0: str) -> None:
+def _run_child(
+    req: dict[str, Any], fds: list[int], entry: str, argv0: str, preset: dict[str, str]
+) -> None:
     """In the forked child: become the requested process, run ``entry(argv)``, never
-    return."""
+    return. ``preset``: what the preloaded modules put in the environment at import (MPyC's
+    MPYC_MAXWORKERS, read later): kept unless the request sets it."""
     code = 1
     try:
         os.setsid()  # its own session and process group, like start_new_session=True
         os.chdir(req["cwd"])
         os.environ.clear()
+        os.environ.update(preset)
         os.environ.update(req["env"])
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
@@ -124,11 +128,13 @@ def serve(fd: int, entry: str, preload: list[str], argv0: str) -> None:
     modules to import, or ``module:function`` hooks to call, before the first fork."""
     for var in BLAS_THREADS:  # numpy's BLAS would start a pool thread at import: forking a
         os.environ[var] = "1"  # process with threads can deadlock the child (POSIX fork)
+    before = dict(os.environ)
     for name in preload:
         hook = _resolve(name)
         if ":" in name:
             hook()
     _resolve(entry)
+    preset = {k: v for k, v in os.environ.items() if before.get(k) != v}
     if _threads() != 1:
         raise SystemExit(f"forkserver: {_threads()} threads after the imports; refusing to fork")
     sock = socket.socket(fileno=fd)
@@ -163,7 +169,7 @@ def serve(fd: int, entry: str, preload: list[str], argv0: str) -> None:
                     pid = os.fork()
                     if pid == 0:
                         sock.close()
-                        _run_child(req, fds, entry, argv0)
+                        _run_child(req, fds, entry, argv0, preset)
                     children.add(pid)
                     say({"id": rid, "pid": pid})
                 except Exception as e:  # noqa: BLE001 - a bad request must not stop the server

@@ -407,6 +407,8 @@ def _exit_when_a_peer_is_lost(mpc: Any, index: int) -> None:
     def progress() -> int:
         return int(mpc._program_counter[0])
 
+    lost_first: list[tuple[Any, Exception | None]] = []  # the report names the first loss
+
     def after_grace(peer: Any, exc: Exception | None, seen: int) -> None:
         # still computing (a slow or starved process reaching the same finding): wait on;
         # stuck waiting for the lost peer's messages: nothing moves, give up
@@ -414,7 +416,7 @@ def _exit_when_a_peer_is_lost(mpc: Any, index: int) -> None:
         if now != seen:
             mpc._loop.call_later(PEER_LOST_GRACE, after_grace, peer, exc, now)
             return
-        give_up(peer, exc)
+        give_up(*lost_first[0])
 
     def connection_lost(self: Any, exc: Exception | None) -> None:
         if not closing:
@@ -422,6 +424,7 @@ def _exit_when_a_peer_is_lost(mpc: Any, index: int) -> None:
             # failed check closes first, and this party should report the same finding (once
             # it gets there, however loaded the machine), not the lost connection
             peer = getattr(self, "peer_pid", None)
+            lost_first.append((peer, exc))
             mpc._loop.call_later(PEER_LOST_GRACE, after_grace, peer, exc, progress())
             return
         lost(self, exc)
@@ -439,6 +442,7 @@ def _exit_when_a_peer_is_lost(mpc: Any, index: int) -> None:
 #: once: everything a party needs except ``mpyc.runtime``, which parses ``sys.argv`` (the
 #: job's) at import, and which the child therefore imports itself
 PRELOAD = (
+    "dnode.node.mpc.party:mpyc_import_argv",
     "numpy",
     "gmpy2",
     "mpyc.gfpx",
@@ -455,6 +459,12 @@ PRELOAD = (
     "dnode.node.mpc.delivery",
     "dnode.node.mpc.party:preload_kernels",
 )
+
+
+def mpyc_import_argv() -> None:
+    """``import mpyc`` parses ``sys.argv`` too (logging level, worker threads): give the fork
+    server the options every party has there, so its children start configured alike."""
+    sys.argv = ["dnode.node.mpc.party", "--no-log"]
 
 
 def preload_kernels() -> None:
