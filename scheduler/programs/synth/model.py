@@ -17,11 +17,12 @@ import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from dnode.scheduler.programs.synth.spec import Binned, Measurements, laplace_std
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FIT_ITERS = 1000
 
@@ -42,6 +43,8 @@ def _mbi() -> Any:
 def fit(m: Measurements, iters: int = FIT_ITERS) -> Any:
     """The mbi model (a MarkovRandomField) fitted to every noisy measurement, each weighted by
     its noise's standard deviation (mirror descent, as MST does)."""
+    import numpy as np
+
     mbi = _mbi()
     names = m.names
     domain = mbi.Domain(names, [b.k for b in m.columns])
@@ -62,6 +65,7 @@ def sample_bins(model: Any, rows: int, seed: int = 0) -> dict[str, np.ndarray]:
     """``rows`` synthetic rows as bin indexes per column (mbi's synthetic_data, seeded)."""
     import logging
 
+    import numpy as np
     from mbi.extensions.synthetic_data import synthetic_data
 
     # mbi logs a warning on the root logger when its JIT cache is cold (every first call)
@@ -78,6 +82,8 @@ def decode(
 ) -> list[list[str]]:
     """Rows of text values: a categorical bin is its label; a numeric bin a value drawn
     uniformly from the bin's interval at the column's precision (post-processing)."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     cols: list[list[str]] = []
     for b in columns:
@@ -111,6 +117,8 @@ def write_csv(path: Path, columns: Sequence[Binned], rows: Sequence[Sequence[str
 
 
 def _dist(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     x = np.maximum(np.asarray(x, dtype=float), 0.0)
     s = x.sum()
     return x / s if s > 0 else np.full(x.shape, 1.0 / max(1, x.size))
@@ -118,17 +126,23 @@ def _dist(x: np.ndarray) -> np.ndarray:
 
 def tvd(p: np.ndarray, q: np.ndarray) -> float:
     """Total variation distance of two count tables (negative counts clipped, normalized)."""
+    import numpy as np
+
     return float(0.5 * np.abs(_dist(p).reshape(-1) - _dist(q).reshape(-1)).sum())
 
 
 def marginal(bins: Mapping[str, np.ndarray], sizes: Mapping[str, int], *cols: str) -> np.ndarray:
     """The count table of ``cols`` over rows given as bin indexes."""
+    import numpy as np
+
     shape = tuple(sizes[c] for c in cols)
     flat = np.ravel_multi_index(tuple(bins[c] for c in cols), shape)
     return np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape)
 
 
 def _corr(table: np.ndarray, xa: Sequence[float], xb: Sequence[float]) -> float | None:
+    import numpy as np
+
     p = _dist(table)
     a, b = np.asarray(xa), np.asarray(xb)
     pa, pb = p.sum(axis=1), p.sum(axis=0)
@@ -145,6 +159,8 @@ def quality(m: Measurements, bins: Mapping[str, np.ndarray]) -> dict[str, Any]:
     thing the requester has): per column the 1-way TVD, per tree edge the 2-way TVD, and per
     tree edge the correlation of the bin midpoints in the noisy 2-way marginal beside the
     synthetic one (ordinal codes for categorical columns)."""
+    import numpy as np
+
     sizes = {b.column.name: b.k for b in m.columns}
     names = m.names
     one = {
