@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -66,10 +67,17 @@ def demo(c: Ctx, nodes: int, workdir: Path | None) -> None:
     t0 = time.monotonic()
     try:
         with cluster.running():
-            cluster.start_nodes([f"node-{i + 1}" for i in range(nodes)])
             requester = cluster.member("researcher")
             owners = {name: cluster.member(name) for name in DEMO_TABLES}
-            datasets = {name: _publish(cluster, name, owners[name]) for name in DEMO_TABLES}
+            # the hospitals publish while the nodes stake and start (different accounts: no
+            # shared nonce); their agents start once a node serves (they bootstrap to it)
+            with ThreadPoolExecutor(1 + len(owners)) as pool:
+                started = pool.submit(cluster.start_nodes, [f"node-{i + 1}" for i in range(nodes)])
+                pubs = {n: pool.submit(_publish, cluster, n, m) for n, m in owners.items()}
+                started.result()
+                datasets = {n: f.result() for n, f in pubs.items()}
+                for f in [pool.submit(_serve, cluster, n, owners[n], datasets[n]) for n in owners]:
+                    f.result()
             listed = cluster.dnode(requester, "data", "list")["datasets"]
             say(f"market {len(listed)} datasets listed; the researcher buys the mean age over all")
             boot = cluster.bootstrap()[0]
@@ -140,7 +148,7 @@ def demo(c: Ctx, nodes: int, workdir: Path | None) -> None:
 
 
 def _publish(cluster: DevCluster, name: str, owner: object) -> int:
-    """``name`` writes its table, publishes it with a mock sample, and starts its agent."""
+    """``name`` writes its table and publishes it with a public mock sample."""
     table = cluster.workdir / f"{name}.csv"
     table.write_text(DEMO_TABLES[name])
     header = DEMO_TABLES[name].splitlines()[0]
@@ -155,17 +163,21 @@ def _publish(cluster: DevCluster, name: str, owner: object) -> int:
         str(len(_ages(DEMO_TABLES[name]))), "--price", PRICE, "--program", "mpc.mean",
         "--family", "stats", "--epsilon", "1", "--sample", mock.as_uri(),
     )  # fmt: skip
-    config = cluster.workdir / f"{name}-agent.toml"
-    config.write_text(
-        f'[[dataset]]\nname = "{name}-patients"\nfile = "{table}"\n'
-        f'dataset_id = {pub["dataset_id"]}\n[dataset.policy]\nprograms = ["family:stats"]\n'
-    )
-    cluster.start_agent(owner, config)  # type: ignore[arg-type]
     cluster.say(
         f"owner  {name} published dataset {pub['dataset_id']} ({header}; {PRICE} per task, "
-        "ε budget 1); its agent serves it"
+        "ε budget 1)"
     )
     return int(pub["dataset_id"])
+
+
+def _serve(cluster: DevCluster, name: str, owner: object, dataset_id: int) -> None:
+    """``name`` starts its agent, which serves its dataset to the tasks its policy allows."""
+    config = cluster.workdir / f"{name}-agent.toml"
+    config.write_text(
+        f'[[dataset]]\nname = "{name}-patients"\nfile = "{cluster.workdir / f"{name}.csv"}"\n'
+        f'dataset_id = {dataset_id}\n[dataset.policy]\nprograms = ["family:stats"]\n'
+    )
+    cluster.start_agent(owner, config)  # type: ignore[arg-type]
 
 
 COMMANDS = [demo]

@@ -24,11 +24,12 @@ from dnode.scheduler.candidates import Candidates, candidates_for
 from dnode.scheduler.sortition import Candidate, Ranking
 
 log = logging.getLogger("dnode.node")
-JOIN_SETTLE = 1.5  # seconds a node waits for more join intents once m are known
+JOIN_SETTLE = 1.5  # seconds a node waits for more intents once m are known, backups among them
 JOIN_STAGGER = 3.0  # seconds between the committee's submitter and its backups
 JOIN_REPEAT = 2.0  # seconds between re-broadcasts of a node's own join intent
 BACKUP_WAIT = 8.0  # seconds best-ranked candidates have to offer before backups are seated
 RANK_REFRESH = 4.0  # seconds between re-reads of the sortition (the window grows with blocks)
+SEED_POLL = 0.5  # seconds between reads while the seed block is not mined yet (one block away)
 RANK_WANT = 3  # candidates ranked per seat: m seats plus 2 m backups
 
 
@@ -57,7 +58,7 @@ async def join(ctx: NodeContext, rt: TaskRuntime, m: int, seat_deadline: int) ->
         if await ctx.chain_now() > seat_deadline:
             log.info("task %d: %s did not form before its seat deadline", rt.task_id, what)
             return
-        if trio.current_time() - refreshed >= RANK_REFRESH:
+        if trio.current_time() - refreshed >= (RANK_REFRESH if seeded else SEED_POLL):
             refreshed = trio.current_time()
             try:
                 cands = await ctx.call(candidates, ctx, rt)
@@ -110,7 +111,9 @@ async def join(ctx: NodeContext, rt: TaskRuntime, m: int, seat_deadline: int) ->
                     BACKUP_WAIT,
                     ", ".join(c.address for c in chosen),
                 )
-            with trio.move_on_after(JOIN_SETTLE + choice.position * JOIN_STAGGER):
+            # the m best-ranked all offered: nobody can outrank them, so no settling
+            settle = JOIN_SETTLE if missing else 0.0
+            with trio.move_on_after(settle + choice.position * JOIN_STAGGER):
                 await rt.until(rt.is_formed)
             if rt.is_formed():
                 return

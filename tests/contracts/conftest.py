@@ -11,8 +11,11 @@ from dnode.contracts.client import ChainClient
 
 
 @pytest.fixture
-def chain() -> Iterator[Chain]:
-    yield new_chain()
+def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
+    """A fresh chain with dnode deployed: anvil unless the test is parametrized with an
+    engine (indirect) or its module sets CHAIN_ENGINE (dnode_chain.CONTRACT_CHAIN)."""
+    engine = getattr(request, "param", None) or getattr(request.module, "CHAIN_ENGINE", None)
+    yield new_chain(engine)
     shutdown_all()
 
 

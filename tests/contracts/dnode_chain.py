@@ -6,7 +6,11 @@ here also exercises the devnet's RPC surface.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +65,7 @@ def make_account(label: str) -> LocalAccount:
 class Chain:
     """Handle on one devnet (served on a loopback port) with a deployed dnode contract."""
 
-    server: DevnetServer
+    server: DevnetServer | AnvilServer
     w3: Web3
     deployment: Deployment
     deployer: LocalAccount
@@ -140,8 +144,61 @@ def by_rank(
     return sorted(nodes, key=lambda n: rank.get(n.account.address.lower(), len(order)))
 
 
-def new_chain(**params: int) -> Chain:
-    server, url = start_in_thread(port=0)
+#: the contract tests' chain: "anvil" (default: the same JSON-RPC, several times faster than
+#: py-evm for these transaction- and eth_call-heavy tests) or "devnet" (the embedded devnet in
+#: process). The devnet's own behaviour keeps its tests (test_devnet*.py, test_rpc.py, the
+#: chain-watch and devnet end-to-end runs); test_dnode_lifecycle.py runs on both.
+CONTRACT_CHAIN = os.environ.get("DNODE_CONTRACT_CHAIN", "anvil")
+
+
+class AnvilServer:
+    """An anvil process on a free loopback port (automine: one block per transaction)."""
+
+    def __init__(self) -> None:
+        from dnode.cli.devcluster import anvil_path, free_port
+
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [str(anvil_path()), "--host", "127.0.0.1", "--port", str(self.port)]
+            + ["--accounts", "2", "--balance", "1000000", "--silent"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"anvil exited with {self.proc.returncode}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
+                return
+            time.sleep(0.05)
+        self.shutdown()
+        raise RuntimeError("anvil did not listen within 60 s")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def shutdown(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def new_chain(engine: str | None = None, **params: int) -> Chain:
+    """A fresh chain (``engine``: "anvil" or "devnet", default CONTRACT_CHAIN) with dnode
+    deployed by a funded deployer."""
+    server: DevnetServer | AnvilServer
+    if (engine or CONTRACT_CHAIN) == "anvil":
+        server = AnvilServer()
+        url = server.url
+    else:
+        server, url = start_in_thread(port=0)
     _servers.append(server)
     # as nodes and the CLI connect (contracts.client.connect): eth_chainId answered once, not
     # before every call and estimate (half of the contract tests' round trips otherwise)
@@ -160,7 +217,7 @@ def new_chain(**params: int) -> Chain:
     return Chain(server, w3, dep, deployer)
 
 
-_servers: list[DevnetServer] = []
+_servers: list[DevnetServer | AnvilServer] = []
 
 
 def shutdown_all() -> None:

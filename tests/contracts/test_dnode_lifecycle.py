@@ -1,4 +1,5 @@
-"""End-to-end task lifecycle on the devnet (over JSON-RPC), with gas accounting per step."""
+"""End-to-end task lifecycle over JSON-RPC, with gas accounting per step, on both chains the
+contract tests use (anvil and the embedded devnet)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from dnode_chain import CHALLENGE_PERIOD, ETHER, SEAT_COLLATERAL, Chain, make_ac
 from dnode.contracts.client import ChainClient, TaskStatus
 from dnode.contracts.errors import TransactionReverted
 from dnode.oracle.attestation import recover_signer, result_digest, sign_join, sign_report
+
+# the contract flow on anvil (every contract test's chain) and on the embedded devnet (the
+# default endpoint of `dnode chain` and the demo)
+pytestmark = pytest.mark.parametrize("chain", ["anvil", "devnet"], indirect=True)
 
 PROGRAM = b"\x01" * 32
 PARAMS = b"\x02" * 32
