@@ -70,6 +70,14 @@ class DnodeGroup(click.Group):
         with formatter.section(_("Commands")):
             formatter.write_dl(rows)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """``--json`` is a global flag, but users type it anywhere (``dnode task status 1
+        --json``): hoist it in front of the command (never past a ``--``)."""
+        end = args.index("--") if "--" in args else len(args)
+        if "--json" in args[1:end]:
+            args = ["--json"] + [a for a in args[:end] if a != "--json"] + args[end:]
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -157,7 +165,12 @@ Run 'dnode COMMAND --help' for a command's options and examples."""
     default=None,
     help="File holding the keystore password (or set DNODE_PASSWORD).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Machine-readable output on stdout (anywhere on the line).",
+)
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.pass_context
 def cli(

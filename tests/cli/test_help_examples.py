@@ -178,7 +178,6 @@ def test_help_lists_examples_that_parse(path: tuple[str, ...]) -> None:
         ("dnode data show one", "'one' is not a valid integer"),
         ("dnode task", "Usage: dnode task"),
         ("dnode --json", "names a group"),
-        ("dnode task result 1 --json", "No such option '--json'"),
     ],
 )
 def test_a_wrong_example_is_refused(line: str, error: str) -> None:
@@ -205,6 +204,13 @@ def test_json_is_the_root_groups_flag_and_means_one_thing_everywhere() -> None:
     for path, cmd in TREE[1:]:
         own = [p.name for p in cmd.params if "--json" in getattr(p, "opts", [])]
         assert not own, f"dnode {' '.join(path)} defines its own --json"
+
+
+def test_json_after_the_command_is_the_root_flag_too() -> None:
+    chain = resolve(["task", "result", "1", "--json"])
+    assert chain[0].params["as_json"] is True and chain[-1].params["task_id"] == 1
+    with pytest.raises(click.UsageError, match="unexpected extra argument"):
+        resolve(["task", "result", "1", "--", "--json"])  # past "--": an argument, not a flag
 
 
 @pytest.mark.parametrize(

@@ -69,3 +69,13 @@ def test_bad_program_flags_are_one_line_errors(tmp_path: Path) -> None:
         assert r.returncode != 0
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_json_flag_is_taken_anywhere_on_the_line() -> None:
+    """Users type `dnode programs mpc.mean --json`: the global flag is hoisted, same output."""
+    before = dnode("--json", "programs", "mpc.mean")
+    after = dnode("programs", "mpc.mean", "--json")
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert json.loads(after.stdout) == json.loads(before.stdout)
+    plain = dnode("programs", "mpc.mean")
+    assert plain.returncode == 0 and not plain.stdout.lstrip().startswith("{")
