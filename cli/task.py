@@ -11,6 +11,7 @@ from dnode.cli import he
 from dnode.cli.context import CliError, Ctx, pass_ctx
 from dnode.cli.owner import notice_lines, owner_notices
 from dnode.cli.programs import program_args
+from dnode.cli.sdk.client import check_sizes
 from dnode.cli.sdk.tasks import REFUND_REASONS, min_aggregation, table_params, why_waiting
 from dnode.cli.sdk.tasks import declines as seat_declines
 from dnode.cli.units import AMOUNT, fmt_eth
@@ -204,13 +205,7 @@ def post(
     c = cctx.find_object(Ctx)
     assert c is not None
     prog = get_program(program)
-    if not MIN_COMMITTEE <= committee_size <= MAX_COMMITTEE:
-        raise CliError(
-            f"committee size must be between {MIN_COMMITTEE} and {MAX_COMMITTEE} "
-            f"(an honest majority needs at least 3), not {committee_size}"
-        )
-    if not 0 < seat_timeout < report_timeout:
-        raise CliError("need 0 < --seat-timeout < --report-timeout")
+    check_sizes(committee_size, seat_timeout, report_timeout)
     if not prog.uses_table:  # the requester's own encrypted data (HE)
         if owners or columns or schema or cctx.args:
             raise CliError(f"{prog.name} takes no --owner/--column: the requester encrypts --data")

@@ -320,7 +320,7 @@ class Client:
             print(task.result(wait=300).value)
         """
         spec = get_program(program)
-        _check_sizes(committee, seat_timeout, report_timeout)
+        check_sizes(committee, seat_timeout, report_timeout)
         if not spec.uses_table:  # the requester's own encrypted data (HE)
             if owners or datasets or columns or schema:
                 raise SdkError(f"{spec.name} takes no owners/columns: it encrypts data=FILE")
@@ -379,7 +379,7 @@ class Client:
     ) -> Task:
         """Post a task with ready params (escrowing the reward and the datasets' prices),
         keep the params to label the result, and announce them."""
-        _check_sizes(committee, seat_timeout, report_timeout)
+        check_sizes(committee, seat_timeout, report_timeout)
         spec, chain, amount = params.spec, self.signer, wei(reward)
         now = max(int(time.time()), chain.block_timestamp())
         if datasets:
@@ -646,7 +646,7 @@ class Client:
             task = client.query(sql, ["patients.json"], datasets=[1, 2], privacy_cost=0.1)
             task.result(wait=300).named  # {'AVG(age)': 47.2}
         """
-        _check_sizes(committee, seat_timeout, report_timeout)
+        check_sizes(committee, seat_timeout, report_timeout)
         params, _, costs = self.compile_query(
             sql, schemas, owners=owners, tables=tables, datasets=datasets,
             privacy_cost=privacy_cost, reward=reward, committee=committee,
@@ -818,7 +818,8 @@ def _checksum(a: str) -> str:
     return str(to_checksum_address(a))
 
 
-def _check_sizes(committee: int, seat_timeout: int, report_timeout: int) -> None:
+def check_sizes(committee: int, seat_timeout: int, report_timeout: int) -> None:
+    """The committee size and timeouts the contract would refuse, refused before any RPC."""
     if not MIN_COMMITTEE <= committee <= MAX_COMMITTEE:
         raise SdkError(
             f"committee size must be between {MIN_COMMITTEE} and {MAX_COMMITTEE} "
