@@ -12,17 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import click
-from eth_utils import keccak
 
 from dnode.cli.context import CliError, Ctx
 from dnode.cli.sdk import catalog
-from dnode.cli.sdk.client import Client
+from dnode.cli.sdk.client import Client, check_sizes
 from dnode.cli.units import AMOUNT, fmt_eth
 from dnode.contracts.client import ChainClient, TaskStatus
 from dnode.scheduler.dp import MICRO
-from dnode.scheduler.programs import MAX_COMMITTEE, MIN_COMMITTEE, TaskParams
-from dnode.scheduler.programs.query.build import read_schema
-from dnode.scheduler.programs.schema import Column
+from dnode.scheduler.programs import TaskParams
 from dnode.scheduler.programs.synth.build import synth_params, write_outputs
 
 
@@ -154,18 +151,10 @@ def synth(
         raise CliError("give each dataset's public schema with --schema FILE")
     if (epsilon is None) == (rho is None):
         raise CliError("give the privacy cost: --epsilon (or --rho), one of them")
-    if not MIN_COMMITTEE <= committee_size <= MAX_COMMITTEE:
-        raise CliError(f"committee size must be between {MIN_COMMITTEE} and {MAX_COMMITTEE}")
-    if not 0 < seat_timeout < report_timeout:
-        raise CliError("need 0 < --seat-timeout < --report-timeout")
+    check_sizes(committee_size, seat_timeout, report_timeout)
     if wait_s and out is None:
         raise CliError("say where the synthetic rows go: --out FILE (or --wait 0 to post only)")
-    by_digest: dict[bytes, tuple[str, tuple[Column, ...]]] = {}
-    for p in schemas:
-        try:
-            by_digest[keccak(p.read_bytes())] = read_schema(p)
-        except OSError as e:
-            raise CliError(f"cannot read schema {p}: {e.strerror}") from None
+    by_digest = catalog.schemas_by_digest(schemas)
     client = c.client(bootstrap)
     chain = client.signer
     owners, tables = [], []
@@ -173,12 +162,8 @@ def synth(
         info = chain.dataset_info(ds)
         if not info.exists:
             raise CliError(f"dataset {ds} does not exist")
-        t = by_digest.get(bytes(info.schema_digest))
-        if t is None:
-            raise CliError(f"dataset {ds}: no --schema file has its schema digest "
-                           f"0x{bytes(info.schema_digest).hex()}")  # fmt: skip
         owners.append(info.owner)
-        tables.append(t)
+        tables.append(catalog.schema_of(info, ds, by_digest))
     params = synth_params(
         tables, owners, join=join, epsilon=epsilon, rho=rho, delta=delta, bins=bins,
         max_rows=max_rows, input_timeout=input_timeout, result_key=client.result_key(),

@@ -68,6 +68,30 @@ def program_ids(programs: Sequence[str], families: Sequence[str]) -> list[bytes]
     return unique
 
 
+def schemas_by_digest(paths: Sequence[str | Path]) -> dict[bytes, tuple[str, tuple[Any, ...]]]:
+    """Public schema files (table name, columns) keyed by the digest a dataset is published
+    with: a dataset names its schema by digest only."""
+    from dnode.scheduler.programs.query.build import read_schema
+
+    out: dict[bytes, tuple[str, tuple[Any, ...]]] = {}
+    for p in map(Path, paths):
+        try:
+            data = p.read_bytes()
+        except OSError as e:
+            raise SdkError(f"cannot read schema {p}: {e.strerror}") from None
+        out[keccak(data)] = read_schema(p)
+    return out
+
+
+def schema_of(info: DatasetInfo, dataset: int, by_digest: dict[bytes, Any]) -> Any:
+    """The schema file (from :func:`schemas_by_digest`) dataset ``dataset`` was published with."""
+    found = by_digest.get(bytes(info.schema_digest))
+    if found is None:
+        raise SdkError(f"dataset {dataset}: no --schema file has its schema digest "
+                       f"0x{bytes(info.schema_digest).hex()}")  # fmt: skip
+    return found
+
+
 def digest_of(schema: Path | None, digest: str | None) -> bytes:
     """The schema digest of a dataset: keccak of its schema file, or given as hex."""
     if (schema is None) == (digest is None):

@@ -555,23 +555,19 @@ class Client:
         ``epsilon`` (or ``rho``, zCDP) asks for a differentially private answer: noise the
         committee adds in MPC, calibrated by OpenDP; over datasets its composed cost is what
         the task charges each budget (``privacy_cost`` is then derived, not given)."""
-        from eth_utils import keccak
-
-        from dnode.scheduler.programs.query.build import explain, query_params, read_schema
+        from dnode.scheduler.programs.query.build import explain, query_params
         from dnode.scheduler.programs.query.plan import compile_query
 
         if not schemas:
             raise SdkError("give each table's public schema with --schema FILE")
         costs_in = [privacy_cost] if isinstance(privacy_cost, str | int | float) else list(
             privacy_cost)  # fmt: skip
+        by_digest = catalog.schemas_by_digest(schemas)
         tables_of: dict[str, tuple[Column, ...]] = {}
-        digests: dict[bytes, str] = {}
-        for p in map(Path, schemas):
-            name, cols = read_schema(p)
+        for name, cols in by_digest.values():
             if name in tables_of:
                 raise SdkError(f"table {name!r} has two --schema files")
             tables_of[name] = cols
-            digests[keccak(p.read_bytes())] = name
         if datasets and owners:
             raise SdkError("give --dataset or --owner, not both: a dataset's owner contributes")
         if costs_in and not datasets:
@@ -588,10 +584,7 @@ class Client:
             )
             for ds, o in zip(datasets, ds_owners, strict=True):
                 info = self.chain.dataset_info(ds)
-                t = digests.get(bytes(info.schema_digest))
-                if t is None:
-                    raise SdkError(f"dataset {ds}: no --schema file has its schema digest "
-                                   f"0x{bytes(info.schema_digest).hex()}")  # fmt: skip
+                t = catalog.schema_of(info, ds, by_digest)[0]
                 by_table.setdefault(t, []).append(_checksum(o))
                 prices[ds] = info.price
         key = self.result_key() if private_result else ""
