@@ -10,6 +10,10 @@ from typing import Any
 
 import numpy as np
 
+# the load when the benchmark started (this module is imported at its start; reports are
+# written at the end, when other jobs may have come and gone)
+_LOAD_AT_START = [round(x, 2) for x in os.getloadavg()]
+
 
 def owner_values(n: int, seed: int, owner: int, owners: int = 3) -> list[int]:
     """Owner ``owner``'s part of N deterministic integer values in [0, 1000)."""
@@ -33,6 +37,7 @@ def machine_info(**extra: Any) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_at_start": _LOAD_AT_START,
+        "loadavg_at_report": [round(x, 2) for x in os.getloadavg()],
         **extra,
     }
