@@ -27,6 +27,9 @@ from dnode.node.mpc.executor import MpcJob, SubprocessExecutor, free_port  # noq
 from dnode.node.p2p import P2PHost, open_host  # noqa: E402
 from dnode.node.tunnel import TUNNEL_PROTOCOL, encode_header, tunnel_forwarders  # noqa: E402
 
+sys.path.insert(1, str(Path(__file__).resolve().parent))
+from p2p_peer import tcp_echo_server  # noqa: E402
+
 try:  # absent before issue 13: tunnels then admitted any committee member under any seat
     from dnode.node.tunnel import SeatBinding
 except ImportError:  # pragma: no cover - only when run against the old code
@@ -91,28 +94,13 @@ async def run_session(host: P2PHost, cmd: dict) -> dict:
     return {"ok": True, "sum": out.revealed["sum"][0]}
 
 
-async def echo_target(task_status=trio.TASK_STATUS_IGNORED) -> None:
-    async def handle(conn: trio.SocketStream) -> None:
-        async with conn:
-            try:
-                while data := await conn.receive_some(65536):
-                    await conn.send_all(data)
-                await conn.send_eof()
-            except trio.BrokenResourceError:
-                pass
-
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    task_status.started(listeners[0].socket.getsockname()[1])
-    await trio.serve_listeners(handle, listeners)
-
-
 async def run_command(host: P2PHost, nursery: trio.Nursery, cmd: dict) -> object:
     c = cmd["cmd"]
     if c == "run":
         return await run_session(host, cmd)
     if c == "bind_echo":
         # a bound target whose local program echoes: what reaches "MPyC" comes back
-        port = await nursery.start(echo_target)
+        port = await nursery.start(tcp_echo_server)
         members = set(cmd["members"])
 
         async def resolve(peer_id: str, k: str):
