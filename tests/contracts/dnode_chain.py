@@ -6,6 +6,7 @@ here also exercises the devnet's RPC surface.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
@@ -218,6 +219,7 @@ def new_chain(engine: str | None = None, **params: int) -> Chain:
 
 
 _servers: list[DevnetServer | AnvilServer] = []
+atexit.register(lambda: shutdown_all())  # no anvil process outlives the test session
 
 
 def shutdown_all() -> None:
