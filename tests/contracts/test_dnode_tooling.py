@@ -44,7 +44,15 @@ def test_compiled_artifacts_are_reused_across_processes_only_for_the_same_source
     fresh = compile_contracts()
     monkeypatch.setenv("DNODE_COMPILE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(compiler, "_cache", {})
+    compiled: list[str] = []
+
+    def the_compiler(path: Path, *_a: object) -> dict:  # what compile_file gave (seconds each)
+        compiled.append(path.stem)
+        return fresh[path.stem]
+
+    monkeypatch.setattr(compiler, "compile_file", the_compiler)
     assert compile_contracts() == fresh  # compiled (the cache is empty) and stored
+    assert compiled == list(compiler.MAIN_CONTRACTS)
     assert len(list((tmp_path / "cache").glob("*.json"))) == 1
 
     def no_compiler(*_a: object, **_k: object) -> None:
