@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eth_utils import keccak
 
@@ -43,3 +43,30 @@ def public_uniform(seed: int, label: str, lo: Fraction, hi: Fraction, scale: int
 def need_rows(name: str, k: int, rows: int, what: str = "clusters") -> None:
     if rows < k:
         raise InvalidTaskParams(f"{name}: k={k} {what} but only {rows} row(s) of data")
+
+
+# ---- federated steps (ml.kmeans_step, ml.logreg_step) ----------------------------------------
+
+#: the kernel both federated steps run: range-check every owner's one row of statistics, add
+#: the rows, open the total (``node.engines.mpc.kernels.federated``)
+FEDERATED_KERNEL = "dnode.node.engines.mpc.kernels.federated"
+
+
+def constraint(terms: list[tuple[int, int]], upper: int) -> list[Any]:
+    """The check ``sum(coef * row[index] for index, coef in terms) >= 0`` that every owner's
+    row of statistics must pass, as the federated kernel takes it (JSON); ``upper``: the
+    largest value an honest row gives it (the width of its checked bit decomposition).  An
+    upper side is another check (``n hi - S >= 0`` beside ``S - n lo >= 0``)."""
+    return [[[int(i), int(c)] for i, c in terms], int(upper)]
+
+
+def constraints_bits(checks: list[list[Any]]) -> int:
+    """Bits of the largest checked quantity (the comparator's decomposition width)."""
+    return max((int(u) for _, u in checks), default=1).bit_length() or 1
+
+
+def round_div(num: int, den: int) -> int:
+    """num / den rounded to the nearest integer (halves away from zero), exactly."""
+    q, r = divmod(abs(num), den)
+    q += 2 * r >= den
+    return q if num >= 0 else -q
