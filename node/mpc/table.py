@@ -220,18 +220,6 @@ class TableSession:
         await self._comparator().decompose(both, max(1, (hi - lo).bit_length()), owner, why)
         await self.guard.verify()
 
-    async def check_nonnegative(self, q: Any, bits: int, owner: int, what: str) -> None:
-        """With checks: every value of the secure array ``q`` lies in [0, 2**bits), or the
-        session aborts now naming data owner ``owner`` (one checked bit decomposition per
-        value, then a verify).  A one-sided :meth:`check_range` for linear checks whose upper
-        side is another check (e.g. ``n lo <= S`` and ``S <= n hi`` of the federated steps).
-        Without checks (semi-honest baseline) nothing is done."""
-        if not self.checked:
-            return
-        why = f"{what} (a checked quantity is negative or wider than {bits} bits)"
-        await self._comparator().decompose(q.reshape(-1), max(1, bits), owner, why)
-        await self.guard.verify()
-
     async def extreme(self, x: Any, which: str, bits: int) -> Any:
         """Column minimum or maximum of ``x`` (n, w) by a tournament of n - 1 comparisons."""
         if not self.checked:

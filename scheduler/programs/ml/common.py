@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from eth_utils import keccak
 
@@ -47,22 +47,24 @@ def need_rows(name: str, k: int, rows: int, what: str = "clusters") -> None:
 
 # ---- federated steps (ml.kmeans_step, ml.logreg_step) ----------------------------------------
 
-#: the kernel both federated steps run: range-check every owner's one row of statistics, add
-#: the rows, open the total (``node.engines.mpc.kernels.federated``)
+#: the kernel both federated steps run: add every owner's one row of statistics (range-checked
+#: by the witness checks, ``influence_checks``) and open the total
 FEDERATED_KERNEL = "dnode.node.engines.mpc.kernels.federated"
 
 
-def constraint(terms: list[tuple[int, int]], upper: int) -> list[Any]:
-    """The check ``sum(coef * row[index] for index, coef in terms) >= 0`` that every owner's
-    row of statistics must pass, as the federated kernel takes it (JSON); ``upper``: the
-    largest value an honest row gives it (the width of its checked bit decomposition).  An
-    upper side is another check (``n hi - S >= 0`` beside ``S - n lo >= 0``)."""
-    return [[[int(i), int(c)] for i, c in terms], int(upper)]
+def constraint(terms: list[tuple[int, int]], upper: int, const: int = 0
+               ) -> tuple[list[tuple[int, int]], int, int]:  # fmt: skip
+    """The check ``const + sum(coef * row[column] for column, coef in terms) >= 0`` that every
+    owner's row of statistics must pass (``ProgramSpec.influence_checks``, proven with the
+    owner's witness bits: node.mpc.influence ``Check``); ``upper``: the largest value an
+    honest row gives it (the width of its bits).  An upper side is another check
+    (``n hi - S >= 0`` beside ``S - n lo >= 0``)."""
+    return [(int(i), int(c)) for i, c in terms], int(const), int(upper)
 
 
-def constraints_bits(checks: list[list[Any]]) -> int:
-    """Bits of the largest checked quantity (the comparator's decomposition width)."""
-    return max((int(u) for _, u in checks), default=1).bit_length() or 1
+def checks_bits(checks: list[tuple[list[tuple[int, int]], int, int]]) -> int:
+    """Bits of the largest checked quantity."""
+    return max((u for _, _, u in checks), default=1).bit_length() or 1
 
 
 def round_div(num: int, den: int) -> int:

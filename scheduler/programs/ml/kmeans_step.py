@@ -14,10 +14,11 @@ longer depends on the number of points.
 An owner's row (cluster-major, at the common fixed-point scale of ``common.multipliers``):
 ``[S_0,0 .. S_0,d-1, n_0, S_1,0 .. n_1, ...]`` where ``n_j`` is the number of its points whose
 nearest centroid is j (ties: the lowest j, as ``numpy.argmin``) and ``S_j,c`` the sum of their
-column c.  Checked inside the MPC, per owner (``constraints``; a failure aborts the session
-naming the owner, so the task is refunded): ``0 <= n_j``, ``sum_j n_j <= max_rows``, and
-``n_j lo_c <= S_j,c <= n_j hi_c`` -- its sums are those of n_j points inside the declared
-ranges, so an owner can move a centroid only as legal points it chose could.
+column c.  Checked inside the MPC, per owner (``influence_checks``, proven by the owner's
+witness bits: a failure aborts the session naming the owner, so the task is refunded):
+``0 <= n_j``, ``sum_j n_j <= max_rows``, and ``n_j lo_c <= S_j,c <= n_j hi_c`` -- its sums
+are those of n_j points inside the declared ranges, so an owner can move a centroid only as
+legal points it chose could.
 
 Output (every node computes it the same, exact integers): the new centroids (one decimal more
 than the data, as ``ml.kmeans``; an empty cluster keeps its centroid) and the cluster sizes,
@@ -37,9 +38,9 @@ from dnode.scheduler.programs.ml.common import (
     FEDERATED_KERNEL,
     NUMERIC,
     bounds_at_common,
+    checks_bits,
     common_scale,
     constraint,
-    constraints_bits,
     multipliers,
     public_uniform,
     round_div,
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
 EXTRA_DIGITS = 1  # centroids carry one decimal more than the data (as ml.kmeans)
 MAX_FIELD_BITS = 128
-STAT_BITS = 40  # the comparator's statistical margin above the checked width
 
 
 class KMeansStep(ProgramSpec):
@@ -144,20 +144,20 @@ class KMeansStep(ProgramSpec):
                                            self.centroids(params))]  # fmt: skip
 
     def influence(self, params: TaskView) -> tuple[tuple[int, ...], int] | None:
-        """The witness's static bounds (a row of sums over at most max_rows points); the
-        kernel's ``constraints`` tie each sum to its own count."""
-        n, d = params.max_rows, self.dims(params)
+        """The static bounds of a row of sums over at most max_rows points (the owner-side
+        refusal of an impossible row); inside the MPC the ``influence_checks`` apply."""
+        n = params.max_rows
         big = [max(1, abs(a), abs(b)) for a, b in bounds_at_common(params)]
         return tuple(v for _ in range(self.k(params)) for v in (*(n * b for b in big), n)), 0
 
     # ---- engine side -------------------------------------------------------------------
 
-    def constraints(self, params: TaskView) -> list[list[Any]]:
+    def influence_checks(self, params: TaskView) -> list[tuple[list[tuple[int, int]], int, int]]:
         """Per owner row: 0 <= n_j, sum_j n_j <= max_rows, n_j lo_c <= S_j,c <= n_j hi_c."""
         n, d, k = params.max_rows, self.dims(params), self.k(params)
         w = d + 1
         out = [constraint([(j * w + d, 1)], n) for j in range(k)]
-        out.append(constraint([(-1, n), *((j * w + d, -1) for j in range(k))], n))
+        out.append(constraint([(j * w + d, -1) for j in range(k)], n, const=n))
         for j in range(k):
             for c, (lo, hi) in enumerate(bounds_at_common(params)):
                 span = n * (hi - lo)
@@ -167,9 +167,10 @@ class KMeansStep(ProgramSpec):
 
     def field_bits(self, params: TaskView) -> int:
         n = params.max_rows
-        need = n * max(max(1, abs(a), abs(b)) for a, b in bounds_at_common(params))
-        bits = max(64, need.bit_length() + 2, constraints_bits(self.constraints(params))
-                   + STAT_BITS)  # fmt: skip
+        # the total of every owner's row (each pinned by the checks), and the checks' width
+        need = len(params.owners) * n * max(max(1, abs(a), abs(b))
+                                            for a, b in bounds_at_common(params))  # fmt: skip
+        bits = max(64, need.bit_length() + 2, checks_bits(self.influence_checks(params)) + 4)
         if bits > MAX_FIELD_BITS:
             raise InvalidTaskParams(
                 f"{self.name}: the declared ranges with max_rows={n} need {bits}-bit secure "
@@ -181,7 +182,7 @@ class KMeansStep(ProgramSpec):
         return "its output is the next step's public centroids"
 
     def kernel_args(self, params: TaskView) -> dict[str, Any]:
-        return {"program": self.name, "checks": self.constraints(params)}
+        return {"program": self.name}
 
     # ---- output ------------------------------------------------------------------------
 

@@ -14,9 +14,10 @@ computes on its own rows, in plaintext, and secret-shares only its sufficient st
 with x the encoded integers (x 10**scale), u = [x, 1], ``e_i = round((p_i - y_i) 2**F)`` and
 ``s_i = round(p_i (1 - p_i) 2**F)`` for ``p_i = sigmoid(x_i . w + b)`` (column units; exact
 logistic function, F = ``SIG_BITS``): ``G = sum_i e_i u_i``, ``H = sum_i s_i u_i u_i^T`` --
-exact integers.  The committee range-checks each owner's row (``constraints``: every entry
-within what n rows inside the declared ranges can give, where n is the owner's own count,
-at most ``max_rows``; ``H_jj + H_kk +- 2 H_jk >= 0``), adds the rows and opens the total.
+exact integers.  The committee range-checks each owner's row (``influence_checks``, proven
+by its witness bits: every entry within what n rows inside the declared ranges can give,
+where n is the owner's own count, at most ``max_rows``; ``H_jj + H_kk +- 2 H_jk >= 0``),
+adds the rows and opens the total.
 
 Every node then takes the Newton step of scikit-learn's ``LogisticRegression(C)`` objective
 (``1/2 |beta|^2 + C sum log-loss``, intercept free) on the features standardised with the
@@ -38,8 +39,8 @@ from dnode.scheduler.errors import InvalidTaskParams
 from dnode.scheduler.programs.ml.common import (
     FEDERATED_KERNEL,
     NUMERIC,
+    checks_bits,
     constraint,
-    constraints_bits,
 )
 from dnode.scheduler.programs.registry import MAX_RESULT_VALUES, Arg, Output, ProgramSpec, register
 from dnode.scheduler.programs.schema import parse_decimal
@@ -52,7 +53,6 @@ SIG_BITS = 20  # sigmoid values and weights p(1 - p) as integers at 2**20
 WEIGHT_DECIMALS = 12  # the output weights (column units), exact decimals
 STD_DECIMALS = 12  # the population stds (column units), truncated square roots
 MAX_FIELD_BITS = 128
-STAT_BITS = 40  # the comparator's statistical margin above the checked width
 MAX_FEATURES = 64
 
 
@@ -138,8 +138,8 @@ class LogRegStep(ProgramSpec):
         return local_statistics(params, x, np.asarray(y, dtype=object))
 
     def influence(self, params: TaskView) -> tuple[tuple[int, ...], int] | None:
-        """Static bounds of each statistic over at most max_rows rows (the kernel's
-        ``constraints`` tie them to the owner's own count)."""
+        """Static bounds of each statistic over at most max_rows rows (the owner-side
+        refusal of an impossible row); inside the MPC the ``influence_checks`` apply."""
         n, b, f = params.max_rows, self._bounds(params), 1 << SIG_BITS
         d = self.features(params)
         out = [n, *(n * v for v in b[:d]), *(n * v * v for v in b[:d]), *(n * f * v for v in b)]
@@ -148,7 +148,7 @@ class LogRegStep(ProgramSpec):
 
     # ---- engine side -------------------------------------------------------------------
 
-    def constraints(self, params: TaskView) -> list[list[Any]]:
+    def influence_checks(self, params: TaskView) -> list[tuple[list[tuple[int, int]], int, int]]:
         """Per owner row (n its count): n <= max_rows; n lo_j <= sum x_j <= n hi_j;
         0 <= sum x_j^2 <= n B_j^2; |G_j| <= n 2**F B_j; 0 <= H_jj <= n 2**F B_j^2 / 4;
         H_jj + H_kk +- 2 H_jk >= 0 (a sum of s_i (u_j +- u_k)^2)."""
@@ -157,7 +157,7 @@ class LogRegStep(ProgramSpec):
         o_s, o_q, o_g, o_h = self._offsets(params)
         pairs = self._pairs(params)
         hpos = {p: o_h + i for i, p in enumerate(pairs)}
-        out = [constraint([(0, 1)], n), constraint([(-1, n), (0, -1)], n)]
+        out = [constraint([(0, 1)], n), constraint([(0, -1)], n, const=n)]
         for j, c in enumerate(params.columns[:-1]):
             span = n * (c.enc_hi - c.enc_lo)
             out.append(constraint([(o_s + j, 1), (0, -c.enc_lo)], span))
@@ -182,9 +182,9 @@ class LogRegStep(ProgramSpec):
     def field_bits(self, params: TaskView) -> int:
         got = self.influence(params)
         assert got is not None
-        need = max(got[0]) * 4
-        bits = max(64, need.bit_length() + 2, constraints_bits(self.constraints(params))
-                   + STAT_BITS)  # fmt: skip
+        # the total of every owner's row (each pinned by the checks), and the checks' width
+        need = max(got[0]) * 4 * len(params.owners)
+        bits = max(64, need.bit_length() + 2, checks_bits(self.influence_checks(params)) + 4)
         if bits > MAX_FIELD_BITS:
             raise InvalidTaskParams(
                 f"{self.name}: the declared ranges with max_rows={params.max_rows} need "
@@ -194,7 +194,7 @@ class LogRegStep(ProgramSpec):
         return bits
 
     def kernel_args(self, params: TaskView) -> dict[str, Any]:
-        return {"program": self.name, "checks": self.constraints(params)}
+        return {"program": self.name}
 
     # ---- output ------------------------------------------------------------------------
 
@@ -218,7 +218,9 @@ class LogRegStep(ProgramSpec):
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))))
+    """The logistic function without overflow for large |z|."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def local_statistics(params: TaskView, x: np.ndarray, y: np.ndarray) -> list[int]:
