@@ -27,7 +27,7 @@ shape ``(k, d + 1)`` -- the next step's ``centroids``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,7 @@ from dnode.scheduler.programs.schema import parse_decimal
 
 if TYPE_CHECKING:
     from dnode.scheduler.programs.registry import TaskView
+    from dnode.scheduler.programs.schema import Column
     from dnode.scheduler.programs.tables import Table
 
 EXTRA_DIGITS = 1  # centroids carry one decimal more than the data (as ml.kmeans)
@@ -126,11 +127,11 @@ class KMeansStep(ProgramSpec):
         self.field_bits(params)
 
     @staticmethod
-    def initial(params: TaskView, k: int, seed: int) -> list[list[Fraction]]:
+    def initial(columns: Sequence[Column], k: int, seed: int) -> list[list[Fraction]]:
         """Public initial centroids drawn from the declared ranges by ``seed``: the same
-        draws as ``ml.kmeans --seed`` (``KMeans.initial``)."""
+        draws as ``ml.kmeans --seed`` (``KMeans.initial``), for a driver's first step."""
         return [[public_uniform(seed, f"{i}:{j}", c.lo, c.hi, c.scale)
-                 for j, c in enumerate(params.columns)] for i in range(k)]  # fmt: skip
+                 for j, c in enumerate(columns)] for i in range(k)]  # fmt: skip
 
     # ---- owner side --------------------------------------------------------------------
 
