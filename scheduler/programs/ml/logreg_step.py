@@ -133,9 +133,9 @@ class LogRegStep(ProgramSpec):
         """The owner's ONE row of sufficient statistics for the given weights."""
         d = self.features(params)
         x = np.array([[int(v) for v in col] for col in table.data[:d]], dtype=object).T
-        y = np.array([int(v) for v in table.data[d]], dtype=object) if table.data else []
+        y = np.array([int(v) for v in table.data[d]] if table.data else [], dtype=object)
         x = x.reshape(len(y), d)
-        return local_statistics(params, x, np.asarray(y, dtype=object))
+        return local_statistics(params, x, y)
 
     def influence(self, params: TaskView) -> tuple[tuple[int, ...], int] | None:
         """Static bounds of each statistic over at most max_rows rows (the owner-side
@@ -227,10 +227,9 @@ def local_statistics(params: TaskView, x: np.ndarray, y: np.ndarray) -> list[int
     """An owner's row for rows ``x`` (n, d encoded integers) and labels ``y`` (0/1): see the
     module docstring.  The sigmoid is float64 (owner-local); everything after its rounding
     to 2**-F is exact integer arithmetic."""
-    spec = params.spec if hasattr(params, "spec") else LOGREG_STEP
     d = len(params.columns) - 1
     n = len(y)
-    w = spec.weights(params)
+    w = LOGREG_STEP.weights(params)
     scales = [c.scale for c in params.columns[:-1]]
     out = [n]
     xi = np.asarray(x, dtype=object).reshape(n, d)
@@ -319,9 +318,8 @@ def _grid(v: Fraction, bits: int = 40) -> Fraction:
 def newton(params: TaskView, total: list[int]) -> list[Fraction]:
     """The next weights (column units, rounded to ``WEIGHT_DECIMALS``) from the total row:
     one Newton step of ``1/2 |beta|^2 + C sum log-loss`` on standardised features."""
-    spec = params.spec if hasattr(params, "spec") else LOGREG_STEP
     d = len(params.columns) - 1
-    w = spec.weights(params)
+    w = LOGREG_STEP.weights(params)
     c = parse_decimal(str(params.args.get("c", "1")))
     mu, sd = scaling(params, total)
     f = 1 << SIG_BITS
@@ -362,11 +360,10 @@ def newton(params: TaskView, total: list[int]) -> list[Fraction]:
     return [Fraction(round(v * scale), scale) for v in (*coef, icpt)]
 
 
-LOGREG_STEP = register(
-    LogRegStep(
-        name="ml.logreg_step",
-        description="one federated Newton step of logistic regression (last column: 0/1 "
-        "label): owners compute gradient and Hessian locally; the committee range-checks "
-        "and adds them",
-    )
+LOGREG_STEP = LogRegStep(
+    name="ml.logreg_step",
+    description="one federated Newton step of logistic regression (last column: 0/1 "
+    "label): owners compute gradient and Hessian locally; the committee range-checks "
+    "and adds them",
 )
+register(LOGREG_STEP)
