@@ -345,10 +345,13 @@ async def add_table_checks(
     owner's witness (secure array); ``seed``: a coin drawn after the inputs were fixed."""
     from dnode.node.mpc.malicious import coefficients
 
+    if w.checks:
+        await _add_linear_checks(guard, owner, w, s1, bits, seed)
+        return
     ells = table_layout(rows, w)
     n = rows
-    qs: list[Any] = [c.value(s1) for c in w.checks]
-    for c, b in enumerate(() if w.checks else w.bounds):
+    qs: list[Any] = []
+    for c, b in enumerate(w.bounds):
         qs += [s1[c] + n * b, n * b - s1[c]]
         if w.level >= 1:
             assert s2 is not None
@@ -364,8 +367,6 @@ async def add_table_checks(
     z = guard.inner(ab.scale(gamma), 1 - bits)  # sum_j g_j b_j (1 - b_j): 0 iff all bits
     bound = w.bounds[0] if len(set(w.bounds)) == 1 else list(w.bounds)
     why = f"its inputs exceed the declared bound |v| <= {bound} (or its witness is malformed)"
-    if w.checks:
-        why = "its statistics fail the program's range checks (they are not those of legal rows)"
     guard.must_be_zero(z.x, "influence", owner, why)
     off = 0
     for q, ell in zip(qs, ells, strict=True):
@@ -373,3 +374,45 @@ async def add_table_checks(
         rec = guard.mpc.np_sum(bits[off : off + ell] * pow2)
         guard.must_be_zero(q - rec, "influence", owner, why)
         off += ell
+
+
+async def _add_linear_checks(
+    guard: Any, owner: int, w: TableWitness, s1: Any, bits: Any, seed: bytes
+) -> None:
+    """The ``Check`` s of one owner, vectorised (thousands of them for a federated step): the
+    witness entries are bits (one inner product), and every check's quantity equals its bits'
+    value -- all of them tested at once by one random linear combination (public coefficients
+    drawn after the inputs were fixed: a nonzero difference survives with probability
+    1 - 1/p)."""
+    from dnode.node.mpc.malicious import coefficients
+
+    mpc = guard.mpc
+    ells = [c.bits for c in w.checks]
+    total = sum(ells)
+    gamma = coefficients(seed, f"bits{owner}", total)
+    ab = guard.authenticate(bits)
+    z = guard.inner(ab.scale(gamma), 1 - bits)  # sum_j g_j b_j (1 - b_j): 0 iff all bits
+    why = "its statistics fail the program's range checks (they are not those of legal rows)"
+    guard.must_be_zero(z.x, "influence", owner, why)
+    m = len(w.checks)
+    t = max(len(c.terms) for c in w.checks)
+    idx = np.zeros((m, t), dtype=np.int64)
+    coef = np.zeros((m, t), dtype=object)
+    const = np.array([c.const for c in w.checks], dtype=object)
+    for i, c in enumerate(w.checks):
+        for j, (col, a) in enumerate(c.terms):
+            idx[i, j], coef[i, j] = col, a
+    sv = s1 if hasattr(s1, "shape") else mpc.np_stack(list(s1))
+    q = sv[idx[:, 0]] * coef[:, 0] + const
+    for j in range(1, t):
+        q = q + sv[idx[:, j]] * coef[:, j]
+    offs = np.cumsum([0, *ells[:-1]])
+    lam = np.array(coefficients(seed, f"checks{owner}", m), dtype=object)
+    acc: Any = 0
+    for ell in sorted(set(ells)):
+        rows = np.array([i for i, e in enumerate(ells) if e == ell], dtype=np.int64)
+        at = (offs[rows][:, None] + np.arange(ell)[None, :]).reshape(-1)
+        pow2 = np.array([1 << j for j in range(ell)], dtype=object)
+        rec = bits[at].reshape(len(rows), ell) @ pow2  # (rows,): each check's bits' value
+        acc = acc + (q[rows] - rec) @ lam[rows]
+    guard.must_be_zero(acc, "influence", owner, why)
