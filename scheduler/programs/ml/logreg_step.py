@@ -283,8 +283,10 @@ def scaling(params: TaskView, total: list[int]) -> tuple[list[Fraction], list[Fr
 def solve(a: list[list[Fraction]], b: list[Fraction]) -> list[Fraction]:
     """The exact solution of a x = b: the system is brought to integers (a common
     denominator) and eliminated fraction-free (Bareiss 1968), so the numbers grow linearly
-    and the result is the same rational on every machine.  The Newton matrix is positive
-    definite: a nonzero pivot always exists."""
+    and the result is the same rational on every machine.  The Newton matrix of honest
+    statistics is positive definite (a nonzero pivot always exists); a singular one, which
+    only statistics that passed the range checks but no legal rows give can make, is a
+    one-line error (the task is then not reported)."""
     n = len(b)
     den = 1
     for v in (*(x for row in a for x in row), *b):
@@ -292,7 +294,9 @@ def solve(a: list[list[Fraction]], b: list[Fraction]) -> list[Fraction]:
     m = [[int(x * den) for x in row] + [int(rhs * den)] for row, rhs in zip(a, b, strict=True)]
     prev = 1
     for k in range(n):
-        piv = next(r for r in range(k, n) if m[r][k] != 0)
+        piv = next((r for r in range(k, n) if m[r][k] != 0), None)
+        if piv is None:  # only statistics no legal rows give (e.g. an owner's Hessian)
+            raise InvalidTaskParams("ml.logreg_step: the Newton matrix is singular")
         m[k], m[piv] = m[piv], m[k]
         pk = m[k]
         for i in range(k + 1, n):
