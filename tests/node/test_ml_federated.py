@@ -296,3 +296,11 @@ def test_logreg_step_in_parties_and_an_inflated_gradient_is_rejected():
     evil[g0] *= 1000
     res = _mpc(params, [rows[0], evil, rows[2]])
     assert all(isinstance(r, CheatingDetectedError) for r in res), res
+
+
+def test_seeded_initial_centroids_are_those_of_ml_kmeans():
+    """A driver's first step without --init starts where ``ml.kmeans --seed`` starts."""
+    from dnode.scheduler.programs.ml.kmeans_step import KMeansStep
+
+    ref = TaskParams("ml.kmeans", ADDRS, columns=(X, Y), args={"k": 3, "seed": 9})
+    assert KMeansStep.initial((X, Y), 3, 9) == ref.spec.initial(ref)  # type: ignore[attr-defined]
