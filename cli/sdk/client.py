@@ -688,9 +688,14 @@ class Client:
 
         Example::
 
-            run = client.kmeans(owners=[a, b, c], columns=["x:fixed:2:-100:100",
-                                "y:fixed:2:-100:100"], k=3, init=["-40", "-40", "40", "40",
-                                "40", "-40"], iterations=10, reward="0.1ether")
+            run = client.kmeans(
+                owners=[a, b, c],
+                columns=["x:fixed:2:-100:100", "y:fixed:2:-100:100"],
+                k=3,
+                init=["-40", "-40", "40", "40", "40", "-40"],
+                iterations=10,
+                reward="0.1ether",
+            )
             run.result.rows  # the centroids and sizes of the last step
         """
         from dnode.cli.sdk.federated import kmeans_next, run_chain
