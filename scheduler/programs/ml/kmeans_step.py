@@ -31,8 +31,6 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from dnode.scheduler.errors import InvalidTaskParams
 from dnode.scheduler.programs.ml.common import (
     FEDERATED_KERNEL,
@@ -49,6 +47,8 @@ from dnode.scheduler.programs.registry import MAX_RESULT_VALUES, Arg, Output, Pr
 from dnode.scheduler.programs.schema import parse_decimal
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from dnode.scheduler.programs.registry import TaskView
     from dnode.scheduler.programs.schema import Column
     from dnode.scheduler.programs.tables import Table
@@ -215,6 +215,8 @@ class KMeansStep(ProgramSpec):
 
 def table_points(params: TaskView, table: Table) -> np.ndarray:
     """An owner's points (n, d) as integers at the common scale (object dtype: exact)."""
+    import numpy as np  # lazy: specs import without numpy
+
     mult = multipliers(params)
     cols = [np.array([int(v) for v in col], dtype=object) * m
             for col, m in zip(table.data, mult, strict=True)]  # fmt: skip
@@ -226,6 +228,8 @@ def table_points(params: TaskView, table: Table) -> np.ndarray:
 def assign(points: np.ndarray, cents: list[list[int]]) -> np.ndarray:
     """Index of each point's nearest centroid (ties: the lowest index), exactly: points at the
     common scale, centroids at the centroid scale (``EXTRA_DIGITS`` more)."""
+    import numpy as np  # lazy: specs import without numpy
+
     c = np.array(cents, dtype=object)
     if not len(points):
         return np.zeros(0, dtype=np.int64)
@@ -240,6 +244,7 @@ def assign(points: np.ndarray, cents: list[list[int]]) -> np.ndarray:
 
 def local_sums(params: TaskView, points: np.ndarray, cents: list[list[int]]) -> list[int]:
     """The owner's row: per cluster (in order) its points' column sums, then their count."""
+
     k, d = len(cents), len(params.columns)
     lab = assign(points, cents)
     out: list[int] = []

@@ -33,8 +33,6 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from dnode.scheduler.errors import InvalidTaskParams
 from dnode.scheduler.programs.ml.common import (
     FEDERATED_KERNEL,
@@ -46,6 +44,8 @@ from dnode.scheduler.programs.registry import MAX_RESULT_VALUES, Arg, Output, Pr
 from dnode.scheduler.programs.schema import parse_decimal
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from dnode.scheduler.programs.registry import TaskView
     from dnode.scheduler.programs.tables import Table
 
@@ -131,6 +131,8 @@ class LogRegStep(ProgramSpec):
 
     def encode_owner(self, params: TaskView, table: Table) -> list[int]:
         """The owner's ONE row of sufficient statistics for the given weights."""
+        import numpy as np  # lazy: specs import without numpy
+
         d = self.features(params)
         x = np.array([[int(v) for v in col] for col in table.data[:d]], dtype=object).T
         y = np.array([int(v) for v in table.data[d]] if table.data else [], dtype=object)
@@ -219,6 +221,8 @@ class LogRegStep(ProgramSpec):
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     """The logistic function without overflow for large |z|."""
+    import numpy as np  # lazy: specs import without numpy
+
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
@@ -227,6 +231,8 @@ def local_statistics(params: TaskView, x: np.ndarray, y: np.ndarray) -> list[int
     """An owner's row for rows ``x`` (n, d encoded integers) and labels ``y`` (0/1): see the
     module docstring.  The sigmoid is float64 (owner-local); everything after its rounding
     to 2**-F is exact integer arithmetic."""
+    import numpy as np  # lazy: specs import without numpy
+
     d = len(params.columns) - 1
     n = len(y)
     w = LOGREG_STEP.weights(params)
