@@ -67,3 +67,70 @@ def test_federated_kmeans_chain_through_nodes_and_agents(tmp_path: Path) -> None
     want = np.array([pts[lab == j].mean(axis=0) for j in range(3)])
     assert np.abs(got[:, :2] - want).max() <= 5e-4
     assert got[:, 2].tolist() == np.bincount(lab, minlength=3).tolist()
+
+
+@pytest.mark.long
+def test_federated_logreg_chain_through_nodes_and_agents(tmp_path: Path) -> None:
+    """``dnode ml logreg --federated``: 3 Newton steps on scikit-learn's breast-cancer data
+    (10 features) split across 3 owners' agents; the weights equal, digit for digit, the same
+    chain computed from the specs without MPC (owners' statistics, exact public steps)."""
+    import math
+    from fractions import Fraction
+
+    from sklearn.datasets import load_breast_cancer
+
+    from dnode.cli.sdk.tasks import columns_of
+    from dnode.scheduler.programs import TaskParams
+    from dnode.scheduler.programs.schema import _dec
+    from dnode.scheduler.programs.tables import Table
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = x[:300, :10]
+    y = y[:300]
+    sc = [max(0, 4 - math.floor(math.log10(x[:, j].max()))) for j in range(10)]
+    x = np.column_stack([np.round(x[:, j], s) for j, s in enumerate(sc)])  # what the files hold
+    hi = [math.ceil(x[:, j].max() * 2) for j in range(10)]
+    specs = [f"f{j}:fixed:{s}:0:{h}" if s else f"f{j}:int:0:{h}"
+             for j, (s, h) in enumerate(zip(sc, hi, strict=True))]  # fmt: skip
+    cuts = [0, 90, 200, 300]
+    cluster = DevCluster(tmp_path, challenge_period=4)
+    with cluster.running():
+        cluster.start_nodes([f"node-{i}" for i in range(3)])
+        requester = cluster.member("requester")
+        owners = [cluster.member(f"owner-{i}") for i in range(3)]
+        for i, m in enumerate(owners):
+            f = tmp_path / f"cancer-{i}.csv"
+            rows = [",".join([*(f"{v:.{s}f}" for v, s in zip(r, sc, strict=True)), str(t)])
+                    for r, t in zip(x[cuts[i] : cuts[i + 1]], y[cuts[i] : cuts[i + 1]],
+                                    strict=True)]  # fmt: skip
+            f.write_text("\n".join([",".join([*(f"f{j}" for j in range(10)), "label"]), *rows])
+                         + "\n")  # fmt: skip
+            cfg = tmp_path / f"owner-{i}.toml"
+            cfg.write_text("poll_interval = 0.5\nretry_interval = 1.0\n"
+                           f'[[dataset]]\nname = "cancer"\nfile = "{f}"\n')  # fmt: skip
+            cluster.start_agent(m, cfg)
+        args = ["ml", "logreg", "--federated", *(x for s in specs for x in ("--column", s)),
+                "--column", "label:int:0:1", "--iterations", "3", "--reward", "0.1ether",
+                "--max-rows", "1000", "--input-timeout", "60",
+                "--report-timeout", "240"]  # fmt: skip
+        for m in owners:
+            args += ["--owner", m.address]
+        for b in cluster.bootstrap(3):
+            args += ["--bootstrap", b]
+        out = cluster.dnode(requester, *args, timeout=900)
+
+    assert out["program"] == "ml.logreg_step" and out["steps"] == 3
+    params_cols = tuple(columns_of([*specs, "label:int:0:1"], None))
+    enc = np.column_stack([np.rint(x * 10.0 ** np.array(sc)).astype(np.int64), y])
+    tables = [Table(params_cols, tuple(tuple(int(v) for v in enc[a:b, j]) for j in range(11)))
+              for a, b in zip(cuts, cuts[1:], strict=False)]  # fmt: skip
+    weights: list[str] | None = None
+    for _ in range(3):
+        args_ = {"c": "1", **({"weights": weights} if weights else {})}
+        p = TaskParams("ml.logreg_step", tuple(m.address for m in owners), args=args_,
+                       columns=params_cols, max_rows=1000)  # fmt: skip
+        rows_ = [p.spec.encode_owner(p, t) for t in tables]
+        total = [sum(v) for v in zip(*rows_, strict=True)]
+        res = p.spec.finish(p, {"sums": total}, 3)
+        weights = [str(_dec(Fraction(v))) for v in res.values]
+    assert [Fraction(v) for v in out["values"]] == [Fraction(v) for v in weights or []]
