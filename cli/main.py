@@ -245,6 +245,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "as tables and charts; it updates as blocks arrive.",
     ),
     "init": ("dnode.cli.ops", "init", "Write a commented default config for `dnode start`."),
+    "ml": (
+        "dnode.cli.ml",
+        "ml",
+        "Train k-means or logistic regression over owners' tables (--federated: a task per step).",
+    ),
     "oracle": (
         "dnode.cli.oracle",
         "oracle",

@@ -632,8 +632,11 @@ def result(
 
 
 def _plot_clusters(path: Path, params: TaskParams | None, values: list[float]) -> None:
-    """--plot: an ml.kmeans result over 2 columns, drawn within the declared ranges."""
-    if params is None or params.program != "ml.kmeans" or len(params.columns) != 2:
+    """--plot: a clustering result (centroids and sizes: ``ml.kmeans``, ``ml.kmeans_step``)
+    over 2 columns, drawn within the declared ranges; recognised by its labels, not its name."""
+    names = tuple(c.name for c in params.columns) if params is not None else ()
+    labels = params.spec.labels(params) if params is not None else ()
+    if params is None or len(names) != 2 or labels[1:] != ((*names, "size"),):
         raise CliError("--plot draws ml.kmeans results over 2 columns (with the task's params)")
     from dnode.cli.plot import clusters_png
 

@@ -21,6 +21,13 @@ exceeds ``--budget`` seconds is not run; its figure is then an extrapolation, ma
     python scripts/bench_ml.py --json                     # the issue's sizes
     python scripts/bench_ml.py --kmeans 1000 --logreg 500x30 --checks off
     python scripts/bench_ml.py --only ml.infer --infer 1000 --json   # one workload
+    python scripts/bench_ml.py --federated --json         # the federated steps, as chains
+
+``--federated``: ``ml.kmeans_step`` (k-means 10k and 100k points, 10 steps from the same
+initial centroids) and ``ml.logreg_step`` (10k x 30 and 7,000 x 54, 8 Newton steps), each step
+one MPC session of 3 real party processes with checks, the next step's params carrying the
+previous output; reported apart: the MPC (wall, CPU and bytes per seat), the owners'
+plaintext statistics (``owner_seconds``), sharing, and the public step (``finish``).
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from dnode.node.mpc.executor import MpcJob, free_port, run_party  # noqa: E402
 from dnode.node.mpc.influence import table_witness, task_witness  # noqa: E402
 from dnode.node.mpc.sharing import field_modulus, share  # noqa: E402
 from dnode.scheduler.programs import Column, TaskParams  # noqa: E402
-from dnode.scheduler.programs.schema import MAX_COLUMNS  # noqa: E402
+from dnode.scheduler.programs.registry import get_program  # noqa: E402
 from dnode.scheduler.programs.tables import Table  # noqa: E402
 
 OWNERS = (
@@ -208,6 +215,154 @@ async def run(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks:
     }
 
 
+def _owner_tables(cols, enc: np.ndarray) -> list[Table]:
+    """The rows split in thirds across the three owners, as parsed tables."""
+    n = len(enc)
+    cuts = [0, n // 3, 2 * n // 3, n]
+    return [Table(cols, tuple(tuple(int(v) for v in enc[a:b, j]) for j in range(len(cols))))
+            for a, b in zip(cuts, cuts[1:], strict=False)]  # fmt: skip
+
+
+async def run_federated(program: str, cols, enc: np.ndarray, args: dict[str, Any], checks: bool,
+                        timeout: float, iterations: int) -> dict[str, Any]:  # fmt: skip
+    """A chain of ``iterations`` federated steps (``ml.kmeans_step`` / ``ml.logreg_step``),
+    each one MPC session of 3 real party processes, the next step's params carrying this
+    step's output (what ``Client.kmeans`` / ``Client.logreg`` do through the network).
+    Owners' plaintext statistics are timed apart from the MPC (``owner_seconds``: the
+    slowest owner per step, summed over the steps; owners work in parallel), and so is their
+    witness and Shamir sharing (``share_seconds``, likewise)."""
+    n = len(enc)
+    tables = _owner_tables(cols, enc)
+    wide = len(cols) > 16
+    init = np.array([float(v) for v in args.get("centroids", [])]).reshape(-1, len(cols))
+    mpc_s = cpu = own_s = fin_s = share_s = 0.0
+    sent = [0, 0, 0]
+    values: Any = None
+    history: list[list[str]] = []
+    for it in range(iterations):
+        params = TaskParams(program, OWNERS, args=args, columns=cols, max_rows=n,
+                            result_key=KEY if wide else "")  # fmt: skip
+        spec = params.spec
+        p = field_modulus(params.bit_length)
+        w = task_witness(params) if checks else None
+        shares = []
+        slowest = slowest_share = 0.0
+        for t in tables:  # each owner on its own machine: the slowest one counts
+            t0 = time.perf_counter()
+            row = spec.encode_owner(params, t)
+            t1 = time.perf_counter()
+            shares.append(share([*row, *table_witness(row, w)] if w else row, 3, 1, p))
+            t2 = time.perf_counter()
+            slowest = max(slowest, t1 - t0)
+            slowest_share = max(slowest_share, t2 - t1)
+        own_s += slowest
+        share_s += slowest_share
+        parties = [("127.0.0.1", free_port()) for _ in range(3)]
+        # the bench opens to the committee (a wide model's step is a private result on the
+        # network: the same MPC, the requester opens the shares instead)
+        jobs = [MpcJob(it, program, spec.kernel, spec.kernel_args(params), spec.width(params),
+                       params.bit_length, i, parties, 1, [s[i] for s in shares],
+                       witness=w, checks=checks) for i in range(3)]  # fmt: skip
+        out: list[Any] = [None] * 3
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+
+        async def one(i: int) -> None:
+            out[i] = await run_party(jobs[i], timeout=timeout)  # noqa: B023 - awaited here
+
+        async with trio.open_nursery() as nursery:
+            for i in range(3):
+                nursery.start_soon(one, i)
+        mpc_s += time.perf_counter() - t0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu += (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / 3
+        for i in range(3):
+            sent[i] += out[i].bytes_sent
+        t0 = time.perf_counter()
+        res = spec.finish(params, out[0].revealed, out[0].rows)
+        fin_s += time.perf_counter() - t0
+        values = res.values
+        nxt = [str(v) for v in _decimals(res.values)]
+        history.append(nxt[:4])
+        if program == "ml.kmeans_step":
+            k, d = int(res.shape[0]), int(res.shape[1]) - 1
+            args = {"centroids": [nxt[i * (d + 1) + j] for i in range(k) for j in range(d)]}
+        else:
+            args = {**args, "weights": nxt}
+    quality: dict[str, Any] = {}
+    if program == "ml.kmeans_step":
+        quality = kmeans_fed_quality(enc, init, values, iterations)
+    else:
+        quality = logreg_fed_quality(enc, values)
+    return {
+        "program": program,
+        "mode": "federated",
+        "rows": n,
+        "columns": len(cols),
+        "checks": checks,
+        "iterations": iterations,
+        "mpc_seconds": round(mpc_s, 2),
+        "bytes_per_seat": max(sent),
+        "cpu_seconds_per_seat": round(cpu, 2),
+        "owner_seconds": round(own_s, 2),
+        "share_seconds": round(share_s, 2),
+        "finish_seconds_per_node": round(fin_s, 2),
+        "total_seconds": round(mpc_s + own_s + share_s + fin_s, 2),
+        "bit_length": params.bit_length,
+        "statistics_per_owner": spec.width(params),
+        "first_values": [str(float(v)) for v in values[:4]],
+        **quality,
+        "extrapolated": False,
+    }
+
+
+def _decimals(values: Any) -> list[str]:
+    """Exact decimal strings of a step's output (what the next step's params carry)."""
+    from dnode.scheduler.programs.schema import _dec
+
+    return [str(_dec(Fraction(v))) for v in values]
+
+
+def kmeans_fed_quality(enc: np.ndarray, init: np.ndarray, values: Any, its: int) -> dict[str, Any]:
+    """The final centroids' inertia over every point against scikit-learn's Lloyd from the
+    same initial centroids and iterations, and the worst cluster-size difference."""
+    from sklearn.cluster import KMeans
+
+    k = len(init)
+    pts = enc / 100.0
+    got = np.array([float(v) for v in values]).reshape(k, -1)
+    cents, sizes = got[:, :-1], got[:, -1]
+    ref = KMeans(k, init=init, n_init=1, max_iter=its, tol=0, algorithm="lloyd").fit(pts)
+    inertia = float(((pts[:, None] - cents[None]) ** 2).sum(axis=2).min(axis=1).sum())
+    want = np.bincount(ref.labels_, minlength=k)
+    near = [int(np.argmin(((ref.cluster_centers_ - c) ** 2).sum(axis=1))) for c in cents]
+    worst = max(abs(s - want[j]) / len(pts) for s, j in zip(sizes, near, strict=True))
+    return {
+        "inertia_vs_sklearn": round(inertia / float(ref.inertia_), 5),
+        "sizes_worst_diff_fraction": round(float(worst), 5),
+    }
+
+
+def logreg_fed_quality(enc: np.ndarray, values: Any) -> dict[str, Any]:
+    """Training accuracy of the model against scikit-learn's LogisticRegression(C=1) on the
+    standardised features (the same objective), and the largest coefficient difference."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = enc[:, :-1] / 100.0, enc[:, -1]
+    w = np.array([float(v) for v in values])
+    acc = float(((x @ w[:-1] + w[-1] > 0) == y).mean())
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)).fit(x, y)
+    sc, lr = ref.named_steps["standardscaler"], ref.named_steps["logisticregression"]
+    coef = lr.coef_[0] / sc.scale_
+    return {
+        "accuracy": round(acc, 5),
+        "sklearn_accuracy": round(float(ref.score(x, y)), 5),
+        "max_coef_diff": float(np.max(np.abs(w[:-1] - coef))),
+    }
+
+
 _QUALITY = ("first_values", "inertia_vs_sklearn", "sizes_worst_diff_fraction", "matches_plaintext")
 
 
@@ -247,11 +402,26 @@ def main() -> None:
         default=0,
         help="ml.kmeans --sample: rows of the public sample the iterations but the last run on",
     )
+    ap.add_argument(
+        "--federated",
+        action="store_true",
+        help="the federated steps (ml.kmeans_step, ml.logreg_step) as chains of "
+        "tasks: owners compute each iteration's statistics in plaintext",
+    )
+    ap.add_argument(
+        "--logreg-iterations",
+        type=int,
+        default=8,
+        help="--federated: Newton steps of logistic regression",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--out", type=Path, help="also write the JSON report to this file")
     a = ap.parse_args()
     checks = a.checks == "on"
+    if a.federated:
+        federated(a, checks)
+        return
     km = sorted(a.kmeans or [1_000, 10_000, 100_000])
     lr = [tuple(int(v) for v in s.split("x")) for s in (a.logreg or ["1000x30", "10000x30",
                                                                       "7000x54"])]  # fmt: skip
@@ -268,7 +438,9 @@ def main() -> None:
                 and "mpc_seconds" in r]  # fmt: skip
         size = _cells({"program": prog, "rows": n, "columns": d + 1, "sample": a.kmeans_sample})
         guess = prev[-1]["mpc_seconds"] * size / _cells(prev[-1]) if prev else 0.0
-        too_wide = prog == "ml.logreg" and d + 1 > MAX_COLUMNS  # a task takes <= 32 columns
+        # ml.logreg takes at most 32 columns (its spec: a row's width inside the MPC)
+        max_cols = get_program("ml.logreg").max_columns
+        too_wide = prog == "ml.logreg" and d + 1 > max_cols
         if prev and (guess > a.budget or too_wide):
             last = prev[-1]
             results.append({**{k: v for k, v in last.items() if not k.startswith("mpc_seconds_at")
@@ -283,7 +455,7 @@ def main() -> None:
                             "extrapolated": True,
                             **({"iterations": last["want_iterations"]}
                                if "want_iterations" in last else {}),
-                            **({"note": f"a task takes at most {MAX_COLUMNS} columns"}
+                            **({"note": f"ml.logreg takes at most {max_cols} columns"}
                                if too_wide else {})})  # fmt: skip
             continue
         if prog == "ml.kmeans":
@@ -307,6 +479,40 @@ def main() -> None:
         if not a.json:
             print(json.dumps(r), flush=True)
     report = {"machine": machine_info(), "checks": checks, "results": results}
+    if a.out:
+        a.out.write_text(json.dumps(report, indent=1))
+    if a.json:
+        print(json.dumps(report, indent=1))
+
+
+def federated(a: argparse.Namespace, checks: bool) -> None:
+    """``--federated``: k-means (10 iterations) and logistic regression chains."""
+    km = sorted(a.kmeans or [10_000, 100_000])
+    lr = [tuple(int(v) for v in s.split("x")) for s in (a.logreg or ["10000x30", "7000x54"])]
+    plan = [("ml.kmeans_step", n, 2) for n in km] + [("ml.logreg_step", n, d) for n, d in lr]
+    if a.only:
+        plan = [x for x in plan if x[0] in a.only]
+    results: list[dict[str, Any]] = []
+    for prog, n, d in plan:
+        if prog == "ml.kmeans_step":
+            cols, enc, kargs = kmeans_data(n, a.seed)
+            args: dict[str, Any] = {"centroids": kargs["init"]}
+            its = int(kargs["iterations"])
+        else:
+            cols, enc, _ = logreg_data(n, d, a.seed)
+            args, its = {"c": "1"}, a.logreg_iterations
+        try:
+            r = trio.run(run_federated, prog, cols, enc, args, checks, a.budget * 3, its)
+        except Exception as e:  # noqa: BLE001 - a failed size is reported, the rest run
+            r = {"program": prog, "mode": "federated", "rows": n, "columns": len(cols),
+                 "error": str(e)[:300], "extrapolated": False}  # fmt: skip
+        results.append(r)
+        if not a.json:
+            print(json.dumps(r), flush=True)
+        if a.out:
+            a.out.write_text(json.dumps({"results": results}, indent=1))
+    report = {"machine": machine_info(), "checks": checks, "mode": "federated",
+              "results": results}  # fmt: skip
     if a.out:
         a.out.write_text(json.dumps(report, indent=1))
     if a.json:

@@ -85,7 +85,7 @@ def _fence(doc: str) -> str:
 
 def render() -> str:
     from dnode.cli import sdk
-    from dnode.cli.sdk import agent, client, devnet, errors, run, tasks
+    from dnode.cli.sdk import agent, client, devnet, errors, federated, run, tasks
 
     parts = [HEADER, _fence(_doc(sdk)), ""]
     parts += ["## Connecting", ""]
@@ -107,6 +107,7 @@ def render() -> str:
         fn = vars(tasks.Result)[name]
         target = fn.fget if isinstance(fn, property) else fn
         parts += _section(f"Result.{name}", target, 4)
+    parts += _section("FederatedRun", federated.FederatedRun, 3)
     parts += _section(_sig("timeline", tasks.timeline), tasks.timeline, 3)
     parts += _section(_sig("programs", client.programs), client.programs, 3)
     parts += _section(_sig("wei", client.wei), client.wei, 3)

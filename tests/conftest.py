@@ -33,6 +33,8 @@ MODULE_WEIGHT = {  # seconds, measured (pytest --durations=0, 2026-12-02, anvil 
     "test_dnode_court_sound.py": 55,
     "test_dnode_consumer.py": 50,
     "test_e2e_ml.py": 50,
+    "test_e2e_ml_federated.py": 45,  # measured alone at load 5-9 (2026-12-02 11:23)
+    "test_ml_federated.py": 30,
     "test_malicious.py": 50,
     "test_e2e_stats.py": 50,
     "test_e2e_chaos.py": 50,

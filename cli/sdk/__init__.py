@@ -32,6 +32,7 @@ _WHERE = {
     "connect": "client",
     "programs": "client",
     "wei": "client",
+    "FederatedRun": "federated",
     "SdkError": "errors",
     "WaitTimeout": "errors",
     "REFUND_REASONS": "tasks",

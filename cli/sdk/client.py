@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +28,14 @@ from dnode.scheduler.programs import (
     get_program,
     program_by_id,
 )
+from dnode.scheduler.programs.registry import MAX_RESULT_VALUES
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
     from web3 import Web3
 
     from dnode.cli.sdk.agent import OwnerAgentHandle
+    from dnode.cli.sdk.federated import FederatedRun
     from dnode.contracts.manifest import Deployment
     from dnode.oracle.reader import OracleResult
 
@@ -650,6 +654,89 @@ class Client:
         return self.post_params(
             params, reward=reward, committee=committee, seat_timeout=seat_timeout,
             report_timeout=report_timeout, datasets=datasets, costs=costs, bootstrap=bootstrap,
+        )  # fmt: skip
+
+    # ---- federated ML: chains of step tasks (cli/sdk/federated.py) ------------------------
+
+    def kmeans(
+        self,
+        *,
+        owners: Sequence[str],
+        columns: Sequence[str | Column] = (),
+        schema: str | Path | None = None,
+        k: int,
+        init: Sequence[str | int] | None = None,
+        seed: int = 0,
+        iterations: int = 10,
+        tol: str | int = 0,
+        **post: Any,
+    ) -> FederatedRun:
+        """Federated k-means (Lloyd): ``iterations`` tasks of ``ml.kmeans_step``, each from the
+        previous task's centroids (``init``: k rows of the columns, row-major; else public
+        draws from the declared ranges by ``seed``, as ``ml.kmeans --seed``); stops early once
+        no centroid moves more than ``tol``. The owners compute their per-cluster sums in
+        plaintext each step (their agents contribute on their own): every step's centroids are
+        in the next task's params (docs/protocol.md "Federated ML").  ``post``: the keywords
+        of :meth:`table_params` / :meth:`post_params` (reward, committee, max_rows, ...).
+
+        Example::
+
+            run = client.kmeans(
+                owners=[a, b, c],
+                columns=["x:fixed:2:-100:100", "y:fixed:2:-100:100"],
+                k=3,
+                init=["-40", "-40", "40", "40", "40", "-40"],
+                iterations=10,
+                reward="0.1ether",
+            )
+            run.result.rows  # the centroids and sizes of the last step
+        """
+        from dnode.cli.sdk.federated import kmeans_next, run_chain
+        from dnode.cli.sdk.tasks import columns_of
+        from dnode.scheduler.programs.ml.kmeans_step import KMeansStep
+
+        if init:
+            cents = [str(v) for v in init]
+        else:  # the draws of ml.kmeans --seed (decimal strings: exact, powers-of-10 scales)
+            draws = KMeansStep.initial(columns_of(columns, schema), k, seed)
+            cents = [format(Decimal(v.numerator) / Decimal(v.denominator), "f")
+                     for row in draws for v in row]  # fmt: skip
+        if len(cents) % max(1, k):
+            raise SdkError(f"ml.kmeans_step: init needs k rows of the columns, got {len(cents)}")
+        return run_chain(
+            self, "ml.kmeans_step", kmeans_next, owners=owners, columns=columns, schema=schema,
+            args={"centroids": cents}, iterations=iterations, tol=Fraction(str(tol)), **post,
+        )  # fmt: skip
+
+    def logreg(
+        self,
+        *,
+        owners: Sequence[str],
+        columns: Sequence[str | Column] = (),
+        schema: str | Path | None = None,
+        c: str | int = 1,
+        iterations: int = 8,
+        tol: str | int = 0,
+        weights: Sequence[str | int] | None = None,
+        **post: Any,
+    ) -> FederatedRun:
+        """Federated logistic regression (the last column is the 0/1 label): ``iterations``
+        Newton steps, each one ``ml.logreg_step`` task from the previous task's weights
+        (``weights``: a starting model, default 0), scikit-learn's ``LogisticRegression(C=c)``
+        objective on standardised features; stops early once no weight moves more than
+        ``tol``. More than 15 features: each step's result is private (sealed to this
+        account; the next task's params then carry it).  ``post``: as :meth:`kmeans`."""
+        from dnode.cli.sdk.federated import logreg_next, run_chain
+        from dnode.cli.sdk.tasks import columns_of
+
+        args: dict[str, Any] = {"c": str(c)}
+        if weights:
+            args["weights"] = [str(v) for v in weights]
+        cols = columns_of(columns, schema)
+        post.setdefault("private_result", len(cols) > MAX_RESULT_VALUES)
+        return run_chain(
+            self, "ml.logreg_step", logreg_next, owners=owners, columns=columns, schema=schema,
+            args=args, iterations=iterations, tol=Fraction(str(tol)), **post,
         )  # fmt: skip
 
     # ---- results --------------------------------------------------------------------------

@@ -53,6 +53,7 @@ import numpy as np
 from dnode.node.mpc.sharing import value_bound
 
 __all__ = [
+    "Check",
     "TableWitness",
     "add_checks",
     "add_table_checks",
@@ -178,13 +179,20 @@ class TableWitness:
 
     bounds: tuple[int, ...]
     level: int = 0
+    # linear checks instead of the per-column quantities (``Check``): for an owner whose
+    # rows are statistics it computed itself (the federated ML steps), e.g. "its sum lies
+    # within its count times the column's range"; they must pin every column (see Check)
+    checks: tuple[Check, ...] = ()
 
     @property
     def width(self) -> int:
         return len(self.bounds)
 
     def to_json(self) -> dict[str, Any]:
-        return {"bounds": list(self.bounds), "level": self.level}
+        out: dict[str, Any] = {"bounds": list(self.bounds), "level": self.level}
+        if self.checks:
+            out["checks"] = [c.to_json() for c in self.checks]
+        return out
 
     @classmethod
     def from_json(cls, d: Any) -> TableWitness:
@@ -196,14 +204,61 @@ class TableWitness:
             raise ValueError("witness bounds must be positive ints")
         if level not in (0, 1, 2):
             raise ValueError("witness level must be 0, 1 or 2")
-        return cls(bounds, level)
+        checks = tuple(Check.from_json(c, len(bounds)) for c in d.get("checks") or ())
+        if checks and level:
+            raise ValueError("witness checks replace the column quantities: level must be 0")
+        return cls(bounds, level, checks)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One linear check on an owner's column sums S (for a one-row owner: its row):
+    ``q = const + sum(coef * S[column]) >= 0``, proven by the owner's bits of q in
+    [0, 2**bits) with ``bits = upper.bit_length()`` (``upper``: the largest q an honest owner
+    gives).  A spec's checks must pin every column to a bounded integer (each column appears
+    with coefficient +-1 or +-2 in a check whose other terms are pinned), so no check can
+    wrap modulo p (the field holds 2**(bits + 2) times the columns' bounds)."""
+
+    terms: tuple[tuple[int, int], ...]  # (column, coefficient)
+    const: int
+    upper: int
+
+    @property
+    def bits(self) -> int:
+        return max(1, self.upper.bit_length())
+
+    def value(self, sums: list[Any]) -> Any:
+        q: Any = self.const
+        for c, a in self.terms:
+            q = q + sums[c] * a
+        return q
+
+    def to_json(self) -> list[Any]:
+        return [[[c, a] for c, a in self.terms], self.const, self.upper]
+
+    @classmethod
+    def from_json(cls, d: Any, width: int) -> Check:
+        try:
+            terms = tuple((int(c), int(a)) for c, a in d[0])
+            const, upper = int(d[1]), int(d[2])
+        except (TypeError, ValueError, IndexError) as e:
+            raise ValueError(f"malformed witness check: {e}") from None
+        if not terms or any(not 0 <= c < width for c, _ in terms) or upper < 0:
+            raise ValueError("witness check: a column outside the row or a negative upper")
+        return cls(terms, const, upper)
 
 
 def task_witness(params: Any) -> TableWitness | None:
     """The witness layout of a task (``scheduler.programs.TaskParams``) from its program's spec;
     None for programs without table inputs (HE)."""
     got = params.spec.influence(params)
-    return None if got is None else TableWitness(tuple(got[0]), int(got[1]))
+    if got is None:
+        return None
+    checks = tuple(
+        Check(tuple((int(c), int(a)) for c, a in terms), int(const), int(upper))
+        for terms, const, upper in params.spec.influence_checks(params)
+    )
+    return TableWitness(tuple(got[0]), int(got[1]), checks)
 
 
 def _pairs(w: TableWitness) -> list[tuple[int, int]]:
@@ -213,6 +268,8 @@ def _pairs(w: TableWitness) -> list[tuple[int, int]]:
 
 def table_layout(rows: int, w: TableWitness) -> list[int]:
     """Bit lengths of every witnessed quantity of an owner with ``rows`` rows."""
+    if w.checks:
+        return [c.bits for c in w.checks]
     ls: list[int] = []
     for b in w.bounds:
         ls += layout(rows, b, w.level >= 1)
@@ -224,6 +281,9 @@ def table_layout(rows: int, w: TableWitness) -> list[int]:
 def _table_quantities(values: list[int], w: TableWitness) -> list[int]:
     n = len(values) // w.width
     cols = [values[c :: w.width] for c in range(w.width)]
+    if w.checks:
+        sums = [sum(col) for col in cols]
+        return [int(c.value(sums)) for c in w.checks]
     qs: list[int] = []
     for col, b in zip(cols, w.bounds, strict=True):
         qs += _quantities(col, b, w.level >= 1)
@@ -285,6 +345,9 @@ async def add_table_checks(
     owner's witness (secure array); ``seed``: a coin drawn after the inputs were fixed."""
     from dnode.node.mpc.malicious import coefficients
 
+    if w.checks:
+        await _add_linear_checks(guard, owner, w, s1, bits, seed)
+        return
     ells = table_layout(rows, w)
     n = rows
     qs: list[Any] = []
@@ -311,3 +374,45 @@ async def add_table_checks(
         rec = guard.mpc.np_sum(bits[off : off + ell] * pow2)
         guard.must_be_zero(q - rec, "influence", owner, why)
         off += ell
+
+
+async def _add_linear_checks(
+    guard: Any, owner: int, w: TableWitness, s1: Any, bits: Any, seed: bytes
+) -> None:
+    """The ``Check`` s of one owner, vectorised (thousands of them for a federated step): the
+    witness entries are bits (one inner product), and every check's quantity equals its bits'
+    value -- all of them tested at once by one random linear combination (public coefficients
+    drawn after the inputs were fixed: a nonzero difference survives with probability
+    1 - 1/p)."""
+    from dnode.node.mpc.malicious import coefficients
+
+    mpc = guard.mpc
+    ells = [c.bits for c in w.checks]
+    total = sum(ells)
+    gamma = coefficients(seed, f"bits{owner}", total)
+    ab = guard.authenticate(bits)
+    z = guard.inner(ab.scale(gamma), 1 - bits)  # sum_j g_j b_j (1 - b_j): 0 iff all bits
+    why = "its statistics fail the program's range checks (they are not those of legal rows)"
+    guard.must_be_zero(z.x, "influence", owner, why)
+    m = len(w.checks)
+    t = max(len(c.terms) for c in w.checks)
+    idx = np.zeros((m, t), dtype=np.int64)
+    coef = np.zeros((m, t), dtype=object)
+    const = np.array([c.const for c in w.checks], dtype=object)
+    for i, c in enumerate(w.checks):
+        for j, (col, a) in enumerate(c.terms):
+            idx[i, j], coef[i, j] = col, a
+    sv = s1 if hasattr(s1, "shape") else mpc.np_stack(list(s1))
+    q = sv[idx[:, 0]] * coef[:, 0] + const
+    for j in range(1, t):
+        q = q + sv[idx[:, j]] * coef[:, j]
+    offs = np.cumsum([0, *ells[:-1]])
+    lam = np.array(coefficients(seed, f"checks{owner}", m), dtype=object)
+    acc: Any = 0
+    for ell in sorted(set(ells)):
+        rows = np.array([i for i, e in enumerate(ells) if e == ell], dtype=np.int64)
+        at = (offs[rows][:, None] + np.arange(ell)[None, :]).reshape(-1)
+        pow2 = np.array([1 << j for j in range(ell)], dtype=object)
+        rec = bits[at].reshape(len(rows), ell) @ pow2  # (rows,): each check's bits' value
+        acc = acc + (q[rows] - rec) @ lam[rows]
+    guard.must_be_zero(acc, "influence", owner, why)

@@ -394,7 +394,8 @@ class TableSession:
                         "influence", f"{n} rows at the declared bounds exceed what the field "
                         "can check", k)  # fmt: skip
                 s1v = self.blocks[k].sum(axis=0)
-                s1 = [s1v[c] for c in range(self.width)]
+                # linear checks (federated statistics) take the sums as one array
+                s1 = s1v if w.checks else [s1v[c] for c in range(self.width)]
                 s2 = cross = None
                 if w.level >= 2:
                     g = self._owner_gram(k)

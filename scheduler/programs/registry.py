@@ -292,6 +292,14 @@ class ProgramSpec:
             bounds = [max(bounds, default=1)] * width
         return tuple(bounds), self.moments
 
+    def influence_checks(self, params: TaskView) -> list[tuple[list[tuple[int, int]], int, int]]:
+        """Linear checks that replace the per-column witness quantities (node.mpc.influence
+        ``Check``): ``(terms [(column, coefficient)], constant, upper)``, each proving
+        ``constant + sum(coefficient * column sum) >= 0`` with the owner's bits; [] (the
+        default): the column bounds of :meth:`influence`. For owners that contribute
+        statistics they computed themselves (the federated ML steps)."""
+        return []
+
     # ---- engine side -------------------------------------------------------------------
 
     def field_bits(self, params: TaskView) -> int:

@@ -26,7 +26,10 @@ from dnode.scheduler.errors import InvalidTaskParams
 
 TYPES = ("int", "fixed", "cat", "id")
 NUMERIC = ("int", "fixed")
-MAX_COLUMNS = 32
+# the envelope's cap on a task's schema; each program's spec sets its own limit
+# (``ProgramSpec.max_columns``, 32 by default; ml.logreg_step takes 64 features and a label:
+# its MPC width is its statistics', not its columns')
+MAX_COLUMNS = 65
 MAX_SCALE = 18
 MAX_DOMAIN = 64
 MAX_MAGNITUDE = 1 << 96  # |encoded bound|: keeps every program's field below 2**128 or so

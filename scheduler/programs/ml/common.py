@@ -43,3 +43,32 @@ def public_uniform(seed: int, label: str, lo: Fraction, hi: Fraction, scale: int
 def need_rows(name: str, k: int, rows: int, what: str = "clusters") -> None:
     if rows < k:
         raise InvalidTaskParams(f"{name}: k={k} {what} but only {rows} row(s) of data")
+
+
+# ---- federated steps (ml.kmeans_step, ml.logreg_step) ----------------------------------------
+
+#: the kernel both federated steps run: add every owner's one row of statistics (range-checked
+#: by the witness checks, ``influence_checks``) and open the total
+FEDERATED_KERNEL = "dnode.node.engines.mpc.kernels.federated"
+
+
+def constraint(terms: list[tuple[int, int]], upper: int, const: int = 0
+               ) -> tuple[list[tuple[int, int]], int, int]:  # fmt: skip
+    """The check ``const + sum(coef * row[column] for column, coef in terms) >= 0`` that every
+    owner's row of statistics must pass (``ProgramSpec.influence_checks``, proven with the
+    owner's witness bits: node.mpc.influence ``Check``); ``upper``: the largest value an
+    honest row gives it (the width of its bits).  An upper side is another check
+    (``n hi - S >= 0`` beside ``S - n lo >= 0``)."""
+    return [(int(i), int(c)) for i, c in terms], int(const), int(upper)
+
+
+def checks_bits(checks: list[tuple[list[tuple[int, int]], int, int]]) -> int:
+    """Bits of the largest checked quantity."""
+    return max((u for _, _, u in checks), default=1).bit_length() or 1
+
+
+def round_div(num: int, den: int) -> int:
+    """num / den rounded to the nearest integer (halves away from zero), exactly."""
+    q, r = divmod(abs(num), den)
+    q += 2 * r >= den
+    return q if num >= 0 else -q

@@ -52,7 +52,7 @@ class LogReg(ProgramSpec):
     kernel = KERNEL
     input_types = NUMERIC
     min_columns = 2
-    max_columns = 64
+    max_columns = 32  # a row's width in the MPC (ml.logreg_step: 64 features)
     moments = 1  # the kernel opens sums of squares (scaling): witnesses bound them too
     args = (
         Arg("c", "decimal", "inverse L2 strength (scikit-learn LogisticRegression C)",
