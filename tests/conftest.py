@@ -38,7 +38,7 @@ MODULE_WEIGHT = {  # seconds, measured (pytest --durations=0, 2026-12-02, anvil 
     "test_malicious.py": 50,
     "test_e2e_stats.py": 50,
     "test_e2e_chaos.py": 50,
-    "test_dnode_tooling.py": 50,
+    "test_dnode_tooling.py": 15,
     "test_e2e_query.py": 40,
     "test_e2e_synth.py": 40,
     "test_query_cli.py": 40,
