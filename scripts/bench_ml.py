@@ -486,14 +486,30 @@ def main() -> None:
 
 
 def federated(a: argparse.Namespace, checks: bool) -> None:
-    """``--federated``: k-means (10 iterations) and logistic regression chains."""
+    """``--federated``: k-means (10 iterations) and logistic regression chains, and the
+    inference programs (one task each, as without --federated)."""
     km = sorted(a.kmeans or [10_000, 100_000])
     lr = [tuple(int(v) for v in s.split("x")) for s in (a.logreg or ["10000x30", "7000x54"])]
     plan = [("ml.kmeans_step", n, 2) for n in km] + [("ml.logreg_step", n, d) for n, d in lr]
+    # inference is one task either way: measured in the same run (issue 17's one report)
+    plan += [("ml.predict", n, 30) for n in (a.predict or [1_000])]
+    plan += [("ml.infer", n, 30) for n in (a.infer or [1_000])]
     if a.only:
         plan = [x for x in plan if x[0] in a.only]
     results: list[dict[str, Any]] = []
     for prog, n, d in plan:
+        if prog in ("ml.predict", "ml.infer"):
+            data = predict_data if prog == "ml.predict" else infer_data
+            cols, enc, args = data(n, d, a.seed)
+            try:
+                r = trio.run(run, prog, cols, enc, args, checks, a.budget * 3)
+            except Exception as e:  # noqa: BLE001 - a failed size is reported, the rest run
+                r = {"program": prog, "rows": n, "columns": len(cols), "error": str(e)[:300],
+                     "extrapolated": False}  # fmt: skip
+            results.append(r)
+            if not a.json:
+                print(json.dumps(r), flush=True)
+            continue
         if prog == "ml.kmeans_step":
             cols, enc, kargs = kmeans_data(n, a.seed)
             args: dict[str, Any] = {"centroids": kargs["init"]}
