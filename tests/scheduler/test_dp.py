@@ -194,3 +194,46 @@ def test_a_dp_task_is_never_re_executed() -> None:
     assert _params("mpc.mean").spec.reruns(_params("mpc.mean"))
     noisy = _params("mpc.mean", epsilon="1")
     assert not noisy.spec.reruns(noisy)
+
+
+# ------------------------------------------------------------------ PSI and joins
+
+
+def test_psi_cardinality_calibration_is_sensitivity_one() -> None:
+    """One id changed in one owner's set moves the intersection size by at most 1: OpenDP's
+    discrete Laplace scale for epsilon is 1 / epsilon; the guarantee names the relation."""
+    ids = Column("id", "id", 0)
+    params = TaskParams("psi.cardinality", OWNERS, columns=(ids,), args={"epsilon": "0.5"})
+    plan = params.spec.dp_plan(params)
+    assert plan is not None
+    (n,) = plan.noises
+    assert (n.release.name, n.release.size, n.release.sensitivity) == ("count", 1, 1)
+    assert n.scale == pytest.approx(2.0, rel=1e-6) and plan.epsilon == pytest.approx(0.5)
+    g = params.spec.guarantee(params)
+    assert g is not None and "one id of one owner" in g["neighbours"] and "committee" in g["scope"]
+    assert params.spec.kernel_args(params)["dp"]["releases"][0]["name"] == "count"
+    exact = TaskParams("psi.cardinality", OWNERS, columns=(ids,))
+    assert "dp" not in exact.spec.kernel_args(exact) and exact.spec.guarantee(exact) is None
+
+
+def test_join_calibration_bounds_one_joined_row_in_and_one_out() -> None:
+    """A changed row of one owner removes at most one joined row and adds at most one: size 1;
+    a sum max(span, |bound|) per column; a sum of products max(span, largest |x_i x_j|)."""
+    ids = Column("id", "id", 0)
+    x = Column("x", "int", 0, Fraction(-10), Fraction(30))  # span 40, bound 30
+    y = Column("y", "fixed", 1, Fraction(5), Fraction(20))  # encoded [50, 200]: span 150
+    plan = {"tables": [["x"], ["y"]], "aggregates": [["count"], ["sum", "x"], ["corr", "x", "y"]]}
+    params = TaskParams("query.join", OWNERS, columns=(ids, x, y),
+                        args={"plan": plan, "rho": "0.5"})  # fmt: skip
+    p = params.spec.dp_plan(params)
+    assert p is not None
+    rel = {n.release.name: n for n in p.noises}
+    assert rel["count"].release.sensitivity == 1
+    assert rel["sum"].release.sensitivity == 40 + 200  # x: span 40 > 30; y: |200| > 150
+    # gram (x,x): max(900 - 0, 900); (x,y): corners -2000..6000 -> 8000; (y,y): 40000
+    assert rel["gram"].release.sensitivity == 900 + 8000 + 40000
+    assert p.rho == pytest.approx(0.5)
+    for n in p.noises:  # zCDP split equally: rho/3 each, scale = sens / sqrt(2 rho_i)
+        assert n.scale == pytest.approx(n.release.sensitivity / math.sqrt(2 * 0.5 / 3), rel=1e-4)
+    ka = params.spec.kernel_args(params)
+    assert ka["clip"] == [[0, -10, 30], [1, 50, 200]]
