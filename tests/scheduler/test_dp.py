@@ -180,7 +180,7 @@ def test_ml_programs_offer_dp_where_it_fits() -> None:
     (k-means, logistic regression) open per-iteration values: no DP variant yet."""
     from dnode.scheduler.programs import get_program
 
-    for name in ("ml.kmeans", "ml.logreg"):
+    for name in ("ml.logreg",):
         with pytest.raises(InvalidTaskParams, match="offers no differential privacy"):
             get_program(name).check_args({"epsilon": "1"})
     ridge = TaskParams("ml.ridge", OWNERS, columns=(AGE, INCOME), args={"epsilon": "1"})
