@@ -116,8 +116,7 @@ def test_smaller_delta_asks_for_more_precision() -> None:
 @pytest.mark.parametrize(
     ("program", "args", "why"),
     [
-        ("mpc.median", {"epsilon": "1"}, "offers no differential privacy"),
-        ("mpc.count", {"epsilon": "1"}, "offers no differential privacy"),
+        ("mpc.count", {"epsilon": "1"}, "offers no differential privacy.*public anyway"),
         ("mpc.mean", {"epsilon": "1", "rho": "1"}, "not both"),
         ("mpc.mean", {"epsilon": "0"}, "epsilon must be in"),
         ("mpc.mean", {"delta": "1e-9"}, "--delta needs"),
@@ -176,13 +175,17 @@ def test_a_noisy_query_refuses_what_it_would_open_exactly() -> None:
 
 
 def test_ml_programs_offer_dp_where_it_fits() -> None:
-    """ml.ridge opens sufficient statistics: noised like mpc.covariance; the iterative ones
-    (k-means, logistic regression) open per-iteration values: no DP variant yet."""
+    """ml.ridge opens sufficient statistics: noised like mpc.covariance; k-means and logistic
+    regression noise every iteration (tests/node/test_dp_ml.py); ml.predict / ml.infer return
+    one class per row (a per-record output): refused, saying why."""
     from dnode.scheduler.programs import get_program
 
-    for name in ("ml.logreg",):
-        with pytest.raises(InvalidTaskParams, match="offers no differential privacy"):
+    for name in ("ml.predict", "ml.infer"):
+        with pytest.raises(InvalidTaskParams, match="offers no differential privacy.*scored row"):
             get_program(name).check_args({"epsilon": "1"})
+    for name in ("ml.kmeans", "ml.logreg"):
+        assert get_program(name).check_args({"k": 2, "epsilon": "1"} if name == "ml.kmeans"
+                                            else {"epsilon": "1"})["epsilon"] == "1"  # fmt: skip
     ridge = TaskParams("ml.ridge", OWNERS, columns=(AGE, INCOME), args={"epsilon": "1"})
     g = ridge.spec.guarantee(ridge)
     assert g is not None and [r["name"] for r in g["releases"]] == ["sum", "gram"]
