@@ -23,7 +23,8 @@ def test_programs_lists_every_program_with_its_arguments() -> None:
     assert r.returncode == 0, r.stderr
     progs = {p["name"]: p for p in json.loads(r.stdout)["programs"]}
     assert {"mpc.mean", "mpc.median", "mpc.histogram", "he.matmul"} <= set(progs)
-    assert [a["name"] for a in progs["mpc.quantiles"]["args"]] == ["q"]
+    assert [a["name"] for a in progs["mpc.quantiles"]["args"]] == [
+        "q", "dp_bins", "epsilon", "rho", "delta"]  # fmt: skip
     assert progs["he.mean"]["revealed_to"].startswith("the requester")
     # a program added from outside the package (a spec module named by DNODE_PROGRAMS)
     r = dnode("programs", "test.dot", env={"DNODE_PROGRAMS": "tests.programs.dot_spec"})
