@@ -70,3 +70,21 @@ def test_bad_program_flags_are_one_line_errors(tmp_path: Path) -> None:
         assert r.returncode != 0
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_dp_flags_reach_the_programs_that_take_them_and_are_refused_with_a_reason(
+    tmp_path: Path,
+) -> None:
+    """--epsilon on psi.cardinality / ml.kmeans / mpc.median (issue 18) lands in the params;
+    on ml.predict it is one line saying why (a per-record output), exit 1."""
+    out = tmp_path / "p.json"
+    r = dnode("--json", "task", "params", "--program", "psi.cardinality", "--owner", OWNER,
+              "--allow-single-owner", "--column", "id:id", "--epsilon", "0.5",
+              "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["args"] == {"epsilon": "0.5"}
+    r = dnode("task", "params", "--program", "ml.predict", "--owner", OWNER,
+              "--allow-single-owner", "--column", "x:int:0:9", "--model", "1,2",
+              "--epsilon", "1", "--out", str(out))  # fmt: skip
+    assert r.returncode == 1 and "per scored row" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
