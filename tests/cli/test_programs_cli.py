@@ -79,7 +79,8 @@ def test_dp_flags_reach_the_programs_that_take_them_and_are_refused_with_a_reaso
     on ml.predict it is one line saying why (a per-record output), exit 1."""
     out = tmp_path / "p.json"
     r = dnode("--json", "task", "params", "--program", "psi.cardinality", "--owner", OWNER,
-              "--allow-single-owner", "--column", "id:id", "--epsilon", "0.5",
+              "--owner", "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "--column", "id:id",
+              "--epsilon", "0.5",
               "--out", str(out))  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert json.loads(out.read_text())["args"] == {"epsilon": "0.5"}
