@@ -240,3 +240,17 @@ def test_join_calibration_bounds_one_joined_row_in_and_one_out() -> None:
         assert n.scale == pytest.approx(n.release.sensitivity / math.sqrt(2 * 0.5 / 3), rel=1e-4)
     ka = params.spec.kernel_args(params)
     assert ka["clip"] == [[0, -10, 30], [1, 50, 200]]
+
+
+def test_dnode_query_over_a_join_takes_epsilon_and_says_what_the_committee_sees() -> None:
+    from dnode.scheduler.programs.query.build import explain, query_params
+
+    ids = Column("id", "id", 0)
+    who = {"a": [OWNERS[0]], "b": [OWNERS[1]]}
+    plan, params = query_params(
+        "SELECT COUNT(*), AVG(a.age), CORR(a.age, b.income) FROM a JOIN b ON a.id = b.id",
+        {"a": (ids, AGE), "b": (ids, INCOME)}, who, dp={"epsilon": "1"},
+    )  # fmt: skip
+    assert params.program == "query.join" and params.args["epsilon"] == "1"
+    line = explain(params, plan, who)["reveals"][0]
+    assert "one row of one owner changed" in line and "committee knows the exact join size" in line
