@@ -119,7 +119,7 @@ CASES: dict[str, Any] = {
     "histogram": lambda a: ("mpc.histogram", (cat(a.categories),), {}),
     "median": lambda a: ("mpc.median", (A,), {"dp_bins": "32"}),
     "kmeans": lambda a: ("ml.kmeans", (A, B), {"k": 3, "iterations": 3, "seed": 1}),
-    "logreg": lambda a: ("ml.logreg", (A, B, Y), {"iterations": 3}),
+    "logreg": lambda a: ("ml.logreg", (A, Y), {"iterations": 3}),
     "psi": lambda a: ("psi.cardinality", (ID,), {}),
     "join": lambda a: ("query.join", (ID, A, B), {"plan": JOIN_PLAN}),
 }
