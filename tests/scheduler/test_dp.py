@@ -117,6 +117,9 @@ def test_smaller_delta_asks_for_more_precision() -> None:
     ("program", "args", "why"),
     [
         ("mpc.count", {"epsilon": "1"}, "offers no differential privacy.*public anyway"),
+        ("psi.intersection", {"epsilon": "1"}, "no differential privacy.*per-record output"),
+        ("psi.label", {"rho": "1"}, "no differential privacy.*per-record output"),
+        ("he.mean", {"epsilon": "1"}, "no differential privacy.*requester's own data"),
         ("mpc.mean", {"epsilon": "1", "rho": "1"}, "not both"),
         ("mpc.mean", {"epsilon": "0"}, "epsilon must be in"),
         ("mpc.mean", {"delta": "1e-9"}, "--delta needs"),

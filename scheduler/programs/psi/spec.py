@@ -171,8 +171,14 @@ class Cardinality(PsiSpec):
         return Output((Fraction(n),), n)
 
 
+PER_ID = ("its output is, by design, one answer per id of the requester's own set (a "
+          "per-record output): DP would have to randomise every answer; psi.cardinality "
+          "takes --epsilon")  # fmt: skip
+
+
 class Intersection(PsiSpec):
     mode = "intersection"
+    dp_refusal = PER_ID
     max_columns = 1
     input_types = ("id",)
     needs_private = True
@@ -194,6 +200,7 @@ class Labelled(PsiSpec):
     several rows labels with its first row."""
 
     mode = "label"
+    dp_refusal = PER_ID
     max_columns = 1 + 4
     needs_private = True
     revealed_to = Intersection.revealed_to
