@@ -65,5 +65,7 @@ def test_dp_order_statistic_calibration_and_post_processing() -> None:
     with pytest.raises(InvalidTaskParams, match="takes one column"):
         TaskParams("mpc.median", ADDRS[:2], columns=(AGE, Column("b", "int", 0, Fraction(0),
                    Fraction(9))), args={"epsilon": "1"})  # fmt: skip
+    with pytest.raises(InvalidTaskParams, match="--dp-bins needs --epsilon"):
+        _params("mpc.median", dp_bins="10")
     exact = _params("mpc.median")
     assert "dp" not in exact.spec.kernel_args(exact) and "order" in exact.spec.needs

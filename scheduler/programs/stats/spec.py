@@ -344,6 +344,8 @@ class OrderStat(Stat):
             b = int(params.args.get("dp_bins") or DP_BINS)
             if not 1 <= b <= MAX_DP_BINS:
                 raise InvalidTaskParams(f"{self.name}: dp_bins must be 1..{MAX_DP_BINS}")
+        elif params.args.get("dp_bins") is not None:
+            raise InvalidTaskParams(f"{self.name}: --dp-bins needs --epsilon or --rho")
         super().validate(params)
 
     def dp_edges(self, params: TaskView) -> list[int]:
