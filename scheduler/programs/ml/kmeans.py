@@ -86,7 +86,8 @@ class KMeans(ProgramSpec):
     )  # fmt: skip
     reveals = (
         "per iteration: the centroids and the cluster sizes (to the committee; with --sample, "
-        "those of the public sample's rows until the last iteration); output: the final ones"
+        "those of the public sample's rows until the last iteration; with --epsilon/--rho only "
+        "noisy sums and sizes); output: the final ones"
     )
     revealed_to = "the committee at every iteration, then everyone (on-chain)"
     dp = True  # DPLloyd: noisy per-cluster sums and sizes at every iteration

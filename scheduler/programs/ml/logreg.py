@@ -82,7 +82,8 @@ class LogReg(ProgramSpec):
     )  # fmt: skip
     reveals = (
         "column sums and sums of squares (scaling), then every iteration's gradient "
-        "(to the committee); output: the coefficients and intercept"
+        "(to the committee; with --epsilon/--rho all of them noisy); output: the coefficients "
+        "and intercept"
     )
     revealed_to = "the committee at every iteration, then everyone (or only the requester)"
     cost = "per iteration: 4 checked comparisons per row, columns^2 products per row"
