@@ -109,6 +109,7 @@ async def run(program: str, cols: tuple[Column, ...], args: dict[str, Any], rows
         "coin_bits": spec.dp_plan(params).bits if g else 0,  # type: ignore[union-attr]
         "delta": g["delta"] if g else None,
         "checks": checks,
+        "opened": {k: v[:4] for k, v in out[0].revealed.items() if isinstance(v, list)},
     }
 
 
