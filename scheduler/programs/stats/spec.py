@@ -318,7 +318,7 @@ class OrderStat(Stat):
     ``dp_bins`` noise values (standard deviation about sqrt(2 dp_bins) x scale rows)."""
 
     needs = ("order",)
-    args = (DP_BINS_ARG,)
+    args: tuple[Arg, ...] = (DP_BINS_ARG,)
     dp = True  # a noisy histogram over the declared range; the quantiles are post-processing
     reveals = "per column: the order statistic(s) the output interpolates, nothing else"
     cost = "rows x bits(declared range) secure comparisons per column and order statistic"
