@@ -10,6 +10,8 @@ import click
 
 from dnode.cli.context import CliError, Ctx, pass_ctx
 from dnode.cli.sdk.client import describe
+from dnode.scheduler.dp import DP_ARG_NAMES
+from dnode.scheduler.errors import InvalidTaskParams
 from dnode.scheduler.programs import ProgramSpec, all_programs, get_program
 
 
@@ -58,6 +60,14 @@ def program_args(spec: ProgramSpec, extra: list[str], args_opt: str | None) -> d
             raise CliError(f"--args is not JSON: {e}") from None
         if not isinstance(base, dict):
             raise CliError("--args must be a JSON object")
+    if extra and not spec.dp:  # say why the program takes no DP flag (spec.dp_refusal)
+        flags = {f"--{n}" for n in DP_ARG_NAMES}
+        asked = [f for f in extra if f.split("=", 1)[0] in flags]
+        if asked:
+            try:
+                spec.check_args({asked[0].split("=", 1)[0].lstrip("-"): "1"})
+            except InvalidTaskParams as e:
+                raise CliError(str(e).removeprefix("invalid task parameters: ")) from None
     if extra:
         opts: list[click.Parameter] = [
             click.Option([f"--{a.name.replace('_', '-')}"], a.name) for a in spec.all_args

@@ -267,7 +267,9 @@ def dp_line(g: dict[str, Any]) -> str:
     """One line of a DP guarantee (scheduler.dp.Plan.guarantee)."""
     scales = ", ".join(f"{r['name']} scale {r['scale']} (L1 sensitivity {r['sensitivity_l1']})"
                        for r in g["releases"])  # fmt: skip
-    return f"differential privacy: {g['statement']}; {g['mechanism']}; {scales}"
+    scope = f"; {g['scope']}" if g.get("scope") else ""
+    return (f"differential privacy: {g['statement']} for {g['neighbours']}; {g['mechanism']}; "
+            f"{scales}{scope}")  # fmt: skip
 
 
 @task.command("params", context_settings=PROGRAM_FLAGS)

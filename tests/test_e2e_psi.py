@@ -69,6 +69,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         plan = {"tables": [["age"], ["income"]], "aggregates": AGGS}
         tasks = {
             "card": (requester, owners, "psi.cardinality", col("id:id")),
+            # issue 18: the same count with noise sampled inside the MPC
+            "card_dp": (requester, two, "psi.cardinality", [*col("id:id"), "--epsilon", "1"]),
             "inter": (owners["owner-a"], two, "psi.intersection",
                       [*col("id:id"), "--private-result"]),
             "label": (owners["owner-a"], two, "psi.label",
@@ -120,6 +122,18 @@ def test_psi_cardinality_of_three_owners(run: dict[str, Any]) -> None:
         .fetchone()[0]
     )
     assert want == 3 and _flat(run["res"]["card"]) == [want]
+
+
+def test_noisy_psi_cardinality_states_its_guarantee(run: dict[str, Any]) -> None:
+    """--epsilon 1: the result is the intersection size of owners a and b (4) plus discrete
+    Laplace noise of scale 1 drawn in the MPC; it states its neighbouring relation and that
+    the committee saw the exact count."""
+    r = run["res"]["card_dp"]
+    (got,) = _flat(r)
+    assert abs(got - 4) < 20 and got >= 0, got  # P(|Z| >= 20) < e^-19
+    g = r["dp"]
+    assert g["epsilon"] == "1" and "one id of one owner's set" in g["neighbours"], g
+    assert "committee" in g["scope"] and g["releases"][0]["sensitivity_l1"] == 1
 
 
 def test_psi_intersection_only_the_requester_reads_it(run: dict[str, Any]) -> None:

@@ -164,6 +164,13 @@ class ProgramSpec:
     # differential privacy: the program takes DP_ARGS, declares its noisy releases
     # (``dp_releases``) and its kernel adds the noise of ``dp_plan`` to what it opens
     dp: bool = False
+    # the neighbouring relation the guarantee is stated for, when it is not dnode's default
+    # (one table row changed) -- e.g. one owner's id changed in a PSI; and who, if anyone,
+    # sees the exact value anyway (the guarantee then protects the output from everyone else)
+    dp_neighbours: str = ""
+    dp_scope: str = ""
+    # why a program that takes no DP arguments cannot offer them (the one-line refusal)
+    dp_refusal: str = ""
 
     def __init__(self, **kw: Any) -> None:
         for k, v in kw.items():
@@ -196,8 +203,9 @@ class ProgramSpec:
         unknown = sorted(set(args) - set(known))
         dp_asked = sorted(set(unknown) & {a.name for a in DP_ARGS})
         if dp_asked:
+            why = f": {self.dp_refusal}" if self.dp_refusal else ""
             raise InvalidTaskParams(
-                f"{self.name} offers no differential privacy (--{dp_asked[0]}): "
+                f"{self.name} offers no differential privacy (--{dp_asked[0]}){why}; "
                 "see docs/protocol.md, Differential privacy"
             )
         if unknown:
@@ -263,7 +271,14 @@ class ProgramSpec:
     def guarantee(self, params: TaskView) -> dict[str, Any] | None:
         """The DP guarantee a result of this task carries (None: an exact result)."""
         p = self.dp_plan(params)
-        return None if p is None else p.guarantee()
+        if p is None:
+            return None
+        g = p.guarantee()
+        if self.dp_neighbours:
+            g["neighbours"] = self.dp_neighbours
+        if self.dp_scope:
+            g["scope"] = self.dp_scope
+        return g
 
     # ---- owner side --------------------------------------------------------------------
 

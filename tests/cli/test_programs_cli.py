@@ -23,7 +23,8 @@ def test_programs_lists_every_program_with_its_arguments() -> None:
     assert r.returncode == 0, r.stderr
     progs = {p["name"]: p for p in json.loads(r.stdout)["programs"]}
     assert {"mpc.mean", "mpc.median", "mpc.histogram", "he.matmul"} <= set(progs)
-    assert [a["name"] for a in progs["mpc.quantiles"]["args"]] == ["q"]
+    assert [a["name"] for a in progs["mpc.quantiles"]["args"]] == [
+        "q", "dp_bins", "epsilon", "rho", "delta"]  # fmt: skip
     assert progs["he.mean"]["revealed_to"].startswith("the requester")
     # a program added from outside the package (a spec module named by DNODE_PROGRAMS)
     r = dnode("programs", "test.dot", env={"DNODE_PROGRAMS": "tests.programs.dot_spec"})
@@ -79,3 +80,22 @@ def test_json_flag_is_taken_anywhere_on_the_line() -> None:
     assert json.loads(after.stdout) == json.loads(before.stdout)
     plain = dnode("programs", "mpc.mean")
     assert plain.returncode == 0 and not plain.stdout.lstrip().startswith("{")
+
+
+def test_dp_flags_reach_the_programs_that_take_them_and_are_refused_with_a_reason(
+    tmp_path: Path,
+) -> None:
+    """--epsilon on psi.cardinality / ml.kmeans / mpc.median (issue 18) lands in the params;
+    on ml.predict it is one line saying why (a per-record output), exit 1."""
+    out = tmp_path / "p.json"
+    r = dnode("--json", "task", "params", "--program", "psi.cardinality", "--owner", OWNER,
+              "--owner", "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "--column", "id:id",
+              "--epsilon", "0.5",
+              "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["args"] == {"epsilon": "0.5"}
+    r = dnode("task", "params", "--program", "ml.predict", "--owner", OWNER,
+              "--allow-single-owner", "--column", "x:int:0:9", "--model", "1,2",
+              "--epsilon", "1", "--out", str(out))  # fmt: skip
+    assert r.returncode == 1 and "per scored row" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -116,8 +116,10 @@ def test_smaller_delta_asks_for_more_precision() -> None:
 @pytest.mark.parametrize(
     ("program", "args", "why"),
     [
-        ("mpc.median", {"epsilon": "1"}, "offers no differential privacy"),
-        ("mpc.count", {"epsilon": "1"}, "offers no differential privacy"),
+        ("mpc.count", {"epsilon": "1"}, "offers no differential privacy.*public anyway"),
+        ("psi.intersection", {"epsilon": "1"}, "no differential privacy.*per-record output"),
+        ("psi.label", {"rho": "1"}, "no differential privacy.*per-record output"),
+        ("he.mean", {"epsilon": "1"}, "no differential privacy.*requester's own data"),
         ("mpc.mean", {"epsilon": "1", "rho": "1"}, "not both"),
         ("mpc.mean", {"epsilon": "0"}, "epsilon must be in"),
         ("mpc.mean", {"delta": "1e-9"}, "--delta needs"),
@@ -176,13 +178,17 @@ def test_a_noisy_query_refuses_what_it_would_open_exactly() -> None:
 
 
 def test_ml_programs_offer_dp_where_it_fits() -> None:
-    """ml.ridge opens sufficient statistics: noised like mpc.covariance; the iterative ones
-    (k-means, logistic regression) open per-iteration values: no DP variant yet."""
+    """ml.ridge opens sufficient statistics: noised like mpc.covariance; k-means and logistic
+    regression noise every iteration (tests/node/test_dp_ml.py); ml.predict / ml.infer return
+    one class per row (a per-record output): refused, saying why."""
     from dnode.scheduler.programs import get_program
 
-    for name in ("ml.kmeans", "ml.logreg"):
-        with pytest.raises(InvalidTaskParams, match="offers no differential privacy"):
+    for name in ("ml.predict", "ml.infer"):
+        with pytest.raises(InvalidTaskParams, match="offers no differential privacy.*scored row"):
             get_program(name).check_args({"epsilon": "1"})
+    for name in ("ml.kmeans", "ml.logreg"):
+        assert get_program(name).check_args({"k": 2, "epsilon": "1"} if name == "ml.kmeans"
+                                            else {"epsilon": "1"})["epsilon"] == "1"  # fmt: skip
     ridge = TaskParams("ml.ridge", OWNERS, columns=(AGE, INCOME), args={"epsilon": "1"})
     g = ridge.spec.guarantee(ridge)
     assert g is not None and [r["name"] for r in g["releases"]] == ["sum", "gram"]
@@ -194,3 +200,60 @@ def test_a_dp_task_is_never_re_executed() -> None:
     assert _params("mpc.mean").spec.reruns(_params("mpc.mean"))
     noisy = _params("mpc.mean", epsilon="1")
     assert not noisy.spec.reruns(noisy)
+
+
+# ------------------------------------------------------------------ PSI and joins
+
+
+def test_psi_cardinality_calibration_is_sensitivity_one() -> None:
+    """One id changed in one owner's set moves the intersection size by at most 1: OpenDP's
+    discrete Laplace scale for epsilon is 1 / epsilon; the guarantee names the relation."""
+    ids = Column("id", "id", 0)
+    params = TaskParams("psi.cardinality", OWNERS, columns=(ids,), args={"epsilon": "0.5"})
+    plan = params.spec.dp_plan(params)
+    assert plan is not None
+    (n,) = plan.noises
+    assert (n.release.name, n.release.size, n.release.sensitivity) == ("count", 1, 1)
+    assert n.scale == pytest.approx(2.0, rel=1e-6) and plan.epsilon == pytest.approx(0.5)
+    g = params.spec.guarantee(params)
+    assert g is not None and "one id of one owner" in g["neighbours"] and "committee" in g["scope"]
+    assert params.spec.kernel_args(params)["dp"]["releases"][0]["name"] == "count"
+    exact = TaskParams("psi.cardinality", OWNERS, columns=(ids,))
+    assert "dp" not in exact.spec.kernel_args(exact) and exact.spec.guarantee(exact) is None
+
+
+def test_join_calibration_bounds_one_joined_row_in_and_one_out() -> None:
+    """A changed row of one owner removes at most one joined row and adds at most one: size 1;
+    a sum max(span, |bound|) per column; a sum of products max(span, largest |x_i x_j|)."""
+    ids = Column("id", "id", 0)
+    x = Column("x", "int", 0, Fraction(-10), Fraction(30))  # span 40, bound 30
+    y = Column("y", "fixed", 1, Fraction(5), Fraction(20))  # encoded [50, 200]: span 150
+    plan = {"tables": [["x"], ["y"]], "aggregates": [["count"], ["sum", "x"], ["corr", "x", "y"]]}
+    params = TaskParams("query.join", OWNERS, columns=(ids, x, y),
+                        args={"plan": plan, "rho": "0.5"})  # fmt: skip
+    p = params.spec.dp_plan(params)
+    assert p is not None
+    rel = {n.release.name: n for n in p.noises}
+    assert rel["count"].release.sensitivity == 1
+    assert rel["sum"].release.sensitivity == 40 + 200  # x: span 40 > 30; y: |200| > 150
+    # gram (x,x): max(900 - 0, 900); (x,y): corners -2000..6000 -> 8000; (y,y): 40000
+    assert rel["gram"].release.sensitivity == 900 + 8000 + 40000
+    assert p.rho == pytest.approx(0.5)
+    for n in p.noises:  # zCDP split equally: rho/3 each, scale = sens / sqrt(2 rho_i)
+        assert n.scale == pytest.approx(n.release.sensitivity / math.sqrt(2 * 0.5 / 3), rel=1e-4)
+    ka = params.spec.kernel_args(params)
+    assert ka["clip"] == [[0, -10, 30], [1, 50, 200]]
+
+
+def test_dnode_query_over_a_join_takes_epsilon_and_says_what_the_committee_sees() -> None:
+    from dnode.scheduler.programs.query.build import explain, query_params
+
+    ids = Column("id", "id", 0)
+    who = {"a": [OWNERS[0]], "b": [OWNERS[1]]}
+    plan, params = query_params(
+        "SELECT COUNT(*), AVG(a.age), CORR(a.age, b.income) FROM a JOIN b ON a.id = b.id",
+        {"a": (ids, AGE), "b": (ids, INCOME)}, who, dp={"epsilon": "1"},
+    )  # fmt: skip
+    assert params.program == "query.join" and params.args["epsilon"] == "1"
+    line = explain(params, plan, who)["reveals"][0]
+    assert "one row of one owner changed" in line and "committee knows the exact join size" in line

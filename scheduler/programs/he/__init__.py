@@ -27,6 +27,8 @@ class HeSpec(ProgramSpec):
         "ciphertext's digest and locator"
     )
     revealed_to = "the requester only (it holds the secret key and decrypts)"
+    dp_refusal = ("its input is the requester's own data, encrypted to its own key: nobody "
+                  "else's data to protect, and only the requester decrypts the result")  # fmt: skip
     he_args: tuple[Arg, ...] = ()  # documented arguments (travel in extra['he']['args'])
     depth: str = "0"
 

@@ -78,6 +78,9 @@ class Infer(ProgramSpec):
             "(multinomial), class argmax_k x.w_k + b_k", default=2),
     )  # fmt: skip
     reveals = "the class of each scored row; never the model"
+    dp_refusal = ("its output is one class per scored row, each a function of that row alone: DP "
+                  "would have to randomise every answer; train the model with DP instead "
+                  "(ml.logreg / ml.ridge --epsilon)")  # fmt: skip
     revealed_to = "the committee, then everyone (at most 16 rows); else only the requester"
     cost = (
         "a range check of the model; per row and weight vector a secret inner product, per row "

@@ -26,6 +26,18 @@ until the last iteration, which aggregate s rows instead of n); never a point, i
 or its assignment.  Which rows are in the sample is public (a function of the seed and n).
 The final centroids and sizes are the public result.  An empty cluster keeps its centroid
 (scikit-learn would move it to a far point instead).
+
+With ``--epsilon``/``--rho`` (differential privacy: DPLloyd, Blum, Dwork, McSherry, Nissim,
+"Practical privacy: the SuLQ framework", PODS 2005; Su, Cao, Li, Bertino, Jin, "Differentially
+private k-means clustering", CODASPY 2016): every iteration's per-cluster sums and sizes get
+discrete Laplace noise sampled inside the MPC before they are opened, so the committee and
+everyone after it see only noisy sums and sizes; the centroids (noisy sum / noisy size,
+clamped to the declared box; a cluster whose noisy size is below 1 keeps its centroid) are
+post-processing. The budget is split equally over 2 x ``iterations`` releases (sums and sizes
+of each iteration: sequential composition, or zCDP through OpenDP) and charged for all
+``iterations`` even when ``tol`` stops it earlier. One changed row leaves one cluster and joins
+another: L1 2 for the sizes, 2 x sum_j max(|lo_j|, |hi_j|) for the sums (points clamped into
+the declared box first, step 1).
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from dnode.scheduler.dp import Release
 from dnode.scheduler.errors import InvalidTaskParams
 from dnode.scheduler.programs.ml.common import (
     NUMERIC,
@@ -73,9 +86,11 @@ class KMeans(ProgramSpec):
     )  # fmt: skip
     reveals = (
         "per iteration: the centroids and the cluster sizes (to the committee; with --sample, "
-        "those of the public sample's rows until the last iteration); output: the final ones"
+        "those of the public sample's rows until the last iteration; with --epsilon/--rho only "
+        "noisy sums and sizes); output: the final ones"
     )
     revealed_to = "the committee at every iteration, then everyone (on-chain)"
+    dp = True  # DPLloyd: noisy per-cluster sums and sizes at every iteration
     cost = (
         "per iteration: (k - 1) checked comparisons per point (of the sample with --sample, "
         "of every row in the last), one k x d secure matrix product"
@@ -169,12 +184,31 @@ class KMeans(ProgramSpec):
         need = max(n * bnd, n * max(1, *(c.bound for c in params.columns)))
         bits = max(32, need.bit_length() + 2, self.dist_bits(params) + 2,
                    self.clamp_bits(params) + 2)  # fmt: skip
+        plan = self.dp_plan(params)
+        if plan is not None:  # a noisy sum or size must fit: |Z| < 2**noise_bits
+            bits = max(bits, max(need.bit_length(), plan.noise_bits) + 3)
         if bits > MAX_FIELD_BITS:
             raise InvalidTaskParams(
                 f"{self.name}: the declared ranges with max_rows={n} need {bits}-bit secure "
                 f"integers (at most {MAX_FIELD_BITS}); narrow the ranges or fewer decimals"
             )
         return bits
+
+    # ---- differential privacy ----------------------------------------------------------
+
+    def dp_releases(self, params: TaskView) -> list[Release]:
+        """Per iteration the k x d cluster sums and the k sizes (at the common scale the
+        kernel sums in). One changed row leaves cluster a and joins cluster b: the sizes move
+        by 2 in L1; the sums by sum_j |x_j| + |x'_j| <= 2 sum_j max(|lo_j|, |hi_j|) (a != b),
+        or by sum_j (hi_j - lo_j) (a = b), points being clamped to the declared box in the
+        MPC first."""
+        k, d = self.k(params), self.dims(params)
+        lh = bounds_at_common(params)
+        sens = max(2 * sum(max(abs(a), abs(b)) for a, b in lh), sum(b - a for a, b in lh))
+        out = []
+        for it in range(int(params.args.get("iterations", 10))):
+            out += [Release(f"sums-{it}", k * d, max(1, sens)), Release(f"sizes-{it}", k, 2)]
+        return out
 
     # ---- kernel ------------------------------------------------------------------------
 
@@ -198,7 +232,7 @@ class KMeans(ProgramSpec):
             "clamp_bits": self.clamp_bits(params),
             "sample": int(params.args.get("sample", 0)),
             "sample_seed": int(params.args.get("seed", 0)),
-        }
+        } | ({} if (plan := self.dp_plan(params)) is None else {"dp": plan.kernel_args()})
 
     # ---- output ------------------------------------------------------------------------
 

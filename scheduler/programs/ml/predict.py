@@ -41,6 +41,9 @@ class Predict(ProgramSpec):
             required=True),
     )  # fmt: skip
     reveals = "the class of each row (one bit per row), nothing else"
+    dp_refusal = ("its output is one class per scored row, each a function of that row alone: DP "
+                  "would have to randomise every answer; train the model with DP instead "
+                  "(ml.logreg / ml.ridge --epsilon)")  # fmt: skip
     revealed_to = "the committee, then everyone (at most 16 rows); else only the requester"
     cost = "one checked comparison per row"
 

@@ -22,10 +22,11 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from dnode.scheduler.dp import Release
 from dnode.scheduler.errors import InvalidTaskParams
 from dnode.scheduler.programs.psi import tokens
 from dnode.scheduler.programs.registry import MAX_RESULT_VALUES, Arg, Output, ProgramSpec, register
-from dnode.scheduler.programs.stats.spec import sqrt
+from dnode.scheduler.programs.stats.spec import _span_prod, clip_bits, sqrt
 
 if TYPE_CHECKING:
     from dnode.scheduler.programs.registry import TaskView
@@ -130,23 +131,54 @@ class PsiSpec(ProgramSpec):
 
 
 class Cardinality(PsiSpec):
+    """With ``--epsilon``/``--rho``: the intersection size plus discrete Laplace noise sampled
+    inside the MPC (sensitivity 1: one id changed in one owner's set moves the intersection
+    size by at most 1). The committee counts the tokens in the clear (the match pattern is
+    its by design), so the guarantee protects the output from its readers, not the seats."""
+
     mode = "cardinality"
     max_owners = 16
     max_columns = 1
     input_types = ("id",)
+    dp = True
+    dp_neighbours = "one id of one owner's set changed (set sizes are public)"
+    dp_scope = ("the committee counts the intersection in the clear (it sees the match "
+                "pattern of tokens): DP protects the result from everyone else")  # fmt: skip
     reveals = (
         "the intersection size; to the committee also the match pattern of the owners' "
         "tokens (which rows of which owners share an id) and every owner's set size"
     )
     cost = "per id: one scalar multiplication (owner), one per seat, a few point additions"
 
+    def dp_releases(self, params: TaskView) -> list[Release]:
+        # a changed id leaves the intersection, or joins it, or neither: |change| <= 1
+        return [Release("count", 1, 1)]
+
+    def field_bits(self, params: TaskView) -> int:
+        plan = self.dp_plan(params)  # the noisy count must fit (it does: 200 bits)
+        if plan is not None and plan.noise_bits + 20 > FIELD_BITS:
+            raise InvalidTaskParams(f"{self.name}: the noise is too wide for the field")
+        return FIELD_BITS
+
+    def kernel_args(self, params: TaskView) -> dict[str, Any]:
+        plan = self.dp_plan(params)
+        return {"mode": self.mode} | ({} if plan is None else {"dp": plan.kernel_args()})
+
     def finish(self, params: TaskView, revealed: Mapping[str, Any], rows: int) -> Output:
         (n,) = revealed["count"]
-        return Output((Fraction(int(n)),), int(n))
+        # a noisy count may be negative: clamped at 0 (post-processing)
+        n = max(0, int(n)) if self.dp_plan(params) is not None else int(n)
+        return Output((Fraction(n),), n)
+
+
+PER_ID = ("its output is, by design, one answer per id of the requester's own set (a "
+          "per-record output): DP would have to randomise every answer; psi.cardinality "
+          "takes --epsilon")  # fmt: skip
 
 
 class Intersection(PsiSpec):
     mode = "intersection"
+    dp_refusal = PER_ID
     max_columns = 1
     input_types = ("id",)
     needs_private = True
@@ -168,6 +200,7 @@ class Labelled(PsiSpec):
     several rows labels with its first row."""
 
     mode = "label"
+    dp_refusal = PER_ID
     max_columns = 1 + 4
     needs_private = True
     revealed_to = Intersection.revealed_to
@@ -208,9 +241,21 @@ class Join(PsiSpec):
     Aggregates follow DuckDB: var_samp (= variance), var_pop, stddev (= stddev_samp),
     stddev_pop, covar_pop, covar_samp, corr (population moments). Opened: the join size (the
     committee knows it from the match pattern), the sums of the columns the aggregates name,
-    and only the entries of X^T X they need."""
+    and only the entries of X^T X they need.
+
+    With ``--epsilon``/``--rho`` every opened value gets discrete Laplace noise sampled inside
+    the MPC, after the summed columns of the joined rows are clipped to their declared ranges
+    inside the MPC. Contribution bound: each owner's rows are deduplicated by token (its first
+    row per id is kept; the committee sees the tokens, so this reveals nothing new), so one
+    changed row of one owner removes at most one joined row and adds at most one."""
 
     mode = "join"
+    dp = True
+    dp_neighbours = ("one row of one owner changed (id and values; each id counts once per "
+                     "owner: its first row); the table sizes are public")  # fmt: skip
+    dp_scope = ("the committee knows the exact join size (it sees the match pattern of "
+                "tokens); the sums are protected from everyone, the size from all but the "
+                "committee")  # fmt: skip
     args = (Arg("plan", "json", "the join plan: tables (columns per owner) and aggregates",
                 required=True),)  # fmt: skip
     reveals = ("the join size, per aggregated column its sum, the sums of squares / products the "
@@ -287,16 +332,53 @@ class Join(PsiSpec):
                 pairs |= {(x, x), (y, y), (min(x, y), max(x, y))}
         return sorted(sums), sorted(pairs)
 
+    def dp_releases(self, params: TaskView) -> list[Release]:
+        """One changed row of one owner removes at most one joined row and adds at most one
+        (ids deduplicated per owner in the MPC): the join size moves by at most 1; a column
+        sum by at most max(hi - lo, |lo|, |hi|) (a value replaced, or one leaving or joining
+        the join: either side's columns); a sum of products x_i x_j by at most max(span,
+        largest |x_i x_j|) over the declared box. Encoded integer units, values clipped to
+        the declared ranges inside the MPC."""
+        cols = self.value_columns(params)
+        sums, pairs = self._needs(params)
+        out = [Release("count", 1, 1)]
+        if sums:
+            sens = sum(max(cols[i].enc_hi - cols[i].enc_lo, cols[i].bound) for i in sums)
+            out.append(Release("sum", len(sums), sens))
+        if pairs:
+            out.append(Release("gram", len(pairs), sum(_gram_sens(cols[i], cols[j])
+                                                       for i, j in pairs)))  # fmt: skip
+        return out
+
+    def field_bits(self, params: TaskView) -> int:
+        plan = self.dp_plan(params)
+        if plan is not None:
+            cols = self.value_columns(params)
+            top = params.max_rows * max((c.bound for c in cols), default=1) ** 2
+            if max(top.bit_length(), plan.noise_bits) + 35 > FIELD_BITS:
+                raise InvalidTaskParams(
+                    f"{self.name}: the declared ranges with max_rows={params.max_rows} and "
+                    "the noise do not fit the field; narrow the ranges"
+                )
+        return FIELD_BITS
+
     def kernel_args(self, params: TaskView) -> dict[str, Any]:
         tables, _ = self.plan(params)
-        slot = {c.name: i for i, c in enumerate(self.value_columns(params))}
+        cols = self.value_columns(params)
+        slot = {c.name: i for i, c in enumerate(cols)}
         sums, pairs = self._needs(params)
-        return {
+        out: dict[str, Any] = {
             "mode": self.mode,
             "holder": [[slot[c] for c in t] for t in tables],  # slots each owner holds
             "sums": sums,
             "pairs": [list(p) for p in pairs],
         }
+        plan = self.dp_plan(params)
+        if plan is not None:
+            out["dp"] = plan.kernel_args()
+            out["clip"] = [[i, cols[i].enc_lo, cols[i].enc_hi] for i in sums]
+            out["clip_bits"] = clip_bits([cols[i] for i in sums]) if sums else 0
+        return out
 
     def out_shape(self, params: TaskView) -> tuple[int, ...]:
         return (len(self.plan(params)[1]),)
@@ -310,6 +392,9 @@ class Join(PsiSpec):
         cols = self.value_columns(params)
         slot = {c.name: i for i, c in enumerate(cols)}
         (n,) = [int(v) for v in revealed["count"]]
+        noisy = self.dp_plan(params) is not None
+        if noisy:  # post-processing of noisy values: a size of at least 1
+            n = max(1, n)
         sums_at, pairs = self._needs(params)
         s = {i: cols[i].decode(int(v)) for i, v in zip(sums_at, revealed["sum"], strict=True)}
         g = {
@@ -318,12 +403,14 @@ class Join(PsiSpec):
         }
 
         def need(k: int, what: str) -> None:
-            if n < k:
+            if n < k and not noisy:
                 raise InvalidTaskParams(f"{self.name}: {what} over a join of {n} row(s)")
 
         def cov(i: int, j: int, ddof: int) -> Fraction:
             need(ddof + 1, "a variance or covariance")
-            return (g[(min(i, j), max(i, j))] - s[i] * s[j] / n) / (n - ddof)
+            c = (g[(min(i, j), max(i, j))] - s[i] * s[j] / n) / max(1, n - ddof)
+            # noisy moments may give a negative variance: clamped at 0 (post-processing)
+            return max(Fraction(0), c) if noisy and i == j else c
 
         out: list[Fraction] = []
         for a in aggs:
@@ -343,8 +430,16 @@ class Join(PsiSpec):
                 out.append(cov(c[0], c[1], 0 if fn == "covar_pop" else 1))
             else:  # corr
                 vx, vy = cov(c[0], c[0], 0), cov(c[1], c[1], 0)
-                out.append(cov(c[0], c[1], 0) / sqrt(vx * vy) if vx and vy else Fraction(0))
+                r = cov(c[0], c[1], 0) / sqrt(vx * vy) if vx and vy else Fraction(0)
+                out.append(min(Fraction(1), max(Fraction(-1), r)) if noisy else r)
         return Output(tuple(out), n, self.out_shape(params), self.labels(params))
+
+
+def _gram_sens(a: Column, b: Column) -> int:
+    """Largest change of one joined row's x_a x_b: a row replaced (the span over the declared
+    box) or one leaving or joining the join (its largest |x_a x_b|)."""
+    corners = [x * y for x in (a.enc_lo, a.enc_hi) for y in (b.enc_lo, b.enc_hi)]
+    return max(_span_prod(a, b), max(abs(v) for v in corners))
 
 
 for _spec in (

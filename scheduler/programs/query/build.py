@@ -190,11 +190,12 @@ def explain(
     reveals = _reveals(params, plan) if plan.kind == "aggregate" else [params.spec.reveals]
     guarantee = params.spec.guarantee(params)
     if guarantee is not None:
+        scope = f"; {guarantee['scope']}" if guarantee.get("scope") else ""
         reveals = [
             f"differential privacy: every size and sum below is opened only with discrete "
             f"Laplace noise sampled inside the MPC, ({guarantee['epsilon']}, "
-            f"{guarantee['delta']})-DP for one changed row (the exact values are never "
-            "opened; the row count stays public)",
+            f"{guarantee['delta']})-DP for {guarantee['neighbours']} (the exact values are "
+            f"never opened{scope})",
             *reveals,
         ]
     to_whom = (

@@ -236,6 +236,7 @@ def _order(params: TaskView, r: Mapping[str, Any]) -> dict[int, list[Fraction]]:
 class Count(Stat):
     needs = ()
     dp = False  # the row count is public (every seat sees the shape of its shares)
+    dp_refusal = "the row count is public anyway (every seat sees the shape of its shares)"
     input_types = ("int", "fixed", "cat", "id")
     reveals = "the number of rows (public anyway: every node sees the shape of its shares)"
     cost = "no secure operation"
@@ -297,9 +298,28 @@ class Std(Stat):
         return [sqrt(v) for v in _variances(params, r, n)]
 
 
+DP_BINS = 32  # default bins of the noisy histogram a DP order statistic is read from
+MAX_DP_BINS = 1024
+DP_BINS_ARG = Arg("dp_bins", "int", "with --epsilon/--rho: equal-width bins over the declared "
+                  f"range of the noisy histogram the order statistic is read from (default "
+                  f"{DP_BINS})")  # fmt: skip
+
+
 class OrderStat(Stat):
+    """Exact: a secure search (or tournament) opens the order statistic. With
+    ``--epsilon``/``--rho``: one column; the kernel opens only a noisy histogram of
+    ``dp_bins`` equal-width bins over the declared range (counts below each edge by secure
+    comparisons, discrete Laplace noise sampled inside the MPC, sensitivity 2: one changed row
+    leaves one bin and joins another) and every order statistic -- min, max, median, any
+    quantile, all from the same histogram -- is read off its noisy CDF (post-processing:
+    negative counts clamped at 0, linear interpolation inside the bin the rank falls in). The
+    histogram/CDF method of Gillenwater, Joseph, Kulesza, "Differentially private quantiles"
+    (ICML 2021, their baseline); error: up to one bin width plus the CDF noise, a sum of up to
+    ``dp_bins`` noise values (standard deviation about sqrt(2 dp_bins) x scale rows)."""
+
     needs = ("order",)
-    dp = False  # a secure search opens order statistics exactly (no noisy variant yet)
+    args: tuple[Arg, ...] = (DP_BINS_ARG,)
+    dp = True  # a noisy histogram over the declared range; the quantiles are post-processing
     reveals = "per column: the order statistic(s) the output interpolates, nothing else"
     cost = "rows x bits(declared range) secure comparisons per column and order statistic"
 
@@ -309,6 +329,75 @@ class OrderStat(Stat):
         return [
             quantile(n, q, {k: v[j] for k, v in at.items()}) for j in range(len(params.columns))
         ]
+
+    # ---- differential privacy: a noisy histogram, read as a CDF -------------------------
+
+    def _noisy(self, params: TaskView) -> bool:
+        return self.dp_plan(params) is not None
+
+    def validate(self, params: TaskView) -> None:
+        if self._noisy(params):
+            if len(params.columns) != 1:
+                raise InvalidTaskParams(
+                    f"{self.name} with --epsilon/--rho takes one column (one noisy histogram)"
+                )
+            b = int(params.args.get("dp_bins") or DP_BINS)
+            if not 1 <= b <= MAX_DP_BINS:
+                raise InvalidTaskParams(f"{self.name}: dp_bins must be 1..{MAX_DP_BINS}")
+        elif params.args.get("dp_bins") is not None:
+            raise InvalidTaskParams(f"{self.name}: --dp-bins needs --epsilon or --rho")
+        super().validate(params)
+
+    def dp_edges(self, params: TaskView) -> list[int]:
+        """Encoded bin edges: lo = e_0 < ... < e_B = hi + 1 (bin b holds e_b <= x < e_b+1)."""
+        c = params.columns[0]
+        span = c.enc_hi - c.enc_lo + 1
+        b = min(int(params.args.get("dp_bins") or DP_BINS), span)
+        return [c.enc_lo + (span * i) // b for i in range(b + 1)]
+
+    def dp_releases(self, params: TaskView) -> list[Release]:
+        # one changed row leaves one bin and joins another (or leaves the range): L1 2
+        return [Release("bins", len(self.dp_edges(params)) - 1, 2)]
+
+    def cmp_bits(self, params: TaskView) -> int:
+        if not self._noisy(params):
+            return super().cmp_bits(params)
+        top = params.columns[0].bound + max(abs(e) for e in self.dp_edges(params))
+        return max(top.bit_length(), params.max_rows.bit_length()) + 3
+
+    def kernel_args(self, params: TaskView) -> dict[str, Any]:
+        plan = self.dp_plan(params)
+        if plan is None:
+            return super().kernel_args(params)
+        return {"width": 1, "needs": ["below"], "below": self.dp_edges(params),
+                "cmp_bits": self.cmp_bits(params), "dp": plan.kernel_args()}  # fmt: skip
+
+    def dp_quantiles(self, params: TaskView, bins: list[int], n: int) -> list[Fraction]:
+        """Every quantile of ``qlist`` from the noisy bin counts (post-processing): numpy's
+        rank h + 1 = q (n - 1) + 1 (n public) located on the cumulative clamped counts,
+        linearly interpolated inside its bin, clamped to the declared range."""
+        c = params.columns[0]
+        e = self.dp_edges(params)
+        counts = [max(0, int(v)) for v in bins]
+        out = []
+        for q in self.qlist(params):
+            r = (n - 1) * parse_decimal(q) + 1
+            below, v = Fraction(0), Fraction(e[-1] - 1)
+            for i, k in enumerate(counts):
+                if k and below + k >= r:
+                    v = e[i] + (r - below) / k * (e[i + 1] - e[i] - 1)
+                    break
+                below += k
+            out.append(min(max(v, Fraction(c.enc_lo)), Fraction(c.enc_hi)) / 10**c.scale)
+        return out
+
+    def finish(self, params: TaskView, revealed: Mapping[str, Any], rows: int) -> Output:
+        if "bins" not in revealed:
+            return super().finish(params, revealed, rows)
+        if rows == 0:
+            raise InvalidTaskParams(f"{self.name} over zero rows")
+        vals = self.dp_quantiles(params, [int(v) for v in revealed["bins"]], rows)
+        return Output(tuple(vals), rows, self.out_shape(params), self.labels(params))
 
 
 class Extreme(OrderStat):
@@ -329,7 +418,8 @@ class Extreme(OrderStat):
 
 
 class Quantiles(OrderStat):
-    args = (Arg("q", "decimals", "quantiles in [0, 1], e.g. 0.25,0.5,0.75", required=True),)
+    args = (Arg("q", "decimals", "quantiles in [0, 1], e.g. 0.25,0.5,0.75", required=True),
+            DP_BINS_ARG)  # fmt: skip
 
     def validate(self, params: TaskView) -> None:
         qs = params.args.get("q") or []
@@ -344,6 +434,8 @@ class Quantiles(OrderStat):
         return (len(params.args.get("q") or ()), len(params.columns))
 
     def finish(self, params: TaskView, revealed: Mapping[str, Any], rows: int) -> Output:
+        if "bins" in revealed:  # DP: read off the noisy histogram (OrderStat)
+            return super().finish(params, revealed, rows)
         at = _order(params, revealed)
         cols = range(len(params.columns))
         vals = [quantile(rows, q, {k: v[j] for k, v in at.items()}) for q in self.qlist(params)

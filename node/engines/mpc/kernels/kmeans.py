@@ -4,6 +4,8 @@ Centroids are public integers at the centroid scale; points are secret.  The sco
 ``2 x.c - |c|^2`` is linear in x, so distances cost no product; the nearest centroid is a
 tournament of checked comparisons carrying a secret one-hot row; the per-cluster sums are one
 secure product ``onehot^T X``; only the sums and sizes are opened, once per iteration.
+With ``dp`` (DPLloyd) they are opened only after discrete Laplace noise sampled inside the MPC
+(:mod:`node.engines.mpc.noise`, every iteration's noise drawn in one batch up front).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from dnode.node.engines.mpc import noise
 
 
 async def argmax_onehot(s: Any, scores: Any, bits: int) -> Any:
@@ -76,6 +80,9 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
     xs = x if idx is None else x[idx]
     cents = np.array([int(v) for v in args["init"]], dtype=object).reshape(k, d)
     sizes = [0] * k
+    dp = args.get("dp")
+    z = await noise.sample(s, dp) if dp is not None else {}
+    box = [(int(a) * extra, int(b) * extra) for a, b in zip(args["lo"], args["hi"], strict=True)]
     done, full = 0, idx is None or iterations == 1
     for it in range(iterations):
         pts = x if full else xs
@@ -85,13 +92,18 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
         onehot = await argmax_onehot(s, scores, bits)
         sums = s.cross(onehot, pts)  # (k, d), common scale
         count = onehot.sum(axis=0)
-        opened = await s.reveal(s.mpc.np_concatenate((sums.reshape(-1), count)), f"kmeans-{it}")
+        flat = sums.reshape(-1)
+        if dp is not None:  # DPLloyd: only the noisy sums and sizes are ever opened
+            flat, count = flat + z[f"sums-{it}"], count + z[f"sizes-{it}"]
+        opened = await s.reveal(s.mpc.np_concatenate((flat, count)), f"kmeans-{it}")
         sizes = opened[k * d :]
         new = cents.copy()
         for i in range(k):
-            if sizes[i]:
+            if sizes[i] > 0:
                 for j in range(d):
-                    new[i, j] = _round_div(opened[i * d + j] * extra, sizes[i])
+                    v = _round_div(opened[i * d + j] * extra, sizes[i])
+                    # a noisy centroid may leave the declared box: clamped (post-processing)
+                    new[i, j] = min(max(v, box[j][0]), box[j][1]) if dp is not None else v
         shift = max(abs(int(v)) for v in (new - cents).reshape(-1))
         cents, done = new, it + 1
         if idx is None:
@@ -103,6 +115,6 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
             full = True  # converged on the sample, or one iteration left: every row next
     return {
         "centroids": [int(v) for v in cents.reshape(-1)],
-        "sizes": [int(v) for v in sizes],
+        "sizes": [max(0, int(v)) for v in sizes],  # a noisy size may be negative
         "iterations": done,
     }

@@ -8,7 +8,9 @@ comparison and one product per knot and row (all knots in one comparator call), 
 derivative ``f'(z) = sum_j c_j [z >= k_j]`` comes from the same bits.  Each Newton iteration
 opens the gradient ``X^T (f(z) - y)`` and the Hessian ``X^T diag(f'(z)) X`` (with the
 intercept's row and column); the public side solves the Newton step on standardised features
-in floating point, identically on every party.
+in floating point, identically on every party. With ``dp``: the features are clipped in the
+MPC, and the scaling statistics, gradients and Hessians are opened only with discrete Laplace
+noise sampled inside the MPC (:mod:`node.engines.mpc.noise`; all of it drawn up front).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from dnode.node.engines.mpc import noise
 from dnode.scheduler.programs.ml.logreg import KNOTS, standardise
 
 
@@ -43,8 +46,19 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
     m_scale = 1 << int(args["slope_bits"])
     x = s.x[:, :d]
     y = s.x[:, d]
-    # 1. scaling from secure statistics (opened to the committee)
-    stats = await s.reveal(mpc.np_concatenate((s.sums(), s.sumsq())), "logreg-scaling")
+    dp = args.get("dp")
+    z_dp: dict[str, Any] = {}
+    if dp is not None:  # DP: features clipped to the declared ranges, all noise drawn now
+        c = args["clip"]
+        x = await noise.clip(s, x, c["lo"], c["hi"], int(c["bits"]))
+        z_dp = await noise.sample(s, dp)
+        sq = s.mul(x, x).sum(axis=0)
+        scaled = mpc.np_concatenate((x.sum(axis=0) + z_dp["scale-sum"], sq + z_dp["scale-sumsq"]))
+        st = await s.reveal(scaled, "logreg-scaling")
+        stats = [*st[:d], 0, *st[d:], 0]  # the layout below: w sums, then w sums of squares
+    else:
+        # 1. scaling from secure statistics (opened to the committee)
+        stats = await s.reveal(mpc.np_concatenate((s.sums(), s.sumsq())), "logreg-scaling")
     mu, sd = standardise(stats[:d], stats[w : w + d], scales[:d], n)
     # 2. the label clamped to {0, 1}: an owner's label of 7 counts as 1, -3 as 0
     yb = max(3, (2 * int(args["bounds"][d]) + 2).bit_length() + 1)
@@ -87,8 +101,13 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
         dx = s.mul(mpc.np_concatenate([deriv.reshape(n, 1)] * d, axis=1), x)  # (n, d)
         g = s.cross(err.reshape(n, 1), x).reshape(d)
         h = s.cross(dx, x).reshape(d * d)
-        sums = mpc.np_concatenate((err.reshape(1, n).sum(axis=1), dx.sum(axis=0),
-                                   deriv.reshape(1, n).sum(axis=1)))  # fmt: skip
+        esum = err.reshape(1, n).sum(axis=1)
+        hrest = mpc.np_concatenate((dx.sum(axis=0), deriv.reshape(1, n).sum(axis=1)))
+        if dp is not None:  # noisy gradient (with the residual sum) and Hessian
+            g, esum = g + z_dp[f"grad-x-{it}"], esum + z_dp[f"grad-1-{it}"]
+            h = h + z_dp[f"hess-xx-{it}"]
+            hrest = hrest + mpc.np_concatenate((z_dp[f"hess-x-{it}"], z_dp[f"hess-1-{it}"]))
+        sums = mpc.np_concatenate((esum, hrest))
         opened = await s.reveal(mpc.np_concatenate((g, h, sums)), f"logreg-{it}")
         g_raw = np.array([float(v) for v in [*opened[:d], opened[d + d * d]]]) / (q * m_scale)
         hd = np.array([float(v) for v in opened[d : d + d * d]]).reshape(d, d)
@@ -99,7 +118,12 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
         h_raw[d, d] = float(opened[-1])
         h_raw /= m_scale
         grad = tm @ g_raw + reg * beta
-        hess = tm @ h_raw @ tm.T + np.diag(reg) + 1e-9 * np.eye(d + 1)
+        data = tm @ h_raw @ tm.T
+        if dp is not None:  # a noisy Hessian: symmetrised, eigenvalues floored (post-processing)
+            data = (data + data.T) / 2
+            lam, vec = np.linalg.eigh(data)
+            data = (vec * np.maximum(lam, 1e-3 * n)) @ vec.T
+        hess = data + np.diag(reg) + 1e-9 * np.eye(d + 1)
         beta = beta - np.linalg.solve(hess, grad)
     orig = beta[:d] / np.array(sd)
     model = [round(v * q) for v in orig] + [round((beta[d] - float(np.dot(orig, mu))) * q)]

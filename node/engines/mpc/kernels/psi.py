@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from dnode.node.engines.mpc import noise
 from dnode.scheduler.programs.psi import tokens as T
 
 
@@ -32,7 +33,10 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
     if mode == "cardinality":
         sets = [set(t) for t in toks]
         common = set.intersection(*sets) if sets else set()
-        out = {"count": await s.open(_public(s, [len(common)]), "count")}
+        size = _public(s, [len(common)])
+        if "dp" in args:  # the committee knows the size; the readers get it noisy only
+            size = (await noise.add(s, {"count": size}, args["dp"]))["count"]
+        out = {"count": await s.open(size, "count")}
     elif mode == "intersection":
         other = set(toks[1])
         bits = [int(x in other) for x in toks[0]]
@@ -138,18 +142,27 @@ async def _join(s: Any, toks: list[list[bytes]], args: dict[str, Any]) -> dict[s
     from dnode.node.mpc.table import TableSession
 
     mpc, secint = s.mpc, s.secint
+    dp = args.get("dp")
     right: dict[bytes, list[int]] = defaultdict(list)
     for i, tok in enumerate(toks[1]):
-        right[tok].append(i)
+        if dp is None or tok not in right:  # DP: one row per id and owner (its first)
+            right[tok].append(i)
     ia: list[int] = []
     ib: list[int] = []
+    seen: set[bytes] = set()
     for i, tok in enumerate(toks[0]):
+        if dp is not None:
+            if tok in seen:
+                continue
+            seen.add(tok)
         for j in right.get(tok, ()):
             ia.append(i + 1)  # + 1: after the header row
             ib.append(j + 1)
     n = len(ia)
     holder = [list(h) for h in args["holder"]]
     sums_at, pairs = list(args["sums"]), [tuple(p) for p in args["pairs"]]
+    if dp is not None:
+        return await _noisy_join(s, ia, ib, holder, sums_at, pairs, args)
     count = await s.open(_public(s, [n]), "count")
     if n == 0:
         return {"count": count, "sum": [0] * len(sums_at), "gram": [0] * len(pairs)}
@@ -171,4 +184,51 @@ async def _join(s: Any, toks: list[list[bytes]], args: dict[str, Any]) -> dict[s
         opened.append(("gram", None))
     for name, v in opened:
         out[name] = [] if v is None else await js.open(v, name)
+    return out
+
+
+async def _noisy_join(
+    s: Any,
+    ia: list[int],
+    ib: list[int],
+    holder: list[list[int]],
+    sums_at: list[int],
+    pairs: list[tuple[int, int]],
+    args: dict[str, Any],
+) -> dict[str, Any]:
+    """Differential privacy over the (deduplicated) join: the summed columns of the joined
+    rows clipped to their declared ranges inside the MPC, then the size, the sums and the
+    sums of products the spec asked for, each plus discrete Laplace noise sampled inside the
+    MPC (:mod:`node.engines.mpc.noise`); only the noisy values are opened. An empty join is
+    noised too (its zeros are as secret as any size)."""
+    from dnode.node.mpc.table import TableSession
+
+    mpc = s.mpc
+    n, k = len(ia), len(sums_at)
+    values: dict[str, Any] = {"count": _public(s, [n])}
+    if n and k:
+        w = s.width - 2
+        a = s.blocks[0][np.array(ia, dtype=int), 2:]
+        b = s.blocks[1][np.array(ib, dtype=int), 2:]
+        sel_a = np.array([int(c in holder[0]) for c in range(w)], dtype=object)
+        sel_b = np.array([int(c in holder[1]) for c in range(w)], dtype=object)
+        joined = (a * sel_a + b * sel_b)[:, np.array(sums_at, dtype=int)]  # (n, k) summed only
+        clip = list(args["clip"])
+        x = await noise.clip(s, joined, [lo for _, lo, _ in clip], [hi for _, _, hi in clip],
+                             int(args["clip_bits"]))  # fmt: skip
+        js = TableSession(mpc, s.secint, [x], k, s.guard, private=s.private)
+        values["sum"] = x.sum(axis=0)
+        if pairs:
+            g = js.gram()
+            at = {c: i for i, c in enumerate(sums_at)}
+            values["gram"] = mpc.np_fromlist([g[at[p], at[q]] for p, q in pairs])
+    else:  # nothing joined: the sums are public zeros, noised all the same
+        if k:
+            values["sum"] = _public(s, [0] * k)
+        if pairs:
+            values["gram"] = _public(s, [0] * len(pairs))
+    noisy = await noise.add(s, values, args["dp"])
+    out: dict[str, Any] = {"sum": [], "gram": []}
+    for name, v in noisy.items():
+        out[name] = await s.open(v, name)
     return out
