@@ -170,11 +170,36 @@ def test_a_noisy_query_declares_its_group_sizes_and_sums() -> None:
     assert exact.spec.guarantee(exact) is None and "dp" not in exact.spec.kernel_args(exact)
 
 
-def test_a_noisy_query_refuses_what_it_would_open_exactly() -> None:
+def test_a_noisy_query_reads_min_max_and_quantiles_off_one_histogram_per_column() -> None:
+    """MIN, MAX and MEDIAN of one column share one release: groups x bins counts, L1 2 (one
+    row leaves one (group, bin), joins another); no exact extreme or search reaches the kernel,
+    and the quantile search's refusal of a private result no longer applies."""
+    from dnode.scheduler.programs.query.build import explain
+
+    plan, params = _query(
+        "SELECT region, MIN(age), MAX(age), MEDIAN(age), AVG(age) FROM t GROUP BY region",
+        epsilon="1", dp_bins="10",
+    )  # fmt: skip
+    g = params.spec.guarantee(params)
+    assert g is not None
+    rel = {r["name"]: (r["size"], r["sensitivity_l1"]) for r in g["releases"]}
+    assert rel == {"count": (2, 2), "stats": (2, 2 * 120), "bins:age": (2 * 10, 2)}
+    ka = params.spec.kernel_args(params)
+    assert ka["min"] == ka["max"] == ka["quantile"] == []
+    ((name, off, lo, hi, edges),) = ka["hist"]
+    assert (name, off, lo, hi, len(edges)) == ("bins:age", 2, 0, 120, 11) and edges[-1] == 121
+    assert params.spec.private_refusal(params) is None
+    e = explain(params, plan, {"t": list(OWNERS)})
+    assert any("noisy histogram of age" in r for r in e["reveals"])
+    _, exact = _query("SELECT MEDIAN(age) FROM t")
+    assert "hist" not in exact.spec.kernel_args(exact) or not exact.spec.kernel_args(exact)["hist"]
+
+
+def test_a_query_refuses_dp_bins_without_dp() -> None:
     from dnode.scheduler.programs.query.errors import QueryError
 
-    with pytest.raises(QueryError, match="MIN, MAX and quantiles"):
-        _query("SELECT MAX(age) FROM t", epsilon="1")
+    with pytest.raises(QueryError, match="--dp-bins needs --epsilon"):
+        _query("SELECT MAX(age) FROM t", dp_bins="10")
 
 
 def test_ml_programs_offer_dp_where_it_fits() -> None:

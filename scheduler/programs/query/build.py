@@ -18,7 +18,7 @@ from dnode.scheduler.errors import UnknownProgram
 from dnode.scheduler.programs.params import TaskParams
 from dnode.scheduler.programs.query.errors import QueryError
 from dnode.scheduler.programs.query.plan import Catalog, Plan, compile_query
-from dnode.scheduler.programs.query.spec import Needs, schema_map
+from dnode.scheduler.programs.query.spec import Needs, hist_edges, schema_map
 from dnode.scheduler.programs.registry import get_program
 from dnode.scheduler.programs.schema import Column, schema_from
 
@@ -192,7 +192,8 @@ def explain(
     if guarantee is not None:
         scope = f"; {guarantee['scope']}" if guarantee.get("scope") else ""
         reveals = [
-            f"differential privacy: every size and sum below is opened only with discrete "
+            f"differential privacy: every size, sum and histogram below is opened only with "
+            f"discrete "
             f"Laplace noise sampled inside the MPC, ({guarantee['epsilon']}, "
             f"{guarantee['delta']})-DP for {guarantee['neighbours']} (the exact values are "
             f"never opened{scope})",
@@ -255,6 +256,15 @@ def _reveals(params: TaskParams, plan: Plan) -> list[str]:
     if need.cross:
         pairs = ", ".join(f"{a}*{b}" for a, b in need.cross)
         out.append(f"the sum of products {pairs}{per}")
+    hist = hist_edges(params)
+    for c, edges in hist.items():
+        out.append(
+            f"a noisy histogram of {c}{per}: {len(edges) - 1} equal-width bins over its declared "
+            "range; MIN, MAX and quantiles are read off its noisy CDF (error up to one bin "
+            "width plus the CDF noise)"
+        )
+    if hist:
+        need.min, need.max, need.quantile = [], [], {}
     if need.min:
         out.append(f"the minimum of {', '.join(need.min)}{per}")
     if need.max:

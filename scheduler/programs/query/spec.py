@@ -40,7 +40,16 @@ from dnode.scheduler.programs.registry import (
     register,
 )
 from dnode.scheduler.programs.schema import Column, parse_decimal
-from dnode.scheduler.programs.stats.spec import clip_bits, quantile, sqrt
+from dnode.scheduler.programs.stats.spec import (
+    DP_BINS,
+    DP_BINS_ARG,
+    MAX_DP_BINS,
+    cdf_quantiles,
+    clip_bits,
+    dp_edges,
+    quantile,
+    sqrt,
+)
 
 if TYPE_CHECKING:
     from dnode.scheduler.programs.registry import TaskView
@@ -65,6 +74,7 @@ class Needs:
 
     def __init__(self, plan: Plan, schema: Mapping[str, Column]) -> None:
         cols = list(plan.columns)
+        self.cols = cols
         self.sum: list[str] = []
         self.sumsq: list[str] = []
         self.cross: list[tuple[str, str]] = []
@@ -98,6 +108,12 @@ class Needs:
         self.sumsq.sort(key=order.__getitem__)
 
     @property
+    def ordered(self) -> list[str]:
+        """The columns a MIN, MAX or quantile reads (with DP: one noisy histogram each)."""
+        want = {*self.min, *self.max, *self.quantile}
+        return [c for c in self.cols if c in want]
+
+    @property
     def moments(self) -> int:
         return 2 if self.cross else 1 if (self.sumsq or self.sum) else 0
 
@@ -116,6 +132,7 @@ class Query(ProgramSpec):
     args = (
         Arg("sql", "str", "the query text (dnode query builds the plan)", required=True),
         Arg("plan", "json", "the checked plan (scheduler.programs.query.plan)", required=True),
+        DP_BINS_ARG,
     )
     input_types = ("int", "fixed", "cat", "id")
     max_columns = 32
@@ -125,7 +142,9 @@ class Query(ProgramSpec):
         "statistics); HAVING is applied to them afterwards"
     )
     cost = "WHERE: one secure comparison per row and constant; one product per row and group"
-    dp = True  # group sizes and sums noised in the MPC (COUNT/SUM/AVG/VAR/STDDEV/COVAR/CORR)
+    # group sizes and sums noised in the MPC (COUNT/SUM/AVG/VAR/STDDEV/COVAR/CORR); MIN, MAX
+    # and quantiles read off a noisy histogram per group and column (as stats.OrderStat)
+    dp = True
 
     # ---- validation --------------------------------------------------------------------
 
@@ -146,13 +165,11 @@ class Query(ProgramSpec):
                 f"the answer has {n} values; at most {MAX_RESULT_VALUES} fit the on-chain result: "
                 "ask for a private result (--private-result) or fewer groups/aggregates"
             )
-        if dp_target(params.args) is not None:
-            need = Needs(plan, schema_map(params))
-            if need.min or need.max or need.quantile:
-                raise QueryError(
-                    "with --epsilon/--rho a query takes COUNT, SUM, AVG, VAR, STDDEV, COVAR and "
-                    "CORR (MIN, MAX and quantiles are opened exactly: no noisy variant yet)"
-                )
+        if params.args.get("dp_bins") is not None:
+            if dp_target(params.args) is None:
+                raise QueryError("--dp-bins needs --epsilon or --rho")
+            if not 1 <= int(params.args["dp_bins"]) <= MAX_DP_BINS:
+                raise QueryError(f"dp_bins must be 1..{MAX_DP_BINS}")
         self.field_bits(params)
 
     # ---- differential privacy ----------------------------------------------------------
@@ -173,14 +190,21 @@ class Query(ProgramSpec):
         per += [sch[a].bound * sch[b].bound for a, b in need.cross]
         if per:
             out.append(Release("stats", groups * len(per), 2 * sum(per)))
+        # MIN, MAX, quantiles: per column a histogram of groups x bins counts; one changed
+        # row leaves one (group, bin) and joins another (or leaves the range): L1 2 each
+        for c, edges in self.hist_edges(params).items():
+            out.append(Release(hist_name(c), groups * (len(edges) - 1), 2))
         return out
+
+    def hist_edges(self, params: TaskView) -> dict[str, list[int]]:
+        return hist_edges(params)
 
     def values(self, params: TaskView) -> int:
         shape = self.out_shape(params)
         return shape[0] * shape[1]
 
     def private_refusal(self, params: TaskView) -> str | None:
-        if Needs(plan_of(params), schema_map(params)).quantile:
+        if Needs(plan_of(params), schema_map(params)).quantile and not self.hist_edges(params):
             return "its quantile search opens group sizes and one bit per step to the committee"
         return super().private_refusal(params)
 
@@ -266,6 +290,9 @@ class Query(ProgramSpec):
             for labels in group_labels(plan, sch)
         ]  # fmt: skip
         rng = {c: [sch[c].enc_lo, sch[c].enc_hi] for c in plan.columns if sch[c].type != "cat"}
+        hist = self.hist_edges(params)
+        if hist:  # DP: no exact extreme or search; noisy histograms instead
+            need.min, need.max, need.quantile = [], [], {}
         return {
             "width": self.width(params),
             "where": _kpred(plan.where, sch, at),
@@ -286,6 +313,7 @@ class Query(ProgramSpec):
                 sch, [c for c in _where_columns(plan) if sch[c].type != "cat"], 0
             ),
             "ext_bits": _span_bits(sch, need.min + need.max, 2),
+            "hist": [[hist_name(c), at[c], *rng[c], e] for c, e in hist.items()],
         } | self._dp_args(params, sch, at, need)
 
     def _dp_args(
@@ -318,7 +346,7 @@ class Query(ProgramSpec):
         sch = schema_map(params)
         need = Needs(plan, sch)
         groups = group_labels(plan, sch)
-        stats = GroupStats(plan, sch, need, revealed, rows, len(groups))
+        stats = GroupStats(plan, sch, need, revealed, rows, len(groups), self.hist_edges(params))
         vals: list[Fraction] = []
         for g in range(len(groups)):
             n = stats.count[g]
@@ -327,6 +355,20 @@ class Query(ProgramSpec):
             row = [Fraction(n)] + [aggs[i] or Fraction(0) for _, i in plan.agg_items]
             vals += row if keep else [Fraction(-1)] + [Fraction(0)] * (len(row) - 1)
         return Output(tuple(vals), rows, *self.layout(params))
+
+
+def hist_edges(params: TaskView) -> dict[str, list[int]]:
+    """With DP: the encoded bin edges of every MIN/MAX/quantile column (stats.dp_edges)."""
+    if dp_target(params.args) is None:
+        return {}
+    sch = schema_map(params)
+    bins = int(params.args.get("dp_bins") or DP_BINS)
+    return {c: dp_edges(sch[c], bins) for c in Needs(plan_of(params), sch).ordered}
+
+
+def hist_name(c: str) -> str:
+    """The release (and opened value) of column c's noisy histogram."""
+    return f"bins:{c}"
 
 
 def _span_bits(sch: Mapping[str, Column], cols: list[str], extra: int) -> int:
@@ -357,13 +399,17 @@ class GroupStats:
         r: Mapping[str, Any],
         rows: int,
         n_groups: int,
+        hist: Mapping[str, list[int]] | None = None,
     ) -> None:
         self.sch, self.need = sch, need
+        self.hist = dict(hist or {})
         # a noisy size (DP) may be negative: clamped at 0 (post-processing)
         self.count = [max(0, int(v)) for v in r["count"]] if "count" in r else [rows] * n_groups
         G = n_groups
 
         def per_group(key: str, names: list[Any]) -> list[dict[Any, int]]:
+            if names and key not in r:  # DP: MIN/MAX come from the histograms instead
+                return [{} for _ in range(G)]
             flat = [int(v) for v in r.get(key, [])]
             k = len(names)
             return [{names[j]: flat[g * k + j] for j in range(k)} for g in range(G)]
@@ -373,6 +419,11 @@ class GroupStats:
         self.cross = per_group("cross", need.cross)
         self.min = per_group("min", need.min)
         self.max = per_group("max", need.max)
+        self.bins: list[dict[str, list[int]]] = [{} for _ in range(G)]
+        for c, e in self.hist.items():  # DP: group-major, len(e) - 1 noisy counts per group
+            b, flat = len(e) - 1, [int(v) for v in r[hist_name(c)]]
+            for g in range(G):
+                self.bins[g][c] = flat[g * b : (g + 1) * b]
         self.order: list[dict[tuple[str, int], int]] = [{} for _ in range(G)]
         qcols = list(need.quantile)
         for (e, g, k), v in zip(r.get("order_keys", []), r.get("order", []), strict=True):
@@ -395,6 +446,16 @@ class GroupStats:
         sxy = self._ss(a, g) if a == b else self._sxy(a, b, g)
         return (sxy - self._s(a, g) * self._s(b, g) / n) / (n - ddof)
 
+    def _noisy_order(self, c: str, g: int, q: Any) -> Fraction | None:
+        """DP: MIN (q 0), MAX (q 1) or a quantile of group g read off column c's noisy
+        histogram (stats.cdf_quantiles); the rank uses the histogram's own clamped total, so
+        MAX is the top of the highest bin holding a count. None (NULL): no count at all."""
+        bins = self.bins[g][c]
+        n = sum(max(0, v) for v in bins)
+        if n == 0:
+            return None
+        return cdf_quantiles(self.sch[c], self.hist[c], bins, n, [str(q)])[0]
+
     def agg(self, a: Mapping[str, Any], g: int) -> Fraction | None:
         """One aggregate of group g (None: SQL NULL)."""
         fn, c, n = a["fn"], a.get("col"), self.count[g]
@@ -413,6 +474,8 @@ class GroupStats:
                 return None
             v = max(Fraction(0), v)  # >= 0 exactly; noisy sums (DP) may not be: post-processing
             return sqrt(v) if fn.startswith("stddev") else v
+        if fn in ("min", "max", "quantile") and c in self.hist:
+            return self._noisy_order(c, g, "0" if fn == "min" else "1" if fn == "max" else a["q"])
         if fn in ("min", "max"):
             col = self.sch[c]
             e = (self.min if fn == "min" else self.max)[g][c]

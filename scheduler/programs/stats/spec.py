@@ -20,7 +20,7 @@ maximum use a secure tournament (MPyC's ``np_amin``/``np_amax``), which opens on
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from dnode.scheduler.dp import Release
 from dnode.scheduler.errors import InvalidTaskParams
 from dnode.scheduler.programs.registry import Arg, Output, ProgramSpec, register
-from dnode.scheduler.programs.schema import parse_decimal
+from dnode.scheduler.programs.schema import Column, parse_decimal
 
 if TYPE_CHECKING:
     from dnode.scheduler.programs.registry import TaskView
@@ -305,6 +305,35 @@ DP_BINS_ARG = Arg("dp_bins", "int", "with --epsilon/--rho: equal-width bins over
                   f"{DP_BINS})")  # fmt: skip
 
 
+def dp_edges(c: Column, bins: int) -> list[int]:
+    """Encoded edges of ``bins`` equal-width bins over c's declared range: lo = e_0 < ... <
+    e_B = hi + 1 (bin b holds e_b <= x < e_b+1; fewer bins when the range has fewer values)."""
+    span = c.enc_hi - c.enc_lo + 1
+    b = min(bins, span)
+    return [c.enc_lo + (span * i) // b for i in range(b + 1)]
+
+
+def cdf_quantiles(
+    c: Column, edges: list[int], bins: Sequence[int], n: int, qs: Sequence[str]
+) -> list[Fraction]:
+    """Quantiles ``qs`` read off a noisy histogram (post-processing, shared by OrderStat and
+    the query program): negative counts clamped at 0, numpy's rank h + 1 = q (n - 1) + 1
+    located on the cumulative counts, linearly interpolated inside its bin, clamped to the
+    declared range, decoded."""
+    counts = [max(0, int(v)) for v in bins]
+    out = []
+    for q in qs:
+        r = (n - 1) * parse_decimal(q) + 1
+        below, v = Fraction(0), Fraction(edges[-1] - 1)
+        for i, k in enumerate(counts):
+            if k and below + k >= r:
+                v = edges[i] + (r - below) / k * (edges[i + 1] - edges[i] - 1)
+                break
+            below += k
+        out.append(min(max(v, Fraction(c.enc_lo)), Fraction(c.enc_hi)) / 10**c.scale)
+    return out
+
+
 class OrderStat(Stat):
     """Exact: a secure search (or tournament) opens the order statistic. With
     ``--epsilon``/``--rho``: one column; the kernel opens only a noisy histogram of
@@ -350,10 +379,7 @@ class OrderStat(Stat):
 
     def dp_edges(self, params: TaskView) -> list[int]:
         """Encoded bin edges: lo = e_0 < ... < e_B = hi + 1 (bin b holds e_b <= x < e_b+1)."""
-        c = params.columns[0]
-        span = c.enc_hi - c.enc_lo + 1
-        b = min(int(params.args.get("dp_bins") or DP_BINS), span)
-        return [c.enc_lo + (span * i) // b for i in range(b + 1)]
+        return dp_edges(params.columns[0], int(params.args.get("dp_bins") or DP_BINS))
 
     def dp_releases(self, params: TaskView) -> list[Release]:
         # one changed row leaves one bin and joins another (or leaves the range): L1 2
@@ -376,20 +402,7 @@ class OrderStat(Stat):
         """Every quantile of ``qlist`` from the noisy bin counts (post-processing): numpy's
         rank h + 1 = q (n - 1) + 1 (n public) located on the cumulative clamped counts,
         linearly interpolated inside its bin, clamped to the declared range."""
-        c = params.columns[0]
-        e = self.dp_edges(params)
-        counts = [max(0, int(v)) for v in bins]
-        out = []
-        for q in self.qlist(params):
-            r = (n - 1) * parse_decimal(q) + 1
-            below, v = Fraction(0), Fraction(e[-1] - 1)
-            for i, k in enumerate(counts):
-                if k and below + k >= r:
-                    v = e[i] + (r - below) / k * (e[i + 1] - e[i] - 1)
-                    break
-                below += k
-            out.append(min(max(v, Fraction(c.enc_lo)), Fraction(c.enc_hi)) / 10**c.scale)
-        return out
+        return cdf_quantiles(params.columns[0], self.dp_edges(params), bins, n, self.qlist(params))
 
     def finish(self, params: TaskView, revealed: Mapping[str, Any], rows: int) -> Output:
         if "bins" not in revealed:

@@ -16,6 +16,11 @@
    masked-out rows moved just outside the declared range (hi + 1 for MIN, lo - 1 for MAX)
    first, and the order statistics of each quantile column (masked rows moved to hi + 1; a
    secure binary search over the declared range, one opened bit per step and rank).
+5. Differential privacy (``dp``): sizes and sums get discrete Laplace noise sampled in the MPC
+   (:mod:`node.engines.mpc.noise`); MIN, MAX and quantile columns open no extreme and run no
+   search: per (column, group) the masked values are compared with the ``dp_bins`` bin edges
+   (counts below each edge, summed over batches), the bin counts get noise and only they are
+   opened -- stats.OrderStat's noisy histogram, per group; the spec reads the answers off it.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
     count = stats = None
     ext: dict[str, list[Any]] = {"min": [], "max": []}
     whole: tuple[Any, Any] | None = None
+    hist = list(args.get("hist") or [])
+    below = None
     for xb in s.batches(size):
         await s.check_onehot(onehot, s.batch_blocks())
         if "dp" in args:  # DP: summed columns clipped to their declared ranges in the MPC
@@ -62,6 +69,9 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
                 ext[which].append(await s.extreme(v, which, ext_bits))
         if args["quantile"]:
             whole = (xb, m)
+        if hist:
+            b = await _below(s, xb, m, G, hist, bits)
+            below = b if below is None else below + b
         await s.checkpoint()
     # the extremes of the batches' extremes (one more tournament)
     for which in ("min", "max"):
@@ -70,7 +80,12 @@ async def run(s: Any, args: dict[str, Any]) -> dict[str, Any]:
 
     if "dp" in args:  # DP: only the noisy sizes and sums are opened (noise sampled in MPC)
         vals = {k: v for k, v in (("count", count), ("stats", stats)) if v is not None}
+        if hist:
+            assert below is not None
+            vals |= _bins(s.mpc, below, G, hist)
         noisy = await noise.add(s, vals, args["dp"])
+        for name, *_ in hist:
+            out[name] = await s.open(noisy[name], name)
         count = noisy.get("count")
         if stats is not None:
             stats = noisy["stats"]
@@ -158,6 +173,8 @@ def _empty(args: dict[str, Any], G: int) -> dict[str, Any]:
             out[which] = [0] * (G * len(args[which]))
     if args["quantile"]:
         out["order_keys"], out["order"] = [], []
+    for name, _, _, _, edges in args.get("hist") or []:
+        out[name] = [0] * (G * (len(edges) - 1))
     return out
 
 
@@ -254,6 +271,35 @@ def _masked(s: Any, x: Any, m: Any, G: int, spec: list[list[int]], which: str) -
     mr = _stack(mpc, [m[:, g] for g in range(G) for _ in range(k)])  # (n, G*k)
     # v = x + (1 - m) * (away - x): x inside the group, `away` outside
     return xr + s.mul(1 - mr, np.tile(away, (n, 1)) - xr)
+
+
+async def _below(s: Any, x: Any, m: Any, G: int, hist: list[Any], bits: int) -> Any:
+    """Per (column, group, edge) of ``hist`` (name, offset, lo, hi, edges): how many of the
+    batch's rows in the group lie below the edge (masked-out rows sit at hi + 1 = the last
+    edge: never counted), all in ONE batch of secure comparisons; flat, column-major."""
+    k = len(hist)
+    v = _masked(s, x, m, G, [[o, lo, hi] for _, o, lo, hi, _ in hist], "min")  # (n, G*k)
+    n = x.shape[0]
+    ds = []
+    for e, (_, _, _, _, edges) in enumerate(hist):
+        t = np.array([int(v_) for v_ in edges], dtype=object).reshape(-1, 1)
+        for g in range(G):
+            ds.append(v[:, g * k + e].reshape(1, n) - t)
+    d = s.mpc.np_vstack(ds)
+    return (await s.less_than_zero(d, bits)).sum(axis=1)
+
+
+def _bins(mpc: Any, below: Any, G: int, hist: list[Any]) -> dict[str, Any]:
+    """The bin counts of each histogram (differences of the counts below consecutive edges),
+    one release per column: G x bins values, group-major."""
+    out, at = {}, 0
+    for name, _, _, _, edges in hist:
+        e = len(edges)
+        parts = [below[at + g * e + 1 : at + (g + 1) * e] - below[at + g * e : at + (g + 1) * e - 1]
+                 for g in range(G)]  # fmt: skip
+        out[name] = parts[0] if G == 1 else mpc.np_concatenate(parts)
+        at += G * e
+    return out
 
 
 async def _order(
