@@ -38,6 +38,12 @@ from dnode.cli.units import AMOUNT, fmt_eth
 @click.option("--epsilon", help="Differential privacy: noisy answer, total ε (sets the cost).")
 @click.option("--rho", help="Differential privacy: total zCDP ρ instead of --epsilon.")
 @click.option("--delta", help="With --epsilon/--rho: the sampler's largest δ (default 1e-9).")
+@click.option(
+    "--dp-bins",
+    type=click.IntRange(min=1),
+    help="With --epsilon/--rho: bins of the noisy histogram MIN/MAX/quantiles are read from "
+    "(default 32).",
+)
 @click.option("--reward", type=AMOUNT, default="0.3ether", show_default=True)
 @click.option("--committee", "committee_size", default=3, show_default=True)
 @click.option("--seat-timeout", default=120, show_default=True)
@@ -65,6 +71,7 @@ def query(
     epsilon: str | None,
     rho: str | None,
     delta: str | None,
+    dp_bins: int | None,
     reward: int,
     committee_size: int,
     seat_timeout: int,
@@ -95,6 +102,7 @@ def query(
         reward=reward, committee=committee_size, input_timeout=input_timeout,
         max_rows=max_rows, allow_single_owner=allow_single_owner,
         private_result=private_result, epsilon=epsilon, rho=rho, delta=delta,
+        dp_bins=dp_bins,
     )  # fmt: skip
     if explain_only:
         from dnode.scheduler.programs.query.build import explain_lines

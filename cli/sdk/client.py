@@ -554,11 +554,13 @@ class Client:
         epsilon: str | float | None = None,
         rho: str | float | None = None,
         delta: str | float | None = None,
+        dp_bins: int | None = None,
     ) -> tuple[TaskParams, dict[str, Any], list[int]]:
         """Compile ``sql`` into task params; returns (params, explanation, privacy costs).
         ``epsilon`` (or ``rho``, zCDP) asks for a differentially private answer: noise the
         committee adds in MPC, calibrated by OpenDP; over datasets its composed cost is what
-        the task charges each budget (``privacy_cost`` is then derived, not given)."""
+        the task charges each budget (``privacy_cost`` is then derived, not given);
+        ``dp_bins``: bins of the noisy histogram a DP MIN/MAX/quantile is read from."""
         from dnode.scheduler.programs.query.build import explain, query_params
         from dnode.scheduler.programs.query.plan import compile_query
 
@@ -580,6 +582,7 @@ class Client:
         dp = {k: None if v is None else str(v) for k, v in
               (("epsilon", epsilon), ("rho", rho), ("delta", delta))}  # fmt: skip
         derived = catalog.asks_dp(dp)
+        dp["dp_bins"] = None if dp_bins is None else str(dp_bins)
         costs: list[int] = []
         prices: dict[int, int] = {}
         if datasets:
@@ -629,6 +632,7 @@ class Client:
         epsilon: str | float | None = None,
         rho: str | float | None = None,
         delta: str | float | None = None,
+        dp_bins: int | None = None,
     ) -> Task:
         """Post a SQL aggregate over owners' (or published datasets') tables as one MPC task
         (``epsilon``/``rho``/``delta``: a differentially private answer, see
@@ -649,7 +653,7 @@ class Client:
             privacy_cost=privacy_cost, reward=reward, committee=committee,
             input_timeout=input_timeout, max_rows=max_rows,
             allow_single_owner=allow_single_owner, private_result=private_result,
-            epsilon=epsilon, rho=rho, delta=delta,
+            epsilon=epsilon, rho=rho, delta=delta, dp_bins=dp_bins,
         )  # fmt: skip
         return self.post_params(
             params, reward=reward, committee=committee, seat_timeout=seat_timeout,

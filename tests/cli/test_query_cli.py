@@ -104,11 +104,17 @@ def test_join_explain_when_the_join_program_is_there(tmp_path, schemas):
 
 
 def test_a_noisy_query_explains_its_guarantee(tmp_path, schemas):
-    sql = "SELECT region, COUNT(*), AVG(age) FROM customers WHERE age >= 40 GROUP BY region"
+    sql = (
+        "SELECT region, COUNT(*), AVG(age), MIN(age), MEDIAN(age) FROM customers "
+        "WHERE age >= 40 GROUP BY region"
+    )
     owners = ["--owner", OWNER, "--owner", OWNER2, "--table", "customers"]
     r = _dnode(tmp_path, "--json", "query", sql, *schemas, *owners, "--epsilon", "0.5",
-               "--explain")  # fmt: skip
+               "--dp-bins", "8", "--explain")  # fmt: skip
     assert r.returncode == 0, r.stderr
     e = json.loads(r.stdout)["explain"]
     assert e["dp"]["epsilon"] == "0.5" and "discrete Laplace" in e["dp"]["mechanism"]
     assert e["reveals"][0].startswith("differential privacy")
+    groups = e["output"]["shape"][0]
+    rel = {x["name"]: x for x in e["dp"]["releases"]}
+    assert (rel["bins:age"]["size"], rel["bins:age"]["sensitivity_l1"]) == (groups * 8, 2)

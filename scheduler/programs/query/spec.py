@@ -15,6 +15,13 @@ What it reveals: the group sizes after WHERE (every group, also one HAVING drops
 sufficient statistics above, to the committee (or, with a private result, to the requester
 only); HAVING is evaluated on them in ``finish``, so the on-chain result holds only the groups
 that pass it (a dropped group's row is zeros).
+
+With ``--epsilon``/``--rho``: the sizes and sums are opened with discrete Laplace noise
+sampled in the MPC, and a MIN, MAX or quantile column opens no extreme and runs no search:
+per group, a noisy histogram of ``dp_bins`` equal-width bins over its declared range
+(stats.OrderStat's method, Gillenwater, Joseph, Kulesza, "Differentially private quantiles",
+ICML 2021, their baseline), every MIN/MAX/quantile read off its noisy CDF
+(stats.spec.cdf_quantiles).
 """
 
 from __future__ import annotations
@@ -139,7 +146,8 @@ class Query(ProgramSpec):
     reveals = (
         "per group (every domain combination): the group size after WHERE and the sufficient "
         "statistics of its aggregates (sums, sums of squares/products, extremes, order "
-        "statistics); HAVING is applied to them afterwards"
+        "statistics; with DP, noisy sizes, sums and histograms instead); HAVING is applied "
+        "to them afterwards"
     )
     cost = "WHERE: one secure comparison per row and constant; one product per row and group"
     # group sizes and sums noised in the MPC (COUNT/SUM/AVG/VAR/STDDEV/COVAR/CORR); MIN, MAX
