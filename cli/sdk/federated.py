@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from dnode.cli.sdk.errors import SdkError
 
 if TYPE_CHECKING:
-    from dnode.cli.sdk.client import Amount, Client
     from dnode.cli.sdk.tasks import Result
     from dnode.scheduler.programs import Column, TaskParams
 
@@ -92,7 +91,7 @@ Next = Callable[[list[str], Mapping[str, Any], "TaskParams", Fraction],
 
 
 def run_chain(
-    client: Client,
+    client: Any,  # a dnode.cli.sdk.client.Client (not imported: it imports this module)
     program: str,
     next_args: Next,
     *,
@@ -102,7 +101,7 @@ def run_chain(
     args: Mapping[str, Any],
     iterations: int,
     tol: Fraction = Fraction(0),
-    reward: Amount = "0.3ether",
+    reward: int | str = "0.3ether",
     committee: int = 3,
     seat_timeout: int = 120,
     report_timeout: int = 600,
