@@ -72,3 +72,22 @@ def round_div(num: int, den: int) -> int:
     q, r = divmod(abs(num), den)
     q += 2 * r >= den
     return q if num >= 0 else -q
+
+
+def cluster_labels(k: int, params: TaskView) -> tuple[tuple[str, ...], ...]:
+    """Labels of a clustering output: one row per centroid, the columns and its size."""
+    return (tuple(f"c{i}" for i in range(k)), (*(c.name for c in params.columns), "size"))
+
+
+def check_logreg_params(name: str, params: TaskView) -> None:
+    """Logistic regression's shared rules: the last column is a 0/1 label, C > 0."""
+    from dnode.scheduler.programs.schema import parse_decimal
+
+    y = params.columns[-1]
+    if y.type != "int" or y.lo != 0 or y.hi != 1:
+        raise InvalidTaskParams(
+            f"{name}: the last column ({y.name!r}) is the label and must be declared "
+            "int with range [0, 1]"
+        )
+    if parse_decimal(str(params.args.get("c", "1"))) <= 0:
+        raise InvalidTaskParams(f"{name}: c (scikit-learn C) must be > 0")

@@ -51,6 +51,7 @@ from dnode.scheduler.errors import InvalidTaskParams
 from dnode.scheduler.programs.ml.common import (
     NUMERIC,
     bounds_at_common,
+    cluster_labels,
     common_scale,
     multipliers,
     public_uniform,
@@ -240,10 +241,7 @@ class KMeans(ProgramSpec):
         return (self.k(params), self.dims(params) + 1)
 
     def labels(self, params: TaskView) -> tuple[tuple[str, ...], ...]:
-        return (
-            tuple(f"c{i}" for i in range(self.k(params))),
-            (*(c.name for c in params.columns), "size"),
-        )
+        return cluster_labels(self.k(params), params)
 
     def finish(self, params: TaskView, revealed: Mapping[str, Any], rows: int) -> Output:
         k, d = self.k(params), self.dims(params)

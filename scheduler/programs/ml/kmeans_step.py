@@ -37,6 +37,7 @@ from dnode.scheduler.programs.ml.common import (
     NUMERIC,
     bounds_at_common,
     checks_bits,
+    cluster_labels,
     common_scale,
     constraint,
     multipliers,
@@ -191,10 +192,7 @@ class KMeansStep(ProgramSpec):
         return (self.k(params), self.dims(params) + 1)
 
     def labels(self, params: TaskView) -> tuple[tuple[str, ...], ...]:
-        return (
-            tuple(f"c{i}" for i in range(self.k(params))),
-            (*(c.name for c in params.columns), "size"),
-        )
+        return cluster_labels(self.k(params), params)
 
     def finish(self, params: TaskView, revealed: Mapping[str, Any], rows: int) -> Output:
         if revealed.get("error"):

@@ -52,9 +52,8 @@ from typing import TYPE_CHECKING, Any
 
 from dnode.scheduler.dp import Release
 from dnode.scheduler.errors import InvalidTaskParams
-from dnode.scheduler.programs.ml.common import NUMERIC
+from dnode.scheduler.programs.ml.common import NUMERIC, check_logreg_params
 from dnode.scheduler.programs.registry import MAX_RESULT_VALUES, Arg, Output, ProgramSpec, register
-from dnode.scheduler.programs.schema import parse_decimal
 from dnode.scheduler.programs.stats.spec import _span_sq, clip_bits
 
 if TYPE_CHECKING:
@@ -94,14 +93,7 @@ class LogReg(ProgramSpec):
 
     def validate(self, params: TaskView) -> None:
         super().validate(params)
-        y = params.columns[-1]
-        if y.type != "int" or y.lo != 0 or y.hi != 1:
-            raise InvalidTaskParams(
-                f"{self.name}: the last column ({y.name!r}) is the label and must be declared "
-                "int with range [0, 1]"
-            )
-        if parse_decimal(str(params.args.get("c", "1"))) <= 0:
-            raise InvalidTaskParams(f"{self.name}: c (scikit-learn C) must be > 0")
+        check_logreg_params(self.name, params)
         it = int(params.args.get("iterations", 8))
         if not 1 <= it <= MAX_ITERATIONS:
             raise InvalidTaskParams(f"{self.name}: iterations must be 1..{MAX_ITERATIONS}")

@@ -37,6 +37,7 @@ from dnode.scheduler.errors import InvalidTaskParams
 from dnode.scheduler.programs.ml.common import (
     FEDERATED_KERNEL,
     NUMERIC,
+    check_logreg_params,
     checks_bits,
     constraint,
 )
@@ -93,14 +94,7 @@ class LogRegStep(ProgramSpec):
 
     def validate(self, params: TaskView) -> None:
         super().validate(params)
-        y = params.columns[-1]
-        if y.type != "int" or y.lo != 0 or y.hi != 1:
-            raise InvalidTaskParams(
-                f"{self.name}: the last column ({y.name!r}) is the label and must be declared "
-                "int with range [0, 1]"
-            )
-        if parse_decimal(str(params.args.get("c", "1"))) <= 0:
-            raise InvalidTaskParams(f"{self.name}: c (scikit-learn C) must be > 0")
+        check_logreg_params(self.name, params)
         self.weights(params)
         if len(params.columns) > MAX_RESULT_VALUES and not getattr(params, "result_key", ""):
             raise InvalidTaskParams(
