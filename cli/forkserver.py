@@ -26,6 +26,9 @@ PRELOAD = (
     "dnode.node.daemon",
     "dnode.node.peer_client",
     "dnode.scheduler.programs",
+    # every program family (sqlglot, numpy, ...): `task post`/`result` and the nodes look up
+    # programs, and each child would otherwise import the families itself (~0.3 s CPU each)
+    "dnode.scheduler.programs.registry:discover",
     "dnode.cli.forkserver:load_commands",
 )
 
