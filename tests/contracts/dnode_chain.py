@@ -205,7 +205,9 @@ def new_chain(engine: str | None = None, **params: int) -> Chain:
     # before every call and estimate (half of the contract tests' round trips otherwise)
     w3 = connect(url, timeout=60)
     deployer = make_account("deployer")
-    w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": deployer.address, "value": FUNDING})
+    funding = {"from": w3.eth.accounts[0], "to": deployer.address, "value": FUNDING}
+    # mined before the deploy reads the balance (seen once under load: "balance 0 wei")
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(funding), timeout=60)
     kwargs = {
         "min_stake": MIN_STAKE,
         "seat_collateral": SEAT_COLLATERAL,
