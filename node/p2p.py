@@ -345,6 +345,7 @@ class P2PHost(PeerDiscovery):
         peer_id = pid.to_base58()
         addrs = self._peerstore_addrs(pid)
         if addrs:
+            self._lift_dial_block(pid)
             try:
                 await self._host.connect(PeerInfo(pid, addrs))
                 return
@@ -355,12 +356,24 @@ class P2PHost(PeerDiscovery):
         found = await self.find_peer(peer_id)
         if not found:
             raise P2PError(f"no known address for peer {peer_id}")
+        self._lift_dial_block(pid)
         try:
             await self._host.connect(PeerInfo(pid, [_strip_p2p(_ma(a)) for a in found]))
         except trio.Cancelled:
             raise
         except Exception as e:  # noqa: BLE001
             raise P2PError(f"cannot connect to {peer_id}: {e}") from e
+
+    def _lift_dial_block(self, pid: Any) -> None:
+        """Make the next dial of ``pid`` a real one. py-libp2p 0.8.1 refuses for 60 s to dial
+        a peer whose every address failed once (its swarm's negative cache): a node that was
+        down for a few seconds, then restarted, stayed unreachable for up to a minute to
+        everyone who had tried it meanwhile (chaos runs, issue 15). Our callers pace their
+        own retries (owner agents, tunnels, signature sends), so a dial they ask for goes
+        out; libp2p's own background dials keep the cache."""
+        unblock = getattr(self._host.get_network(), "unblock_peer", None)
+        if unblock is not None:
+            unblock(pid)
 
     # -- peers ---------------------------------------------------------------------
     def connected_peers(self) -> list[str]:
@@ -377,6 +390,7 @@ class P2PHost(PeerDiscovery):
             raise P2PError(f"{multiaddr_str!r} is not a /p2p/<id> multiaddr: {e}") from e
         if info.peer_id == self._host.get_id():
             raise P2PError("refusing to connect to ourselves")
+        self._lift_dial_block(info.peer_id)
         try:
             with trio.fail_after(timeout):
                 await self._host.connect(info)

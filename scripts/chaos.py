@@ -1,6 +1,13 @@
 """Chaos run: a devnet, N node processes, MPC tasks with data owners, and kill -9 of a random
 node every ~K seconds (restarted a moment later with the same home, key and state db).
 
+Pacing: ``--concurrency`` (default 3) is the number of tasks in flight. Each worker posts a
+task, contributes the owners' inputs (one-shot mode; with ``--owner-agents`` the agents do it
+on their own), then waits until that task is reported or settled, or its report deadline has
+passed, before it posts the next one. (Before 2026-12-02 a worker in ``--owner-agents`` mode
+moved on right after posting, so all tasks were posted within seconds and most could never get
+a committee: 20 tasks x 3 seats against 5 nodes x 4 seats.)
+
 It ends when every posted task is finalized or refunded (this script cancels or finalizes
 tasks once the contract allows it: anyone may), then audits the chain and the nodes' state
 databases and prints one JSON object (``--json``):
@@ -44,6 +51,10 @@ from dnode.node.state import read_only  # noqa: E402
 from dnode.oracle.encoding import AggregateResult  # noqa: E402
 
 OWNERS = ("owner-a", "owner-b", "owner-c")
+# a task no longer counts as in flight once reported (its seats are released at finalize,
+# one challenge period later) or settled
+RELEASED = (TaskStatus.REPORTED, TaskStatus.DISPUTED, TaskStatus.RECOMPUTING, *TERMINAL_STATUSES)
+AWAIT_GRACE_S = 30  # past a task's report deadline: the janitor cancels it (polls every 2 s)
 
 
 class Chaos:
@@ -64,6 +75,7 @@ class Chaos:
         self.posting_done = threading.Event()
         self.stop = threading.Event()
         self.mu = threading.Lock()
+        self.local = threading.local()
         self.janitor_txs = 0
         self.agent_mean: Fraction | None = None
 
@@ -195,16 +207,36 @@ class Chaos:
             if self.args.owner_agents:  # the agents contribute their datasets on their own
                 self.tasks[task_id] = self.agent_mean
         self.say(f"task   {task_id} posted ({len(everything)} values)")
-        if self.args.owner_agents:
-            return
-        files = {}
-        for n, vs in values.items():
-            files[n] = c.workdir / f"{n}-task{task_id}.csv"
-            files[n].write_text("\n".join(map(str, vs)) + "\n")
-        try:
-            c.contribute_all(task_id, owners, files)
-        except (ClusterError, ValueError) as e:
-            self.post_errors.append(f"contribute {task_id}: {str(e)[-300:]}")
+        if not self.args.owner_agents:  # with agents, the owners contribute on their own
+            files = {}
+            for n, vs in values.items():
+                files[n] = c.workdir / f"{n}-task{task_id}.csv"
+                files[n].write_text("\n".join(map(str, vs)) + "\n")
+            try:
+                c.contribute_all(task_id, owners, files)
+            except (ClusterError, ValueError) as e:
+                self.post_errors.append(f"contribute {task_id}: {str(e)[-300:]}")
+        self._await_task(task_id)
+
+    def _await_task(self, task_id: int) -> None:
+        """Hold this worker (one of ``--concurrency``) until its task is reported or settled,
+        so ``--concurrency`` bounds the tasks in flight, not only the posts in progress.
+
+        Bounded by the task's own deadlines: past its report deadline (chain time) plus a
+        grace for the janitor's cancel, the worker moves on whatever the status."""
+        chain = getattr(self.local, "chain", None)
+        if chain is None:  # one read-only client per worker thread (web3 is not shared)
+            chain = self.local.chain = self.cluster.reader()
+        while True:
+            try:
+                t = chain.task_info(task_id)
+                now = max(int(time.time()), chain.block_timestamp())
+            except ContractsError:
+                time.sleep(2)
+                continue
+            if t.status in RELEASED or now > t.report_deadline + AWAIT_GRACE_S:
+                return
+            time.sleep(2)
 
     def _await_posting(self, futs: list[Any]) -> None:
         for f in futs:
@@ -424,7 +456,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nodes", type=int, default=5)
     p.add_argument("--tasks", type=int, default=20)
     p.add_argument("--kill-interval", type=float, default=30.0, help="seconds between kills")
-    p.add_argument("--concurrency", type=int, default=3, help="tasks posted at once")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=3,
+        help="tasks in flight: a worker posts a task (and, without --owner-agents, runs the "
+        "owners' `task contribute`), then waits until it is reported or settled (or its "
+        "report deadline passed) before it posts the next",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--seat-timeout", type=int, default=90)
     p.add_argument("--report-timeout", type=int, default=240)
