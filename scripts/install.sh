@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Create .venv (Python 3.11) and install dnode with the pinned dependencies from requirements.lock.
+# An installed checkout whose lock and packaging files have not changed since its last install
+# skips pip (two pip runs check every pinned package: ~12 s, most of `scripts/demo.sh`'s start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11), "dnode needs Python 3.11"' 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
+STAMP=.venv/.dnode-install
+WANT="$(cat requirements.lock pyproject.toml setup.py | sha256sum | cut -d' ' -f1) $(pwd)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x .venv/bin/dnode ] \
+  && .venv/bin/python -c 'import dnode.cli' 2>/dev/null; then
+  exit 0  # installed from this very lock, packaging and checkout
+fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+echo "$WANT" > "$STAMP"
