@@ -19,7 +19,8 @@ Design notes
   would put the clock more than that many seconds ahead waits in the pending block, with
   every other one arriving meanwhile, until :meth:`Devnet.tick` mines it (at most a second
   later: the clock is bounded, throughput is not). ``tick`` also mines an empty block each
-  second the clock moves, never one that runs ahead.
+  second the clock moves, and one every 2 s while the clock is ahead (never past the bound),
+  so the clock falls back to the wall clock while blocks keep coming.
 * py-evm is not thread-safe: one lock serialises every RPC call.
 * The accounts come from the well-known public dev mnemonic (the one anvil and hardhat use), so
   the addresses and keys match those tools. They are public knowledge: never fund them on a real
@@ -59,6 +60,7 @@ DEV_HD_PATH = "m/44'/60'/0'/0"  # account i is m/44'/60'/0'/0/i
 DEFAULT_ACCOUNTS = 10
 DEFAULT_BALANCE_WEI = 10_000 * 10**18
 DEFAULT_CHAIN_ID = 1337
+AHEAD_BLOCK_EVERY = 2.0  # seconds between empty blocks while the clock is ahead (max_ahead)
 DEFAULT_GAS_LIMIT = 30_000_000
 DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei, what eth_maxPriorityFeePerGas suggests
 DEV_ONLY_WARNING = (
@@ -266,6 +268,7 @@ class Devnet:
         self._time_offset = 0  # seconds added to the wall clock (evm_increaseTime)
         self._next_ts: int | None = None  # exact timestamp for the next block, if set
         self._max_ahead = max_ahead  # None: mine every transaction at once (see module doc)
+        self._ahead_block_at = 0.0  # monotonic time of the last empty block mined while ahead
         self._snapshots: dict[int, tuple[bytes, int, int | None]] = {}
         self._snapshot_counter = 0
         self._filters: dict[int, dict[str, Any]] = {}
@@ -387,10 +390,29 @@ class Devnet:
             if chain.get_block().transactions:
                 if not self._may_mine_now():
                     return False
-            elif not empty or self._clock() <= chain.get_canonical_head().timestamp:
-                return False
+            else:
+                ahead = self._clock() <= chain.get_canonical_head().timestamp
+                if not empty or (ahead and not self._ahead_due()):
+                    return False
             self._mine()
             return True
+
+    def _ahead_due(self) -> bool:
+        """With the clock ahead of the wall clock (a burst of transactions put it there): an
+        empty block every ``AHEAD_BLOCK_EVERY`` s all the same, one second later each and never
+        past ``max_ahead``. Blocks keep coming (a task waits for its sortition seed block,
+        two blocks after its posting: the demo waited 10 s for it) while the clock still falls
+        back towards the wall clock, by half a second per second."""
+        if self._max_ahead is None or self._next_ts is not None:
+            return False
+        head = self._chain.get_canonical_head().timestamp
+        now = time.monotonic()
+        if head + 1 > self._clock() + self._max_ahead:
+            return False
+        if now - self._ahead_block_at < AHEAD_BLOCK_EVERY:
+            return False
+        self._ahead_block_at = now
+        return True
 
     def run_miner(self, empty_every: float = 1.0) -> threading.Thread:
         """``tick`` in a daemon thread (``dnode chain``): waiting transactions within a second,

@@ -95,3 +95,21 @@ def test_a_waiting_transaction_counts_for_the_pending_nonce_and_is_known() -> No
         time.sleep(0.2)
     assert net.request("eth_getTransactionReceipt", [h])["status"] == "0x1"
     assert _head_ts(net) <= time.time() + 1
+
+
+def test_blocks_keep_coming_while_the_clock_is_ahead() -> None:
+    """A burst puts the clock ahead; blocks must still come (a task's sortition seed is the
+    block after its posting: the demo waited 10 s for it), while the clock falls back."""
+    net = Devnet(accounts=5, max_ahead=6.0)
+    keys = dev_keys(5)
+    to = Account.from_key(keys[4]).address
+    for n in range(6):  # six blocks at once: the clock ~5 s ahead
+        h = _send(net, keys[0], to, n)
+        assert net.request("eth_getTransactionReceipt", [h]) is not None
+    assert _head_ts(net) - time.time() >= 3
+    net.run_miner(empty_every=1.0)
+    start = int(net.request("eth_blockNumber", []), 16)
+    time.sleep(4.6)
+    mined = int(net.request("eth_blockNumber", []), 16) - start
+    assert mined >= 2, mined  # an empty block every 2 s although the clock is ahead
+    assert _head_ts(net) - time.time() <= 6.0 + 1  # never past the bound
