@@ -13,6 +13,7 @@ import fcntl
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -564,6 +565,10 @@ def rpc_stats(w3: Web3) -> RpcStats | None:
     """The retry/failover counters of a client made by ``connect`` (None for other providers)."""
     provider = w3.provider
     return provider.stats if isinstance(provider, ResilientHTTPProvider) else None
+
+
+class _Unsynced(Exception):
+    """The events read do not rebuild the on-chain record (read again before giving up)."""
 
 
 @dataclass(frozen=True)
@@ -1123,10 +1128,22 @@ class ChainClient:
         return [e for e in self._decode(logs) if e.name in TASK_EVENTS]
 
     def _rebuild(self, task_id: int) -> TaskInfo | None:
-        """Replay the task's events into its record (and dispute record), checked on-chain."""
+        """Replay the task's events into its record (and dispute record), checked on-chain.
+        A mismatch is read again twice, half a second apart, before it is an error: once in
+        a loaded test run anvil answered a block's logs without the committee it had just
+        formed while its state held it (a `task contribute` failed on it)."""
+        for attempt in range(3):
+            try:
+                return self._rebuild_at(task_id, self.latest_block())
+            except _Unsynced as e:
+                if attempt == 2:
+                    raise ContractsError(str(e)) from None
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
+
+    def _rebuild_at(self, task_id: int, head: int) -> TaskInfo | None:
         # one block for every read: a transaction landing between them (e.g. a committee
         # forming while a client polls) must not make the events and the record disagree
-        head = self.latest_block()
         word = int(self._call("tasks", task_id, block=head))
         if word == 0:
             return None
@@ -1225,12 +1242,12 @@ class ChainClient:
                     for i, c, p in zip(a["dataset_ids"], a["costs"], a["prices"], strict=True)
                 )
         if rec is None or rec.digest() != word & ~0xFF:
-            raise ContractsError(
+            raise _Unsynced(
                 f"task {task_id}: the events do not rebuild the on-chain record "
                 "(node not fully synced?)"
             )
         if disp is not None and disp.digest() != bytes(self._call("disputes", task_id, block=head)):
-            raise ContractsError(f"task {task_id}: the events do not rebuild the dispute record")
+            raise _Unsynced(f"task {task_id}: the events do not rebuild the dispute record")
         m = _bits(rec.meta, SIZE_OFF, 8)
         status = TaskStatus(word & 0xFF)
         window = int(posted["compute_window"])

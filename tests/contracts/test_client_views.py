@@ -57,3 +57,35 @@ def test_views_skip_web3s_contract_call(chain: Chain, funded: Any, monkeypatch: 
     assert used == []
     node._call("task_status", "1")  # refused by eth-abi as it is: web3's path says why
     assert used == ["task_status"]
+
+
+def test_a_record_the_events_miss_once_is_read_again(
+    chain: Chain, funded: Any, monkeypatch: Any
+) -> None:
+    """Anvil once answered a block's logs without an event its state already held: the
+    record is read again before it is an error; a lasting mismatch still is one."""
+    from dnode.contracts.errors import ContractsError
+
+    requester = funded("requester")
+    now = chain.now()
+    task_id = requester.post_task(
+        PROGRAM, PARAMS, capability=1, committee_size=3,
+        seat_deadline=now + 100, report_deadline=now + 1000, reward=ETHER,
+    )  # fmt: skip
+    real = requester._task_logs
+    misses = [1]
+
+    def logs(tid: int, to_block: Any = "latest") -> Any:
+        if misses[0]:
+            misses[0] -= 1
+            return []  # the TaskPosted event missing once
+        return real(tid, to_block)
+
+    monkeypatch.setattr(requester, "_task_logs", logs)
+    assert requester.task_info(task_id).requester == requester.account.address
+    misses[0] = 3
+    try:
+        requester.task_info(task_id)
+        raise AssertionError("a lasting mismatch must be an error")
+    except ContractsError as e:
+        assert "do not rebuild the on-chain record" in str(e)
