@@ -1129,9 +1129,10 @@ class ChainClient:
 
     def _rebuild(self, task_id: int) -> TaskInfo | None:
         """Replay the task's events into its record (and dispute record), checked on-chain.
-        A mismatch is read again twice, half a second apart, before it is an error: once in
-        a loaded test run anvil answered a block's logs without the committee it had just
-        formed while its state held it (a `task contribute` failed on it)."""
+        A mismatch is read again twice, half a second apart, before it is an error: a loaded
+        test run's `task contribute` once failed on one on anvil at the moment a committee
+        formed (likeliest cause, not proven: its logs and state for one block disagreeing
+        for a moment); a lasting mismatch is still an error."""
         for attempt in range(3):
             try:
                 return self._rebuild_at(task_id, self.latest_block())
