@@ -10,8 +10,6 @@ pacing only; the chaos run itself is ``scripts/chaos.py`` / ``pytest -m soak tes
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,19 +21,13 @@ import pytest
 
 import dnode
 from dnode.contracts.client import TaskStatus
+from tests.script_module import load_script
 
 SCRIPT = Path(dnode.IMPORT_ROOT) / "scripts" / "chaos.py"
 
 
 def _chaos() -> ModuleType:
-    if "chaos_script" in sys.modules:
-        return sys.modules["chaos_script"]
-    spec = importlib.util.spec_from_file_location("chaos_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["chaos_script"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("chaos_script", SCRIPT)
 
 
 class ScriptedCluster:

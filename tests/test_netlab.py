@@ -6,7 +6,6 @@ Opt-in (root, /dev/net/tun, iproute2): ``pytest -m multihost tests/test_netlab.p
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -22,6 +21,7 @@ import pytest
 import dnode
 from dnode.cli.devcluster import DevCluster
 from dnode.oracle.encoding import AggregateResult
+from tests.script_module import load_script
 from tests.test_e2e import INPUTS, REWARD
 
 pytestmark = [pytest.mark.multihost, pytest.mark.slow]
@@ -33,14 +33,7 @@ if os.geteuid() != 0 or not os.path.exists("/dev/net/tun") or shutil.which("ip")
 
 
 def _netlab() -> ModuleType:
-    if "netlab" in sys.modules:
-        return sys.modules["netlab"]
-    spec = importlib.util.spec_from_file_location("netlab", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["netlab"] = mod  # its dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("netlab", SCRIPT)
 
 
 def test_task_finalizes_across_hosts(tmp_path: Path) -> None:
