@@ -134,8 +134,39 @@ def _notebook_done(net: Net) -> Any:
 
     rc = net.notebook.wait(450)
     log = (net.notebook_out.parent / "notebook.log").read_text(errors="replace")
-    assert rc == 0, log[-4000:]
+    assert rc == 0, log[-3000:] + _notebook_diagnosis(net)
     return nbformat.read(net.notebook_out, as_version=4)
+
+
+def _notebook_diagnosis(net: Net) -> str:
+    """What a failed notebook run leaves to read: its cells' stderr (the in-kernel agents'
+    warnings), the agents' decisions and deliveries (their state dbs), the nodes' warnings."""
+    import sqlite3
+
+    out = ["", "---- notebook stderr"]
+    try:
+        nb = json.loads(net.notebook_out.read_text())
+        for cell in nb["cells"]:
+            for o in cell.get("outputs", []):
+                if o.get("name") == "stderr":
+                    out.append("".join(o.get("text", ""))[-1500:])
+    except (OSError, ValueError, KeyError) as e:
+        out.append(f"(no executed notebook: {e})")
+    for db in sorted(net.notebook_out.parent.glob("*/owner-state/owner.db")):
+        out.append(f"---- {db.parent.parent.name}")
+        with sqlite3.connect(db) as c:
+            for row in c.execute("SELECT task_id, dataset, state, reason FROM decisions"):
+                out.append(f"decision {row}")
+            for row in c.execute(
+                "SELECT task_id, round, seat, acked_at, attempts, last_error FROM sharings"
+            ):
+                out.append(f"sharing {row}")
+    for n in net.nodes:
+        lines = n.log_path.read_text(errors="replace").splitlines()
+        bad = [x for x in lines if " WARNING dnode" in x or " ERROR dnode" in x]
+        out.append(f"---- {n.member.name}: last warnings")
+        out.extend(x[:300] for x in bad[-25:])
+    return "\n".join(out)
 
 
 def _browser(tmp: Path) -> Any:

@@ -215,6 +215,12 @@ class OwnerAgent:
                 log.warning("chain poll failed (%s); retrying in %.1f s", e, backoff)
                 await trio.sleep(backoff)
                 continue
+            except Exception as e:  # an untyped library error must not stop the agent
+                backoff = min(backoff * 2, 10.0)
+                self.metrics.inc("chain_poll_errors_total")
+                log.error("chain poll failed; retrying in %.1f s", backoff, exc_info=e)
+                await trio.sleep(backoff)
+                continue
             self.on_events(batch.events)
             await trio.sleep(backoff)
 
@@ -406,6 +412,8 @@ class OwnerAgent:
             await self.contribute_round(d, rnd)
         except (ContractsError, NodeError, SchedulerError) as e:
             log.warning("task %d round %d: %s (retrying)", d.task_id, rnd, e)
+        except Exception as e:  # a bug or an untyped library error: this round only
+            log.error("task %d round %d failed (retrying)", d.task_id, rnd, exc_info=e)
         finally:
             self.delivering.discard((d.task_id, rnd))
 
@@ -533,4 +541,7 @@ class OwnerAgent:
         while True:
             await trio.sleep(self.cfg.notice_interval)
             for d in self.state.decisions(open_only=True):
-                await self._send_notice(d)
+                try:
+                    await self._send_notice(d)
+                except Exception as e:  # one notice's failure must not stop the agent
+                    log.error("task %d: notice failed", d.task_id, exc_info=e)

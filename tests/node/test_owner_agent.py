@@ -398,3 +398,38 @@ def test_malformed_params_are_skipped_and_the_agent_keeps_serving(tmp_path: Path
         a.state.close()
 
     trio.run(main)
+
+
+def test_an_unexpected_error_in_a_delivery_is_logged_and_the_round_retried(tmp_path: Path) -> None:
+    """A bug or an untyped library error inside one round's delivery must not stop the agent
+    (on the old code it escaped the agent's nursery: every other task's deliveries died with
+    it and the task waited for inputs until its deadline)."""
+    w = World(tmp_path)
+    w.post()
+    calls: list[int] = []
+
+    def flaky_check(*args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("an untyped error from a library")
+
+    async def main() -> None:
+        a = w.agent()
+        a.check_committee = flaky_check
+        d = await _decide(w, a)
+        w.seat_committee()
+        async with trio.open_nursery() as nursery:
+            a.nursery = nursery
+            await a.advance(d)  # the first round attempt fails unexpectedly
+            with trio.fail_after(5):
+                while (TASK, 0) in a.delivering:
+                    await trio.sleep(0.01)
+            await a.advance(a.state.decision(TASK))  # the next pass tries the round again
+            with trio.fail_after(5):
+                while (TASK, 0) in a.delivering:
+                    await trio.sleep(0.01)
+        a.state.close()
+
+    trio.run(main)
+    assert len(calls) == 2
+    assert [len(s.received) for s in w.seats] == [1, 1, 1]
