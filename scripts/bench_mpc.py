@@ -153,16 +153,36 @@ def _log_times(path: Path, task_id: int) -> dict[str, float]:
     return out
 
 
-def run_dnode(cluster: DevCluster, n: int, seed: int, workdir: Path) -> dict[str, Any]:
+def _data_file(workdir: Path, i: int, n: int, seed: int) -> Path:
+    """Owner i's third of the N values, with a header naming the size's column (an agent
+    serving several sizes picks the file that has the task's column)."""
+    f = workdir / f"owner-{i}-{n}.csv"
+    if not f.exists():
+        f.write_text(f"v{n}\n" + "\n".join(map(str, owner_values(n, seed, i))) + "\n")
+    return f
+
+
+def start_agents(cluster: DevCluster, sizes: list[int], seed: int, workdir: Path) -> None:
+    """--owner-agents: each owner runs ``dnode owner start`` holding its file of every size
+    (started before any task is posted, as a data owner's agent would be running)."""
+    boot = [x.addrs[0] for x in cluster.nodes if x.addrs]
+    for i in range(3):
+        cfg = workdir / f"owner-{i}-agent.toml"
+        text = "poll_interval = 0.5\nretry_interval = 0.5\n"
+        for n in sizes:
+            text += f'[[dataset]]\nname = "v{n}"\nfile = "{_data_file(workdir, i, n, seed)}"\n'
+        cfg.write_text(text)
+        cluster.start_agent(cluster.members[f"owner-{i}"], cfg, bootstrap=boot)
+
+
+def run_dnode(
+    cluster: DevCluster, n: int, seed: int, workdir: Path, agents: bool = False
+) -> dict[str, Any]:
     requester, owners = (
         cluster.members["requester"],
         [cluster.members[f"owner-{i}"] for i in range(3)],
     )
-    files = []
-    for i in range(3):
-        f = workdir / f"owner-{i}-{n}.csv"
-        f.write_text("\n".join(map(str, owner_values(n, seed, i))) + "\n")
-        files.append(f)
+    files = [_data_file(workdir, i, n, seed) for i in range(3)]
     boot = cluster.bootstrap()[0]
     args = [
         "task",
@@ -174,7 +194,7 @@ def run_dnode(cluster: DevCluster, n: int, seed: int, workdir: Path) -> dict[str
         "--max-rows",
         str(n),
         "--column",
-        "value:int:0:1000",
+        f"v{n}:int:0:1000",
         "--input-timeout",
         "600",
         "--report-timeout",
@@ -187,23 +207,14 @@ def run_dnode(cluster: DevCluster, n: int, seed: int, workdir: Path) -> dict[str
     t_post = time.time()
     task_id = cluster.dnode(requester, *args)["task_id"]
     t_contrib = time.time()
-    with ThreadPoolExecutor(3) as pool:
-        list(
-            pool.map(
-                lambda i: cluster.dnode(
-                    owners[i],
-                    "task",
-                    "contribute",
-                    str(task_id),
-                    "--inputs",
-                    str(files[i]),
-                    "--bootstrap",
-                    boot,
-                    timeout=1800,
-                ),
-                range(3),
-            )
-        )
+
+    def contribute(i: int) -> None:
+        cluster.dnode(owners[i], "task", "contribute", str(task_id), "--inputs", str(files[i]),
+                      "--bootstrap", boot, timeout=1800)  # fmt: skip
+
+    if not agents:  # with agents, the owners contribute on their own
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(contribute, range(3)))
     t_contrib_done = time.time()
     res = cluster.dnode(requester, "task", "result", str(task_id), "--wait", "1800", timeout=1900)
     times = [_log_times(nd.log_path, task_id) for nd in cluster.nodes]
@@ -223,7 +234,8 @@ def run_dnode(cluster: DevCluster, n: int, seed: int, workdir: Path) -> dict[str
         "post_to_mpc_start_s": mpc_start - t_post,
         "mpc_s": mpc_end - mpc_start,
         "mpc_end_to_attested_s": reported - mpc_end,
-        "contribute_wall_s": t_contrib_done - t_contrib,
+        "owners": "agents" if agents else "task contribute",
+        "contribute_wall_s": None if agents else t_contrib_done - t_contrib,
         "blocks": {
             "post_to_committee": blocks.get("CommitteeFormed", 0) - blocks.get("TaskPosted", 0),
             "post_to_attested": blocks.get("ResultReported", 0) - blocks.get("TaskPosted", 0),
@@ -249,6 +261,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--parties-only", action="store_true", help="skip the devnet run (b)")
+    ap.add_argument(
+        "--owner-agents",
+        action="store_true",
+        help="(b) with the owners' agents (dnode owner start) instead of dnode task contribute",
+    )
     args = ap.parse_args()
     sizes = args.n or [10_000, 1_000_000]
     workdir = Path(tempfile.mkdtemp(prefix="dnode-bench-mpc-"))
@@ -270,9 +287,11 @@ def main() -> None:
         cluster.member("requester")
         for i in range(3):
             cluster.member(f"owner-{i}")
+        if args.owner_agents:
+            start_agents(cluster, sizes, args.seed, workdir)
         for n in sizes:
             a = run_bare(n, args.seed)
-            b = run_dnode(cluster, n, args.seed, workdir)
+            b = run_dnode(cluster, n, args.seed, workdir, agents=args.owner_agents)
             c = run_parties(n, args.seed, checks=False)
             d = run_parties(n, args.seed, checks=True)
             want = expected(n, args.seed)

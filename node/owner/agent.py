@@ -5,9 +5,12 @@ seat has acknowledged.
 Flow per task (each step recorded in node.owner.state before it has effects):
   TaskPosted      -> params (gossip, or fetched from peers; checked against the chain digest)
                   -> not an owner: ignored; else dataset + offer + policy -> decision
+  still open      -> contributing decision: round 0's ONE sharing encoded and stored ahead
+                     (it depends only on the committee's size; nothing is sent)
   committee seated (round 0: COMPUTING; round 1, a dispute's re-execution: RECOMPUTING)
                   -> contributing decision: committee verified (scheduler.committee_check),
-                     file encoded, ONE sharing stored, then delivered (node.owner.deliver)
+                     the sharing stored (round 1: encoded now), then delivered
+                     (node.owner.deliver)
   settled         -> closed, its sharings deleted
 A reconcile loop drives the steps from the stored decisions and the chain state, so a
 restarted agent picks up where the killed one was; the owner's approve / reject (CLI, the
@@ -42,6 +45,7 @@ from dnode.node.owner.state import (
     REJECTED,
     Decision,
     OwnerState,
+    SeatDelivery,
 )
 from dnode.node.owner.state import PENDING as PENDING_STATE
 from dnode.node.peer_client import fetch_params, signed_contributions
@@ -112,6 +116,9 @@ class OwnerAgent:
         self.announced: dict[int, bytes] = {}  # params heard on gossip (checked when used)
         self.not_mine: set[int] = set()
         self.delivering: set[tuple[int, int]] = set()
+        self.verified: set[tuple[int, int]] = set()  # (task, round) committees checked here
+        self.preshared: set[int] = set()  # tasks whose round 0 sharing was started early
+        self.share_locks: dict[tuple[int, int], trio.Lock] = {}
         self.noticed: dict[int, tuple[str, str]] = {}
         self.touched: set[int] = set()  # tasks an event named since the last pass
         self.checked: dict[int, tuple[float, float]] = {}  # task -> (monotonic, decision.updated)
@@ -378,12 +385,20 @@ class OwnerAgent:
             await self._settle(info)
             purged = self.state.close_task(d.task_id)
             self.checked.pop(d.task_id, None)
+            self.preshared.discard(d.task_id)
+            for rnd in ROUND_STATUS:
+                self.verified.discard((d.task_id, rnd))
+                self.share_locks.pop((d.task_id, rnd), None)
             log.info("task %d %s on chain: closed (%d stored seat contribution(s) deleted)",
                      d.task_id, info.status.name.lower(), purged)  # fmt: skip
             return
         await self._maybe_notice(d)
         if d.state not in CONTRIBUTING:
             return
+        if info.status == TaskStatus.OPEN and d.task_id not in self.preshared:
+            self.preshared.add(d.task_id)
+            assert self.nursery is not None
+            self.nursery.start_soon(self._preshare, d, info)
         for rnd, status in ROUND_STATUS.items():
             if info.status == status and (d.task_id, rnd) not in self.delivering:
                 self.delivering.add((d.task_id, rnd))
@@ -418,7 +433,9 @@ class OwnerAgent:
             self.delivering.discard((d.task_id, rnd))
 
     async def contribute_round(self, d: Decision, rnd: int) -> bool:
-        """Share once (stored before anything is sent) and deliver until every seat acked."""
+        """Share once (stored before anything is sent; round 0's may be stored before the
+        committee forms, see :meth:`_preshare`), verify the committee, and deliver until
+        every seat acked. Nothing is sent to a committee this process has not verified."""
         task_id = d.task_id
         stored = self.state.sharing(task_id, rnd)
         if stored and all(s.acked_at is not None for s in stored):
@@ -427,7 +444,10 @@ class OwnerAgent:
         if raw is None:
             return False
         params = TaskParams.from_bytes(raw)
-        if not stored:
+        # a share is sent only to a verified committee: one sent (by an earlier process)
+        # means this round's committee passed the check
+        sent = any(s.acked_at is not None or s.attempts for s in stored)
+        if (task_id, rnd) not in self.verified and not sent:
             try:
                 await self.call(self.check_committee, self.chain, task_id, rnd, params.owners,
                                 self.cfg.poll_interval)  # fmt: skip
@@ -436,29 +456,16 @@ class OwnerAgent:
             except CommitteeNotRanked as e:
                 self._refuse(task_id, f"the committee is not the ranked one: {e}")
                 return False
-            ds = next((x for x in self.cfg.datasets if x.name == d.dataset), None)
-            if ds is None:
-                self._refuse(task_id, f"dataset {d.dataset!r} is no longer configured")
+            self.verified.add((task_id, rnd))
+        if not stored:
+            if rnd:
+                m = len(await self.call(self._seats, task_id, rnd))
+            else:
+                m = (await self.call(self.chain.task_info, task_id)).committee_size
+            stored = await self._share(d, rnd, params, m)
+            if not stored:
                 return False
-            try:
-                encoded = await self.call(params.encode_table, ds.file, self.address)
-            except SchedulerError as e:
-                self._refuse(task_id, f"dataset {ds.name}: {e}")
-                return False
-            info: TaskInfo = await self.call(self.chain.task_info, task_id)
-            seats = await self.call(self._seats, task_id, rnd)
-            m = len(seats) if rnd else info.committee_size
-            contributions = signed_contributions(
-                self.chain_id, self.contract, self.account, task_id, params, encoded, m, rnd
-            )
-            before = self.state.sharing(task_id, rnd)
-            stored = self.state.record_sharing(task_id, rnd, [c.to_bytes() for c in contributions])
-            if not before:
-                self.metrics.inc("owner_sharings_total")
-                # tests read this line: exactly one per task and round
-                log.info("task %d round %d: sharing recorded (%d seats, %d values of %s)",
-                         task_id, rnd, m, len(encoded), ds.name)  # fmt: skip
-        else:
+        elif sent:
             log.info("task %d round %d: resuming the stored sharing (%d of %d seats acked)",
                      task_id, rnd, sum(s.acked_at is not None for s in stored),
                      len(stored))  # fmt: skip
@@ -477,6 +484,53 @@ class OwnerAgent:
             log.info("task %d round %d: every seat acknowledged the shares", task_id, rnd)
             self.wake.set()
         return done
+
+    async def _share(self, d: Decision, rnd: int, params: TaskParams, m: int) -> list[SeatDelivery]:
+        """The round's ONE sharing for its m seats: the stored one, or encoded, shared,
+        signed and stored now (nothing is sent here). Empty if the task was refused."""
+        task_id = d.task_id
+        async with self._share_lock(task_id, rnd):
+            stored = self.state.sharing(task_id, rnd)
+            if stored:
+                return stored
+            ds = next((x for x in self.cfg.datasets if x.name == d.dataset), None)
+            if ds is None:
+                self._refuse(task_id, f"dataset {d.dataset!r} is no longer configured")
+                return []
+            try:
+                encoded = await self.call(params.encode_table, ds.file, self.address)
+            except SchedulerError as e:
+                self._refuse(task_id, f"dataset {ds.name}: {e}")
+                return []
+            contributions = await self.call(
+                signed_contributions,
+                self.chain_id, self.contract, self.account, task_id, params, encoded, m, rnd,
+            )  # fmt: skip
+            rows = [c.to_bytes() for c in contributions]
+            stored = self.state.record_sharing(task_id, rnd, rows)
+            self.metrics.inc("owner_sharings_total")
+            # tests read this line: exactly one per task and round
+            log.info("task %d round %d: sharing recorded (%d seats, %d values of %s)",
+                     task_id, rnd, m, len(encoded), ds.name)  # fmt: skip
+            return stored
+
+    def _share_lock(self, task_id: int, rnd: int) -> trio.Lock:
+        return self.share_locks.setdefault((task_id, rnd), trio.Lock())
+
+    async def _preshare(self, d: Decision, info: TaskInfo) -> None:
+        """Round 0's sharing stored while the committee is still forming (it depends only
+        on the committee's size): at formation the shares go out at once, instead of after
+        reading and encoding the dataset. Nothing is sent until the committee is verified."""
+        try:
+            raw = self.state.params(d.task_id)
+            if raw is not None and not self.state.sharing(d.task_id, 0):
+                await self._share(d, 0, TaskParams.from_bytes(raw), info.committee_size)
+        except (ContractsError, NodeError, SchedulerError) as e:
+            log.info(
+                "task %d: sharing ahead of the committee failed (%s); at formation", d.task_id, e
+            )
+        except Exception as e:  # a bug: the round shares at formation instead
+            log.error("task %d: sharing ahead of the committee failed", d.task_id, exc_info=e)
 
     def _seats(self, task_id: int, rnd: int) -> list[str]:
         return list(self.chain.rerun_seats(task_id) if rnd else self.chain.seats(task_id))

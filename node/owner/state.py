@@ -176,12 +176,16 @@ class OwnerState:
 
     def refuse(self, task_id: int, reason: str) -> Decision:
         """A contributing task turned out unusable (file unreadable, committee not ranked)
-        before any share was stored: refused, with the reason."""
+        before any share was sent: refused, with the reason; a sharing stored ahead of the
+        committee (never sent) is deleted. Once a share was sent, the decision stands."""
         with self._txn() as db:
-            shared = db.execute(
-                "SELECT COUNT(*) FROM sharings WHERE task_id=?", (task_id,)
+            sent = db.execute(
+                "SELECT COUNT(*) FROM sharings WHERE task_id=?"
+                " AND (acked_at IS NOT NULL OR attempts > 0)",
+                (task_id,),
             ).fetchone()[0]
-            if not shared:
+            if not sent:
+                db.execute("DELETE FROM sharings WHERE task_id=?", (task_id,))
                 db.execute(
                     "UPDATE decisions SET state=?, reason=?, updated=? WHERE task_id=?",
                     (REFUSED, reason, time.time(), task_id),

@@ -433,3 +433,60 @@ def test_an_unexpected_error_in_a_delivery_is_logged_and_the_round_retried(tmp_p
     trio.run(main)
     assert len(calls) == 2
     assert [len(s.received) for s in w.seats] == [1, 1, 1]
+
+
+def test_the_sharing_is_ready_before_the_committee_forms_and_sent_only_after_its_check(
+    tmp_path: Path,
+) -> None:
+    """Round 0's sharing is stored while the task is still open (so the shares leave the
+    moment the committee forms, not after encoding the dataset), and nothing is sent before
+    the formed committee passed the ranked check."""
+    w = World(tmp_path)
+    w.post()
+    checks: list[int] = []
+
+    async def main() -> None:
+        a = w.agent()
+        a.check_committee = lambda *args: checks.append(1)
+        d = await _decide(w, a)
+        async with trio.open_nursery() as nursery:
+            a.nursery = nursery
+            await a.advance(d)  # open: the sharing is prepared in the background
+        stored = a.state.sharing(TASK, 0)
+        assert len(stored) == 3 and not checks
+        assert all(s.received == [] for s in w.seats)  # nothing sent to anyone
+        w.seat_committee()
+        assert await a.contribute_round(a.state.decision(TASK), 0)
+        assert checks == [1]
+        assert [s.received for s in w.seats] == [[r.contribution] for r in stored]
+        a.state.close()
+
+    trio.run(main)
+
+
+def test_a_prepared_sharing_never_reaches_a_committee_that_fails_the_check(
+    tmp_path: Path,
+) -> None:
+    from dnode.scheduler.errors import CommitteeNotRanked
+
+    w = World(tmp_path)
+    w.post()
+
+    def bad(*args: Any) -> None:
+        raise CommitteeNotRanked(TASK, 0, "a member is not drawn")
+
+    async def main() -> None:
+        a = w.agent()
+        a.check_committee = bad
+        d = await _decide(w, a)
+        async with trio.open_nursery() as nursery:
+            a.nursery = nursery
+            await a.advance(d)
+        assert len(a.state.sharing(TASK, 0)) == 3
+        w.seat_committee()
+        assert not await a.contribute_round(a.state.decision(TASK), 0)
+        assert a.state.decision(TASK).state == "refused"
+        a.state.close()
+
+    trio.run(main)
+    assert all(s.received == [] for s in w.seats)
