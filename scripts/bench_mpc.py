@@ -252,7 +252,7 @@ def expected(n: int, seed: int) -> dict[str, str]:
     from dnode.oracle.encoding import AggregateResult
 
     r = AggregateResult.from_fractions([mean, var], len(xs))
-    return dict(zip(("mean/value", "variance/value"), r.texts(), strict=True))
+    return dict(zip((f"mean/v{n}", f"variance/v{n}"), r.texts(), strict=True))
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from dnode.contracts.errors import ContractsError
 from dnode.node.chainwatch import ChainFollower
 from dnode.node.errors import NodeError, P2PError
 from dnode.node.metrics import Metrics, MetricsServer
-from dnode.node.owner.config import OwnerConfig
+from dnode.node.owner.config import Dataset, OwnerConfig
 from dnode.node.owner.deliver import deliver_round
 from dnode.node.owner.offer import build_offer, dataset_for
 from dnode.node.owner.policy import ACCEPT, PENDING, REJECT, decide
@@ -345,13 +345,20 @@ class OwnerAgent:
             return None
         # a DP task charged less on-chain than its noisy outputs compose to: never serve it
         undercharged = await self.call(budget_refusal, self.chain, info, params)
-        return self.decide_task(info, params, undercharged)
+        # reads the owner's file (seconds for a large one): off the event loop
+        chosen = await self.call(dataset_for, params, self.cfg.datasets, info)
+        return self.decide_task(info, params, undercharged, chosen)
 
     def decide_task(
-        self, info: TaskInfo, params: TaskParams, undercharged: str | None = None
+        self,
+        info: TaskInfo,
+        params: TaskParams,
+        undercharged: str | None = None,
+        chosen: tuple[Dataset | None, str] | None = None,
     ) -> Decision:
-        """Dataset, offer, policy: the decision, recorded once (never re-decided)."""
-        ds, why = dataset_for(params, self.cfg.datasets, info)
+        """Dataset (``chosen``: dataset_for's answer, when already known), offer, policy:
+        the decision, recorded once (never re-decided)."""
+        ds, why = chosen if chosen is not None else dataset_for(params, self.cfg.datasets, info)
         canonical = params.canonical()
         if ds is not None and undercharged:
             ds, why = None, undercharged

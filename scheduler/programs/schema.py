@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
 from dnode.scheduler.errors import InvalidTaskParams
@@ -84,6 +85,15 @@ class Column:
 
     # ---- encoding ----------------------------------------------------------------------
 
+    @cached_property
+    def _unit(self) -> int:
+        return 10**self.scale
+
+    @cached_property
+    def _enc_range(self) -> tuple[int, int]:
+        # exact: the bounds have at most ``scale`` decimals (checked in __post_init__)
+        return self.enc_lo, self.enc_hi
+
     @property
     def enc_lo(self) -> int:
         return int(self.lo * 10**self.scale)
@@ -114,7 +124,12 @@ class Column:
                     f"{s!r} is not in the declared domain {list(self.domain)}"
                 ) from None
         digits = s[1:] if s.startswith("-") else s
-        x = Fraction(int(s)) if digits.isdecimal() and digits.isascii() else parse_decimal(s)
+        if digits.isdecimal() and digits.isascii():  # an integer: no Fraction (1M-row files)
+            iv = int(s) * self._unit
+            if not self._enc_range[0] <= iv <= self._enc_range[1]:
+                raise ValueError(f"{s!r} is outside the declared range [{self.lo}, {self.hi}]")
+            return iv
+        x = parse_decimal(s)
         v = x * 10**self.scale
         if v.denominator != 1:
             what = "an integer" if self.type == "int" else f"a decimal with <= {self.scale} digits"
