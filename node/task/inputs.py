@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+import trio
+
 from dnode.node.errors import ProtocolViolation
 from dnode.node.mpc.influence import table_rows, task_witness
 from dnode.node.mpc.sharing import task_modulus
@@ -17,6 +19,8 @@ from dnode.node.task.context import NodeContext
 
 log = logging.getLogger("dnode.node")
 
+SEAT_WAIT = 5.0  # seconds a contribution waits for this node to see its task's committee
+
 
 async def on_contribution(ctx: NodeContext, peer: str, data: bytes) -> bytes:
     try:
@@ -24,6 +28,11 @@ async def on_contribution(ctx: NodeContext, peer: str, data: bytes) -> bytes:
         rt = ctx.known(c.task_id, c.round)
         if (c.chain_id, c.contract.lower()) != (ctx.chain_id, ctx.contract.lower()):
             raise ProtocolViolation(peer, "contribution is for another chain or contract")
+        if rt is not None and rt.seat is None and not rt.is_formed():
+            # the owner saw the committee form a chain poll before this node did: wait for
+            # it rather than refuse (the owner would retry a retry interval later)
+            with trio.move_on_after(SEAT_WAIT):
+                await rt.until(rt.is_formed)
         if rt is None or rt.seat is None:
             raise ProtocolViolation(peer, f"this node holds no seat in task {c.task_id}")
         if rt.params is None:

@@ -538,3 +538,47 @@ def test_a_retried_delivery_of_accepted_shares_is_acknowledged_after_the_start(
             n.cancel_scope.cancel()
 
     trio.run(main)
+
+
+def test_shares_that_outrun_the_committee_event_wait_for_it(tmp_path: Path, engine: Any) -> None:
+    """An owner that saw the committee form before a member's chain poll did: the member
+    holds the shares' request until it sees its seat (it refused them, and the owner waited
+    a retry interval); a node left out of the committee still refuses."""
+    c = Cluster(tmp_path, n=4)
+    c.ledger.post(TASK, REQUESTER.address, PARAMS)
+    replies: list[bytes] = []
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            c.wire(n)
+            assert (await announce(c))["ok"]
+            with trio.fail_after(5):
+                for d in c.nodes:
+                    await d.rt(TASK).until(d.rt(TASK).knows_params)
+            members = [d.address for d in c.nodes[:3]]
+            modulus = field_modulus(PARAMS.bit_length)
+            shares, digests = owner_sharing([1, 2, 3], 3, modulus, OWNER.address, c.nodes[0])
+
+            async def send(seat: int, node: NodeDaemon) -> None:
+                ct = Contribution(node.chain_id, node.contract, TASK, OWNER.address, seat,
+                                  modulus, tuple(shares[seat]), commitment=digests)  # fmt: skip
+                reply = await c.owner.request(node.host.peer_id, PROTO_SHARES,
+                                              ct.signed(OWNER).to_bytes())  # fmt: skip
+                replies.append(reply)
+
+            async with trio.open_nursery() as sends:
+                for seat in range(3):
+                    sends.start_soon(send, seat, c.nodes[seat])
+                sends.start_soon(send, 0, c.nodes[3])  # not a member once formed
+                await trio.sleep(0.5)  # the shares wait: no node knows the committee yet
+                assert replies == []
+                chain = cast(FakeChain, c.nodes[0].chain)
+                chain.form_committee(TASK, members, [None] * 3, [0] * 3)
+                n.start_soon(c.follow)
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+    answers = [loads("t", r) for r in replies]
+    assert sum(a["ok"] for a in answers) == 3
+    (refused,) = [a for a in answers if not a["ok"]]
+    assert "holds no seat" in refused["error"]
