@@ -14,6 +14,16 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x .venv/bin/dnode ] 
   && .venv/bin/python -c 'import dnode.cli' 2>/dev/null; then
   exit 0  # installed from this very lock, packaging and checkout
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
-.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+# uv (pinned) installs the same pinned set as pip in ~10 s instead of ~2 min (parallel downloads
+# and unpacking, no byte-compiling of modules nobody imports); pip remains the fallback when
+# uv cannot be had (DNODE_NO_UV=1 forces it)
+UV=uv==0.13.9
+if [ -z "${DNODE_NO_UV:-}" ] && { [ -x .venv/bin/uv ] \
+  || .venv/bin/python -m pip install -q --disable-pip-version-check "$UV" >/dev/null 2>&1; }; then
+  .venv/bin/uv pip install -q --python .venv/bin/python -r requirements.lock
+  .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
+else
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+fi
 echo "$WANT" > "$STAMP"
