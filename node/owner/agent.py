@@ -67,10 +67,17 @@ T = TypeVar("T")
 
 OUTCOME_STATE = {ACCEPT: ACCEPTED, PENDING: PENDING_STATE, REJECT: REJECTED}
 ROUND_STATUS = {0: TaskStatus.COMPUTING, 1: TaskStatus.RECOMPUTING}
-PARAMS_RETRY = 3.0  # seconds between attempts to learn a task's params
+PARAMS_RETRY = 3.0  # seconds between attempts to learn a task's params (at most)
+FAST_POLL = 0.1  # seconds between chain polls while a task we serve waits for its committee
 RECHECK = 5.0  # seconds between chain reads of a task no event or owner decision touched
 STEPS_AT_ONCE = 8  # tasks an agent steps (params, chain reads, notices) concurrently
 MAX_CACHED_ANNOUNCEMENTS = 1024
+
+
+def params_retry(tries: int) -> float:
+    """Seconds before the next attempt to learn a task's params: a node usually knows them
+    within a second of the posting, so the first retries come quickly, then back off."""
+    return min(PARAMS_RETRY, 0.25 * 2**tries)
 
 
 def owner_metrics() -> Metrics:
@@ -113,6 +120,10 @@ class OwnerAgent:
         self.contract = chain.deployment.address
         self.follower: ChainFollower | None = None
         self.candidates: dict[int, float] = {}  # posted tasks whose params are not known yet
+        self.param_tries: dict[int, int] = {}  # attempts so far per candidate
+        # tasks we contribute to whose committee has not formed: the chain is polled fast
+        self.awaiting_committee: set[int] = set()
+        self.poll_wake = trio.Event()  # set: poll the chain now
         self.announced: dict[int, bytes] = {}  # params heard on gossip (checked when used)
         self.not_mine: set[int] = set()
         self.delivering: set[tuple[int, int]] = set()
@@ -229,7 +240,17 @@ class OwnerAgent:
                 await trio.sleep(backoff)
                 continue
             self.on_events(batch.events)
-            await trio.sleep(backoff)
+            with trio.move_on_after(self.chain_poll_interval()):
+                await self.poll_wake.wait()  # a task started waiting for its committee
+            if self.poll_wake.is_set():
+                self.poll_wake = trio.Event()
+
+    def chain_poll_interval(self) -> float:
+        """Seconds between chain polls: short while a task we contribute to waits for its
+        committee (our shares go out one poll after the formation), else the configured."""
+        if self.awaiting_committee:
+            return min(self.cfg.poll_interval, FAST_POLL)
+        return self.cfg.poll_interval
 
     def on_events(self, events: Iterable[Any]) -> None:
         """Posted tasks become candidates; anything else may move a task: reconcile now."""
@@ -277,8 +298,17 @@ class OwnerAgent:
             except Exception as e:  # a bug must not stop the agent
                 log.error("reconcile failed", exc_info=e)
             self.wake = trio.Event()
-            with trio.move_on_after(self.cfg.poll_interval):
+            with trio.move_on_after(self._next_pass()):
                 await self.wake.wait()
+
+    def _next_pass(self) -> float:
+        """Seconds to the next reconcile pass: the poll interval, or sooner when a
+        candidate's params are due for another try."""
+        now, wait = time.monotonic(), self.cfg.poll_interval
+        for task_id, tried in self.candidates.items():
+            due = tried + params_retry(self.param_tries.get(task_id, 0)) - now
+            wait = min(wait, max(due, 0.05))
+        return wait
 
     async def reconcile(self) -> None:
         """One pass: learn candidates' params and decide; drive contributing tasks; close
@@ -288,8 +318,10 @@ class OwnerAgent:
         # another's shares past its input timeout
         async with trio.open_nursery() as steps:
             for task_id, tried in list(self.candidates.items()):
-                if now - tried >= PARAMS_RETRY or task_id in self.announced:
+                tries = self.param_tries.get(task_id, 0)
+                if now - tried >= params_retry(tries) or task_id in self.announced:
                     self.candidates[task_id] = now
+                    self.param_tries[task_id] = tries + 1
                     steps.start_soon(self._guarded, self.consider, task_id)
         touched, self.touched = self.touched, set()
         async with trio.open_nursery() as steps:
@@ -330,15 +362,18 @@ class OwnerAgent:
         """Learn a posted task's params; if it names this owner, decide and record."""
         if self.state.decision(task_id) is not None:
             self.candidates.pop(task_id, None)
+            self.param_tries.pop(task_id, None)
             return self.state.decision(task_id)
         info: TaskInfo = await self.call(self.chain.task_info, task_id)
         if info.status == TaskStatus.NONE or info.status in TERMINAL_STATUSES:
             self.candidates.pop(task_id, None)
+            self.param_tries.pop(task_id, None)
             return None
         params = await self._params_of(task_id, info.params_digest)
         if params is None:
             return None  # retried on a later pass
         self.candidates.pop(task_id, None)
+        self.param_tries.pop(task_id, None)
         self.announced.pop(task_id, None)
         if not params.is_owner(self.address) or not params.spec.uses_table:
             self.not_mine.add(task_id)
@@ -393,6 +428,7 @@ class OwnerAgent:
             purged = self.state.close_task(d.task_id)
             self.checked.pop(d.task_id, None)
             self.preshared.discard(d.task_id)
+            self.awaiting_committee.discard(d.task_id)
             for rnd in ROUND_STATUS:
                 self.verified.discard((d.task_id, rnd))
                 self.share_locks.pop((d.task_id, rnd), None)
@@ -400,6 +436,11 @@ class OwnerAgent:
                      d.task_id, info.status.name.lower(), purged)  # fmt: skip
             return
         await self._maybe_notice(d)
+        if d.state not in CONTRIBUTING or info.status != TaskStatus.OPEN:
+            self.awaiting_committee.discard(d.task_id)
+        elif d.task_id not in self.awaiting_committee:
+            self.awaiting_committee.add(d.task_id)
+            self.poll_wake.set()
         if d.state not in CONTRIBUTING:
             return
         if info.status == TaskStatus.OPEN and d.task_id not in self.preshared:
