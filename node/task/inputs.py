@@ -28,11 +28,12 @@ async def on_contribution(ctx: NodeContext, peer: str, data: bytes) -> bytes:
         rt = ctx.known(c.task_id, c.round)
         if (c.chain_id, c.contract.lower()) != (ctx.chain_id, ctx.contract.lower()):
             raise ProtocolViolation(peer, "contribution is for another chain or contract")
-        if rt is not None and rt.seat is None and not rt.is_formed():
-            # the owner saw the committee form a chain poll before this node did: wait for
-            # it rather than refuse (the owner would retry a retry interval later)
+        if rt is not None and ((rt.seat is None and not rt.is_formed()) or rt.params is None):
+            # the owner saw the committee form a chain poll before this node did, or the
+            # task's params have not reached this node yet (gossip): wait for both rather
+            # than refuse (the owner would retry a retry interval later)
             with trio.move_on_after(SEAT_WAIT):
-                await rt.until(rt.is_formed)
+                await rt.until(lambda: rt.is_formed() and rt.knows_params())
         if rt is None or rt.seat is None:
             raise ProtocolViolation(peer, f"this node holds no seat in task {c.task_id}")
         if rt.params is None:

@@ -227,14 +227,15 @@ class DnodeMachine(RuleBasedStateMachine):
     def now(self) -> int:
         return self.chain.now()
 
-    def attempt(self, expected: bool | None, fn, *args, **kw) -> bool:
-        """Run a tx; if the model is sure of the outcome, insist on it."""
+    def attempt(self, expected: bool | None, fn, *args, why: str = "", **kw) -> bool:
+        """Run a tx; if the model is sure of the outcome, insist on it (``why``: the model's
+        inputs, for the failure message)."""
         try:
             fn(*args, **kw)
         except TransactionReverted as err:
-            assert expected is not True, f"{fn.__name__}: unexpected revert: {err}"
+            assert expected is not True, f"{fn.__name__}: unexpected revert: {err} ({why})"
             return False
-        assert expected is not False, f"{fn.__name__} should have reverted"
+        assert expected is not False, f"{fn.__name__} should have reverted ({why})"
         return True
 
     def move(self, task_id: int, to: S) -> None:
@@ -682,7 +683,12 @@ class DnodeMachine(RuleBasedStateMachine):
             expected = True if quorum_dead else negate(when(t.report_dl, now))
         else:
             expected = False
-        if self.attempt(expected, self.reqs[1].cancel, task_id):
+        why = (
+            f"status {t.status.name}, head {self.chain.w3.eth.block_number}, seed block "
+            f"{t.seed_block}, seat deadline {t.seat_dl}, report deadline {t.report_dl}, "
+            f"latest block time {now}, wall clock {int(time.time())}"
+        )
+        if self.attempt(expected, self.reqs[1].cancel, task_id, why=why):
             slashed = 0
             for i, a in enumerate(t.committee):
                 if i in t.declined:

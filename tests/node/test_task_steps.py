@@ -540,6 +540,40 @@ def test_a_retried_delivery_of_accepted_shares_is_acknowledged_after_the_start(
     trio.run(main)
 
 
+def test_shares_that_outrun_the_params_wait_for_them(tmp_path: Path, engine: Any) -> None:
+    """Members seated before the task's params reached them (gossip is slower than the
+    chain here): an owner's shares wait for the params instead of being refused with
+    "params not known yet" (a one-shot contribution was lost that way under load)."""
+    c = Cluster(tmp_path)
+    c.ledger.post(TASK, REQUESTER.address, PARAMS)
+    replies: list[bytes] = []
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            c.wire(n)
+            n.start_soon(c.follow)
+            c.form()
+            with trio.fail_after(10):
+                for d in c.nodes:
+                    await d.rt(TASK).until(d.rt(TASK).is_formed)
+            assert all(d.rt(TASK).params is None for d in c.nodes)
+
+            async def contribute() -> None:
+                replies.extend(await c.contribute([1, 2, 3]))
+
+            n.start_soon(contribute)
+            await trio.sleep(0.5)
+            assert replies == []  # waiting for the params, not refused
+            assert (await announce(c))["ok"]
+            with trio.fail_after(10):
+                while len(replies) < 3:
+                    await trio.sleep(0.02)
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+    assert [loads("t", r)["ok"] for r in replies] == [True] * 3
+
+
 def test_shares_that_outrun_the_committee_event_wait_for_it(tmp_path: Path, engine: Any) -> None:
     """An owner that saw the committee form before a member's chain poll did: the member
     holds the shares' request until it sees its seat (it refused them, and the owner waited
