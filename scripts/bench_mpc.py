@@ -169,7 +169,7 @@ def start_agents(cluster: DevCluster, sizes: list[int], seed: int, workdir: Path
     for i in range(3):
         cfg = workdir / f"owner-{i}-agent.toml"
         text = "poll_interval = 0.5\nretry_interval = 0.5\n"
-        for n in sizes:
+        for n in dict.fromkeys(sizes):  # a size repeated (--n 10000 --n 10000): one file
             text += f'[[dataset]]\nname = "v{n}"\nfile = "{_data_file(workdir, i, n, seed)}"\n'
         cfg.write_text(text)
         cluster.start_agent(cluster.members[f"owner-{i}"], cfg, bootstrap=boot)
