@@ -167,11 +167,16 @@ class MDataset:
 
 
 def when(boundary: int, now: int) -> bool | None:
-    """Predict ``ts <= boundary`` for the next tx; None when it could go either way."""
+    """Predict ``ts <= boundary`` for the next tx; None when it could go either way.
+
+    ``now`` (the latest block's time) equal to the boundary is not sure either: the client
+    estimates gas against the pending block, and anvil stamps that one with the latest
+    block's own time until its clock moves on (seen: after ``evm_mine [T]`` the pending
+    block reads ``TIMESTAMP == T``), while the mined tx gets a later one."""
     hi = max(now, int(time.time())) + SLACK
     if hi <= boundary:
         return True
-    if now >= boundary:
+    if now > boundary:
         return False
     return None
 
