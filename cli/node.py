@@ -60,6 +60,26 @@ class ShutdownNoise(logging.Filter):
         return True
 
 
+class UnservedProtocolNoise(logging.Filter):
+    """py-libp2p logs a seven-line ERROR for every stream a peer refused with multistream's
+    "na" (it does not serve that protocol). Nodes ask every connected peer for params and
+    join offers, data owners' agents among them, which serve neither: dnode handles that
+    answer (``ProtocolNotServed``), so the record becomes one DEBUG line (shown with -v
+    debug only). Other failures to open a stream (timeouts, resets) stay errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "libp2p.host.basic_host" or record.levelno < logging.ERROR:
+            return True
+        text = record.getMessage()
+        if "response='na'" not in text:
+            return True
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.msg, record.args = text.split("\n", 1)[0] + " (protocol not served)", None
+        return True
+
+
 def _only_cancelled(e: BaseException | None) -> bool:
     import trio
 
@@ -84,8 +104,9 @@ def use_log_format(fmt: str) -> None:
     for handler in root.handlers:
         if handler not in p2p_log.handlers:
             p2p_log.addHandler(handler)
-        if not any(isinstance(f, ShutdownNoise) for f in handler.filters):
-            handler.addFilter(ShutdownNoise())
+        for noise in (ShutdownNoise, UnservedProtocolNoise):
+            if not any(isinstance(f, noise) for f in handler.filters):
+                handler.addFilter(noise())
     if root.getEffectiveLevel() > logging.DEBUG:  # its dial loop logs twice every 10 s
         logging.getLogger("libp2p.network.auto_connector").setLevel(logging.WARNING)
 

@@ -1,5 +1,6 @@
 """A node's shutdown (SIGTERM cancels its nursery) does not print py-libp2p's trio.Cancelled
-tracebacks as errors; real libp2p errors still come through with theirs."""
+tracebacks as errors; real libp2p errors still come through with theirs. A peer that answers
+"na" to a protocol (an owner agent asked for params) is not an error either."""
 
 from __future__ import annotations
 
@@ -49,3 +50,34 @@ def test_real_errors_keep_their_traceback(root_stream: io.StringIO) -> None:
     assert text.count("stream handler failed") == 3
     assert "ConnectionResetError" in text and "ValueError: bad frame" in text
     assert "Traceback" in text
+
+
+def _open_failed(error: str) -> None:
+    """py-libp2p 0.8.1's record when a stream cannot be opened (basic_host.new_stream)."""
+    logging.getLogger("libp2p.host.basic_host").error(
+        "Failed to open stream to peer 12D3KooWQaYx:\n"
+        f"  Error: {error}\n"
+        "  Protocols: ['/dnode/params/1.0.0']\n"
+        "  Timeout: 30s\n"
+        "  Connection: established\n"
+        "  Connection State: established=True, handshake=True\n"
+        "  Registry Stats: None"
+    )
+
+
+def test_a_protocol_the_peer_does_not_serve_is_not_an_error(root_stream: io.StringIO) -> None:
+    _open_failed(
+        "protocols not supported: tried ['/dnode/params/1.0.0'], timeout=10s. Last error: "
+        "protocol not supported: /dnode/params/1.0.0, response='na'"
+    )
+    assert root_stream.getvalue() == ""
+    _open_failed("response timed out after 10s, protocols tried: ['/dnode/shares/1.0.0']")
+    text = root_stream.getvalue()
+    assert "Failed to open stream" in text and "timed out" in text  # a real failure stays
+
+
+def test_with_debug_logging_the_refusal_is_one_debug_line(root_stream: io.StringIO) -> None:
+    logging.getLogger().setLevel(logging.DEBUG)
+    _open_failed("protocol not supported: /dnode/join/1.0.0, response='na'")
+    (line,) = root_stream.getvalue().splitlines()
+    assert line == "Failed to open stream to peer 12D3KooWQaYx: (protocol not served)"
