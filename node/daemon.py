@@ -244,7 +244,7 @@ class NodeDaemon(NodeContext):
                 await trio.sleep(backoff)
                 continue
             await self._handle_batch(batch)
-            await self.sleep_until_next_poll(self.chain_poll_interval())
+            await trio.sleep(backoff)
 
     async def _handle_batch(self, batch: Batch) -> None:
         if batch.reorg is not None:

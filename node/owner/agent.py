@@ -68,7 +68,6 @@ T = TypeVar("T")
 OUTCOME_STATE = {ACCEPT: ACCEPTED, PENDING: PENDING_STATE, REJECT: REJECTED}
 ROUND_STATUS = {0: TaskStatus.COMPUTING, 1: TaskStatus.RECOMPUTING}
 PARAMS_RETRY = 3.0  # seconds between attempts to learn a task's params (at most)
-FAST_POLL = 0.1  # seconds between chain polls while a task we serve waits for its committee
 RECHECK = 5.0  # seconds between chain reads of a task no event or owner decision touched
 STEPS_AT_ONCE = 8  # tasks an agent steps (params, chain reads, notices) concurrently
 MAX_CACHED_ANNOUNCEMENTS = 1024
@@ -121,9 +120,6 @@ class OwnerAgent:
         self.follower: ChainFollower | None = None
         self.candidates: dict[int, float] = {}  # posted tasks whose params are not known yet
         self.param_tries: dict[int, int] = {}  # attempts so far per candidate
-        # tasks we contribute to whose committee has not formed: the chain is polled fast
-        self.awaiting_committee: set[int] = set()
-        self.poll_wake = trio.Event()  # set: poll the chain now
         self.announced: dict[int, bytes] = {}  # params heard on gossip (checked when used)
         self.not_mine: set[int] = set()
         self.delivering: set[tuple[int, int]] = set()
@@ -240,17 +236,7 @@ class OwnerAgent:
                 await trio.sleep(backoff)
                 continue
             self.on_events(batch.events)
-            with trio.move_on_after(self.chain_poll_interval()):
-                await self.poll_wake.wait()  # a task started waiting for its committee
-            if self.poll_wake.is_set():
-                self.poll_wake = trio.Event()
-
-    def chain_poll_interval(self) -> float:
-        """Seconds between chain polls: short while a task we contribute to waits for its
-        committee (our shares go out one poll after the formation), else the configured."""
-        if self.awaiting_committee:
-            return min(self.cfg.poll_interval, FAST_POLL)
-        return self.cfg.poll_interval
+            await trio.sleep(backoff)
 
     def on_events(self, events: Iterable[Any]) -> None:
         """Posted tasks become candidates; anything else may move a task: reconcile now."""
@@ -428,7 +414,6 @@ class OwnerAgent:
             purged = self.state.close_task(d.task_id)
             self.checked.pop(d.task_id, None)
             self.preshared.discard(d.task_id)
-            self.awaiting_committee.discard(d.task_id)
             for rnd in ROUND_STATUS:
                 self.verified.discard((d.task_id, rnd))
                 self.share_locks.pop((d.task_id, rnd), None)
@@ -436,11 +421,6 @@ class OwnerAgent:
                      d.task_id, info.status.name.lower(), purged)  # fmt: skip
             return
         await self._maybe_notice(d)
-        if d.state not in CONTRIBUTING or info.status != TaskStatus.OPEN:
-            self.awaiting_committee.discard(d.task_id)
-        elif d.task_id not in self.awaiting_committee:
-            self.awaiting_committee.add(d.task_id)
-            self.poll_wake.set()
         if d.state not in CONTRIBUTING:
             return
         if info.status == TaskStatus.OPEN and d.task_id not in self.preshared:

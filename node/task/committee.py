@@ -29,7 +29,7 @@ JOIN_STAGGER = 3.0  # seconds between the committee's submitter and its backups
 JOIN_REPEAT = 2.0  # seconds between re-broadcasts of a node's own join intent
 BACKUP_WAIT = 8.0  # seconds best-ranked candidates have to offer before backups are seated
 RANK_REFRESH = 4.0  # seconds between re-reads of the sortition (the window grows with blocks)
-SEED_POLL = 0.2  # seconds between reads while the seed block is not mined yet (one block away)
+SEED_POLL = 0.5  # seconds between reads while the seed block is not mined yet (one block away)
 RANK_WANT = 3  # candidates ranked per seat: m seats plus 2 m backups
 
 
@@ -49,13 +49,6 @@ async def join(ctx: NodeContext, rt: TaskRuntime, m: int, seat_deadline: int) ->
     rt.intents[me] = sig
     msg = JoinIntent(rt.task_id, rt.round, ctx.address, sig).to_bytes()
     what = "re-execution committee" if rt.round else "committee"
-    with ctx.waiting_on_chain():  # the seed block, then the formation: polled fast meanwhile
-        await _join(ctx, rt, m, seat_deadline, msg, what, me)
-
-
-async def _join(
-    ctx: NodeContext, rt: TaskRuntime, m: int, seat_deadline: int, msg: bytes, what: str, me: str
-) -> None:
     last_sent = -JOIN_REPEAT
     ranking: Ranking | None = None
     refreshed = -RANK_REFRESH
@@ -82,7 +75,7 @@ async def _join(
                         ", ".join(f"{c.address}@{c.draw}" for c in ranking.candidates),
                     )
         if ranking is None or seeded is None:
-            with trio.move_on_after(SEED_POLL):
+            with trio.move_on_after(0.5):
                 await rt.until(rt.is_formed)
             continue
         if ranking.index(me) is None:

@@ -6,11 +6,10 @@ first argument, so they can run against in-memory fakes of the chain and transpo
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +30,6 @@ from dnode.node.transport import Transport
 log = logging.getLogger("dnode.node")
 
 T = TypeVar("T")
-FAST_POLL = 0.1  # seconds between chain polls while a step waits on the chain
 
 
 class NodeContext:
@@ -46,8 +44,6 @@ class NodeContext:
     ) -> None:
         self.cfg = cfg
         self.chain = chain
-        self._chain_waiters = 0  # steps waiting for a block or an event (waiting_on_chain)
-        self.poll_wake = trio.Event()  # set: poll the chain now, not after the interval
         # crash-safe memory (seats, shares, results, signatures) and the tx outbox, one file
         self.state = state or open_state(cfg.state_dir)
         self.outbox = chain.outbox if isinstance(chain.outbox, TxOutbox) else None
@@ -79,31 +75,6 @@ class NodeContext:
             transport, cfg.state_dir, self.tasks.get, lambda: list(self.tasks.values())
         )
         self.metrics = metrics or Metrics()
-
-    @contextlib.contextmanager
-    def waiting_on_chain(self) -> Iterator[None]:
-        """Mark a step that waits for the chain (a seed block, a committee's formation):
-        meanwhile the chain is polled every FAST_POLL s, because that step's latency is one
-        poll interval per chain round trip. Idle, a node polls at its configured interval."""
-        self._chain_waiters += 1
-        self.poll_wake.set()
-        try:
-            yield
-        finally:
-            self._chain_waiters -= 1
-
-    def chain_poll_interval(self) -> float:
-        """Seconds until the next chain poll (short while a step waits on the chain)."""
-        if self._chain_waiters:
-            return min(self.cfg.poll_interval, FAST_POLL)
-        return self.cfg.poll_interval
-
-    async def sleep_until_next_poll(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less if a step starts waiting on the chain meanwhile."""
-        with trio.move_on_after(seconds):
-            await self.poll_wake.wait()  # set during the last poll: poll again at once
-        if self.poll_wake.is_set():
-            self.poll_wake = trio.Event()
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking chain call in a thread so the trio loop keeps serving peers.
