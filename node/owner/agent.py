@@ -347,19 +347,16 @@ class OwnerAgent:
     async def consider(self, task_id: int) -> Decision | None:
         """Learn a posted task's params; if it names this owner, decide and record."""
         if self.state.decision(task_id) is not None:
-            self.candidates.pop(task_id, None)
-            self.param_tries.pop(task_id, None)
+            self._drop_candidate(task_id)
             return self.state.decision(task_id)
         info: TaskInfo = await self.call(self.chain.task_info, task_id)
         if info.status == TaskStatus.NONE or info.status in TERMINAL_STATUSES:
-            self.candidates.pop(task_id, None)
-            self.param_tries.pop(task_id, None)
+            self._drop_candidate(task_id)
             return None
         params = await self._params_of(task_id, info.params_digest)
         if params is None:
             return None  # retried on a later pass
-        self.candidates.pop(task_id, None)
-        self.param_tries.pop(task_id, None)
+        self._drop_candidate(task_id)
         self.announced.pop(task_id, None)
         if not params.is_owner(self.address) or not params.spec.uses_table:
             self.not_mine.add(task_id)
@@ -369,6 +366,11 @@ class OwnerAgent:
         # reads the owner's file (seconds for a large one): off the event loop
         chosen = await self.call(dataset_for, params, self.cfg.datasets, info)
         return self.decide_task(info, params, undercharged, chosen)
+
+    def _drop_candidate(self, task_id: int) -> None:
+        """The task's params are known, or it needs none from us: stop asking."""
+        self.candidates.pop(task_id, None)
+        self.param_tries.pop(task_id, None)
 
     def decide_task(
         self,

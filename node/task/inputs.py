@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 
 import trio
 
@@ -16,10 +17,16 @@ from dnode.node.protocol import (
     ok,
 )
 from dnode.node.task.context import NodeContext
+from dnode.node.task.state import TaskRuntime
 
 log = logging.getLogger("dnode.node")
 
 SEAT_WAIT = 5.0  # seconds a contribution waits for this node to see its task's committee
+
+
+def _seated_with_params(rt: TaskRuntime) -> bool:
+    """This node knows the task's committee (or already holds its seat) and its params."""
+    return (rt.seat is not None or rt.is_formed()) and rt.knows_params()
 
 
 async def on_contribution(ctx: NodeContext, peer: str, data: bytes) -> bytes:
@@ -28,12 +35,12 @@ async def on_contribution(ctx: NodeContext, peer: str, data: bytes) -> bytes:
         rt = ctx.known(c.task_id, c.round)
         if (c.chain_id, c.contract.lower()) != (ctx.chain_id, ctx.contract.lower()):
             raise ProtocolViolation(peer, "contribution is for another chain or contract")
-        if rt is not None and ((rt.seat is None and not rt.is_formed()) or rt.params is None):
+        if rt is not None and not _seated_with_params(rt):
             # the owner saw the committee form a chain poll before this node did, or the
             # task's params have not reached this node yet (gossip): wait for both rather
             # than refuse (the owner would retry a retry interval later)
             with trio.move_on_after(SEAT_WAIT):
-                await rt.until(lambda: rt.is_formed() and rt.knows_params())
+                await rt.until(partial(_seated_with_params, rt))
         if rt is None or rt.seat is None:
             raise ProtocolViolation(peer, f"this node holds no seat in task {c.task_id}")
         if rt.params is None:
